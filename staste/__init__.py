@@ -1,0 +1,38 @@
+"""staste: a Redis-backed, multi-dimensional event tracker for Django sites.
+
+The public names are re-exported here; the seed's import paths (``staste.metrica``,
+``staste.axis``) work as well.
+"""
+
+from typing import Any
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "AveragedMetrica",
+    "Axis",
+    "HierarchicalAxis",
+    "Metrica",
+    "StoredChoiceAxis",
+    "register",
+    "registry",
+]
+
+_EXPORTS = {
+    "Axis": "staste.axis",
+    "StoredChoiceAxis": "staste.axis",
+    "HierarchicalAxis": "staste.axis",
+    "Metrica": "staste.metrica",
+    "AveragedMetrica": "staste.metrica",
+    "register": "staste.registry",
+    "registry": "staste.registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import staste` in settings.py does not import Django's settings.
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'staste' has no attribute {name!r}")

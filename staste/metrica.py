@@ -1,0 +1,305 @@
+"""Metricas: named collections of counters that ``kick()`` bumps.
+
+>>> guests = Metrica(name="guest_visits", axes=[("gender", Axis(choices=["boy", "girl"]))])
+>>> guests.kick(gender="girl")                      # doctest: +SKIP
+>>> guests.filter(gender="girl").total()            # doctest: +SKIP
+1
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import fractions
+import functools
+import logging
+import math
+import numbers
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from staste import conf, keys, scripts, timescale
+from staste.axis import Axis
+from staste.exceptions import RedisUnavailable
+
+if TYPE_CHECKING:
+    from staste.query import MetricaValues
+
+logger = logging.getLogger("staste")
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
+REDIS_INT_LIMIT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Kick:
+    """One validated kick, ready to be written; identical kicks merge by adding increments.
+
+    ``spans`` are the buckets it lands in, ``families`` the (field prefix, key infix) pairs
+    whose counters it bumps with ``increments``, ``options`` each axis' field parts and
+    ``members`` the stored-choice members per stored axis.
+    """
+
+    metrica: "Metrica"
+    spans: tuple[timescale.Span, ...]
+    families: tuple[str, ...]
+    increments: tuple[int, ...]
+    options: tuple[tuple[str, ...], ...]
+    members: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def merge_key(self) -> tuple[Any, ...]:
+        return (self.metrica.base, self.spans, self.families, self.options, self.members)
+
+    def merged(self, other: "Kick") -> "Kick":
+        total = tuple(a + b for a, b in zip(self.increments, other.increments, strict=True))
+        return Kick(self.metrica, self.spans, self.families, total, self.options, self.members)
+
+    def keys_and_args(self, now: float | None = None) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of kick.lua for this kick."""
+        base = self.metrica.base
+        now = time.time() if now is None else now
+        hash_keys = [
+            keys.bucket_key(base + family_infix(prefix), timescale.bucket_id(span))
+            for prefix in self.families
+            for span in self.spans
+        ]
+        year = next((str(span[0]) for span in self.spans if len(span) == 1), "")
+        script_keys = hash_keys + ([keys.years_key(base)] if year else [])
+        args: list[Any] = [len(self.spans), len(self.families), year, len(self.options)]
+        for prefix, increment in zip(self.families, self.increments, strict=True):
+            args += [prefix, increment]
+        args += [ttl(span, now) for span in self.spans]
+        for parts in self.options:
+            args += [len(parts), *parts]
+        for axis_name, members in self.members:
+            script_keys.append(keys.choices_key(base, axis_name))
+            args += [len(members), *members]
+        return script_keys, args
+
+
+def family_infix(prefix: str) -> str:
+    """Families whose prefix starts with '~' live in hashes of their own (e.g. histograms)."""
+    return "h:" if prefix.startswith("~") else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
+    end = timescale.end(span)
+    if end == datetime.datetime.max:
+        return math.inf
+    return end.replace(tzinfo=conf.time_zone()).timestamp()
+
+
+def ttl(span: timescale.Span, now: float) -> int:
+    """Seconds a bucket is kept: its scale's retention after the later of its end and now."""
+    scale = timescale.scale_of(span)
+    keep = conf.retention().get(scale) if scale else None
+    if keep is None:
+        return 0
+    end = _span_end_timestamp(span, conf.time_zone().key)
+    return int(keep + max(0.0, end - now)) + 1
+
+
+def to_local(moment: datetime.date | datetime.datetime | None) -> datetime.datetime:
+    """A naive datetime in the staste time zone's calendar.
+
+    Aware datetimes are converted; naive ones are taken to be local already (as Django does
+    with ``USE_TZ``); dates are midnight; ``None`` is now.
+    """
+    zone = conf.time_zone()
+    if moment is None:
+        return datetime.datetime.now(zone).replace(tzinfo=None)
+    if not isinstance(moment, datetime.datetime):
+        if isinstance(moment, datetime.date):
+            return datetime.datetime(moment.year, moment.month, moment.day)
+        raise TypeError(f"date must be a datetime or a date, not {type(moment).__name__}")
+    if moment.tzinfo is not None and moment.utcoffset() is not None:
+        return moment.astimezone(zone).replace(tzinfo=None)
+    return moment.replace(tzinfo=None)
+
+
+class Metrica:
+    """An event counter with axes, kept at every recorded time scale.
+
+    ``kick()`` counts an event (or adds ``value``) under every combination of the given
+    axis values and "all", in the all-time, year, month, day, hour and minute buckets.
+    ``multiplier`` stores fractional values as integers (``multiplier=100`` keeps cents).
+    """
+
+    averaged = False
+
+    def __init__(
+        self,
+        name: str,
+        axes: Sequence[tuple[str, Axis]] | Mapping[str, Axis] = (),
+        multiplier: int | None = None,
+        date_scales: Iterable[str] | None = None,
+        *,
+        title: str | None = None,
+        description: str = "",
+        category: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'"
+            )
+        self.name = name
+        pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
+        self.axes: dict[str, Axis] = {}
+        for axis_name, axis in pairs:
+            if not isinstance(axis_name, str) or not axis_name.isidentifier():
+                raise ValueError(f"{name}: axis name {axis_name!r} must be a Python identifier")
+            if axis_name in RESERVED_AXIS_NAMES or axis_name in self.axes:
+                raise ValueError(f"{name}: axis name {axis_name!r} is reserved or given twice")
+            if not isinstance(axis, Axis):
+                raise TypeError(f"{name}: axis {axis_name!r} must be an Axis, not {type(axis).__name__}")
+            self.axes[axis_name] = axis
+        if multiplier is not None and (
+            isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1
+        ):
+            raise ValueError(f"{name}: multiplier must be a positive int, not {multiplier!r}")
+        self.multiplier = multiplier
+        scales = timescale.SCALES if date_scales is None else tuple(date_scales)
+        for scale in scales:
+            timescale.depth(scale)
+        # Buckets nest, so a scale is only useful with every coarser scale recorded too.
+        self.date_scales: tuple[str, ...] = timescale.SCALES[: max(map(timescale.depth, scales), default=0)]
+        self.title = title or name.replace("_", " ").capitalize()
+        self.description = description
+        self.category = category
+        self.families: tuple[str, ...] = ("", keys.COUNT_MARK) if self.averaged else ("",)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} axes={list(self.axes)}>"
+
+    @property
+    def base(self) -> str:
+        """Start of every Redis key of this metrica (read per call: the prefix is a setting)."""
+        return keys.metrica_base(conf.get("STASTE_METRICS_PREFIX"), self.name)
+
+    def signature(self) -> str:
+        """What the axes look like, to detect axes changed after data was written."""
+        axes = ";".join(f"{name}={axis.signature()}" for name, axis in self.axes.items())
+        return f"{type(self).__name__}|{self.multiplier}|{axes}"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def scaled(self, value: Any) -> int:
+        """``value`` as the integer stored in Redis; ValueError for anything else."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Number) or isinstance(value, complex):
+            raise ValueError(f"{self.name}: value must be a number, not {value!r}")
+        if isinstance(value, numbers.Integral):
+            amount = int(value) * (self.multiplier or 1)
+        else:
+            if isinstance(value, (float, decimal.Decimal)) and not math.isfinite(value):
+                raise ValueError(f"{self.name}: value must be finite, not {value!r}")
+            # Read floats through their shortest decimal text, so 0.16 * 100 is exactly 16.
+            exact = fractions.Fraction(decimal.Decimal(repr(value)) if isinstance(value, float) else value)
+            if self.multiplier is None:
+                if exact.denominator != 1:
+                    raise ValueError(
+                        f"{self.name}: value {value!r} is not whole; give the metrica a multiplier "
+                        "(multiplier=100 keeps two decimals)"
+                    )
+                amount = int(exact)
+            else:
+                amount = round(exact * self.multiplier)
+        if abs(amount) > REDIS_INT_LIMIT // 1024:
+            raise ValueError(f"{self.name}: value {value!r} is too large to count")
+        return int(amount)
+
+    def prepare_kick(
+        self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any
+    ) -> Kick:
+        """Validate a kick completely, without touching Redis."""
+        unknown = [name for name in axis_values if name not in self.axes]
+        if unknown:
+            raise TypeError(
+                f"{self.name}.kick() got unknown axis {unknown[0]!r}; its axes are {list(self.axes) or 'none'}"
+            )
+        options: list[tuple[str, ...]] = []
+        members: list[tuple[str, tuple[str, ...]]] = []
+        for axis_name, axis in self.axes.items():
+            given = axis_values.get(axis_name)
+            try:
+                options.append(tuple(axis.kick_parts(given)))
+                stored = axis.stored_members(given)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
+            if stored:
+                members.append((axis_name, tuple(stored)))
+        amount = self.scaled(value)
+        spans = tuple(timescale.spans_of(to_local(date), self.date_scales))
+        increments = (amount, 1) if self.averaged else (amount,)
+        return Kick(self, spans, self.families, increments, tuple(options), tuple(members))
+
+    def kick(
+        self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any
+    ) -> None:
+        """Count one event (of weight ``value``) at ``date`` (default: now) in one round trip.
+
+        Invalid input raises ValueError or TypeError before anything is written.  When Redis
+        is unreachable this raises :class:`staste.exceptions.RedisUnavailable`, unless
+        ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
+        """
+        self.write(self.prepare_kick(value, date, **axis_values))
+
+    def write(self, kick: Kick) -> None:
+        script_keys, args = kick.keys_and_args()
+        try:
+            scripts.run("kick", script_keys, args)
+        except RedisUnavailable:
+            if not conf.get("STASTE_FAIL_SILENTLY"):
+                raise
+            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def values(self) -> MetricaValues:
+        """All of this metrica's values, all time: the start of every query."""
+        from staste.query import MetricaValues
+
+        return MetricaValues(self)
+
+    def timespan(self, **calendar: int | None) -> MetricaValues:
+        return self.values().timespan(**calendar)
+
+    def filter(self, **axis_values: Any) -> MetricaValues:
+        return self.values().filter(**axis_values)
+
+    def total(self) -> int | float:
+        return self.values().total()
+
+    def iterate(self, axis: str | None = None) -> list[tuple[Any, Any]]:
+        return self.values().iterate(axis)
+
+    def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
+        return self.values().timeserie(since, until, scale)
+
+
+class AveragedMetrica(Metrica):
+    """A metrica that also counts its events, so averages can be read back.
+
+    >>> m = AveragedMetrica(name="order_value", axes=[], multiplier=100)
+    >>> m.kick(value=12.5); m.kick(value=7.5)          # doctest: +SKIP
+    >>> m.values().average()                          # doctest: +SKIP
+    10.0
+    """
+
+    averaged = True
+
+    def count(self) -> int:
+        return self.values().count()
+
+    def average(self) -> float | None:
+        return self.values().average()
+
+    def iterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
+        return self.values().iterate_counts(axis)
+
+    def iterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
+        return self.values().iterate_averages(axis)

@@ -1,0 +1,190 @@
+"""Calendar buckets: which counters an event lands in, and which buckets a query reads.
+
+A *span* is a tuple of calendar numbers given from the top down: ``()`` is all time,
+``(2010,)`` the year 2010, ``(2010, 2)`` February 2010, up to ``(2010, 2, 7, 13, 5)`` for
+one minute.  Spans are in the staste time zone's local calendar and carry no tzinfo.
+
+Nothing here touches Redis or Django.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+from collections.abc import Iterable, Sequence
+
+SCALES: tuple[str, ...] = ("year", "month", "day", "hour", "minute")
+Span = tuple[int, ...]
+
+_LIMITS = {"month": (1, 12), "hour": (0, 23), "minute": (0, 59)}
+MAX_YEAR = 9999
+
+
+def scale_of(span: Span) -> str | None:
+    """The scale whose buckets ``span`` is one of (None for all time)."""
+    return SCALES[len(span) - 1] if span else None
+
+
+def depth(scale: str) -> int:
+    try:
+        return SCALES.index(scale) + 1
+    except ValueError:
+        raise ValueError(f"unknown time scale {scale!r}; use one of {', '.join(SCALES)}") from None
+
+
+def bucket_id(span: Span) -> str:
+    if not span:
+        return "all"
+    return f"{span[0]:04d}" + "".join(f"{number:02d}" for number in span[1:])
+
+
+def span_from_bucket_id(bucket: str) -> Span:
+    if bucket == "all":
+        return ()
+    return (int(bucket[:4]),) + tuple(int(bucket[i : i + 2]) for i in range(4, len(bucket), 2))
+
+
+def make_span(
+    year: int | None = None,
+    month: int | None = None,
+    day: int | None = None,
+    hour: int | None = None,
+    minute: int | None = None,
+) -> Span:
+    """Validate calendar numbers given from the top down and return their span.
+
+    >>> make_span(year=2010, month=2)
+    (2010, 2)
+    """
+    given = (year, month, day, hour, minute)
+    span: list[int] = []
+    for scale, number in zip(SCALES, given, strict=True):
+        if number is None:
+            break
+        span.append(_check_number(scale, number, span))
+    rest = given[len(span) :]
+    if any(number is not None for number in rest):
+        missing = SCALES[len(span)]
+        extra = [s for s, n in zip(SCALES[len(span) :], rest, strict=True) if n is not None]
+        raise TypeError(
+            f"timespan: {extra[0]}= needs {missing}= too; give the scales from the top down "
+            "(year, month, day, hour, minute)"
+        )
+    return tuple(span)
+
+
+def _check_number(scale: str, number: object, above: list[int]) -> int:
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError(f"timespan: {scale}= must be an int, got {number!r}")
+    if scale == "year":
+        low, high = 1, MAX_YEAR
+    elif scale == "day":
+        low, high = 1, calendar.monthrange(above[0], above[1])[1]
+    else:
+        low, high = _LIMITS[scale]
+    if not low <= number <= high:
+        raise ValueError(f"timespan: {scale}={number} is out of range {low}..{high}")
+    return number
+
+
+def truncate(moment: datetime.datetime, scale: str | None) -> Span:
+    """The span of ``scale`` that holds ``moment`` (a naive local datetime)."""
+    full = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+    return full[: depth(scale)] if scale else ()
+
+
+def spans_of(moment: datetime.datetime, scales: Sequence[str]) -> list[Span]:
+    """Every bucket an event at ``moment`` counts in: all time, then each recorded scale."""
+    return [()] + [truncate(moment, scale) for scale in scales]
+
+
+def start(span: Span) -> datetime.datetime:
+    if not span:
+        return datetime.datetime.min
+    year, month, day, hour, minute = (*span, *(1, 1, 0, 0)[len(span) - 1 :])
+    return datetime.datetime(year, month, day, hour, minute)
+
+
+def following(span: Span) -> Span:
+    """The next span of the same scale."""
+    scale = scale_of(span)
+    if scale is None:
+        raise ValueError("all time has no following span")
+    if scale == "year":
+        return (span[0] + 1,)
+    if scale == "month":
+        year, month = span
+        return (year + 1, 1) if month == 12 else (year, month + 1)
+    step = {"day": datetime.timedelta(days=1), "hour": datetime.timedelta(hours=1)}.get(
+        scale, datetime.timedelta(minutes=1)
+    )
+    return truncate(start(span) + step, scale)
+
+
+def end(span: Span) -> datetime.datetime:
+    """Exclusive end of ``span`` (a naive local datetime); datetime.max for all time."""
+    if not span:
+        return datetime.datetime.max
+    if span[0] >= MAX_YEAR and len(span) == 1:
+        return datetime.datetime.max
+    try:
+        return start(following(span))
+    except (OverflowError, ValueError):
+        return datetime.datetime.max
+
+
+def children(span: Span) -> list[Span]:
+    """The spans one scale finer inside ``span`` (not for all time: years are stored)."""
+    scale = scale_of(span)
+    if scale is None:
+        raise ValueError("the years of all time are read from Redis, not computed")
+    if scale == "minute":
+        raise ValueError("a minute is the finest time scale; there is nothing to iterate")
+    if scale == "year":
+        return [(*span, month) for month in range(1, 13)]
+    if scale == "month":
+        return [(*span, day) for day in range(1, calendar.monthrange(*span)[1] + 1)]
+    if scale == "day":
+        return [(*span, hour) for hour in range(24)]
+    return [(*span, minute) for minute in range(60)]
+
+
+def series(since: datetime.datetime, until: datetime.datetime, scale: str) -> list[Span]:
+    """Spans of ``scale`` from the one holding ``since`` to the one holding ``until``."""
+    first, last = truncate(since, scale), truncate(until, scale)
+    spans: list[Span] = []
+    current = first
+    while current <= last:
+        spans.append(current)
+        current = following(current)
+    return spans
+
+
+def count_buckets(since: datetime.datetime, until: datetime.datetime, scale: str) -> int:
+    """How many spans ``series`` would return, computed without building them."""
+    if until < since:
+        return 0
+    if scale == "year":
+        return until.year - since.year + 1
+    if scale == "month":
+        return (until.year - since.year) * 12 + until.month - since.month + 1
+    seconds = {"day": 86400, "hour": 3600, "minute": 60}[scale]
+    first, last = start(truncate(since, scale)), start(truncate(until, scale))
+    return int((last - first).total_seconds() // seconds) + 1
+
+
+def finest_retained(
+    since: datetime.datetime,
+    now: datetime.datetime,
+    scales: Iterable[str],
+    retention: dict[str, int | None],
+) -> str:
+    """The finest recorded scale whose retention still covers ``since``."""
+    recorded = [scale for scale in SCALES if scale in set(scales)]
+    if not recorded:
+        raise ValueError("this metrica records no time scale finer than all time")
+    for scale in reversed(recorded):
+        keep = retention.get(scale)
+        if keep is None or since >= now - datetime.timedelta(seconds=keep):
+            return scale
+    return recorded[0]
