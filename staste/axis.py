@@ -19,6 +19,22 @@ from staste import conf, keys
 Value = Any
 
 
+class _Other(str):
+    """The label of values counted after an axis reached ``max_choices``.
+
+    A ``str`` (so it renders and serialises as "(other)") that is told apart from a real
+    value "(other)" by identity: ``label is OTHER``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OTHER"
+
+
+OTHER = _Other("(other)")
+
+
 class Axis:
     """A dimension of a metrica.
 
@@ -36,9 +52,13 @@ class Axis:
         choices: Sequence[Value] | None = None,
         value_type: Callable[[Any], Value] = str,
         max_length: int | None = None,
+        max_choices: int | None = None,
     ) -> None:
         self.value_type = value_type
         self.max_length = max_length
+        if max_choices is not None and (isinstance(max_choices, bool) or max_choices < 0):
+            raise ValueError(f"max_choices must be a whole number >= 0, not {max_choices!r}")
+        self.max_choices = max_choices
         if choices is not None:
             self.choices: list[Value] | None = list(choices)
             if not self.choices:
@@ -103,27 +123,33 @@ class Axis:
             return keys.ALL
         return keys.value_part(self.check(value))
 
-    def stored_members(self, value: Value) -> list[str]:
-        """Members to add to this axis' set of stored choices for a kick with ``value``."""
-        if value is None or not self.stores_choices:
-            return []
-        return [keys.value_part(self.check(value))]
+    def cap(self) -> int:
+        """How many values this axis stores before new ones count as OTHER (-1: stores none,
+        0: no limit); see ``STASTE_MAX_CHOICES``."""
+        if not self.stores_choices:
+            return -1
+        if self.max_choices is not None:
+            return self.max_choices
+        return conf.get("STASTE_MAX_CHOICES")
 
     # -- values out ------------------------------------------------------------------------
 
-    def declared_parts(self, filter_value: Value = None) -> list[tuple[Value, str]]:
+    def declared_parts(self) -> list[tuple[Value, str]]:
         """(value, part) for each declared choice, in declared order."""
         assert self.choices is not None
         return [(choice, keys.value_part(text)) for text, choice in self._choice_text.items()]
 
     def from_part(self, part: str) -> Value:
+        if part == keys.OVERFLOW:
+            return OTHER
         text = keys.decode_part(part)
         if self.choices is not None and text in self._choice_text:
             return self._choice_text[text]
         return self.value_type(text)
 
     def sort_key(self, value: Value) -> Any:
-        return (type(value).__name__, value)
+        # OTHER sorts last; values of one axis share a type, so they compare among themselves.
+        return (value is OTHER, type(value).__name__, value)
 
     def member_parent(self, filter_value: Value) -> str:
         """What the members script compares members against ('' lists every member)."""
@@ -133,8 +159,10 @@ class Axis:
 class StoredChoiceAxis(Axis):
     """An axis that accepts any value and remembers every value it has seen."""
 
-    def __init__(self, value_type: Callable[[Any], Value] = str, max_length: int | None = None) -> None:
-        super().__init__(choices=None, value_type=value_type, max_length=max_length)
+    def __init__(
+        self, value_type: Callable[[Any], Value] = str, max_length: int | None = None, max_choices: int | None = None
+    ) -> None:
+        super().__init__(choices=None, value_type=value_type, max_length=max_length, max_choices=max_choices)
 
 
 class HierarchicalAxis(Axis):
@@ -147,8 +175,8 @@ class HierarchicalAxis(Axis):
 
     hierarchical = True
 
-    def __init__(self, max_depth: int = 8, max_length: int | None = None) -> None:
-        super().__init__(choices=None, value_type=str, max_length=max_length)
+    def __init__(self, max_depth: int = 8, max_length: int | None = None, max_choices: int | None = None) -> None:
+        super().__init__(choices=None, value_type=str, max_length=max_length, max_choices=max_choices)
         self.max_depth = max_depth
 
     def signature(self) -> str:
@@ -177,10 +205,9 @@ class HierarchicalAxis(Axis):
             return keys.ALL
         return keys.path_part(self.path(value))
 
-    def stored_members(self, value: Value) -> list[str]:
-        return self.kick_parts(value)[1:]
-
-    def from_part(self, part: str) -> tuple[str, ...]:
+    def from_part(self, part: str) -> Value:
+        if part == keys.OVERFLOW:
+            return OTHER
         return keys.decode_path_part(part)
 
     def member_parent(self, filter_value: Value) -> str:

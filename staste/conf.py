@@ -48,6 +48,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_SOCKET_TIMEOUT": 5.0,
     # When true, a synchronous kick that cannot reach Redis is logged and dropped.
     "STASTE_FAIL_SILENTLY": False,
+    # How many distinct values a stored axis keeps before counting new ones as "(other)";
+    # 0 means no limit. Axis(max_choices=...) overrides it per axis.
+    "STASTE_MAX_CHOICES": 1000,
     # Longest accepted axis value, in characters.
     "STASTE_MAX_VALUE_LENGTH": 1000,
     # Most buckets a single time series may ask for.
@@ -62,6 +65,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_SOCKET_TIMEOUT": float,
     "STASTE_FAIL_SILENTLY": bool,
     "STASTE_MAX_VALUE_LENGTH": int,
+    "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
 }
 

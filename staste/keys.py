@@ -7,7 +7,8 @@ Layout (see docs/keys.md):
   ``2010020713``, ``201002071305``);
 * a field per combination of axis values: one *part* per axis joined with ``|``; a part is
   ``*`` for "every value" or ``=`` followed by the escaped value;
-* ``#`` before a field names the event count of that combination (AveragedMetrica).
+* ``#`` before a field names the event count of that combination (AveragedMetrica);
+* the part ``!`` counts the values of an axis beyond its ``max_choices``.
 
 Escaping maps ``\\`` to ``\\\\``, ``|`` to ``\\p`` and ``/`` to ``\\s`` so a value can never
 contain the part separator nor the hierarchy separator; every string, including ``""``,
@@ -22,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ALL = "*"
+#: The part that counts values an axis no longer stores (it reached max_choices).
+OVERFLOW = "!"
 VALUE_MARK = "="
 PART_SEPARATOR = "|"
 PATH_SEPARATOR = "/"

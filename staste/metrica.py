@@ -15,13 +15,14 @@ import functools
 import logging
 import math
 import numbers
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from staste import conf, keys, scripts, timescale
+from staste import conf, connection, keys, scripts, timescale
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 
@@ -39,29 +40,27 @@ REDIS_INT_LIMIT = 2**63 - 1
 class Kick:
     """One validated kick, ready to be written; identical kicks merge by adding increments.
 
-    ``spans`` are the buckets it lands in, ``families`` the (field prefix, key infix) pairs
-    whose counters it bumps with ``increments``, ``options`` each axis' field parts and
-    ``members`` the stored-choice members per stored axis.
+    ``spans`` are the buckets it lands in, ``families`` the field prefixes whose counters it
+    bumps by ``increments``, and ``options`` each axis' field parts with the axis' cap on
+    stored choices (-1: stores none, 0: unbounded; see kick.lua).
     """
 
-    metrica: "Metrica"
+    metrica: Metrica
     spans: tuple[timescale.Span, ...]
     families: tuple[str, ...]
     increments: tuple[int, ...]
-    options: tuple[tuple[str, ...], ...]
-    members: tuple[tuple[str, tuple[str, ...]], ...]
+    options: tuple[tuple[tuple[str, ...], int], ...]
 
     def merge_key(self) -> tuple[Any, ...]:
-        return (self.metrica.base, self.spans, self.families, self.options, self.members)
+        return (self.metrica.base, self.spans, self.families, self.options)
 
-    def merged(self, other: "Kick") -> "Kick":
+    def merged(self, other: Kick) -> Kick:
         total = tuple(a + b for a, b in zip(self.increments, other.increments, strict=True))
-        return Kick(self.metrica, self.spans, self.families, total, self.options, self.members)
+        return Kick(self.metrica, self.spans, self.families, total, self.options)
 
-    def keys_and_args(self, now: float | None = None) -> tuple[list[str], list[Any]]:
-        """The KEYS and ARGV of kick.lua for this kick."""
+    def segment(self, now: float) -> tuple[list[str], list[Any]]:
+        """This kick's KEYS and ARGV segment of kick.lua."""
         base = self.metrica.base
-        now = time.time() if now is None else now
         hash_keys = [
             keys.bucket_key(base + family_infix(prefix), timescale.bucket_id(span))
             for prefix in self.families
@@ -73,12 +72,23 @@ class Kick:
         for prefix, increment in zip(self.families, self.increments, strict=True):
             args += [prefix, increment]
         args += [ttl(span, now) for span in self.spans]
-        for parts in self.options:
-            args += [len(parts), *parts]
-        for axis_name, members in self.members:
-            script_keys.append(keys.choices_key(base, axis_name))
-            args += [len(members), *members]
+        for (parts, cap), axis_name in zip(self.options, self.metrica.axes, strict=True):
+            args += [len(parts), *parts, cap]
+            if cap >= 0:
+                script_keys.append(keys.choices_key(base, axis_name))
         return script_keys, args
+
+
+def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call."""
+    now = time.time() if now is None else now
+    script_keys: list[str] = []
+    args: list[Any] = [len(kicks)]
+    for kick in kicks:
+        kick_keys, kick_args = kick.segment(now)
+        script_keys += kick_keys
+        args += kick_args
+    return script_keys, args
 
 
 def family_infix(prefix: str) -> str:
@@ -144,9 +154,7 @@ class Metrica:
         category: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise ValueError(
-                f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'"
-            )
+            raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
         self.name = name
         pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
         self.axes: dict[str, Axis] = {}
@@ -172,6 +180,7 @@ class Metrica:
         self.description = description
         self.category = category
         self.families: tuple[str, ...] = ("", keys.COUNT_MARK) if self.averaged else ("",)
+        self._signature_recorded: tuple[int, str] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} axes={list(self.axes)}>"
@@ -221,25 +230,18 @@ class Metrica:
             raise TypeError(
                 f"{self.name}.kick() got unknown axis {unknown[0]!r}; its axes are {list(self.axes) or 'none'}"
             )
-        options: list[tuple[str, ...]] = []
-        members: list[tuple[str, tuple[str, ...]]] = []
+        options: list[tuple[tuple[str, ...], int]] = []
         for axis_name, axis in self.axes.items():
-            given = axis_values.get(axis_name)
             try:
-                options.append(tuple(axis.kick_parts(given)))
-                stored = axis.stored_members(given)
+                options.append((tuple(axis.kick_parts(axis_values.get(axis_name))), axis.cap()))
             except ValueError as exc:
                 raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
-            if stored:
-                members.append((axis_name, tuple(stored)))
         amount = self.scaled(value)
         spans = tuple(timescale.spans_of(to_local(date), self.date_scales))
         increments = (amount, 1) if self.averaged else (amount,)
-        return Kick(self, spans, self.families, increments, tuple(options), tuple(members))
+        return Kick(self, spans, self.families, increments, tuple(options))
 
-    def kick(
-        self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any
-    ) -> None:
+    def kick(self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any) -> None:
         """Count one event (of weight ``value``) at ``date`` (default: now) in one round trip.
 
         Invalid input raises ValueError or TypeError before anything is written.  When Redis
@@ -249,13 +251,27 @@ class Metrica:
         self.write(self.prepare_kick(value, date, **axis_values))
 
     def write(self, kick: Kick) -> None:
-        script_keys, args = kick.keys_and_args()
+        script_keys, args = batch_keys_and_args([kick])
         try:
+            self.record_signature()
             scripts.run("kick", script_keys, args)
         except RedisUnavailable:
             if not conf.get("STASTE_FAIL_SILENTLY"):
                 raise
             logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
+
+    def record_signature(self) -> None:
+        """Remember in Redis what the axes looked like when data was first written.
+
+        Done once per process and metrica (SET NX, so the first writer wins); the system
+        check staste.E002 compares it with the code's axes.
+        """
+        pid = os.getpid()
+        if self._signature_recorded == (pid, self.base):
+            return
+        with scripts.translated_errors():
+            connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
+        self._signature_recorded = (pid, self.base)
 
     # -- reading ---------------------------------------------------------------------------
 

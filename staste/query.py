@@ -69,9 +69,7 @@ class MetricaValues:
         span = timescale.make_span(year, month, day, hour, minute)
         if len(span) > len(self.metrica.date_scales):
             recorded = ", ".join(self.metrica.date_scales) or "only all time"
-            raise ValueError(
-                f"{self.metrica.name} does not record {timescale.scale_of(span)}s (it records {recorded})"
-            )
+            raise ValueError(f"{self.metrica.name} does not record {timescale.scale_of(span)}s (it records {recorded})")
         return MetricaValues(self.metrica, span, self.filters)
 
     def filter(self, **axis_values: Any) -> MetricaValues:
@@ -113,9 +111,7 @@ class MetricaValues:
 
     def _families(self, *wanted: str) -> list[str]:
         if keys.COUNT_MARK in wanted and not self.metrica.averaged:
-            raise TypeError(
-                f"{self.metrica.name} is a Metrica: only an AveragedMetrica counts its events"
-            )
+            raise TypeError(f"{self.metrica.name} is a Metrica: only an AveragedMetrica counts its events")
         return list(wanted)
 
     # -- one round trip each ---------------------------------------------------------------
@@ -152,9 +148,7 @@ class MetricaValues:
         if not self.metrica.date_scales:
             raise ValueError(f"{self.metrica.name} records only all time: there are no years to iterate")
         base = self.metrica.base
-        flat = scripts.run(
-            "members", [keys.years_key(base)], ["years", base, "", self._field(), "", *families]
-        )
+        flat = scripts.run("members", [keys.years_key(base)], ["years", base, "", self._field(), "", *families])
         rows = _unflatten(flat, len(families))
         return sorted(((int(_text(member)), raw) for member, raw in rows), key=lambda row: row[0])
 
@@ -227,9 +221,7 @@ class MetricaValues:
 
     # -- time series -------------------------------------------------------------------
 
-    def series_spans(
-        self, since: Any, until: Any = None, scale: str | None = None
-    ) -> tuple[str, list[timescale.Span]]:
+    def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
         """The scale and the buckets a time series from ``since`` to ``until`` reads."""
         start, stop = to_local(since), to_local(until)
         if stop < start:
@@ -249,7 +241,9 @@ class MetricaValues:
 
     def _series(self, since: Any, until: Any, scale: str | None, families: list[str]) -> list[Row]:
         _, spans = self.series_spans(since, until, scale)
-        return [(bucket_datetime(span), raw) for span, raw in zip(spans, self._read_spans(spans, families), strict=True)]
+        return [
+            (bucket_datetime(span), raw) for span, raw in zip(spans, self._read_spans(spans, families), strict=True)
+        ]
 
     def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[datetime.datetime, Any]]:
         """(bucket start, total) for every bucket from ``since`` to ``until`` (default: now).
@@ -258,7 +252,9 @@ class MetricaValues:
         """
         return [(moment, self._sum(raw[0])) for moment, raw in self._series(since, until, scale, self._families(""))]
 
-    def timeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[datetime.datetime, int]]:
+    def timeserie_counts(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[datetime.datetime, int]]:
         rows = self._series(since, until, scale, self._families(keys.COUNT_MARK))
         return [(moment, int(raw[0]) if raw[0] is not None else 0) for moment, raw in rows]
 
@@ -268,8 +264,7 @@ class MetricaValues:
         """(bucket start, count, average) for every bucket (AveragedMetrica)."""
         rows = self._series(since, until, scale, self._families("", keys.COUNT_MARK))
         return [
-            (moment, int(raw[1]) if raw[1] is not None else 0, self._average(raw[0], raw[1]))
-            for moment, raw in rows
+            (moment, int(raw[1]) if raw[1] is not None else 0, self._average(raw[0], raw[1])) for moment, raw in rows
         ]
 
 

@@ -8,6 +8,7 @@
 -- ARGV[5]: the parent path part for hierarchical axes ('' for a flat axis, '*' for the root).
 -- ARGV[6..]: field prefixes to read for each member ('' for the sum, '#' for the count).
 -- Returns a flat list: member, value per prefix, member, value per prefix, ...
+-- (An absent counter is false, which reaches the client as nil.)
 local members = redis.call('SMEMBERS', KEYS[1])
 local mode, target, before, after, parent = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local prefixes = {}
@@ -29,6 +30,12 @@ local function is_child(member)
   return string.find(member, '/', #head + 1, true) == nil
 end
 
+-- The overflow part '!' (values beyond max_choices) is listed after the stored members, at
+-- the top level only, when it counted anything.
+if mode == 'axis' and (parent == '' or parent == '*') then
+  members[#members + 1] = '!'
+end
+
 local out = {}
 for _, member in ipairs(members) do
   if is_child(member) then
@@ -46,9 +53,11 @@ for _, member in ipairs(members) do
       end
     end
     local values = redis.call('HMGET', key, unpack(fields))
-    out[#out + 1] = member
-    for _, value in ipairs(values) do
-      out[#out + 1] = value or false
+    if member ~= '!' or values[1] then
+      out[#out + 1] = member
+      for p = 1, #prefixes do
+        out[#out + 1] = values[p] or false
+      end
     end
   end
 end

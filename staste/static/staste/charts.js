@@ -1,0 +1,153 @@
+/*
+ * staste charts: draws every <canvas data-staste-chart="ID"> from the JSON that Django's
+ * json_script filter put in <script type="application/json" id="ID">.  No inline script is
+ * needed, so pages work under a strict Content-Security-Policy.
+ *
+ * Spec (built server-side by staste.charts.spec):
+ *   {"type": "line" | "pie" | "bar",
+ *    "title": "...", "labels": [...],
+ *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1"}],
+ *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"}}
+ *
+ * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec (used by pages that
+ * fetch fresh data); every drawn canvas gets data-staste-drawn="1".
+ */
+(function () {
+  "use strict";
+
+  var PALETTE = [
+    "#417690", "#e07b39", "#5b9b4a", "#b5446e", "#7a5ea8",
+    "#c9a227", "#2f8f8f", "#9c5b3b", "#6b7fd7", "#8a8a8a"
+  ];
+
+  function cssVar(name, fallback) {
+    var value = getComputedStyle(document.documentElement).getPropertyValue(name);
+    return (value && value.trim()) || fallback;
+  }
+
+  function themeColors() {
+    return {
+      text: cssVar("--body-fg", "#333"),
+      quiet: cssVar("--body-quiet-color", "#666"),
+      grid: cssVar("--hairline-color", "rgba(0,0,0,0.1)"),
+      background: cssVar("--body-bg", "#fff")
+    };
+  }
+
+  function color(index, alpha) {
+    var hex = PALETTE[index % PALETTE.length];
+    if (alpha === undefined) { return hex; }
+    var n = parseInt(hex.slice(1), 16);
+    return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
+  }
+
+  function config(spec) {
+    var colors = themeColors();
+    var pie = spec.type === "pie" || spec.type === "doughnut";
+    var datasets = (spec.datasets || []).map(function (dataset, i) {
+      var out = { label: dataset.label, data: dataset.data };
+      if (pie) {
+        out.backgroundColor = dataset.data.map(function (_, j) { return color(j); });
+        out.borderColor = colors.background;
+      } else {
+        out.borderColor = color(i);
+        out.backgroundColor = color(i, 0.15);
+        out.fill = spec.type === "line" && (spec.datasets || []).length === 1;
+        out.tension = 0.25;
+        out.pointRadius = dataset.data.length > 60 ? 0 : 2;
+        out.spanGaps = true;
+        out.yAxisID = dataset.axis || "y";
+      }
+      return out;
+    });
+    var scales = {};
+    if (!pie) {
+      scales.x = { ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true }, grid: { color: colors.grid } };
+      scales.y = {
+        beginAtZero: true,
+        ticks: { color: colors.quiet },
+        grid: { color: colors.grid },
+        title: { display: !!(spec.axes && spec.axes.y), text: (spec.axes && spec.axes.y) || "", color: colors.quiet }
+      };
+      if (datasets.some(function (d) { return d.yAxisID === "y1"; })) {
+        scales.y1 = {
+          beginAtZero: true,
+          position: "right",
+          ticks: { color: colors.quiet },
+          grid: { drawOnChartArea: false },
+          title: { display: !!(spec.axes && spec.axes.y1), text: (spec.axes && spec.axes.y1) || "", color: colors.quiet }
+        };
+      }
+    }
+    return {
+      type: spec.type === "pie" ? "pie" : spec.type,
+      data: { labels: spec.labels || [], datasets: datasets },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: pie ? "nearest" : "index", intersect: false },
+        plugins: {
+          legend: { display: pie || datasets.length > 1, labels: { color: colors.text } },
+          title: { display: !!spec.title, text: spec.title || "", color: colors.text }
+        },
+        scales: scales
+      }
+    };
+  }
+
+  var charts = new Map();
+
+  function draw(canvas, spec) {
+    if (typeof Chart === "undefined") {
+      canvas.setAttribute("data-staste-error", "Chart.js is not loaded");
+      return null;
+    }
+    var previous = charts.get(canvas);
+    if (previous) { previous.destroy(); }
+    canvas.__stasteSpec = spec;
+    var chart = new Chart(canvas, config(spec));
+    charts.set(canvas, chart);
+    canvas.setAttribute("data-staste-drawn", "1");
+    return chart;
+  }
+
+  function readSpec(canvas) {
+    var source = document.getElementById(canvas.getAttribute("data-staste-chart"));
+    if (!source) { return null; }
+    try {
+      return JSON.parse(source.textContent);
+    } catch (error) {
+      canvas.setAttribute("data-staste-error", String(error));
+      return null;
+    }
+  }
+
+  function drawAll(root) {
+    var canvases = (root || document).querySelectorAll("canvas[data-staste-chart]");
+    Array.prototype.forEach.call(canvases, function (canvas) {
+      var spec = readSpec(canvas);
+      if (spec) { draw(canvas, spec); }
+    });
+  }
+
+  function redrawForTheme() {
+    charts.forEach(function (chart, canvas) { draw(canvas, canvas.__stasteSpec); });
+  }
+
+  window.StasteCharts = { draw: draw, drawAll: drawAll, config: config };
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { drawAll(); });
+  } else {
+    drawAll();
+  }
+  // The admin's theme toggle changes data-theme on <html>; follow it, and the OS setting.
+  new MutationObserver(redrawForTheme).observe(document.documentElement, {
+    attributes: true, attributeFilter: ["data-theme"]
+  });
+  if (window.matchMedia) {
+    var media = window.matchMedia("(prefers-color-scheme: dark)");
+    if (media.addEventListener) { media.addEventListener("change", redrawForTheme); }
+  }
+})();
