@@ -8,6 +8,7 @@ class StasteConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
+        from staste import checks  # noqa: F401  (registers the system checks)
         from staste.registry import autodiscover
 
         autodiscover()
