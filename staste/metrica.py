@@ -281,8 +281,15 @@ class Metrica:
 
         return MetricaValues(self)
 
-    def timespan(self, **calendar: int | None) -> MetricaValues:
-        return self.values().timespan(**calendar)
+    def timespan(
+        self,
+        year: int | None = None,
+        month: int | None = None,
+        day: int | None = None,
+        hour: int | None = None,
+        minute: int | None = None,
+    ) -> MetricaValues:
+        return self.values().timespan(year, month, day, hour, minute)
 
     def filter(self, **axis_values: Any) -> MetricaValues:
         return self.values().filter(**axis_values)
@@ -319,3 +326,11 @@ class AveragedMetrica(Metrica):
 
     def iterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
         return self.values().iterate_averages(axis)
+
+    def timeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, int]]:
+        return self.values().timeserie_counts(since, until, scale)
+
+    def timeserie_counts_and_averages(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[Any, int, float | None]]:
+        return self.values().timeserie_counts_and_averages(since, until, scale)

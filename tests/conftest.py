@@ -47,7 +47,8 @@ def staste_keys(staste_redis: redis.Redis, prefix: str):
         found = {}
         for key in sorted(staste_redis.scan_iter(match=f"{prefix}:*", count=1000)):
             kind = staste_redis.type(key).decode()
-            found[key.decode()] = staste_redis.hgetall(key) if kind == "hash" else staste_redis.smembers(key)
+            read = {"hash": staste_redis.hgetall, "set": staste_redis.smembers, "string": staste_redis.get}[kind]
+            found[key.decode()] = read(key)
         return found
 
     return listing
