@@ -29,15 +29,15 @@ test: $(VENV)/.installed-test
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
-	$(BIN)/ruff check staste tests demo benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -m "not browser and not slow"
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check staste tests demo benchmarks
-	$(BIN)/ruff format --check staste tests demo benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 demo-setup: $(VENV)/.installed-demo
 	$(PY) demo/manage.py migrate --noinput
