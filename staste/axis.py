@@ -56,7 +56,9 @@ class Axis:
     ) -> None:
         self.value_type = value_type
         self.max_length = max_length
-        if max_choices is not None and (isinstance(max_choices, bool) or max_choices < 0):
+        if max_choices is not None and (
+            isinstance(max_choices, bool) or not isinstance(max_choices, int) or max_choices < 0
+        ):
             raise ValueError(f"max_choices must be a whole number >= 0, not {max_choices!r}")
         self.max_choices = max_choices
         if choices is not None:
@@ -206,7 +208,7 @@ class HierarchicalAxis(Axis):
         return keys.path_part(self.path(value))
 
     def from_part(self, part: str) -> Value:
-        if part == keys.OVERFLOW:
+        if part.startswith(keys.OVERFLOW):  # '!' at the top, '!<parent path>' below a node
             return OTHER
         return keys.decode_path_part(part)
 

@@ -8,7 +8,8 @@ Layout (see docs/keys.md):
 * a field per combination of axis values: one *part* per axis joined with ``|``; a part is
   ``*`` for "every value" or ``=`` followed by the escaped value;
 * ``#`` before a field names the event count of that combination (AveragedMetrica);
-* the part ``!`` counts the values of an axis beyond its ``max_choices``.
+* the part ``!`` counts the values of an axis beyond its ``max_choices``; below a node of a
+  hierarchical axis the overflow part is ``!`` followed by the node's path (``!out/se``).
 
 Escaping maps ``\\`` to ``\\\\``, ``|`` to ``\\p`` and ``/`` to ``\\s`` so a value can never
 contain the part separator nor the hierarchy separator; every string, including ``""``,
@@ -65,6 +66,15 @@ def path_part(path: Sequence[str]) -> str:
     if not path:
         return ALL
     return VALUE_MARK + PATH_SEPARATOR.join(escape(element) for element in path)
+
+
+def overflow_part(parent: str) -> str:
+    """The part counting the children of ``parent`` (``ALL``: the top level) past max_choices.
+
+    Distinct per parent so each level of a hierarchy sums up; never a value part, since those
+    start with ``=``.
+    """
+    return OVERFLOW if parent == ALL else OVERFLOW + parent[len(VALUE_MARK) :]
 
 
 def decode_part(part: str) -> str:

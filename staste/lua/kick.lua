@@ -9,89 +9,104 @@
 --   for each axis: n, n options (the first is '*', every value), cap
 --     cap -1: the axis stores no choices;
 --     cap  0: its options (after the first) are added to its set of stored choices;
---     cap  k: likewise, but once the set holds k members a new value is counted under the
---             overflow part '!' instead (and is not stored).
+--     cap  k: likewise, but once the set holds k members a new value is counted under an
+--             overflow part instead (and is not stored): '!' for a value (or the top node
+--             of a path), '!' .. the parent's path for a deeper node of a hierarchical
+--             value (so '=out/se' overflowing below '=out' counts under '!out'); the
+--             deeper levels of that path are not counted at all.
 -- KEYS, per kick in the same order: T*F hashes (family f's bucket t at (f-1)*T+t), the years
 -- set when year ~= '', then one stored-choices set per axis whose cap >= 0.
 -- Returns the number of counters bumped.
+--
+-- Hot path: every redis.call costs more than the Lua around it, so a member already
+-- stored costs one SISMEMBER (no SADD), increments stay strings (no number formatting per
+-- HINCRBY) and each family's field names are built once, not once per bucket.
+local call = redis.call
 local N = tonumber(ARGV[1])
 local ai, ki = 2, 0
 local bumped = 0
 
 for _ = 1, N do
   local T, F, year, A = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), ARGV[ai + 2], tonumber(ARGV[ai + 3])
-  ai = ai + 4
-  local prefixes, increments, ttls = {}, {}, {}
-  for f = 1, F do
-    prefixes[f], increments[f] = ARGV[ai], tonumber(ARGV[ai + 1])
-    ai = ai + 2
-  end
-  for t = 1, T do
-    ttls[t] = tonumber(ARGV[ai])
-    ai = ai + 1
-  end
+  local fi = ai + 4      -- the family pairs
+  local ti = fi + 2 * F  -- the ttls
+  ai = ti + T
   local hash_base = ki
   ki = ki + T * F
   if year ~= '' then
     ki = ki + 1
-    redis.call('SADD', KEYS[ki], year)
+    call('SADD', KEYS[ki], year)
   end
 
-  local fields = {''}
+  local fields, count = {''}, 1
   for a = 1, A do
     local n = tonumber(ARGV[ai])
-    local options = {}
-    for o = 1, n do
-      options[o] = ARGV[ai + o]
-    end
     local cap = tonumber(ARGV[ai + n + 1])
-    ai = ai + n + 2
-    if cap >= 0 then
+    local options = {ARGV[ai + 1]}
+    if cap < 0 then
+      for o = 2, n do
+        options[o] = ARGV[ai + o]
+      end
+    else
       ki = ki + 1
       local set = KEYS[ki]
-      local kept, overflowed = {options[1]}, false
       for o = 2, n do
-        local member = options[o]
-        if overflowed then
-          -- deeper levels of a hierarchical value whose node overflowed: counted in '!' already
-        elseif cap == 0 or redis.call('SISMEMBER', set, member) == 1 or redis.call('SCARD', set) < cap then
-          redis.call('SADD', set, member)
-          kept[#kept + 1] = member
-        else
-          overflowed = true
-          kept[#kept + 1] = '!'
+        local member = ARGV[ai + o]
+        if cap == 0 then
+          call('SADD', set, member)
+        elseif call('SISMEMBER', set, member) == 0 then
+          if call('SCARD', set) < cap then
+            call('SADD', set, member)
+          else
+            options[o] = (o == 2) and '!' or ('!' .. string.sub(options[o - 1], 2))
+            break
+          end
         end
-      end
-      options = kept
-    end
-    local expanded = {}
-    for _, base in ipairs(fields) do
-      for _, option in ipairs(options) do
-        if a == 1 then
-          expanded[#expanded + 1] = option
-        else
-          expanded[#expanded + 1] = base .. '|' .. option
-        end
+        options[o] = member
       end
     end
-    fields = expanded
+    ai = ai + n + 2
+    if a == 1 then
+      fields, count = options, #options
+    else
+      local expanded, e = {}, 0
+      for j = 1, count do
+        local head = fields[j] .. '|'
+        for _, option in ipairs(options) do
+          e = e + 1
+          expanded[e] = head .. option
+        end
+      end
+      fields, count = expanded, e
+    end
   end
 
   for f = 1, F do
-    local prefix, increment = prefixes[f], increments[f]
+    local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
+    local named = fields
+    if prefix ~= '' then
+      named = {}
+      for j = 1, count do
+        named[j] = prefix .. fields[j]
+      end
+    end
+    local every, amount = named[1], tonumber(increment)
     for t = 1, T do
       local key = KEYS[hash_base + (f - 1) * T + t]
-      -- fields[1] is the every-value combination, written by every kick to this hash, so
+      -- named[1] is the every-value combination, written by every kick to this hash, so
       -- its new value equals the increment exactly when the hash was just created.
-      local first = redis.call('HINCRBY', key, prefix .. fields[1], increment)
-      for j = 2, #fields do
-        redis.call('HINCRBY', key, prefix .. fields[j], increment)
+      local first = call('HINCRBY', key, every, increment)
+      for j = 2, count do
+        call('HINCRBY', key, named[j], increment)
       end
-      if first == increment and ttls[t] > 0 then
-        redis.call('EXPIRE', key, ttls[t])
+      if first == amount then
+        local ttl = tonumber(ARGV[ti + t - 1])
+        if ttl > 0 then
+          call('EXPIRE', key, ttl)
+        end
       end
     end
   end
-  bumped = bumped + F * T * #fields
+  bumped = bumped + F * T * count
 end
 return bumped

@@ -30,15 +30,17 @@ local function is_child(member)
   return string.find(member, '/', #head + 1, true) == nil
 end
 
--- The overflow part '!' (values beyond max_choices) is listed after the stored members, at
--- the top level only, when it counted anything.
-if mode == 'axis' and (parent == '' or parent == '*') then
-  members[#members + 1] = '!'
+-- The overflow part (values beyond max_choices) is listed after the stored members when it
+-- counted anything: '!' at the top level, '!' .. the parent's path below a node (see kick.lua).
+local overflow = nil
+if mode == 'axis' then
+  overflow = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
+  members[#members + 1] = overflow
 end
 
 local out = {}
 for _, member in ipairs(members) do
-  if is_child(member) then
+  if member == overflow or is_child(member) then
     local fields = {}
     local key
     if mode == 'years' then
@@ -53,7 +55,7 @@ for _, member in ipairs(members) do
       end
     end
     local values = redis.call('HMGET', key, unpack(fields))
-    if member ~= '!' or values[1] then
+    if member ~= overflow or values[1] then
       out[#out + 1] = member
       for p = 1, #prefixes do
         out[#out + 1] = values[p] or false
