@@ -46,6 +46,8 @@ class Axis:
     #: Whether the values seen are stored in Redis (so they can be listed later).
     stores_choices: bool = True
     hierarchical: bool = False
+    #: How many checked values ``kick_option`` remembers per axis before starting afresh.
+    option_memo_size: int = 4096
 
     def __init__(
         self,
@@ -61,6 +63,8 @@ class Axis:
         ):
             raise ValueError(f"max_choices must be a whole number >= 0, not {max_choices!r}")
         self.max_choices = max_choices
+        self._memo: dict[Any, tuple[tuple[str, ...], int]] = {}
+        self._memo_config: dict[str, Any] | None = None
         if choices is not None:
             self.choices: list[Value] | None = list(choices)
             if not self.choices:
@@ -124,6 +128,33 @@ class Axis:
         if value is None:
             return keys.ALL
         return keys.value_part(self.check(value))
+
+    def kick_option(self, value: Value) -> tuple[tuple[str, ...], int]:
+        """``(kick_parts(value), cap())``, remembered for the values kicks repeat.
+
+        Checking a value (conversion, length, Unicode, escaping) is most of the cost of
+        preparing a kick, and kicks repeat a few values.  Only None, str, int and tuples of
+        str are remembered, and only when ``value_type`` is a class, so the same value always
+        gives the same parts; the memo is dropped when a setting changes (the checks read
+        settings) and when it grows past ``option_memo_size``.
+        """
+        config = conf.get_config()
+        if self._memo_config is not config:
+            self._memo = {}
+            self._memo_config = config
+        kind = type(value)
+        if (
+            kind is str or kind is int or value is None or (kind is tuple and all(type(v) is str for v in value))
+        ) and isinstance(self.value_type, type):
+            memo_key = (kind, value)
+            option = self._memo.get(memo_key)
+            if option is None:
+                option = (tuple(self.kick_parts(value)), self.cap())
+                if len(self._memo) >= self.option_memo_size:
+                    self._memo = {}
+                self._memo[memo_key] = option
+            return option
+        return tuple(self.kick_parts(value)), self.cap()
 
     def cap(self) -> int:
         """How many values this axis stores before new ones count as OTHER (-1: stores none,

@@ -60,23 +60,67 @@ class Kick:
 
     def segment(self, now: float) -> tuple[list[str], list[Any]]:
         """This kick's KEYS and ARGV segment of kick.lua."""
-        base = self.metrica.base
-        hash_keys = [
-            keys.bucket_key(base + family_infix(prefix), timescale.bucket_id(span))
-            for prefix in self.families
-            for span in self.spans
-        ]
-        year = next((str(span[0]) for span in self.spans if len(span) == 1), "")
-        script_keys = hash_keys + ([keys.years_key(base)] if year else [])
-        args: list[Any] = [len(self.spans), len(self.families), year, len(self.options)]
+        plan = _plan(self.metrica, self.spans, self.families)
+        script_keys = list(plan.keys)
+        args: list[Any] = [len(self.spans), len(self.families), plan.year, len(self.options)]
         for prefix, increment in zip(self.families, self.increments, strict=True):
             args += [prefix, increment]
-        args += [ttl(span, now) for span in self.spans]
-        for (parts, cap), axis_name in zip(self.options, self.metrica.axes, strict=True):
+        args += [0 if keep is None else int(keep + max(0.0, end - now)) + 1 for keep, end in plan.expiry]
+        for (parts, cap), choices_key in zip(self.options, plan.choices_keys, strict=True):
             args += [len(parts), *parts, cap]
             if cap >= 0:
-                script_keys.append(keys.choices_key(base, axis_name))
+                script_keys.append(choices_key)
         return script_keys, args
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every kick of one metrica into the same buckets shares: keys and expiry data."""
+
+    keys: tuple[str, ...]
+    year: str
+    expiry: tuple[tuple[int | None, float], ...]  # (retention or None, bucket end) per span
+    choices_keys: tuple[str, ...]
+
+
+_plans: dict[tuple[Any, ...], _Plan] = {}
+_plans_config: list[Any] = [None]
+
+
+def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[str, ...]) -> _Plan:
+    """The cached plan of kicks into ``spans``: all kicks of one minute share one.
+
+    Building keys and bucket ends is most of the cost of encoding a kick; the plans are
+    dropped when a setting changes (prefix, retention and time zone are settings).
+    """
+    config = conf.get_config()
+    if _plans_config[0] is not config or len(_plans) > 256:
+        _plans.clear()
+        _plans_config[0] = config
+    cache_key = (metrica.name, tuple(metrica.axes), spans, families)
+    plan = _plans.get(cache_key)
+    if plan is None:
+        base = metrica.base
+        hash_keys = [
+            keys.bucket_key(base + family_infix(prefix), timescale.bucket_id(span))
+            for prefix in families
+            for span in spans
+        ]
+        year = next((str(span[0]) for span in spans if len(span) == 1), "")
+        retention = conf.retention()
+        expiry = []
+        for span in spans:
+            scale = timescale.scale_of(span)
+            keep = retention.get(scale) if scale else None
+            expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, conf.time_zone().key)))
+        plan = _Plan(
+            keys=(*hash_keys, keys.years_key(base)) if year else tuple(hash_keys),
+            year=year,
+            expiry=tuple(expiry),
+            choices_keys=tuple(keys.choices_key(base, axis_name) for axis_name in metrica.axes),
+        )
+        _plans[cache_key] = plan
+    return plan
 
 
 def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tuple[list[str], list[Any]]:
@@ -181,6 +225,7 @@ class Metrica:
         self.category = category
         self.families: tuple[str, ...] = ("", keys.COUNT_MARK) if self.averaged else ("",)
         self._signature_recorded: tuple[int, str] | None = None
+        self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} axes={list(self.axes)}>"
@@ -199,9 +244,11 @@ class Metrica:
 
     def scaled(self, value: Any) -> int:
         """``value`` as the integer stored in Redis; ValueError for anything else."""
-        if isinstance(value, bool) or not isinstance(value, numbers.Number) or isinstance(value, complex):
+        if type(value) is int:  # the common case, without the ABC checks below
+            amount = value * (self.multiplier or 1)
+        elif isinstance(value, bool) or not isinstance(value, numbers.Number) or isinstance(value, complex):
             raise ValueError(f"{self.name}: value must be a number, not {value!r}")
-        if isinstance(value, numbers.Integral):
+        elif isinstance(value, numbers.Integral):
             amount = int(value) * (self.multiplier or 1)
         else:
             if isinstance(value, (float, decimal.Decimal)) and not math.isfinite(value):
@@ -225,19 +272,25 @@ class Metrica:
         self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any
     ) -> Kick:
         """Validate a kick completely, without touching Redis."""
-        unknown = [name for name in axis_values if name not in self.axes]
-        if unknown:
-            raise TypeError(
-                f"{self.name}.kick() got unknown axis {unknown[0]!r}; its axes are {list(self.axes) or 'none'}"
-            )
+        axes = self.axes
+        for name in axis_values:
+            if name not in axes:
+                raise TypeError(f"{self.name}.kick() got unknown axis {name!r}; its axes are {list(axes) or 'none'}")
         options: list[tuple[tuple[str, ...], int]] = []
-        for axis_name, axis in self.axes.items():
+        for axis_name, axis in axes.items():
             try:
-                options.append((tuple(axis.kick_parts(axis_values.get(axis_name))), axis.cap()))
+                options.append(axis.kick_option(axis_values.get(axis_name)))
             except ValueError as exc:
                 raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
         amount = self.scaled(value)
-        spans = tuple(timescale.spans_of(to_local(date), self.date_scales))
+        moment = to_local(date)
+        minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+        last = self._last_spans  # every kick of one minute lands in the same buckets
+        if last is not None and last[0] == minute:
+            spans = last[1]
+        else:
+            spans = tuple(timescale.spans_of(moment, self.date_scales))
+            self._last_spans = (minute, spans)
         increments = (amount, 1) if self.averaged else (amount,)
         return Kick(self, spans, self.families, increments, tuple(options))
 

@@ -276,3 +276,16 @@ def test_overflow_parts_are_never_value_parts() -> None:
     assert StoredChoiceAxis().from_part(keys.OVERFLOW) is OTHER
     assert HierarchicalAxis().from_part("!out/se") is OTHER
     assert HierarchicalAxis().from_part("=!/se") == ("!", "se")
+
+
+def test_the_cap_follows_a_setting_changed_at_run_time(settings) -> None:
+    metrica = Metrica(name="live_cap", axes=[("v", StoredChoiceAxis())])
+    for value in ["a", "b", "a"]:
+        metrica.kick(v=value)  # checked values are remembered per axis...
+    settings.STASTE_MAX_CHOICES = 2  # ...and forgotten when a setting changes
+    for value in ["a", "c", "b"]:
+        metrica.kick(v=value)
+    assert as_dict(metrica.iterate("v")) == {"a": 3, "b": 2, OTHER: 1}
+    settings.STASTE_MAX_VALUE_LENGTH = 1
+    with pytest.raises(ValueError, match="at most 1"):
+        metrica.kick(v="aa")
