@@ -1,0 +1,226 @@
+"""Chart specs: the plain dicts that ``staste/static/staste/charts.js`` draws.
+
+A spec is JSON-ready and holds every number the chart shows, so the same dict feeds the
+chart (through Django's ``json_script``), the table under it (:func:`table`) and the CSV and
+JSON exports; what is exported is exactly what is drawn::
+
+    {"type": "line" | "pie" | "bar",
+     "title": str,
+     "labels": [str, ...],                      # x values, or slices
+     "datasets": [{"label": str, "data": [number | None, ...], "axis": "y" | "y1"}],
+     "axes": {"y": "left axis title", "y1": "right axis title"},
+     "x": "what the labels are"}                # e.g. "hour" or "gender"; the table's first column
+
+Stable API (the admin, the template tags and the generic views build on it):
+
+* :func:`parse_last` reads quick ranges such as ``"24 hours"`` into a :class:`Range`;
+* :func:`line_spec` charts a query over time (an AveragedMetrica: counts on the left axis,
+  averages on the right);
+* :func:`pie_spec` charts a query broken down by an axis (or by the next finer time scale);
+* :func:`table` gives the rows behind any spec; :func:`label` spells one axis value.
+
+Each ``*_spec`` function costs what the query method it calls costs: one Redis round trip.
+Labels are user data: they are only ever emitted as JSON (``json_script`` escapes ``<``,
+``>`` and ``&``) or through Django's autoescaping.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from staste import conf, timescale
+from staste.axis import OTHER
+from staste.metrica import to_local
+
+if TYPE_CHECKING:
+    from staste.query import MetricaValues
+
+Spec = dict[str, Any]
+
+#: The quick ranges the admin offers, finest first.
+QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 months")
+
+#: How a bucket of each scale is spelled in labels (sortable, unambiguous across days).
+LABEL_FORMATS: dict[str, str] = {
+    "year": "%Y",
+    "month": "%Y-%m",
+    "day": "%Y-%m-%d",
+    "hour": "%Y-%m-%d %H:00",
+    "minute": "%Y-%m-%d %H:%M",
+}
+
+MEASURES = ("total", "count", "average")
+BREAKDOWN_TYPES = ("pie", "bar")
+
+_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "day", "month": "month", "year": "year"}
+_LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+
+
+class Range(NamedTuple):
+    """A time range: naive datetimes in the staste time zone's calendar, as ``timeserie`` takes them."""
+
+    since: datetime.datetime
+    until: datetime.datetime
+    scale: str
+
+
+def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
+    """The range of the last N units up to ``now``, the current (partial) bucket included.
+
+    ``"60 minutes"``, ``"24 hours"``, ``"30 days"``, ``"2 weeks"``, ``"12 months"``, ``"3 years"``
+    (singular, plural and a leading ``"last "`` are accepted) give exactly N buckets of that
+    scale.  Anything else, zero, or more buckets than ``STASTE_MAX_BUCKETS`` raises ValueError.
+    """
+    match = _LAST.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(
+            f"bad range {text!r}: give a number and a unit, e.g. 'last 24 hours' "
+            "(units: minutes, hours, days, weeks, months, years)"
+        )
+    number, unit = int(match.group(1)), match.group(2).lower()
+    scale = _UNITS[unit]
+    if unit == "week":
+        number *= 7
+    limit = conf.get("STASTE_MAX_BUCKETS")
+    if not 1 <= number <= limit:
+        raise ValueError(f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}")
+    until = to_local(now)
+    last = timescale.start(timescale.truncate(until, scale))
+    try:
+        if scale == "year":
+            since = last.replace(year=last.year - number + 1)
+        elif scale == "month":
+            months = last.year * 12 + last.month - 1 - (number - 1)
+            since = last.replace(year=months // 12, month=months % 12 + 1)
+        else:
+            since = last - datetime.timedelta(**{f"{scale}s": number - 1})
+    except (OverflowError, ValueError):
+        raise ValueError(f"bad range {text!r}: it starts before the year 1") from None
+    return Range(since, until, scale)
+
+
+def label(value: Any) -> str:
+    """How an axis value is shown: paths of a hierarchical axis joined by '/', everything as text."""
+    if value is OTHER:
+        return str(OTHER)
+    if isinstance(value, tuple):
+        return "/".join(str(part) for part in value) if value else "(all)"
+    return str(value)
+
+
+def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None = None) -> str:
+    """How a time bucket is shown; give a span, or a bucket start and its scale."""
+    if isinstance(moment, tuple):
+        scale = timescale.scale_of(moment)
+        if scale is None:
+            return "all time"
+        moment = timescale.start(moment)
+    if scale is None:
+        raise ValueError("bucket_label: the scale of a datetime must be given")
+    return moment.strftime(LABEL_FORMATS[scale])
+
+
+def line_spec(
+    query: MetricaValues,
+    since: Any,
+    until: Any = None,
+    scale: str | None = None,
+    *,
+    title: str | None = None,
+) -> Spec:
+    """A line chart of ``query`` per bucket from ``since`` to ``until`` (default: now).
+
+    Without ``scale`` the finest scale still retained at ``since`` is used (see
+    ``MetricaValues.timeserie``).  One round trip; ValueError for a bad range or scale.
+    """
+    scale, _ = query.series_spans(since, until, scale)  # validates before touching Redis
+    metrica = query.metrica
+    if metrica.averaged:
+        rows = query.timeserie_counts_and_averages(since, until, scale)
+        return series_spec(
+            [bucket_label(moment, scale) for moment, _, _ in rows],
+            [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")],
+            title=metrica.title if title is None else title,
+            x=scale,
+        )
+    rows = query.timeserie(since, until, scale)
+    return series_spec(
+        [bucket_label(moment, scale) for moment, _ in rows],
+        [("total", [total for _, total in rows], "y")],
+        title=metrica.title if title is None else title,
+        x=scale,
+    )
+
+
+def series_spec(
+    labels: Sequence[str],
+    datasets: Sequence[tuple[str, Sequence[Any], str]],
+    *,
+    title: str = "",
+    x: str = "",
+    chart: str = "line",
+) -> Spec:
+    """A spec from numbers already read: ``datasets`` are (label, data, "y" or "y1")."""
+    axes = {axis: name for name, _, axis in reversed(datasets)}
+    return {
+        "type": chart,
+        "title": title,
+        "labels": list(labels),
+        "datasets": [{"label": name, "data": list(data), "axis": axis} for name, data, axis in datasets],
+        "axes": axes,
+        "x": x,
+    }
+
+
+def default_measure(query: MetricaValues) -> str:
+    """What a breakdown shows by default: events for an AveragedMetrica, sums otherwise."""
+    return "count" if query.metrica.averaged else "total"
+
+
+def pie_spec(
+    query: MetricaValues,
+    axis: str | None,
+    *,
+    measure: str | None = None,
+    title: str | None = None,
+    chart: str = "pie",
+) -> Spec:
+    """``query`` broken down by ``axis`` (None: by the next finer time scale), as a pie or bars.
+
+    ``measure`` is "total", "count" or "average" (the last two for an AveragedMetrica;
+    averages do not add up, so they are drawn as bars).  One round trip.
+    """
+    measure = measure or default_measure(query)
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
+    if chart not in BREAKDOWN_TYPES:
+        raise ValueError(f"unknown breakdown chart {chart!r}; use one of {', '.join(BREAKDOWN_TYPES)}")
+    if measure == "average":
+        chart = "bar"
+    if measure == "total":
+        rows = query.iterate(axis)
+    elif measure == "count":
+        rows = query.iterate_counts(axis)
+    else:
+        rows = query.iterate_averages(axis)
+    if axis is None:
+        labels = [bucket_label((*query.span, number)) for number, _ in rows]
+        x = timescale.SCALES[len(query.span)] if query.span else "year"
+    else:
+        labels = [label(value) for value, _ in rows]
+        x = axis
+    name = query.metrica.title if title is None else title
+    return series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
+
+
+def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:
+    """The header and rows behind a spec: one row per label, one column per dataset."""
+    datasets = spec.get("datasets", [])
+    header = [spec.get("x") or "label", *(dataset["label"] for dataset in datasets)]
+    rows = [
+        [text, *(dataset["data"][i] for dataset in datasets)] for i, text in enumerate(spec.get("labels", []))
+    ]
+    return header, rows
