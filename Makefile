@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo demo-setup test test-fast lint bench clean
+.PHONY: demo demo-setup test test-fast test-cluster lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(VENV)/.installed-test
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -m "not browser and not slow"
+
+# The whole suite (browser tests aside) against a real 3-primary Redis Cluster on loopback.
+# (`make test` already runs the core and admin suites on a cluster, in tests/test_cluster.py.)
+test-cluster: $(VENV)/.installed-test
+	STASTE_TEST_REDIS=cluster $(BIN)/pytest -m "not browser"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -100,7 +100,13 @@ def count_field(field_name: str) -> str:
 
 
 def metrica_base(prefix: str, name: str) -> str:
-    """Common start of every key of one metrica, with its Cluster hash tag."""
+    """Common start of every key of one metrica, with its Cluster hash tag.
+
+    Braces in the prefix would move the hash tag: ``{}`` would scatter a metrica over many
+    slots (its kicks would fail on a cluster) and ``{x}`` would pile every metrica into one.
+    """
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"STASTE_METRICS_PREFIX {prefix!r} must not contain '{{' or '}}' (Redis Cluster hash tags)")
     return f"{prefix}:{{{name}}}:"
 
 

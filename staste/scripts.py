@@ -27,12 +27,31 @@ def script(client: redis.Redis, name: str) -> Any:
     return registered[name]
 
 
+#: What an unreachable server, or a cluster with a primary down, looks like from redis-py.
+UNAVAILABLE = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
+def _cluster_unreachable(exc: redis.exceptions.RedisClusterException) -> bool:
+    """A cluster client that found no node to talk to (rather than a misuse, like cross-slot keys)."""
+    return isinstance(exc.__cause__, UNAVAILABLE) or "slots are not covered" in str(exc)
+
+
 @contextlib.contextmanager
 def translated_errors() -> Iterator[None]:
     """Turn redis-py's connection failures into RedisUnavailable naming the URL."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except UNAVAILABLE as exc:
+        raise RedisUnavailable(connection.describe(), exc) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        if not _cluster_unreachable(exc):
+            raise
         raise RedisUnavailable(connection.describe(), exc) from exc
 
 

