@@ -16,6 +16,8 @@ import datetime
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import redis
+import redis.cluster
 from django.conf import settings
 
 from staste import conf, connection, keys, scripts, timescale
@@ -121,7 +123,7 @@ class MetricaValues:
     def _hmget(requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
         batch = _batch.get()
         if batch is not None:
-            return batch.answer(requests)
+            return batch.hmget(requests)
         with scripts.translated_errors():
             client = connection.get_redis()
             if len(requests) == 1:
@@ -152,7 +154,7 @@ class MetricaValues:
         if not self.metrica.date_scales:
             raise ValueError(f"{self.metrica.name} records only all time: there are no years to iterate")
         base = self.metrica.base
-        flat = scripts.run("members", [keys.years_key(base)], ["years", base, "", self._field(), "", *families])
+        flat = _members([keys.years_key(base)], ["years", base, "", self._field(), "", *families])
         rows = _unflatten(flat, len(families))
         return sorted(((int(_text(member)), raw) for member, raw in rows), key=lambda row: row[0])
 
@@ -174,8 +176,7 @@ class MetricaValues:
         before = keys.field(parts[:index]) + keys.PART_SEPARATOR if index else ""
         after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
         parent = axis.member_parent(self.filters.get(axis_name)) if axis.hierarchical else ""
-        flat = scripts.run(
-            "members",
+        flat = _members(
             [keys.choices_key(self.metrica.base, axis_name), key],
             ["axis", key, before, after, parent, *families],
         )
@@ -294,34 +295,76 @@ _batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_q
 
 
 class _Batch:
-    """The hash reads of several queries: recorded in a first pass, answered in a second."""
+    """The reads of several queries: recorded in a first pass, answered in a second.
+
+    A read is ``("hmget", key, fields)`` or ``("members", keys, args)`` (the members script).
+    """
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, list[str]]] = []
-        self.answers: list[list[Raw]] | None = None
+        self.reads: list[tuple[Any, ...]] = []
+        self.answers: list[Any] | None = None
         self.position = 0
 
-    def answer(self, requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
-        asked = [(key, list(fields)) for key, fields in requests]
+    def answer(self, reads: list[tuple[Any, ...]], blanks: list[Any]) -> list[Any]:
         if self.answers is None:
-            self.requests += asked
-            return [[None] * len(fields) for _, fields in asked]
-        end = self.position + len(asked)
-        if self.requests[self.position : end] != asked:
+            self.reads += reads
+            return blanks
+        end = self.position + len(reads)
+        if self.reads[self.position : end] != reads:
             raise RuntimeError("staste.query.pipelined: a call read other keys in its second pass")
         self.position = end
-        return self.answers[end - len(asked) : end]
+        return self.answers[end - len(reads) : end]
+
+    def hmget(self, requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
+        reads = [("hmget", key, list(fields)) for key, fields in requests]
+        return self.answer(reads, [[None] * len(fields) for _, fields in requests])
+
+    def members(self, script_keys: list[str], args: list[Any]) -> Any:
+        return self.answer([("members", list(script_keys), list(args))], [[]])[0]
+
+    def execute(self) -> list[Any]:
+        """Every recorded read in one pipeline (a script may add a SCRIPT EXISTS check).
+
+        A cluster pipeline refuses scripts, so there each script read is a call of its own.
+        """
+        if not self.reads:
+            return []
+        with scripts.translated_errors():
+            client = connection.get_redis()
+            cluster = isinstance(client, redis.cluster.RedisCluster)
+            pipe = client.pipeline(transaction=False)
+            for read in self.reads:
+                if read[0] == "hmget":
+                    pipe.hmget(read[1], read[2])
+                elif not cluster:
+                    scripts.script(client, read[0])(keys=read[1], args=read[2], client=pipe)
+            replies = iter(pipe.execute())
+        return [
+            next(replies) if read[0] == "hmget" or not cluster else scripts.run(read[0], read[1], read[2])
+            for read in self.reads
+        ]
+
+
+def _members(script_keys: list[str], args: list[Any]) -> Any:
+    batch = _batch.get()
+    if batch is not None:
+        return batch.members(script_keys, args)
+    return scripts.run("members", script_keys, args)
 
 
 def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """The results of ``calls`` (e.g. ``lambda: query.total()``), their hash reads in one round trip.
+    """The results of ``calls`` (e.g. ``lambda: query.total()``), their reads in one round trip.
 
     Pages that show many queries (the admin dashboard: several numbers and a series for each
     of 50 metricas) would otherwise pay one round trip per number.  Each call runs twice: first
-    to record the HMGETs it makes (answered with empty counters), then against the replies of
-    one pipeline of all of them; so calls must be pure reads.  Reads made by Lua scripts
-    (iterating the stored values of an axis, or the years) are not batched: avoid them here.
+    to record the reads it makes (answered with empty counters), then against the replies of
+    one pipeline of all of them; so calls must be pure reads whose keys do not depend on what
+    they read.  When the batch holds a script read (iterating the stored values of an axis or
+    the years), redis-py checks the script is loaded first: one more round trip.  Called
+    within another ``pipelined`` call, the reads join the outer batch.
     """
+    if _batch.get() is not None:
+        return [call() for call in calls]
     batch = _Batch()
     token = _batch.set(batch)
     try:
@@ -329,7 +372,7 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
             call()
     finally:
         _batch.reset(token)
-    batch.answers = MetricaValues._hmget(batch.requests) if batch.requests else []
+    batch.answers = batch.execute()
     token = _batch.set(batch)
     try:
         return [call() for call in calls]

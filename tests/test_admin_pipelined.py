@@ -6,9 +6,10 @@ import datetime
 
 import pytest
 
-from staste.axis import Axis
+from staste.axis import Axis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from staste.query import pipelined
+from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
 
 D = datetime.datetime
@@ -50,3 +51,33 @@ def test_pipelined_propagates_query_errors_before_reading() -> None:
     with count_round_trips() as trips, pytest.raises(ValueError, match="does not record"):
         pipelined([coarse.total, lambda: coarse.values().timeserie(D(2024, 1, 1), D(2024, 1, 2), scale="day")])
     assert trips.count == 0
+
+
+def test_pipelined_batches_script_reads_of_stored_axes_and_years() -> None:
+    pages = Metrica(name="pages", axes=[("path", StoredChoiceAxis())])
+    pages.kick(date=D(2023, 1, 1), path="/a")
+    for hour in range(5):
+        pages.kick(date=D(2024, 5, 1, hour), path="/b")
+    spans = [(2024, 5, 1, hour) for hour in range(24)]
+    calls = [lambda s=s: pages.timespan(*s).iterate("path") for s in spans]
+    calls += [pages.values().iterate, lambda: pages.filter(path="/b").total()]
+    expected = [call() for call in calls]
+    with count_round_trips() as trips:
+        results = pipelined(calls)
+    assert results == expected
+    assert results[0] == [("/a", 0), ("/b", 1)]
+    assert results[-2:] == [[(2023, 1), (2024, 5)], 5]
+    if not CLUSTER_MODE:  # a cluster pipeline refuses scripts: there each is a call of its own
+        assert trips.count <= 2  # the pipeline, and redis-py's SCRIPT EXISTS before it
+
+
+def test_pipelined_calls_nest_into_one_batch() -> None:
+    money = AveragedMetrica(name="money", axes=[], multiplier=100)
+    money.kick(value=3)
+
+    def both() -> list:
+        return pipelined([money.count, money.average])
+
+    with count_round_trips() as trips:
+        assert pipelined([both, money.total]) == [[1, 3.0], 3.0]
+    assert trips.count == 1
