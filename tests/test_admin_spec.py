@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from staste.axis import OTHER, Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.charts.spec import Range, bucket_label, label, line_spec, parse_last, pie_spec, table
+from staste.charts.spec import Range, bucket_label, label, line_spec, parse_last, pie_spec, table, timeline_spec
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
 
@@ -60,6 +60,7 @@ def test_labels() -> None:
     assert label(()) == "(all)"
     assert label(OTHER) == "(other)"
     assert label(18) == "18"
+    assert label("") == "(empty)"
     assert bucket_label((2024, 3)) == "2024-03"
     assert bucket_label(()) == "all time"
     assert bucket_label(D(2024, 3, 1, 7), "hour") == "2024-03-01 07:00"
@@ -155,3 +156,51 @@ def test_pie_spec_of_a_hierarchical_axis_lists_the_children_of_the_filtered_node
     assert dict(zip(top["labels"], top["datasets"][0]["data"], strict=True)) == {"in": 1, "out": 3}
     below = pie_spec(clicks.filter(label=("out",)), "label")
     assert dict(zip(below["labels"], below["datasets"][0]["data"], strict=True)) == {"out/news": 1, "out/se": 2}
+
+
+def test_timeline_spec_draws_the_children_of_a_span(money) -> None:
+    with count_round_trips() as trips:
+        day = timeline_spec(money.timespan(2024, 3, 10))
+    assert trips.count == 1
+    assert day["x"] == "hour"
+    assert len(day["labels"]) == 24
+    assert day["datasets"][0]["data"][12] == 2
+    assert day["datasets"][1]["data"][12] == 2.0
+    assert day["datasets"][1]["data"][13] is None
+    years = timeline_spec(money.values())
+    assert (years["x"], years["labels"], years["datasets"][0]["data"]) == ("year", ["2024"], [3])
+    visits = Metrica(name="visits", axes=[])
+    visits.kick(date=D(2024, 2, 1))
+    months = timeline_spec(visits.timespan(2024), title="Visits")
+    assert months["title"] == "Visits"
+    assert months["labels"][:2] == ["2024-01", "2024-02"]
+    assert months["datasets"] == [{"label": "total", "data": [0, 1] + [0] * 10, "axis": "y"}]
+    with pytest.raises(ValueError, match="nothing finer"):
+        timeline_spec(visits.timespan(2024, 2, 1, 0, 0))
+
+
+def test_pie_spec_over_a_range_sums_the_buckets_in_one_round_trip(money) -> None:
+    since, until, scale = parse_last("3 hours", now=NOW)
+    with count_round_trips() as trips:
+        spec = pie_spec(money.values(), "gender", since=since, until=until, scale=scale)
+    assert trips.count == 1
+    assert (spec["labels"], spec["datasets"][0]["data"]) == (["boy", "girl"], [1, 2])
+    one_hour = pie_spec(money.values(), "gender", measure="total", since=D(2024, 3, 10, 14), until=NOW, scale="hour")
+    assert one_hour["datasets"][0]["data"] == [0, 4.0]
+    averages = pie_spec(money.values(), "gender", measure="average", since=since, until=until, scale=scale)
+    assert averages["datasets"][0]["data"] == [2.5, 2.75]
+    with pytest.raises(ValueError, match="needs an axis"):
+        pie_spec(money.values(), None, since=since)
+
+
+def test_pie_spec_over_a_range_of_a_stored_axis_with_overflow() -> None:
+    pages = Metrica(name="pages", axes=[("path", StoredChoiceAxis(max_choices=2))])
+    for path in ["/b", "/a", "/c", "/d", "/a"]:
+        pages.kick(date=D(2024, 3, 10, 13), path=path)
+    pages.kick(date=D(2024, 3, 10, 14), path="/b")
+    pages.kick(date=D(2024, 3, 10, 11), path="/b")  # before the range
+    spec = pie_spec(pages.values(), "path", since=D(2024, 3, 10, 13), until=NOW, scale="hour")
+    assert dict(zip(spec["labels"], spec["datasets"][0]["data"], strict=True)) == {"/a": 2, "/b": 2, "(other)": 2}
+    assert spec["labels"][-1] == "(other)"
+    with pytest.raises(ValueError, match="only an AveragedMetrica"):
+        pie_spec(pages.values(), "path", measure="count")

@@ -16,7 +16,9 @@ Stable API (the admin, the template tags and the generic views build on it):
 * :func:`parse_last` reads quick ranges such as ``"24 hours"`` into a :class:`Range`;
 * :func:`line_spec` charts a query over time (an AveragedMetrica: counts on the left axis,
   averages on the right);
-* :func:`pie_spec` charts a query broken down by an axis (or by the next finer time scale);
+* :func:`timeline_spec` charts a query's span bucket by bucket (a day by hours, all time by years);
+* :func:`pie_spec` charts a query broken down by an axis (or by the next finer time scale),
+  over the query's span or over a range of buckets;
 * :func:`table` gives the rows behind any spec; :func:`label` spells one axis value.
 
 Each ``*_spec`` function costs what the query method it calls costs: one Redis round trip.
@@ -108,7 +110,8 @@ def label(value: Any) -> str:
         return str(OTHER)
     if isinstance(value, tuple):
         return "/".join(str(part) for part in value) if value else "(all)"
-    return str(value)
+    text = str(value)
+    return text if text else "(empty)"
 
 
 def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None = None) -> str:
@@ -180,6 +183,30 @@ def default_measure(query: MetricaValues) -> str:
     return "count" if query.metrica.averaged else "total"
 
 
+def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
+    """A line chart of ``query``'s span bucket by bucket one scale finer (all time: by year).
+
+    An AveragedMetrica shows counts on the left axis and averages on the right.  One round
+    trip (the years of all time are read by a script; redis-py may check it is loaded first).
+    """
+    from staste.query import pipelined
+
+    metrica = query.metrica
+    x = timescale.SCALES[len(query.span)] if len(query.span) < len(timescale.SCALES) else "minute"
+    name = metrica.title if title is None else title
+    if metrica.averaged:
+        counts, averages = pipelined([query.iterate_counts, query.iterate_averages])
+        labels = [bucket_label((*query.span, number)) for number, _ in counts]
+        datasets = [
+            ("count", [count for _, count in counts], "y"),
+            ("average", [average for _, average in averages], "y1"),
+        ]
+        return series_spec(labels, datasets, title=name, x=x)
+    rows = query.iterate()
+    labels = [bucket_label((*query.span, number)) for number, _ in rows]
+    return series_spec(labels, [("total", [total for _, total in rows], "y")], title=name, x=x)
+
+
 def pie_spec(
     query: MetricaValues,
     axis: str | None,
@@ -187,20 +214,32 @@ def pie_spec(
     measure: str | None = None,
     title: str | None = None,
     chart: str = "pie",
+    since: Any = None,
+    until: Any = None,
+    scale: str | None = None,
 ) -> Spec:
     """``query`` broken down by ``axis`` (None: by the next finer time scale), as a pie or bars.
 
     ``measure`` is "total", "count" or "average" (the last two for an AveragedMetrica;
-    averages do not add up, so they are drawn as bars).  One round trip.
+    averages do not add up, so they are drawn as bars).  With ``since`` the breakdown covers
+    the buckets from ``since`` to ``until`` at ``scale`` (as :func:`line_spec` would draw
+    them) instead of the query's span: each bucket's breakdown is read in one pipeline and
+    summed.  One round trip (plus, with a script read, redis-py's check that it is loaded).
     """
     measure = measure or default_measure(query)
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
     if chart not in BREAKDOWN_TYPES:
         raise ValueError(f"unknown breakdown chart {chart!r}; use one of {', '.join(BREAKDOWN_TYPES)}")
+    if measure != "total" and not query.metrica.averaged:
+        raise ValueError(f"{query.metrica.name} is a Metrica: only an AveragedMetrica has {measure}s")
     if measure == "average":
         chart = "bar"
-    if measure == "total":
+    if since is not None:
+        if axis is None:
+            raise ValueError("a breakdown over a range of buckets needs an axis")
+        rows = _range_breakdown(query, axis, measure, since, until, scale)
+    elif measure == "total":
         rows = query.iterate(axis)
     elif measure == "count":
         rows = query.iterate_counts(axis)
@@ -214,6 +253,39 @@ def pie_spec(
         x = axis
     name = query.metrica.title if title is None else title
     return series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
+
+
+def _range_breakdown(
+    query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
+) -> list[tuple[Any, Any]]:
+    """(value, measure) per value of ``axis``, summed over the buckets of a range."""
+    from staste.query import pipelined
+
+    _, spans = query.series_spans(since, until, scale)
+    buckets = [query.timespan(*span) for span in spans]
+    sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
+    reads: list[Any] = []
+    for bucket in buckets:
+        if sums_wanted:
+            reads.append(lambda b=bucket: b.iterate(axis))
+        if counts_wanted:
+            reads.append(lambda b=bucket: b.iterate_counts(axis))
+    results = pipelined(reads)
+    sums: dict[Any, Any] = {}
+    counts: dict[Any, int] = {}
+    for i, rows in enumerate(results):
+        into = counts if counts_wanted and (not sums_wanted or i % 2) else sums
+        for value, number in rows:
+            into[value] = into.get(value, 0) + number
+    if measure == "count":
+        sums = counts
+    elif measure == "average":
+        sums = {value: (total / counts[value] if counts.get(value) else None) for value, total in sums.items()}
+    values = list(sums)
+    axis_object = query.metrica.axes[axis]
+    if axis_object.choices is None:
+        values.sort(key=axis_object.sort_key)
+    return [(value, sums[value]) for value in values]
 
 
 def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:
