@@ -1,0 +1,117 @@
+"""Reading: what the admin metrica page asks for, in Redis round trips and milliseconds.
+
+The data is a month of requests into an averaged metrica (view, method, status), written in
+batches the way a buffer flush writes them; the queries are the page's charts: a line chart
+over the last 60 minutes, 24 hours and 31 days (counts and averages per bucket) and a pie of
+the 50 stored values of one axis.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import measure, workloads
+from staste import scripts
+from staste.axis import Axis, StoredChoiceAxis
+from staste.metrica import AveragedMetrica, batch_keys_and_args
+
+PIE_CHOICES = 50
+
+
+@dataclass
+class QueryRow:
+    what: str
+    buckets: int  # values returned
+    round_trips: int
+    ms: float  # median
+
+
+def requests_metrica(name: str = "bench_requests") -> AveragedMetrica:
+    return AveragedMetrica(
+        name=name,
+        axes=[
+            ("view", StoredChoiceAxis()),
+            ("method", Axis(choices=workloads.METHODS)),
+            ("status", Axis(choices=workloads.STATUSES)),
+        ],
+        multiplier=1000,
+    )
+
+
+def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+    """``kicks`` requests spread over the 31 days before ``now``, over 50 views."""
+    rng = random.Random(workloads.SEED)
+    views = [f"app.views.page_{n}" for n in range(PIE_CHOICES)]
+    latencies = workloads.latencies(kicks)
+    prepared = []
+    for n in range(kicks):
+        # A third in the last hour, a third in the last day: every chart has data in every bucket.
+        age = (datetime.timedelta(hours=1), datetime.timedelta(days=1), datetime.timedelta(days=31))[
+            n % 3
+        ] * rng.random()
+        prepared.append(
+            metrica.prepare_kick(
+                value=latencies[n] / 1000,
+                date=now - age,
+                view=views[n % PIE_CHOICES],
+                method=rng.choice(workloads.METHODS),
+                status=rng.choice(workloads.STATUSES[:4]),
+            )
+        )
+    for start in range(0, kicks, batch):
+        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
+        scripts.run("kick", script_keys, args)
+
+
+def admin_queries(metrica: AveragedMetrica) -> dict[str, Callable[[], Any]]:
+    """The data of the admin metrica page, built the way the page builds it (staste.charts.spec)."""
+    from staste.charts import spec
+    from staste.query import pipelined
+
+    values = metrica.values()
+    line = {last: spec.parse_last(last) for last in ("60 minutes", "24 hours", "31 days")}
+    pie = values.filter(method="GET")
+    queries: dict[str, Callable[[], Any]] = {
+        f"line chart, last {last}": (lambda r=r: spec.line_spec(values, r.since, r.until, r.scale))
+        for last, r in line.items()
+    }
+    queries[f"pie of {PIE_CHOICES} stored choices"] = lambda: spec.pie_spec(pie, "view")
+    queries["pie of 5 declared choices"] = lambda: spec.pie_spec(values, "status")
+    queries["all of the above, pipelined"] = lambda: pipelined(
+        [
+            *(lambda r=r: spec.line_spec(values, r.since, r.until, r.scale) for r in line.values()),
+            lambda: spec.pie_spec(pie, "view"),
+            lambda: spec.pie_spec(values, "status"),
+        ]
+    )
+    return queries
+
+
+def values_in(result: Any) -> int:
+    if isinstance(result, list):
+        return sum(values_in(item) for item in result)
+    return len(result["labels"])
+
+
+def query_latency(kicks: int, repeats: int) -> list[QueryRow]:
+    now = datetime.datetime.now(datetime.UTC)
+    metrica = requests_metrica()
+    fill_month(metrica, now, kicks)
+    rows = []
+    for label, query in admin_queries(metrica).items():
+        query()  # the first script read of a process also loads the script: two more round trips
+        with measure.count_round_trips() as trips:
+            result = query()
+        spent = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            query()
+            spent.append(time.perf_counter() - start)
+        rows.append(QueryRow(label, values_in(result), trips.count, statistics.median(spent) * 1000))
+    return rows

@@ -1,0 +1,174 @@
+"""``make bench``: every benchmark in one run, against a Redis server of its own.
+
+Prints the results as Markdown tables and writes them to benchmarks/results.md.  The work is
+fixed (seeded events, fixed counts), so runs on one machine compare; timings are medians of
+interleaved rounds, and every ratio compares alternatives measured in the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python benchmarks/run.py`
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from staste.testing import RedisServer  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results.md")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How much work each benchmark does; ``make bench`` uses FULL, the smoke test TINY."""
+
+    sync_kicks: int = 300  # per round and per writer
+    sync_rounds: int = 7
+    cpu_kicks: int = 2000
+    bare_hincrbys: int = 100_000
+    buffered_kicks: int = 50_000  # per round
+    buffered_rounds: int = 3
+    month_kicks: int = 20_000
+    query_repeats: int = 30
+    new_values: int = 100
+    day_kicks: int = 14_400  # ten requests a minute
+    requests: int = 2_000  # per round and per variant
+    request_rounds: int = 7
+
+
+FULL = Counts()
+TINY = Counts(
+    sync_kicks=3,
+    sync_rounds=1,
+    cpu_kicks=3,
+    bare_hincrbys=10,
+    buffered_kicks=20,
+    buffered_rounds=1,
+    month_kicks=30,
+    query_repeats=1,
+    new_values=2,
+    day_kicks=30,
+    requests=2,
+    request_rounds=1,
+)
+
+AXIS_COUNTS = (0, 1, 2, 3, 5)
+
+
+def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
+    """Run every benchmark against staste's configured Redis; one Markdown section each."""
+    from benchmarks import kicks, memory, queries
+    from staste import connection
+
+    client = connection.get_redis()
+    out = [f"Measured on: {report.machine(client)}."]
+
+    progress("synchronous kicks")
+    sync = kicks.sync_rates(AXIS_COUNTS, counts.sync_kicks, counts.sync_rounds)
+    out.append(
+        "### Kicks per second, one process\n\n"
+        f"Median of {counts.sync_rounds} interleaved rounds of {counts.sync_kicks} kicks each, after a warm-up "
+        "round. *seed* is the seed's algorithm (one redis-py pipeline of one HINCRBY per field and bucket per "
+        "kick; benchmarks/seed.py).\n\n"
+        + report.table(
+            ["axes", "staste kick()", "seed pipeline", "staste / seed"],
+            [(row.axes, row.staste, row.seed, f"{row.ratio:.2f}x") for row in sync],
+        )
+    )
+
+    progress("Redis CPU per kick")
+    bare = kicks.bare_hincrby_cpu(client, counts.bare_hincrbys)
+    cpu_rows = [bare, *kicks.kick_cpu(3, counts.cpu_kicks), *kicks.kick_cpu(5, counts.cpu_kicks)]
+    out.append(
+        "### Redis server CPU per kick\n\n"
+        "`used_cpu_user + used_cpu_sys` of `INFO cpu` before and after, divided by the kicks; the bare "
+        "HINCRBY line is what `redis-benchmark -P 50` would make Redis spend per command.\n\n"
+        + report.table(
+            ["writer", "HINCRBYs per kick", "Redis CPU per kick (µs)", "in bare HINCRBYs"],
+            [(row.what, row.hincrbys, row.cpu_us, f"{row.cpu_us / bare.cpu_us:.1f}") for row in cpu_rows],
+        )
+    )
+
+    progress("queries")
+    query_rows = queries.query_latency(counts.month_kicks, counts.query_repeats)
+    out.append(
+        "### Admin page queries\n\n"
+        f"An averaged metrica (view, method, status) holding {counts.month_kicks:,} requests over 31 days; "
+        f"median of {counts.query_repeats} runs of each query.\n\n"
+        + report.table(
+            ["query", "values", "Redis round trips", "ms"],
+            [(row.what, row.buckets, row.round_trips, row.ms) for row in query_rows],
+        )
+    )
+
+    progress("memory")
+    combination_rows = memory.per_combination(counts.new_values)
+    day_rows = [memory.one_day(counts.day_kicks, entries) for entries in (0, 512, 4096)]
+    settings_text = ", ".join(f"`{name} {value}`" for name, value in memory.hash_settings().items())
+    out.append(
+        "### Memory\n\n"
+        f"Redis defaults: {settings_text}. Bytes are `MEMORY USAGE` summed over the metrica's keys.\n\n"
+        + report.table(
+            ["a new value of a stored axis (2 axes)", "bytes", "fields", "bytes per field"],
+            [
+                (f"in {row.encoding} hashes", row.bytes_per_value, row.fields_per_value, row.bytes_per_field)
+                for row in combination_rows
+            ],
+        )
+        + f"\n\nA day of {counts.day_kicks:,} requests (an averaged metrica: view, method, status) written "
+        "with three values of `hash-max-listpack-entries`; *kept* is what the minute, hour and day buckets "
+        "hold at the default retention (1, 14 and 185 days) for that traffic.\n\n"
+        + report.table(
+            [
+                "hash-max-listpack-entries",
+                "minute buckets",
+                "hour buckets",
+                "day bucket",
+                "a day",
+                "kept",
+                "hashes (listpack/hashtable)",
+                "Redis CPU per kick (µs)",
+            ],
+            [
+                (
+                    f"{row.listpack_entries}" + (" (default)" if row.listpack_entries == 512 else ""),
+                    report.kib(row.by_kind.get("minute", 0)),
+                    report.kib(row.by_kind.get("hour", 0)),
+                    report.kib(row.by_kind.get("day", 0)),
+                    report.kib(row.per_day),
+                    report.kib(row.steady_state),
+                    f"{row.hashes.get('listpack', 0)}/{row.hashes.get('hashtable', 0)}",
+                    row.cpu_us_per_kick,
+                )
+                for row in day_rows
+            ],
+        )
+    )
+    return out
+
+
+def main() -> int:
+    started = time.perf_counter()
+
+    def progress(what: str) -> None:
+        print(f"[{time.perf_counter() - started:5.1f}s] {what}", file=sys.stderr, flush=True)
+
+    with RedisServer() as server:
+        from benchmarks import settings
+
+        settings.configure(server.url)
+        text = "\n\n".join(sections(FULL, progress)) + "\n"
+    progress("done")
+    print(text)
+    RESULTS.write_text(text, encoding="utf-8")
+    print(f"(written to {RESULTS.relative_to(ROOT)})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

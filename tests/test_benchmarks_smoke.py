@@ -1,0 +1,110 @@
+"""The benchmarks' code paths, with tiny counts, so ``make bench`` keeps working.
+
+No timing is asserted (the machine is shared); what is checked is that each benchmark does
+the work it claims: the seed baseline writes exactly what staste writes, queries cost the
+round trips the tables report, memory is measured on real keys.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+
+from benchmarks import kicks, measure, memory, queries, report, run, workloads
+from benchmarks.seed import SeedMetrica
+from staste import keys
+
+
+def bucket_contents(client, base: str) -> dict[str, dict[bytes, bytes]]:
+    found = {}
+    for key in client.scan_iter(match=base.replace("{", "\\{").replace("}", "\\}") + "*"):
+        tail = key.decode()[len(base) :]
+        if tail.isdigit() or tail == "all":
+            found[tail] = client.hgetall(key)
+    return found
+
+
+@pytest.mark.parametrize("count", workloads.AXIS_COUNTS)
+def test_the_seed_baseline_writes_exactly_what_staste_writes(count, staste_redis) -> None:
+    metrica = workloads.metrica(f"same_{count}", count)
+    seed = SeedMetrica(staste_redis, f"same_{count}", list(metrica.axes), kicks.seed_prefix())
+    date = datetime.datetime(2010, 2, 7, 13, 5)
+    for event in workloads.events(count, 20):
+        metrica.kick(date=date, **event)
+        seed.kick(date=date, **event)
+    staste_buckets = bucket_contents(staste_redis, metrica.base)
+    assert len(staste_buckets) == 6
+    assert staste_buckets == bucket_contents(staste_redis, seed.base)
+    assert staste_buckets["all"][keys.field([keys.ALL] * count).encode()] == b"20"
+
+
+def test_seeded_events_are_the_same_every_run() -> None:
+    assert workloads.events(3, 50) == workloads.events(3, 50)
+    assert workloads.events(3, 50) != workloads.events(3, 50, seed=1)
+    assert workloads.latencies(10) == workloads.latencies(10)
+    assert {frozenset(event) for event in workloads.events(5, 10)} == {
+        frozenset({"view", "method", "status", "country", "device"})
+    }
+
+
+def test_every_benchmark_runs_and_reports(staste_redis) -> None:
+    progress: list[str] = []
+    text = "\n\n".join(run.sections(run.TINY, progress.append))
+    assert progress == ["synchronous kicks", "Redis CPU per kick", "queries", "memory", *progress[4:]]
+    assert "Redis 7" in text or "Redis 6" in text
+    # One table row per axis count, with a ratio.
+    for count in workloads.AXIS_COUNTS:
+        assert re.search(rf"^\| {count} \| [\d,]+ \| [\d,]+ \| [\d.]+x \|$", text, re.MULTILINE), count
+    # The admin page's charts: one round trip each, two for the pipelined page (script check).
+    for chart in ("last 60 minutes", "last 24 hours", "last 31 days", "pie of 50 stored choices"):
+        assert re.search(rf"^\| line chart, {chart} \| \d+ \| 1 \||^\| {chart} \| \d+ \| 1 \|", text, re.MULTILINE)
+    assert re.search(r"^\| all of the above, pipelined \| \d+ \| 2 \|", text, re.MULTILINE)
+    assert "512 (default)" in text
+
+
+def test_query_benchmark_reads_every_bucket(staste_redis) -> None:
+    rows = {row.what: row for row in queries.query_latency(kicks=40, repeats=1)}
+    assert rows["line chart, last 60 minutes"].buckets == 60
+    assert rows["line chart, last 24 hours"].buckets == 24
+    assert rows["line chart, last 31 days"].buckets == 31
+    assert rows["pie of 50 stored choices"].buckets == 40  # every stored view is listed, 40 kicks: 40 views
+    assert all(row.round_trips <= 2 for row in rows.values())
+
+
+def test_memory_benchmark_measures_real_keys(staste_redis) -> None:
+    listpack, hashtable = memory.per_combination(new_values=3, grown=520)
+    assert listpack.encoding == "listpack" and hashtable.encoding == "hashtable"
+    assert 0 < listpack.bytes_per_value < hashtable.bytes_per_value
+    saved = staste_redis.config_get("hash-max-listpack-entries")
+    day = memory.one_day(kicks=40, listpack_entries=0)
+    assert staste_redis.config_get("hash-max-listpack-entries") == saved  # restored
+    assert day.hashes.get("listpack", 0) == 0 and day.hashes["hashtable"] > 0
+    assert day.per_day == sum(day.by_kind[scale] for scale in ("minute", "hour", "day"))
+    assert day.steady_state > day.per_day
+
+
+def test_round_trip_counter_and_server_cpu(staste_redis) -> None:
+    staste_redis.ping()  # connects (a connection's set-up sends commands of its own)
+    with measure.count_round_trips() as trips:
+        staste_redis.ping()
+        pipe = staste_redis.pipeline(transaction=False)
+        pipe.ping()
+        pipe.ping()
+        pipe.execute()
+    assert trips.count == 2
+    assert measure.server_cpu(staste_redis) > 0
+    medians = measure.interleaved({"a": lambda: None, "b": staste_redis.ping}, rounds=3)
+    assert set(medians) == {"a", "b"}
+
+
+def test_report_tables() -> None:
+    text = report.table(["what", "n", "ratio"], [("x", 1234.5, "2.00x"), ("y", 0.5, "0.50x")])
+    assert text.splitlines() == [
+        "| what | n | ratio |",
+        "| --- | ---: | ---: |",
+        "| x | 1,234 | 2.00x |",
+        "| y | 0.50 | 0.50x |",
+    ]
+    assert report.kib(2048) == "2.0 KiB" and report.kib(3 * 1024 * 1024) == "3.0 MiB"
