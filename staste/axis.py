@@ -143,10 +143,13 @@ class Axis:
             self._memo = {}
             self._memo_config = config
         kind = type(value)
-        if (
-            kind is str or kind is int or value is None or (kind is tuple and all(type(v) is str for v in value))
-        ) and isinstance(self.value_type, type):
+        if kind is str:
+            memo_key: Any = value  # the commonest case; a str never equals the tuples below
+        elif kind is int or value is None or (kind is tuple and all(type(v) is str for v in value)):
             memo_key = (kind, value)
+        else:
+            memo_key = None
+        if memo_key is not None and isinstance(self.value_type, type):
             option = self._memo.get(memo_key)
             if option is None:
                 option = (tuple(self.kick_parts(value)), self.cap())
