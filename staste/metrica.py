@@ -142,9 +142,9 @@ def family_infix(prefix: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
+    # The last buckets before the year 10000 end with the calendar: datetime.max, which still
+    # gives a finite timestamp, hence a finite TTL (a date that far off is user input too).
     end = timescale.end(span)
-    if end == datetime.datetime.max:
-        return math.inf
     return end.replace(tzinfo=conf.time_zone()).timestamp()
 
 
@@ -172,7 +172,10 @@ def to_local(moment: datetime.date | datetime.datetime | None) -> datetime.datet
             return datetime.datetime(moment.year, moment.month, moment.day)
         raise TypeError(f"date must be a datetime or a date, not {type(moment).__name__}")
     if moment.tzinfo is not None and moment.utcoffset() is not None:
-        return moment.astimezone(zone).replace(tzinfo=None)
+        try:
+            return moment.astimezone(zone).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"date {moment.isoformat()} is out of range in the {zone.key} time zone") from None
     return moment.replace(tzinfo=None)
 
 

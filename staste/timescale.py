@@ -156,7 +156,10 @@ def series(since: datetime.datetime, until: datetime.datetime, scale: str) -> li
     current = first
     while current <= last:
         spans.append(current)
-        current = following(current)
+        try:
+            current = following(current)
+        except OverflowError:  # the last minute, hour or day of the year 9999
+            break
     return spans
 
 

@@ -1,0 +1,251 @@
+"""Hostile input: hypothesis throws garbage at kicks and queries.
+
+Every call either works or raises a clear ValueError or TypeError (never a Redis error, an
+OverflowError or anything else), a refused kick writes nothing, an accepted kick adds exactly
+its value, queries never write, and every key staste writes is one of the spellings of
+staste.keys (no user-chosen key).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import fractions
+import zoneinfo
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+
+from staste import keys, timescale
+from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+from staste.metrica import AveragedMetrica
+
+D = datetime.datetime
+MEGABYTE = "x" * 1_000_000
+AXES = ("colour", "age", "tag", "path")
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def fuzzed() -> AveragedMetrica:
+    return AveragedMetrica(
+        name="fuzzed",
+        axes=[
+            ("colour", Axis(choices=["red", "blue"])),
+            ("age", Axis(value_type=int)),
+            ("tag", StoredChoiceAxis(max_length=50, max_choices=20)),
+            ("path", HierarchicalAxis(max_depth=3)),
+        ],
+        multiplier=100,
+    )
+
+
+control_text = st.text(st.characters(codec="utf-8", categories=["Cc", "Cf", "Zs", "Zl", "Zp", "L", "N", "P", "S"]))
+nasty_text = st.one_of(
+    control_text,
+    st.sampled_from(["", "*", "|", "/", "\\", "=", "!", "#", "~", "{x}", "}{", "\\p", "a|b/c", "<script>", "=1+1"]),
+    st.just(MEGABYTE),
+    st.text(max_size=5).map(lambda text: text + "\ud800"),  # not encodable: lone surrogate
+)
+numbers = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.fractions(),
+    st.complex_numbers(max_magnitude=10),
+    st.sampled_from([0, -1, 2**63 - 1, 2**63, -(2**63), 10**400, 1e308, 5e-324, decimal.Decimal("sNaN")]),
+)
+garbage = st.one_of(
+    st.none(),
+    st.booleans(),
+    numbers,
+    nasty_text,
+    st.binary(max_size=20),
+    st.lists(st.one_of(st.text(max_size=5), st.integers()), max_size=5),
+    st.tuples(nasty_text),
+    st.tuples(st.text(max_size=5), st.text(max_size=5), st.text(max_size=5), st.text(max_size=5)),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.builds(object),
+)
+zones = st.sampled_from([zoneinfo.ZoneInfo(name) for name in ("UTC", "Pacific/Kiritimati", "America/Los_Angeles")])
+dates = st.one_of(
+    st.none(),
+    st.datetimes(),
+    st.datetimes(timezones=zones),
+    st.dates(),
+    st.sampled_from([D(9999, 12, 31, 23, 59), D(1, 1, 1), D(9999, 12, 31, 23, 59, tzinfo=datetime.UTC)]),
+    st.times(),
+    garbage,
+)
+short_text = st.one_of(
+    control_text.map(lambda text: text[:50]),
+    st.sampled_from(["", "*", "|", "/", "\\", "=", "!", "#", "~", "{x}", "\\p", "a|b/c", "<script>", "=1+1"]),
+)
+plausible = {
+    "colour": st.sampled_from(["red", "blue"]),
+    "age": st.one_of(st.integers(-(10**6), 10**6), st.integers(0, 200).map(str)),
+    "tag": short_text,
+    "path": st.lists(short_text, min_size=1, max_size=3).map(tuple),
+}
+axis_values = st.one_of(
+    st.fixed_dictionaries({}, optional=plausible),
+    st.fixed_dictionaries({}, optional={name: st.one_of(plausible[name], garbage) for name in AXES}),
+    st.dictionaries(st.one_of(st.sampled_from(AXES), st.text(max_size=8)), garbage, max_size=5),
+)
+
+
+def snapshot(client, prefix: str) -> dict[bytes, Any]:
+    """Every key of this test with its content and whether it expires."""
+    found = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        read = {b"hash": client.hgetall, b"set": client.smembers, b"string": client.get}[kind]
+        found[key] = (read(key), client.ttl(key) > 0)
+    return found
+
+
+def allowed_keys(prefix: str, metrica: AveragedMetrica, written: set[str]) -> bool:
+    """Whether every key is a spelling staste.keys makes for this metrica."""
+    base = keys.metrica_base(prefix, metrica.name)
+    fixed = {keys.years_key(base), keys.signature_key(base)} | {keys.choices_key(base, name) for name in AXES}
+    for key in written:
+        if key in fixed:
+            continue
+        bucket = key.removeprefix(base)
+        if bucket == key or (bucket != keys.ALL_TIME and not (bucket.isdigit() and len(bucket) in (4, 6, 8, 10, 12))):
+            return False
+    return True
+
+
+@FUZZ
+@given(
+    value=st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6), numbers, garbage),
+    date=st.one_of(st.none(), st.datetimes(), dates),
+    axes=axis_values,
+)
+@example(value=1, date=D(9999, 12, 31, 23, 59), axes={})
+@example(value=1, date=D(9999, 12, 31, 23, 59, tzinfo=zoneinfo.ZoneInfo("America/Los_Angeles")), axes={})
+@example(value=2**63, date=None, axes={})
+@example(value=1, date=None, axes={"tag": MEGABYTE})
+@example(value=1, date=None, axes={"path": ("a", "b", "c", "d")})
+@example(value=1, date=None, axes={"nope": 1})
+@example(value=1, date=None, axes={"colour": "\x00red"})
+@example(value=1, date=None, axes={"tag": "=1+1|\\s/\x1b[31m", "path": ("{a}", "|", "\n")})
+def test_a_kick_works_or_refuses_cleanly_and_writes_nothing(staste_redis, prefix, value, date, axes) -> None:
+    metrica = fuzzed()
+    before = snapshot(staste_redis, prefix)
+    count_before, total_before = metrica.count(), metrica.total()
+    try:
+        metrica.kick(value, date, **axes)
+    except (ValueError, TypeError) as exc:
+        event(f"refused: {type(exc).__name__}")
+        assert str(exc), "the error says what is wrong"
+        assert snapshot(staste_redis, prefix) == before
+        return
+    event("accepted")
+    assert metrica.count() == count_before + 1
+    assert metrica.total() * 100 == pytest.approx(total_before * 100 + metrica.scaled(value), abs=0.5)
+    written = {key.decode() for key in snapshot(staste_redis, prefix)}
+    assert allowed_keys(prefix, metrica, written), sorted(written)
+
+
+@FUZZ
+@given(
+    kicks=st.lists(
+        st.tuples(
+            st.one_of(st.integers(-1000, 1000), st.decimals(-1000, 1000, places=2), st.floats(-1e6, 1e6)),
+            st.one_of(st.none(), st.datetimes(), st.datetimes(timezones=zones)),
+            st.fixed_dictionaries({}, optional=plausible),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_odd_but_valid_kicks_count_exactly_under_escaped_keys(staste_redis, prefix, kicks) -> None:
+    """Control characters, separators, markup and spreadsheet formulas are just values."""
+    metrica = fuzzed()
+    start_count, start_total = metrica.count(), metrica.total()
+    added = 0
+    for value, date, axes in kicks:
+        metrica.kick(value, date, **axes)
+        added += metrica.scaled(value)
+    assert metrica.count() == start_count + len(kicks)
+    assert round(metrica.total() * 100) == round(start_total * 100) + added
+    for name, _ in kicks[-1][2].items():
+        assert sum(count for _, count in metrica.iterate_counts(name)) >= 1
+    written = {key.decode() for key in snapshot(staste_redis, prefix)}
+    assert allowed_keys(prefix, metrica, written), sorted(written)
+
+
+@FUZZ
+@given(
+    span=st.fixed_dictionaries(
+        {},
+        optional={scale: st.one_of(st.integers(-5, 10_000), garbage) for scale in timescale.SCALES},
+    ),
+    filters=axis_values,
+    axis=st.one_of(st.none(), st.sampled_from(AXES), garbage),
+)
+@example(span={"year": 9999, "month": 12, "day": 31, "hour": 23}, filters={}, axis=None)
+@example(span={"year": 10**30}, filters={}, axis=None)
+@example(span={"month": 2}, filters={}, axis=None)
+@example(span={}, filters={"tag": MEGABYTE}, axis="tag")
+@example(span={}, filters={"path": ("a", "b")}, axis="path")
+@example(span={}, filters={}, axis=["path"])
+def test_a_query_works_or_refuses_cleanly_and_writes_nothing(staste_redis, prefix, span, filters, axis) -> None:
+    metrica = fuzzed()
+    metrica.kick(3, D(2010, 2, 7, 13, 5), colour="red", age=18, tag="a", path=("x", "y"))
+    before = snapshot(staste_redis, prefix)
+    calls = [
+        lambda: metrica.timespan(**span).total(),
+        lambda: metrica.timespan(**span).filter(**filters).count(),
+        lambda: metrica.filter(**filters).timespan(**span).average(),
+        lambda: metrica.timespan(**span).filter(**filters).iterate(axis),
+        lambda: metrica.filter(**filters).iterate_averages(axis),
+    ]
+    for call in calls:
+        try:
+            call()
+        except (ValueError, TypeError) as exc:
+            assert str(exc)
+    assert snapshot(staste_redis, prefix) == before
+
+
+@FUZZ
+@given(since=dates, until=dates, scale=st.one_of(st.none(), st.sampled_from([*timescale.SCALES, "week"]), garbage))
+@example(since=D(9999, 12, 31, 23), until=D(9999, 12, 31, 23, 59), scale="minute")
+@example(since=D(9999, 12, 31), until=None, scale="day")
+@example(since=D(1, 1, 1), until=D(9999, 12, 31), scale="minute")
+@example(since=D(2010, 1, 2), until=D(2010, 1, 1), scale="day")
+@example(since="2010-01-01", until=None, scale="day")
+def test_a_time_series_works_or_refuses_cleanly(staste_redis, prefix, since, until, scale) -> None:
+    metrica = fuzzed()
+    metrica.kick(3, D(2010, 2, 7, 13, 5), colour="red")
+    before = snapshot(staste_redis, prefix)
+    for call in (metrica.timeserie, metrica.timeserie_counts_and_averages):
+        try:
+            rows = call(since, until, scale)
+        except (ValueError, TypeError) as exc:
+            assert str(exc)
+        else:
+            assert [moment for moment, *_ in rows] == sorted({moment for moment, *_ in rows})
+    assert snapshot(staste_redis, prefix) == before
+
+
+@pytest.mark.parametrize("value", ["x" * 1001, MEGABYTE])
+def test_long_values_are_refused_with_their_length(value) -> None:
+    with pytest.raises(ValueError, match=f"{len(value)} characters long"):
+        fuzzed().kick(tag=None, age=None, path=(value,))
+
+
+def test_a_huge_value_is_refused_before_reaching_redis(staste_redis, prefix) -> None:
+    for value in (2**63, 10**400, 1e300, decimal.Decimal("1e30"), fractions.Fraction(2**70, 3)):
+        with pytest.raises(ValueError, match=r"too large|finite"):
+            fuzzed().kick(value)
+    assert snapshot(staste_redis, prefix) == {}
