@@ -7,7 +7,8 @@
  *   {"type": "line" | "pie" | "bar",
  *    "title": "...", "labels": [...],
  *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1"}],
- *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"}}
+ *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"},
+ *    "compact": true}   (optional: a sparkline without axes, legend nor title, e.g. the admin dashboard)
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec (used by pages that
  * fetch fresh data); every drawn canvas gets data-staste-drawn="1".
@@ -44,6 +45,7 @@
   function config(spec) {
     var colors = themeColors();
     var pie = spec.type === "pie" || spec.type === "doughnut";
+    var compact = !!spec.compact;
     var datasets = (spec.datasets || []).map(function (dataset, i) {
       var out = { label: dataset.label, data: dataset.data };
       if (pie) {
@@ -54,7 +56,7 @@
         out.backgroundColor = color(i, 0.15);
         out.fill = spec.type === "line" && (spec.datasets || []).length === 1;
         out.tension = 0.25;
-        out.pointRadius = dataset.data.length > 60 ? 0 : 2;
+        out.pointRadius = compact || dataset.data.length > 60 ? 0 : 2;
         out.spanGaps = true;
         out.yAxisID = dataset.axis || "y";
       }
@@ -62,8 +64,9 @@
     });
     var scales = {};
     if (!pie) {
-      scales.x = { ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true }, grid: { color: colors.grid } };
+      scales.x = { display: !compact, ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true }, grid: { color: colors.grid } };
       scales.y = {
+        display: !compact,
         beginAtZero: true,
         ticks: { color: colors.quiet },
         grid: { color: colors.grid },
@@ -71,6 +74,7 @@
       };
       if (datasets.some(function (d) { return d.yAxisID === "y1"; })) {
         scales.y1 = {
+          display: !compact,
           beginAtZero: true,
           position: "right",
           ticks: { color: colors.quiet },
@@ -88,8 +92,8 @@
         animation: false,
         interaction: { mode: pie ? "nearest" : "index", intersect: false },
         plugins: {
-          legend: { display: pie || datasets.length > 1, labels: { color: colors.text } },
-          title: { display: !!spec.title, text: spec.title || "", color: colors.text }
+          legend: { display: !compact && (pie || datasets.length > 1), labels: { color: colors.text } },
+          title: { display: !compact && !!spec.title, text: spec.title || "", color: colors.text }
         },
         scales: scales
       }
@@ -98,11 +102,23 @@
 
   var charts = new Map();
 
+  // A box may carry its height as data-staste-height (the template tags do): set through the
+  // CSSOM, which a strict Content-Security-Policy allows where a style attribute is refused.
+  function sizeBox(canvas) {
+    var box = canvas.parentNode;
+    var height = box && box.getAttribute && box.getAttribute("data-staste-height");
+    if (height) {
+      box.style.position = "relative";
+      box.style.height = height;
+    }
+  }
+
   function draw(canvas, spec) {
     if (typeof Chart === "undefined") {
       canvas.setAttribute("data-staste-error", "Chart.js is not loaded");
       return null;
     }
+    sizeBox(canvas);
     var previous = charts.get(canvas);
     if (previous) { previous.destroy(); }
     canvas.__stasteSpec = spec;

@@ -1,0 +1,401 @@
+"""Chart options: what ``{% staste_chart %}``, the number tags and the generic views accept.
+
+One parser validates them for all three, so a typo fails the same way in a template, a URL and
+a view, with a message that lists what is accepted::
+
+    >>> options = ChartOptions.parse("guest_visits", "pie", {"axis": "gender", "year": 2024})
+    >>> options.spec()                                  # doctest: +SKIP  (one Redis round trip)
+    {"type": "pie", "labels": ["boy", "girl"], ...}
+
+Options, by kind of output:
+
+==========================  =======================================================================
+``line``                    ``last`` ("30 days") or a timespan (``year=``, ``month=`` ... ``minute=``),
+                            ``scale``, ``axis`` (one line per value), ``measure``, ``limit``, ``title``
+``pie``, ``bar``            a timespan, ``axis`` (none: the next finer time scale), ``measure``,
+                            ``limit`` (largest slices; the rest pooled), ``title``
+``total``, ``count``,       ``last`` or a timespan
+``average``
+==========================  =======================================================================
+
+Any other name is an axis of the metrica and filters it (``gender="girl"``); an axis whose name
+is also an option's is given as ``filter__<axis>=``.  A timespan may also be spelled
+``timespan__year=`` (the seed's query-string names).  ``None`` means "not given".
+
+Building a spec or a number costs one Redis round trip (two for lines per axis value).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from staste import timescale
+from staste.axis import OTHER
+from staste.charts import spec as specs
+from staste.metrica import Metrica
+from staste.query import MetricaValues, pipelined
+
+CHART_KINDS: tuple[str, ...] = ("line", "pie", "bar")
+NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average")
+KINDS = CHART_KINDS + NUMBER_KINDS
+
+#: The options each kind takes, besides timespans and axis filters.
+KIND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "line": ("axis", "last", "scale", "measure", "limit", "title"),
+    "pie": ("axis", "measure", "limit", "title"),
+    "bar": ("axis", "measure", "limit", "title"),
+    "total": ("last",),
+    "count": ("last",),
+    "average": ("last",),
+}
+ALL_OPTIONS = frozenset(name for names in KIND_OPTIONS.values() for name in names)
+
+FILTER_PREFIX = "filter__"
+TIMESPAN_PREFIX = "timespan__"
+
+#: Lines drawn per axis value, and slices of a breakdown, when ``limit`` is not given.
+DEFAULT_LINE_LIMIT = 10
+REST_LABEL = "(rest)"
+
+
+class OptionError(ValueError):
+    """An option that the chart cannot take; the message says what it accepts instead."""
+
+
+def find_metrica(metrica: Metrica | str) -> Metrica:
+    """A metrica itself, or the registered metrica of that name."""
+    from staste.registry import NotRegistered, registry
+
+    if isinstance(metrica, Metrica):
+        return metrica
+    if not isinstance(metrica, str):
+        raise OptionError(f"expected a metrica or the name of one, not {metrica!r}")
+    try:
+        return registry.get(metrica)
+    except NotRegistered:
+        names = sorted(m.name for m in registry)
+        known = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "") if names else "none"
+        raise OptionError(
+            f"no metrica named {metrica!r} is registered (registered: {known}); metricas are "
+            "registered from each installed app's stats.py, or with staste.register()"
+        ) from None
+
+
+def _subject(kind: str) -> str:
+    """How messages name a kind: "pie charts", or the number tag "staste_total"."""
+    return f"{kind} charts" if kind in CHART_KINDS else f"staste_{kind}"
+
+
+def check_names(metrica: Metrica, kind: str, names: Iterable[str]) -> None:
+    """Fail on a kind or option name the metrica cannot take (values are not looked at)."""
+    if kind not in KINDS:
+        raise OptionError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    for name in names:
+        _classify(metrica, kind, name)
+
+
+def _classify(metrica: Metrica, kind: str, name: str) -> tuple[str, str]:
+    """("option" | "timespan" | "filter", the option, scale or axis name) of one option name."""
+    if name.startswith(FILTER_PREFIX) and name[len(FILTER_PREFIX) :] in metrica.axes:
+        return "filter", name[len(FILTER_PREFIX) :]
+    scale = name.removeprefix(TIMESPAN_PREFIX)
+    if scale in timescale.SCALES:
+        return "timespan", scale
+    if name in KIND_OPTIONS[kind]:
+        return "option", name
+    if name in metrica.axes:
+        return "filter", name
+    if name in ALL_OPTIONS:
+        takers = ", ".join(_subject(k) for k, names in KIND_OPTIONS.items() if name in names)
+        verb = "do" if kind in CHART_KINDS else "does"
+        raise OptionError(f"{_subject(kind)} {verb} not take {name}= (only {takers} do){_hint(kind, name)}")
+    accepted = ", ".join(KIND_OPTIONS[kind]) + ", year, month, day, hour, minute"
+    axes = ", ".join(metrica.axes) or "none"
+    raise OptionError(
+        f"unknown option {name}= for {_subject(kind)} of {metrica.name}; options: {accepted}; "
+        f"axes to filter on: {axes}"
+    )
+
+
+def _hint(kind: str, name: str) -> str:
+    if name == "last" and kind in ("pie", "bar"):
+        return "; a breakdown covers a calendar span: give year=, month=... instead"
+    if name == "axis" and kind in NUMBER_KINDS:
+        return "; filter on an axis with <axis>=<value> instead"
+    return ""
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise OptionError(f"{name}= must be a whole number, not {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise OptionError(f"{name}= must be a whole number, not {value!r}") from None
+
+
+def _filter_value(metrica: Metrica, axis_name: str, value: Any) -> Any:
+    """A filter value as the axis takes it; a hierarchical path may be written "out/se"."""
+    axis = metrica.axes[axis_name]
+    if axis.hierarchical and isinstance(value, str):
+        value = tuple(value.split("/"))
+    try:
+        metrica.values().filter(**{axis_name: value})
+    except (TypeError, ValueError) as exc:
+        raise OptionError(str(exc)) from None
+    return value
+
+
+def _coerce_option(metrica: Metrica, kind: str, name: str, value: Any) -> Any:
+    """One option's value, checked on its own (checks across options come in ``parse``)."""
+    if name == "axis":
+        if value not in metrica.axes:
+            axes = ", ".join(metrica.axes) or "none"
+            raise OptionError(f"{metrica.name} has no axis {value!r}; its axes are: {axes}")
+        return value
+    if name == "last":
+        try:
+            specs.parse_last(value)
+        except ValueError as exc:
+            raise OptionError(f"last=: {exc}") from None
+        return value.strip()
+    if name == "scale":
+        if value not in metrica.date_scales:
+            recorded = ", ".join(metrica.date_scales) or "only all time"
+            raise OptionError(f"scale= must be a time scale {metrica.name} records ({recorded}), not {value!r}")
+        return value
+    if name == "measure":
+        if value not in specs.MEASURES:
+            raise OptionError(f"measure= must be one of {', '.join(specs.MEASURES)}, not {value!r}")
+        if value != "total" and not metrica.averaged:
+            raise OptionError(f"measure={value!r} needs an AveragedMetrica; {metrica.name} only sums")
+        return value
+    if name == "limit":
+        number = _as_int("limit", value)
+        if number < 1:
+            raise OptionError(f"limit= must be at least 1, not {number}")
+        return number
+    if name == "title":
+        return str(value)
+    raise AssertionError(name)  # pragma: no cover  (_classify lets no other name through)
+
+
+def check_values(metrica: Metrica, kind: str, given: Mapping[str, Any]) -> None:
+    """Check each given value on its own, e.g. the literal ones of a template tag."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        category, key = _classify(metrica, kind, name)
+        if category == "option":
+            _coerce_option(metrica, kind, key, value)
+        elif category == "timespan":
+            _as_int(key, value)
+        else:
+            _filter_value(metrica, key, value)
+
+
+@dataclass(frozen=True)
+class ChartOptions:
+    """A validated chart (or number) of one metrica; build it with :meth:`parse`."""
+
+    metrica: Metrica
+    kind: str
+    axis: str | None = None
+    last: str | None = None
+    scale: str | None = None
+    measure: str | None = None
+    limit: int | None = None
+    title: str | None = None
+    span: timescale.Span = ()
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, metrica: Metrica | str, kind: str, given: Mapping[str, Any]) -> ChartOptions:
+        """Validate everything before any Redis access; OptionError says what is wrong."""
+        metrica = find_metrica(metrica)
+        check_names(metrica, kind, given)
+        options: dict[str, Any] = {}
+        numbers: dict[str, int] = {}
+        filters: dict[str, Any] = {}
+        for name, value in given.items():
+            if value is None:
+                continue
+            category, key = _classify(metrica, kind, name)
+            if category == "option":
+                options[key] = _coerce_option(metrica, kind, key, value)
+            elif category == "timespan":
+                if key in numbers:
+                    raise OptionError(f"{key}= is given twice")
+                numbers[key] = _as_int(key, value)
+            else:
+                if key in filters:
+                    raise OptionError(f"the {key} axis is filtered twice")
+                filters[key] = _filter_value(metrica, key, value)
+        try:
+            span = metrica.values().timespan(**numbers).span
+        except (TypeError, ValueError) as exc:
+            raise OptionError(str(exc)) from None
+        if options.get("last") and span:
+            raise OptionError("give either last= or a timespan (year=, month=, ...), not both")
+        chart = cls(metrica=metrica, kind=kind, span=span, filters=filters, **options)
+        chart._check_range()
+        return chart
+
+    # -- what is read ------------------------------------------------------------------------
+
+    def query(self) -> MetricaValues:
+        """The metrica's values over the timespan, under the filters (nothing is read yet)."""
+        return MetricaValues(self.metrica, self.span, self.filters)
+
+    def range(self, now: datetime.datetime | None = None) -> specs.Range:
+        """The buckets a line (or a number over ``last``) covers.
+
+        ``last`` counts back from now; a timespan gives its buckets of the next finer scale
+        (or of ``scale``); with neither, the last 30 days (or the finest range the metrica keeps).
+        """
+        if self.last:
+            found = specs.parse_last(self.last, now=now)
+            return specs.Range(found.since, found.until, self.scale or found.scale)
+        if self.span:
+            scale = self.scale or timescale.SCALES[len(self.span)]
+            last_minute = timescale.end(self.span) - datetime.timedelta(minutes=1)
+            return specs.Range(timescale.start(self.span), last_minute, scale)
+        found = specs.parse_last(self.default_last(), now=now)
+        return specs.Range(found.since, found.until, self.scale or found.scale)
+
+    def default_last(self) -> str:
+        for scale, text in (("day", "30 days"), ("month", "12 months"), ("year", "10 years")):
+            if scale in self.metrica.date_scales:
+                return text
+        raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
+
+    def _check_range(self) -> None:
+        """Fail now, not at render time, on a line or number whose buckets cannot be read."""
+        if self.kind in ("pie", "bar"):
+            if len(self.span) >= len(self.metrica.date_scales) and self.axis is None:
+                where = f"a {timescale.scale_of(self.span)}" if self.span else "all time"
+                raise OptionError(
+                    f"{self.metrica.name} records no time scale finer than {where} to break down by; give axis="
+                )
+            return
+        if self.kind in NUMBER_KINDS and not self.last:
+            return
+        if self.span and self.scale and timescale.depth(self.scale) <= len(self.span):
+            raise OptionError(
+                f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}"
+            )
+        if self.span and len(self.span) >= len(self.metrica.date_scales) and not self.scale:
+            raise OptionError(
+                f"{self.metrica.name} records nothing finer than a {timescale.scale_of(self.span)}: "
+                "a line needs a longer timespan"
+            )
+        found = self.range()
+        try:
+            self.query().series_spans(found.since, found.until, found.scale)
+        except (TypeError, ValueError) as exc:
+            raise OptionError(str(exc)) from None
+
+    # -- charts ------------------------------------------------------------------------------
+
+    def spec(self, now: datetime.datetime | None = None) -> specs.Spec:
+        """The chart spec (see ``staste.charts.spec``): one Redis round trip, two for lines per value."""
+        if self.kind in NUMBER_KINDS:
+            raise OptionError(f"a {self.kind} is a number, not a chart")
+        query = self.query()
+        if self.kind in ("pie", "bar"):
+            spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind)
+            return limit_breakdown(spec, self.limit) if self.limit else spec
+        found = self.range(now)
+        if self.axis:
+            return self.lines_per_value(found, with_total=False)
+        if self.measure:
+            labels, data = self._series(query, found, self.measure)
+            return specs.series_spec(
+                labels, [(self.measure, data, "y")], title=self._title(), x=found.scale
+            )
+        return specs.line_spec(query, found.since, found.until, found.scale, title=self._title())
+
+    def _title(self) -> str:
+        return self.metrica.title if self.title is None else self.title
+
+    def _series(self, query: MetricaValues, found: specs.Range, measure: str) -> tuple[list[str], list[Any]]:
+        if measure == "total":
+            rows = query.timeserie(found.since, found.until, found.scale)
+        elif measure == "count":
+            rows = query.timeserie_counts(found.since, found.until, found.scale)
+        else:
+            rows = [
+                (moment, average)
+                for moment, _, average in query.timeserie_counts_and_averages(found.since, found.until, found.scale)
+            ]
+        return [specs.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
+
+    def lines_per_value(self, found: specs.Range, *, with_total: bool) -> specs.Spec:
+        """One line per value of ``axis`` (the ``limit`` largest), optionally with the total.
+
+        Two round trips: the values and their totals, then every series in one pipeline.
+        """
+        assert self.axis is not None
+        query = self.query()
+        measure = self.measure or specs.default_measure(query)
+        ranking = query.iterate_counts(self.axis) if measure == "count" else query.iterate(self.axis)
+        ranked = sorted(ranking, key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
+        values = [value for value, _ in sorted(ranked, key=lambda row: self.metrica.axes[self.axis].sort_key(row[0]))]
+        queries = [query.filter(**{self.axis: value}) for value in values if value is not OTHER]
+        names = [specs.label(value) for value in values if value is not OTHER]
+        if with_total:
+            queries.insert(0, query)
+            names.insert(0, "total")
+        found_series = pipelined([lambda q=q: self._series(q, found, measure) for q in queries])
+        labels = found_series[0][0] if found_series else self._series(query, found, measure)[0]
+        datasets = [(name, data, "y") for name, (_, data) in zip(names, found_series, strict=True)]
+        return specs.series_spec(labels, datasets, title=self._title(), x=found.scale)
+
+    # -- numbers -----------------------------------------------------------------------------
+
+    def number(self, now: datetime.datetime | None = None) -> int | float | None:
+        """The total, count or average: one Redis round trip; None for an average of nothing."""
+        if self.kind not in NUMBER_KINDS:
+            raise OptionError(f"a {self.kind} chart is not a number")
+        if self.kind != "total" and not self.metrica.averaged:
+            raise OptionError(f"staste_{self.kind} needs an AveragedMetrica; {self.metrica.name} only sums")
+        query = self.query()
+        if not self.last:
+            return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
+        found = self.range(now)
+        if self.kind == "total":
+            return self._tidy(sum(total for _, total in query.timeserie(found.since, found.until, found.scale)))
+        if self.kind == "count":
+            return sum(count for _, count in query.timeserie_counts(found.since, found.until, found.scale))
+        rows = query.timeserie_counts_and_averages(found.since, found.until, found.scale)
+        events = sum(count for _, count, _ in rows)
+        if not events:
+            return None
+        return sum(count * average for _, count, average in rows if average is not None) / events
+
+    def _tidy(self, value: int | float) -> int | float:
+        """Sums of fractional buckets, rounded to the metrica's precision (no 0.30000000000000004)."""
+        if self.metrica.multiplier and isinstance(value, float):
+            return round(value, math.ceil(math.log10(self.metrica.multiplier)))
+        return value
+
+
+def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:
+    """The ``limit`` largest slices of a breakdown; the others pooled as "(rest)" (not for averages)."""
+    if len(spec["labels"]) <= limit or not spec["datasets"]:
+        return spec
+    dataset = spec["datasets"][0]
+    rows = sorted(zip(spec["labels"], dataset["data"], strict=True), key=lambda row: -(row[1] or 0))
+    if dataset["label"] == "average":  # averages do not add up: the largest only
+        kept = rows[:limit]
+    else:
+        pooled = sum(value or 0 for _, value in rows[limit - 1 :])
+        kept = [*rows[: limit - 1], (REST_LABEL, pooled)]
+    labels, data = [text for text, _ in kept], [value for _, value in kept]
+    return {**spec, "labels": labels, "datasets": [{**dataset, "data": data}]}
