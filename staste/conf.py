@@ -58,6 +58,17 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": 1000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
+    # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.
+    "STASTE_FLUSH_INTERVAL": 1.0,
+    # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
+    "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # ResponseTimeMiddleware: False turns it off (it then costs nothing).
+    "STASTE_MIDDLEWARE_ENABLED": True,
+    # Name of the AveragedMetrica the middleware records into.
+    "STASTE_RESPONSE_TIME_METRICA": "response_time",
+    # Request paths the middleware ignores: prefixes ("/health/"), or regular expressions (compiled
+    # patterns, or strings starting with "^"); None means STATIC_URL and MEDIA_URL.
+    "STASTE_MIDDLEWARE_EXCLUDE": None,
 }
 
 _env = environ.Env()
@@ -71,6 +82,11 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": int,
     "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
+    "STASTE_FLUSH_INTERVAL": float,
+    "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_MIDDLEWARE_ENABLED": bool,
+    # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
+    "STASTE_MIDDLEWARE_EXCLUDE": lambda text: [item.strip() for item in text.split(",") if item.strip()],
 }
 
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from staste import conf, connection, keys, scripts, timescale
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
+from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
+from staste.histogram import bucket_index as histogram_bucket
 
 if TYPE_CHECKING:
     from staste.query import MetricaValues
@@ -94,7 +96,7 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
     dropped when a setting changes (prefix, retention and time zone are settings).
     """
     config = conf.get_config()
-    if _plans_config[0] is not config or len(_plans) > 256:
+    if _plans_config[0] is not config or len(_plans) > 4096:
         _plans.clear()
         _plans_config[0] = config
     cache_key = (metrica.name, tuple(metrica.axes), spans, families)
@@ -199,6 +201,8 @@ class Metrica:
         title: str | None = None,
         description: str = "",
         category: str | None = None,
+        buffered: bool = False,
+        histogram: bool = False,
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
@@ -227,6 +231,14 @@ class Metrica:
         self.description = description
         self.category = category
         self.families: tuple[str, ...] = ("", keys.COUNT_MARK) if self.averaged else ("",)
+        #: Whether kick() goes through the in-process buffer (staste.buffer) unless told otherwise.
+        self.buffered = bool(buffered)
+        #: Whether each kick's value is also counted in a histogram (staste.histogram), so that
+        #: percentiles can be read back; its counters live in the hashes ``<base>h:<bucket>``.
+        self.histogram = bool(histogram)
+        self._histogram_families: tuple[tuple[str, ...], ...] = (
+            tuple((*self.families, prefix) for prefix in HISTOGRAM_PREFIXES) if self.histogram else ()
+        )
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
 
@@ -286,7 +298,8 @@ class Metrica:
             except ValueError as exc:
                 raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
         amount = self.scaled(value)
-        moment = to_local(date)
+        # Now, in the staste time zone: the local calendar fields are all that is read below.
+        moment = datetime.datetime.now(conf.time_zone()) if date is None else to_local(date)
         minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
         last = self._last_spans  # every kick of one minute lands in the same buckets
         if last is not None and last[0] == minute:
@@ -295,16 +308,36 @@ class Metrica:
             spans = tuple(timescale.spans_of(moment, self.date_scales))
             self._last_spans = (minute, spans)
         increments = (amount, 1) if self.averaged else (amount,)
+        if self.histogram:
+            bucket = histogram_bucket(value if type(value) is int or type(value) is float else float(value))
+            return Kick(self, spans, self._histogram_families[bucket], (*increments, 1), tuple(options))
         return Kick(self, spans, self.families, increments, tuple(options))
 
-    def kick(self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any) -> None:
+    def kick(
+        self,
+        value: Any = 1,
+        date: datetime.date | datetime.datetime | None = None,
+        buffered: bool | None = None,
+        **axis_values: Any,
+    ) -> None:
         """Count one event (of weight ``value``) at ``date`` (default: now) in one round trip.
 
         Invalid input raises ValueError or TypeError before anything is written.  When Redis
         is unreachable this raises :class:`staste.exceptions.RedisUnavailable`, unless
         ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
+
+        Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
+        only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
+        background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
+        RedisUnavailable.
         """
-        self.write(self.prepare_kick(value, date, **axis_values))
+        kick = self.prepare_kick(value, date, **axis_values)
+        if self.buffered if buffered is None else buffered:
+            from staste import buffer
+
+            buffer.add(kick)
+        else:
+            self.write(kick)
 
     def write(self, kick: Kick) -> None:
         script_keys, args = batch_keys_and_args([kick])
@@ -358,6 +391,12 @@ class Metrica:
 
     def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
         return self.values().timeserie(since, until, scale)
+
+    def percentile(self, p: float) -> float | None:
+        return self.values().percentile(p)
+
+    def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
+        return self.values().percentiles(ps)
 
 
 class AveragedMetrica(Metrica):

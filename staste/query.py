@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import contextvars
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.cluster
 from django.conf import settings
 
-from staste import conf, connection, keys, scripts, timescale
-from staste.metrica import to_local
+from staste import conf, connection, histogram, keys, scripts, timescale
+from staste.metrica import family_infix, to_local
 
 if TYPE_CHECKING:
     from staste.axis import Axis
@@ -270,6 +270,46 @@ class MetricaValues:
         rows = self._series(since, until, scale, self._families("", keys.COUNT_MARK))
         return [
             (moment, int(raw[1]) if raw[1] is not None else 0, self._average(raw[0], raw[1])) for moment, raw in rows
+        ]
+
+    # -- percentiles (metricas made with histogram=True) -----------------------------------
+
+    def _histogram_reads(self, spans: Sequence[timescale.Span], ps: Iterable[float]) -> tuple[list[float], list[Any]]:
+        if not getattr(self.metrica, "histogram", False):
+            raise TypeError(f"{self.metrica.name} keeps no histogram: make it with histogram=True to read percentiles")
+        wanted = list(ps)
+        for p in wanted:  # bad input fails before any read
+            histogram.check_percentile(p)
+        field = self._field()
+        fields = [prefix + field for prefix in histogram.PREFIXES]
+        base = self.metrica.base + family_infix(histogram.MARK)
+        return wanted, [(keys.bucket_key(base, timescale.bucket_id(span)), fields) for span in spans]
+
+    def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
+        """{p: value} for each percentile ``p`` (0-100) of the values kicked; None when empty.
+
+        Read from the metrica's histogram (one HMGET), so a value is exact to within its
+        bucket (see :mod:`staste.histogram`); in the unit of the values kicked.
+        """
+        wanted, requests = self._histogram_reads([self.span], ps)
+        raw = self._hmget(requests)[0]
+        return histogram.percentiles([int(count) if count is not None else 0 for count in raw], wanted)
+
+    def percentile(self, p: float) -> float | None:
+        """The value below which ``p`` percent of the values kicked lie (``percentile(95)``)."""
+        return self.percentiles([p])[p]
+
+    def timeserie_percentiles(
+        self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
+    ) -> list[tuple[datetime.datetime, dict[float, float | None]]]:
+        """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()."""
+        _, spans = self.series_spans(since, until, scale)
+        wanted, requests = self._histogram_reads(spans, ps)
+        if not requests:
+            return []
+        return [
+            (bucket_datetime(span), histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
+            for span, raw in zip(spans, self._hmget(requests), strict=True)
         ]
 
 

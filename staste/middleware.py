@@ -1,0 +1,319 @@
+"""ResponseTimeMiddleware: how long every request took, by view, method, status class and exception.
+
+Add ``"staste.middleware.ResponseTimeMiddleware"`` near the top of ``MIDDLEWARE`` (first, to
+time the other middleware too).  Each request becomes one kick of the ``response_time``
+AveragedMetrica (``STASTE_RESPONSE_TIME_METRICA``): its duration in milliseconds, with a
+histogram so that percentiles can be read back, along four bounded axes:
+
+* ``view``: the dotted path of the view that served it, with its URL name in brackets when it
+  has one (``shop.views.detail [shop:detail]``); every request that resolved to no view
+  (404s, scanners probing random paths) is ``<unresolved>``, never its path;
+* ``method``: ``GET``, ``POST``... with every non-standard method pooled as ``other``;
+* ``status``: ``1xx`` to ``5xx``;
+* ``exception``: the class of the exception that escaped the view, when one did.
+
+The kick goes to the process' buffer (:mod:`staste.buffer`): recording costs a dictionary
+update, no Redis round trip, and a Redis outage never reaches the request.  Requests for
+``STASTE_MIDDLEWARE_EXCLUDE`` paths (by default STATIC_URL and MEDIA_URL) are not recorded.
+The time measured ends when the response object is returned (for a streaming response, before
+its body is streamed).
+
+>>> rt = response_time_metrica()                               # doctest: +SKIP
+>>> rt.filter(view="shop.views.detail [shop:detail]").percentiles([50, 95, 99])  # doctest: +SKIP
+{50: 12.4, 95: 48.1, 99: 95.0}
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.module_loading import import_string
+
+from staste import buffer, conf
+from staste.axis import Axis, StoredChoiceAxis
+from staste.histogram import bucket_index as histogram_bucket
+from staste.metrica import AveragedMetrica
+from staste.registry import registry
+
+logger = logging.getLogger("staste")
+
+PATH = "staste.middleware.ResponseTimeMiddleware"
+#: The view of every request that resolved to no view.
+UNRESOLVED = "<unresolved>"
+#: The method of every request whose method is not a standard one.
+OTHER_METHOD = "other"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+_METHODS = frozenset(METHODS)
+_STATUS_BY_HUNDRED = {index + 1: text for index, text in enumerate(STATUS_CLASSES)}
+#: Where the exception that escaped the view is noted on the request (by process_exception).
+_EXCEPTION_ATTRIBUTE = "_staste_exception"
+
+
+def response_time_axes() -> list[tuple[str, Axis]]:
+    return [
+        ("view", StoredChoiceAxis()),
+        ("method", Axis(choices=[*METHODS, OTHER_METHOD])),
+        ("status", Axis(choices=list(STATUS_CLASSES))),
+        ("exception", StoredChoiceAxis()),
+    ]
+
+
+_metricas: dict[str, AveragedMetrica] = {}
+
+
+def response_time_metrica(name: str | None = None) -> AveragedMetrica:
+    """The metrica the middleware records into (``STASTE_RESPONSE_TIME_METRICA``), registered.
+
+    A project may register its own AveragedMetrica under that name first (for other date
+    scales, say); it must have the axes of :func:`response_time_axes`.
+    """
+    name = name or conf.get("STASTE_RESPONSE_TIME_METRICA")
+    metrica = _metricas.get(name)
+    if metrica is None:
+        existing = registry.get(name) if name in registry else None
+        if isinstance(existing, AveragedMetrica):
+            metrica = existing
+        else:
+            metrica = AveragedMetrica(
+                name=name,
+                axes=response_time_axes(),
+                multiplier=1000,  # milliseconds, kept to the microsecond
+                title="Response time",
+                description="Time to answer each request, in milliseconds (staste.middleware.ResponseTimeMiddleware).",
+                category="Site",
+                buffered=True,
+                histogram=True,
+            )
+            registry.register(metrica)
+        _metricas[name] = metrica
+    return metrica
+
+
+def installed() -> bool:
+    """Whether the middleware is in MIDDLEWARE (itself or a subclass) and switched on."""
+    if not conf.get("STASTE_MIDDLEWARE_ENABLED"):
+        return False
+    for entry in getattr(settings, "MIDDLEWARE", None) or ():
+        if entry == PATH:
+            return True
+        try:
+            found = import_string(entry)
+        except ImportError:
+            continue
+        if isinstance(found, type) and issubclass(found, ResponseTimeMiddleware):
+            return True
+    return False
+
+
+# -- what is excluded --------------------------------------------------------------------------
+
+_rules: list[tuple[tuple[str, ...], re.Pattern[str] | None]] = []
+
+
+def _default_exclusions() -> list[str]:
+    found = []
+    for setting in ("STATIC_URL", "MEDIA_URL"):
+        url = getattr(settings, setting, None)
+        if url and str(url).startswith("/") and str(url) != "/":  # not a CDN, and not the whole site
+            found.append(str(url))
+    return found
+
+
+def exclusion_rules() -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """(prefixes, one regex or None) of the paths not recorded, from STASTE_MIDDLEWARE_EXCLUDE."""
+    if _rules:
+        return _rules[0]
+    configured = conf.get("STASTE_MIDDLEWARE_EXCLUDE")
+    if configured is None:
+        configured = _default_exclusions()
+    elif isinstance(configured, (str, re.Pattern)):
+        configured = [configured]
+    prefixes: list[str] = []
+    patterns: list[str] = []
+    for rule in configured:
+        if isinstance(rule, re.Pattern):
+            patterns.append(rule.pattern)
+        elif isinstance(rule, str) and rule.startswith("^"):
+            patterns.append(rule)
+        elif isinstance(rule, str) and rule:
+            prefixes.append(rule)
+        else:
+            raise ValueError(
+                f"STASTE_MIDDLEWARE_EXCLUDE: {rule!r} is neither a path prefix nor a regular expression "
+                "(a compiled pattern, or a string starting with '^')"
+            )
+    try:
+        regex = re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
+    except re.error as exc:
+        raise ValueError(f"STASTE_MIDDLEWARE_EXCLUDE: bad regular expression: {exc}") from None
+    _rules[:] = [(tuple(prefixes), regex)]
+    return _rules[0]
+
+
+def excluded(path: str) -> bool:
+    """Whether requests for ``path`` go unrecorded; a bad setting excludes nothing (logged once)."""
+    if _rules:
+        prefixes, regex = _rules[0]
+    else:
+        try:
+            prefixes, regex = exclusion_rules()
+        except ValueError:
+            logger.exception("staste: ignoring STASTE_MIDDLEWARE_EXCLUDE")
+            _rules[:] = [((), None)]
+            return False
+    return path.startswith(prefixes) or (regex is not None and regex.match(path) is not None)
+
+
+@receiver(setting_changed)
+def _forget_rules(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("STASTE_MIDDLEWARE_EXCLUDE", "STATIC_URL", "MEDIA_URL", "FORCE_SCRIPT_NAME"):
+        _rules.clear()
+
+
+# -- axis values -------------------------------------------------------------------------------
+
+_view_names: dict[Any, str] = {}
+_exception_names: dict[type, str] = {}
+
+
+def _dotted(thing: Any) -> str:
+    while hasattr(thing, "func") and not hasattr(thing, "__qualname__"):  # functools.partial
+        thing = thing.func
+    thing = getattr(thing, "view_class", thing)  # a class-based view's as_view() function
+    if not hasattr(thing, "__qualname__"):  # a callable instance
+        thing = type(thing)
+    return f"{thing.__module__}.{thing.__qualname__}"
+
+
+def view_name(request: HttpRequest) -> str:
+    """The ``view`` axis value of a request: dotted path [URL name], or ``<unresolved>``."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return UNRESOLVED
+    try:
+        cache_key: Any = (match.func, match.url_name and match.view_name)
+        cached = _view_names.get(cache_key)
+    except TypeError:  # an unhashable view
+        cache_key, cached = None, None
+    if cached is None:
+        cached = _dotted(match.func)
+        if match.url_name:
+            cached += f" [{match.view_name}]"
+        if cache_key is not None:
+            if len(_view_names) > 10_000:
+                _view_names.clear()
+            _view_names[cache_key] = cached
+    return cached
+
+
+def exception_name(exception_class: type) -> str:
+    name = _exception_names.get(exception_class)
+    if name is None:
+        name = f"{exception_class.__module__}.{exception_class.__qualname__}"
+        if len(_exception_names) > 1000:
+            _exception_names.clear()
+        _exception_names[exception_class] = name
+    return name
+
+
+# -- the middleware ----------------------------------------------------------------------------
+
+_failures: set[type] = set()
+
+
+class ResponseTimeMiddleware:
+    """Times every request and kicks the response-time metrica (buffered); see the module doc."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        if not conf.get("STASTE_MIDDLEWARE_ENABLED"):
+            raise MiddlewareNotUsed("STASTE_MIDDLEWARE_ENABLED is off")
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+        response_time_metrica()  # registered now, so the admin lists it before the first request
+        exclusion_rules()  # a bad STASTE_MIDDLEWARE_EXCLUDE fails at start-up, not on a request
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        if excluded(request.path):
+            return self.get_response(request)
+        start = time.perf_counter()
+        response = self.get_response(request)
+        record(request, response, time.perf_counter() - start)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+        if excluded(request.path):
+            return await get_response(request)
+        start = time.perf_counter()
+        response = await get_response(request)
+        record(request, response, time.perf_counter() - start)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        """Note which exception escaped the view; Django's handler still makes the response."""
+        setattr(request, _EXCEPTION_ATTRIBUTE, type(exception))
+
+
+def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> None:
+    """Kick the response-time metrica for one request, into the buffer; never raises.
+
+    Public so that benchmarks (and other servers' hooks) can record a request alike.  The hot
+    path builds no Kick: a request like one already held this minute only bumps its sums
+    (``Buffer.bump``); a new one is prepared (validated) in full and added.
+    """
+    try:
+        config = conf.get_config()
+        if not config["STASTE_MIDDLEWARE_ENABLED"]:
+            return
+        name = config["STASTE_RESPONSE_TIME_METRICA"]
+        metrica = _metricas.get(name) or response_time_metrica(name)
+        view = view_name(request)
+        method = request.method
+        if method not in _METHODS:
+            method = OTHER_METHOD
+        status = _STATUS_BY_HUNDRED.get(response.status_code // 100, "5xx")
+        exception = getattr(request, _EXCEPTION_ATTRIBUTE, None)
+        if exception is not None:
+            exception = exception_name(exception)
+        milliseconds = seconds * 1000
+        bucket = histogram_bucket(milliseconds)
+        now = time.time()
+        # Local minutes start with UTC minutes (time zones are whole minutes apart), so one
+        # key per UTC minute never mixes two local minutes' buckets.
+        key = (metrica, id(config), int(now // 60), view, method, status, exception, bucket)
+        amount = round(milliseconds * (metrica.multiplier or 1))
+        if not buffer.default.bump(key, (amount, 1, 1) if metrica.histogram else (amount, 1)):
+            kick = metrica.prepare_kick(
+                milliseconds,
+                datetime.datetime.fromtimestamp(now, datetime.UTC),
+                view=view,
+                method=method,
+                status=status,
+                exception=exception,
+            )
+            buffer.default.add(kick, key)
+    except Exception as exc:
+        # Never break a request over statistics; say so once per kind of failure.
+        if type(exc) not in _failures:
+            _failures.add(type(exc))
+            logger.exception("staste: could not record a response time")
