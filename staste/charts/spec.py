@@ -167,7 +167,9 @@ def series_spec(
     chart: str = "line",
 ) -> Spec:
     """A spec from numbers already read: ``datasets`` are (label, data, "y" or "y1")."""
-    axes = {axis: name for name, _, axis in reversed(datasets)}
+    axes: dict[str, str] = {}
+    for name, _, axis in datasets:
+        axes.setdefault(axis, name)
     return {
         "type": chart,
         "title": title,

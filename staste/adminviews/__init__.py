@@ -1,0 +1,34 @@
+"""The staste section of the Django admin: a dashboard of every metrica and a page per metrica.
+
+``staste.admin`` mounts these views on the admin site (see :func:`urls`) before the admin's
+own app index, so ``/admin/staste/`` is the dashboard without any urlconf change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin import AdminSite
+from django.urls import URLPattern, path
+
+from staste.adminviews.base import protected
+from staste.adminviews.dashboard import dashboard
+from staste.adminviews.metrica import metrica_csv, metrica_json, metrica_page
+
+
+def urls(site: AdminSite) -> list[URLPattern]:
+    """The section's URL patterns, relative to the admin root and named in its namespace."""
+    wrapped: dict[str, Any] = {
+        "dashboard": protected(site, dashboard),
+        "page": protected(site, metrica_page),
+        "json": protected(site, metrica_json),
+        "csv": protected(site, metrica_csv),
+    }
+    return [
+        path("staste/", wrapped["dashboard"], name="staste_dashboard"),
+        # The admin links its index and sidebar entry for the Metrica model to this name.
+        path("staste/", wrapped["dashboard"], name="staste_metrica_changelist"),
+        path("staste/<str:name>/", wrapped["page"], name="staste_metrica"),
+        path("staste/<str:name>/data.json", wrapped["json"], name="staste_metrica_json"),
+        path("staste/<str:name>/data.csv", wrapped["csv"], name="staste_metrica_csv"),
+    ]

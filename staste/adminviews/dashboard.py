@@ -1,0 +1,133 @@
+"""The dashboard (``/admin/staste/``): every registered metrica, grouped by category.
+
+Each metrica shows its axes, today's and all-time numbers and a small chart of the last 24
+hours (or of the finest range it records).  All of it, for every metrica, is read in one
+pipelined round trip, so 50 metricas cost what one does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.contrib.admin import AdminSite
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from staste import timescale
+from staste.charts.spec import Spec, line_spec, parse_last
+from staste.metrica import Metrica, to_local
+from staste.query import pipelined
+from staste.registry import registry
+
+from .base import READ_FAILURES, admin_context, redis_failure
+from .metrica import display
+
+TEMPLATE = "staste/admin/dashboard.html"
+#: The small chart's range: the first whose scale the metrica records.
+SPARKLINE_RANGES = ("24 hours", "30 days", "12 months", "10 years")
+
+
+def sparkline_range(metrica: Metrica) -> str | None:
+    return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
+
+
+def summarise(metrica: Metrica, today: timescale.Span) -> dict[str, Any]:
+    """A metrica's dashboard numbers and small chart (pure reads, to be pipelined)."""
+    everything = metrica.values()
+    numbers: dict[str, Any] = {"all": everything.total()}
+    if metrica.averaged:
+        numbers["all_count"], numbers["all_average"] = everything.count(), everything.average()
+    if "day" in metrica.date_scales:
+        day = everything.timespan(*today)
+        numbers["today"] = day.total()
+        if metrica.averaged:
+            numbers["today_count"], numbers["today_average"] = day.count(), day.average()
+    text = sparkline_range(metrica)
+    numbers["range"] = text
+    numbers["spark"] = None
+    if text:
+        since, until, scale = parse_last(text)
+        try:
+            spec: Spec = line_spec(everything, since, until, scale, title="")
+        except ValueError:  # e.g. STASTE_MAX_BUCKETS below the range
+            pass
+        else:
+            spec["compact"] = True
+            numbers["spark"] = spec
+    return numbers
+
+
+def buffer_stats() -> dict[str, Any] | None:
+    """The buffered writer's counters (staste.buffer), when that module exists."""
+    try:
+        from staste import buffer  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    stats = getattr(buffer, "stats", None)
+    if not callable(stats):
+        return None
+    try:
+        found = stats()
+    except Exception:  # the dashboard must render whatever the buffer's state
+        return None
+    return dict(found) if isinstance(found, dict) else None
+
+
+def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    metricas = list(registry)
+    today = timescale.truncate(to_local(None), "day")
+    error = None
+    try:
+        numbers = pipelined([lambda m=m: summarise(m, today) for m in metricas])
+    except READ_FAILURES as exc:
+        error, numbers = redis_failure(exc), [None] * len(metricas)
+    rows = []
+    for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True)):
+        rows.append(_row(index, metrica, found))
+    groups = [
+        {"name": category or "General", "rows": list(items)}
+        for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
+    ]
+    stats = buffer_stats()
+    context = admin_context(
+        request,
+        site,
+        title="Statistics",
+        groups=groups,
+        count=len(metricas),
+        redis_error=error,
+        buffer=stats,
+        buffer_dropped=bool(stats and stats.get("dropped")),
+    )
+    return TemplateResponse(request, TEMPLATE, context)
+
+
+def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "metrica": metrica,
+        "url": reverse("admin:staste_metrica", args=[metrica.name]),
+        "axes": [
+            {"name": name, "kind": type(axis).__name__, "choices": len(axis.choices) if axis.choices else None}
+            for name, axis in metrica.axes.items()
+        ],
+        "chart_id": f"staste-spark-{index}",
+    }
+    if found is None:
+        return row
+    if metrica.averaged:
+        row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
+        row["all"] = _averaged(found["all_count"], found["all_average"])
+    else:
+        row["today"] = display(found.get("today")) if "today" in found else "—"
+        row["all"] = display(found["all"])
+    row["spark"] = found["spark"]
+    row["range"] = found["range"]
+    return row
+
+
+def _averaged(count: int | None, average: float | None) -> str:
+    if count is None:
+        return "—"
+    return f"{display(count)} events, avg {display(average)}" if count else "0 events"

@@ -1,0 +1,213 @@
+"""What a metrica page shows, read from and written back to its query string.
+
+Every view of a metrica is a shareable URL::
+
+    /admin/staste/guest_visits/?gender=girl&age=18&_last=30+days&_by=age
+    /admin/staste/clicks/?label=out&label=se&_span=2024-03-10T14
+
+* an axis name filters on that axis (a hierarchical axis takes one parameter per path
+  element); an empty value means no filter;
+* ``_last`` is a quick range ("24 hours", see ``staste.charts.spec.parse_last``) and ``_span``
+  a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
+  "2024-03-10T14:05"); one or the other;
+* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows.
+
+Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
+message says what was wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from staste import timescale
+from staste.charts.spec import MEASURES, QUICK_RANGES, Range, parse_last
+from staste.metrica import Metrica
+from staste.query import MetricaValues
+
+LAST, SPAN, BY, MEASURE = "_last", "_span", "_by", "_measure"
+CONTROLS = (LAST, SPAN, BY, MEASURE)
+#: The range a page opens with: the first one whose scale the metrica records.
+DEFAULT_RANGES = ("30 days", "24 hours", "12 months", "60 minutes")
+#: Most buckets a range may cover in the admin (a breakdown reads each bucket).
+MAX_RANGE_BUCKETS = 1500
+
+_SPAN = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2}))?)?)?)?$")
+
+
+class BadRequest(ValueError):
+    """A query string the page cannot show; the message is shown to the user."""
+
+
+def parse_span(text: str) -> timescale.Span:
+    if text == "all":
+        return ()
+    match = _SPAN.match(text)
+    if not match:
+        raise BadRequest(
+            f"bad {SPAN} {text!r}: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
+            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+        )
+    numbers = [int(group) for group in match.groups() if group is not None]
+    try:
+        return timescale.make_span(*numbers)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"bad {SPAN} {text!r}: {exc}") from None
+
+
+def format_span(span: timescale.Span) -> str:
+    if not span:
+        return "all"
+    text = f"{span[0]:04d}"
+    for number, joint in zip(span[1:], "--T:", strict=False):
+        text += f"{joint}{number:02d}"
+    return text
+
+
+def quick_ranges(metrica: Metrica) -> list[str]:
+    """The quick ranges this metrica can show (it records their scale)."""
+    return [text for text in QUICK_RANGES if parse_last(text).scale in metrica.date_scales]
+
+
+@dataclasses.dataclass(frozen=True)
+class PageState:
+    metrica: Metrica
+    #: axis name -> value (a tuple path for a hierarchical axis), in the metrica's axis order.
+    filters: Mapping[str, Any]
+    #: The calendar span shown, or None when a range is shown.
+    span: timescale.Span | None
+    #: The quick range shown ("30 days"), or None when a span is shown.
+    last: str | None
+    by: str | None
+    measure: str
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_params(cls, metrica: Metrica, params: Any, ignore: Iterable[str] = ()) -> PageState:
+        """Read a QueryDict (``request.GET``); BadRequest for anything the page cannot show."""
+        ignored = set(ignore)
+        unknown = [name for name in params if name not in metrica.axes and name not in CONTROLS + tuple(ignored)]
+        if unknown:
+            axes = ", ".join(metrica.axes) or "none"
+            raise BadRequest(
+                f"unknown parameter {unknown[0]!r}: {metrica.name} has the axes {axes}; "
+                f"the page also takes {', '.join(CONTROLS)}"
+            )
+        filters: dict[str, Any] = {}
+        for name, axis in metrica.axes.items():
+            if name not in params:
+                continue
+            if axis.hierarchical:
+                path = list(params.getlist(name))
+                while path and path[-1] == "":
+                    path.pop()
+                value: Any = tuple(path) if path else None
+            else:
+                value = params.get(name) or None
+            if value is None:
+                continue
+            try:
+                metrica.values().filter(**{name: value})
+            except (TypeError, ValueError) as exc:
+                raise BadRequest(f"bad filter {name}={_shown(value)}: {exc}") from None
+            filters[name] = value
+        last, span_text = params.get(LAST) or None, params.get(SPAN) or None
+        if last and span_text:
+            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both")
+        span: timescale.Span | None = None
+        if span_text:
+            span = parse_span(span_text)
+            try:
+                metrica.values().timespan(*span)
+            except ValueError as exc:
+                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}") from None
+        elif last:
+            cls._check_range(metrica, last)
+        else:
+            last = next((text for text in DEFAULT_RANGES if _records(metrica, text)), None)
+            span = None if last else ()
+        by = params.get(BY) or (next(iter(metrica.axes), None))
+        if by is not None and by not in metrica.axes:
+            raise BadRequest(f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}")
+        measure = params.get(MEASURE) or ("count" if metrica.averaged else "total")
+        allowed = MEASURES if metrica.averaged else ("total",)
+        if measure not in allowed:
+            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
+        return cls(metrica, filters, span, last, by, measure)
+
+    @staticmethod
+    def _check_range(metrica: Metrica, text: str) -> Range:
+        try:
+            found = parse_last(text)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if found.scale not in metrica.date_scales:
+            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s")
+        if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
+            raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
+        return found
+
+    # -- what to read ----------------------------------------------------------------------
+
+    def range(self) -> Range | None:
+        """The quick range as datetimes, fixed at the moment this is called."""
+        return parse_last(self.last) if self.last else None
+
+    def query(self) -> MetricaValues:
+        """The filtered query, over the span (all time when a range is shown)."""
+        query = self.metrica.values().filter(**self.filters)
+        return query.timespan(*self.span) if self.span else query
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> PageState:
+        if "span" in changes and changes["span"] is not None:
+            changes.setdefault("last", None)
+        if "last" in changes and changes["last"] is not None:
+            changes.setdefault("span", None)
+        return dataclasses.replace(self, **changes)
+
+    def with_filter(self, axis: str, value: Any) -> PageState:
+        filters = {name: v for name, v in self.filters.items() if name != axis}
+        if value is not None:
+            filters[axis] = value
+        ordered = {name: filters[name] for name in self.metrica.axes if name in filters}
+        return dataclasses.replace(self, filters=ordered)
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query string's pairs; defaults (first axis, usual measure) are left out."""
+        pairs: list[tuple[str, str]] = []
+        for name, axis in self.metrica.axes.items():
+            if name not in self.filters:
+                continue
+            value = self.filters[name]
+            if axis.hierarchical:
+                pairs += [(name, element) for element in axis.path(value)]
+            else:
+                pairs.append((name, axis.check(value)))
+        if self.span is not None:
+            pairs.append((SPAN, format_span(self.span)))
+        elif self.last:
+            pairs.append((LAST, self.last))
+        if self.by is not None and self.by != next(iter(self.metrica.axes), None):
+            pairs.append((BY, self.by))
+        if self.measure != ("count" if self.metrica.averaged else "total"):
+            pairs.append((MEASURE, self.measure))
+        return pairs
+
+    def querystring(self, **extra: str) -> str:
+        return "?" + urlencode(self.params() + list(extra.items()))
+
+
+def _records(metrica: Metrica, text: str) -> bool:
+    return parse_last(text).scale in metrica.date_scales
+
+
+def _shown(value: Any) -> str:
+    text = "/".join(value) if isinstance(value, tuple) else str(value)
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))

@@ -1,0 +1,36 @@
+/*
+ * staste admin pages: a dropdown change applies at once.  Empty choices ("All") are left out
+ * of the query string, so URLs stay short and every view stays a plain bookmarkable GET.
+ */
+(function () {
+  "use strict";
+
+  function dropEmpty(form) {
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if ((field.tagName === "SELECT" || field.type === "hidden") && field.value === "") {
+        field.disabled = true;
+      }
+    });
+    // Selects outside the form (form="...") belong to it as well.
+    Array.prototype.forEach.call(document.querySelectorAll("select[form='" + form.id + "']"), function (field) {
+      if (field.value === "") { field.disabled = true; }
+    });
+  }
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.classList && event.target.classList.contains("staste-controls")) {
+      dropEmpty(event.target);
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field.tagName !== "SELECT" || !field.form || !field.form.classList.contains("staste-controls")) { return; }
+    if (field.form.requestSubmit) {
+      field.form.requestSubmit();
+    } else {
+      dropEmpty(field.form);
+      field.form.submit();
+    }
+  });
+})();

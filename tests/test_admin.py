@@ -1,0 +1,511 @@
+"""The staste section of the admin, through Django's test client against a real Redis."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import html
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+from staste.metrica import AveragedMetrica, Metrica, to_local
+from staste.registry import registry
+from tests.conftest import CLUSTER_MODE
+from tests.roundtrips import count_round_trips
+
+pytestmark = pytest.mark.django_db
+
+D = datetime.datetime
+HOSTILE = ["<script>alert(1)</script>", "\"quoted' &amp;", "</script><script>alert(2)</script>"]
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+def make_user(username: str, *, staff: bool, permitted: bool = False, superuser: bool = False) -> User:
+    user = User.objects.create_user(username, password=None, is_staff=staff, is_superuser=superuser)
+    if permitted:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="staste", codename="view_metrica"))
+    return user
+
+
+@pytest.fixture
+def viewer() -> User:
+    return make_user("viewer", staff=True, permitted=True)
+
+
+@pytest.fixture
+def staff_client(client: Client, viewer: User) -> Client:
+    client.force_login(viewer)
+    return client
+
+
+@pytest.fixture
+def register() -> Iterator[Callable[[Metrica], Metrica]]:
+    """Register metricas for one test only."""
+    added: list[Metrica] = []
+
+    def adding(metrica: Metrica) -> Metrica:
+        registry.register(metrica)
+        added.append(metrica)
+        return metrica
+
+    yield adding
+    for metrica in added:
+        if metrica.name in registry and registry.get(metrica.name) is metrica:
+            registry.unregister(metrica)
+
+
+@pytest.fixture
+def visits(register) -> Metrica:
+    metrica = register(
+        Metrica(
+            name="test_visits",
+            axes=[("gender", Axis(choices=["boy", "girl"])), ("page", StoredChoiceAxis())],
+            title="Test visits",
+            description="Visits of the test site",
+            category="Testing",
+        )
+    )
+    now = to_local(None)
+    metrica.kick(date=now, gender="girl", page="/home")
+    metrica.kick(date=now, gender="girl", page="/about")
+    metrica.kick(date=now, gender="boy", page="/home")
+    metrica.kick(date=D(2024, 3, 10, 14, 5), gender="boy", page="/home")
+    metrica.kick(date=D(2024, 3, 10, 15, 0), gender="girl", page="/shop")
+    metrica.kick(date=D(2023, 7, 1), gender="girl", page="/home")
+    return metrica
+
+
+@pytest.fixture
+def timings(register) -> AveragedMetrica:
+    metrica = register(
+        AveragedMetrica(name="test_timings", axes=[("view", StoredChoiceAxis())], multiplier=1000, category="Testing")
+    )
+    metrica.kick(value=0.25, view="home")
+    metrica.kick(value=0.75, view="home")
+    metrica.kick(value=2.0, view="shop")
+    return metrica
+
+
+def page(name: str) -> str:
+    return f"/admin/staste/{name}/"
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+def json_script(response, element_id: str) -> dict:
+    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', text(response), re.S)
+    assert match, f"no json_script {element_id}"
+    return json.loads(match.group(1))
+
+
+def table_rows(response, table_id: str) -> list[list[str]]:
+    body = text(response).split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+        cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
+        rows.append([re.sub(r"<[^>]+>", "", cell).strip() for cell in cells])
+    return rows
+
+
+# -- permissions ---------------------------------------------------------------------------------
+
+URLS = ["/admin/staste/", page("guest_visits_gender_age"), page("pocket_money") + "data.json"]
+URLS.append(page("pocket_money") + "data.csv")
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_anonymous_users_are_sent_to_the_admin_login(client: Client, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=")
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_users_who_are_not_staff_are_sent_to_the_admin_login(client: Client, url: str) -> None:
+    client.force_login(make_user("someone", staff=False, permitted=True))
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_staff_without_the_permission_get_403(client: Client, url: str) -> None:
+    client.force_login(make_user("clerk", staff=True))
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_staff_with_the_permission_and_superusers_get_the_pages(client: Client, url: str) -> None:
+    client.force_login(make_user("viewer", staff=True, permitted=True))
+    assert client.get(url).status_code == 200
+    client.force_login(User.objects.create_superuser("root", password=None))
+    assert client.get(url).status_code == 200
+
+
+def test_the_admin_index_and_sidebar_list_statistics_only_for_permitted_staff(client: Client) -> None:
+    client.force_login(make_user("clerk", staff=True))
+    assert "Statistics" not in text(client.get("/admin/"))
+    client.force_login(make_user("viewer", staff=True, permitted=True))
+    index = text(client.get("/admin/"))
+    assert '<a href="/admin/staste/" class="section"' in index
+    assert '<a href="/admin/staste/">Metricas</a>' in index
+    sidebar = text(client.get("/admin/staste/"))
+    assert 'id="nav-sidebar"' in sidebar
+    assert "app-staste" in sidebar
+
+
+def test_the_model_has_no_add_change_or_delete(staff_client: Client) -> None:
+    assert staff_client.get("/admin/staste/metrica/add/").status_code == 404
+    assert Permission.objects.filter(content_type__app_label="staste").count() == 1
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+
+def test_dashboard_groups_metricas_with_their_numbers_and_a_chart(staff_client: Client, visits, timings) -> None:
+    response = staff_client.get("/admin/staste/")
+    assert response.status_code == 200
+    body = text(response)
+    assert "<caption>Testing</caption>" in body
+    assert "<caption>Guests</caption>" in body  # tests.statsapp's metricas, found by autodiscovery
+    assert '<a href="/admin/staste/test_visits/">Test visits</a>' in body
+    assert "Visits of the test site" in body
+    row = body.split('data-metrica="test_visits"', 1)[1].split("</tr>", 1)[0]
+    numbers = re.findall(r'<td class="staste-number">(.*?)</td>', row)
+    assert numbers == ["3", "6"]  # today, all time
+    assert 'title="Axis">gender</span>' in row and 'title="StoredChoiceAxis">page</span>' in row
+    timing_row = body.split('data-metrica="test_timings"', 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r'<td class="staste-number">(.*?)</td>', timing_row) == [
+        "3 events, avg 1",
+        "3 events, avg 1",
+    ]
+    chart_id = re.search(r'data-staste-chart="(staste-spark-\d+)"', row).group(1)
+    spark = json_script(response, chart_id)
+    assert spark["compact"] is True
+    assert spark["type"] == "line"
+    assert len(spark["labels"]) == 24
+    assert spark["datasets"][0]["data"][-1] == 3
+    assert "staste/vendor/chartjs/chart.umd.min.js" in body and "staste/charts.js" in body
+    assert "<script>" not in body.replace('<script src="', "")  # no inline code
+
+
+@pytest.mark.single_redis("a cluster pipeline costs one round trip per node")
+def test_dashboard_with_fifty_metricas_is_one_round_trip(staff_client: Client, register) -> None:
+    for i in range(50):
+        metrica = register(
+            AveragedMetrica(name=f"bulk_{i:02d}", axes=[("kind", Axis(choices=["a", "b"]))], category=f"Bulk {i % 5}")
+        )
+        metrica.kick(value=i, kind="a")
+    with count_round_trips() as trips:
+        response = staff_client.get("/admin/staste/")
+    assert response.status_code == 200
+    assert trips.count == 1
+    assert text(response).count('class="staste-metrica-row"') == 50 + len([m for m in registry if "bulk" not in m.name])
+    row = text(response).split('data-metrica="bulk_07"', 1)[1].split("</tr>", 1)[0]
+    assert "1 events, avg 7" in row
+
+
+def test_dashboard_reports_the_buffered_writer_when_there_is_one(staff_client: Client) -> None:
+    try:
+        from staste import buffer  # type: ignore[attr-defined]
+    except ImportError:
+        assert "Buffered writer" not in text(staff_client.get("/admin/staste/"))
+        return
+    stats = buffer.stats()
+    body = text(staff_client.get("/admin/staste/"))
+    assert "Buffered writer" in body
+    for key in stats:
+        assert f"</strong> {key}" in body
+
+
+# -- the metrica page ----------------------------------------------------------------------------
+
+
+def test_metrica_page_defaults_to_the_last_30_days(staff_client: Client, visits) -> None:
+    response = staff_client.get(page("test_visits"))
+    assert response.status_code == 200
+    line = json_script(response, "staste-line-data")
+    assert line["x"] == "day" and len(line["labels"]) == 30
+    assert line["datasets"] == [{"label": "total", "data": [0] * 29 + [3], "axis": "y"}]
+    pie = json_script(response, "staste-breakdown-data")
+    assert (pie["type"], pie["x"], pie["labels"]) == ("pie", "gender", ["boy", "girl"])
+    assert pie["datasets"][0]["data"] == [1, 2]
+    assert table_rows(response, "staste-breakdown-table") == [["gender", "total"], ["boy", "1"], ["girl", "2"]]
+    assert '<dt>Total</dt><dd>3</dd>' in text(response)
+    assert 'class="staste-chip staste-active">Last 30 days</a>' in text(response)
+    assert '<a href="/admin/staste/">Statistics</a>' in text(response)  # breadcrumbs
+    assert 'id="nav-sidebar"' in text(response)
+
+
+def test_filters_combine_and_the_dropdowns_list_choices_and_stored_values(staff_client: Client, visits) -> None:
+    response = staff_client.get(page("test_visits") + "?gender=girl&_by=page&_span=all")
+    assert response.status_code == 200
+    pie = json_script(response, "staste-breakdown-data")
+    assert dict(zip(pie["labels"], pie["datasets"][0]["data"], strict=True)) == {"/about": 1, "/home": 2, "/shop": 1}
+    body = text(response)
+    assert '<option value="girl" selected>girl</option>' in body
+    assert '<option value="/shop">/shop</option>' in body
+    assert "<dt>Total</dt><dd>4</dd>" in body
+    both = staff_client.get(page("test_visits") + "?gender=girl&page=%2Fhome&_span=all")
+    assert "<dt>Total</dt><dd>2</dd>" in text(both)
+    assert '<option value="/home" selected>/home</option>' in text(both)
+    # every row of the breakdown links to its filter, keeping the others
+    assert 'href="/admin/staste/test_visits/?gender=girl&amp;page=%2Fshop&amp;_span=all&amp;_by=page"' in body
+
+
+def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> None:
+    years = staff_client.get(page("test_visits") + "?_span=all")
+    line = json_script(years, "staste-line-data")
+    this_year = str(to_local(None).year)
+    assert line["labels"] == sorted({"2023", "2024", this_year})
+    assert '<a href="/admin/staste/test_visits/?_span=2024">2024</a>' in text(years)
+    month = staff_client.get(page("test_visits") + "?_span=2024-03")
+    line = json_script(month, "staste-line-data")
+    assert line["x"] == "day" and len(line["labels"]) == 31
+    assert line["datasets"][0]["data"][9] == 2
+    assert '<a href="/admin/staste/test_visits/?_span=2024-03-10">2024-03-10</a>' in text(month)
+    crumbs = text(month).split('class="staste-span-crumbs">', 1)[1].split("</div>", 1)[0]
+    shown = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", crumbs))).strip()
+    assert shown == "All time \u203a 2024 \u203a March"
+    day = staff_client.get(page("test_visits") + "?_span=2024-03-10&gender=boy")
+    line = json_script(day, "staste-line-data")
+    assert line["x"] == "hour" and line["datasets"][0]["data"][14:16] == [1, 0]
+    hour = staff_client.get(page("test_visits") + "?_span=2024-03-10T14")
+    assert json_script(hour, "staste-line-data")["datasets"][0]["data"][5] == 1
+    minute = staff_client.get(page("test_visits") + "?_span=2024-03-10T14:05")
+    assert minute.status_code == 200
+    assert "staste-line-data" not in text(minute)  # a minute has nothing finer
+    assert "<dt>Total</dt><dd>1</dd>" in text(minute)
+
+
+@pytest.mark.parametrize(("last", "scale", "buckets"), [("60 minutes", "minute", 60), ("24 hours", "hour", 24),
+                                                        ("12 months", "month", 12), ("3 years", "year", 3)])
+def test_quick_ranges(staff_client: Client, visits, last: str, scale: str, buckets: int) -> None:
+    response = staff_client.get(page("test_visits") + f"?_last={last}")
+    assert response.status_code == 200
+    line = json_script(response, "staste-line-data")
+    assert (line["x"], len(line["labels"])) == (scale, buckets)
+    assert line["datasets"][0]["data"][-1] >= 3
+    assert sum(json_script(response, "staste-breakdown-data")["datasets"][0]["data"]) == sum(
+        line["datasets"][0]["data"]
+    )
+
+
+def test_averaged_metrica_page_shows_counts_averages_and_measures(staff_client: Client, timings) -> None:
+    response = staff_client.get(page("test_timings") + "?_span=all")
+    body = text(response)
+    assert "<dt>Events</dt><dd>3</dd>" in body and "<dt>Average</dt><dd>1</dd>" in body
+    assert "<dt>Total</dt><dd>3</dd>" in body
+    line = json_script(response, "staste-line-data")
+    assert [d["axis"] for d in line["datasets"]] == ["y", "y1"]
+    averages = staff_client.get(page("test_timings") + "?_span=all&_measure=average")
+    pie = json_script(averages, "staste-breakdown-data")
+    assert (pie["type"], pie["labels"], pie["datasets"][0]["data"]) == ("bar", ["home", "shop"], [0.5, 2.0])
+    ranged = staff_client.get(page("test_timings") + "?_last=24+hours")
+    assert "<dt>Events</dt><dd>3</dd>" in text(ranged) and "<dt>Average</dt><dd>1</dd>" in text(ranged)
+
+
+def test_hierarchical_axes_drill_down_level_by_level(staff_client: Client, register) -> None:
+    clicks = register(Metrica(name="test_clicks", axes=[("label", HierarchicalAxis())]))
+    clicks.kick(label=("out", "se", "google"))
+    clicks.kick(label=("out", "se", "bing"))
+    clicks.kick(label=("out", "news"))
+    clicks.kick(label=("in",))
+    top = staff_client.get(page("test_clicks") + "?_span=all")
+    assert '<option value="out">out</option>' in text(top)
+    pie = json_script(top, "staste-breakdown-data")
+    assert dict(zip(pie["labels"], pie["datasets"][0]["data"], strict=True)) == {"in": 1, "out": 3}
+    assert 'href="/admin/staste/test_clicks/?label=out&amp;_span=all"' in text(top)
+    below = staff_client.get(page("test_clicks") + "?label=out&label=se&_span=all")
+    body = text(below)
+    assert '<input type="hidden" name="label" value="out">' in body
+    assert '<option value="google">google</option>' in body
+    assert "<option value=\"\">All under out/se</option>" in body
+    assert '<a href="/admin/staste/test_clicks/?label=out&amp;_span=all">out</a>' in body
+    pie = json_script(below, "staste-breakdown-data")
+    assert dict(zip(pie["labels"], pie["datasets"][0]["data"], strict=True)) == {"out/se/bing": 1, "out/se/google": 1}
+    assert "<dt>Total</dt><dd>2</dd>" in body
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?colour=red", "unknown parameter &#x27;colour&#x27;"),
+        ("?gender=alien", "bad filter gender="),
+        ("?_span=yesterday", "bad _span"),
+        ("?_span=2024-13", "out of range"),
+        ("?_span=2023-02-29", "out of range"),
+        ("?_span=99999", "bad _span"),
+        ("?_last=forever", "bad range"),
+        ("?_last=0+days", "bad range"),
+        ("?_last=5000+minutes", "at most 1500 buckets"),
+        ("?_last=24+hours&_span=2024", "not both"),
+        ("?_by=colour", "bad _by"),
+        ("?_measure=average", "bad _measure"),
+        ("?gender=" + "x" * 100_000, "bad filter gender="),
+        ("?page=" + "y" * 5000, "characters long"),
+        ("?page=%00%01", None),  # control characters are a value like any other
+    ],
+)
+def test_bad_query_strings_are_a_clear_400(staff_client: Client, visits, query: str, message: str | None) -> None:
+    response = staff_client.get(page("test_visits") + query)
+    if message is None:
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400
+    body = text(response)
+    error = re.search(r'<li class="error staste-bad-request">(.*?)</li>', body, re.S).group(1)
+    assert message in error
+    assert len(error) < 700
+    assert 'id="nav-sidebar"' in body  # still the admin's page
+    as_json = staff_client.get(page("test_visits") + "data.json" + query)
+    assert as_json.status_code == 400 and "error" in as_json.json()
+    assert staff_client.get(page("test_visits") + "data.csv" + query).status_code == 400
+
+
+def test_coarse_metricas_offer_only_what_they_record(staff_client: Client, register) -> None:
+    coarse = register(Metrica(name="test_coarse", axes=[], date_scales=["year", "month"]))
+    coarse.kick()
+    response = staff_client.get(page("test_coarse"))
+    assert response.status_code == 200
+    assert json_script(response, "staste-line-data")["x"] == "month"
+    assert "Last 24 hours" not in text(response) and "Today" not in text(response)
+    assert staff_client.get(page("test_coarse") + "?_span=2024-01-01").status_code == 400
+    assert staff_client.get(page("test_coarse") + "?_last=24+hours").status_code == 400
+    assert "staste-breakdown-data" not in text(response)  # no axes, no breakdown
+
+
+def test_unknown_metricas_are_404(staff_client: Client) -> None:
+    assert staff_client.get(page("no_such_metrica")).status_code == 404
+    assert staff_client.get(page("no_such_metrica") + "data.json").status_code == 404
+
+
+# -- exports -------------------------------------------------------------------------------------
+
+
+def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) -> None:
+    query = "?gender=girl&_span=2024-03&_by=page"
+    shown = staff_client.get(page("test_visits") + query)
+    line, pie = json_script(shown, "staste-line-data"), json_script(shown, "staste-breakdown-data")
+    exported = staff_client.get(page("test_visits") + "data.json" + query)
+    assert exported.status_code == 200 and exported["Content-Type"] == "application/json"
+    data = exported.json()
+    assert data["line"]["chart"] == line and data["breakdown"]["chart"] == pie
+    assert data["filters"] == {"gender": "girl"} and data["span"] == "2024-03" and data["by"] == "page"
+    assert data["summary"] == {"total": 1}
+    assert data["line"]["rows"][9] == ["2024-03-10", 1]
+    shown_rows = table_rows(shown, "staste-line-table")
+    rows = list(csv.reader(io.StringIO(staff_client.get(page("test_visits") + "data.csv" + query).content.decode())))
+    assert rows == shown_rows
+    assert rows[0] == ["day", "total"]
+    breakdown = staff_client.get(page("test_visits") + "data.csv" + query + "&_table=breakdown")
+    assert breakdown["Content-Disposition"] == 'attachment; filename="test_visits-breakdown.csv"'
+    assert list(csv.reader(io.StringIO(breakdown.content.decode()))) == table_rows(shown, "staste-breakdown-table")
+    assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
+
+
+def test_csv_export_defuses_formulas(staff_client: Client, register) -> None:
+    sheet = register(Metrica(name="test_sheet", axes=[("cell", StoredChoiceAxis())]))
+    for value in ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx", "plain", "a=b"]:
+        sheet.kick(cell=value)
+    response = staff_client.get(page("test_sheet") + "data.csv?_table=breakdown&_span=all")
+    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    labels = sorted(row[0] for row in rows[1:])
+    assert labels == sorted(["'=1+2", "'+SUM(A1)", "'-3", "'@cmd", "'\tx", "'\rx", "plain", "a=b"])
+    assert all(row[1] == "1" for row in rows[1:])
+
+
+# -- escaping ------------------------------------------------------------------------------------
+
+
+def test_hostile_axis_values_are_escaped_in_html_json_and_csv(staff_client: Client, register) -> None:
+    hostile = register(
+        Metrica(
+            name="test_hostile", axes=[("name", StoredChoiceAxis()), ("path", HierarchicalAxis())], title="<b>T</b>"
+        )
+    )
+    for value in HOSTILE:
+        hostile.kick(name=value, path=(value, value))
+    response = staff_client.get(page("test_hostile") + "?_span=all")
+    assert response.status_code == 200
+    body = text(response)
+    for value in HOSTILE:
+        assert value not in body
+    assert "<b>T</b>" not in body and "&lt;b&gt;T&lt;/b&gt;" in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body  # shown, as text
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", body, re.S)
+    assert all("alert" not in code or "\\u003C" in code for code in scripts)
+    assert sorted(json_script(response, "staste-breakdown-data")["labels"]) == sorted(HOSTILE)
+    filtered = staff_client.get(page("test_hostile") + "?" + "&".join(f"path={v}" for v in ["x"]) + "&_span=all")
+    assert filtered.status_code == 200
+    deep = staff_client.get(page("test_hostile"), {"path": [HOSTILE[2]], "name": HOSTILE[0], "_span": "all"})
+    assert deep.status_code == 200
+    assert HOSTILE[2] not in text(deep) and HOSTILE[0] not in text(deep)
+    exported = staff_client.get(page("test_hostile") + "data.json?_span=all")
+    assert b"<" not in exported.content and b">" not in exported.content
+    assert sorted(exported.json()["breakdown"]["chart"]["labels"]) == sorted(HOSTILE)
+    as_csv = staff_client.get(page("test_hostile") + "data.csv?_table=breakdown&_span=all")
+    assert sorted(row[0] for row in list(csv.reader(io.StringIO(as_csv.content.decode())))[1:]) == sorted(HOSTILE)
+    dashboard = text(staff_client.get("/admin/staste/"))
+    assert "<b>T</b>" not in dashboard
+
+
+def test_bad_filter_values_are_escaped_in_the_error(staff_client: Client, visits) -> None:
+    response = staff_client.get(page("test_visits"), {"gender": HOSTILE[2]})
+    assert response.status_code == 400
+    assert HOSTILE[2] not in text(response)
+    assert "&lt;/script&gt;" in text(response)
+
+
+# -- Redis outages and query cost ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/admin/staste/", page("test_visits"), page("test_visits") + "?_span=all"])
+def test_pages_render_a_message_naming_redis_when_it_is_down(staff_client: Client, visits, settings, url) -> None:
+    settings.STASTE_REDIS_URL = "redis://127.0.0.1:9/0"  # the discard port: nothing listens
+    response = staff_client.get(url)
+    assert response.status_code == 200
+    message = re.search(r'<li class="error staste-redis-error">(.*?)</li>', text(response), re.S).group(1)
+    assert "redis://127.0.0.1:9/0" in message
+    assert "Test visits" in text(response)
+    json_response = staff_client.get(page("test_visits") + "data.json")
+    assert json_response.status_code == 503
+    assert "redis://127.0.0.1:9/0" in json_response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "query", ["?_last=60+minutes", "?_last=24+hours", "?_last=30+days", "?_last=12+months", "?_span=all",
+              "?_span=2024", "?_span=2024-03-10", "?gender=girl&_by=page&_last=30+days"]
+)
+def test_a_metrica_page_costs_a_handful_of_round_trips_whatever_the_buckets(
+    staff_client: Client, visits, timings, query: str
+) -> None:
+    """Declared choices only: one pipeline. A stored axis adds redis-py's SCRIPT EXISTS check."""
+    with count_round_trips() as trips:
+        assert staff_client.get(page("test_visits") + query).status_code == 200
+    if not CLUSTER_MODE:
+        assert trips.count <= 2
+    with count_round_trips() as trips:
+        assert staff_client.get(page("test_timings") + query.replace("gender=girl&_by=page&", "")).status_code == 200
+    if not CLUSTER_MODE:
+        assert trips.count <= 2
+    plain = Metrica(name="test_plain", axes=[("gender", Axis(choices=["boy", "girl"]))])
+    registry.register(plain)
+    try:
+        with count_round_trips() as trips:
+            assert staff_client.get(page("test_plain") + query.replace("&_by=page", "")).status_code == 200
+        if not CLUSTER_MODE:  # all time lists the stored years with a script
+            assert trips.count == (2 if query == "?_span=all" else 1)
+    finally:
+        registry.unregister(plain)
