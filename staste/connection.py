@@ -142,7 +142,10 @@ def _sentinel_client(url: str) -> redis.Redis:
             f"STASTE_REDIS_URL {redacted(url)!r}: a sentinel URL ends with /<service name>[/<db>]"
         )
     options = {**_client_options(), **_url_options(url, parts.scheme, parts.netloc, parts.query)}
+    # Sentinels get the same timeouts and quick single retry (redis-py's default would back off
+    # for seconds before reporting that no sentinel answers).
     sentinel_options = {name: value for name, value in options.items() if name.startswith("socket_")}
+    sentinel_options.update(retry=options["retry"], retry_on_error=options["retry_on_error"])
     for name in SENTINEL_OPTIONS:
         if name in options:
             sentinel_options[name.removeprefix("sentinel_")] = options.pop(name)

@@ -135,6 +135,8 @@ class RedisServer:
 
 
 CLUSTER_SLOTS = 16384
+#: Replicas sync at once (Redis otherwise waits 5 s for more replicas to share a diskless sync).
+QUICK_REPLICATION = ["--repl-diskless-sync-delay", "0"]
 
 
 def cluster_support() -> str | None:
@@ -177,6 +179,7 @@ class RedisCluster:
             # A replica takes over however long it was cut off from its primary.
             "--cluster-replica-validity-factor",
             "0",
+            *QUICK_REPLICATION,
         ]
         self.nodes = [RedisServer(free_cluster_port(), args) for _ in range(primaries * (1 + replicas))]
 
@@ -283,3 +286,156 @@ class RedisCluster:
         self.stop()
         for node in self.nodes:
             shutil.rmtree(node.directory, ignore_errors=True)
+
+
+class RedisSentinel:
+    """A primary, ``replicas`` replicas and ``sentinels`` Sentinel processes watching them as
+    ``service``, on loopback: the failover setup that ``redis+sentinel://`` URLs point at.
+    A short down-after time makes a failover take a second or two.
+    """
+
+    def __init__(
+        self,
+        service: str = "staste",
+        replicas: int = 1,
+        sentinels: int = 1,
+        down_after_ms: int = 500,
+        sentinel_password: str | None = None,
+    ) -> None:
+        self.service = service
+        self.sentinel_password = sentinel_password
+        self.primary = RedisServer(extra_args=QUICK_REPLICATION)
+        self.replicas = [RedisServer(extra_args=QUICK_REPLICATION) for _ in range(replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.directory = tempfile.mkdtemp(prefix="staste-sentinel-")
+        self.down_after_ms = down_after_ms
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """The ``redis+sentinel://`` URL staste's STASTE_REDIS_URL accepts."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.primary, *self.replicas]
+
+    def start(self) -> RedisSentinel:
+        try:
+            self.primary.start()
+            for replica in self.replicas:
+                replica.extra_args = [*replica.extra_args, "--replicaof", "127.0.0.1", str(self.primary.port)]
+                replica.start()
+            quorum = len(self.sentinel_ports) // 2 + 1
+            for port in self.sentinel_ports:
+                config = Path(self.directory) / f"sentinel-{port}.conf"
+                config.write_text(
+                    f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                    f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} {quorum}\n"
+                    f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+                    f"sentinel failover-timeout {self.service} 5000\n"
+                    + (f"requirepass {self.sentinel_password}\n" if self.sentinel_password else "")
+                )
+                self.processes.append(
+                    subprocess.Popen(
+                        [redis_server_binary(), str(config), "--sentinel"],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(
+            port=port,
+            password=self.sentinel_password,
+            socket_connect_timeout=0.5,
+            socket_timeout=1,
+            decode_responses=True,
+        )
+
+    def primary_port(self) -> int | None:
+        """The port of the primary the first live sentinel names (None when none answers)."""
+        for port in self.sentinel_ports:
+            client = self._sentinel(port)
+            try:
+                address = client.sentinel_get_master_addr_by_name(self.service)
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            if address:
+                return int(address[1])
+        return None
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until every sentinel knows the primary and its replicas, and replication runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = True
+            for port in self.sentinel_ports:
+                client = self._sentinel(port)
+                try:
+                    known = client.sentinel_slaves(self.service)
+                    ready = ready and sum(1 for r in known if "s_down" not in r.get("flags", "")) >= len(self.replicas)
+                except redis.RedisError:
+                    ready = False
+                finally:
+                    client.close()
+            for replica in self.replicas:
+                client = redis.Redis(port=replica.port, socket_connect_timeout=0.5, decode_responses=True)
+                try:
+                    ready = ready and client.info("replication")["master_link_status"] == "up"
+                except redis.RedisError:
+                    ready = False
+                finally:
+                    client.close()
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test sentinels did not see the primary and its replicas in time")
+            time.sleep(0.05)
+
+    def wait_failover(self, old_port: int, timeout: float = 30) -> int:
+        """Wait until the sentinels name a primary other than ``old_port``; return its port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            port = self.primary_port()
+            if port is not None and port != old_port:
+                server = next(s for s in self.servers if s.port == port)
+                client = redis.Redis(port=server.port, socket_connect_timeout=0.5, decode_responses=True)
+                try:
+                    if client.execute_command("ROLE")[0] == "master":
+                        return port
+                except redis.RedisError:
+                    pass
+                finally:
+                    client.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the sentinels did not fail over in time")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+        self.processes = []
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> RedisSentinel:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        for server in self.servers:
+            shutil.rmtree(server.directory, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
