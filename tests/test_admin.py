@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from staste.adminviews.metrica import display
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica, to_local
 from staste.registry import registry
@@ -216,17 +217,23 @@ def test_dashboard_with_fifty_metricas_is_one_round_trip(staff_client: Client, r
     assert "1 events, avg 7" in row
 
 
-def test_dashboard_reports_the_buffered_writer_when_there_is_one(staff_client: Client) -> None:
+def test_dashboard_reports_the_buffered_writer_and_what_it_dropped(staff_client: Client, visits, settings) -> None:
+    buffer = pytest.importorskip("staste.buffer")
+    buffer.reset()
+    settings.STASTE_BUFFER_MAX_KEYS = 2
     try:
-        from staste import buffer  # type: ignore[attr-defined]
-    except ImportError:
-        assert "Buffered writer" not in text(staff_client.get("/admin/staste/"))
-        return
-    stats = buffer.stats()
-    body = text(staff_client.get("/admin/staste/"))
-    assert "Buffered writer" in body
-    for key in stats:
-        assert f"</strong> {key}" in body
+        for page_name in ["/a", "/b", "/c", "/d", "/e", "/f"]:  # distinct kicks past the limit
+            visits.kick(page=page_name, buffered=True)
+        stats = buffer.stats()
+        assert stats["pending"] > 0 and stats["dropped"] > 0
+        body = text(staff_client.get("/admin/staste/"))
+        assert "Buffered writer" in body
+        # the flush thread may write what is pending meanwhile; what was dropped stays dropped
+        assert f'data-stat="dropped"><strong>{stats["dropped"]}</strong> dropped</span>' in body
+        assert 'data-stat="pending">' in body and 'data-stat="written">' in body
+        assert "kicks were dropped" in body and 'class="staste-buffer staste-warning"' in body
+    finally:
+        buffer.reset()
 
 
 # -- the metrica page ----------------------------------------------------------------------------
@@ -509,3 +516,23 @@ def test_a_metrica_page_costs_a_handful_of_round_trips_whatever_the_buckets(
             assert trips.count == (2 if query == "?_span=all" else 1)
     finally:
         registry.unregister(plain)
+
+
+def test_percentiles_are_shown_beside_the_average(staff_client: Client, register) -> None:
+    latency = register(AveragedMetrica(name="test_latency", axes=[("view", StoredChoiceAxis())], histogram=True))
+    for ms in range(1, 101):
+        latency.kick(value=ms, view="home" if ms % 2 else "shop")
+    today = latency.values().timespan(*to_local(None).timetuple()[:3])
+    expected = today.percentiles([50, 95, 99])
+    assert expected[50] < expected[95] < expected[99]  # a real spread, not one bucket
+    body = text(staff_client.get(page("test_latency") + "?_span=" + to_local(None).strftime("%Y-%m-%d")))
+    for p in (50, 95, 99):
+        assert f"<dt>p{p}</dt><dd>{display(expected[p])}</dd>" in body
+    ranged = text(staff_client.get(page("test_latency") + "?_last=24+hours&view=home"))
+    home = latency.filter(view="home").percentiles([95])[95]
+    assert f"<dt>p95</dt><dd>{display(home)}</dd>" in ranged
+    exported = staff_client.get(page("test_latency") + "data.json?_last=24+hours").json()
+    assert exported["summary"]["percentiles"] == {f"p{p}": expected[p] for p in (50, 95, 99)}
+    dashboard = text(staff_client.get("/admin/staste/"))
+    row = dashboard.split('data-metrica="test_latency"', 1)[1].split("</tr>", 1)[0]
+    assert f"p95 {display(expected[95])}" in row

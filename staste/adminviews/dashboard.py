@@ -44,6 +44,8 @@ def summarise(metrica: Metrica, today: timescale.Span) -> dict[str, Any]:
         numbers["today"] = day.total()
         if metrica.averaged:
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
+        if getattr(metrica, "histogram", None) and hasattr(day, "percentiles"):
+            numbers["today_p95"] = day.percentiles([95]).get(95)
     text = sparkline_range(metrica)
     numbers["range"] = text
     numbers["spark"] = None
@@ -98,10 +100,23 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         groups=groups,
         count=len(metricas),
         redis_error=error,
-        buffer=stats,
+        buffer=_buffer_items(stats) if stats is not None else None,
+        buffer_error=stats.get("last_error") if stats else None,
         buffer_dropped=bool(stats and stats.get("dropped")),
     )
     return TemplateResponse(request, TEMPLATE, context)
+
+
+def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str]]:
+    """The buffer's counters worth showing, numbers first in a fixed order."""
+    known = ("pending", "dropped", "written", "flushes")
+    items = [(key, display(stats[key])) for key in known if isinstance(stats.get(key), int)]
+    items += [
+        (str(key), display(value))
+        for key, value in stats.items()
+        if key not in known and isinstance(value, int) and not isinstance(value, bool)
+    ]
+    return items
 
 
 def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str, Any]:
@@ -118,6 +133,8 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
         return row
     if metrica.averaged:
         row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
+        if found.get("today_p95") is not None:
+            row["today"] += f", p95 {display(found['today_p95'])}"
         row["all"] = _averaged(found["all_count"], found["all_average"])
     else:
         row["today"] = display(found.get("today")) if "today" in found else "—"

@@ -3,8 +3,8 @@
 The page, its JSON and its CSV are built from one :class:`PageData`, so the exports hold
 exactly what the page shows.  The cost does not grow with the number of buckets: the line,
 the breakdown, the summary and the dropdowns' stored values are one ``pipelined`` call (one
-pipeline, plus redis-py's SCRIPT EXISTS when a stored axis is listed), and the optional
-percentiles one more round trip.
+pipeline, plus redis-py's SCRIPT EXISTS when a stored axis or the years are listed), the
+percentiles of a metrica with a histogram included.
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ def read_page(state: PageState) -> PageData:
         if metrica.averaged:
             calls["count"] = query.count
             calls["average"] = query.average
+    if _keeps_histogram(metrica, query):
+        if found is not None and hasattr(query, "percentiles_over"):
+            calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
+        elif found is None:
+            calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: pie_spec(query, state.by, measure=state.measure, **window)
@@ -110,13 +115,13 @@ def read_page(state: PageState) -> PageData:
         line=line,
         line_spans=line_spans,
         breakdown=results.get("breakdown"),
-        summary=_summary(metrica, query, results),
+        summary=_summary(metrica, results),
         options={name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()},
         range=found,
     )
 
 
-def _summary(metrica: Metrica, query: MetricaValues, results: dict[str, Any]) -> dict[str, Any]:
+def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
     if "sums" in results:
         total = sum(value for _, value in results["sums"])
         summary: dict[str, Any] = {"total": total}
@@ -129,13 +134,11 @@ def _summary(metrica: Metrica, query: MetricaValues, results: dict[str, Any]) ->
             summary.update(count=results["count"], average=results["average"])
     if metrica.multiplier and isinstance(summary["total"], float):
         summary["total"] = round(summary["total"], len(str(metrica.multiplier)))
-    summary.update(_percentiles(metrica, query, results))
+    if results.get("percentiles") is not None:
+        summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary
 
 
-def _percentiles(metrica: Metrica, query: MetricaValues, results: dict[str, Any]) -> dict[str, Any]:
-    """p50/p95/p99 of a metrica that keeps a latency histogram (over a calendar span only)."""
-    if not getattr(metrica, "histogram", None) or not hasattr(query, "percentiles") or "sums" in results:
-        return {}
-    found = query.percentiles(list(PERCENTILES))
-    return {"percentiles": {f"p{p}": found.get(p) for p in PERCENTILES}}
+def _keeps_histogram(metrica: Metrica, query: MetricaValues) -> bool:
+    """Whether p50/p95/p99 can be read (a metrica made with ``histogram=True``)."""
+    return bool(getattr(metrica, "histogram", None)) and hasattr(query, "percentiles")
