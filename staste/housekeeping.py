@@ -1,0 +1,418 @@
+"""Housekeeping of the keys a metrica owns in Redis: find, count, measure, delete and move them.
+
+Every key of a metrica starts with its *base*, ``<prefix>:{<name>}:`` (see ``staste.keys``):
+the bucket hashes (``all``, ``2010``, ``201002``...), the histogram hashes ``h:<bucket>``, the
+sets ``years`` and ``choices:<axis>`` and the string ``signature``.  Keys are found with SCAN
+(never KEYS, which blocks a busy server for as long as it walks the whole keyspace) and
+deleted with UNLINK (which frees their memory in a background thread), a batch at a time.
+
+The same functions work for names that no code defines any more, so data left behind by a
+removed metrica can still be listed, purged or renamed.
+
+On a Redis Cluster the hash tag ``{<name>}`` puts all keys of one metrica in one slot, so
+finding them scans only the node that serves that slot.  Renaming changes the hash tag and
+therefore the slot: RENAME and COPY refuse keys in different slots (CROSSSLOT), so on a
+cluster each key is moved with DUMP, RESTORE (keeping its remaining PTTL) and UNLINK.  That
+is not atomic: a kick into the old name between the DUMP and the UNLINK of its key is lost.
+Rename after the code kicks the new name.  On one server RENAME moves a batch of keys in one
+MULTI/EXEC transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.cluster
+
+from staste import conf, connection, keys, scripts
+from staste.connection import Client
+from staste.metrica import NAME_PATTERN
+
+#: Keys per SCAN step, UNLINK, MEMORY USAGE pipeline or rename transaction: large enough to
+#: need few round trips, small enough that no single command keeps Redis busy for long.
+BATCH = 500
+
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a SCAN MATCH pattern that matches only itself (prefixes may hold ``*`` or ``[``)."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(f"{name!r} is not a metrica name (1-200 letters, digits, '_', '.' or '-')")
+    return name
+
+
+def prefix() -> str:
+    return conf.get("STASTE_METRICS_PREFIX")
+
+
+def base_of(name: str) -> str:
+    """The base of the metrica called ``name``, registered or not."""
+    return keys.metrica_base(prefix(), check_name(name))
+
+
+def name_of(key: str, key_prefix: str | None = None) -> str | None:
+    """The metrica name a key belongs to (None for a key that is not a metrica's)."""
+    start = (prefix() if key_prefix is None else key_prefix) + ":{"
+    if not key.startswith(start):
+        return None
+    end = key.find("}:", len(start))
+    name = key[len(start) : end] if end > 0 else ""
+    return name if NAME_PATTERN.match(name) else None
+
+
+def is_cluster(client: Client) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+
+
+def _scan(client: Client, pattern: str, node: Any = None) -> Iterator[str]:
+    options = {"target_nodes": node} if node is not None else {}
+    for raw in client.scan_iter(match=pattern, count=BATCH * 2, **options):
+        yield _text(raw)
+
+
+def metrica_keys(base: str) -> Iterator[str]:
+    """Every key under ``base`` (SCAN may repeat one; callers that count dedupe)."""
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        node = client.get_node_from_key(base) if is_cluster(client) else None
+        yield from _scan(client, glob_escape(base) + "*", node)
+
+
+def key_set(base: str) -> set[str]:
+    return set(metrica_keys(base))
+
+
+def has_keys(base: str) -> bool:
+    return next(metrica_keys(base), None) is not None
+
+
+def memory_usage(key_list: list[str]) -> int:
+    """Bytes the keys take (MEMORY USAGE, pipelined; keys gone meanwhile count 0)."""
+    total = 0
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        for start in range(0, len(key_list), BATCH):
+            pipe = client.pipeline(transaction=False)
+            for key in key_list[start : start + BATCH]:
+                pipe.memory_usage(key)
+            total += sum(size or 0 for size in pipe.execute())
+    return total
+
+
+@dataclass
+class Usage:
+    """What one metrica name holds in Redis."""
+
+    keys: int = 0
+    bytes: int = 0
+
+
+def inventory(measure: bool = True) -> dict[str, Usage]:
+    """Every metrica name with keys under the current prefix: one SCAN of the keyspace.
+
+    With ``measure`` the memory of each key is summed too (one MEMORY USAGE per key,
+    pipelined ``BATCH`` at a time).
+    """
+    key_prefix = prefix()
+    found: dict[str, set[str]] = {}
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        for key in _scan(client, glob_escape(key_prefix) + ":{*}:*"):
+            name = name_of(key, key_prefix)
+            if name is not None:
+                found.setdefault(name, set()).add(key)
+    usage = {name: Usage(keys=len(names)) for name, names in found.items()}
+    if measure:
+        for name, names in found.items():
+            usage[name].bytes = memory_usage(sorted(names))
+    return usage
+
+
+def purge(base: str, passes: int = 3) -> int:
+    """Delete every key under ``base``, a batch of UNLINKs at a time; returns how many.
+
+    A key written while the SCAN runs may be missed, so the scan is repeated until a pass
+    finds nothing (at most ``passes`` times: a metrica still being kicked keeps growing back).
+    """
+    deleted = 0
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        for _ in range(passes):
+            found = 0
+            batch: list[str] = []
+            for key in metrica_keys(base):
+                batch.append(key)
+                if len(batch) >= BATCH:
+                    deleted += client.unlink(*batch)
+                    found += len(batch)
+                    batch = []
+            if batch:
+                deleted += client.unlink(*batch)
+                found += len(batch)
+            if not found:
+                break
+    return deleted
+
+
+def stored_signatures(bases: list[str]) -> list[str | None]:
+    """The ``signature`` string under each base (None where none was recorded)."""
+    if not bases:
+        return []
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        pipe = client.pipeline(transaction=False)
+        for base in bases:
+            pipe.get(keys.signature_key(base))
+        return [None if raw is None else _text(raw) for raw in pipe.execute()]
+
+
+# -- renaming -------------------------------------------------------------------------------
+
+#: Key types whose contents ``rename(merge=True)`` can add into an existing key.
+MERGEABLE = ("hash", "set", "string")
+
+
+class RenameError(ValueError):
+    """A rename that was refused before anything was written."""
+
+
+def rename(old_base: str, new_base: str, *, replace: bool = False, merge: bool = False) -> int:
+    """Move every key under ``old_base`` to the same suffix under ``new_base``; returns how many.
+
+    When keys already exist under ``new_base`` this refuses (RenameError) unless ``replace``
+    (they are deleted first) or ``merge`` (the old counters are added to them: hash fields
+    with HINCRBY, set members with SADD; a string, the signature, keeps the new one's value;
+    a key that only the old name has is moved whole, with its TTL).
+    """
+    if old_base == new_base:
+        raise RenameError("the old and the new name are the same")
+    if replace and merge:
+        raise RenameError("replace and merge exclude each other")
+    old_keys = sorted(key_set(old_base))
+    if not old_keys:
+        return 0
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        if merge:
+            _check_mergeable(client, old_keys)
+        elif has_keys(new_base):
+            if not replace:
+                raise RenameError("the new name already has data")
+            purge(new_base)
+        moved = 0
+        for start in range(0, len(old_keys), BATCH):
+            batch = old_keys[start : start + BATCH]
+            pairs = [(key, new_base + key[len(old_base) :]) for key in batch]
+            moved += _move_batch(client, pairs, merge)
+    return moved
+
+
+def _check_mergeable(client: Client, old_keys: list[str]) -> None:
+    for start in range(0, len(old_keys), BATCH):
+        batch = old_keys[start : start + BATCH]
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            pipe.type(key)
+        for key, kind in zip(batch, pipe.execute(), strict=True):
+            kind = _text(kind)
+            if kind not in (*MERGEABLE, "none"):
+                raise RenameError(f"cannot merge {key!r}: a {kind} (only {', '.join(MERGEABLE)} keys merge)")
+
+
+def _move_batch(client: Client, pairs: list[tuple[str, str]], merge: bool) -> int:
+    """Move keys to names that are free (or, with ``merge``, add them into taken ones)."""
+    if is_cluster(client):
+        moved, taken = _restore_elsewhere(client, pairs, replace=not merge)
+    else:
+        moved, taken = _rename_here(client, pairs, merge)
+    return moved + sum(_merge_key(client, old, new) for old, new in taken)
+
+
+def _rename_here(client: Client, pairs: list[tuple[str, str]], merge: bool) -> tuple[int, list[tuple[str, str]]]:
+    """RENAME (RENAMENX when merging) a batch in one MULTI/EXEC; returns (moved, pairs whose
+    new key was taken)."""
+    pipe = client.pipeline(transaction=True)
+    for old, new in pairs:
+        if merge:
+            pipe.renamenx(old, new)
+        else:
+            pipe.rename(old, new)
+    moved = 0
+    taken: list[tuple[str, str]] = []
+    for pair, result in zip(pairs, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(result, redis.ResponseError):
+            if "no such key" in str(result).lower():  # expired since the scan
+                continue
+            raise result
+        if merge and not result:
+            taken.append(pair)
+        else:
+            moved += 1
+    return moved, taken
+
+
+def _restore_elsewhere(
+    client: Client, pairs: list[tuple[str, str]], replace: bool
+) -> tuple[int, list[tuple[str, str]]]:
+    """DUMP, RESTORE (with the remaining PTTL) and UNLINK, for keys in other slots; returns
+    (moved, pairs whose new key was taken), the latter only when not ``replace``."""
+    pipe = client.pipeline(transaction=False)
+    for old, _ in pairs:
+        pipe.dump(old)
+        pipe.pttl(old)
+    replies = pipe.execute()
+    taken: list[tuple[str, str]] = []
+    moved: list[str] = []
+    for (old, new), payload, pttl in zip(pairs, replies[0::2], replies[1::2], strict=True):
+        if payload is None or pttl == -2:  # expired since the scan
+            continue
+        try:
+            client.restore(new, max(pttl, 0), payload, replace=replace)
+        except redis.ResponseError as exc:
+            if "BUSYKEY" not in str(exc):
+                raise
+            taken.append((old, new))
+            continue
+        moved.append(old)
+    if moved:
+        client.unlink(*moved)
+    return len(moved), taken
+
+
+def _merge_key(client: Client, old: str, new: str) -> int:
+    """Add the contents of ``old`` into the existing ``new``, then drop ``old``; 1 if it existed."""
+    kind = _text(client.type(old))
+    if kind == "none":
+        return 0
+    pipe = client.pipeline(transaction=False)
+    if kind == "hash":
+        for field, raw in client.hgetall(old).items():
+            text = _text(raw)
+            if re.fullmatch(r"-?\d+", text):
+                pipe.hincrby(new, field, int(text))
+            else:
+                try:
+                    pipe.hincrbyfloat(new, field, float(text))
+                except ValueError:
+                    raise RenameError(f"cannot merge {old!r}: field {_text(field)!r} is not a number") from None
+    elif kind == "set":
+        members = client.smembers(old)
+        if members:
+            pipe.sadd(new, *members)
+    elif kind == "string":
+        pipe.set(new, client.get(old), nx=True)
+    else:
+        raise RenameError(f"cannot merge {old!r}: a {kind}")
+    pipe.execute()
+    client.unlink(old)
+    return 1
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+@dataclass
+class ServerStatus:
+    """What ``staste check`` reads of one server (each primary, on a cluster)."""
+
+    node: str
+    version: str
+    policy: str
+    maxmemory: int
+    used_memory: int
+    persistence: str | None  # None: unknown (CONFIG is disabled, as on many managed services)
+
+
+def servers() -> list[ServerStatus]:
+    """INFO of the server, or of every primary of a cluster."""
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        if is_cluster(client):
+            return [_status(client, node.name, {"target_nodes": node}) for node in client.get_primaries()]
+        return [_status(client, connection.describe(), {})]
+
+
+def _status(client: Client, node: str, options: dict[str, Any]) -> ServerStatus:
+    info = {**client.info("server", **options), **client.info("memory", **options)}
+    return ServerStatus(
+        node=node,
+        version=str(info.get("redis_version", "?")),
+        policy=str(info.get("maxmemory_policy", "?")),
+        maxmemory=int(info.get("maxmemory", 0) or 0),
+        used_memory=int(info.get("used_memory", 0) or 0),
+        persistence=_persistence(client, options),
+    )
+
+
+def _persistence(client: Client, options: dict[str, Any]) -> str | None:
+    try:
+        config = {**client.config_get("save", **options), **client.config_get("appendonly", **options)}
+    except redis.ResponseError:  # CONFIG renamed or disabled
+        return None
+    modes = []
+    if _text(config.get("save", "") or ""):
+        modes.append("rdb")
+    if _text(config.get("appendonly", "no") or "no") == "yes":
+        modes.append("aof")
+    return "+".join(modes)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+#: staste's housekeeping needs UNLINK and MEMORY USAGE.
+MIN_VERSION = (4, 0)
+
+SAFE_POLICIES = ("noeviction",)
+
+
+def eviction_risk(policy: str, maxmemory: int) -> tuple[str, str]:
+    """(level, explanation) of what ``maxmemory-policy`` may do to staste's counters.
+
+    Levels: "ok", "info" (safe, worth knowing) and "warning" (counters may vanish silently).
+    Why: staste's all-time and yearly buckets, its ``years`` and ``choices`` sets and its
+    signature have no TTL (retention None); finer buckets have one, for their retention.
+    An ``allkeys-*`` policy may evict any of them, so a full Redis quietly loses all-time
+    totals or parts of a metrica (a year gone while its months remain: totals that no longer
+    add up).  A ``volatile-*`` policy evicts only keys with a TTL, so it never touches the
+    unexpiring counters, but may drop minute to month buckets before their retention ends
+    (``volatile-ttl`` takes the soonest-expiring, the minutes, first).  ``noeviction`` evicts
+    nothing: when Redis is full, kicks fail (and are dropped under STASTE_FAIL_SILENTLY)
+    rather than losing what was counted.  Without ``maxmemory`` no policy ever applies.
+    """
+    if policy in SAFE_POLICIES:
+        return "ok", f"maxmemory-policy {policy}: counters are never evicted (kicks fail when Redis is full)"
+    if maxmemory <= 0:
+        risky = policy.startswith("allkeys-")
+        note = " (would evict all-time counters if maxmemory were set)" if risky else ""
+        return "ok", f"maxmemory-policy {policy} is inactive: no maxmemory is set{note}"
+    if policy == "volatile-ttl":
+        return "info", (
+            f"maxmemory-policy {policy}: when full, Redis drops the buckets that expire soonest (minutes "
+            "first) before their retention ends; all-time and yearly counters have no TTL and are kept"
+        )
+    if policy.startswith("volatile-"):
+        return "info", (
+            f"maxmemory-policy {policy}: when full, Redis may drop minute to month buckets before their "
+            "retention ends; all-time and yearly counters have no TTL and are kept"
+        )
+    return "warning", (
+        f"maxmemory-policy {policy} may evict any key when Redis reaches maxmemory, including staste's "
+        "all-time and yearly counters, which have no TTL: totals would be lost silently, or part of a "
+        "metrica (a year gone while its months remain). Use noeviction (or volatile-ttl) for staste's "
+        "Redis, or give staste a Redis of its own apart from any cache"
+    )
