@@ -83,3 +83,23 @@ def check_axes_signatures(app_configs: Any = None, **kwargs: Any) -> list[checks
                 )
             )
     return errors
+
+
+@checks.register(TAG)
+def check_response_time_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Response times are only recorded with the middleware installed: a gentle reminder.
+
+    Quiet when the middleware is switched off on purpose (STASTE_MIDDLEWARE_ENABLED = False).
+    """
+    from staste import conf, middleware
+
+    if not conf.get("STASTE_MIDDLEWARE_ENABLED") or middleware.installed():
+        return []
+    return [
+        checks.Info(
+            f"{middleware.PATH} is not in MIDDLEWARE: staste records no response times.",
+            hint=f'Add "{middleware.PATH}" at the top of MIDDLEWARE to count requests and their response '
+            "times (no Redis round trip per request), or set STASTE_MIDDLEWARE_ENABLED = False to silence this.",
+            id="staste.I001",
+        )
+    ]
