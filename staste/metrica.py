@@ -38,7 +38,7 @@ RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
 REDIS_INT_LIMIT = 2**63 - 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Kick:
     """One validated kick, ready to be written; identical kicks merge by adding increments.
 
@@ -52,6 +52,23 @@ class Kick:
     families: tuple[str, ...]
     increments: tuple[int, ...]
     options: tuple[tuple[tuple[str, ...], int], ...]
+
+    def __init__(
+        self,
+        metrica: Metrica,
+        spans: tuple[timescale.Span, ...],
+        families: tuple[str, ...],
+        increments: tuple[int, ...],
+        options: tuple[tuple[tuple[str, ...], int], ...],
+    ) -> None:
+        # Straight into __dict__: the generated __init__ of a frozen dataclass pays an
+        # object.__setattr__ per field, and a kick is made for every request.
+        fields = self.__dict__
+        fields["metrica"] = metrica
+        fields["spans"] = spans
+        fields["families"] = families
+        fields["increments"] = increments
+        fields["options"] = options
 
     def merge_key(self) -> tuple[Any, ...]:
         return (self.metrica.base, self.spans, self.families, self.options)
@@ -241,14 +258,20 @@ class Metrica:
         )
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
+        self._now_spans: tuple[dict[str, Any], float, float, tuple[timescale.Span, ...]] | None = None
+        self._base: tuple[dict[str, Any], str] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} axes={list(self.axes)}>"
 
     @property
     def base(self) -> str:
-        """Start of every Redis key of this metrica (read per call: the prefix is a setting)."""
-        return keys.metrica_base(conf.get("STASTE_METRICS_PREFIX"), self.name)
+        """Start of every Redis key of this metrica (follows the prefix setting when it changes)."""
+        config = conf.get_config()
+        cached = self._base
+        if cached is None or cached[0] is not config:
+            cached = self._base = (config, keys.metrica_base(config["STASTE_METRICS_PREFIX"], self.name))
+        return cached[1]
 
     def signature(self) -> str:
         """What the axes look like, to detect axes changed after data was written."""
@@ -261,6 +284,13 @@ class Metrica:
         """``value`` as the integer stored in Redis; ValueError for anything else."""
         if type(value) is int:  # the common case, without the ABC checks below
             amount = value * (self.multiplier or 1)
+        elif type(value) is float and math.isfinite(value) and self.multiplier is not None:
+            # As below (the shortest decimal text of the float, times the multiplier, rounded
+            # half to even), in integers rather than Fractions: response times are floats.
+            numerator, denominator = decimal.Decimal(repr(value)).as_integer_ratio()
+            amount, rest = divmod(numerator * self.multiplier, denominator)
+            if 2 * rest > denominator or (2 * rest == denominator and amount % 2):
+                amount += 1
         elif isinstance(value, bool) or not isinstance(value, numbers.Number) or isinstance(value, complex):
             raise ValueError(f"{self.name}: value must be a number, not {value!r}")
         elif isinstance(value, numbers.Integral):
@@ -298,20 +328,37 @@ class Metrica:
             except ValueError as exc:
                 raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
         amount = self.scaled(value)
-        # Now, in the staste time zone: the local calendar fields are all that is read below.
-        moment = datetime.datetime.now(conf.time_zone()) if date is None else to_local(date)
-        minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
-        last = self._last_spans  # every kick of one minute lands in the same buckets
-        if last is not None and last[0] == minute:
-            spans = last[1]
+        # Every kick of one minute lands in the same buckets: remember them.
+        if date is None:
+            spans = self._spans_now()
         else:
-            spans = tuple(timescale.spans_of(moment, self.date_scales))
-            self._last_spans = (minute, spans)
+            moment = to_local(date)
+            minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+            last = self._last_spans
+            if last is not None and last[0] == minute:
+                spans = last[1]
+            else:
+                spans = tuple(timescale.spans_of(moment, self.date_scales))
+                self._last_spans = (minute, spans)
         increments = (amount, 1) if self.averaged else (amount,)
         if self.histogram:
             bucket = histogram_bucket(value if type(value) is int or type(value) is float else float(value))
             return Kick(self, spans, self._histogram_families[bucket], (*increments, 1), tuple(options))
         return Kick(self, spans, self.families, increments, tuple(options))
+
+    def _spans_now(self) -> tuple[timescale.Span, ...]:
+        """The spans of a kick made now: those of ``to_local(None)``, remembered for the minute."""
+        now = time.time()
+        config = conf.get_config()
+        cached = self._now_spans
+        if cached is not None and cached[1] <= now < cached[2] and cached[0] is config:
+            return cached[3]
+        local = datetime.datetime.fromtimestamp(now, conf.time_zone())  # what datetime.now() does
+        spans = tuple(timescale.spans_of(local, self.date_scales))
+        start = local.replace(second=0, microsecond=0).timestamp()
+        # Up to 1 µs before the minute's end: fromtimestamp() rounds to the microsecond.
+        self._now_spans = (config, start, start + 59.999999, spans)
+        return spans
 
     def kick(
         self,
