@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.dates import MONTHS
 
 from staste import conf, timescale
-from staste.charts.spec import MEASURES, label, table
+from staste.charts.spec import MEASURES, bucket_label, label, table
 from staste.metrica import Metrica, to_local
 from staste.registry import NotRegistered, registry
 
@@ -259,4 +259,11 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
     ]
     if state.last and state.last not in quick_ranges(metrica):
         ranges.append({"label": f"Last {state.last}", "url": base + state.querystring(), "active": True})
-    return {"crumbs": crumbs, "calendar": calendar_links, "ranges": ranges, "last": state.last}
+    found = state.range()
+    return {
+        "crumbs": crumbs,
+        "calendar": calendar_links,
+        "ranges": ranges,
+        "since": bucket_label(found.since, found.scale) if found else None,
+        "until": bucket_label(found.until, found.scale) if found else None,
+    }

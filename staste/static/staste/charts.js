@@ -64,7 +64,7 @@
     });
     var scales = {};
     if (!pie) {
-      scales.x = { display: !compact, ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true }, grid: { color: colors.grid } };
+      scales.x = { display: !compact, ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 }, grid: { color: colors.grid } };
       scales.y = {
         display: !compact,
         beginAtZero: true,

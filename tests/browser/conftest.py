@@ -1,0 +1,67 @@
+"""Fixtures of the real-browser tests: headless Chromium (Playwright) against pytest-django's
+live server, and the directory screenshots are saved to.
+
+Tests here are marked ``browser`` (``pytest -m "not browser"`` leaves them out); they are skipped
+when Chromium or Playwright is missing (``make test`` installs Debian's chromium when it can).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("STASTE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where a test run keeps its screenshots: $STASTE_ARTIFACTS_DIR, else ./artifacts."""
+    directory = Path(os.environ.get("STASTE_ARTIFACTS_DIR") or REPO / "artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the session."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (set STASTE_CHROMIUM)")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still
+    # synchronous code, which Django must be told is fine.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium: Any) -> Iterator[Any]:
+    """A fresh page (own cookies) that fails the test on JavaScript errors."""
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda message: _console_error(message, errors))
+    page.js_errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def _console_error(message: Any, errors: list[str]) -> None:
+    # Browsers ask for /favicon.ico by themselves; the admin has none: not the page's fault.
+    if message.type == "error" and not str(message.location.get("url", "")).endswith("/favicon.ico"):
+        errors.append(message.text)
