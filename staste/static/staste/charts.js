@@ -53,7 +53,7 @@
         out.borderColor = colors.background;
       } else {
         out.borderColor = color(i);
-        out.backgroundColor = color(i, 0.15);
+        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
         out.fill = spec.type === "line" && (spec.datasets || []).length === 1;
         out.tension = 0.25;
         out.pointRadius = compact || dataset.data.length > 60 ? 0 : 2;
