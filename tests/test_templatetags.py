@@ -67,6 +67,10 @@ class Page(HTMLParser):
         return self.specs()[canvas["data-staste-chart"]]
 
 
+def pairs(spec: dict, dataset: int = 0) -> dict:
+    return dict(zip(spec["labels"], spec["datasets"][dataset]["data"], strict=True))
+
+
 def render(source: str, context: dict | None = None) -> str:
     return Template("{% load staste %}" + source).render(Context(context or {}))
 
@@ -125,6 +129,13 @@ def test_breakdown_by_time_without_an_axis(guests: Metrica) -> None:
     spec = Page(render('{% staste_chart "guest_visits_gender_age" "pie" year=2010 %}')).only_spec()
     assert spec["labels"][:3] == ["2010-01", "2010-02", "2010-03"]
     assert spec["datasets"][0]["data"][:3] == [0, 5, 0]
+
+
+def test_breakdown_over_the_last_days(guests: Metrica) -> None:
+    html = render('{% staste_chart "guest_visits_gender_age" "pie" axis="gender" last="2 days" %}')
+    assert pairs(Page(html).only_spec()) == {"boy": 3, "girl": 3}  # today's; three days ago is out
+    html = render('{% staste_chart "guest_visits_gender_age" "pie" axis="gender" last="4 days" %}')
+    assert pairs(Page(html).only_spec()) == {"boy": 3, "girl": 4}
 
 
 def test_limit_pools_the_smallest_slices(guests: Metrica) -> None:
@@ -188,6 +199,13 @@ def test_numbers(guests: Metrica, money: Metrica) -> None:
     assert render('{% staste_average "pocket_money" gender="girl" %}') == "10"
     assert render('{% staste_average "pocket_money" last="3 days" %}') == "7.67"
     assert render('{% staste_average "pocket_money" year=2011 %}') == ""  # nothing counted
+
+
+def test_numbers_group_thousands() -> None:
+    pocket_money.kick(value=12345, gender="boy")
+    assert render('{% staste_total "pocket_money" %}') == "12,345"
+    pocket_money.kick(value=0.5, gender="boy")
+    assert render('{% staste_total "pocket_money" %}') == "12,345.50"
 
 
 def test_number_into_a_variable(money: Metrica) -> None:
@@ -265,7 +283,8 @@ MISTAKES = [
     ('{% staste_chart @G "pie" colour="red" %}', "unknown option colour=.*axes to filter on: gender, age"),
     ('{% staste_chart @G "pie" axis="colour" %}', "has no axis 'colour'; its axes are: gender, age"),
     ('{% staste_chart @G "pie" gender="robot" %}', "'robot' is not one of the choices"),
-    ('{% staste_chart @G "pie" last="30 days" %}', "pie charts do not take last="),
+    ('{% staste_chart @G "pie" last="30 days" %}', "a breakdown over last='30 days' needs axis="),
+    ('{% staste_total @G scale="day" %}', "staste_total does not take scale="),
     ('{% staste_chart @G "line" last="3 fortnights" %}', "last=: bad range"),
     ('{% staste_chart @G "line" last="3 days" year=2010 %}', "either last= or a timespan"),
     ('{% staste_chart @G "line" month=2 %}', "month= needs year="),

@@ -12,7 +12,8 @@ Options, by kind of output:
 ==========================  =======================================================================
 ``line``                    ``last`` ("30 days") or a timespan (``year=``, ``month=`` ... ``minute=``),
                             ``scale``, ``axis`` (one line per value), ``measure``, ``limit``, ``title``
-``pie``, ``bar``            a timespan, ``axis`` (none: the next finer time scale), ``measure``,
+``pie``, ``bar``            a timespan, or ``last`` (with an axis: each bucket's breakdown summed),
+                            ``axis`` (none: the next finer time scale), ``measure``,
                             ``limit`` (largest slices; the rest pooled), ``title``
 ``total``, ``count``,       ``last`` or a timespan
 ``average``
@@ -46,8 +47,8 @@ KINDS = CHART_KINDS + NUMBER_KINDS
 #: The options each kind takes, besides timespans and axis filters.
 KIND_OPTIONS: dict[str, tuple[str, ...]] = {
     "line": ("axis", "last", "scale", "measure", "limit", "title"),
-    "pie": ("axis", "measure", "limit", "title"),
-    "bar": ("axis", "measure", "limit", "title"),
+    "pie": ("axis", "last", "measure", "limit", "title"),
+    "bar": ("axis", "last", "measure", "limit", "title"),
     "total": ("last",),
     "count": ("last",),
     "average": ("last",),
@@ -122,8 +123,6 @@ def _classify(metrica: Metrica, kind: str, name: str) -> tuple[str, str]:
 
 
 def _hint(kind: str, name: str) -> str:
-    if name == "last" and kind in ("pie", "bar"):
-        return "; a breakdown covers a calendar span: give year=, month=... instead"
     if name == "axis" and kind in NUMBER_KINDS:
         return "; filter on an axis with <axis>=<value> instead"
     return ""
@@ -278,12 +277,15 @@ class ChartOptions:
     def _check_range(self) -> None:
         """Fail now, not at render time, on a line or number whose buckets cannot be read."""
         if self.kind in ("pie", "bar"):
-            if len(self.span) >= len(self.metrica.date_scales) and self.axis is None:
+            if self.last and self.axis is None:
+                raise OptionError(f"a breakdown over last={self.last!r} needs axis=: the buckets are summed per value")
+            if not self.last and len(self.span) >= len(self.metrica.date_scales) and self.axis is None:
                 where = f"a {timescale.scale_of(self.span)}" if self.span else "all time"
                 raise OptionError(
                     f"{self.metrica.name} records no time scale finer than {where} to break down by; give axis="
                 )
-            return
+            if not self.last:
+                return
         if self.kind in NUMBER_KINDS and not self.last:
             return
         if self.span and self.scale and timescale.depth(self.scale) <= len(self.span):
@@ -309,16 +311,20 @@ class ChartOptions:
             raise OptionError(f"a {self.kind} is a number, not a chart")
         query = self.query()
         if self.kind in ("pie", "bar"):
-            spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind)
+            over: dict[str, Any] = {}
+            if self.last:  # each bucket's breakdown, summed (one pipeline)
+                found = self.range(now)
+                over = {"since": found.since, "until": found.until, "scale": found.scale}
+            spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind, **over)
             return limit_breakdown(spec, self.limit) if self.limit else spec
         found = self.range(now)
         if self.axis:
             return self.lines_per_value(found, with_total=False)
         if self.measure:
             labels, data = self._series(query, found, self.measure)
-            return specs.series_spec(
-                labels, [(self.measure, data, "y")], title=self._title(), x=found.scale
-            )
+            return specs.series_spec(labels, [(self.measure, data, "y")], title=self._title(), x=found.scale)
+        if self.span and not self.scale:
+            return specs.timeline_spec(query, title=self._title())
         return specs.line_spec(query, found.since, found.until, found.scale, title=self._title())
 
     def _title(self) -> str:
@@ -355,7 +361,9 @@ class ChartOptions:
         found_series = pipelined([lambda q=q: self._series(q, found, measure) for q in queries])
         labels = found_series[0][0] if found_series else self._series(query, found, measure)[0]
         datasets = [(name, data, "y") for name, (_, data) in zip(names, found_series, strict=True)]
-        return specs.series_spec(labels, datasets, title=self._title(), x=found.scale)
+        spec = specs.series_spec(labels, datasets, title=self._title(), x=found.scale)
+        spec["axes"] = {"y": measure}  # every line shows the same measure
+        return spec
 
     # -- numbers -----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from staste import timescale
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
-from staste.metrica import Metrica, to_local
+from staste.metrica import Metrica
 from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
@@ -200,7 +200,7 @@ class PieChart(Chart):
     template_name = "staste/charts/pie.html"
     kind = "pie"
     axis_keyword: str | None = None
-    query_options = ("axis", "measure", "limit")
+    query_options = ("axis", "last", "measure", "limit")
     controls = ("axis", "measure")
 
     def fixed_options(self) -> dict[str, Any]:
@@ -225,20 +225,15 @@ class PieChart(Chart):
 class TimelineChart(Chart):
     """The metrica over the timespan, bucket by bucket of the next finer scale: the months of
     ``?timespan__year=2010``, the days of a month...; without a timespan, the years it has data
-    for.  Each bucket links one level down."""
+    for (the seed's ``iterate()``).  Each bucket links one level down, and breadcrumbs up."""
 
     template_name = "staste/charts/timeline.html"
     kind = "line"
-    query_options = ("scale", "measure")
 
     def get_spec(self, options: ChartOptions) -> specs.Spec:
-        if not options.span and "year" in options.metrica.date_scales:
-            years = [year for year, _ in options.query().iterate()]
-            now = to_local(None)
-            first = min(years, default=now.year)
-            options = dataclasses.replace(options, last=f"{max(1, now.year - first + 1)} years", scale="year")
-            self.options = options
-        return options.spec()
+        if not options.span and not options.metrica.date_scales:
+            raise OptionError(f"{options.metrica.name} records only all time: it has no timeline")
+        return specs.timeline_spec(options.query(), title=options.title)
 
     def span_url(self, span: timescale.Span) -> str:
         """This page over another timespan, the other parameters kept."""
@@ -250,13 +245,12 @@ class TimelineChart(Chart):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        options = self.options
-        found = options.range()
-        drill = timescale.depth(found.scale) < len(options.metrica.date_scales)
-        spans = timescale.series(found.since, found.until, found.scale)
+        span = self.options.span
+        children = timescale.children(span) if span else [(int(label),) for label in self.spec["labels"]]
+        drill = len(span) + 1 < len(self.options.metrica.date_scales)
         rows = context["table_rows"]
-        links = [(row, self.span_url(span) if drill else None) for span, row in zip(spans, rows, strict=False)]
-        parents = [options.span[:n] for n in range(1, len(options.span) + 1)]
+        links = [(row, self.span_url(child) if drill else None) for child, row in zip(children, rows, strict=False)]
+        parents = [span[:n] for n in range(1, len(span) + 1)]
         crumbs = [("all time", self.span_url(()))] + [(specs.bucket_label(s), self.span_url(s)) for s in parents]
         context.update(drilldown=links, crumbs=crumbs)
         return context

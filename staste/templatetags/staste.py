@@ -31,6 +31,7 @@ from django.conf import settings
 from django.template.base import FilterExpression, Node, Parser, Token, Variable, kwarg_re
 from django.template.defaultfilters import floatformat
 from django.templatetags.static import static
+from django.utils.formats import number_format
 from django.utils.functional import Promise
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -259,12 +260,12 @@ class NumberNode(_MetricaNode):
 
 
 def format_number(value: int | float | None) -> str:
-    """How a number tag prints: whole numbers as they are, others with at most two decimals."""
+    """How a number tag prints: grouped thousands, and two decimals when the number has any."""
     if value is None:
         return ""
     if isinstance(value, float) and not value.is_integer():
-        return str(floatformat(value, -2))
-    return str(int(value)) if isinstance(value, float) else str(value)
+        return str(floatformat(value, "-2g"))
+    return number_format(int(value), force_grouping=True)
 
 
 def _render(context: template.Context, name: str, values: dict[str, Any]) -> str:
