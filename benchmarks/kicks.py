@@ -7,6 +7,7 @@ steady state of a live site.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,12 +22,9 @@ from staste import conf, connection
 @dataclass
 class SyncRow:
     axes: int
-    staste: float  # kicks per second
+    staste: float  # kicks per second (median round)
     seed: float
-
-    @property
-    def ratio(self) -> float:
-        return self.staste / self.seed
+    ratio: float  # staste's speed over the seed's: the median of the rounds' ratios
 
 
 def _repeat(kick: Callable[..., object], events: Sequence[dict[str, str]]) -> Callable[[], None]:
@@ -52,8 +50,15 @@ def sync_rates(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[Sync
         alternatives = {"staste": _repeat(staste.kick, events), "seed": _repeat(seed.kick, events)}
         for warm_up in alternatives.values():
             warm_up()
-        medians = measure.interleaved(alternatives, rounds)
-        rows.append(SyncRow(count, kicks / medians["staste"], kicks / medians["seed"]))
+        spent = measure.rounds_of(alternatives, rounds)
+        rows.append(
+            SyncRow(
+                count,
+                kicks / statistics.median(spent["staste"]),
+                kicks / statistics.median(spent["seed"]),
+                measure.paired_ratio(spent["seed"], spent["staste"]),
+            )
+        )
     return rows
 
 

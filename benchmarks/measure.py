@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,15 +17,25 @@ import redis
 import redis.connection
 
 
-def interleaved(alternatives: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds of one call of each alternative, calling them in turn ``rounds`` times."""
+def rounds_of(alternatives: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each call of each alternative, calling them in turn ``rounds`` times."""
     durations: dict[str, list[float]] = {name: [] for name in alternatives}
     for _ in range(rounds):
         for name, call in alternatives.items():
             start = time.perf_counter()
             call()
             durations[name].append(time.perf_counter() - start)
-    return {name: statistics.median(spent) for name, spent in durations.items()}
+    return durations
+
+
+def interleaved(alternatives: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of one call of each alternative, calling them in turn ``rounds`` times."""
+    return {name: statistics.median(spent) for name, spent in rounds_of(alternatives, rounds).items()}
+
+
+def paired_ratio(slower: list[float], faster: list[float]) -> float:
+    """The median over rounds of ``slower / faster``: each round's pair saw the same load."""
+    return statistics.median(a / b for a, b in zip(slower, faster, strict=True))
 
 
 @dataclass
@@ -33,13 +44,18 @@ class RoundTrips:
 
 
 @contextlib.contextmanager
-def count_round_trips() -> Iterator[RoundTrips]:
-    """Count what redis-py sends: one ``send_packed_command`` per command or pipeline."""
+def count_round_trips(this_thread: bool = False) -> Iterator[RoundTrips]:
+    """Count what redis-py sends: one ``send_packed_command`` per command or pipeline.
+
+    ``this_thread``: count only what the calling thread sends (not a background flush).
+    """
     seen = RoundTrips()
     original = redis.connection.AbstractConnection.send_packed_command
+    caller = threading.get_ident()
 
     def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        seen.count += 1
+        if not this_thread or threading.get_ident() == caller:
+            seen.count += 1
         return original(self, command, check_health)
 
     redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]

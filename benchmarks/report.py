@@ -27,8 +27,16 @@ def machine(client: redis.Redis) -> str:
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, Linux {platform.release()}; "
         f"Redis {server['redis_version']} (on the same machine, over TCP loopback); "
-        f"Python {platform.python_version()}, {versions}"
+        f"Python {platform.python_version()}, {versions}; load average {load()}"
     )
+
+
+def load() -> str:
+    """The 1-minute load average: above 0.5 on this run's machine, other work competed with it."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -21,6 +21,7 @@ from benchmarks import report  # noqa: E402
 from staste.testing import RedisServer  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results.md")
+AXIS_COUNTS = (0, 1, 2, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,16 @@ class Counts:
     sync_rounds: int = 7
     cpu_kicks: int = 2000
     bare_hincrbys: int = 100_000
-    buffered_kicks: int = 50_000  # per round
+    # per round, by number of axes: about a second's worth (one flush interval) where kicks
+    # merge, less at 5 axes, where nearly every kick is distinct and must be written
+    buffered_kicks: tuple[tuple[int, int], ...] = ((0, 100_000), (1, 100_000), (2, 100_000), (3, 100_000), (5, 10_000))
     buffered_rounds: int = 3
     month_kicks: int = 20_000
     query_repeats: int = 30
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
-    requests: int = 2_000  # per round and per variant
-    request_rounds: int = 7
+    requests: int = 200  # per round and per variant
+    request_rounds: int = 41
 
 
 FULL = Counts()
@@ -47,7 +50,7 @@ TINY = Counts(
     sync_rounds=1,
     cpu_kicks=3,
     bare_hincrbys=10,
-    buffered_kicks=20,
+    buffered_kicks=tuple((count, 20) for count in AXIS_COUNTS),
     buffered_rounds=1,
     month_kicks=30,
     query_repeats=1,
@@ -57,12 +60,10 @@ TINY = Counts(
     request_rounds=1,
 )
 
-AXIS_COUNTS = (0, 1, 2, 3, 5)
-
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import kicks, memory, queries
+    from benchmarks import buffered, kicks, memory, middleware, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -70,27 +71,63 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
 
     progress("synchronous kicks")
     sync = kicks.sync_rates(AXIS_COUNTS, counts.sync_kicks, counts.sync_rounds)
+    progress("buffered kicks")
+    buffered_rows = [
+        row
+        for count, how_many in counts.buffered_kicks
+        for row in buffered.buffered_rates([count], how_many, counts.buffered_rounds)
+    ]
     out.append(
         "### Kicks per second, one process\n\n"
-        f"Median of {counts.sync_rounds} interleaved rounds of {counts.sync_kicks} kicks each, after a warm-up "
-        "round. *seed* is the seed's algorithm (one redis-py pipeline of one HINCRBY per field and bucket per "
-        "kick; benchmarks/seed.py).\n\n"
+        f"Synchronous: median of {counts.sync_rounds} interleaved rounds of {counts.sync_kicks} kicks each, after a "
+        "warm-up round; the ratio is the median of the rounds' ratios. *seed* is the seed's algorithm (one redis-py "
+        "pipeline of one HINCRBY per field and bucket per kick; benchmarks/seed.py). Buffered: "
+        f"`kick(buffered=True)`, median of {counts.buffered_rounds} rounds (of *kicks* kicks) each ending with a "
+        "flush, so that every kick timed is in Redis; *written* is how many distinct kicks a round wrote after "
+        "merging. Events are seeded, Zipf-distributed values of the axes view (40 values), method "
+        "(4), status (5), country (30) and device (3), in that order.\n\n"
         + report.table(
-            ["axes", "staste kick()", "seed pipeline", "staste / seed"],
-            [(row.axes, row.staste, row.seed, f"{row.ratio:.2f}x") for row in sync],
+            [
+                "axes",
+                "staste kick()",
+                "seed pipeline",
+                "staste / seed",
+                "kick(buffered=True)",
+                "buffered / seed",
+                "kicks",
+                "written",
+            ],
+            [
+                (
+                    row.axes,
+                    row.staste,
+                    row.seed,
+                    f"{row.ratio:.2f}x",
+                    fast.rate,
+                    f"{fast.rate / row.seed:.0f}x",
+                    fast.kicks,
+                    fast.distinct,
+                )
+                for row, fast in zip(sync, buffered_rows, strict=True)
+            ],
         )
     )
 
     progress("Redis CPU per kick")
     bare = kicks.bare_hincrby_cpu(client, counts.bare_hincrbys)
     cpu_rows = [bare, *kicks.kick_cpu(3, counts.cpu_kicks), *kicks.kick_cpu(5, counts.cpu_kicks)]
+    cpu_rows += [
+        kicks.CpuRow(f"staste kick(buffered=True), {row.axes} axes", row.kicks, row.redis_cpu_us, 0)
+        for row in buffered_rows
+        if row.axes in (3, 5)
+    ]
     out.append(
         "### Redis server CPU per kick\n\n"
         "`used_cpu_user + used_cpu_sys` of `INFO cpu` before and after, divided by the kicks; the bare "
         "HINCRBY line is what `redis-benchmark -P 50` would make Redis spend per command.\n\n"
         + report.table(
             ["writer", "HINCRBYs per kick", "Redis CPU per kick (µs)", "in bare HINCRBYs"],
-            [(row.what, row.hincrbys, row.cpu_us, f"{row.cpu_us / bare.cpu_us:.1f}") for row in cpu_rows],
+            [(row.what, row.hincrbys or "merged", row.cpu_us, f"{row.cpu_us / bare.cpu_us:.2f}") for row in cpu_rows],
         )
     )
 
@@ -149,6 +186,29 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
             ],
         )
     )
+
+    progress("middleware")
+    cost = middleware.overhead(counts.requests, counts.request_rounds)
+    out.append(
+        "### Response-time middleware\n\n"
+        "A hello-world view through Django's WSGI handler, without and with "
+        f"`staste.middleware.ResponseTimeMiddleware` (median of {counts.request_rounds} interleaved rounds of "
+        f"{counts.requests} requests; the overhead is the median of the rounds' ratios). Round trips are those the "
+        "request's own thread makes; the buffer's thread writes in the background.\n\n"
+        + report.table(
+            ["µs per request without", "with", "overhead", "Redis round trips per request", "requests recorded"],
+            [
+                (
+                    cost.without_us,
+                    cost.with_us,
+                    f"{cost.overhead_us:.2f} µs ({cost.overhead:.1%})",
+                    cost.round_trips,
+                    cost.recorded,
+                )
+            ],
+        )
+    )
+    out.append(f"Load average when the run ended: {report.load()}.")
     return out
 
 

@@ -52,11 +52,16 @@ def test_seeded_events_are_the_same_every_run() -> None:
 def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     progress: list[str] = []
     text = "\n\n".join(run.sections(run.TINY, progress.append))
-    assert progress == ["synchronous kicks", "Redis CPU per kick", "queries", "memory", *progress[4:]]
+    assert progress == ["synchronous kicks", "buffered kicks", "Redis CPU per kick", "queries", "memory", "middleware"]
     assert "Redis 7" in text or "Redis 6" in text
     # One table row per axis count, with a ratio.
     for count in workloads.AXIS_COUNTS:
-        assert re.search(rf"^\| {count} \| [\d,]+ \| [\d,]+ \| [\d.]+x \|$", text, re.MULTILINE), count
+        row = rf"^\| {count} \| [\d,]+ \| [\d,]+ \| [\d.]+x \| [\d,]+ \| \d+x \| 20 \| [\d.,]+ \|$"
+        assert re.search(row, text, re.MULTILINE), count
+    # The middleware: no round trip on the request's thread, and every request recorded.
+    assert re.search(
+        r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.]+ µs \(-?[\d.]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE
+    )  # 2 + 2
     # The admin page's charts: one round trip each, two for the pipelined page (script check).
     for chart in ("last 60 minutes", "last 24 hours", "last 31 days", "pie of 50 stored choices"):
         assert re.search(rf"^\| line chart, {chart} \| \d+ \| 1 \||^\| {chart} \| \d+ \| 1 \|", text, re.MULTILINE)
