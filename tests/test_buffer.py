@@ -1,0 +1,474 @@
+"""The buffered writer against real Redis servers: merging, flushing, bounds, outages, threads,
+fork() and several processes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.connection
+from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from staste import buffer, connection, histogram
+from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+from staste.buffer import Buffer
+from staste.metrica import AveragedMetrica, Metrica
+from staste.testing import RedisServer
+from tests.conftest import CLUSTER_MODE
+
+ROOT = Path(__file__).resolve().parent.parent
+D = datetime.datetime
+
+
+@pytest.fixture(autouse=True)
+def quiet_buffer(monkeypatch) -> Buffer:
+    """The process' buffer, replaced by one without a background thread: tests flush when they
+    choose, and see what is held in between (the thread has tests of its own)."""
+    box = Buffer(background=False)
+    monkeypatch.setattr(buffer, "default", box)
+    return box
+
+
+@pytest.fixture
+def visits() -> AveragedMetrica:
+    return AveragedMetrica(
+        name="visits",
+        axes=[("gender", Axis(choices=["boy", "girl"])), ("age", StoredChoiceAxis(value_type=int))],
+        multiplier=100,
+        histogram=True,
+        buffered=True,
+    )
+
+
+@contextlib.contextmanager
+def sent_by_this_thread() -> Iterator[list[bytes]]:
+    """The commands this thread sends to Redis (the buffer's own thread may flush meanwhile)."""
+    me = threading.get_ident()
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me:
+            packed = b"".join(bytes(part) for part in command) if isinstance(command, list) else bytes(command)
+            sent.append(packed)
+        return original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting
+    try:
+        yield sent
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original
+
+
+def script_calls(sent: list[bytes]) -> int:
+    return sum(packet.upper().count(b"EVALSHA") for packet in sent)
+
+
+def dump(client: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key of a prefix (without the prefix) and its content."""
+    found: dict[str, object] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key).decode()
+        read = {"hash": client.hgetall, "set": client.smembers, "string": client.get}[kind]
+        found[key.decode()[len(prefix) :]] = read(key)
+    return found
+
+
+# -- what a buffered kick does ------------------------------------------------------------------
+
+
+def test_buffered_kicks_wait_for_the_flush_and_merge(visits: AveragedMetrica, staste_keys) -> None:
+    with sent_by_this_thread() as sent:
+        for _ in range(3):
+            visits.kick(1.5, date=D(2010, 2, 7, 13, 5), gender="girl", age=18)
+        visits.kick(2, date=D(2010, 2, 7, 13, 5), gender="boy", age=18)
+    assert sent == []  # no round trip
+    assert staste_keys() == {}
+    assert buffer.stats()["pending"] == 2  # the three girls' kicks are one, merged
+    assert buffer.flush() == 2
+    assert visits.filter(gender="girl").count() == 3
+    assert visits.filter(gender="girl").total() == 4.5
+    assert visits.values().average() == pytest.approx(6.5 / 4)
+    assert visits.values().percentile(100) == pytest.approx(histogram.bounds(histogram.bucket_index(2))[1])
+    assert buffer.flush() == 0  # nothing left
+
+
+def test_buffered_is_a_metrica_default_or_a_kick_argument(visits: AveragedMetrica) -> None:
+    plain = Metrica(name="plain", axes=[])
+    plain.kick(buffered=True)
+    assert plain.total() == 0
+    visits.kick(1, buffered=False, gender="boy")  # synchronous despite buffered=True on the metrica
+    assert visits.values().count() == 1
+    buffer.flush()
+    assert plain.total() == 1
+
+
+def test_a_buffered_kick_validates_at_once(visits: AveragedMetrica) -> None:
+    with pytest.raises(ValueError, match="choices"):
+        visits.kick(1, gender="robot")
+    with pytest.raises(TypeError, match="unknown axis"):
+        visits.kick(1, colour="red")
+    assert buffer.stats()["pending"] == 0
+
+
+def test_bump_adds_to_a_held_kick_only() -> None:
+    box = Buffer(background=False)
+    counter = Metrica(name="counter", axes=[("page", StoredChoiceAxis())])
+    assert not box.bump("home", (1,))
+    box.add(counter.prepare_kick(page="home"), "home")
+    assert box.bump("home", (4,))
+    assert box.flush() == 1
+    assert counter.filter(page="home").total() == 5
+
+
+def test_one_script_call_per_flush(visits: AveragedMetrica) -> None:
+    other = Metrica(name="other", axes=[("page", StoredChoiceAxis())], buffered=True)
+    visits.kick(1, gender="boy")
+    other.kick(page="x")
+    buffer.flush()  # the process' first flush of a metrica records its signature
+    for age in range(30):
+        visits.kick(age, gender="girl", age=age)
+        other.kick(page=f"p{age}")
+    with sent_by_this_thread() as sent:
+        assert buffer.flush() == 60
+    # one kick.lua call for everything; on a cluster one per metrica (a script reaches one slot)
+    assert script_calls(sent) == len(sent) == (2 if CLUSTER_MODE else 1)
+    assert other.total() == 31 and visits.values().count() == 31
+
+
+def test_a_large_backlog_is_written_in_slices(visits: AveragedMetrica, monkeypatch) -> None:
+    monkeypatch.setattr(buffer, "MAX_KICKS_PER_CALL", 2)
+    visits.kick(1, gender="boy")
+    buffer.flush()
+    for age in range(5):
+        visits.kick(1, gender="girl", age=age)
+    with sent_by_this_thread() as sent:
+        assert buffer.flush() == 5
+    assert script_calls(sent) == 3
+    assert visits.filter(gender="girl").count() == 5
+
+
+# -- merging is exact ---------------------------------------------------------------------------
+
+DATES = [D(2010, 2, 7, 13, 5), D(2010, 2, 7, 13, 6), D(2010, 2, 8, 0, 0), D(2011, 12, 31, 23, 59)]
+KICKS = st.tuples(
+    st.sampled_from(["timed", "plain"]),
+    st.sampled_from(DATES),
+    st.sampled_from([None, "boy", "girl"]),
+    st.sampled_from([None, 1, 2, 30]),
+    st.sampled_from([None, ("a",), ("a", "b"), ("c",)]),
+    st.sampled_from([0, 0.01, 1, 2.5, 120.75, 3000]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kicks=st.lists(KICKS, min_size=1, max_size=25))
+def test_buffered_kicks_write_exactly_what_synchronous_kicks_write(kicks, staste_redis) -> None:
+    """Whatever the kicks, merges and flushes between them, Redis ends up with the same keys
+    and counters as when every kick was written at once."""
+    metricas = {
+        "timed": AveragedMetrica(
+            name="timed",
+            axes=[("gender", Axis(choices=["boy", "girl"])), ("age", StoredChoiceAxis(value_type=int))],
+            multiplier=100,
+            histogram=True,
+        ),
+        "plain": Metrica(
+            name="plain", axes=[("gender", Axis(choices=["boy", "girl"])), ("page", HierarchicalAxis())], multiplier=100
+        ),
+    }
+
+    def kick(which, date, gender, age, page, value, buffered):  # type: ignore[no-untyped-def]
+        axes = {"gender": gender, "age": age} if which == "timed" else {"gender": gender, "page": page}
+        metricas[which].kick(value, date=date, buffered=buffered, **axes)
+
+    run = uuid.uuid4().hex[:10]
+    with override_settings(STASTE_METRICS_PREFIX=f"sync{run}"):
+        for which, date, gender, age, page, value, _ in kicks:
+            kick(which, date, gender, age, page, value, False)
+    with override_settings(STASTE_METRICS_PREFIX=f"buf{run}"):
+        for which, date, gender, age, page, value, flush_now in kicks:
+            kick(which, date, gender, age, page, value, True)
+            if flush_now:
+                buffer.flush()
+        buffer.flush()
+    written = dump(staste_redis, f"sync{run}")
+    assert written
+    assert dump(staste_redis, f"buf{run}") == written
+
+
+# -- bounds -------------------------------------------------------------------------------------
+
+
+def test_the_buffer_is_bounded_and_counts_what_it_drops(visits: AveragedMetrica, settings, caplog) -> None:
+    settings.STASTE_BUFFER_MAX_KEYS = 3
+    with caplog.at_level(logging.WARNING, logger="staste"):
+        for age in range(5):
+            visits.kick(1, date=D(2010, 1, 1), gender="boy", age=age)
+        for _ in range(4):
+            visits.kick(1, date=D(2010, 1, 1), gender="boy", age=0)  # merges into a held kick: kept
+    stats = buffer.stats()
+    assert stats["pending"] == 3 and stats["dropped"] == 2
+    full = [r for r in caplog.records if "STASTE_BUFFER_MAX_KEYS" in r.getMessage()]
+    assert len(full) == 1  # said once, not once per dropped kick
+    assert buffer.flush() == 3
+    assert visits.values().count() == 7
+    assert visits.iterate_counts("age") == [(0, 5), (1, 1), (2, 1)]
+
+
+# -- outages and refusals ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop, kill and restart."""
+    server = RedisServer().start()
+    settings.STASTE_REDIS_URL = server.url
+    connection.reset()
+    try:
+        yield server
+    finally:
+        connection.reset()
+        server.stop()
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_nothing_held_is_lost_while_redis_is_down(visits: AveragedMetrica, own_redis: RedisServer, how, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="staste"):
+        for _ in range(5):
+            visits.kick(1, gender="boy", age=1)
+        getattr(own_redis, how)()
+        assert buffer.flush() == 0
+        for _ in range(3):
+            visits.kick(2, gender="girl", age=2)
+            visits.kick(1, gender="boy", age=1)
+            assert buffer.flush() == 0
+        stats = buffer.stats()
+        assert stats["pending"] > 0 and stats["dropped"] == 0
+        assert stats["last_error"].startswith("RedisUnavailable") and own_redis.url in stats["last_error"]
+        own_redis.start()
+        assert buffer.flush() == stats["pending"]
+    assert buffer.stats()["last_error"] is None
+    assert visits.filter(gender="boy").count() == 8
+    assert visits.filter(gender="girl").total() == 6
+    assert visits.filter(age=2).count() == 3
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("cannot write buffered kicks" in m for m in warnings) == 1  # one warning per outage
+    assert sum("is back: wrote" in m for m in warnings) == 1
+
+
+def test_a_refusal_before_writing_is_retried(visits: AveragedMetrica, own_redis: RedisServer) -> None:
+    admin = redis.Redis.from_url(own_redis.url)
+    visits.kick(1, gender="boy")
+    buffer.flush()
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)  # every write refused: "OOM command not allowed"
+    try:
+        visits.kick(1, gender="girl")
+        assert buffer.flush() == 0
+        assert "OutOfMemoryError" in buffer.stats()["last_error"]
+        assert buffer.stats()["pending"] == 1
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert buffer.flush() == 1
+    assert visits.values().count() == 2
+
+
+def test_a_batch_redis_may_have_written_partly_is_dropped_not_retried(
+    visits: AveragedMetrica, staste_redis, prefix: str, caplog
+) -> None:
+    visits.kick(1, date=D(2010, 1, 1), gender="boy")
+    staste_redis.set(f"{prefix}:{{visits}}:201001", "not a hash")  # the month bucket: WRONGTYPE mid-script
+    with caplog.at_level(logging.ERROR, logger="staste"):
+        assert buffer.flush() == 0
+    assert buffer.stats()["dropped"] == 1 and buffer.stats()["pending"] == 0
+    assert any("dropped 1 buffered kicks" in r.getMessage() for r in caplog.records)
+    assert buffer.flush() == 0  # never written twice
+
+
+# -- the background thread, threads, processes ---------------------------------------------------
+
+
+@pytest.fixture
+def threaded_buffer(monkeypatch) -> Iterator[Buffer]:
+    box = Buffer(background=True)
+    monkeypatch.setattr(buffer, "default", box)
+    yield box
+    box.close()
+
+
+def test_the_background_thread_flushes(visits: AveragedMetrica, settings, threaded_buffer: Buffer) -> None:
+    settings.STASTE_FLUSH_INTERVAL = 0.05
+    for round_ in range(1, 4):
+        visits.kick(1, gender="boy")
+        deadline = time.monotonic() + 30
+        while visits.values().count() != round_:
+            assert time.monotonic() < deadline, threaded_buffer.stats()
+            time.sleep(0.01)
+    assert threaded_buffer.stats()["flushes"] == 3 and threaded_buffer.stats()["pending"] == 0
+    assert [thread.name for thread in threading.enumerate()].count("staste-buffer") >= 1
+
+
+def test_a_half_full_buffer_is_written_at_once(visits: AveragedMetrica, settings, threaded_buffer: Buffer) -> None:
+    settings.STASTE_FLUSH_INTERVAL = 3600
+    settings.STASTE_BUFFER_MAX_KEYS = 10
+    threaded_buffer.flush()  # starts the thread; it now waits out the hour
+    for age in range(5):
+        visits.kick(1, gender="boy", age=age)
+    deadline = time.monotonic() + 30
+    while visits.values().count() != 5:
+        assert time.monotonic() < deadline, threaded_buffer.stats()
+        time.sleep(0.01)
+
+
+def test_many_threads_kick_while_others_flush(visits: AveragedMetrica, threaded_buffer: Buffer, settings) -> None:
+    settings.STASTE_FLUSH_INTERVAL = 0.01
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.is_set():
+            buffer.flush()
+
+    def kicker(worker: int) -> None:
+        for i in range(300):
+            visits.kick(1, gender=("boy", "girl")[i % 2], age=worker)
+
+    flushers = [threading.Thread(target=flusher) for _ in range(2)]
+    kickers = [threading.Thread(target=kicker, args=(worker,)) for worker in range(8)]
+    for thread in flushers + kickers:
+        thread.start()
+    for thread in kickers:
+        thread.join()
+    stop.set()
+    for thread in flushers:
+        thread.join()
+    buffer.flush()
+    assert visits.values().count() == 2400
+    assert visits.filter(gender="girl").total() == 1200
+    assert [count for _, count in visits.iterate_counts("age")] == [300] * 8
+
+
+def test_a_forked_child_starts_empty_and_writes_its_own(visits: AveragedMetrica) -> None:
+    for _ in range(5):
+        visits.kick(1, gender="boy")  # held by the parent when it forks
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            if buffer.stats() == {**buffer.stats(), "pending": 0, "dropped": 0, "flushes": 0}:
+                for _ in range(7):
+                    visits.kick(1, gender="girl")
+                code = 0 if buffer.flush() == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert buffer.stats()["pending"] == 1  # the parent still holds its own
+    buffer.flush()
+    assert visits.filter(gender="boy").count() == 5  # not written twice
+    assert visits.filter(gender="girl").count() == 7
+
+
+def _forked_worker(worker: int) -> None:
+    """Kicks without flushing: the process' exit (multiprocessing's finalizers) writes them."""
+    visits = AveragedMetrica(
+        name="visits",
+        axes=[("gender", Axis(choices=["boy", "girl"])), ("age", StoredChoiceAxis(value_type=int))],
+        multiplier=100,
+        histogram=True,
+    )
+    for i in range(200):
+        visits.kick(i % 7, buffered=True, gender="girl", age=worker)
+
+
+def test_forked_worker_processes_add_up(visits: AveragedMetrica) -> None:
+    visits.kick(1, gender="boy")  # something held in the parent when the workers fork
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_forked_worker, args=(worker,)) for worker in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    buffer.flush()
+    assert visits.filter(gender="girl").count() == 800
+    assert visits.filter(gender="girl").total() == 4 * sum(i % 7 for i in range(200))
+    assert visits.filter(gender="boy").count() == 1
+    assert [count for _, count in visits.iterate_counts("age")] == [200] * 4
+
+
+def _spawned_worker(redis_url: str, prefix: str, worker: int) -> None:
+    """A fresh interpreter: sets Django up, kicks, and leaves the writing to its exit."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    os.environ["STASTE_REDIS_URL"] = redis_url
+    os.environ["STASTE_METRICS_PREFIX"] = prefix
+    import django
+
+    django.setup()
+    _forked_worker(worker)
+
+
+@pytest.mark.slow
+def test_spawned_worker_processes_add_up(visits: AveragedMetrica, redis_server, prefix: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_spawned_worker, args=(redis_server.url, prefix, w)) for w in range(2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    assert visits.filter(gender="girl").count() == 400
+
+
+def test_a_process_writes_its_buffer_when_it_exits(redis_server, prefix: str, visits: AveragedMetrica) -> None:
+    """A plain interpreter that exits normally (atexit), with a flush interval it never reaches."""
+    script = (
+        "import django; django.setup()\n"
+        "from staste.metrica import Metrica\n"
+        "from staste.axis import StoredChoiceAxis\n"
+        "m = Metrica(name='exits', axes=[('page', StoredChoiceAxis())])\n"
+        "for _ in range(42): m.kick(page='home', buffered=True)\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "STASTE_REDIS_URL": redis_server.url,
+        "STASTE_METRICS_PREFIX": prefix,
+        "STASTE_FLUSH_INTERVAL": "3600",
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, check=True, timeout=120)
+    assert Metrica(name="exits", axes=[("page", StoredChoiceAxis())]).filter(page="home").total() == 42
+
+
+def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
+    assert buffer.stats() == {
+        "pending": 0,
+        "dropped": 0,
+        "flushes": 0,
+        "written": 0,
+        "last_error": None,
+        "last_flush": None,
+    }
+    visits.kick(1, gender="boy")
+    visits.kick(1, gender="girl")
+    before = time.time()
+    buffer.flush()
+    stats = buffer.stats()
+    assert (stats["pending"], stats["flushes"], stats["written"], stats["dropped"]) == (0, 1, 2, 0)
+    assert stats["last_flush"] >= before
