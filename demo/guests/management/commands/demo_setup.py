@@ -1,0 +1,84 @@
+"""``manage.py demo_setup``: what ``make demo`` runs after ``migrate``; safe to run again.
+
+1. Creates a superuser (``admin``) with a generated password, prints it, and keeps it in
+   ``<STASTE_DATA_DIR>/demo-login.txt`` so later runs can print it again;
+2. fills a year of sample data when the demo's metricas are empty (``--no-data`` skips it).
+"""
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from guests import stats
+from staste import conf, connection
+from staste.exceptions import RedisUnavailable
+
+
+def login_file() -> Path:
+    return conf.data_dir() / "demo-login.txt"
+
+
+class Command(BaseCommand):
+    help = "Prepare the demo: a staff login and, when there is none yet, a year of sample data."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", default=None, help="default: a generated one, printed")
+        parser.add_argument("--no-data", action="store_true", help="do not fill sample data")
+        parser.add_argument("--days", type=int, default=365, help="days of sample data to fill (default 365)")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        guests = self.count_guests()  # first, so that a Redis that cannot be reached stops everything
+        username, password = self.ensure_login(options["username"], options["password"])
+        if not options["no_data"]:
+            self.ensure_data(guests, options["days"], options["no_progress"])
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("The demo is ready: http://127.0.0.1:8000/"))
+        self.stdout.write(f"  admin: http://127.0.0.1:8000/admin/staste/  user: {username}  password: {password}")
+
+    def ensure_login(self, username: str, password: str | None) -> tuple[str, str]:
+        """Create the superuser once; later runs print the password kept then (if still valid)."""
+        User = get_user_model()
+        saved = login_file()
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            password = password or secrets.token_urlsafe(12)
+            User.objects.create_superuser(username=username, email=f"{username}@example.com", password=password)
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(f"{username}\n{password}\n", encoding="utf-8")
+            saved.chmod(0o600)
+            self.stdout.write(f"Created the staff superuser {username!r}.")
+            return username, password
+        if password:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            return username, password
+        known = saved.read_text(encoding="utf-8").split("\n") if saved.is_file() else []
+        if len(known) >= 2 and known[0] == username and user.check_password(known[1]):
+            self.stdout.write(f"The staff superuser {username!r} exists already.")
+            return username, known[1]
+        self.stdout.write(f"The user {username!r} exists with a password of its own.")
+        return username, f"(unchanged; set one with `python demo/manage.py changepassword {username}`)"
+
+    def count_guests(self) -> int:
+        try:
+            return stats.guest_visits.total()
+        except RedisUnavailable as exc:
+            raise CommandError(
+                f"{exc}\nStart that Redis server, or unset STASTE_REDIS_URL to use the embedded one."
+            ) from None
+
+    def ensure_data(self, guests: int, days: int, no_progress: bool) -> None:
+        if guests:
+            self.stdout.write(
+                f"{connection.describe()} holds {guests:,} guests already; add more with "
+                "`python demo/manage.py staste_fake_data`."
+            )
+            return
+        self.stdout.write(f"Filling {days} days of sample data into {connection.describe()}...")
+        call_command("staste_fake_data", days=days, no_progress=no_progress, stdout=self.stdout, stderr=self.stderr)

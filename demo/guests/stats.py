@@ -1,0 +1,45 @@
+"""The demo's metricas: the seed's guests, their pocket money, and how long they stay.
+
+staste registers every metrica defined here when Django starts (the way the admin finds
+``admin.py``), so the template tags and the admin know them by name.
+"""
+
+from staste.axis import Axis, StoredChoiceAxis
+from staste.metrica import AveragedMetrica, Metrica
+from staste.middleware import response_time_metrica
+
+GENDERS = ["boy", "girl"]
+SHOPS = ["candy", "books", "toys", "cinema", "cafe"]
+
+#: The seed's metrica: guests by gender and age (ages are stored as they come, read back as ints).
+guest_visits = Metrica(
+    name="guest_visits",
+    axes=[("gender", Axis(choices=GENDERS)), ("age", StoredChoiceAxis(value_type=int))],
+    title="Guest visits",
+    description="One kick per guest, by gender and age.",
+    category="Guests",
+)
+
+#: A weighed metrica: what guests spent, by shop (in currency units, kept to the cent).
+pocket_money = Metrica(
+    name="pocket_money",
+    axes=[("shop", StoredChoiceAxis()), ("gender", Axis(choices=GENDERS))],
+    multiplier=100,
+    title="Pocket money spent",
+    description="The sum of what guests spent, by shop and gender.",
+    category="Guests",
+)
+
+#: An averaged metrica: it counts visits too, so the mean length can be read back.
+visit_length = AveragedMetrica(
+    name="visit_length",
+    axes=[("gender", Axis(choices=GENDERS))],
+    multiplier=10,
+    title="Visit length (minutes)",
+    description="How long each guest stayed, in minutes; averaged.",
+    category="Guests",
+)
+
+#: What ResponseTimeMiddleware records (registered here too, so pages can chart it by name
+#: even before the middleware served its first request).
+response_time = response_time_metrica()

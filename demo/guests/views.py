@@ -1,0 +1,41 @@
+"""The demo's pages: a public page made only of staste's template tags, and a form that kicks."""
+
+import logging
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from guests import stats
+from guests.csp import strict_csp
+from guests.forms import GuestForm
+from staste.exceptions import RedisUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+@strict_csp
+def public(request: HttpRequest) -> HttpResponse:
+    """Everything on this page comes from {% staste_chart %} and friends in the template."""
+    return render(request, "guests/index.html")
+
+
+@strict_csp
+@require_http_methods(["GET", "POST"])
+def visit(request: HttpRequest) -> HttpResponse:
+    """Note a guest: one kick of each metrica (each one Redis round trip)."""
+    form = GuestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        guest = form.cleaned_data
+        try:
+            stats.guest_visits.kick(gender=guest["gender"], age=guest["age"])
+            stats.pocket_money.kick(value=guest["spent"], shop=guest["shop"], gender=guest["gender"])
+            stats.visit_length.kick(value=guest["minutes"], gender=guest["gender"])
+        except RedisUnavailable as exc:
+            logger.warning("guest not recorded: %s", exc)
+            messages.error(request, "The guest could not be recorded: the statistics server is unavailable.")
+        else:
+            messages.success(request, f"Recorded a {guest['age']}-year-old {guest['gender']}.")
+        return redirect("visit")
+    return render(request, "guests/visit.html", {"form": form})
