@@ -23,13 +23,26 @@ class _Other(str):
     """The label of values counted after an axis reached ``max_choices``.
 
     A ``str`` (so it renders and serialises as "(other)") that is told apart from a real
-    value "(other)" by identity: ``label is OTHER``.
+    value "(other)" by identity: ``label is OTHER``.  It equals and hashes only as itself,
+    so that the two stay apart as dict keys and in sets too (sums over several buckets).
     """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
         return "OTHER"
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __ne__(self, other: object) -> bool:
+        return other is not self
+
+    def __hash__(self) -> int:
+        return object.__hash__(self)
+
+    def __reduce__(self) -> str:
+        return "OTHER"  # unpickles as the one OTHER of staste.axis
 
 
 OTHER = _Other("(other)")

@@ -289,3 +289,85 @@ def test_the_cap_follows_a_setting_changed_at_run_time(settings) -> None:
     settings.STASTE_MAX_VALUE_LENGTH = 1
     with pytest.raises(ValueError, match="at most 1"):
         metrica.kick(v="aa")
+
+
+# -- the overflow in the admin -------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    user = django_user_model.objects.create_user("boss", password=None, is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def registered():
+    from staste.registry import registry
+
+    added: list[Metrica] = []
+
+    def adding(metrica: Metrica) -> Metrica:
+        registry.register(metrica)
+        added.append(metrica)
+        return metrica
+
+    yield adding
+    for metrica in added:
+        registry.unregister(metrica)
+
+
+def breakdown(admin_client, name: str, **params: str) -> dict[str, object]:
+    response = admin_client.get(f"/admin/staste/{name}/data.json", params)
+    assert response.status_code == 200, response.content
+    rows = response.json()["breakdown"]["rows"]
+    found = {label: value for label, value in rows}
+    assert len(found) == len(rows), rows
+    return found
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"_span": "2010-02"}, {"_last": "24 hours"}])
+def test_the_admin_shows_the_overflow_as_other(admin_client, registered, params) -> None:
+    metrica = registered(Metrica(name="admin_tags", axes=[("tag", StoredChoiceAxis(max_choices=2))]))
+    date = FEB if "_span" in params else datetime.datetime.now(datetime.UTC)
+    for tag in ["a", "b", "c", "d", "a", "(other)"]:
+        metrica.kick(tag=tag, date=date)
+    assert breakdown(admin_client, "admin_tags", _by="tag", **params) == {"a": 2, "b": 1, "(other)": 3}
+    page = admin_client.get("/admin/staste/admin_tags/", {"_by": "tag", **params})
+    assert page.status_code == 200
+    assert "(other)" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_admin_tells_a_real_other_value_from_the_overflow(admin_client, registered) -> None:
+    metrica = registered(Metrica(name="admin_spelled", axes=[("tag", StoredChoiceAxis(max_choices=1))]))
+    now = datetime.datetime.now(datetime.UTC)
+    for tag in ["(other)", "x", "y", "(other)"]:
+        metrica.kick(tag=tag, date=now)
+    for params in ({"_span": f"{now.year}"}, {"_last": "24 hours"}):
+        response = admin_client.get("/admin/staste/admin_spelled/data.json", {"_by": "tag", **params})
+        rows = response.json()["breakdown"]["rows"]
+        assert rows == [["(other)", 2], ["(other)", 2]], (params, rows)  # the value first, then OTHER
+
+
+@pytest.mark.django_db
+def test_the_admin_drills_down_into_hierarchical_overflow(admin_client, registered) -> None:
+    metrica = registered(Metrica(name="admin_pages", axes=[("path", HierarchicalAxis(max_choices=3))]))
+    for path in [("out", "se", "google"), ("out", "se", "bing"), ("out", "news"), ("in",)]:
+        metrica.kick(path=path, date=FEB)
+    assert breakdown(admin_client, "admin_pages", _by="path", _span="2010") == {"out": 3, "(other)": 1}
+    below = breakdown(admin_client, "admin_pages", _by="path", _span="2010", path="out")
+    assert below == {"out/se": 2, "(other)": 1}
+    below = breakdown(admin_client, "admin_pages", _by="path", _span="2010", path=["out", "se"])
+    assert below == {"out/se/google": 1, "(other)": 1}
+
+
+def test_other_equals_only_itself() -> None:
+    import operator
+    import pickle
+
+    assert OTHER == OTHER and OTHER != "(other)" and operator.ne("(other)", OTHER)
+    assert len({OTHER, "(other)"}) == 2 and {OTHER: 1, "(other)": 2}[OTHER] == 1
+    assert pickle.loads(pickle.dumps(OTHER)) is OTHER
+    assert f"{OTHER}" == str(OTHER) == "(other)" and OTHER.upper() == "(OTHER)"
