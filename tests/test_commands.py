@@ -171,7 +171,20 @@ def test_show_a_minute_says_there_is_nothing_finer(staste_redis) -> None:
     out, _ = run("show", "guest_visits_gender_age", "--year", "2010", "--month", "2", "--day", "7",
                  "--hour", "13", "--minute", "1")
     assert "total: 2\n" in out
-    assert "no finer time scale" in out
+    assert "(guest_visits_gender_age records no time scale finer than minutes; --by AXIS" in out
+    assert "----" not in out  # no table
+
+
+def test_show_a_metrica_kept_for_all_time_only(staste_redis, registered) -> None:
+    forever = Metrica(name="forever", axes=[("kind", Axis(choices=["a", "b"]))], date_scales=[])
+    registered.append(registry.register(forever))
+    forever.kick(kind="a", value=2)
+    out, _ = run("show", "forever")
+    assert "total: 2\n" in out
+    assert "(forever records only all time;" in out
+    out, _ = run("show", "forever", "--by", "kind")
+    assert table(out) == {"a": ["2"], "b": ["0"]}
+    assert "forever records only all time" in fails("export", "forever")
 
 
 def test_show_prints_control_characters_in_values_escaped(staste_redis, registered) -> None:

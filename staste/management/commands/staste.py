@@ -274,7 +274,9 @@ class Command(BaseCommand):
             totals += f"   count: {number(results[1])}   average: {number(results[2])}"
         self.stdout.write(totals)
         if not breakdown:
-            self.info("(a minute has no finer time scale to break down; --by AXIS breaks it down by an axis)")
+            finest = timescale.scale_of(query.span)
+            why = f"records no time scale finer than {finest}s" if finest else "records only all time"
+            self.info(f"({metrica.name} {why}; --by AXIS breaks the numbers down by an axis)")
             return
         rows = results[len(heads)]
         if averaged:
@@ -320,6 +322,12 @@ class Command(BaseCommand):
                 written = self._write_file(Path(output), lambda out: writer(out, plan, export.rows(plan, on_progress)))
             else:
                 written = writer(_Sink(self.stdout), plan, export.rows(plan, on_progress))
+        except BrokenPipeError:
+            # The reader went away (`... | head`): stop quietly, as command-line tools do.
+            if not to_file and self.stdout._out is sys.stdout:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -372,7 +380,8 @@ class Command(BaseCommand):
                 )
             self.info(f"{name} has no data {where}: nothing to purge.")
             return
-        size = human_bytes(housekeeping.memory_usage(found))
+        if options["dry_run"] or options["interactive"]:
+            size = human_bytes(housekeeping.memory_usage(found))
         if options["dry_run"]:
             self.info(f"Would delete {len(found)} keys ({size}) of {name} {where}.")
             return
