@@ -8,11 +8,15 @@ staste.keys (no user-chosen key).
 
 from __future__ import annotations
 
+import csv
 import datetime
 import decimal
 import fractions
+import io
+import json
 import zoneinfo
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -253,3 +257,124 @@ def test_a_huge_value_is_refused_before_reaching_redis(staste_redis, prefix) -> 
         with pytest.raises(ValueError, match=r"too large|finite"):
             fuzzed().kick(value)
     assert snapshot(staste_redis, prefix) == {}
+
+
+# -- the admin's query strings ---------------------------------------------------------------------
+
+HOSTILE_VALUE = "<script>alert('x')</script>"
+control_values = st.sampled_from(
+    [
+        "all", "2024", "2024-13", "2024-02-30", "2024-03-10T14:05", "9999-12-31T23:59", "0000", "10000",
+        "30 days", "1 minute", "0 hours", "-1 days", "99999999999999999999 days", "1e9 days", "2 weeks",
+        "3 years", "total", "count", "average", "bogus", "colour", "tag", "path", "age", str(10**30),
+        "", " ", "%", "\x00", "\u202e", "=1+1", HOSTILE_VALUE, "x" * 5000,
+    ]
+)  # fmt: skip
+query_pairs = st.lists(
+    st.tuples(
+        st.one_of(
+            st.sampled_from([*AXES, "_last", "_span", "_by", "_measure", "_table", "page", "o", "q"]),
+            st.sampled_from([*AXES, "_last", "_span", "_by", "_measure", "_table"]),
+            st.text(max_size=10),
+        ),
+        st.one_of(control_values, control_text, st.integers().map(str)),
+    ),
+    max_size=8,
+)
+raw_queries = st.sampled_from(
+    [
+        "%ff%fe=1", "_span=%00", "colour=%E2%80%AE", "colour=red&colour=blue&colour=red", "&&&", "=",
+        "_by=tag&_by=path", "path=a&path=b&path=c&path=d&path=e", "_last=30+days&_span=2024",
+        "tag=" + "y" * 1_000_000, "a=" + "&a=" * 1100, "_by=tag&_span=all&_table=breakdown", "_table=pie",
+    ]
+)  # fmt: skip
+
+
+@pytest.fixture
+def admin_client(client, django_user_model) -> Any:
+    client.force_login(django_user_model.objects.create_superuser("fuzzer", "fuzzer@example.com", None))
+    return client
+
+
+@pytest.fixture
+def registered() -> Any:
+    from staste.registry import registry
+
+    metrica = fuzzed()
+    registry.register(metrica)
+    metrica.kick(3, D(2024, 3, 10, 14, 5), colour="red", age=18, tag=HOSTILE_VALUE, path=("a", "=1+1"))
+    metrica.kick(2, None, colour="blue", age=7, tag="=HYPERLINK(\"http://x\")", path=("@b",))
+    yield metrica
+    registry.unregister(metrica)
+
+
+def check_response(response: Any, url: str) -> None:
+    assert 200 <= response.status_code < 500, (url[:300], response.status_code)
+    body = response.content.decode("utf-8", "replace")
+    path = url.split("?")[0]
+    if not path.endswith("data.csv"):  # a CSV attachment (nosniff) holds the text as it is
+        assert HOSTILE_VALUE not in body, url[:300]  # escaped in HTML and JSON
+    if response.status_code == 200 and path.endswith("data.json"):
+        json.loads(body)
+    if response.status_code == 200 and path.endswith("data.csv"):
+        assert response["Content-Disposition"].startswith("attachment")
+        assert response["X-Content-Type-Options"] == "nosniff"
+        for row in csv.reader(io.StringIO(body)):
+            assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row), row
+            assert not any(cell.startswith("-") and not _number(cell) for cell in row), row
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+plausible_query = st.fixed_dictionaries(
+    {},
+    optional={
+        "colour": st.sampled_from(["red", "blue", ""]),
+        "age": st.integers(-5, 200).map(str),
+        "tag": short_text,
+        "_last": st.sampled_from(["60 minutes", "24 hours", "30 days", "12 months", "2 weeks", "3 years"]),
+        "_span": st.sampled_from(["all", "2024", "2024-03", "2024-03-10", "2024-03-10T14", "2024-03-10T14:05"]),
+        "_by": st.sampled_from(AXES),
+        "_measure": st.sampled_from(["total", "count", "average"]),
+    },
+)
+
+
+@FUZZ
+@given(
+    name=st.one_of(st.just("fuzzed"), st.just("fuzzed"), st.just("fuzzed"), st.text(min_size=1, max_size=20)),
+    suffix=st.sampled_from(["", "data.json", "data.csv"]),
+    query=st.one_of(plausible_query.map(urlencode), query_pairs.map(urlencode), raw_queries),
+)
+@example(name="fuzzed", suffix="", query="_by=tag&_span=all")
+@example(name="fuzzed", suffix="data.csv", query="_by=tag&_span=all&_table=breakdown")
+@example(name="fuzzed", suffix="data.csv", query="_by=path&_span=all&_table=breakdown")
+@example(name="fuzzed", suffix="data.json", query="_by=tag&_span=all")
+@example(name="..", suffix="", query="")
+@example(name="fuzzed", suffix="", query="_span=9999-12-31T23:59")
+@example(name="fuzzed", suffix="data.json", query="_last=10000+years")
+def test_admin_query_strings_never_break_a_page(
+    admin_client, registered, staste_redis, prefix, name, suffix, query
+) -> None:
+    """Every response is 2xx-4xx (never a 500), user data is escaped, and reading writes nothing."""
+    before = snapshot(staste_redis, prefix)
+    url = f"/admin/staste/{quote(name, safe='')}/{suffix}?{query}"
+    response = admin_client.get(url)
+    event(f"{suffix or 'page'} {response.status_code}")
+    check_response(response, url)
+    assert snapshot(staste_redis, prefix) == before
+
+
+def test_the_admin_pages_show_hostile_values_escaped(admin_client, registered) -> None:
+    body = admin_client.get("/admin/staste/fuzzed/?_by=tag&_span=all").content.decode()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in body or "\\u003Cscript\\u003E" in body
+    exported = admin_client.get("/admin/staste/fuzzed/data.csv?_by=tag&_span=all&_table=breakdown").content.decode()
+    assert "'=HYPERLINK" in exported  # a formula is shown as text, not run
+    by_path = admin_client.get("/admin/staste/fuzzed/data.csv?_by=path&_span=all&_table=breakdown").content.decode()
+    assert "'@b" in by_path
