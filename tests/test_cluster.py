@@ -361,11 +361,21 @@ def _kick_many(name: str, times: int) -> None:
 
 # -- the core and admin suites, whole, on a cluster ----------------------------------------------
 
-#: Test modules that exercise staste's behaviour through its public API and admin; the cluster
-#: must pass them unchanged.  (This module, the fuzz and the reliability suites start their own
-#: servers and clusters and are not repeated.)
+#: Test modules that exercise staste's behaviour through its public API, its admin, its buffered
+#: writer and its template tags; the cluster must pass them unchanged.  (This module, the fuzz
+#: and the reliability suites start their own servers and clusters and are not repeated; the
+#: benchmarks measure one server.)
 CORE_AND_ADMIN = ("test_kick.py", "test_query.py", "test_model.py", "test_seed.py", "test_connection.py")
-ALSO_IF_PRESENT = ("test_max_choices.py", "test_registry.py", "test_checks.py", "test_admin*.py")
+ALSO_IF_PRESENT = (
+    "test_max_choices.py",
+    "test_registry.py",
+    "test_checks.py",
+    "test_histogram.py",
+    "test_admin*.py",
+    "test_buffer.py",
+    "test_templatetags.py",
+    "test_chart_views.py",
+)
 
 
 def suite_files() -> list[str]:
@@ -377,7 +387,7 @@ def suite_files() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(IN_CLUSTER_MODE, reason="already running the whole suite on a cluster")
-def test_core_and_admin_suites_pass_on_a_cluster(cluster) -> None:
+def test_core_and_admin_suites_pass_on_a_cluster(cluster, capsys) -> None:
     """Runs the suites in a child pytest with STASTE_TEST_REDIS=cluster (its own cluster)."""
     env = {**os.environ, "STASTE_TEST_REDIS": "cluster"}
     env.pop("STASTE_REDIS_URL", None)
@@ -392,6 +402,7 @@ def test_core_and_admin_suites_pass_on_a_cluster(cluster) -> None:
         timeout=600,
     )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    print(f"on a 3-primary cluster: {', '.join(files)}: {summary}")
+    with capsys.disabled():
+        print(f"\n[cluster] {len(files)} test modules on a 3-primary Redis Cluster: {summary}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert " passed" in summary and " failed" not in summary
