@@ -536,3 +536,17 @@ def test_percentiles_are_shown_beside_the_average(staff_client: Client, register
     dashboard = text(staff_client.get("/admin/staste/"))
     row = dashboard.split('data-metrica="test_latency"', 1)[1].split("</tr>", 1)[0]
     assert f"p95 {display(expected[95])}" in row
+
+
+NASTY = ["", " ", "\x00", "%ff", "\ud7ff", "💥", "a" * 3000, "-1", "1e400", "2024-02-30", "2024-00", "0000",
+         "9999-12-31T23:59", "10000", "NaN", "../../etc", "all", "None", "[]", "{}", "'", "\"", "\\", "|", "/", "*"]
+
+
+@pytest.mark.parametrize("param", ["gender", "page", "_span", "_last", "_by", "_measure", "unknown", "_table"])
+def test_no_query_string_value_is_a_server_error(staff_client: Client, visits, timings, param: str) -> None:
+    for value in NASTY:
+        for url in (page("test_visits"), page("test_timings") + "data.csv"):
+            response = staff_client.get(url, {param: value})
+            assert response.status_code in (200, 400), (url, param, value, response.status_code)
+    raw = staff_client.get(page("test_visits") + "?gender=%ff%fe&_span=%c3%28")  # not UTF-8
+    assert raw.status_code == 400
