@@ -7,6 +7,7 @@ import csv
 import datetime
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -126,11 +127,12 @@ def test_list_pipelines_memory_usage_and_never_uses_keys(staste_redis, monkeypat
     connection.get_redis().ping()
     with count_round_trips() as trips:
         run("list")
-    names = {command.split(b"\r\n")[2].upper() for command in trips.commands}
+    names = [command.split(b"\r\n")[2].upper() for command in trips.commands]
     assert b"KEYS" not in names
-    assert {b"SCAN", b"MEMORY"} <= names
+    assert b"SCAN" in names
     key_count = len(housekeeping.key_set(gender_age.base))
-    assert trips.count < key_count  # MEMORY USAGE went in pipelines, not one round trip per key
+    assert key_count > 10
+    assert names.count(b"MEMORY") == math.ceil(key_count / 10)  # pipelines of 10, not a trip per key
 
 
 # -- show ------------------------------------------------------------------------------------
@@ -518,7 +520,7 @@ def test_check_passes_on_a_healthy_redis(staste_redis, redis_server) -> None:
     node = redis_server.nodes[0] if isinstance(redis_server, RedisCluster) else redis_server
     version = redis.Redis.from_url(node.url).info("server")["redis_version"]
     assert f"Redis {version}\n" in out
-    assert "the stored signatures of 2 metricas match their code" in out
+    assert f"the stored signatures of {len(registry)} metricas match their code" in out
     assert "staste check: no errors" in out
 
 
@@ -577,7 +579,7 @@ def test_check_reports_two_metricas_with_one_name(staste_redis, registered) -> N
     twin = Metrica(name="pocket_money", axes=[])
     registered.append(registry.register(twin))
     out = io.StringIO()
-    with pytest.raises(CommandError, match="found 1 error and"):
+    with pytest.raises(CommandError, match=r"staste check found [1-9]"):
         call_command("staste", "check", stdout=out)
     assert "two metricas are named 'pocket_money'" in out.getvalue()
     assert registry.get("pocket_money") is pocket_money
