@@ -378,3 +378,62 @@ def test_the_admin_pages_show_hostile_values_escaped(admin_client, registered) -
     assert "'=HYPERLINK" in exported  # a formula is shown as text, not run
     by_path = admin_client.get("/admin/staste/fuzzed/data.csv?_by=path&_span=all&_table=breakdown").content.decode()
     assert "'@b" in by_path
+
+
+# -- the generic chart views: public pages ----------------------------------------------------------
+
+chart_params = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                *AXES, "axis", "last", "scale", "measure", "limit", "format", "show_axis", "timescale",
+                *(f"timespan__{scale}" for scale in timescale.SCALES), *timescale.SCALES,
+                *(f"filter__{name}" for name in AXES),
+            ]
+        ),
+        st.one_of(control_values, st.integers(-(10**20), 10**20).map(str), st.sampled_from(["json", "html"])),
+    ),
+    max_size=6,
+)
+
+
+plausible_chart_params = st.lists(
+    st.sampled_from(
+        [
+            ("axis", "tag"), ("axis", "colour"), ("axis", "path"), ("last", "30 days"), ("last", "24 hours"),
+            ("measure", "count"), ("measure", "average"), ("limit", "2"), ("format", "json"), ("colour", "red"),
+            ("tag", HOSTILE_VALUE), ("timespan__year", "2024"), ("timespan__month", "3"), ("scale", "day"),
+        ]
+    ),
+    max_size=5,
+    unique_by=lambda pair: pair[0],
+)
+
+
+@FUZZ
+@given(
+    kind=st.sampled_from(["pie", "timeline", "lines", "latest"]),
+    params=st.one_of(plausible_chart_params, chart_params),
+)
+@example(kind="pie", params=[("axis", "tag"), ("last", "30 days")])
+@example(kind="lines", params=[("axis", "tag"), ("format", "json")])
+@example(kind="pie", params=[("axis", "tag"), ("timespan__year", "2024"), ("format", "json")])
+@example(kind="timeline", params=[("timespan__year", "9999"), ("timespan__month", "12")])
+@example(kind="latest", params=[("last", "10000 minutes"), ("scale", "minute")])
+def test_public_chart_views_answer_garbage_with_a_4xx(registered, rf, staste_redis, prefix, kind, params) -> None:
+    from staste.charts.views import LatestCountAndAverageChart, PieChart, TimelineChart, TimeserieChart
+
+    views = {
+        "pie": PieChart.as_view(metrica=registered),
+        "timeline": TimelineChart.as_view(metrica=registered),
+        "lines": TimeserieChart.as_view(metrica=registered),
+        "latest": LatestCountAndAverageChart.as_view(metrica=registered),
+    }
+    before = snapshot(staste_redis, prefix)
+    response = views[kind](rf.get("/chart/", params))
+    if hasattr(response, "render"):
+        response.render()
+    event(f"{kind} {response.status_code}")
+    assert 200 <= response.status_code < 500, (kind, params, response.status_code)
+    assert HOSTILE_VALUE not in response.content.decode("utf-8", "replace")
+    assert snapshot(staste_redis, prefix) == before

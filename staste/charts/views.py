@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.generic import TemplateView
 
@@ -46,6 +47,22 @@ from staste.query import MetricaValues
 logger = logging.getLogger("staste")
 
 UNAVAILABLE_MESSAGE = "Statistics are unavailable right now: staste cannot reach its Redis server."
+
+
+#: ``<``, ``>`` and ``&`` in JSON as \u escapes (as ``json_script`` does): labels are user data,
+#: and a public JSON answer stays inert even where a browser would sniff it as HTML.
+_JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+class _InertJSONEncoder(DjangoJSONEncoder):
+    def encode(self, o: Any) -> str:
+        return super().encode(o).translate(_JSON_ESCAPES)
+
+
+def inert_json(data: Any, status: int = 200) -> JsonResponse:
+    response = JsonResponse(data, encoder=_InertJSONEncoder, status=status)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 class Chart(TemplateView):
@@ -145,12 +162,12 @@ class Chart(TemplateView):
             detail = f"{UNAVAILABLE_MESSAGE} ({exc})" if settings.DEBUG else UNAVAILABLE_MESSAGE
             return self.problem(detail, status=503)
         if request.GET.get("format") == "json":
-            return JsonResponse(self.spec)
+            return inert_json(self.spec)
         return self.render_to_response(self.get_context_data(**kwargs))
 
     def problem(self, message: str, status: int) -> HttpResponse:
         if self.request.GET.get("format") == "json":
-            return JsonResponse({"error": message}, status=status)
+            return inert_json({"error": message}, status=status)
         metrica = self.get_metrica()
         context = {
             "view": self,
