@@ -348,51 +348,57 @@ _batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_q
 class _Batch:
     """The reads of several queries: recorded in a first pass, answered in a second.
 
-    A read is ``("hmget", key, fields)`` or ``("members", keys, args)`` (the members script).
+    A read is ``("hmget", key, fields)`` or ``("members", keys, args)`` (the members script),
+    with tuples so that reads compare and hash; each distinct read is sent once.
     """
 
     def __init__(self) -> None:
-        self.reads: list[tuple[Any, ...]] = []
-        self.answers: list[Any] | None = None
-        self.position = 0
+        self.reads: dict[tuple[Any, ...], None] = {}  # distinct reads, in order
+        self.answers: dict[tuple[Any, ...], Any] | None = None
 
     def answer(self, reads: list[tuple[Any, ...]], blanks: list[Any]) -> list[Any]:
         if self.answers is None:
-            self.reads += reads
+            self.reads.update(dict.fromkeys(reads))
             return blanks
-        end = self.position + len(reads)
-        if self.reads[self.position : end] != reads:
-            raise RuntimeError("staste.query.pipelined: a call read other keys in its second pass")
-        self.position = end
-        return self.answers[end - len(reads) : end]
+        missing = [read for read in reads if read not in self.answers]
+        if missing:
+            # A call that reads otherwise the second time (e.g. it looked at the clock and an
+            # hour went by) still gets true numbers, at the price of one more round trip.
+            self.answers.update(zip(missing, _execute(missing), strict=True))
+        return [self.answers[read] for read in reads]
 
     def hmget(self, requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
-        reads = [("hmget", key, list(fields)) for key, fields in requests]
+        reads = [("hmget", key, tuple(fields)) for key, fields in requests]
         return self.answer(reads, [[None] * len(fields) for _, fields in requests])
 
     def members(self, script_keys: list[str], args: list[Any]) -> Any:
-        return self.answer([("members", list(script_keys), list(args))], [[]])[0]
+        return self.answer([("members", tuple(script_keys), tuple(args))], [[]])[0]
 
-    def execute(self) -> list[Any]:
-        """Every recorded read in one pipeline (a script may add a SCRIPT EXISTS check).
+    def execute(self) -> None:
+        reads = list(self.reads)
+        self.answers = dict(zip(reads, _execute(reads), strict=True))
 
-        A cluster pipeline refuses scripts, so there each script read is a call of its own.
-        """
-        if not self.reads:
-            return []
-        with scripts.translated_errors():
-            client = connection.get_redis()
-            cluster = isinstance(client, redis.cluster.RedisCluster)
-            pipe = client.pipeline(transaction=False)
-            for read in self.reads:
-                if read[0] == "hmget":
-                    pipe.hmget(read[1], read[2])
-                elif not cluster:
-                    scripts.script(client, read[0])(keys=read[1], args=read[2], client=pipe)
-            replies = iter(pipe.execute())
+
+def _execute(reads: list[tuple[Any, ...]]) -> list[Any]:
+    """Every read in one pipeline (a script may add a SCRIPT EXISTS check).
+
+    A cluster pipeline refuses scripts, so there each script read is a call of its own.
+    """
+    if not reads:
+        return []
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        pipe = client.pipeline(transaction=False)
+        for read in reads:
+            if read[0] == "hmget":
+                pipe.hmget(read[1], list(read[2]))
+            elif not cluster:
+                scripts.script(client, read[0])(keys=list(read[1]), args=list(read[2]), client=pipe)
+        replies = iter(pipe.execute() if len(pipe) else [])
         return [
             next(replies) if read[0] == "hmget" or not cluster else scripts.run(read[0], read[1], read[2])
-            for read in self.reads
+            for read in reads
         ]
 
 
@@ -410,7 +416,8 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
     of 50 metricas) would otherwise pay one round trip per number.  Each call runs twice: first
     to record the reads it makes (answered with empty counters), then against the replies of
     one pipeline of all of them; so calls must be pure reads whose keys do not depend on what
-    they read.  When the batch holds a script read (iterating the stored values of an axis or
+    they read (a call that reads other keys the second time, say because the hour changed,
+    still gets true numbers, at the cost of one more round trip).  When the batch holds a script read (iterating the stored values of an axis or
     the years), redis-py checks the script is loaded first: one more round trip.  Called
     within another ``pipelined`` call, the reads join the outer batch.
     """
@@ -423,7 +430,7 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
             call()
     finally:
         _batch.reset(token)
-    batch.answers = batch.execute()
+    batch.execute()
     token = _batch.set(batch)
     try:
         return [call() for call in calls]

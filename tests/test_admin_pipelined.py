@@ -81,3 +81,34 @@ def test_pipelined_calls_nest_into_one_batch() -> None:
     with count_round_trips() as trips:
         assert pipelined([both, money.total]) == [[1, 3.0], 3.0]
     assert trips.count == 1
+
+
+def test_a_call_that_reads_other_keys_the_second_time_still_gets_true_numbers() -> None:
+    a, b = Metrica(name="a", axes=[]), Metrica(name="b", axes=[])
+    a.kick()
+    for _ in range(3):
+        b.kick()
+    passes = []
+
+    def fickle() -> int:  # like a call that looked at the clock as the hour turned
+        passes.append(1)
+        return (a if len(passes) == 1 else b).total()
+
+    with count_round_trips() as trips:
+        assert pipelined([fickle, a.total]) == [3, 1]
+    assert trips.count == 2
+
+
+@pytest.mark.single_redis("reads the server's command statistics")
+def test_identical_reads_are_sent_once(staste_redis) -> None:
+    a = Metrica(name="a", axes=[])
+    a.kick()
+
+    def hmgets() -> int:
+        return staste_redis.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+
+    before = hmgets()
+    with count_round_trips() as trips:
+        assert pipelined([a.total] * 5) == [1] * 5
+    assert trips.count == 1
+    assert hmgets() - before == 1
