@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from staste import timescale
-from staste.charts.spec import Spec, line_spec, parse_last
+from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.metrica import Metrica, to_local
 from staste.query import pipelined
 from staste.registry import registry
@@ -33,8 +33,12 @@ def sparkline_range(metrica: Metrica) -> str | None:
     return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
 
 
-def summarise(metrica: Metrica, today: timescale.Span) -> dict[str, Any]:
-    """A metrica's dashboard numbers and small chart (pure reads, to be pipelined)."""
+def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range]) -> dict[str, Any]:
+    """A metrica's dashboard numbers and small chart (pure reads, to be pipelined).
+
+    ``today`` and ``ranges`` are fixed by the caller, so both passes of ``pipelined`` read the
+    same buckets.
+    """
     everything = metrica.values()
     numbers: dict[str, Any] = {"all": everything.total()}
     if metrica.averaged:
@@ -50,7 +54,7 @@ def summarise(metrica: Metrica, today: timescale.Span) -> dict[str, Any]:
     numbers["range"] = text
     numbers["spark"] = None
     if text:
-        since, until, scale = parse_last(text)
+        since, until, scale = ranges[text]
         try:
             spec: Spec = line_spec(everything, since, until, scale, title="")
         except ValueError:  # e.g. STASTE_MAX_BUCKETS below the range
@@ -80,9 +84,10 @@ def buffer_stats() -> dict[str, Any] | None:
 def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     metricas = list(registry)
     today = timescale.truncate(to_local(None), "day")
+    ranges = {text: parse_last(text) for text in SPARKLINE_RANGES}
     error = None
     try:
-        numbers = pipelined([lambda m=m: summarise(m, today) for m in metricas])
+        numbers = pipelined([lambda m=m: summarise(m, today, ranges) for m in metricas])
     except READ_FAILURES as exc:
         error, numbers = redis_failure(exc), [None] * len(metricas)
     rows = []
