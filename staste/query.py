@@ -417,9 +417,10 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
     to record the reads it makes (answered with empty counters), then against the replies of
     one pipeline of all of them; so calls must be pure reads whose keys do not depend on what
     they read (a call that reads other keys the second time, say because the hour changed,
-    still gets true numbers, at the cost of one more round trip).  When the batch holds a script read (iterating the stored values of an axis or
-    the years), redis-py checks the script is loaded first: one more round trip.  Called
-    within another ``pipelined`` call, the reads join the outer batch.
+    still gets true numbers, at the cost of one more round trip).  When the batch holds a
+    script read (iterating the stored values of an axis or the years), redis-py checks the
+    script is loaded first: one more round trip.  Called within another ``pipelined`` call,
+    the reads join the outer batch.
     """
     if _batch.get() is not None:
         return [call() for call in calls]
