@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import redis
+
 from staste import conf, connection, keys, scripts, timescale
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
@@ -395,6 +397,12 @@ class Metrica:
             if not conf.get("STASTE_FAIL_SILENTLY"):
                 raise
             logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
+        except redis.ResponseError as exc:
+            if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
+                raise ValueError(
+                    f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
+                ) from None
+            raise
 
     def record_signature(self) -> None:
         """Remember in Redis what the axes looked like when data was first written.

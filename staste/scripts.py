@@ -27,6 +27,10 @@ def script(client: redis.Redis, name: str) -> Any:
     return registered[name]
 
 
+#: How kick.lua's error reply starts when it refused kicks that would overflow a counter
+#: (followed by their numbers in the batch, from 1); it wrote the batch's other kicks.
+OVERFLOW = "STASTE_OVERFLOW"
+
 #: What an unreachable server, or a cluster with a primary down, looks like from redis-py.
 UNAVAILABLE = (
     redis.ConnectionError,

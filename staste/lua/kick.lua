@@ -18,6 +18,10 @@
 -- set when year ~= '', then one stored-choices set per axis whose cap >= 0.
 -- Returns the number of counters bumped.
 --
+-- A kick that would push a counter past Redis' 64-bit limit is taken back entirely (its
+-- counters, and the stored values and year it added) and the others are still written; the
+-- script then answers the error 'STASTE_OVERFLOW <kick numbers>' naming the refused kicks.
+--
 -- Hot path: every redis.call costs more than the Lua around it, so a member already
 -- stored costs one SISMEMBER (no SADD), increments stay strings (no number formatting per
 -- HINCRBY) and each family's field names are built once, not once per bucket.
@@ -25,17 +29,64 @@ local call = redis.call
 local N = tonumber(ARGV[1])
 local ai, ki = 2, 0
 local bumped = 0
+local refused = {}
 
-for _ = 1, N do
+-- Where write() is: the family, bucket and field of the HINCRBY it is doing.
+local failed_f, failed_t, failed_j
+
+-- Bump one kick's counters: every field in every bucket of every family.
+local function write(hash_base, fi, ti, T, F, fields, count)
+  for f = 1, F do
+    failed_f = f
+    local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
+    local named = fields
+    if prefix ~= '' then
+      named = {}
+      for j = 1, count do
+        named[j] = prefix .. fields[j]
+      end
+    end
+    local every, amount = named[1], tonumber(increment)
+    for t = 1, T do
+      failed_t, failed_j = t, 1
+      local key = KEYS[hash_base + (f - 1) * T + t]
+      -- named[1] is the every-value combination, written by every kick to this hash, so
+      -- its new value equals the increment exactly when the hash was just created.
+      local first = call('HINCRBY', key, every, increment)
+      for j = 2, count do
+        failed_j = j
+        call('HINCRBY', key, named[j], increment)
+      end
+      if first == amount then
+        local ttl = tonumber(ARGV[ti + t - 1])
+        if ttl > 0 then
+          call('EXPIRE', key, ttl)
+        end
+      end
+    end
+  end
+end
+
+local function negated(increment)
+  if string.sub(increment, 1, 1) == '-' then
+    return string.sub(increment, 2)
+  end
+  return '-' .. increment
+end
+
+for k = 1, N do
   local T, F, year, A = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), ARGV[ai + 2], tonumber(ARGV[ai + 3])
   local fi = ai + 4      -- the family pairs
   local ti = fi + 2 * F  -- the ttls
   ai = ti + T
   local hash_base = ki
   ki = ki + T * F
+  local added = nil  -- set, member, set, member... this kick added: taken back if it overflows
   if year ~= '' then
     ki = ki + 1
-    call('SADD', KEYS[ki], year)
+    if call('SADD', KEYS[ki], year) == 1 then
+      added = {KEYS[ki], year}
+    end
   end
 
   local fields, count = {''}, 1
@@ -53,10 +104,15 @@ for _ = 1, N do
       for o = 2, n do
         local member = ARGV[ai + o]
         if cap == 0 then
-          call('SADD', set, member)
+          if call('SADD', set, member) == 1 then
+            added = added or {}
+            added[#added + 1], added[#added + 2] = set, member
+          end
         elseif call('SISMEMBER', set, member) == 0 then
           if call('SCARD', set) < cap then
             call('SADD', set, member)
+            added = added or {}
+            added[#added + 1], added[#added + 2] = set, member
           else
             options[o] = (o == 2) and '!' or ('!' .. string.sub(options[o - 1], 2))
             break
@@ -81,32 +137,47 @@ for _ = 1, N do
     end
   end
 
-  for f = 1, F do
-    local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
-    local named = fields
-    if prefix ~= '' then
-      named = {}
-      for j = 1, count do
-        named[j] = prefix .. fields[j]
-      end
-    end
-    local every, amount = named[1], tonumber(increment)
-    for t = 1, T do
-      local key = KEYS[hash_base + (f - 1) * T + t]
-      -- named[1] is the every-value combination, written by every kick to this hash, so
-      -- its new value equals the increment exactly when the hash was just created.
-      local first = call('HINCRBY', key, every, increment)
-      for j = 2, count do
-        call('HINCRBY', key, named[j], increment)
-      end
-      if first == amount then
-        local ttl = tonumber(ARGV[ti + t - 1])
-        if ttl > 0 then
-          call('EXPIRE', key, ttl)
+  -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends write()
+  -- at the counter in (failed_f, failed_t, failed_j), so what it bumped can be taken back.
+  -- (pcall costs once per kick; checking each HINCRBY's reply would cost once per counter.)
+  failed_f, failed_t, failed_j = nil, nil, nil
+  local ok, err = pcall(write, hash_base, fi, ti, T, F, fields, count)
+  if ok then
+    failed_f = nil
+  end
+
+  if failed_f then
+    for f = 1, failed_f do
+      local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
+      local back = negated(increment)
+      for t = 1, (f == failed_f) and failed_t or T do
+        local key = KEYS[hash_base + (f - 1) * T + t]
+        for j = 1, (f == failed_f and t == failed_t) and (failed_j - 1) or count do
+          local name = prefix .. fields[j]
+          if tonumber(increment) == 0 then
+            if call('HGET', key, name) == '0' then
+              call('HDEL', key, name)  -- absent reads as 0: leave no trace
+            end
+          elseif call('HINCRBY', key, name, back) == 0 then
+            call('HDEL', key, name)
+          end
         end
       end
     end
+    for i = 1, added and #added or 0, 2 do
+      call('SREM', added[i], added[i + 1])
+    end
+    -- Redis 7 raises the error reply as a table, Redis 6 as its text.
+    local message = type(err) == 'table' and err.err or tostring(err)
+    if not string.find(message, 'overflow', 1, true) then
+      return redis.error_reply(message)  -- e.g. WRONGTYPE: this kick taken back, not retried
+    end
+    refused[#refused + 1] = k
+  else
+    bumped = bumped + F * T * count
   end
-  bumped = bumped + F * T * count
+end
+if #refused > 0 then
+  return redis.error_reply('STASTE_OVERFLOW ' .. table.concat(refused, ' '))
 end
 return bumped
