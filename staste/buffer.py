@@ -179,16 +179,20 @@ class Buffer:
                 self._pending = {}
                 self._in_flight = len(held)
             batch = [(key, replace(entry[0], increments=tuple(entry[1:]))) for key, entry in held.items()]
-            written = 0
+            settled = refused = 0  # kicks of the calls made so far; those kick.lua refused
             try:
                 for call in self._calls(batch):
-                    self._write(call)
-                    written += len(call)
+                    refused_here = self._write(call)
+                    settled += len(call)
+                    if refused_here:
+                        refused += refused_here
+                        with self._lock:
+                            self._dropped += refused_here
             except Exception as exc:
-                self._failed(exc, batch[written:], written)
+                self._failed(exc, batch[settled:], settled - refused)
             else:
-                self._succeeded(written)
-            return written
+                self._succeeded(settled - refused)
+            return settled - refused
 
     @staticmethod
     def _calls(batch: list[tuple[Hashable, Kick]]) -> Iterator[list[Kick]]:
@@ -207,11 +211,25 @@ class Buffer:
                 yield [kick for _, kick in group[start : start + MAX_KICKS_PER_CALL]]
 
     @staticmethod
-    def _write(kicks: list[Kick]) -> None:
+    def _write(kicks: list[Kick]) -> int:
+        """Write one call's kicks; returns how many kick.lua refused (they would overflow a
+        counter: it took each back whole and wrote the others, so nothing is retried)."""
         for metrica in {id(kick.metrica): kick.metrica for kick in kicks}.values():
             metrica.record_signature()  # once per process and metrica
         script_keys, args = batch_keys_and_args(kicks)
-        scripts.run("kick", script_keys, args)
+        try:
+            scripts.run("kick", script_keys, args)
+        except redis.ResponseError as exc:
+            if not str(exc).startswith(scripts.OVERFLOW):
+                raise
+            refused = [kicks[int(number) - 1] for number in str(exc).split()[1:]]
+            logger.error(
+                "staste: dropped %d buffered kicks of %s: they would push a counter past Redis' limit (2**63 - 1)",
+                len(refused),
+                ", ".join(sorted({kick.metrica.name for kick in refused})),
+            )
+            return len(refused)
+        return 0
 
     def _succeeded(self, written: int) -> None:
         with self._lock:

@@ -492,3 +492,22 @@ def test_a_batch_writes_its_other_kicks_when_one_would_overflow(staste_redis, pr
         scripts.run("kick", *batch_keys_and_args(kicks))
     assert other.iterate("kind") == [("a", 1), ("b", 2)]
     assert near.total() == 1024 * BIG
+
+
+def test_a_buffered_kick_that_would_overflow_drops_only_itself(staste_redis, prefix, settings) -> None:
+    from staste import buffer
+
+    settings.STASTE_FLUSH_INTERVAL = 3600  # only the flushes below
+    buffer.reset()
+    near = Metrica(name="near", axes=[])
+    for _ in range(1024):
+        near.kick(BIG, D(2024, 1, 1))
+    other = Metrica(name="other", axes=[("kind", StoredChoiceAxis())])
+    other.kick(1, D(2024, 1, 1), kind="a", buffered=True)
+    near.kick(BIG, D(2024, 1, 1), buffered=True)
+    other.kick(2, D(2024, 1, 2), kind="b", buffered=True)
+    assert buffer.flush() == 2
+    assert buffer.stats()["pending"] == 0 and buffer.stats()["dropped"] == 1
+    assert other.iterate("kind") == [("a", 1), ("b", 2)]
+    assert near.total() == 1024 * BIG
+    buffer.reset()
