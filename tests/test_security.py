@@ -1,0 +1,106 @@
+"""The access rules of docs/security.md, checked on every URL staste adds to the admin (found by
+walking the admin's URL patterns, so a URL added later is checked too)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import URLPattern, URLResolver
+
+from staste import keys
+from staste.metrica import NAME_PATTERN, Metrica
+from tests.statsapp.stats import gender_age
+
+pytestmark = pytest.mark.django_db
+
+
+def staste_urls() -> list[str]:
+    """Every admin view of staste, filled in with a registered metrica's name.  (The Metrica
+    model's own admin URLs include no view: staste's pages stand in for its changelist.)"""
+    found = []
+    for pattern in admin.site.get_urls():
+        if isinstance(pattern, URLPattern) and (pattern.name or "").startswith("staste_"):
+            route = str(pattern.pattern).replace("<str:name>", gender_age.name)
+            found.append("/admin/" + route)
+        elif isinstance(pattern, URLResolver) and str(pattern.pattern).startswith("staste/"):
+            assert not pattern.url_patterns, f"{pattern}: a view staste does not protect itself"
+    return sorted(set(found))
+
+
+def user(name: str, *, staff: bool, permitted: bool, active: bool = True, superuser: bool = False) -> Client:
+    account = User.objects.create_user(name, is_staff=staff, is_active=active, is_superuser=superuser)
+    if permitted:
+        account.user_permissions.add(Permission.objects.get(content_type__app_label="staste", codename="view_metrica"))
+    client = Client()
+    client.force_login(account)
+    return client
+
+
+def test_staste_adds_its_urls_to_the_admin() -> None:
+    urls = staste_urls()
+    assert "/admin/staste/" in urls
+    assert f"/admin/staste/{gender_age.name}/" in urls
+    assert len(urls) >= 4  # the dashboard, a metrica's page and its JSON and CSV
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("anonymous", "login"),
+        ("staff without the permission", 403),
+        ("permitted but not staff", "login"),
+        ("permitted staff, inactive", "login"),
+        ("permitted staff", 200),
+        ("superuser", 200),
+    ],
+)
+def test_every_staste_url_requires_active_staff_with_the_view_permission(who, expected) -> None:
+    gender_age.kick(gender="girl", age=18)
+    clients = {
+        "anonymous": lambda: Client(),
+        "staff without the permission": lambda: user("plain", staff=True, permitted=False),
+        "permitted but not staff": lambda: user("outsider", staff=False, permitted=True),
+        "permitted staff, inactive": lambda: user("gone", staff=True, permitted=True, active=False),
+        "permitted staff": lambda: user("viewer", staff=True, permitted=True),
+        "superuser": lambda: user("root", staff=True, permitted=False, superuser=True),
+    }
+    client = clients[who]()
+    for url in staste_urls():
+        response = client.get(url)
+        if expected == "login":
+            assert response.status_code == 302, url
+            assert response["Location"].startswith("/admin/login/"), url
+        else:
+            assert response.status_code == expected, (url, response.status_code)
+        if response.status_code == 200 and url.endswith((".json", ".csv")):
+            assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_admin_index_lists_statistics_only_for_those_allowed() -> None:
+    assert "/admin/staste/" in user("viewer", staff=True, permitted=True).get("/admin/").content.decode()
+    assert "/admin/staste/" not in user("plain", staff=True, permitted=False).get("/admin/").content.decode()
+
+
+def test_no_admin_url_names_a_redis_key() -> None:
+    """A metrica page is found through the registry; an unknown or key-like name is a 404."""
+    client = user("viewer", staff=True, permitted=True)
+    for name in ("nosuch", "guest_visits_gender_age}:all", "*", "..", "staste:{x}:all"):
+        assert client.get(f"/admin/staste/{name}/").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["a}b", "{x}", "a b", "x" * 201, "", "é", "a/b", "a:b"])
+def test_metrica_names_cannot_reach_outside_their_own_keys(name) -> None:
+    assert not NAME_PATTERN.match(name)
+    with pytest.raises(ValueError, match="metrica name"):
+        Metrica(name=name, axes=[])
+
+
+def test_user_values_live_in_fields_and_members_never_in_key_names() -> None:
+    base = keys.metrica_base("staste", "m")
+    for hostile in ("}|*", "a/b", "\\p", "=x", "!", "\n"):
+        part = keys.value_part(hostile)
+        assert "|" not in part and "/" not in part  # cannot fake another axis or a path level
+        assert keys.decode_part(part) == hostile
+    assert keys.choices_key(base, "axis") == "staste:{m}:choices:axis"  # axis names come from code
