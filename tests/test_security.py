@@ -104,3 +104,81 @@ def test_user_values_live_in_fields_and_members_never_in_key_names() -> None:
         assert "|" not in part and "/" not in part  # cannot fake another axis or a path level
         assert keys.decode_part(part) == hostile
     assert keys.choices_key(base, "axis") == "staste:{m}:choices:axis"  # axis names come from code
+
+
+# -- the least-privilege Redis user of docs/deployment.md -------------------------------------------
+
+#: ACL SETUSER rules for staste's Redis user (documented in docs/deployment.md): its own keys
+#: only, data and script commands, no admin or dangerous commands (INFO for `manage.py staste check`).
+ACL_RULES = (
+    "on", ">s3cret", "resetkeys", "~{prefix}:*", "resetchannels", "-@all",
+    "+@read", "+@write", "+@scripting", "+@connection", "-@dangerous",
+    "+info", "+cluster|slots", "+cluster|shards", "+cluster|nodes", "+cluster|info",
+)  # fmt: skip
+
+
+def exercise(url: str, settings) -> dict[str, object]:
+    """Kick (synchronously and buffered) and read back through staste as the restricted user."""
+    import datetime
+
+    from staste import buffer, connection
+    from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+    from staste.metrica import AveragedMetrica
+
+    settings.STASTE_REDIS_URL = url
+    settings.STASTE_FLUSH_INTERVAL = 3600
+    connection.reset()
+    buffer.reset()
+    metrica = AveragedMetrica(
+        name="restricted", axes=[("a", Axis(choices=["x", "y"])), ("b", StoredChoiceAxis()), ("c", HierarchicalAxis())]
+    )
+    metrica.kick(3, datetime.datetime(2024, 1, 1), a="x", b="q", c=("p", "q"))
+    metrica.kick(5, datetime.datetime(2024, 1, 2), a="y", b="r", c=("p",), buffered=True)
+    assert buffer.flush() == 1 and buffer.stats()["dropped"] == 0
+    found = {
+        "total": metrica.total(),
+        "years": metrica.iterate(),
+        "b": metrica.iterate("b"),
+        "c": metrica.filter(c=("p",)).iterate("c"),
+        "days": [v for _, v in metrica.timeserie(datetime.datetime(2024, 1, 1), datetime.datetime(2024, 1, 2), "day")],
+    }
+    connection.reset()
+    return found
+
+
+EXPECTED = {"total": 8, "years": [(2024, 8)], "b": [("q", 3), ("r", 5)], "c": [(("p", "q"), 3)], "days": [3, 5]}
+
+
+def test_the_documented_acl_is_enough_on_one_server(settings, prefix) -> None:
+    import redis
+
+    from staste.testing import RedisServer
+
+    with RedisServer() as server:
+        admin_client = redis.Redis(port=server.port)
+        admin_client.execute_command("ACL", "SETUSER", "staste", *(rule.format(prefix=prefix) for rule in ACL_RULES))
+        assert exercise(f"redis://staste:s3cret@127.0.0.1:{server.port}/0", settings) == EXPECTED
+        refused = admin_client.execute_command("ACL", "LOG")
+        # Nothing was refused but redis-py's optional CLIENT SETINFO on connect (Redis 6.2 files it
+        # under @dangerous; 7.0 does not know it; either way redis-py carries on without it).
+        assert [entry for entry in refused if entry[b"object"] != b"client"] == []
+        restricted = redis.Redis(port=server.port, username="staste", password="s3cret")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            restricted.set("elsewhere", "1")  # keys outside its prefix
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            restricted.flushall()
+
+
+def test_the_documented_acl_is_enough_on_a_cluster(settings, prefix) -> None:
+    import redis
+
+    from staste.testing import RedisCluster, cluster_support
+
+    if cluster_support():
+        pytest.skip(cluster_support())
+    with RedisCluster() as cluster:
+        for node in cluster.nodes:
+            client = redis.Redis(port=node.port)
+            client.execute_command("ACL", "SETUSER", "staste", *(rule.format(prefix=prefix) for rule in ACL_RULES))
+            client.close()
+        assert exercise(cluster.url.replace("://", "://staste:s3cret@"), settings) == EXPECTED
