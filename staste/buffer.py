@@ -92,6 +92,7 @@ class Buffer:
         self._dropped = 0
         self._dropped_before_outage = 0
         self._flushes = 0
+        self._failed_flushes = 0
         self._written = 0
         self._last_error: str | None = None
         self._last_flush: float | None = None
@@ -270,6 +271,7 @@ class Buffer:
                 self._failing = True
                 self._dropped_before_outage = self._dropped
             self._written += written
+            self._failed_flushes += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
             held_now = len(self._pending)
         if not retry:
@@ -338,15 +340,18 @@ class Buffer:
 
         ``pending``: distinct kicks held (a merged kick counts once); ``dropped``: kicks lost
         because the buffer was full or Redis refused them; ``flushes``: successful writes;
-        ``written``: kicks written; ``last_error``: why the last flush failed, None once a
-        flush succeeds again; ``last_flush``: when the last successful flush ended (epoch
-        seconds, None before the first).
+        ``failed_flushes``: flushes that failed (what they held was kept, or dropped when
+        Redis refused it); ``written``: kicks written; ``last_error``: why the last flush
+        failed, None once a flush succeeds again (so: Redis is unreachable right now);
+        ``last_flush``: when the last successful flush ended (epoch seconds, None before the
+        first).
         """
         with self._lock:
             return {
                 "pending": len(self._pending) + self._in_flight,
                 "dropped": self._dropped,
                 "flushes": self._flushes,
+                "failed_flushes": self._failed_flushes,
                 "written": self._written,
                 "last_error": self._last_error,
                 "last_flush": self._last_flush,
@@ -360,7 +365,7 @@ class Buffer:
         with self._lock:
             count = len(self._pending)
             self._pending = {}
-            self._dropped = self._dropped_before_outage = self._flushes = self._written = 0
+            self._dropped = self._dropped_before_outage = self._flushes = self._failed_flushes = self._written = 0
             self._last_error = self._last_flush = None
             self._failing = self._full_reported = False
         return count
@@ -408,7 +413,7 @@ def flush() -> int:
 
 
 def stats() -> dict[str, Any]:
-    """``{"pending", "dropped", "flushes", "written", "last_error", "last_flush"}`` of the process' buffer."""
+    """The counters of the process' buffer (see :meth:`Buffer.stats`)."""
     return default.stats()
 
 

@@ -259,7 +259,7 @@ def test_nothing_held_is_lost_while_redis_is_down(visits: AveragedMetrica, own_r
             visits.kick(1, gender="boy", age=1)
             assert buffer.flush() == 0
         stats = buffer.stats()
-        assert stats["pending"] > 0 and stats["dropped"] == 0
+        assert stats["pending"] > 0 and stats["dropped"] == 0 and stats["failed_flushes"] == 4
         assert stats["last_error"].startswith("RedisUnavailable") and own_redis.url in stats["last_error"]
         own_redis.start()
         assert buffer.flush() == stats["pending"]
@@ -461,6 +461,7 @@ def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
         "pending": 0,
         "dropped": 0,
         "flushes": 0,
+        "failed_flushes": 0,
         "written": 0,
         "last_error": None,
         "last_flush": None,
