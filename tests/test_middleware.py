@@ -333,8 +333,6 @@ def test_redis_killed_and_restarted_during_traffic(client: Client, own_redis: Re
 def test_gunicorn_workers_add_up(redis_server, prefix: str, staste_redis) -> None:
     """Three preforked gunicorn workers (app preloaded in the master, then fork()) each buffer
     their own requests and write them when they exit: the counts add up exactly."""
-    if not hasattr(redis_server, "port"):
-        pytest.skip("needs one plain redis-server")
     port = free_port()
     env = {
         **os.environ,
