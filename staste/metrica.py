@@ -156,6 +156,14 @@ def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tupl
     return script_keys, args
 
 
+@functools.cache
+def _buffer_module() -> Any:
+    """staste.buffer, imported on first use (it imports this module)."""
+    from staste import buffer
+
+    return buffer
+
+
 def family_infix(prefix: str) -> str:
     """Families whose prefix starts with '~' live in hashes of their own (e.g. histograms)."""
     return "h:" if prefix.startswith("~") else ""
@@ -382,9 +390,7 @@ class Metrica:
         """
         kick = self.prepare_kick(value, date, **axis_values)
         if self.buffered if buffered is None else buffered:
-            from staste import buffer
-
-            buffer.add(kick)
+            _buffer_module().add(kick)
         else:
             self.write(kick)
 
