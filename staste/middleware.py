@@ -25,6 +25,7 @@ its body is streamed).
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import logging
 import re
@@ -42,7 +43,7 @@ from django.utils.module_loading import import_string
 
 from staste import buffer, conf
 from staste.axis import Axis, StoredChoiceAxis
-from staste.histogram import bucket_index as histogram_bucket
+from staste.histogram import UPPER_BOUNDS
 from staste.metrica import AveragedMetrica
 from staste.registry import registry
 
@@ -57,6 +58,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 _METHODS = frozenset(METHODS)
+_bisect_left = bisect.bisect_left
 _STATUS_BY_HUNDRED = {index + 1: text for index, text in enumerate(STATUS_CLASSES)}
 #: Where the exception that escaped the view is noted on the request (by process_exception).
 _EXCEPTION_ATTRIBUTE = "_staste_exception"
@@ -278,8 +280,10 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
     """Kick the response-time metrica for one request, into the buffer; never raises.
 
     Public so that benchmarks (and other servers' hooks) can record a request alike.  The hot
-    path builds no Kick: a request like one already held this minute only bumps its sums
-    (``Buffer.bump``); a new one is prepared (validated) in full and added.
+    path builds no Kick and no axis value: a request like one already held this minute (same
+    view, method, status class, exception and histogram bucket) only bumps the held sums
+    (``Buffer.bump``, keyed by what the request carries); a new one is prepared (validated)
+    in full and added under that key.
     """
     try:
         config = conf.get_config()
@@ -287,29 +291,37 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
             return
         name = config["STASTE_RESPONSE_TIME_METRICA"]
         metrica = _metricas.get(name) or response_time_metrica(name)
-        view = view_name(request)
+        match = request.resolver_match
         method = request.method
         if method not in _METHODS:
-            method = OTHER_METHOD
-        status = _STATUS_BY_HUNDRED.get(response.status_code // 100, "5xx")
+            method = OTHER_METHOD  # never key on what clients invent: the buffer is bounded
+        hundred = response.status_code // 100
         exception = getattr(request, _EXCEPTION_ATTRIBUTE, None)
-        if exception is not None:
-            exception = exception_name(exception)
         milliseconds = seconds * 1000
-        bucket = histogram_bucket(milliseconds)
+        bucket = _bisect_left(UPPER_BOUNDS, milliseconds)
         now = time.time()
+        amount = round(milliseconds * (metrica.multiplier or 1))
+        increments = (amount, 1, 1) if metrica.histogram else (amount, 1)
         # Local minutes start with UTC minutes (time zones are whole minutes apart), so one
         # key per UTC minute never mixes two local minutes' buckets.
-        key = (metrica, id(config), int(now // 60), view, method, status, exception, bucket)
-        amount = round(milliseconds * (metrica.multiplier or 1))
-        if not buffer.default.bump(key, (amount, 1, 1) if metrica.histogram else (amount, 1)):
+        minute = int(now // 60)
+        if match is None:
+            key: tuple[Any, ...] = (metrica, id(config), minute, None, None, method, hundred, exception, bucket)
+        else:
+            key = (metrica, id(config), minute, match.func, match.view_name, method, hundred, exception, bucket)
+        try:
+            held = buffer.default.bump(key, increments)
+        except TypeError:  # an unhashable view: key it by its name instead
+            key = (metrica, id(config), minute, view_name(request), method, hundred, exception, bucket)
+            held = buffer.default.bump(key, increments)
+        if not held:
             kick = metrica.prepare_kick(
                 milliseconds,
                 datetime.datetime.fromtimestamp(now, datetime.UTC),
-                view=view,
+                view=view_name(request),
                 method=method,
-                status=status,
-                exception=exception,
+                status=_STATUS_BY_HUNDRED.get(hundred, "5xx"),
+                exception=None if exception is None else exception_name(exception),
             )
             buffer.default.add(kick, key)
     except Exception as exc:
