@@ -185,12 +185,17 @@ def test_timeserie_percentiles(timings: AveragedMetrica) -> None:
     assert series[2][1][50] == pytest.approx(histogram.percentile(counts_of([200.0]), 50))
 
 
-def test_histograms_live_in_hashes_of_their_own(timings: AveragedMetrica, staste_keys, prefix) -> None:
+def test_histograms_live_in_hashes_of_their_own(timings: AveragedMetrica, staste_keys, prefix, staste_redis) -> None:
     timings.kick(1.0, date=D(2010, 2, 7, 13, 5), page="home")
     written = staste_keys()
     assert written[f"{prefix}:{{timings}}:h:all"] == {b"~30*": b"1", b"~30=home": b"1"}
     assert written[f"{prefix}:{{timings}}:all"] == {b"*": b"1000", b"=home": b"1000", b"#*": b"1", b"#=home": b"1"}
     assert f"{prefix}:{{timings}}:h:201002071305" in written
+    # kept as long as the counters of the same bucket
+    for bucket in ("all", "2010", "201002071305"):
+        base = f"{prefix}:{{timings}}:"
+        assert abs(staste_redis.ttl(f"{base}h:{bucket}") - staste_redis.ttl(f"{base}{bucket}")) <= 1
+    assert staste_redis.ttl(f"{prefix}:{{timings}}:h:201002071305") > 0
 
 
 def test_a_histogram_on_a_plain_metrica(staste_keys) -> None:
