@@ -494,10 +494,9 @@ def test_a_batch_writes_its_other_kicks_when_one_would_overflow(staste_redis, pr
     assert near.total() == 1024 * BIG
 
 
-def test_a_buffered_kick_that_would_overflow_drops_only_itself(staste_redis, prefix, settings) -> None:
+def test_a_buffered_kick_that_would_overflow_drops_only_itself(staste_redis, prefix) -> None:
     from staste import buffer
 
-    settings.STASTE_FLUSH_INTERVAL = 3600  # only the flushes below
     buffer.reset()
     near = Metrica(name="near", axes=[])
     for _ in range(1024):
@@ -506,7 +505,7 @@ def test_a_buffered_kick_that_would_overflow_drops_only_itself(staste_redis, pre
     other.kick(1, D(2024, 1, 1), kind="a", buffered=True)
     near.kick(BIG, D(2024, 1, 1), buffered=True)
     other.kick(2, D(2024, 1, 2), kind="b", buffered=True)
-    assert buffer.flush() == 2
+    buffer.flush()  # (or the background thread did, in one flush or two)
     assert buffer.stats()["pending"] == 0 and buffer.stats()["dropped"] == 1
     assert other.iterate("kind") == [("a", 1), ("b", 2)]
     assert near.total() == 1024 * BIG
