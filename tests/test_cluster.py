@@ -194,6 +194,7 @@ def test_every_key_a_kick_writes_is_in_one_slot_on_one_node(on_cluster, cluster,
             ("page", HierarchicalAxis()),
             ("age", Axis(value_type=int, max_choices=2)),
         ],
+        histogram=True,  # latency histograms live in hashes of their own
     )
     for age in (18, 19, 20):  # the third age overflows max_choices
         visits.kick(date=D(2010, 2, 7, 13, 5), gender="girl", source="web", page="a/b", age=age, value=2)
@@ -203,6 +204,7 @@ def test_every_key_a_kick_writes_is_in_one_slot_on_one_node(on_cluster, cluster,
         written
     )
     assert {keys.years_key(base), keys.signature_key(base), keys.choices_key(base, "source")} <= set(written)
+    assert base + "h:all" in written
     slots = {on_cluster.cluster_keyslot(key) for key in written}
     assert slots == {on_cluster.cluster_keyslot("{visits}")}, written
     holders = [node for node in keys_on_each_node(cluster, f"{prefix}:*") if node]
