@@ -205,19 +205,15 @@ def view_name(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return UNRESOLVED
-    try:
-        cache_key: Any = (match.func, match.url_name and match.view_name)
-        cached = _view_names.get(cache_key)
-    except TypeError:  # an unhashable view
-        cache_key, cached = None, None
+    cache_key = (match.func, match.url_name and match.view_name)  # views are hashable: Django's reverse() needs it
+    cached = _view_names.get(cache_key)
     if cached is None:
         cached = _dotted(match.func)
         if match.url_name:
             cached += f" [{match.view_name}]"
-        if cache_key is not None:
-            if len(_view_names) > 10_000:
-                _view_names.clear()
-            _view_names[cache_key] = cached
+        if len(_view_names) > 10_000:
+            _view_names.clear()
+        _view_names[cache_key] = cached
     return cached
 
 
@@ -309,12 +305,7 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
             key: tuple[Any, ...] = (metrica, id(config), minute, None, None, method, hundred, exception, bucket)
         else:
             key = (metrica, id(config), minute, match.func, match.view_name, method, hundred, exception, bucket)
-        try:
-            held = buffer.default.bump(key, increments)
-        except TypeError:  # an unhashable view: key it by its name instead
-            key = (metrica, id(config), minute, view_name(request), method, hundred, exception, bucket)
-            held = buffer.default.bump(key, increments)
-        if not held:
+        if not buffer.default.bump(key, increments):
             kick = metrica.prepare_kick(
                 milliseconds,
                 datetime.datetime.fromtimestamp(now, datetime.UTC),

@@ -141,13 +141,6 @@ def test_requests_that_resolve_to_no_view_are_pooled(client: Client, staste_redi
     assert {member.decode() for member in stored} == {keys.value_part(middleware.UNRESOLVED), keys.value_part(HELLO)}
 
 
-def test_an_unhashable_view_is_recorded_by_name(client: Client) -> None:
-    client.get("/mw/unhashable/")
-    client.get("/mw/unhashable/")
-    buffer.flush()
-    assert counts("view") == {f"{VIEWS}.Unhashable [unhashable]": 2}
-
-
 def test_unknown_methods_are_pooled(client: Client) -> None:
     for method in ("BREW", "PROPFIND", "X" * 300):
         client.generic(method, "/mw/hello/")

@@ -14,6 +14,5 @@ urlpatterns = [
     path("async/", views.async_hello, name="async-hello"),
     path("async-boom/", views.async_boom, name="async-boom"),
     path("pid/", views.pid, name="pid"),
-    path("unhashable/", views.unhashable, name="unhashable"),
     path("shop/", include(app_urls)),
 ]

@@ -54,18 +54,6 @@ def pid(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(os.getpid()), content_type="text/plain")
 
 
-class Unhashable:
-    """A view that is a callable instance which cannot be hashed."""
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return HttpResponse("unhashable")
-
-
-unhashable = Unhashable()
-
-
 class ItemView(View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         return JsonResponse({"pk": pk})
