@@ -304,15 +304,22 @@ class Buffer:
                 self._thread.start()
 
     def _run(self) -> None:
+        last = time.monotonic()
         while True:
             try:
                 interval = max(0.001, float(conf.get("STASTE_FLUSH_INTERVAL")))
             except (TypeError, ValueError):
                 interval = 1.0
-            self._wake.wait(interval)
+            remaining = interval - (time.monotonic() - last)
+            # Wait at most a second at a time, so a changed interval applies within a second.
+            if remaining > 0 and not self._wake.wait(min(remaining, 1.0)) and remaining > 1.0:
+                if self._stopping:
+                    return
+                continue
             self._wake.clear()
             if self._stopping:
                 return
+            last = time.monotonic()
             try:
                 self.flush()
             except Exception:  # a bug must not stop the thread: later kicks still need writing

@@ -324,14 +324,29 @@ def test_the_background_thread_flushes(visits: AveragedMetrica, settings, thread
     assert [thread.name for thread in threading.enumerate()].count("staste-buffer") >= 1
 
 
+def test_a_shorter_interval_applies_to_a_waiting_thread(
+    visits: AveragedMetrica, settings, threaded_buffer: Buffer
+) -> None:
+    settings.STASTE_FLUSH_INTERVAL = 3600
+    visits.kick(1, gender="boy")  # starts the thread, which waits out the hour...
+    assert threaded_buffer.flush() == 1
+    settings.STASTE_FLUSH_INTERVAL = 0.05  # ...until told otherwise
+    visits.kick(1, gender="boy")
+    deadline = time.monotonic() + 30
+    while visits.values().count() != 2:
+        assert time.monotonic() < deadline, threaded_buffer.stats()
+        time.sleep(0.01)
+
+
 def test_a_half_full_buffer_is_written_at_once(visits: AveragedMetrica, settings, threaded_buffer: Buffer) -> None:
     settings.STASTE_FLUSH_INTERVAL = 3600
     settings.STASTE_BUFFER_MAX_KEYS = 10
-    threaded_buffer.flush()  # starts the thread; it now waits out the hour
+    visits.kick(1, gender="girl")  # starts the thread; it now waits out the hour
+    assert threaded_buffer.flush() == 1
     for age in range(5):
         visits.kick(1, gender="boy", age=age)
     deadline = time.monotonic() + 30
-    while visits.values().count() != 5:
+    while visits.values().count() != 6:
         assert time.monotonic() < deadline, threaded_buffer.stats()
         time.sleep(0.01)
 
