@@ -106,7 +106,7 @@ class Axis:
         if self.choices is None:
             try:
                 value = self.value_type(value)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:  # int(float("inf")) overflows
                 raise ValueError(f"cannot read {value!r} as {self._type_name()}: {exc}") from None
         text = value if isinstance(value, str) else str(value)
         limit = self.max_length or conf.get("STASTE_MAX_VALUE_LENGTH")

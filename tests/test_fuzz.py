@@ -145,6 +145,8 @@ def allowed_keys(prefix: str, metrica: AveragedMetrica, written: set[str]) -> bo
 @example(value=1, date=None, axes={"tag": MEGABYTE})
 @example(value=1, date=None, axes={"path": ("a", "b", "c", "d")})
 @example(value=1, date=None, axes={"nope": 1})
+@example(value=1, date=None, axes={"age": decimal.Decimal("Infinity")})
+@example(value=1, date=None, axes={"age": float("-inf")})
 @example(value=1, date=None, axes={"colour": "\x00red"})
 @example(value=1, date=None, axes={"tag": "=1+1|\\s/\x1b[31m", "path": ("{a}", "|", "\n")})
 def test_a_kick_works_or_refuses_cleanly_and_writes_nothing(staste_redis, prefix, value, date, axes) -> None:
