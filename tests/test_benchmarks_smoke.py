@@ -16,6 +16,9 @@ from benchmarks import kicks, measure, memory, queries, report, run, workloads
 from benchmarks.seed import SeedMetrica
 from staste import keys
 
+# The benchmarks start and measure one plain server of their own (INFO, PING in pipelines).
+pytestmark = pytest.mark.single_redis("benchmarks measure one plain redis-server")
+
 
 def bucket_contents(client, base: str) -> dict[str, dict[bytes, bytes]]:
     found = {}
