@@ -55,9 +55,10 @@ def free_port() -> int:
 
 
 def free_cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too, so both fit below 65536."""
+    """A free port whose cluster bus port (port + 10000) is free too; both below Linux' usual
+    ephemeral range (32768+), so no outgoing connection takes one before the node binds it."""
     for _ in range(200):
-        port = random.randrange(20000, 45000)
+        port = random.randrange(12000, 22700)
         try:
             with socket.socket() as sock, socket.socket() as bus:
                 sock.bind(("127.0.0.1", port))
