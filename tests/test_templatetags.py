@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.template import Context, Engine, Template, TemplateSyntaxError
+from django.test import RequestFactory
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
@@ -328,6 +329,9 @@ def test_variables_are_checked_when_rendered(settings, guests: Metrica) -> None:
     spec = Page(html).only_spec()
     assert dict(zip(spec["labels"], spec["datasets"][0]["data"], strict=True)) == {"17": 0, "18": 3, "19": 1}
     assert render('{% staste_total name gender=None %}', {"name": GUESTS}) == "12"  # None: not given
+    from_query = '{% staste_total name gender=request.GET.gender %}'
+    assert render(from_query, {"name": GUESTS, "request": RequestFactory().get("/")}) == "12"  # unresolved: not given
+    assert render(from_query, {"name": GUESTS, "request": RequestFactory().get("/?gender=girl")}) == "4"
 
     settings.DEBUG = True
     with pytest.raises(TemplateSyntaxError, match="'robot' is not one of the choices"):

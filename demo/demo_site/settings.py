@@ -23,7 +23,7 @@ if (BASE_DIR / ".env").is_file():
 DEBUG = env.bool("DEMO_DEBUG", default=True)
 # Fine for a demo served on 127.0.0.1; never deploy with this key.
 SECRET_KEY = env.str("DEMO_SECRET_KEY", default="staste-demo-only-not-a-secret")
-ALLOWED_HOSTS = env.list("DEMO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+ALLOWED_HOSTS = env.list("DEMO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -178,7 +178,8 @@ class _MetricaNode(Node):
         """The options with their variables resolved (OptionError when they do not fit)."""
         given = dict(self.literals)
         for name, expression in self.variables.items():
-            given[name] = _plain(expression.resolve(context))
+            # A variable that does not resolve (request.GET.gender without ?gender=) is None: not given.
+            given[name] = _plain(expression.resolve(context, ignore_failures=True))
         presentation = {
             name: _check_presentation(name, given[name])
             for name in PRESENTATION_OPTIONS
