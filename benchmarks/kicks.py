@@ -25,6 +25,7 @@ class SyncRow:
     staste: float  # kicks per second (median round)
     seed: float
     ratio: float  # staste's speed over the seed's: the median of the rounds' ratios
+    ping_us: float  # one PING through redis-py, in the same rounds: the round-trip floor
 
 
 def _repeat(kick: Callable[..., object], events: Sequence[dict[str, str]]) -> Callable[[], None]:
@@ -47,7 +48,11 @@ def sync_rates(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[Sync
         events = workloads.events(count, kicks)
         staste = workloads.metrica(f"bench_sync_{count}", count)
         seed = SeedMetrica(client, f"bench_sync_{count}", [name for name, _ in staste.axes.items()], seed_prefix())
-        alternatives = {"staste": _repeat(staste.kick, events), "seed": _repeat(seed.kick, events)}
+        alternatives = {
+            "staste": _repeat(staste.kick, events),
+            "seed": _repeat(seed.kick, events),
+            "ping": _repeat(lambda: client.ping(), [{}] * len(events)),
+        }
         for warm_up in alternatives.values():
             warm_up()
         spent = measure.rounds_of(alternatives, rounds)
@@ -57,6 +62,7 @@ def sync_rates(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[Sync
                 kicks / statistics.median(spent["staste"]),
                 kicks / statistics.median(spent["seed"]),
                 measure.paired_ratio(spent["seed"], spent["staste"]),
+                statistics.median(spent["ping"]) / kicks * 1e6,
             )
         )
     return rows

@@ -7,6 +7,7 @@ interleaved rounds, and every ratio compares alternatives measured in the same r
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ class Counts:
     """How much work each benchmark does; ``make bench`` uses FULL, the smoke test TINY."""
 
     sync_kicks: int = 300  # per round and per writer
-    sync_rounds: int = 7
+    sync_rounds: int = 11
     cpu_kicks: int = 2000
     bare_hincrbys: int = 100_000
     # per round, by number of axes: about a second's worth (one flush interval) where kicks
@@ -111,6 +112,10 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
                 for row, fast in zip(sync, buffered_rows, strict=True)
             ],
         )
+        + "\n\nThe floor of a synchronous kick is one round trip: a bare PING through redis-py took "
+        + ", ".join(f"{row.ping_us:.0f}" for row in sync)
+        + " µs in those rounds (the rounds of 0, 1, 2, 3 and 5 axes), "
+        f"that is {1e6 / statistics.median(row.ping_us for row in sync):,.0f} PINGs per second."
     )
 
     progress("Redis CPU per kick")

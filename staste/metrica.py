@@ -83,12 +83,14 @@ class Kick:
         """This kick's KEYS and ARGV segment of kick.lua."""
         plan = _plan(self.metrica, self.spans, self.families)
         script_keys = list(plan.keys)
-        args: list[Any] = [len(self.spans), len(self.families), plan.year, len(self.options)]
-        for prefix, increment in zip(self.families, self.increments, strict=True):
-            args += [prefix, increment]
-        args += [0 if keep is None else int(keep + max(0.0, end - now)) + 1 for keep, end in plan.expiry]
+        # Few arguments, '|'-joined: no part, prefix or number holds a '|' (values are escaped).
+        args: list[Any] = [
+            plan.head,
+            "|".join([f"{prefix}|{amount}" for prefix, amount in zip(self.families, self.increments, strict=True)]),
+            "|".join([str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in plan.expiry]),
+        ]
         for (parts, cap), choices_key in zip(self.options, plan.choices_keys, strict=True):
-            args += [len(parts), *parts, cap]
+            args.append(f"{cap}|" + "|".join(parts))
             if cap >= 0:
                 script_keys.append(choices_key)
         return script_keys, args
@@ -99,7 +101,7 @@ class _Plan:
     """What every kick of one metrica into the same buckets shares: keys and expiry data."""
 
     keys: tuple[str, ...]
-    year: str
+    head: str  # kick.lua's first argument of a kick: "T|A|year"
     expiry: tuple[tuple[int | None, float], ...]  # (retention or None, bucket end) per span
     choices_keys: tuple[str, ...]
 
@@ -136,7 +138,7 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
             expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, conf.time_zone().key)))
         plan = _Plan(
             keys=(*hash_keys, keys.years_key(base)) if year else tuple(hash_keys),
-            year=year,
+            head=f"{len(spans)}|{len(metrica.axes)}|{year}",
             expiry=tuple(expiry),
             choices_keys=tuple(keys.choices_key(base, axis_name) for axis_name in metrica.axes),
         )

@@ -52,6 +52,7 @@ def test_seeded_events_are_the_same_every_run() -> None:
     }
 
 
+@pytest.mark.django_db  # requests go through Django's handler, whose signals look at the database
 def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     progress: list[str] = []
     text = "\n\n".join(run.sections(run.TINY, progress.append))

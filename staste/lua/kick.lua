@@ -2,11 +2,13 @@
 -- call: for each kick, expand every combination of axis options server-side and bump its
 -- counters in each time bucket.
 --
--- ARGV[1]: N, the number of kicks. Then, for each kick, a segment:
---   T (time buckets), F (counter families), year ('' when no year bucket), A (axes),
---   F pairs (field prefix, increment),
---   T ttls in seconds (0: keep forever),
---   for each axis: n, n options (the first is '*', every value), cap
+-- Arguments are few and '|'-separated (no part, prefix or number can hold a '|': values are
+-- escaped): every argument costs the client and the server more than splitting one does.
+-- ARGV[1]: N, the number of kicks. Then, for each kick, 3 + A arguments:
+--   'T|A|year': time buckets, axes, and the year ('' when no year bucket);
+--   'prefix|increment|...': the F counter families, their field prefix and increment;
+--   'ttl|...': T ttls in seconds (0: keep forever), split only when a hash is created;
+--   for each axis, 'cap|option|...': its options (the first is '*', every value):
 --     cap -1: the axis stores no choices;
 --     cap  0: its options (after the first) are added to its set of stored choices;
 --     cap  k: likewise, but once the set holds k members a new value is counted under an
@@ -26,6 +28,23 @@
 -- stored costs one SISMEMBER (no SADD), increments stay strings (no number formatting per
 -- HINCRBY) and each family's field names are built once, not once per bucket.
 local call = redis.call
+local find, sub = string.find, string.sub
+
+-- 'a|b||c' -> {'a', 'b', '', 'c'}, 4
+local function split(text)
+  local out, n, at = {}, 0, 1
+  while true do
+    local bar = find(text, '|', at, true)
+    n = n + 1
+    if not bar then
+      out[n] = sub(text, at)
+      return out, n
+    end
+    out[n] = sub(text, at, bar - 1)
+    at = bar + 1
+  end
+end
+
 local N = tonumber(ARGV[1])
 local ai, ki = 2, 0
 local bumped = 0
@@ -35,10 +54,10 @@ local refused = {}
 local failed_f, failed_t, failed_j
 
 -- Bump one kick's counters: every field in every bucket of every family.
-local function write(hash_base, fi, ti, T, F, fields, count)
+local function write(hash_base, families, ttls, T, F, fields, count)
   for f = 1, F do
     failed_f = f
-    local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
+    local prefix, increment = families[2 * f - 1], families[2 * f]
     local named = fields
     if prefix ~= '' then
       named = {}
@@ -58,7 +77,7 @@ local function write(hash_base, fi, ti, T, F, fields, count)
         call('HINCRBY', key, named[j], increment)
       end
       if first == amount then
-        local ttl = tonumber(ARGV[ti + t - 1])
+        local ttl = tonumber((split(ttls))[t])
         if ttl > 0 then
           call('EXPIRE', key, ttl)
         end
@@ -75,10 +94,12 @@ local function negated(increment)
 end
 
 for k = 1, N do
-  local T, F, year, A = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1]), ARGV[ai + 2], tonumber(ARGV[ai + 3])
-  local fi = ai + 4      -- the family pairs
-  local ti = fi + 2 * F  -- the ttls
-  ai = ti + T
+  local T, A, year = string.match(ARGV[ai], '^(%d+)|(%d+)|(.*)$')
+  T, A = tonumber(T), tonumber(A)
+  local families, pairs2 = split(ARGV[ai + 1])
+  local F = pairs2 / 2
+  local ttls = ARGV[ai + 2]
+  ai = ai + 3
   local hash_base = ki
   ki = ki + T * F
   local added = nil  -- set, member, set, member... this kick added: taken back if it overflows
@@ -91,18 +112,18 @@ for k = 1, N do
 
   local fields, count = {''}, 1
   for a = 1, A do
-    local n = tonumber(ARGV[ai])
-    local cap = tonumber(ARGV[ai + n + 1])
-    local options = {ARGV[ai + 1]}
+    local given, size = split(ARGV[ai])  -- the cap, then the n options
+    local n, cap = size - 1, tonumber(given[1])
+    local options = {given[2]}
     if cap < 0 then
       for o = 2, n do
-        options[o] = ARGV[ai + o]
+        options[o] = given[o + 1]
       end
     else
       ki = ki + 1
       local set = KEYS[ki]
       for o = 2, n do
-        local member = ARGV[ai + o]
+        local member = given[o + 1]
         if cap == 0 then
           if call('SADD', set, member) == 1 then
             added = added or {}
@@ -114,14 +135,14 @@ for k = 1, N do
             added = added or {}
             added[#added + 1], added[#added + 2] = set, member
           else
-            options[o] = (o == 2) and '!' or ('!' .. string.sub(options[o - 1], 2))
+            options[o] = (o == 2) and '!' or ('!' .. sub(options[o - 1], 2))
             break
           end
         end
         options[o] = member
       end
     end
-    ai = ai + n + 2
+    ai = ai + 1
     if a == 1 then
       fields, count = options, #options
     else
@@ -141,14 +162,14 @@ for k = 1, N do
   -- at the counter in (failed_f, failed_t, failed_j), so what it bumped can be taken back.
   -- (pcall costs once per kick; checking each HINCRBY's reply would cost once per counter.)
   failed_f, failed_t, failed_j = nil, nil, nil
-  local ok, err = pcall(write, hash_base, fi, ti, T, F, fields, count)
+  local ok, err = pcall(write, hash_base, families, ttls, T, F, fields, count)
   if ok then
     failed_f = nil
   end
 
   if failed_f then
     for f = 1, failed_f do
-      local prefix, increment = ARGV[fi + 2 * f - 2], ARGV[fi + 2 * f - 1]
+      local prefix, increment = families[2 * f - 1], families[2 * f]
       local back = negated(increment)
       for t = 1, (f == failed_f) and failed_t or T do
         local key = KEYS[hash_base + (f - 1) * T + t]
