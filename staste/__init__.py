@@ -24,8 +24,8 @@ _EXPORTS = {
     "HierarchicalAxis": "staste.axis",
     "Metrica": "staste.metrica",
     "AveragedMetrica": "staste.metrica",
-    "register": "staste.registry",
-    "registry": "staste.registry",
+    "register": "staste.registration",
+    "registry": "staste.registration",
 }
 
 

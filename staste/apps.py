@@ -9,6 +9,6 @@ class StasteConfig(AppConfig):
 
     def ready(self) -> None:
         from staste import checks  # noqa: F401  (registers the system checks)
-        from staste.registry import autodiscover
+        from staste.registration import autodiscover
 
         autodiscover()

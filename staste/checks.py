@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from staste import connection, keys, scripts
 from staste.exceptions import RedisUnavailable
-from staste.registry import registry
+from staste.registration import registry
 
 TAG = "staste"
 REDIS_TAG = "staste_redis"

@@ -45,7 +45,7 @@ from staste import buffer, conf
 from staste.axis import Axis, StoredChoiceAxis
 from staste.histogram import UPPER_BOUNDS
 from staste.metrica import AveragedMetrica
-from staste.registry import registry
+from staste.registration import registry
 
 logger = logging.getLogger("staste")
 

@@ -17,7 +17,7 @@ from django.test import Client
 from staste.adminviews.metrica import display
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica, to_local
-from staste.registry import registry
+from staste.registration import registry
 from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
 

@@ -13,7 +13,7 @@ from django.core.management.base import SystemCheckError
 from staste.axis import Axis, StoredChoiceAxis
 from staste.checks import check_axes_signatures, check_name_clashes
 from staste.metrica import AveragedMetrica, Metrica
-from staste.registry import registry
+from staste.registration import registry
 
 
 @pytest.fixture

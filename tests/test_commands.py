@@ -22,7 +22,7 @@ from django.core.management.base import CommandError
 from staste import connection, export, housekeeping, keys
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
-from staste.registry import registry
+from staste.registration import registry
 from staste.testing import RedisCluster, RedisServer, cluster_support, free_port
 from tests.roundtrips import count_round_trips
 from tests.statsapp.stats import gender_age, pocket_money

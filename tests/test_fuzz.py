@@ -302,7 +302,7 @@ def admin_client(client, django_user_model) -> Any:
 
 @pytest.fixture
 def registered() -> Any:
-    from staste.registry import registry
+    from staste.registration import registry
 
     metrica = fuzzed()
     registry.register(metrica)

@@ -303,7 +303,7 @@ def admin_client(client, django_user_model):
 
 @pytest.fixture
 def registered():
-    from staste.registry import registry
+    from staste.registration import registry
 
     added: list[Metrica] = []
 

@@ -30,7 +30,7 @@ from staste import buffer, connection, histogram, keys, middleware
 from staste.axis import Axis
 from staste.checks import check_response_time_middleware
 from staste.metrica import AveragedMetrica
-from staste.registry import registry
+from staste.registration import registry
 from staste.testing import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

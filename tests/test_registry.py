@@ -9,7 +9,7 @@ import pytest
 import staste
 from staste.axis import StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
-from staste.registry import NotRegistered, Registry, autodiscover, registry
+from staste.registration import NotRegistered, Registry, autodiscover, registry
 from tests.statsapp import stats
 
 
@@ -33,6 +33,14 @@ def test_register_returns_the_metrica_and_is_exported() -> None:
     finally:
         registry.unregister(shared)
 
+
+def test_staste_registry_is_the_registry_even_after_its_module_is_imported() -> None:
+    # The module is imported by now (this file imports from it); a submodule named "registry"
+    # would have replaced the package attribute with itself.
+    assert staste.registry is registry
+    from staste import registry as imported
+
+    assert isinstance(imported, Registry) and "reg_none" not in imported
 
 def test_a_second_metrica_with_a_taken_name_is_set_aside_not_swapped_in() -> None:
     local = Registry()

@@ -489,7 +489,7 @@ def test_pages_keep_rendering_with_a_cluster_primary_down(settings, client, capl
     from django.contrib.auth.models import User
     from django.template import Context, Template
 
-    from staste.registry import registry
+    from staste.registration import registry
 
     missing = cluster_support()
     if missing:

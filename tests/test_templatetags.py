@@ -15,7 +15,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from staste import registry as registry_module
+from staste import registration as registry_module
 from staste.axis import HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import Metrica
 from staste.templatetags.staste import SCRIPTS

@@ -19,7 +19,7 @@ from staste import timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.metrica import Metrica, to_local
 from staste.query import pipelined
-from staste.registry import registry
+from staste.registration import registry
 
 from .base import READ_FAILURES, admin_context, redis_failure
 from .metrica import display

@@ -13,7 +13,7 @@ from django.utils.dates import MONTHS
 from staste import conf, timescale
 from staste.charts.spec import MEASURES, bucket_label, label, table
 from staste.metrica import Metrica, to_local
-from staste.registry import NotRegistered, registry
+from staste.registration import NotRegistered, registry
 
 from .base import READ_FAILURES, admin_context, redis_failure
 from .export import csv_response, json_response

@@ -69,7 +69,7 @@ class OptionError(ValueError):
 
 def find_metrica(metrica: Metrica | str) -> Metrica:
     """A metrica itself, or the registered metrica of that name."""
-    from staste.registry import NotRegistered, registry
+    from staste.registration import NotRegistered, registry
 
     if isinstance(metrica, Metrica):
         return metrica

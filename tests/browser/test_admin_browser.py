@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 
 from staste import scripts
 from staste.metrica import batch_keys_and_args, to_local
-from staste.registry import registry
+from staste.registration import registry
 from tests.statsapp.stats import gender_age, pocket_money
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

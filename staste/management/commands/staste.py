@@ -26,7 +26,7 @@ from staste.axis import OTHER, Axis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
-from staste.registry import registry
+from staste.registration import registry
 
 SUBCOMMANDS = ("list", "show", "export", "purge", "rename", "check")
 
