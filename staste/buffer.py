@@ -12,8 +12,11 @@ What a flush promises:
   kicks after a long outage, and into one call per metrica on a Redis Cluster, where a script
   only reaches one hash slot); a call is atomic, so each kick is written entirely or not at all;
 * when Redis cannot be reached, what was not written goes back into the buffer and the next
-  flush retries it: nothing is lost and nothing counted twice.  One warning is logged when the
-  outage starts and one line when it ends;
+  flush retries it: nothing is lost and nothing counted twice.  The call whose reply was lost
+  (a timeout, a connection reset after Redis ran it) is sent again as it was, first, under its
+  number: kick.lua remembers each writer's last call number (``<base>w:<writer>``) and skips
+  a call that already ran.  One warning is logged when the outage starts and one line when it
+  ends;
 * the buffer is bounded: past ``STASTE_BUFFER_MAX_KEYS`` distinct kicks, new kicks (not merges
   into held ones) are dropped and counted (``stats()["dropped"]``, logged);
 * a reply Redis gives that says the script may have run partly (anything but "unreachable" or
@@ -38,6 +41,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import replace
@@ -88,6 +92,12 @@ class Buffer:
         self._start_lock = threading.Lock()
         # key -> [kick, increment, increment...]: the kick's counters and the sums held for them
         self._pending: dict[Hashable, list[Any]] = {}
+        # The call that failed without telling whether Redis ran it: (its number, its kicks),
+        # sent again as it is, before anything newer, by the next flush.
+        self._in_doubt: tuple[int, list[tuple[Hashable, Kick]]] | None = None
+        # Who this writer is to Redis, and the number of its last call: unique per process.
+        self._writer_id = uuid.uuid4().hex
+        self._calls_made = 0
         self._in_flight = 0
         self._dropped = 0
         self._dropped_before_outage = 0
@@ -174,29 +184,47 @@ class Buffer:
             self._reset()
         with self._flush_lock:
             with self._lock:
-                held = self._pending
-                if not held:
+                held, in_doubt = self._pending, self._in_doubt
+                if not held and in_doubt is None:
                     return 0
-                self._pending = {}
-                self._in_flight = len(held)
+                self._pending, self._in_doubt = {}, None
+                self._in_flight = len(held) + (len(in_doubt[1]) if in_doubt else 0)
             batch = [(key, replace(entry[0], increments=tuple(entry[1:]))) for key, entry in held.items()]
             settled = refused = 0  # kicks of the calls made so far; those kick.lua refused
+            calls: list[tuple[int, list[tuple[Hashable, Kick]]]] = []
+            done = 0  # calls written
             try:
-                for call in self._calls(batch):
-                    refused_here = self._write(call)
-                    settled += len(call)
+                calls = list(self._numbered(in_doubt, self._calls(batch)))
+                for number, items in calls:
+                    refused_here = self._write(items, (self._writer_id, number))
+                    done += 1
+                    settled += len(items)
                     if refused_here:
                         refused += refused_here
                         with self._lock:
                             self._dropped += refused_here
             except Exception as exc:
-                self._failed(exc, batch[settled:], settled - refused)
+                if calls:
+                    unsent = [item for _, items in calls[done + 1 :] for item in items]
+                    self._failed(exc, calls[done], unsent, settled - refused)
+                else:  # failed before a call was made: nothing new is in doubt
+                    self._failed(exc, in_doubt, batch, 0)
             else:
                 self._succeeded(settled - refused)
             return settled - refused
 
+    def _numbered(
+        self, in_doubt: tuple[int, list[tuple[Hashable, Kick]]] | None, calls: Iterator[list[tuple[Hashable, Kick]]]
+    ) -> Iterator[tuple[int, list[tuple[Hashable, Kick]]]]:
+        """The calls of a flush with their numbers: the call in doubt first, under its own."""
+        if in_doubt is not None:
+            yield in_doubt
+        for items in calls:
+            self._calls_made += 1
+            yield self._calls_made, items
+
     @staticmethod
-    def _calls(batch: list[tuple[Hashable, Kick]]) -> Iterator[list[Kick]]:
+    def _calls(batch: list[tuple[Hashable, Kick]]) -> Iterator[list[tuple[Hashable, Kick]]]:
         """The kicks of one flush cut into script calls, written in the order of ``batch``."""
         groups: Sequence[list[tuple[Hashable, Kick]]]
         if isinstance(connection.get_redis(), redis.cluster.RedisCluster):
@@ -209,17 +237,19 @@ class Buffer:
             groups = [batch]
         for group in groups:
             for start in range(0, len(group), MAX_KICKS_PER_CALL):
-                yield [kick for _, kick in group[start : start + MAX_KICKS_PER_CALL]]
+                yield group[start : start + MAX_KICKS_PER_CALL]
 
     @staticmethod
-    def _write(kicks: list[Kick]) -> int:
+    def _write(items: list[tuple[Hashable, Kick]], writer: tuple[str, int]) -> int:
         """Write one call's kicks; returns how many kick.lua refused (they would overflow a
         counter: it took each back whole and wrote the others, so nothing is retried)."""
+        kicks = [kick for _, kick in items]
         for metrica in {id(kick.metrica): kick.metrica for kick in kicks}.values():
             metrica.record_signature()  # once per process and metrica
-        script_keys, args = batch_keys_and_args(kicks)
+        script_keys, args = batch_keys_and_args(kicks, writer=writer)
         try:
-            scripts.run("kick", script_keys, args)
+            if scripts.run("kick", script_keys, args) == -1:
+                logger.info("staste: buffered call %d had already been written; not written again", writer[1])
         except redis.ResponseError as exc:
             if not str(exc).startswith(scripts.OVERFLOW):
                 raise
@@ -251,12 +281,22 @@ class Buffer:
                 dropped,
             )
 
-    def _failed(self, exc: Exception, unwritten: list[tuple[Hashable, Kick]], written: int) -> None:
+    def _failed(
+        self,
+        exc: Exception,
+        call: tuple[int, list[tuple[Hashable, Kick]]] | None,
+        unsent: list[tuple[Hashable, Kick]],
+        written: int,
+    ) -> None:
+        """``call`` failed (Redis may or may not have run it); ``unsent`` never left."""
         retry = _retryable(exc)
+        unwritten = (call[1] if call else []) + unsent
         with self._lock:
             self._in_flight = 0
             if retry:
+                self._in_doubt = call
                 pending = self._pending
+                unwritten = unsent
                 for key, kick in unwritten:
                     held = pending.get(key)
                     if held is None:
@@ -273,7 +313,7 @@ class Buffer:
             self._written += written
             self._failed_flushes += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
-            held_now = len(self._pending)
+            held_now = len(self._pending) + (len(call[1]) if retry and call else 0)
         if not retry:
             logger.error("staste: dropped %d buffered kicks that Redis refused", len(unwritten), exc_info=exc)
         elif starting:
@@ -333,10 +373,10 @@ class Buffer:
         """Stop the background thread and write what is held (at exit)."""
         self._stopping = True
         self._wake.set()
-        if not self._pending:
+        if not self._pending and self._in_doubt is None:
             return
         self.flush()
-        lost = len(self._pending)
+        lost = len(self._pending) + (len(self._in_doubt[1]) if self._in_doubt else 0)
         if lost:
             logger.error("staste: %d buffered kicks are lost: the process exits and Redis cannot be reached", lost)
 
@@ -355,7 +395,7 @@ class Buffer:
         """
         with self._lock:
             return {
-                "pending": len(self._pending) + self._in_flight,
+                "pending": len(self._pending) + self._in_flight + (len(self._in_doubt[1]) if self._in_doubt else 0),
                 "dropped": self._dropped,
                 "flushes": self._flushes,
                 "failed_flushes": self._failed_flushes,
@@ -370,8 +410,8 @@ class Buffer:
         For tests, and for code that must start afresh; returns how many kicks were forgotten.
         """
         with self._lock:
-            count = len(self._pending)
-            self._pending = {}
+            count = len(self._pending) + (len(self._in_doubt[1]) if self._in_doubt else 0)
+            self._pending, self._in_doubt = {}, None
             self._dropped = self._dropped_before_outage = self._flushes = self._failed_flushes = self._written = 0
             self._last_error = self._last_flush = None
             self._failing = self._full_reported = False

@@ -76,8 +76,8 @@ def check_axes_signatures(app_configs: Any = None, **kwargs: Any) -> list[checks
                     f"The axes of metrica {metrica.name!r} changed since its data was first written: "
                     f"Redis has {recorded!r}, the code says {current!r}.",
                     hint="Old counters would be read under the new axes and give wrong numbers. Put the "
-                    "axes back, or give the metrica a new name, or delete its data (every key starting "
-                    f"with {metrica.base!r}, its signature included).",
+                    "axes back; or move the old data aside with `manage.py staste rename "
+                    f"{metrica.name} <old name>`; or delete it with `manage.py staste purge {metrica.name}`.",
                     obj=metrica,
                     id="staste.E002",
                 )

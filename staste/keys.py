@@ -124,3 +124,8 @@ def choices_key(base: str, axis_name: str) -> str:
 
 def signature_key(base: str) -> str:
     return base + "signature"
+
+
+def writer_key(base: str, writer_id: str) -> str:
+    """Where a buffered writer (one process) records the number of its last call written."""
+    return base + "w:" + writer_id

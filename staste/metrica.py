@@ -146,15 +146,29 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
     return plan
 
 
-def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call."""
+#: How long Redis remembers a buffered writer's last call (``<base>w:<writer>``): a call
+#: whose reply was lost is recognised when it is sent again within this time.
+WRITER_TTL = 7 * 24 * 3600
+
+
+def batch_keys_and_args(
+    kicks: Sequence[Kick], now: float | None = None, writer: tuple[str, int] | None = None
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
+
+    ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
+    idempotent: a buffer that lost a reply (a timeout, a reset connection) cannot know whether
+    the call ran, so it sends the same call again and kick.lua skips it if it already ran.
+    """
     now = time.time() if now is None else now
     script_keys: list[str] = []
-    args: list[Any] = [len(kicks)]
+    args: list[Any] = [len(kicks) if writer is None else f"{len(kicks)}|{writer[1]}|{WRITER_TTL}"]
     for kick in kicks:
         kick_keys, kick_args = kick.segment(now)
         script_keys += kick_keys
         args += kick_args
+    if writer is not None:
+        script_keys.append(keys.writer_key(kicks[0].metrica.base, writer[0]))
     return script_keys, args
 
 

@@ -79,9 +79,12 @@ def script_calls(sent: list[bytes]) -> int:
 
 
 def dump(client: redis.Redis, prefix: str) -> dict[str, object]:
-    """Every key of a prefix (without the prefix) and its content."""
+    """Every key of a prefix (without the prefix) and its content, but the buffered writers'
+    call numbers (``<base>w:<writer>``), which are bookkeeping, not data."""
     found: dict[str, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        if b"}:w:" in key:
+            continue
         kind = client.type(key).decode()
         read = {"hash": client.hgetall, "set": client.smembers, "string": client.get}[kind]
         found[key.decode()[len(prefix) :]] = read(key)
@@ -287,6 +290,65 @@ def test_a_refusal_before_writing_is_retried(visits: AveragedMetrica, own_redis:
         admin.config_set("maxmemory", 0)
     assert buffer.flush() == 1
     assert visits.values().count() == 2
+
+
+#: Keeps Redis busy for about ``ARGV[1]`` milliseconds: commands sent meanwhile wait their turn.
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) >= tonumber(ARGV[1]) * 1000
+return 1
+"""
+
+
+def test_a_call_whose_reply_was_lost_is_sent_again_and_not_counted_twice(
+    visits: AveragedMetrica, own_redis: RedisServer, settings, caplog
+) -> None:
+    """A flush times out while Redis is busy; Redis runs the call afterwards, so the buffer
+    cannot know whether it was written. It sends the same call again, which is skipped."""
+    visits.kick(1, gender="girl", age=8)
+    assert buffer.flush() == 1  # Redis has the script now: the next EVALSHA runs it at once
+    for _ in range(3):
+        visits.kick(2, gender="boy", age=7)
+    settings.STASTE_SOCKET_TIMEOUT = 0.3
+    connection.reset()
+    connection.get_redis().ping()  # connected: what times out below is the call, not the handshake
+    blocker = redis.Redis.from_url(own_redis.url)
+    blocker.ping()
+    busy = threading.Thread(target=blocker.eval, args=(BUSY_SCRIPT, 0, 1500))
+    busy.start()
+    time.sleep(0.2)  # the busy script is running
+    with caplog.at_level(logging.INFO, logger="staste"):
+        assert buffer.flush() == 0  # timed out: in doubt
+        assert "Timeout" in buffer.stats()["last_error"] and buffer.stats()["pending"] == 1
+        busy.join()
+        visits.kick(5, gender="girl", age=8)  # a newer kick, in a call of its own after the retry
+        settings.STASTE_SOCKET_TIMEOUT = 5.0
+        connection.reset()
+        # Redis did run the timed-out call once it was free: the reply was lost, not the write.
+        assert visits.filter(gender="boy").count() == 3
+        assert buffer.flush() == 2
+    assert any("had already been written" in r.getMessage() for r in caplog.records)
+    assert visits.filter(gender="boy").count() == 3 and visits.filter(gender="boy").total() == 6
+    assert visits.filter(gender="girl").count() == 2
+    assert visits.filter(age=7).percentiles([50])[50] is not None
+    assert buffer.stats() | {"last_flush": None} == buffer.stats() | {
+        "pending": 0,
+        "dropped": 0,
+        "last_error": None,
+        "last_flush": None,
+    }
+
+
+def test_a_call_in_doubt_that_never_ran_is_written_once(visits: AveragedMetrica, own_redis: RedisServer) -> None:
+    visits.kick(1, gender="boy")
+    own_redis.kill()
+    assert buffer.flush() == 0
+    visits.kick(1, gender="boy")
+    own_redis.start()
+    assert buffer.flush() == 2  # the call in doubt (it never ran), then the new kick
+    assert visits.filter(gender="boy").count() == 2
 
 
 def test_a_batch_redis_may_have_written_partly_is_dropped_not_retried(

@@ -4,7 +4,10 @@
 --
 -- Arguments are few and '|'-separated (no part, prefix or number can hold a '|': values are
 -- escaped): every argument costs the client and the server more than splitting one does.
--- ARGV[1]: N, the number of kicks. Then, for each kick, 3 + A arguments:
+-- ARGV[1]: N, the number of kicks, or 'N|seq|ttl' for a buffered writer's call: then the
+--   last key is that writer's string, holding the number of its last call written, and a
+--   call numbered no higher already ran (its reply was lost and the writer sent it again):
+--   the script answers -1 and writes nothing. Then, for each kick, 3 + A arguments:
 --   'T|A|year': time buckets, axes, and the year ('' when no year bucket);
 --   'prefix|increment|...': the F counter families, their field prefix and increment;
 --   'ttl|...': T ttls in seconds (0: keep forever), split only when a hash is created;
@@ -45,7 +48,15 @@ local function split(text)
   end
 end
 
-local N = tonumber(ARGV[1])
+local N, seq, writer_ttl = string.match(ARGV[1], '^(%d+)|?(%d*)|?(%d*)$')
+N = tonumber(N)
+if seq ~= '' then
+  local last = call('GET', KEYS[#KEYS])
+  if last and tonumber(last) >= tonumber(seq) then
+    return -1
+  end
+  call('SET', KEYS[#KEYS], seq, 'EX', writer_ttl)
+end
 local ai, ki = 2, 0
 local bumped = 0
 local refused = {}
