@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo demo-setup test test-fast test-cluster lint bench clean
+.PHONY: demo demo-setup test test-fast test-cluster test-django lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,23 @@ test-fast: $(VENV)/.installed-test
 test-cluster: $(VENV)/.installed-test
 	STASTE_TEST_REDIS=cluster $(BIN)/pytest -m "not browser"
 
+# The suite (browser and slow tests aside) on the oldest and the newest Django that staste
+# supports, each in a virtualenv of its own: Django 4.2 LTS on $(PYTHON), Django 6.0 on Python
+# 3.12+ (skipped, saying so, where no such Python is found).
+PYTHON_FOR_DJANGO6 ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[23]*/bin/python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
+
+test-django:
+	@set -e; for entry in "4.2 $(PYTHON)" "6.0 $(PYTHON_FOR_DJANGO6)"; do \
+		set -- $$entry; version=$$1; python=$$2; \
+		if [ -z "$$python" ]; then echo "Django $$version: skipped, no Python 3.12+ here"; continue; fi; \
+		venv=.venv-django$$version; \
+		[ -x $$venv/bin/python ] || $$python -m venv $$venv; \
+		$$venv/bin/python -m pip --disable-pip-version-check -q install -e '.[test]' "Django~=$$version.0"; \
+		echo "Django $$($$venv/bin/python -m django --version) on $$($$venv/bin/python --version)"; \
+		$$venv/bin/pytest -q -p no:cacheprovider -m "not browser and not slow"; \
+	done
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,4 +72,4 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo/db.sqlite3 demo/.staste artifacts
+	rm -rf $(VENV) .venv-django* build dist *.egg-info demo/db.sqlite3 demo/.staste artifacts

@@ -64,6 +64,34 @@ def staste_redis(redis_server: RedisServer | RedisCluster, settings) -> Iterator
     connection.reset()
 
 
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer | RedisCluster) -> Iterator[RedisCluster]:
+    """The session's cluster in cluster mode, else a 3-primary cluster of the module's own."""
+    if isinstance(redis_server, RedisCluster):
+        yield redis_server
+        return
+    missing = cluster_support()
+    if missing:
+        pytest.skip(f"no Redis Cluster can be started here: {missing}")
+    with RedisCluster() as started:
+        yield started
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop, kill and restart; staste points at it."""
+    from staste import connection
+
+    server = RedisServer().start()
+    settings.STASTE_REDIS_URL = server.url
+    connection.reset()
+    try:
+        yield server
+    finally:
+        connection.reset()
+        server.stop()
+
+
 @pytest.fixture
 def prefix(settings) -> str:
     return settings.STASTE_METRICS_PREFIX

@@ -237,19 +237,6 @@ def test_the_buffer_is_bounded_and_counts_what_it_drops(visits: AveragedMetrica,
 # -- outages and refusals ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis(settings) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to stop, kill and restart."""
-    server = RedisServer().start()
-    settings.STASTE_REDIS_URL = server.url
-    connection.reset()
-    try:
-        yield server
-    finally:
-        connection.reset()
-        server.stop()
-
-
 @pytest.mark.parametrize("how", ["kill", "stop"])
 def test_nothing_held_is_lost_while_redis_is_down(visits: AveragedMetrica, own_redis: RedisServer, how, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="staste"):

@@ -25,25 +25,12 @@ from staste import connection, keys, metrica
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import AveragedMetrica, Metrica
-from staste.testing import RedisCluster, RedisServer, cluster_support
+from staste.testing import RedisCluster, RedisServer
 from tests.roundtrips import count_round_trips
 
 D = datetime.datetime
 ROOT = Path(__file__).resolve().parent.parent
 IN_CLUSTER_MODE = os.environ.get("STASTE_TEST_REDIS") == "cluster"
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer | RedisCluster) -> Iterator[RedisCluster]:
-    """The session's cluster in cluster mode, else one of this module's own."""
-    if isinstance(redis_server, RedisCluster):
-        yield redis_server
-        return
-    missing = cluster_support()
-    if missing:
-        pytest.skip(f"no Redis Cluster can be started here: {missing}")
-    with RedisCluster() as started:
-        yield started
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from staste import connection, export, housekeeping, keys
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
-from staste.testing import RedisCluster, RedisServer, cluster_support, free_port
+from staste.testing import RedisCluster, RedisServer, free_port
 from tests.roundtrips import count_round_trips
 from tests.statsapp.stats import gender_age, pocket_money
 
@@ -621,18 +621,6 @@ def test_exit_codes_from_the_command_line(redis_server, prefix) -> None:
 
 
 # -- a Redis Cluster -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cluster(redis_server) -> Iterator[RedisCluster]:
-    if isinstance(redis_server, RedisCluster):
-        yield redis_server
-        return
-    missing = cluster_support()
-    if missing:
-        pytest.skip(f"no Redis Cluster can be started here: {missing}")
-    with RedisCluster() as started:
-        yield started
 
 
 def test_rename_list_and_purge_across_slots_of_a_cluster(cluster, settings, prefix) -> None:

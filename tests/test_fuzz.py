@@ -443,6 +443,27 @@ def test_public_chart_views_answer_garbage_with_a_4xx(registered, rf, staste_red
     assert snapshot(staste_redis, prefix) == before
 
 
+TOO_MANY_FIELDS = "&".join(["a="] * 1001)  # past DATA_UPLOAD_MAX_NUMBER_FIELDS: Django refuses to parse it
+
+
+@pytest.mark.parametrize("suffix", ["", "data.json", "data.csv"])
+def test_a_query_string_django_cannot_parse_is_a_400_not_a_500(admin_client, registered, suffix) -> None:
+    """Django 4.2's error reporting reads request.GET again and turned this into a 500."""
+    response = admin_client.get(f"/admin/staste/fuzzed/{suffix}?{TOO_MANY_FIELDS}")
+    assert response.status_code == 400
+    assert response.content.decode().startswith("bad query string: ")
+
+
+@pytest.mark.parametrize("fmt", ["", "&format=json"])
+def test_a_chart_view_answers_an_unparsable_query_string_with_a_400(registered, rf, fmt) -> None:
+    from staste.charts.views import PieChart
+
+    response = PieChart.as_view(metrica=registered)(rf.get(f"/chart/?{TOO_MANY_FIELDS}{fmt}"))
+    if hasattr(response, "render"):
+        response.render()
+    assert response.status_code == 400 and b"bad query string" in response.content
+
+
 # -- counters at Redis' 64-bit limit ----------------------------------------------------------------
 
 BIG = 2**63 // 1024 - 1  # the largest value one kick may carry

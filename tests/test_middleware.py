@@ -26,7 +26,7 @@ from django.http import HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.urls import resolve
 
-from staste import buffer, connection, histogram, keys, middleware
+from staste import buffer, histogram, keys, middleware
 from staste.axis import Axis
 from staste.checks import check_response_time_middleware
 from staste.metrica import AveragedMetrica
@@ -283,19 +283,6 @@ def test_no_redis_round_trip_on_the_request_path(client: Client) -> None:
         assert 2 <= buffer.flush() < 40
     assert len(sent) == 1 and sent[0].startswith(b"*")
     assert rt().values().count() == 41
-
-
-@pytest.fixture
-def own_redis(settings) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to kill and restart."""
-    server = RedisServer().start()
-    settings.STASTE_REDIS_URL = server.url
-    connection.reset()
-    try:
-        yield server
-    finally:
-        connection.reset()
-        server.stop()
 
 
 def test_redis_killed_and_restarted_during_traffic(client: Client, own_redis: RedisServer, caplog) -> None:

@@ -46,18 +46,6 @@ def report(request, capsys) -> Iterator[Callable[[str], None]]:
             print(f"\n[reliability] {request.node.name}: {line}")
 
 
-@pytest.fixture(scope="module")
-def cluster(redis_server: RedisServer | RedisCluster) -> Iterator[RedisCluster]:
-    if isinstance(redis_server, RedisCluster):
-        yield redis_server
-        return
-    missing = cluster_support()
-    if missing:
-        pytest.skip(f"no Redis Cluster can be started here: {missing}")
-    with RedisCluster() as started:
-        yield started
-
-
 @pytest.fixture(params=["server", "cluster"])
 def target(request, redis_server, settings) -> str:
     """Run a test once against the session's server and once against a 3-primary cluster."""

@@ -9,10 +9,11 @@ from typing import Any, TypeVar
 import redis
 from django.contrib.admin import AdminSite
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from staste import connection
 from staste.exceptions import RedisUnavailable
+from staste.http import unreadable_query
 
 PERMISSION = "staste.view_metrica"
 
@@ -29,6 +30,9 @@ def protected(site: AdminSite, view: Callable[..., HttpResponse]) -> Callable[..
     def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(PERMISSION):
             raise PermissionDenied
+        problem = unreadable_query(request)
+        if problem:
+            return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
         return view(request, site, *args, **kwargs)
 
     return site.admin_view(inner)

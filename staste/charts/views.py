@@ -41,6 +41,7 @@ from staste import timescale
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
+from staste.http import unreadable_query
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
@@ -152,6 +153,9 @@ class Chart(TemplateView):
         return options.spec()
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        problem = unreadable_query(request)
+        if problem:
+            return self.problem(problem, status=400)
         try:
             self.options = self.get_chart_options()
             self.spec = self.get_spec(self.options)
