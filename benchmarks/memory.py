@@ -52,8 +52,11 @@ def usage(client: redis.Redis, base: str) -> Counter[str]:
 
 
 def encodings(client: redis.Redis, base: str) -> Counter[str]:
+    # Redis before 7 calls the compact encoding a ziplist.
     return Counter(
-        client.object("encoding", key).decode() for key in metrica_keys(client, base) if kind_of(base, key) != "choices"
+        client.object("encoding", key).decode().replace("ziplist", "listpack")
+        for key in metrica_keys(client, base)
+        if kind_of(base, key) != "choices"
     )
 
 
@@ -112,7 +115,10 @@ def one_day(kicks: int, listpack_entries: int, batch: int = 500) -> DayRow:
     """A day of requests (``kicks`` of them) written with ``hash-max-listpack-entries`` set."""
     client = connection.get_redis()
     setting = "hash-max-listpack-entries"
-    saved = client.config_get(setting)[setting]
+    saved = client.config_get(setting).get(setting)
+    if saved is None:  # Redis before 7 names it after the ziplist
+        setting = "hash-max-ziplist-entries"
+        saved = client.config_get(setting)[setting]
     metrica = requests_metrica(f"bench_day_{listpack_entries}")
     rng = random.Random(workloads.SEED)
     events = workloads.events(3, kicks)

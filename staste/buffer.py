@@ -60,17 +60,11 @@ logger = logging.getLogger("staste")
 #: backlog of a long outage is written in slices (each one atomic, each retried on its own).
 MAX_KICKS_PER_CALL = 500
 
-#: Replies that refuse a script before it wrote anything: safe to retry later.
-_REFUSALS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError)
-_REFUSAL_TEXTS = ("BUSY", "NOREPLICAS", "MASTERDOWN", "OOM", "READONLY")
-
 _buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
 
 def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, (RedisUnavailable, *_REFUSALS)):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith(_REFUSAL_TEXTS)
+    return isinstance(exc, RedisUnavailable) or scripts.refused_before_writing(exc)
 
 
 class Buffer:
@@ -433,9 +427,7 @@ def _after_fork_in_child() -> None:
         buffer._reset()
 
 
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def _close_all() -> None:

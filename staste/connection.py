@@ -160,9 +160,7 @@ def _sentinel_client(url: str) -> redis.Redis:
     for name in SENTINEL_OPTIONS:
         if name in options:
             sentinel_options[name.removeprefix("sentinel_")] = options.pop(name)
-    sentinel = redis.sentinel.Sentinel(
-        _hosts(url, parts.netloc, 26379), sentinel_kwargs=sentinel_options, **options
-    )
+    sentinel = redis.sentinel.Sentinel(_hosts(url, parts.netloc, 26379), sentinel_kwargs=sentinel_options, **options)
     return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0)
 
 

@@ -396,7 +396,8 @@ class Metrica:
         """Count one event (of weight ``value``) at ``date`` (default: now) in one round trip.
 
         Invalid input raises ValueError or TypeError before anything is written.  When Redis
-        is unreachable this raises :class:`staste.exceptions.RedisUnavailable`, unless
+        is unreachable this raises :class:`staste.exceptions.RedisUnavailable` (when it
+        refuses writes, being full or a read-only replica, redis-py's error), unless
         ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
 
         Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
@@ -424,7 +425,9 @@ class Metrica:
                 raise ValueError(
                     f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
                 ) from None
-            raise
+            if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
+                raise
+            logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
 
     def record_signature(self) -> None:
         """Remember in Redis what the axes looked like when data was first written.

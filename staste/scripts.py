@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
@@ -39,6 +40,23 @@ UNAVAILABLE = (
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
 )
+
+
+#: Replies that refuse a script before it wrote anything: safe to retry, or to drop as a whole.
+_REFUSALS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError)
+_REFUSAL_CODES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "OOM", "READONLY")
+#: Redis before 7 refuses from inside the script, at its first write (so nothing was written).
+_REFUSED_IN_SCRIPT = re.compile(r"Error running script .*?: -(?:OOM|READONLY|NOREPLICAS|MASTERDOWN)\b", re.S)
+
+
+def refused_before_writing(exc: BaseException) -> bool:
+    """Whether Redis refused a script call before it wrote anything (full, read-only, busy...)."""
+    if isinstance(exc, _REFUSALS):
+        return True
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    text = str(exc)
+    return text.startswith(_REFUSAL_CODES) or _REFUSED_IN_SCRIPT.match(text) is not None
 
 
 def _cluster_unreachable(exc: redis.exceptions.RedisClusterException) -> bool:

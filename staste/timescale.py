@@ -46,7 +46,7 @@ def bucket_id(span: Span) -> str:
 def span_from_bucket_id(bucket: str) -> Span:
     if bucket == "all":
         return ()
-    return (int(bucket[:4]), *tuple(int(bucket[i:i + 2]) for i in range(4, len(bucket), 2)))
+    return (int(bucket[:4]), *tuple(int(bucket[i : i + 2]) for i in range(4, len(bucket), 2)))
 
 
 def make_span(

@@ -271,7 +271,7 @@ def test_a_refusal_before_writing_is_retried(visits: AveragedMetrica, own_redis:
     try:
         visits.kick(1, gender="girl")
         assert buffer.flush() == 0
-        assert "OutOfMemoryError" in buffer.stats()["last_error"]
+        assert "command not allowed when used memory" in buffer.stats()["last_error"]
         assert buffer.stats()["pending"] == 1
     finally:
         admin.config_set("maxmemory", 0)
@@ -336,6 +336,28 @@ def test_a_call_in_doubt_that_never_ran_is_written_once(visits: AveragedMetrica,
     own_redis.start()
     assert buffer.flush() == 2  # the call in doubt (it never ran), then the new kick
     assert visits.filter(gender="boy").count() == 2
+
+
+@pytest.mark.parametrize("fail_silently", [False, True])
+def test_a_full_redis_refuses_a_synchronous_kick_whole(own_redis: RedisServer, settings, caplog, fail_silently) -> None:
+    settings.STASTE_FAIL_SILENTLY = fail_silently
+    plain = Metrica(name="plain", axes=[("page", StoredChoiceAxis())])
+    plain.kick(page="home")
+    admin = redis.Redis.from_url(own_redis.url)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="staste"):
+            if fail_silently:
+                plain.kick(page="away")  # logged and dropped: statistics never break the caller
+            else:
+                with pytest.raises(redis.ResponseError, match="command not allowed when used memory"):
+                    plain.kick(page="away")
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert plain.total() == 1 and plain.filter(page="away").total() == 0
+    assert plain.iterate("page") == [("home", 1)]  # not even the new value was stored
+    assert any("Redis refused it" in r.getMessage() for r in caplog.records) == fail_silently
 
 
 def test_a_batch_redis_may_have_written_partly_is_dropped_not_retried(

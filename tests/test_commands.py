@@ -170,8 +170,20 @@ def test_show_an_averaged_metrica_prints_counts_and_averages(staste_redis) -> No
 
 def test_show_a_minute_says_there_is_nothing_finer(staste_redis) -> None:
     kick_guests()
-    out, _ = run("show", "guest_visits_gender_age", "--year", "2010", "--month", "2", "--day", "7",
-                 "--hour", "13", "--minute", "1")
+    out, _ = run(
+        "show",
+        "guest_visits_gender_age",
+        "--year",
+        "2010",
+        "--month",
+        "2",
+        "--day",
+        "7",
+        "--hour",
+        "13",
+        "--minute",
+        "1",
+    )
     assert "total: 2\n" in out
     assert "(guest_visits_gender_age records no time scale finer than minutes; --by AXIS" in out
     assert "----" not in out  # no table
@@ -233,8 +245,18 @@ def test_show_names_the_data_of_an_unregistered_metrica(staste_redis) -> None:
 
 def test_export_csv_is_the_time_series_of_the_query_api(staste_redis) -> None:
     kick_guests()
-    out, _ = run("export", "guest_visits_gender_age", "--since", "2010-02-07T12:00", "--until", "2010-02-07T15:30",
-                 "--scale", "hour", "--filter", "gender=boy")
+    out, _ = run(
+        "export",
+        "guest_visits_gender_age",
+        "--since",
+        "2010-02-07T12:00",
+        "--until",
+        "2010-02-07T15:30",
+        "--scale",
+        "hour",
+        "--filter",
+        "gender=boy",
+    )
     rows = list(csv.reader(io.StringIO(out)))
     expected = gender_age.filter(gender="boy").timeserie(D(2010, 2, 7, 12), D(2010, 2, 7, 15), scale="hour")
     assert rows[0] == ["time", "total"]
@@ -246,8 +268,20 @@ def test_export_json_by_axis_with_counts_and_averages(staste_redis) -> None:
     pocket_money.kick(value=2.5, date=D(2020, 3, 1, 10), gender="boy")
     pocket_money.kick(value=1.5, date=D(2020, 3, 2, 11), gender="boy")
     pocket_money.kick(value=4, date=D(2020, 3, 2, 12), gender="girl")
-    out, _ = run("export", "pocket_money", "--format", "json", "--by", "gender", "--since", "2020-03-01",
-                 "--until", "2020-03-02", "--scale", "day")
+    out, _ = run(
+        "export",
+        "pocket_money",
+        "--format",
+        "json",
+        "--by",
+        "gender",
+        "--since",
+        "2020-03-01",
+        "--until",
+        "2020-03-02",
+        "--scale",
+        "day",
+    )
     data = json.loads(out)
     assert data["metrica"] == "pocket_money"
     assert data["scale"] == "day"
@@ -266,14 +300,17 @@ def test_export_defaults_to_all_years_with_data(staste_redis) -> None:
     out, _ = run("export", "guest_visits_gender_age", "--until", "2012-06-01")
     rows = list(csv.reader(io.StringIO(out)))
     # From the first year with data; 2010 is past every finer scale's retention, so years.
-    assert rows[1:] == [["2010-01-01T00:00:00+00:00", "6"], ["2011-01-01T00:00:00+00:00", "1"],
-                        ["2012-01-01T00:00:00+00:00", "0"]]
+    assert rows[1:] == [
+        ["2010-01-01T00:00:00+00:00", "6"],
+        ["2011-01-01T00:00:00+00:00", "1"],
+        ["2012-01-01T00:00:00+00:00", "0"],
+    ]
 
 
 def test_export_escapes_formulas_in_csv_but_not_negative_numbers(staste_redis, registered) -> None:
     notes = Metrica(name="notes", axes=[("note", StoredChoiceAxis()), ("page", HierarchicalAxis())])
     registered.append(registry.register(notes))
-    hostile = ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
+    hostile = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
     for note in hostile:
         notes.kick(value=-3, date=D(2020, 1, 1), note=note)
     notes.kick(date=D(2020, 1, 1), page=("=cmd", "sub"))
@@ -281,14 +318,46 @@ def test_export_escapes_formulas_in_csv_but_not_negative_numbers(staste_redis, r
     rows = list(csv.reader(io.StringIO(out)))
     exported = {row[1]: row[2] for row in rows[1:]}
     assert exported == {
-        "'=HYPERLINK(\"http://x\")": "-3", "'+1": "-3", "'-2": "-3", "'@SUM(A1)": "-3", "'\tx": "-3",
-        "'\rx": "-3", "plain": "-3", "a=b": "-3",
+        '\'=HYPERLINK("http://x")': "-3",
+        "'+1": "-3",
+        "'-2": "-3",
+        "'@SUM(A1)": "-3",
+        "'\tx": "-3",
+        "'\rx": "-3",
+        "plain": "-3",
+        "a=b": "-3",
     }
-    out, _ = run("export", "notes", "--by", "page", "--filter", "page==cmd", "--since", "2020", "--until", "2020",
-                 "--scale", "year")
+    out, _ = run(
+        "export",
+        "notes",
+        "--by",
+        "page",
+        "--filter",
+        "page==cmd",
+        "--since",
+        "2020",
+        "--until",
+        "2020",
+        "--scale",
+        "year",
+    )
     assert list(csv.reader(io.StringIO(out)))[1][1:] == ["'=cmd/sub", "1"]
-    out, _ = run("export", "notes", "--by", "page", "--filter", "page==cmd", "--since", "2020", "--until", "2020",
-                 "--scale", "year", "--format", "json")
+    out, _ = run(
+        "export",
+        "notes",
+        "--by",
+        "page",
+        "--filter",
+        "page==cmd",
+        "--since",
+        "2020",
+        "--until",
+        "2020",
+        "--scale",
+        "year",
+        "--format",
+        "json",
+    )
     assert json.loads(out)["rows"][0]["page"] == ["=cmd", "sub"]
 
 
@@ -304,8 +373,16 @@ def test_a_long_export_is_read_in_chunks_one_round_trip_each(staste_redis, setti
         expected += gender_age.values().timeserie(first, last, scale="hour")
     gender_age.total()  # connect first
     with count_round_trips() as trips:
-        out, _ = run("export", "guest_visits_gender_age", "--since", "2010-02-07", "--until", "2010-02-08T23:00",
-                     "--scale", "hour")
+        out, _ = run(
+            "export",
+            "guest_visits_gender_age",
+            "--since",
+            "2010-02-07",
+            "--until",
+            "2010-02-08T23:00",
+            "--scale",
+            "hour",
+        )
     rows = list(csv.reader(io.StringIO(out)))[1:]
     assert rows == [[moment.isoformat(), str(total)] for moment, total in expected]
     assert sum(int(total) for _, total in rows) == 7
@@ -315,8 +392,19 @@ def test_a_long_export_is_read_in_chunks_one_round_trip_each(staste_redis, setti
 def test_export_to_a_file_with_a_progress_bar(staste_redis, tmp_path) -> None:
     kick_guests()
     target = tmp_path / "guests.json"
-    out, err = run("export", "guest_visits_gender_age", "--since", "2010-02-07", "--until", "2010-02-08",
-                   "--scale", "hour", "-o", str(target), "--progress")
+    out, err = run(
+        "export",
+        "guest_visits_gender_age",
+        "--since",
+        "2010-02-07",
+        "--until",
+        "2010-02-08",
+        "--scale",
+        "hour",
+        "-o",
+        str(target),
+        "--progress",
+    )
     assert f"Wrote 25 rows (hours, json) to {target}" in out
     assert len(json.loads(target.read_text())["rows"]) == 25
     assert "25/25" in err  # tqdm's bar, on stderr
@@ -328,10 +416,12 @@ def test_export_to_a_file_with_a_progress_bar(staste_redis, tmp_path) -> None:
 def test_a_failed_export_leaves_no_file(staste_redis, tmp_path, settings) -> None:
     kick_guests()
     target = tmp_path / "out.csv"
-    assert "cannot read 'yesterday' as a date" in fails("export", "guest_visits_gender_age", "--since", "yesterday",
-                                                       "-o", str(target))
-    assert "is before --since" in fails("export", "guest_visits_gender_age", "--since", "2011", "--until", "2010",
-                                        "-o", str(target))
+    assert "cannot read 'yesterday' as a date" in fails(
+        "export", "guest_visits_gender_age", "--since", "yesterday", "-o", str(target)
+    )
+    assert "is before --since" in fails(
+        "export", "guest_visits_gender_age", "--since", "2011", "--until", "2010", "-o", str(target)
+    )
     assert "does not exist" in fails("export", "guest_visits_gender_age", "-o", str(tmp_path / "no" / "x.csv"))
     settings.STASTE_REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
     connection.reset()
@@ -393,7 +483,7 @@ def test_purge_asks_first(staste_redis, prefix) -> None:
     message = fails("purge", "guest_visits_gender_age", stdin="no\n")
     assert "Purge cancelled: nothing was deleted" in message
     assert "--yes" in message
-    assert fails("purge", "guest_visits_gender_age", stdin="") .startswith("Purge cancelled")  # end of input
+    assert fails("purge", "guest_visits_gender_age", stdin="").startswith("Purge cancelled")  # end of input
     assert snapshot(staste_redis, prefix) == before
     out, _ = run("purge", "guest_visits_gender_age", stdin="yes\n")
     assert f"This deletes every counter of 'guest_visits_gender_age': {len(before)} keys" in out
@@ -589,8 +679,13 @@ def test_a_redis_that_is_down_is_a_command_error_naming_it(settings) -> None:
     port = free_port()
     settings.STASTE_REDIS_URL = f"redis://:secret@127.0.0.1:{port}/0"
     connection.reset()
-    for args in (("check",), ("list",), ("show", "pocket_money"), ("purge", "pocket_money", "--yes"),
-                 ("rename", "pocket_money", "x")):
+    for args in (
+        ("check",),
+        ("list",),
+        ("show", "pocket_money"),
+        ("purge", "pocket_money", "--yes"),
+        ("rename", "pocket_money", "x"),
+    ):
         message = fails(*args)
         assert f"could not reach Redis at redis://:***@127.0.0.1:{port}/0" in message, args
         assert "secret" not in message
@@ -600,10 +695,21 @@ def test_a_redis_that_is_down_is_a_command_error_naming_it(settings) -> None:
 
 
 def manage(*args: str, url: str, prefix: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "STASTE_REDIS_URL": url,
-           "STASTE_METRICS_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "django", "staste", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "STASTE_REDIS_URL": url,
+        "STASTE_METRICS_PREFIX": prefix,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "django", "staste", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_exit_codes_from_the_command_line(redis_server, prefix) -> None:

@@ -307,7 +307,7 @@ def registered() -> Any:
     metrica = fuzzed()
     registry.register(metrica)
     metrica.kick(3, D(2024, 3, 10, 14, 5), colour="red", age=18, tag=HOSTILE_VALUE, path=("a", "=1+1"))
-    metrica.kick(2, None, colour="blue", age=7, tag="=HYPERLINK(\"http://x\")", path=("@b",))
+    metrica.kick(2, None, colour="blue", age=7, tag='=HYPERLINK("http://x")', path=("@b",))
     yield metrica
     registry.unregister(metrica)
 
@@ -390,8 +390,17 @@ chart_params = st.lists(
     st.tuples(
         st.sampled_from(
             [
-                *AXES, "axis", "last", "scale", "measure", "limit", "format", "show_axis", "timescale",
-                *(f"timespan__{scale}" for scale in timescale.SCALES), *timescale.SCALES,
+                *AXES,
+                "axis",
+                "last",
+                "scale",
+                "measure",
+                "limit",
+                "format",
+                "show_axis",
+                "timescale",
+                *(f"timespan__{scale}" for scale in timescale.SCALES),
+                *timescale.SCALES,
                 *(f"filter__{name}" for name in AXES),
             ]
         ),
@@ -404,9 +413,20 @@ chart_params = st.lists(
 plausible_chart_params = st.lists(
     st.sampled_from(
         [
-            ("axis", "tag"), ("axis", "colour"), ("axis", "path"), ("last", "30 days"), ("last", "24 hours"),
-            ("measure", "count"), ("measure", "average"), ("limit", "2"), ("format", "json"), ("colour", "red"),
-            ("tag", HOSTILE_VALUE), ("timespan__year", "2024"), ("timespan__month", "3"), ("scale", "day"),
+            ("axis", "tag"),
+            ("axis", "colour"),
+            ("axis", "path"),
+            ("last", "30 days"),
+            ("last", "24 hours"),
+            ("measure", "count"),
+            ("measure", "average"),
+            ("limit", "2"),
+            ("format", "json"),
+            ("colour", "red"),
+            ("tag", HOSTILE_VALUE),
+            ("timespan__year", "2024"),
+            ("timespan__month", "3"),
+            ("scale", "day"),
         ]
     ),
     max_size=5,

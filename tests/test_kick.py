@@ -44,7 +44,8 @@ def test_one_kick_is_one_round_trip_and_one_command(guests, staste_redis) -> Non
     assert trips.count == 1
     calls = {name[8:]: v["calls"] for name, v in staste_redis.info("commandstats").items()}
     calls.pop("info", None)
-    calls.pop("config|resetstat", None)
+    calls.pop("config|resetstat", None)  # Redis 7
+    calls.pop("config", None)  # Redis 6
     # The client sent one EVALSHA; everything else ran inside the script.
     assert calls.pop("evalsha") == 1
     assert calls["hincrby"] == 4 * 6  # (all, girl) x (all, 18) in six buckets

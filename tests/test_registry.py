@@ -42,6 +42,7 @@ def test_staste_registry_is_the_registry_even_after_its_module_is_imported() -> 
 
     assert isinstance(imported, Registry) and "reg_none" not in imported
 
+
 def test_a_second_metrica_with_a_taken_name_is_set_aside_not_swapped_in() -> None:
     local = Registry()
     first, second = Metrica(name="reg_twin", axes=[]), AveragedMetrica(name="reg_twin", axes=[])

@@ -226,7 +226,7 @@ def test_scripts_are_included_once_per_page(guests: Metrica) -> None:
         libraries={"staste": "staste.templatetags.staste"},
     )
     page = engine.from_string(
-        '{% load staste %}<head>{% staste_scripts %}</head>'
+        "{% load staste %}<head>{% staste_scripts %}</head>"
         '{% staste_chart "guest_visits_gender_age" "pie" axis="gender" %}'
         '{% include "part.html" with m="guest_visits_gender_age" %}{% staste_scripts %}'
     )
@@ -297,12 +297,12 @@ MISTAKES = [
     ('{% staste_chart @G "pie" limit=0 %}', "limit= must be at least 1"),
     ('{% staste_chart @G "pie" id="1 2" %}', "id= must start with a letter"),
     ('{% staste_chart @G "pie" height="tall" %}', "height= must be"),
-    ('{% staste_chart @G %}', "give a metrica and a kind"),
+    ("{% staste_chart @G %}", "give a metrica and a kind"),
     ('{% staste_chart @G "pie" gender %}', "expected name=value, got 'gender'"),
     ('{% staste_chart @G "pie" as chart %}', "cannot be stored with 'as'"),
     ('{% staste_total @G axis="gender" %}', "staste_total does not take axis="),
-    ('{% staste_average @G %}', "not an AveragedMetrica"),
-    ('{% staste_total %}', "give a metrica"),
+    ("{% staste_average @G %}", "not an AveragedMetrica"),
+    ("{% staste_total %}", "give a metrica"),
 ]
 MISTAKES = [(source.replace("@G", f'"{GUESTS}"'), message) for source, message in MISTAKES]
 
@@ -324,12 +324,12 @@ def test_mistakes_render_nothing_in_production(settings, caplog, source: str, me
 
 
 def test_variables_are_checked_when_rendered(settings, guests: Metrica) -> None:
-    source = '{% staste_chart name kind axis=axis gender=gender %}'
+    source = "{% staste_chart name kind axis=axis gender=gender %}"
     html = render(source, {"name": GUESTS, "kind": "pie", "axis": "age", "gender": "girl"})
     spec = Page(html).only_spec()
     assert dict(zip(spec["labels"], spec["datasets"][0]["data"], strict=True)) == {"17": 0, "18": 3, "19": 1}
-    assert render('{% staste_total name gender=None %}', {"name": GUESTS}) == "12"  # None: not given
-    from_query = '{% staste_total name gender=request.GET.gender %}'
+    assert render("{% staste_total name gender=None %}", {"name": GUESTS}) == "12"  # None: not given
+    from_query = "{% staste_total name gender=request.GET.gender %}"
     assert render(from_query, {"name": GUESTS, "request": RequestFactory().get("/")}) == "12"  # unresolved: not given
     assert render(from_query, {"name": GUESTS, "request": RequestFactory().get("/?gender=girl")}) == "4"
 

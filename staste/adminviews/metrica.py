@@ -217,9 +217,11 @@ def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dic
             path = tuple(current or ())
             widget["hidden"] = list(path)
             widget["crumbs"] = [
-                {"label": label(path[depth - 1]) if depth else "All", "url": base + state.with_filter(
-                    name, path[:depth] or None
-                ).querystring(), "current": depth == len(path)}
+                {
+                    "label": label(path[depth - 1]) if depth else "All",
+                    "url": base + state.with_filter(name, path[:depth] or None).querystring(),
+                    "current": depth == len(path),
+                }
                 for depth in range(len(path) + 1)
             ]
             widget["all_label"] = f"All under {label(path)}" if path else "All"

@@ -117,8 +117,7 @@ def _classify(metrica: Metrica, kind: str, name: str) -> tuple[str, str]:
     accepted = ", ".join(KIND_OPTIONS[kind]) + ", year, month, day, hour, minute"
     axes = ", ".join(metrica.axes) or "none"
     raise OptionError(
-        f"unknown option {name}= for {_subject(kind)} of {metrica.name}; options: {accepted}; "
-        f"axes to filter on: {axes}"
+        f"unknown option {name}= for {_subject(kind)} of {metrica.name}; options: {accepted}; axes to filter on: {axes}"
     )
 
 
@@ -289,9 +288,7 @@ class ChartOptions:
         if self.kind in NUMBER_KINDS and not self.last:
             return
         if self.span and self.scale and timescale.depth(self.scale) <= len(self.span):
-            raise OptionError(
-                f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}"
-            )
+            raise OptionError(f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}")
         if self.span and len(self.span) >= len(self.metrica.date_scales) and not self.scale:
             raise OptionError(
                 f"{self.metrica.name} records nothing finer than a {timescale.scale_of(self.span)}: "

@@ -294,7 +294,5 @@ def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:
     """The header and rows behind a spec: one row per label, one column per dataset."""
     datasets = spec.get("datasets", [])
     header = [spec.get("x") or "label", *(dataset["label"] for dataset in datasets)]
-    rows = [
-        [text, *(dataset["data"][i] for dataset in datasets)] for i, text in enumerate(spec.get("labels", []))
-    ]
+    rows = [[text, *(dataset["data"][i] for dataset in datasets)] for i, text in enumerate(spec.get("labels", []))]
     return header, rows

@@ -4,23 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Metrica',
+            name="Metrica",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ("id", models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
             ],
             options={
-                'verbose_name': 'metrica',
-                'verbose_name_plural': 'metricas',
-                'managed': False,
-                'default_permissions': ('view',),
+                "verbose_name": "metrica",
+                "verbose_name_plural": "metricas",
+                "managed": False,
+                "default_permissions": ("view",),
             },
         ),
     ]

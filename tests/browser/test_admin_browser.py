@@ -40,8 +40,11 @@ def fill_sample_data() -> dict[str, int]:
         visits.append(gender_age.prepare_kick(date=moment, gender=gender, age=str(rng.randint(14, 19))))
     for _ in range(300):
         moment = now - datetime.timedelta(minutes=rng.randrange(0, 29 * 24 * 60))
-        money.append(pocket_money.prepare_kick(value=rng.randint(50, 2000) / 100, date=moment,
-                                               gender=rng.choice(["boy", "girl"])))
+        money.append(
+            pocket_money.prepare_kick(
+                value=rng.randint(50, 2000) / 100, date=moment, gender=rng.choice(["boy", "girl"])
+            )
+        )
     for kicks in (visits, money):
         kicks[0].metrica.record_signature()
         scripts.run("kick", *batch_keys_and_args(kicks))
@@ -124,9 +127,7 @@ def test_charts_follow_the_dark_theme(live_server, chromium, artifacts_dir) -> N
         page.wait_for_url(re.compile(r".*/admin/staste/pocket_money/$"))
         wait_drawn(page)
         text_color = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--body-fg')")
-        chart_color = page.eval_on_selector(
-            "#staste-line", "c => Chart.getChart(c).options.plugins.title.color"
-        )
+        chart_color = page.eval_on_selector("#staste-line", "c => Chart.getChart(c).options.plugins.title.color")
         assert chart_color.strip() == text_color.strip()
         assert chart_color.strip().lower() not in ("#333", "#333333", "")
         page.screenshot(path=str(artifacts_dir / "metrica-dark.png"), full_page=True)

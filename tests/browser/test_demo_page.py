@@ -41,7 +41,10 @@ def demo_url(tmp_path: Path, redis_server, prefix: str) -> Iterator[str]:
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
         [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload"],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/"
     try:

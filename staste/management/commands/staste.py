@@ -66,8 +66,10 @@ class Command(BaseCommand):
         exporting.add_argument(
             "--format", choices=("csv", "json"), help="Output format (default: from the -o suffix, else csv)."
         )
-        exporting.add_argument("--since", help="Start: 2024-05-01, 2024-05, 2024, 2024-05-01T10:00, 7d, 12h... "
-                               "(default: the first year with data).")
+        exporting.add_argument(
+            "--since",
+            help="Start: 2024-05-01, 2024-05, 2024, 2024-05-01T10:00, 7d, 12h... (default: the first year with data).",
+        )
         exporting.add_argument("--until", help="End, same forms (default: now).")
         exporting.add_argument(
             "--scale", choices=timescale.SCALES, help="Bucket size (default: the finest retained since --since)."
@@ -84,7 +86,11 @@ class Command(BaseCommand):
         purge = self._subparser(subparsers, "purge", "Delete every key of a metrica (registered or not).")
         purge.add_argument("name", metavar="NAME")
         purge.add_argument(
-            "--yes", "--no-input", "--noinput", action="store_false", dest="interactive",
+            "--yes",
+            "--no-input",
+            "--noinput",
+            action="store_false",
+            dest="interactive",
             help="Do not ask for confirmation.",
         )
         purge.add_argument("--dry-run", action="store_true", help="Only say what would be deleted.")
@@ -92,9 +98,7 @@ class Command(BaseCommand):
         rename = self._subparser(subparsers, "rename", "Move a metrica's data to another name.")
         rename.add_argument("old", metavar="OLD")
         rename.add_argument("new", metavar="NEW")
-        rename.add_argument(
-            "--merge", action="store_true", help="When NEW has data, add OLD's counters to it."
-        )
+        rename.add_argument("--merge", action="store_true", help="When NEW has data, add OLD's counters to it.")
         rename.add_argument(
             "--force",
             action="store_true",
@@ -361,8 +365,12 @@ class Command(BaseCommand):
             return None
         # Shown only once an export has run for a moment: short ones stay quiet.
         return tqdm(
-            total=plan.buckets * plan.series, unit="bucket", file=stream, delay=0.5 if automatic else 0,
-            desc=plan.query.metrica.name, dynamic_ncols=True,
+            total=plan.buckets * plan.series,
+            unit="bucket",
+            file=stream,
+            delay=0.5 if automatic else 0,
+            desc=plan.query.metrica.name,
+            dynamic_ncols=True,
         )
 
     # -- purge --------------------------------------------------------------------------------
