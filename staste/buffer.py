@@ -161,8 +161,13 @@ class Buffer:
             held = self._pending.get(key)
             if held is None:
                 return False
-            for index, increment in enumerate(increments, 1):
-                held[index] += increment
+            if len(increments) == 3:  # sum, count, histogram bucket: the middleware's kicks
+                held[1] += increments[0]
+                held[2] += increments[1]
+                held[3] += increments[2]
+            else:
+                for index, increment in enumerate(increments, 1):
+                    held[index] += increment
             return True
 
     # -- writing -----------------------------------------------------------------------------
