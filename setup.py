@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 README = Path(__file__).with_name("README.md")
 
@@ -25,7 +25,8 @@ setup(
     long_description_content_type="text/markdown",
     license="BSD-3-Clause",
     python_requires=">=3.11",
-    packages=find_packages(include=["staste", "staste.*"]),
+    # Namespace discovery: the data folders (lua/, static/, templates/) are package data too.
+    packages=find_namespace_packages(include=["staste", "staste.*"]),
     include_package_data=True,
     package_data={
         "staste": [
