@@ -327,37 +327,11 @@ def test_export_escapes_formulas_in_csv_but_not_negative_numbers(staste_redis, r
         "plain": "-3",
         "a=b": "-3",
     }
-    out, _ = run(
-        "export",
-        "notes",
-        "--by",
-        "page",
-        "--filter",
-        "page==cmd",
-        "--since",
-        "2020",
-        "--until",
-        "2020",
-        "--scale",
-        "year",
-    )
+    export = ("export", "notes", "--by", "page", "--filter", "page==cmd")
+    year_2020 = ("--since", "2020", "--until", "2020", "--scale", "year")
+    out, _ = run(*export, *year_2020)
     assert list(csv.reader(io.StringIO(out)))[1][1:] == ["'=cmd/sub", "1"]
-    out, _ = run(
-        "export",
-        "notes",
-        "--by",
-        "page",
-        "--filter",
-        "page==cmd",
-        "--since",
-        "2020",
-        "--until",
-        "2020",
-        "--scale",
-        "year",
-        "--format",
-        "json",
-    )
+    out, _ = run(*export, *year_2020, "--format", "json")
     assert json.loads(out)["rows"][0]["page"] == ["=cmd", "sub"]
 
 
