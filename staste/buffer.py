@@ -108,6 +108,9 @@ class Buffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _in_doubt_count(self) -> int:
+        return len(self._in_doubt[1]) if self._in_doubt else 0
+
     def __repr__(self) -> str:
         return f"<Buffer pending={len(self._pending)} dropped={self._dropped}>"
 
@@ -375,7 +378,7 @@ class Buffer:
         if not self._pending and self._in_doubt is None:
             return
         self.flush()
-        lost = len(self._pending) + (len(self._in_doubt[1]) if self._in_doubt else 0)
+        lost = len(self._pending) + self._in_doubt_count()
         if lost:
             logger.error("staste: %d buffered kicks are lost: the process exits and Redis cannot be reached", lost)
 
@@ -394,7 +397,7 @@ class Buffer:
         """
         with self._lock:
             return {
-                "pending": len(self._pending) + self._in_flight + (len(self._in_doubt[1]) if self._in_doubt else 0),
+                "pending": len(self._pending) + self._in_flight + self._in_doubt_count(),
                 "dropped": self._dropped,
                 "flushes": self._flushes,
                 "failed_flushes": self._failed_flushes,
@@ -409,7 +412,7 @@ class Buffer:
         For tests, and for code that must start afresh; returns how many kicks were forgotten.
         """
         with self._lock:
-            count = len(self._pending) + (len(self._in_doubt[1]) if self._in_doubt else 0)
+            count = len(self._pending) + self._in_doubt_count()
             self._pending, self._in_doubt = {}, None
             self._dropped = self._dropped_before_outage = self._flushes = self._failed_flushes = self._written = 0
             self._last_error = self._last_flush = None
