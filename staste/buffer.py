@@ -292,14 +292,13 @@ class Buffer:
     ) -> None:
         """``call`` failed (Redis may or may not have run it); ``unsent`` never left."""
         retry = _retryable(exc)
-        unwritten = (call[1] if call else []) + unsent
+        dropped = 0 if retry else len(call[1] if call else []) + len(unsent)
         with self._lock:
             self._in_flight = 0
             if retry:
                 self._in_doubt = call
                 pending = self._pending
-                unwritten = unsent
-                for key, kick in unwritten:
+                for key, kick in unsent:
                     held = pending.get(key)
                     if held is None:
                         pending[key] = [kick, *kick.increments]
@@ -307,7 +306,7 @@ class Buffer:
                         for index, increment in enumerate(kick.increments, 1):
                             held[index] += increment
             else:
-                self._dropped += len(unwritten)
+                self._dropped += dropped
             starting = not self._failing
             if starting:
                 self._failing = True
@@ -315,9 +314,9 @@ class Buffer:
             self._written += written
             self._failed_flushes += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
-            held_now = len(self._pending) + (len(call[1]) if retry and call else 0)
+            held_now = len(self._pending) + self._in_doubt_count()
         if not retry:
-            logger.error("staste: dropped %d buffered kicks that Redis refused", len(unwritten), exc_info=exc)
+            logger.error("staste: dropped %d buffered kicks that Redis refused", dropped, exc_info=exc)
         elif starting:
             logger.warning(
                 "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
