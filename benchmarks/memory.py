@@ -21,7 +21,8 @@ from benchmarks import measure, workloads
 from benchmarks.queries import requests_metrica
 from staste import conf, connection, scripts
 from staste.axis import Axis, StoredChoiceAxis
-from staste.metrica import Metrica, batch_keys_and_args
+from staste.kicks import batch_keys_and_args
+from staste.metrica import Metrica
 
 DAY = datetime.datetime(2010, 2, 7)
 SCALE_OF_DIGITS = {4: "year", 6: "month", 8: "day", 10: "hour", 12: "minute"}

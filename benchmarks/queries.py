@@ -19,7 +19,8 @@ from typing import Any
 from benchmarks import measure, workloads
 from staste import scripts
 from staste.axis import Axis, StoredChoiceAxis
-from staste.metrica import AveragedMetrica, batch_keys_and_args
+from staste.kicks import batch_keys_and_args
+from staste.metrica import AveragedMetrica
 
 PIE_CHOICES = 50
 

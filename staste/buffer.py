@@ -44,7 +44,6 @@ import time
 import uuid
 import weakref
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import redis
@@ -52,7 +51,7 @@ import redis.cluster
 
 from staste import conf, connection, scripts
 from staste.exceptions import RedisUnavailable
-from staste.metrica import Kick, batch_keys_and_args
+from staste.kicks import Kick, batch_keys_and_args
 
 logger = logging.getLogger("staste")
 
@@ -191,7 +190,7 @@ class Buffer:
                     return 0
                 self._pending, self._in_doubt = {}, None
                 self._in_flight = len(held) + (len(in_doubt[1]) if in_doubt else 0)
-            batch = [(key, replace(entry[0], increments=tuple(entry[1:]))) for key, entry in held.items()]
+            batch = [(key, entry[0]._replace(increments=tuple(entry[1:]))) for key, entry in held.items()]
             settled = refused = 0  # kicks of the calls made so far; those kick.lua refused
             calls: list[tuple[int, list[tuple[Hashable, Kick]]]] = []
             done = 0  # calls written

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+
+from staste import timescale
 
 DAY = 24 * 3600
 
@@ -90,14 +93,6 @@ _ENV_CASTS: dict[str, Any] = {
 }
 
 
-def register_default(name: str, default: Any, cast: Any = None) -> None:
-    """Let another staste module declare its own setting, so it is looked up the same way."""
-    CONFIG_DEFAULTS.setdefault(name, default)
-    if cast is not None:
-        _ENV_CASTS.setdefault(name, cast)
-    get_config.cache_clear()
-
-
 def _read(name: str, default: Any) -> Any:
     if hasattr(settings, name):
         return getattr(settings, name)
@@ -120,12 +115,27 @@ def get(name: str) -> Any:
     return get_config()[name]
 
 
+_on_change: list[Callable[[], None]] = []
+
+
+def on_config_change(forget: Callable[[], None]) -> Callable[[], None]:
+    """Register ``forget`` to be called whenever a setting staste reads changes.
+
+    Every cache derived from settings (key plans, prefixes, time zone, ...) registers here, so
+    ``override_settings`` in tests and a reconfigured process never see stale values.
+    """
+    _on_change.append(forget)
+    return forget
+
+
 @receiver(setting_changed)
 def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("STASTE_") or setting in ("TIME_ZONE", "USE_TZ", "BASE_DIR"):
         get_config.cache_clear()
         time_zone.cache_clear()
         retention.cache_clear()
+        for forget in _on_change:
+            forget()
 
 
 @functools.cache
@@ -153,6 +163,11 @@ def retention() -> dict[str, int | None]:
         else:
             merged[scale] = int(value)
     return merged
+
+
+def local(moment: datetime.date | datetime.datetime | None = None) -> datetime.datetime:
+    """``moment`` (default: now) as a naive datetime on the wall clock of STASTE_TIME_ZONE."""
+    return timescale.to_local(moment, time_zone())
 
 
 def data_dir() -> Path:

@@ -23,7 +23,6 @@ from typing import Any, Protocol
 
 from staste import conf, timescale
 from staste.axis import OTHER
-from staste.metrica import to_local
 from staste.query import MetricaValues, bucket_datetime, pipelined
 
 #: Bucket reads per round trip (buckets per chunk times series).
@@ -52,7 +51,7 @@ def parse_moment(text: str, now: datetime.datetime | None = None) -> datetime.da
     or time: ``2024``, ``2024-05``, ``2024-05-01``, ``2024-05-01T10:00`` (local to the staste
     time zone) or with an offset (``2024-05-01T10:00+02:00``, ``...Z``), which is converted.
     """
-    now = to_local(None) if now is None else now
+    now = conf.local() if now is None else now
     text = text.strip()
     if text.lower() == "now":
         return now
@@ -65,7 +64,7 @@ def parse_moment(text: str, now: datetime.datetime | None = None) -> datetime.da
         if re.fullmatch(r"\d{4}-\d{1,2}", text):
             year, month = text.split("-")
             return datetime.datetime(int(year), int(month), 1)
-        return to_local(datetime.datetime.fromisoformat(text))
+        return conf.local(datetime.datetime.fromisoformat(text))
     except ValueError:
         raise ValueError(
             f"cannot read {text!r} as a date: give an ISO date or time (2024-05-01, 2024-05-01T10:00), "
@@ -124,13 +123,13 @@ def plan(
     name = query.metrica.name
     if not query.metrica.date_scales:
         raise ValueError(f"{name} records only all time: it has no time series to export (see `staste show`)")
-    stop = to_local(until)
+    stop = conf.local(until)
     if since is None:
         years = [year for year, total in query.iterate() if total] or [year for year, _ in query.iterate()]
         start = datetime.datetime(min(years), 1, 1) if years else stop
         start = min(start, stop)
     else:
-        start = to_local(since)
+        start = conf.local(since)
     if stop < start:
         raise ValueError(f"--until ({stop:%Y-%m-%d %H:%M}) is before --since ({start:%Y-%m-%d %H:%M})")
     resolved, _ = query.series_spans(start, start, scale)

@@ -39,7 +39,7 @@ BUCKETS = len(UPPER_BOUNDS) + 1
 
 #: Histogram counters are a family of their own: the bucket's index behind this mark.  A family
 #: starting with "~" is kept in hashes of its own (``<base>h:<bucket>``, see
-#: ``staste.metrica.family_infix``), away from the sums and counts.
+#: ``staste.keys.family_infix``), away from the sums and counts.
 MARK = "~"
 #: The field prefix (family) of each bucket, by index.
 PREFIXES: tuple[str, ...] = tuple(f"{MARK}{index}" for index in range(BUCKETS))

@@ -129,3 +129,8 @@ def signature_key(base: str) -> str:
 def writer_key(base: str, writer_id: str) -> str:
     """Where a buffered writer (one process) records the number of its last call written."""
     return base + "w:" + writer_id
+
+
+def family_infix(prefix: str) -> str:
+    """Families whose prefix starts with '~' live in hashes of their own (e.g. histograms)."""
+    return "h:" if prefix.startswith("~") else ""

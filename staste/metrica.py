@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import fractions
-import functools
 import logging
 import math
 import numbers
@@ -19,209 +18,23 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
-from staste import conf, connection, keys, scripts, timescale
+from staste import buffer, conf, connection, keys, scripts, timescale
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
 from staste.histogram import bucket_index as histogram_bucket
-
-if TYPE_CHECKING:
-    from staste.query import MetricaValues
+from staste.kicks import Kick, batch_keys_and_args
+from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
 RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
 REDIS_INT_LIMIT = 2**63 - 1
-
-
-@dataclass(frozen=True, init=False)
-class Kick:
-    """One validated kick, ready to be written; identical kicks merge by adding increments.
-
-    ``spans`` are the buckets it lands in, ``families`` the field prefixes whose counters it
-    bumps by ``increments``, and ``options`` each axis' field parts with the axis' cap on
-    stored choices (-1: stores none, 0: unbounded; see kick.lua).
-    """
-
-    metrica: Metrica
-    spans: tuple[timescale.Span, ...]
-    families: tuple[str, ...]
-    increments: tuple[int, ...]
-    options: tuple[tuple[tuple[str, ...], int], ...]
-
-    def __init__(
-        self,
-        metrica: Metrica,
-        spans: tuple[timescale.Span, ...],
-        families: tuple[str, ...],
-        increments: tuple[int, ...],
-        options: tuple[tuple[tuple[str, ...], int], ...],
-    ) -> None:
-        # Straight into __dict__: the generated __init__ of a frozen dataclass pays an
-        # object.__setattr__ per field, and a kick is made for every request.
-        fields = self.__dict__
-        fields["metrica"] = metrica
-        fields["spans"] = spans
-        fields["families"] = families
-        fields["increments"] = increments
-        fields["options"] = options
-
-    def merge_key(self) -> tuple[Any, ...]:
-        return (self.metrica.base, self.spans, self.families, self.options)
-
-    def merged(self, other: Kick) -> Kick:
-        total = tuple(a + b for a, b in zip(self.increments, other.increments, strict=True))
-        return Kick(self.metrica, self.spans, self.families, total, self.options)
-
-    def segment(self, now: float) -> tuple[list[str], list[Any]]:
-        """This kick's KEYS and ARGV segment of kick.lua."""
-        plan = _plan(self.metrica, self.spans, self.families)
-        script_keys = list(plan.keys)
-        # Few arguments, '|'-joined: no part, prefix or number holds a '|' (values are escaped).
-        args: list[Any] = [
-            plan.head,
-            "|".join([f"{prefix}|{amount}" for prefix, amount in zip(self.families, self.increments, strict=True)]),
-            "|".join([str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in plan.expiry]),
-        ]
-        for (parts, cap), choices_key in zip(self.options, plan.choices_keys, strict=True):
-            args.append(f"{cap}|" + "|".join(parts))
-            if cap >= 0:
-                script_keys.append(choices_key)
-        return script_keys, args
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What every kick of one metrica into the same buckets shares: keys and expiry data."""
-
-    keys: tuple[str, ...]
-    head: str  # kick.lua's first argument of a kick: "T|A|year"
-    expiry: tuple[tuple[int | None, float], ...]  # (retention or None, bucket end) per span
-    choices_keys: tuple[str, ...]
-
-
-_plans: dict[tuple[Any, ...], _Plan] = {}
-_plans_config: list[Any] = [None]
-
-
-def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[str, ...]) -> _Plan:
-    """The cached plan of kicks into ``spans``: all kicks of one minute share one.
-
-    Building keys and bucket ends is most of the cost of encoding a kick; the plans are
-    dropped when a setting changes (prefix, retention and time zone are settings).
-    """
-    config = conf.get_config()
-    if _plans_config[0] is not config or len(_plans) > 4096:
-        _plans.clear()
-        _plans_config[0] = config
-    cache_key = (metrica.name, tuple(metrica.axes), spans, families)
-    plan = _plans.get(cache_key)
-    if plan is None:
-        base = metrica.base
-        hash_keys = [
-            keys.bucket_key(base + family_infix(prefix), timescale.bucket_id(span))
-            for prefix in families
-            for span in spans
-        ]
-        year = next((str(span[0]) for span in spans if len(span) == 1), "")
-        retention = conf.retention()
-        expiry = []
-        for span in spans:
-            scale = timescale.scale_of(span)
-            keep = retention.get(scale) if scale else None
-            expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, conf.time_zone().key)))
-        plan = _Plan(
-            keys=(*hash_keys, keys.years_key(base)) if year else tuple(hash_keys),
-            head=f"{len(spans)}|{len(metrica.axes)}|{year}",
-            expiry=tuple(expiry),
-            choices_keys=tuple(keys.choices_key(base, axis_name) for axis_name in metrica.axes),
-        )
-        _plans[cache_key] = plan
-    return plan
-
-
-#: How long Redis remembers a buffered writer's last call (``<base>w:<writer>``): a call
-#: whose reply was lost is recognised when it is sent again within this time.
-WRITER_TTL = 7 * 24 * 3600
-
-
-def batch_keys_and_args(
-    kicks: Sequence[Kick], now: float | None = None, writer: tuple[str, int] | None = None
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
-
-    ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
-    idempotent: a buffer that lost a reply (a timeout, a reset connection) cannot know whether
-    the call ran, so it sends the same call again and kick.lua skips it if it already ran.
-    """
-    now = time.time() if now is None else now
-    script_keys: list[str] = []
-    args: list[Any] = [len(kicks) if writer is None else f"{len(kicks)}|{writer[1]}|{WRITER_TTL}"]
-    for kick in kicks:
-        kick_keys, kick_args = kick.segment(now)
-        script_keys += kick_keys
-        args += kick_args
-    if writer is not None:
-        script_keys.append(keys.writer_key(kicks[0].metrica.base, writer[0]))
-    return script_keys, args
-
-
-@functools.cache
-def _buffer_module() -> Any:
-    """staste.buffer, imported on first use (it imports this module)."""
-    from staste import buffer
-
-    return buffer
-
-
-def family_infix(prefix: str) -> str:
-    """Families whose prefix starts with '~' live in hashes of their own (e.g. histograms)."""
-    return "h:" if prefix.startswith("~") else ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
-    # The last buckets before the year 10000 end with the calendar: datetime.max, which still
-    # gives a finite timestamp, hence a finite TTL (a date that far off is user input too).
-    end = timescale.end(span)
-    return end.replace(tzinfo=conf.time_zone()).timestamp()
-
-
-def ttl(span: timescale.Span, now: float) -> int:
-    """Seconds a bucket is kept: its scale's retention after the later of its end and now."""
-    scale = timescale.scale_of(span)
-    keep = conf.retention().get(scale) if scale else None
-    if keep is None:
-        return 0
-    end = _span_end_timestamp(span, conf.time_zone().key)
-    return int(keep + max(0.0, end - now)) + 1
-
-
-def to_local(moment: datetime.date | datetime.datetime | None) -> datetime.datetime:
-    """A naive datetime in the staste time zone's calendar.
-
-    Aware datetimes are converted; naive ones are taken to be local already (as Django does
-    with ``USE_TZ``); dates are midnight; ``None`` is now.
-    """
-    zone = conf.time_zone()
-    if moment is None:
-        return datetime.datetime.now(zone).replace(tzinfo=None)
-    if not isinstance(moment, datetime.datetime):
-        if isinstance(moment, datetime.date):
-            return datetime.datetime(moment.year, moment.month, moment.day)
-        raise TypeError(f"date must be a datetime or a date, not {type(moment).__name__}")
-    if moment.tzinfo is not None and moment.utcoffset() is not None:
-        try:
-            return moment.astimezone(zone).replace(tzinfo=None)
-        except OverflowError:
-            raise ValueError(f"date {moment.isoformat()} is out of range in the {zone.key} time zone") from None
-    return moment.replace(tzinfo=None)
 
 
 class Metrica:
@@ -358,7 +171,7 @@ class Metrica:
         if date is None:
             spans = self._spans_now()
         else:
-            moment = to_local(date)
+            moment = conf.local(date)
             minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
             last = self._last_spans
             if last is not None and last[0] == minute:
@@ -373,7 +186,7 @@ class Metrica:
         return Kick(self, spans, self.families, increments, tuple(options))
 
     def _spans_now(self) -> tuple[timescale.Span, ...]:
-        """The spans of a kick made now: those of ``to_local(None)``, remembered for the minute."""
+        """The spans of a kick made now: those of ``conf.local()``, remembered for the minute."""
         now = time.time()
         config = conf.get_config()
         cached = self._now_spans
@@ -407,7 +220,7 @@ class Metrica:
         """
         kick = self.prepare_kick(value, date, **axis_values)
         if self.buffered if buffered is None else buffered:
-            _buffer_module().add(kick)
+            buffer.add(kick)
         else:
             self.write(kick)
 
@@ -446,8 +259,6 @@ class Metrica:
 
     def values(self) -> MetricaValues:
         """All of this metrica's values, all time: the start of every query."""
-        from staste.query import MetricaValues
-
         return MetricaValues(self)
 
     def timespan(

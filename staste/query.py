@@ -21,7 +21,6 @@ import redis.cluster
 from django.conf import settings
 
 from staste import conf, connection, histogram, keys, scripts, timescale
-from staste.metrica import family_infix, to_local
 
 if TYPE_CHECKING:
     from staste.axis import Axis
@@ -228,11 +227,11 @@ class MetricaValues:
 
     def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
         """The scale and the buckets a time series from ``since`` to ``until`` reads."""
-        start, stop = to_local(since), to_local(until)
+        start, stop = conf.local(since), conf.local(until)
         if stop < start:
             raise ValueError(f"timeserie: until ({stop}) is before since ({start})")
         if scale is None:
-            scale = timescale.finest_retained(start, to_local(None), self.metrica.date_scales, conf.retention())
+            scale = timescale.finest_retained(start, conf.local(), self.metrica.date_scales, conf.retention())
         elif scale not in self.metrica.date_scales:
             timescale.depth(scale)
             raise ValueError(f"{self.metrica.name} does not record {scale}s")
@@ -282,7 +281,7 @@ class MetricaValues:
             histogram.check_percentile(p)
         field = self._field()
         fields = [prefix + field for prefix in histogram.PREFIXES]
-        base = self.metrica.base + family_infix(histogram.MARK)
+        base = self.metrica.base + keys.family_infix(histogram.MARK)
         return wanted, [(keys.bucket_key(base, timescale.bucket_id(span)), fields) for span in spans]
 
     def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:

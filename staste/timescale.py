@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import datetime
 from collections.abc import Iterable, Sequence
+from zoneinfo import ZoneInfo
 
 SCALES: tuple[str, ...] = ("year", "month", "day", "hour", "minute")
 Span = tuple[int, ...]
@@ -41,12 +42,6 @@ def bucket_id(span: Span) -> str:
     if not span:
         return "all"
     return f"{span[0]:04d}" + "".join(f"{number:02d}" for number in span[1:])
-
-
-def span_from_bucket_id(bucket: str) -> Span:
-    if bucket == "all":
-        return ()
-    return (int(bucket[:4]), *tuple(int(bucket[i : i + 2]) for i in range(4, len(bucket), 2)))
 
 
 def make_span(
@@ -210,3 +205,23 @@ def finest_retained(
         if keep is None or since >= now - datetime.timedelta(seconds=keep):
             return scale
     return recorded[0]
+
+
+def to_local(moment: datetime.date | datetime.datetime | None, zone: ZoneInfo) -> datetime.datetime:
+    """A naive datetime on the wall clock of ``zone``, the calendar spans are counted in.
+
+    Aware datetimes are converted; naive ones are taken to be local already (as Django does
+    with ``USE_TZ``); dates are midnight; ``None`` is now.
+    """
+    if moment is None:
+        return datetime.datetime.now(zone).replace(tzinfo=None)
+    if not isinstance(moment, datetime.datetime):
+        if isinstance(moment, datetime.date):
+            return datetime.datetime(moment.year, moment.month, moment.day)
+        raise TypeError(f"date must be a datetime or a date, not {type(moment).__name__}")
+    if moment.tzinfo is not None and moment.utcoffset() is not None:
+        try:
+            return moment.astimezone(zone).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"date {moment.isoformat()} is out of range in the {zone.key} time zone") from None
+    return moment.replace(tzinfo=None)

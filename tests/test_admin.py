@@ -14,9 +14,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from staste import conf
 from staste.adminviews.metrica import display
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.metrica import AveragedMetrica, Metrica, to_local
+from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
@@ -75,7 +76,7 @@ def visits(register) -> Metrica:
             category="Testing",
         )
     )
-    now = to_local(None)
+    now = conf.local()
     metrica.kick(date=now, gender="girl", page="/home")
     metrica.kick(date=now, gender="girl", page="/about")
     metrica.kick(date=now, gender="boy", page="/home")
@@ -274,7 +275,7 @@ def test_filters_combine_and_the_dropdowns_list_choices_and_stored_values(staff_
 def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> None:
     years = staff_client.get(page("test_visits") + "?_span=all")
     line = json_script(years, "staste-line-data")
-    this_year = str(to_local(None).year)
+    this_year = str(conf.local().year)
     assert line["labels"] == sorted({"2023", "2024", this_year})
     assert '<a href="/admin/staste/test_visits/?_span=2024">2024</a>' in text(years)
     month = staff_client.get(page("test_visits") + "?_span=2024-03")
@@ -533,10 +534,10 @@ def test_percentiles_are_shown_beside_the_average(staff_client: Client, register
     latency = register(AveragedMetrica(name="test_latency", axes=[("view", StoredChoiceAxis())], histogram=True))
     for ms in range(1, 101):
         latency.kick(value=ms, view="home" if ms % 2 else "shop")
-    today = latency.values().timespan(*to_local(None).timetuple()[:3])
+    today = latency.values().timespan(*conf.local().timetuple()[:3])
     expected = today.percentiles([50, 95, 99])
     assert expected[50] < expected[95] < expected[99]  # a real spread, not one bucket
-    body = text(staff_client.get(page("test_latency") + "?_span=" + to_local(None).strftime("%Y-%m-%d")))
+    body = text(staff_client.get(page("test_latency") + "?_span=" + conf.local().strftime("%Y-%m-%d")))
     for p in (50, 95, 99):
         assert f"<dt>p{p}</dt><dd>{display(expected[p])}</dd>" in body
     ranged = text(staff_client.get(page("test_latency") + "?_last=24+hours&view=home"))

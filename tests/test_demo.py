@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import check_password
 
+from staste import conf
 from staste.axis import Axis, StoredChoiceAxis
-from staste.metrica import AveragedMetrica, Metrica, to_local
+from staste.metrica import AveragedMetrica, Metrica
 
 REPO = Path(__file__).resolve().parents[1]
 MANAGE = REPO / "demo" / "manage.py"
@@ -80,9 +81,9 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> No
     total = guests.total()
     assert total > 10_000
     assert {gender for gender, count in guests.iterate("gender") if count} == {"boy", "girl"}
-    year_ago = to_local(None) - datetime.timedelta(days=340)
+    year_ago = conf.local() - datetime.timedelta(days=340)
     assert guests.timespan(year=year_ago.year, month=year_ago.month).total() > 0
-    assert guests.timeserie(to_local(None) - datetime.timedelta(hours=12), scale="hour")  # recent hours kept
+    assert guests.timeserie(conf.local() - datetime.timedelta(hours=12), scale="hour")  # recent hours kept
     assert money.total() > 0 and {shop for shop, _ in money.iterate("shop")} >= {"candy", "books"}
     assert length.count() == total and 5 <= length.average() <= 240
     assert "Added" in outputs[-1] and "guests over 365 days" in outputs[-1]

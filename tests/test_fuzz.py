@@ -518,7 +518,7 @@ def test_an_overflowing_kick_is_refused_whole_even_after_others_went_in(staste_r
 
 def test_a_batch_writes_its_other_kicks_when_one_would_overflow(staste_redis, prefix) -> None:
     from staste import scripts
-    from staste.metrica import batch_keys_and_args
+    from staste.kicks import batch_keys_and_args
 
     near = Metrica(name="near", axes=[])
     for _ in range(1024):

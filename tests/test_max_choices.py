@@ -14,7 +14,8 @@ import redis
 
 from staste import keys, scripts
 from staste.axis import OTHER, Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.metrica import AveragedMetrica, Metrica, batch_keys_and_args
+from staste.kicks import batch_keys_and_args
+from staste.metrica import AveragedMetrica, Metrica
 
 FEB = datetime.datetime(2010, 2, 7, 13, 5)
 MAR = datetime.datetime(2010, 3, 1, 9, 30)

@@ -20,7 +20,8 @@ from decimal import Decimal
 
 from guests import stats
 from staste import conf, scripts, timescale
-from staste.metrica import Kick, Metrica, batch_keys_and_args, to_local
+from staste.kicks import Kick, batch_keys_and_args
+from staste.metrica import Metrica
 
 KICKS_PER_CALL = 500
 
@@ -134,7 +135,7 @@ def fill(
 ) -> tuple[int, Writer]:
     """Add ``days`` days of guests up to now; returns (guests, the writer with its counts)."""
     rng = random.Random(seed)
-    now = to_local(None)
+    now = conf.local()
     writer = Writer(now)
     for metrica in (stats.guest_visits, stats.pocket_money, stats.visit_length):
         metrica.record_signature()

@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from staste import timescale
+from staste import conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
-from staste.metrica import Metrica, to_local
+from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
@@ -83,7 +83,7 @@ def buffer_stats() -> dict[str, Any] | None:
 
 def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     metricas = list(registry)
-    today = timescale.truncate(to_local(None), "day")
+    today = timescale.truncate(conf.local(), "day")
     ranges = {text: parse_last(text) for text in SPARKLINE_RANGES}
     error = None
     try:

@@ -12,7 +12,7 @@ from django.utils.dates import MONTHS
 
 from staste import conf, timescale
 from staste.charts.spec import MEASURES, bucket_label, label, table
-from staste.metrica import Metrica, to_local
+from staste.metrica import Metrica
 from staste.registration import NotRegistered, registry
 
 from .base import READ_FAILURES, admin_context, redis_failure
@@ -244,7 +244,7 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
     if state.span is not None:
         spans = [state.span[:depth] for depth in range(len(state.span) + 1)]
         crumbs = [{"label": span_label(span), "url": base + state.replace(span=span).querystring()} for span in spans]
-    now = to_local(None)
+    now = conf.local()
     calendar_links = []
     for text, scale in (("Today", "day"), ("This month", "month"), ("This year", "year")):
         if scale in metrica.date_scales:

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from staste import conf, timescale
 from staste.axis import OTHER
-from staste.metrica import to_local
 
 if TYPE_CHECKING:
     from staste.query import MetricaValues
@@ -89,7 +88,7 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
     limit = conf.get("STASTE_MAX_BUCKETS")
     if not 1 <= number <= limit:
         raise ValueError(f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}")
-    until = to_local(now)
+    until = conf.local(now)
     last = timescale.start(timescale.truncate(until, scale))
     try:
         if scale == "year":

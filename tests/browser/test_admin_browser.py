@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from staste import scripts
-from staste.metrica import batch_keys_and_args, to_local
+from staste import conf, scripts
+from staste.kicks import batch_keys_and_args
 from staste.registration import registry
 from tests.statsapp.stats import gender_age, pocket_money
 
@@ -30,7 +30,7 @@ INKED_PIXELS = """canvas => {
 def fill_sample_data() -> dict[str, int]:
     """A month of visits and pocket money, written in one batch per metrica; girls counted."""
     rng = random.Random(7)
-    now = to_local(None)
+    now = conf.local()
     visits, money = [], []
     girls = 0
     for _ in range(1500):
