@@ -31,13 +31,11 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from staste import conf, timescale
 from staste.axis import OTHER
-
-if TYPE_CHECKING:
-    from staste.query import MetricaValues
+from staste.query import MetricaValues, bucket_spans, pipelined
 
 Spec = dict[str, Any]
 
@@ -193,8 +191,6 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
     An AveragedMetrica shows counts on the left axis and averages on the right.  One round
     trip (the years of all time are read by a script; redis-py may check it is loaded first).
     """
-    from staste.query import pipelined
-
     metrica = query.metrica
     x = timescale.SCALES[len(query.span)] if len(query.span) < len(timescale.SCALES) else "minute"
     name = metrica.title if title is None else title
@@ -263,8 +259,6 @@ def _range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis``, summed over the buckets of a range."""
-    from staste.query import bucket_spans, pipelined
-
     scale, points = query.series_spans(since, until, scale)
     buckets = [query.timespan(*span) for span in bucket_spans(points, scale)]
     sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
