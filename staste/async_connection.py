@@ -87,12 +87,25 @@ def _sentinel_client(url: str) -> redis.asyncio.Redis:
     return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0)
 
 
+#: Connections a loop's client opens at most; more concurrent calls wait for one to be free
+#: (at most STASTE_SOCKET_TIMEOUT) rather than fail, as a plain pool would ("Too many connections").
+MAX_CONNECTIONS = 100
+
+
+def _single(url: str) -> redis.asyncio.Redis:
+    options = _options()
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=options["socket_timeout"], **options
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # closing the client closes its pool
+
+
 def _build() -> AsyncClient:
     url = conf.get("STASTE_REDIS_URL")
     if not url:
         # The sync client starts (or finds) the embedded server; this one shares its socket.
         embedded = connection.get_redis()
-        return redis.asyncio.Redis(unix_socket_path=embedded.socket_file, **_options())  # type: ignore[union-attr]
+        return _single(f"unix://{embedded.socket_file}")  # type: ignore[union-attr]
     scheme = urlsplit(url).scheme
     if scheme in connection.CLUSTER_SCHEMES or (scheme in ("redis", "rediss") and conf.get("STASTE_REDIS_CLUSTER")):
         return _cluster_client(url)
@@ -103,7 +116,7 @@ def _build() -> AsyncClient:
             "STASTE_REDIS_URL must be a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// "
             f"URL, not {connection.redacted(url)!r}"
         )
-    return redis.asyncio.Redis.from_url(url, **_options())
+    return _single(url)
 
 
 def get_redis() -> AsyncClient:
