@@ -297,7 +297,8 @@ class Metrica:
         if self._signature_recorded == (pid, self.base):
             return
         with scripts.translated_errors():
-            await async_connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
+            async with async_connection.using() as client:
+                await client.set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
 
     # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----

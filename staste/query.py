@@ -654,29 +654,28 @@ async def _aexecute(reads: list[tuple[Any, ...]]) -> list[Any]:
     if not reads:
         return []
     with scripts.translated_errors():
-        client = async_connection.get_redis()
-        if len(reads) == 1:
-            kind, target, arguments = reads[0]
-            if kind == "hmget":
-                return [await client.hmget(target, list(arguments))]
-            return [await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
-        cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-        pipe = client.pipeline(transaction=False)
-        for kind, target, arguments in reads:
-            if kind == "hmget":
-                pipe.hmget(target, list(arguments))
-            elif not cluster:
-                await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
-        replies = iter(await pipe.execute() if len(pipe) else [])
-        results = []
-        for kind, target, arguments in reads:
-            if kind == "hmget" or not cluster:
-                results.append(next(replies))
-            else:
-                results.append(
-                    await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)
-                )
-        return results
+        async with async_connection.using() as client:
+            if len(reads) == 1:
+                kind, target, arguments = reads[0]
+                if kind == "hmget":
+                    return [await client.hmget(target, list(arguments))]
+                return [await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
+            cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+            pipe = client.pipeline(transaction=False)
+            for kind, target, arguments in reads:
+                if kind == "hmget":
+                    pipe.hmget(target, list(arguments))
+                elif not cluster:
+                    await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
+            replies = iter(await pipe.execute() if len(pipe) else [])
+            results = []
+            for kind, target, arguments in reads:
+                if kind == "hmget" or not cluster:
+                    results.append(next(replies))
+                else:
+                    script = scripts.script(client, kind)
+                    results.append(await script(keys=list(target), args=list(arguments), client=client))
+            return results
 
 
 def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:

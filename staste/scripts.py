@@ -87,5 +87,5 @@ def run(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
 async def arun(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     """:func:`run` through the running event loop's ``redis.asyncio`` client (one round trip)."""
     with translated_errors():
-        client = async_connection.get_redis()
-        return await script(client, name)(keys=list(keys), args=list(args), client=client)
+        async with async_connection.using() as client:
+            return await script(client, name)(keys=list(keys), args=list(args), client=client)
