@@ -67,8 +67,13 @@ class MetricaValues:
         hour: int | None = None,
         minute: int | None = None,
     ) -> MetricaValues:
-        """The same query over another calendar span; no arguments means all time."""
-        span = timescale.make_span(year, month, day, hour, minute)
+        """The same query narrowed to a calendar span, merged into the span it has (as the seed did).
+
+        ``q.timespan(year=2006).timespan(month=2)`` is ``q.timespan(year=2006, month=2)``; a
+        scale given again replaces that scale only, and no arguments keep the span.  Widen back
+        to all time with ``metrica.values()`` (or ``metrica.timespan()``).
+        """
+        span = timescale.narrow(self.span, year, month, day, hour, minute)
         if len(span) > len(self.metrica.date_scales):
             recorded = ", ".join(self.metrica.date_scales) or "only all time"
             raise ValueError(f"{self.metrica.name} does not record {timescale.scale_of(span)}s (it records {recorded})")

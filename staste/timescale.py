@@ -73,6 +73,30 @@ def make_span(
     return tuple(span)
 
 
+def narrow(
+    span: Span,
+    year: int | None = None,
+    month: int | None = None,
+    day: int | None = None,
+    hour: int | None = None,
+    minute: int | None = None,
+) -> Span:
+    """``span`` with the given scales set, as the seed's chained ``timespan()`` calls merge them.
+
+    A scale given again replaces that scale only; the others stay.  The result is checked as
+    :func:`make_span` checks a flat call (so a finer scale still needs its coarser ones, from
+    ``span`` or from the call).
+
+    >>> narrow((2006,), month=2)
+    (2006, 2)
+    >>> narrow((2006, 2, 7), month=3)
+    (2006, 3, 7)
+    """
+    given = (year, month, day, hour, minute)
+    merged = [given[i] if given[i] is not None else (span[i] if i < len(span) else None) for i in range(len(SCALES))]
+    return make_span(*merged)
+
+
 def _check_number(scale: str, number: object, above: list[int]) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"timespan: {scale}= must be an int, got {number!r}")

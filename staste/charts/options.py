@@ -39,6 +39,7 @@ from staste.axis import OTHER
 from staste.charts import spec as specs
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
+from staste.registration import NotRegistered, registry
 
 CHART_KINDS: tuple[str, ...] = ("line", "pie", "bar")
 NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average")
@@ -69,8 +70,6 @@ class OptionError(ValueError):
 
 def find_metrica(metrica: Metrica | str) -> Metrica:
     """A metrica itself, or the registered metrica of that name."""
-    from staste.registration import NotRegistered, registry
-
     if isinstance(metrica, Metrica):
         return metrica
     if not isinstance(metrica, str):

@@ -31,13 +31,11 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from staste import conf, timescale
 from staste.axis import OTHER
-
-if TYPE_CHECKING:
-    from staste.query import MetricaValues
+from staste.query import MetricaValues, pipelined
 
 Spec = dict[str, Any]
 
@@ -190,8 +188,6 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
     An AveragedMetrica shows counts on the left axis and averages on the right.  One round
     trip (the years of all time are read by a script; redis-py may check it is loaded first).
     """
-    from staste.query import pipelined
-
     metrica = query.metrica
     x = timescale.SCALES[len(query.span)] if len(query.span) < len(timescale.SCALES) else "minute"
     name = metrica.title if title is None else title
@@ -260,8 +256,6 @@ def _range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis``, summed over the buckets of a range."""
-    from staste.query import pipelined
-
     _, spans = query.series_spans(since, until, scale)
     buckets = [query.timespan(*span) for span in spans]
     sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
