@@ -73,7 +73,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if parse_last(text).scale in metrica.date_scales]
+    return [text for text in QUICK_RANGES if _records(metrica, text)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,8 +156,9 @@ class PageState:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        if found.scale not in metrica.date_scales:
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s")
+        if not timescale.readable(found.scale, metrica.date_scales):
+            recorded = "day" if found.scale == timescale.WEEK else found.scale
+            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {recorded}s")
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
             raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
         return found
@@ -229,7 +230,7 @@ class PageState:
 
 
 def _records(metrica: Metrica, text: str) -> bool:
-    return parse_last(text).scale in metrica.date_scales
+    return timescale.readable(parse_last(text).scale, metrica.date_scales)
 
 
 def _shown(value: Any) -> str:
