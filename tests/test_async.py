@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from django.http import JsonResponse
 from django.test import AsyncClient
 from django.urls import path
 
-from staste import async_connection, buffer, conf, connection
+from staste import async_connection, buffer, conf, connection, keys, writers
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import AveragedMetrica, Metrica
@@ -192,7 +195,10 @@ def test_akick_writes_what_kick_writes_in_one_round_trip(staste_keys, prefix) ->
 
     def of(name: str) -> dict[str, Any]:
         start = f"{prefix}:{{{name}}}:"
-        return {key[len(start) :]: value for key, value in stored.items() if key.startswith(start)}
+        found = {key[len(start) :]: value for key, value in stored.items() if key.startswith(start)}
+        # w:<writer>: the number of the writer's last call (exactly once), one per writer.
+        assert len([key for key in found if key.startswith("w:")]) == 1  # sequential kicks: one writer
+        return {key: value for key, value in found.items() if not key.startswith("w:")}
 
     assert of("awaited") == of("synced")
     assert of("awaited")["signature"] == of("synced")["signature"]
@@ -427,3 +433,73 @@ def test_a_cluster_url_gives_an_asyncio_cluster_client(cluster, settings) -> Non
         assert total == 6 and trips == 2
     finally:
         connection.reset()
+
+
+# -- exactly once, as kick() -----------------------------------------------------------------
+
+TIMEOUT = 0.4  # STASTE_SOCKET_TIMEOUT of these tests: stalls are measured against it
+
+
+def stall(server: Any, seconds: float) -> None:
+    """Freeze the server process: it accepts connections but answers nothing."""
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+@pytest.mark.single_redis("freezes a server of its own")
+def test_concurrent_akicks_through_stalls_never_count_a_kick_twice(own_redis, settings) -> None:
+    """Replies lost in a stall are sent again by redis-py's retry: kick.lua counts them once.
+
+    The loop kicks from many coroutines at once while another thread freezes Redis for less
+    than a timeout, between one and two (the retry answers), and longer than two (the kick
+    raises RedisUnavailable and may still run when Redis resumes)."""
+    settings.STASTE_SOCKET_TIMEOUT = TIMEOUT
+    metrica = Metrica(name="stalled_async", axes=[])
+    outcomes = {"acked": 0, "refused": 0}
+
+    async def kicking(stop: threading.Event) -> None:
+        async def one() -> None:
+            while not stop.is_set():
+                try:
+                    await metrica.akick()
+                except RedisUnavailable:
+                    outcomes["refused"] += 1
+                else:
+                    outcomes["acked"] += 1
+
+        await asyncio.gather(*(one() for _ in range(8)))
+
+    stop = threading.Event()
+    loop_thread = threading.Thread(target=lambda: run(kicking(stop)))
+    loop_thread.start()
+    for factor in (0.5, 1.3, 1.6, 2.5, 1.4):
+        time.sleep(0.15)
+        stall(own_redis, TIMEOUT * factor)
+    time.sleep(0.15)
+    stop.set()
+    loop_thread.join(60)
+    total = metrica.total()
+    attempted = outcomes["acked"] + outcomes["refused"]
+    print(f"\n[exactly-once] async: {attempted} kicks, {outcomes['acked']} acknowledged, {total} counted")
+    assert outcomes["acked"] <= total <= attempted
+    assert outcomes["acked"] > 0
+
+
+def test_a_loop_borrows_as_many_writers_as_it_has_kicks_in_flight(staste_redis) -> None:
+    metrica = Metrica(name="borrowing", axes=[])
+
+    async def kicking() -> None:
+        for _ in range(200):
+            await metrica.akick()  # one after the other: one writer, given back each time
+        await asyncio.gather(*(metrica.akick() for _ in range(20)))
+
+    made_before = writers.stats()["made"]
+    run(kicking())
+    assert metrica.total() == 220
+    assert writers.stats()["made"] - made_before <= 20
+    writer_keys = list(staste_redis.scan_iter(match=keys.writer_key(metrica.base, "*")))
+    assert 1 <= len(writer_keys) <= 20
+    assert all(0 < staste_redis.ttl(key) <= writers.SYNC_WRITER_TTL for key in writer_keys)
