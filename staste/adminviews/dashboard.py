@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
+from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
@@ -25,12 +26,6 @@ from .base import READ_FAILURES, admin_context, redis_failure
 from .metrica import display
 
 TEMPLATE = "staste/admin/dashboard.html"
-#: The small chart's range: the first whose scale the metrica records.
-SPARKLINE_RANGES = ("24 hours", "30 days", "12 months", "10 years")
-
-
-def sparkline_range(metrica: Metrica) -> str | None:
-    return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
 
 
 def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range]) -> dict[str, Any]:
@@ -50,7 +45,7 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
         if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
-    text = sparkline_range(metrica)
+    text = first_recorded(SPARKLINE_RANGES, metrica.date_scales)
     numbers["range"] = text
     numbers["spark"] = None
     if text:
