@@ -51,24 +51,25 @@ def rounded(value: Any, multiplier: int | None, *, average: bool = False) -> Any
 # -- ranges -----------------------------------------------------------------------------------
 
 #: The quick ranges offered next to a chart (admin and chart views), finest first.
-QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 months")
+QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 weeks", "12 months")
 #: What a chart or page shows when no range is asked for: the first its metrica records.
 DEFAULT_RANGES: tuple[str, ...] = ("30 days", "12 months", "10 years")
 #: The dashboard's small charts: finer, the first the metrica records.
 SPARKLINE_RANGES: tuple[str, ...] = ("24 hours", "30 days", "12 months", "10 years")
 
-_RANGE_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "day", "month": "month", "year": "year"}
-
 
 def range_scale(text: str) -> str:
-    """The scale of the buckets a range such as ``"24 hours"`` reads (``"2 weeks"``: days)."""
-    return _RANGE_UNITS[text.split()[-1].lower().removesuffix("s")]
+    """The scale of a range such as ``"24 hours"``: its unit (``"12 weeks"``: week)."""
+    scale = text.split()[-1].lower().removesuffix("s")
+    if scale not in timescale.SERIES_SCALES:
+        raise ValueError(f"unknown range {text!r}: its unit is none of {', '.join(timescale.SERIES_SCALES)}")
+    return scale
 
 
 def first_recorded(ranges: Iterable[str], date_scales: Iterable[str]) -> str | None:
-    """The first of ``ranges`` whose scale is among ``date_scales`` (None: none is)."""
-    recorded = set(date_scales)
-    return next((text for text in ranges if range_scale(text) in recorded), None)
+    """The first of ``ranges`` that can be read from ``date_scales`` (None: none can)."""
+    recorded = tuple(date_scales)
+    return next((text for text in ranges if timescale.readable(range_scale(text), recorded)), None)
 
 
 # -- labels -----------------------------------------------------------------------------------
@@ -77,6 +78,7 @@ def first_recorded(ranges: Iterable[str], date_scales: Iterable[str]) -> str | N
 LABEL_FORMATS: dict[str, str] = {
     "year": "%Y",
     "month": "%Y-%m",
+    "week": "%G-W%V",  # ISO year and week: 2021-01-01 is in 2020-W53
     "day": "%Y-%m-%d",
     "hour": "%Y-%m-%d %H:00",
     "minute": "%Y-%m-%d %H:%M",

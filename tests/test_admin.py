@@ -300,7 +300,13 @@ def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> N
 
 @pytest.mark.parametrize(
     ("last", "scale", "buckets"),
-    [("60 minutes", "minute", 60), ("24 hours", "hour", 24), ("12 months", "month", 12), ("3 years", "year", 3)],
+    [
+        ("60 minutes", "minute", 60),
+        ("24 hours", "hour", 24),
+        ("12 weeks", "week", 12),
+        ("12 months", "month", 12),
+        ("3 years", "year", 3),
+    ],
 )
 def test_quick_ranges(staff_client: Client, visits, last: str, scale: str, buckets: int) -> None:
     response = staff_client.get(page("test_visits") + f"?_last={last}")

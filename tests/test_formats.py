@@ -59,12 +59,14 @@ def test_default_ranges_follow_the_scales_recorded() -> None:
     assert formats.first_recorded(formats.DEFAULT_RANGES, ("year",)) == "10 years"
     assert formats.first_recorded(formats.DEFAULT_RANGES, ()) is None
     assert formats.first_recorded(formats.SPARKLINE_RANGES, ("year", "month", "day", "hour")) == "24 hours"
-    assert [formats.range_scale(text) for text in ("60 minutes", "1 hour", "2 weeks", "3 Years")] == [
+    assert [formats.range_scale(text) for text in ("60 minutes", "1 hour", "12 weeks", "3 Years")] == [
         "minute",
         "hour",
-        "day",
+        "week",
         "year",
     ]
+    assert formats.first_recorded(["12 weeks", "12 months"], ("year", "month", "day")) == "12 weeks"  # from days
+    assert formats.first_recorded(["12 weeks", "12 months"], ("year", "month")) == "12 months"
 
 
 def test_labels() -> None:

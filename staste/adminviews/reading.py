@@ -83,7 +83,8 @@ def read_page(state: PageState) -> PageData:
     if found is not None:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
-        line_spans = query.series_spans(since, until, scale)[1]
+        if scale != timescale.WEEK:  # a week is no calendar span to drill into
+            line_spans = query.series_spans(since, until, scale)[1]
         calls["sums"] = lambda: query.timeserie(since, until, scale)
         if metrica.averaged:
             calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
@@ -124,10 +125,11 @@ def read_page(state: PageState) -> PageData:
 
 def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
     if "sums" in results:
-        total = sum(value for _, value in results["sums"])
+        # A week whose days have expired is None: the summary adds up what is still kept.
+        total = sum(value for _, value in results["sums"] if value is not None)
         summary: dict[str, Any] = {"total": total}
         if metrica.averaged:
-            count = sum(value for _, value in results["counts"])
+            count = sum(value for _, value in results["counts"] if value is not None)
             summary.update(count=count, average=total / count if count else None)
     else:
         summary = {"total": results["total"]}

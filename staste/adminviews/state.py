@@ -69,7 +69,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if range_scale(text) in metrica.date_scales]
+    return [text for text in QUICK_RANGES if timescale.readable(range_scale(text), metrica.date_scales)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,8 +145,9 @@ class PageState:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        if found.scale not in metrica.date_scales:
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s")
+        if not timescale.readable(found.scale, metrica.date_scales):
+            recorded = "day" if found.scale == timescale.WEEK else found.scale
+            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {recorded}s")
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
             raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
         return found

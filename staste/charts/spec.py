@@ -35,14 +35,14 @@ from typing import Any, NamedTuple
 
 from staste import conf, timescale
 from staste.formats import bucket_label, value_label
-from staste.query import MetricaValues, pipelined
+from staste.query import MetricaValues, bucket_spans, pipelined
 
 Spec = dict[str, Any]
 
 MEASURES = ("total", "count", "average")
 BREAKDOWN_TYPES = ("pie", "bar")
 
-_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "day", "month": "month", "year": "year"}
+_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
 _LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 
 
@@ -57,9 +57,11 @@ class Range(NamedTuple):
 def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
     """The range of the last N units up to ``now``, the current (partial) bucket included.
 
-    ``"60 minutes"``, ``"24 hours"``, ``"30 days"``, ``"2 weeks"``, ``"12 months"``, ``"3 years"``
+    ``"60 minutes"``, ``"24 hours"``, ``"30 days"``, ``"12 weeks"``, ``"12 months"``, ``"3 years"``
     (singular, plural and a leading ``"last "`` are accepted) give exactly N buckets of that
-    scale.  Anything else, zero, or more buckets than ``STASTE_MAX_BUCKETS`` raises ValueError.
+    scale (weeks are ISO weeks, from Monday 00:00, read from the day buckets).  Anything else,
+    zero, or more buckets than ``STASTE_MAX_BUCKETS`` (counting a week as its seven days) raises
+    ValueError.
     """
     match = _LAST.match(text) if isinstance(text, str) else None
     if not match:
@@ -69,19 +71,19 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
         )
     number, unit = int(match.group(1)), match.group(2).lower()
     scale = _UNITS[unit]
-    if unit == "week":
-        number *= 7
-    limit = conf.get("STASTE_MAX_BUCKETS")
+    limit = conf.get("STASTE_MAX_BUCKETS") // (7 if scale == timescale.WEEK else 1)
     if not 1 <= number <= limit:
         raise ValueError(f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}")
     until = conf.local(now)
-    last = timescale.start(timescale.truncate(until, scale))
+    last = timescale.start(timescale.truncate(until, "day" if scale == timescale.WEEK else scale))
     try:
         if scale == "year":
             since = last.replace(year=last.year - number + 1)
         elif scale == "month":
             months = last.year * 12 + last.month - 1 - (number - 1)
             since = last.replace(year=months // 12, month=months % 12 + 1)
+        elif scale == timescale.WEEK:
+            since = timescale.start(timescale.week_of(until)) - datetime.timedelta(weeks=number - 1)
         else:
             since = last - datetime.timedelta(**{f"{scale}s": number - 1})
     except (OverflowError, ValueError):
@@ -222,8 +224,8 @@ def _range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis``, summed over the buckets of a range."""
-    _, spans = query.series_spans(since, until, scale)
-    buckets = [query.timespan(*span) for span in spans]
+    scale, points = query.series_spans(since, until, scale)
+    buckets = [query.timespan(*span) for span in bucket_spans(points, scale)]
     sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
     reads: list[Any] = []
     for bucket in buckets:
