@@ -150,6 +150,24 @@ def following(span: Span) -> Span:
     return truncate(start(span) + step, scale)
 
 
+def shift(span: Span, steps: int) -> Span:
+    """The span ``steps`` spans of the same scale after ``span`` (before it when negative).
+
+    ``shift((2024, 3), -1)`` is February 2024, ``shift((2024, 3, 1, 0), -24)`` the same hour a
+    day earlier: calendar arithmetic on the naive local clock, as the buckets are counted.
+    OverflowError or ValueError past the years 1 or 9999.
+    """
+    scale = scale_of(span)
+    if scale is None:
+        raise ValueError("all time has no neighbouring span")
+    if scale == "year":
+        return make_span(span[0] + steps)
+    if scale == "month":
+        months = span[0] * 12 + span[1] - 1 + steps
+        return make_span(months // 12, months % 12 + 1)
+    return truncate(start(span) + steps * _STEPS[scale], scale)
+
+
 def end(span: Span) -> datetime.datetime:
     """Exclusive end of ``span`` (a naive local datetime); datetime.max for all time."""
     if not span:

@@ -185,11 +185,11 @@ def test_dashboard_groups_metricas_with_their_numbers_and_a_chart(staff_client: 
     assert '<a href="/admin/staste/test_visits/">Test visits</a>' in body
     assert "Visits of the test site" in body
     row = body.split('data-metrica="test_visits"', 1)[1].split("</tr>", 1)[0]
-    numbers = re.findall(r'<td class="staste-number">(.*?)</td>', row)
+    numbers = re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', row)
     assert numbers == ["3", "6"]  # today, all time
     assert 'title="Axis">gender</span>' in row and 'title="StoredChoiceAxis">page</span>' in row
     timing_row = body.split('data-metrica="test_timings"', 1)[1].split("</tr>", 1)[0]
-    assert re.findall(r'<td class="staste-number">(.*?)</td>', timing_row) == [
+    assert re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', timing_row) == [
         "3 events, avg 1",
         "3 events, avg 1",
     ]

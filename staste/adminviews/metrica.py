@@ -18,6 +18,7 @@ from staste.http import csv_response, json_response
 from staste.metrica import Metrica
 from staste.registration import NotRegistered, registry
 
+from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
 from .reading import PageData, axis_options, read_page
 from .state import BadRequest, PageState, format_span, quick_ranges
@@ -119,6 +120,9 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "by": state.by,
         "measure": state.measure,
         "summary": data.summary,
+        "previous": data.previous,
+        # What the page shows, formatted as shown (its live refresh puts these in place).
+        "shown": {"cards": _summary_items(metrica, data.summary, data.previous), **shown_rows(state, data)},
     }
     for name in TABLES:
         spec = data.line if name == "line" else data.breakdown
@@ -128,6 +132,19 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         else:
             out[name] = None
     return out
+
+
+def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
+    """What ``live.js`` reads: where to ask, how often, and its button's words (None: no refresh)."""
+    interval = conf.get("STASTE_LIVE_INTERVAL")
+    if not interval or interval <= 0:
+        return None
+    return {
+        "url": url,
+        "interval": interval,
+        "kind": kind,
+        "labels": {"live": "live", "paused": "live · paused", "failed": "live · no answer"},
+    }
 
 
 # -- the page's widgets ----------------------------------------------------------------------
@@ -162,51 +179,100 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
         "querystring": state.querystring()[1:],
+        "compare": {"on": state.compare, "offered": state.span != ()},
+        "live": live_config(reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring())
+        if state.includes_now()
+        else None,
     }
     if data is None:
         return context
-    context["summary"] = _summary_items(metrica, data.summary)
+    context["summary"] = _summary_items(metrica, data.summary, data.previous)
+    if data.previous is not None:
+        context["compare"]["unavailable"] = data.previous["unavailable"]
+    rows = shown_rows(state, data)
     if data.line is not None:
-        header, rows = table(data.line)
-        drill = [base + state.replace(span=span).querystring() for span in data.line_spans]
         context["line"] = {
             "spec": data.line,
-            "header": header,
-            "rows": [
-                {"label": row[0], "url": drill[i] if i < len(drill) else None, "values": [display(v) for v in row[1:]]}
-                for i, row in enumerate(rows)
-            ],
+            "header": table(data.line)[0],
+            "rows": rows["line"],
             "csv": context["csv_url"] + state.querystring(_table="line"),
         }
     if data.breakdown is not None:
-        header, rows = table(data.breakdown)
-        by_label = {option.full_label: option.value for option in options.get(state.by or "", [])}
         context["breakdown"] = {
             "spec": data.breakdown,
-            "header": header,
-            "rows": [
-                {
-                    "label": row[0],
-                    "url": base + state.with_filter(state.by, by_label[row[0]]).querystring()
-                    if row[0] in by_label and state.by is not None
-                    else None,
-                    "values": [display(v) for v in row[1:]],
-                }
-                for row in rows
-            ],
+            "header": table(data.breakdown)[0],
+            "rows": rows["breakdown"],
             "csv": context["csv_url"] + state.querystring(_table="breakdown"),
         }
     return context
 
 
-def _summary_items(metrica: Metrica, summary: dict[str, Any]) -> list[tuple[str, str]]:
-    items = []
+def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any]] | None]:
+    """The rows of the page's two tables as shown: label, drill-down or filter link, numbers."""
+    base = reverse("admin:staste_metrica", args=[state.metrica.name])
+    out: dict[str, list[dict[str, Any]] | None] = {"line": None, "breakdown": None}
+    if data.line is not None:
+        drill = [base + state.replace(span=span).querystring() for span in data.line_spans]
+        out["line"] = [
+            {"label": row[0], "url": drill[i] if i < len(drill) else None, "values": [display(v) for v in row[1:]]}
+            for i, row in enumerate(table(data.line)[1])
+        ]
+    if data.breakdown is not None:
+        by_label = {option.full_label: option.value for option in data.options.get(state.by or "", [])}
+        out["breakdown"] = [
+            {
+                "label": row[0],
+                "url": base + state.with_filter(state.by, by_label[row[0]]).querystring()
+                if row[0] in by_label and state.by is not None
+                else None,
+                "values": [display(v) for v in row[1:]],
+            }
+            for row in table(data.breakdown)[1]
+        ]
+    return out
+
+
+def _summary_items(
+    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The cards: {"key", "label", "value", "change"}, the change against the previous period
+    (``change_label``) when it is compared."""
+    before = (previous or {}).get("summary") or {}
+    found: list[tuple[str, str, Any, Any]] = []
     if metrica.averaged:
-        items += [("Events", display(summary.get("count"))), ("Average", display(summary.get("average")))]
+        found += [
+            ("count", "Events", summary.get("count"), before.get("count")),
+            ("average", "Average", summary.get("average"), before.get("average")),
+        ]
+        earlier = before.get("percentiles") or {}
         for name, value in (summary.get("percentiles") or {}).items():
-            items.append((name, display(value)))
-    items.append(("Total", display(summary.get("total"))))
-    return items
+            found.append((name, name, value, earlier.get(name)))
+    found.append(("total", "Total", summary.get("total"), before.get("total")))
+    return [
+        {
+            "key": key,
+            "label": text,
+            "value": display(value),
+            "change": change_label(compare.change(value, then)) if previous is not None else None,
+            "previous": display(then) if previous is not None else None,
+        }
+        for key, text, value, then in found
+    ]
+
+
+def change_label(percent: float | None) -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up"}``.
+
+    Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
+    (the previous number was 0), reads as such.
+    """
+    if percent is None:
+        return {"text": "—", "direction": "none"}
+    shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
+    if float(shown.replace(",", "")) == 0:
+        return {"text": "= 0%", "direction": "flat"}
+    arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
+    return {"text": f"{arrow} {shown}%", "direction": direction}
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ Every view of a metrica is a shareable URL::
 * ``_last`` is a quick range ("24 hours", see ``staste.charts.spec.parse_last``) and ``_span``
   a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
   "2024-03-10T14:05"); one or the other;
-* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows.
+* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows;
+* ``_compare=previous`` adds the previous period of the same length (see ``compare``).
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -24,14 +25,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import timescale
+from staste import conf, timescale
 from staste.charts.spec import MEASURES, Range, parse_last
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
-LAST, SPAN, BY, MEASURE = "_last", "_span", "_by", "_measure"
-CONTROLS = (LAST, SPAN, BY, MEASURE)
+LAST, SPAN, BY, MEASURE, COMPARE = "_last", "_span", "_by", "_measure", "_compare"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE)
+#: What ``_compare`` takes.
+COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
 
@@ -83,6 +86,8 @@ class PageState:
     last: str | None
     by: str | None
     measure: str
+    #: Whether the previous period is shown too (``_compare=previous``); never for all time.
+    compare: bool = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -137,7 +142,12 @@ class PageState:
         allowed = MEASURES if metrica.averaged else ("total",)
         if measure not in allowed:
             raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
-        return cls(metrica, filters, span, last, by, measure)
+        compared = params.get(COMPARE) or None
+        if compared is not None and compared not in COMPARISONS:
+            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out")
+        if compared and span == ():
+            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out")
+        return cls(metrica, filters, span, last, by, measure, bool(compared))
 
     @staticmethod
     def _check_range(metrica: Metrica, text: str) -> Range:
@@ -158,6 +168,16 @@ class PageState:
         """The quick range as datetimes, fixed at the moment this is called."""
         return parse_last(self.last) if self.last else None
 
+    def includes_now(self, now: Any = None) -> bool:
+        """Whether the view reaches the present (a quick range, today, this month): the page
+        then refreshes itself (see ``STASTE_LIVE_INTERVAL``)."""
+        if self.last:
+            return True
+        if not self.span:
+            return self.span == ()  # all time goes on too
+        moment = conf.local(now)
+        return timescale.start(self.span) <= moment < timescale.end(self.span)
+
     def query(self) -> MetricaValues:
         """The filtered query, over the span (all time when a range is shown)."""
         query = self.metrica.values().filter(**self.filters)
@@ -170,6 +190,8 @@ class PageState:
             changes.setdefault("last", None)
         if "last" in changes and changes["last"] is not None:
             changes.setdefault("span", None)
+        if changes.get("span") == ():
+            changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
 
     def with_filter(self, axis: str, value: Any) -> PageState:
@@ -198,6 +220,8 @@ class PageState:
             pairs.append((BY, self.by))
         if self.measure != ("count" if self.metrica.averaged else "total"):
             pairs.append((MEASURE, self.measure))
+        if self.compare:
+            pairs.append((COMPARE, COMPARISONS[0]))
         return pairs
 
     def querystring(self, **extra: str) -> str:
