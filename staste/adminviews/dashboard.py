@@ -19,13 +19,13 @@ from django.urls import reverse
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.formats import SPARKLINE_RANGES, first_recorded
+from staste.http import json_response
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .export import json_response
 from .metrica import change_label, display, live_config
 
 TEMPLATE = "staste/admin/dashboard.html"
