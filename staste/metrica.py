@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from staste import buffer, conf, connection, keys, scripts, timescale
+from staste import buffer, conf, connection, keys, scripts, timescale, writers
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
@@ -215,6 +215,11 @@ class Metrica:
         refuses writes, being full or a read-only replica, redis-py's error), unless
         ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
 
+        A kick is counted exactly once when this returns, even when its reply was lost and
+        the call sent again (see :mod:`staste.writers`); a kick that raised RedisUnavailable
+        because Redis stopped answering mid-call (a timeout) may have been counted, once, or
+        not at all.
+
         Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
         only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
         background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
@@ -227,7 +232,10 @@ class Metrica:
             self.write(kick)
 
     def write(self, kick: Kick) -> None:
-        script_keys, args = batch_keys_and_args([kick])
+        """Write one prepared kick now, numbered by this thread's writer (exactly once)."""
+        script_keys, args = batch_keys_and_args(
+            [kick], writer=writers.current().next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+        )
         try:
             self.record_signature()
             scripts.run("kick", script_keys, args)
