@@ -281,8 +281,10 @@ def test_the_json_export_carries_what_the_page_shows(staff_client, hits) -> None
     if not CLUSTER_MODE:
         assert trips.count == 1  # one refresh, one round trip
     data = json.loads(response.content)
-    page_text = text(staff_client.get(page("test_hits") + "?_last=60+minutes"))
-    assert f'<span id="staste-since">{data["shown"]["since"]}</span>' in page_text
+    months = json.loads(staff_client.get(page("test_hits") + "data.json?_last=12+months").content)["shown"]
+    page_text = text(staff_client.get(page("test_hits") + "?_last=12+months"))
+    assert f'<span id="staste-since">{months["since"]}</span>' in page_text
+    assert f'<span id="staste-until">{months["until"]}</span>' in page_text
     assert data["shown"]["cards"] == [
         {"key": "total", "label": "Total", "value": "1,234", "change": None, "previous": None}
     ]
