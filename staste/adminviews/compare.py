@@ -20,11 +20,24 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
+
 from staste import conf, timescale
 from staste.charts.spec import Range
 
 #: The one comparison offered (the query string's value of ``_compare``).
 PREVIOUS = "previous"
+#: How the buckets of each scale are named in a sentence.
+SCALE_PLURALS = {
+    "minute": pgettext_lazy("buckets", "minutes"),
+    "hour": pgettext_lazy("buckets", "hours"),
+    "day": pgettext_lazy("buckets", "days"),
+    "week": pgettext_lazy("buckets", "weeks"),
+    "month": pgettext_lazy("buckets", "months"),
+    "year": pgettext_lazy("buckets", "years"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +65,10 @@ def _fraction(bucket: timescale.Span, now: datetime.datetime) -> float:
 def _expired(since: datetime.datetime, scale: str, now: datetime.datetime) -> str | None:
     keep = conf.retention().get(scale)
     if keep is not None and since < now - datetime.timedelta(seconds=keep):
-        return f"the previous period has expired: {scale}s are kept {datetime.timedelta(seconds=keep)}"
+        return _("The previous period has expired: %(scale)s are kept %(retention)s.") % {
+            "scale": SCALE_PLURALS[scale],
+            "retention": timesince.timesince(now - datetime.timedelta(seconds=keep), now),
+        }
     return None
 
 

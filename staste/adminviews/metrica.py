@@ -8,7 +8,9 @@ from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats
 from django.utils.dates import MONTHS
+from django.utils.translation import gettext as _
 
 from staste import conf, timescale
 from staste.charts.spec import MEASURES, table
@@ -37,14 +39,16 @@ def get_metrica(name: str) -> Metrica:
 
 
 def display(number: Any) -> str:
-    """A number as the page shows it (exports keep full precision)."""
+    """A number as the page shows it, in the active language's format (``1,234.50``,
+    ``1 234,50``), as the admin shows its own; the exports keep full precision."""
     if number is None:
         return "—"
     if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return f"{int(number):,}"
+        return formats.number_format(int(number), force_grouping=True)
     if abs(number) >= 0.01:
-        return f"{number:,.2f}"
-    return f"{number:.3g}"
+        return formats.number_format(number, 2, force_grouping=True)
+    text = f"{number:.3g}"
+    return text if "e" in text else formats.number_format(float(text))
 
 
 def _message(exc: BaseException) -> str:
@@ -148,7 +152,7 @@ def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
         "url": url,
         "interval": interval,
         "kind": kind,
-        "labels": {"live": "live", "paused": "live · paused", "failed": "live · no answer"},
+        "labels": {"live": _("live"), "paused": _("live · paused"), "failed": _("live · no answer")},
     }
 
 
@@ -273,12 +277,13 @@ def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
     Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
     (the previous number was 0), reads as such.  ``versus`` names the previous number.
     """
-    versus = f"vs {display(previous)}"
+    versus = _("vs %(previous)s") % {"previous": display(previous)}
     if percent is None:
         return {"text": "—", "direction": "none", "versus": versus}
-    shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
-    if float(shown.replace(",", "")) == 0:
+    places = 0 if abs(percent) >= 10 else 1
+    if round(abs(percent), places) == 0:
         return {"text": "= 0%", "direction": "flat", "versus": versus}
+    shown = formats.number_format(round(abs(percent), places), places, force_grouping=True)
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
     return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
 
