@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from staste import conf, timescale
 from staste.axis import Axis
-from staste.charts.spec import QUICK_RANGES, Range, bucket_label, line_spec, parse_last
+from staste.charts.spec import Range, line_spec, parse_last
+from staste.formats import QUICK_RANGES, bucket_label
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from staste import timescale
+from staste import formats, timescale
 from staste.axis import OTHER, Axis
-from staste.charts.spec import Range, Spec, bucket_label, label, line_spec, pie_spec, timeline_spec
+from staste.charts.spec import Range, Spec, line_spec, pie_spec, timeline_spec
+from staste.formats import bucket_label
+from staste.formats import value_label as label
 from staste.metrica import Metrica
 from staste.query import pipelined
 
@@ -236,8 +238,9 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
         summary = {"total": results["total"]}
         if metrica.averaged:
             summary.update(count=results["count"], average=results["average"])
-    if metrica.multiplier and isinstance(summary["total"], float):
-        summary["total"] = round(summary["total"], len(str(metrica.multiplier)))
+    summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
+    if metrica.averaged:
+        summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
     if results.get("percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary
