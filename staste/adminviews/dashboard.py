@@ -26,7 +26,7 @@ from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import change_label, display, live_config
+from .metrica import change_label, display, like, live_config
 
 TEMPLATE = "staste/admin/dashboard.html"
 
@@ -170,8 +170,7 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
         row["all"] = display(found["all"])
     if "yesterday" in found:
         today = found["today_count"] if metrica.averaged else found["today"]
-        row["change"] = change_label(compare.change(today, found["yesterday"]))
-        row["yesterday"] = display(round(found["yesterday"], 2))
+        row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row

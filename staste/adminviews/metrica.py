@@ -237,7 +237,9 @@ def _summary_items(
 ) -> list[dict[str, Any]]:
     """The cards: {"key", "label", "value", "change"}, the change against the previous period
     (``change_label``) when it is compared."""
-    before = (previous or {}).get("summary") or {}
+    before = (previous or {}).get("summary")
+    compared = before is not None
+    before = before or {}
     found: list[tuple[str, str, Any, Any]] = []
     if metrica.averaged:
         found += [
@@ -253,26 +255,35 @@ def _summary_items(
             "key": key,
             "label": text,
             "value": display(value),
-            "change": change_label(compare.change(value, then)) if previous is not None else None,
-            "previous": display(then) if previous is not None else None,
+            "change": change_label(compare.change(value, then), like(then, value)) if compared else None,
+            "previous": display(like(then, value)) if compared else None,
         }
         for key, text, value, then in found
     ]
 
 
-def change_label(percent: float | None) -> dict[str, str]:
-    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up"}``.
+def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
 
     Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
-    (the previous number was 0), reads as such.
+    (the previous number was 0), reads as such.  ``versus`` names the previous number.
     """
+    versus = f"vs {display(previous)}"
     if percent is None:
-        return {"text": "—", "direction": "none"}
+        return {"text": "—", "direction": "none", "versus": versus}
     shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
     if float(shown.replace(",", "")) == 0:
-        return {"text": "= 0%", "direction": "flat"}
+        return {"text": "= 0%", "direction": "flat", "versus": versus}
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
-    return {"text": f"{arrow} {shown}%", "direction": direction}
+    return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
+
+
+def like(previous: Any, current: Any) -> Any:
+    """``previous`` shown as ``current`` is: a prorated count (11.6 events by now yesterday)
+    is compared with a whole one, so it is shown whole too."""
+    if isinstance(current, int) and isinstance(previous, float):
+        return round(previous)
+    return previous
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
