@@ -12,7 +12,7 @@ from django.utils.dates import MONTHS
 
 from staste import conf, timescale
 from staste.charts.spec import MEASURES, table
-from staste.formats import bucket_label
+from staste.formats import bucket_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -122,7 +122,12 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "summary": data.summary,
         "previous": data.previous,
         # What the page shows, formatted as shown (its live refresh puts these in place).
-        "shown": {"cards": _summary_items(metrica, data.summary, data.previous), **shown_rows(state, data)},
+        "shown": {
+            "cards": _summary_items(metrica, data.summary, data.previous),
+            "since": bucket_label(data.range.since, data.range.scale) if data.range else None,
+            "until": bucket_label(data.range.until, data.range.scale) if data.range else None,
+            **shown_rows(state, data),
+        },
     }
     for name in TABLES:
         spec = data.line if name == "line" else data.breakdown
@@ -174,7 +179,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "time": _time_widgets(state),
         "by_choices": [(name, name == state.by) for name in metrica.axes],
         "measure_choices": [(m, m == state.measure) for m in MEASURES] if metrica.averaged else [],
-        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last")],
+        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
@@ -342,10 +347,20 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
     if state.last and state.last not in quick_ranges(metrica):
         ranges.append({"label": f"Last {state.last}", "url": base + state.querystring(), "active": True})
     found = state.range()
+    own = range_scale(state.last) if state.last else None
+    scales = [
+        {
+            "label": f"by {scale}",
+            "url": base + state.replace(scale=None if scale == own else scale).querystring(),
+            "active": found is not None and found.scale == scale,
+        }
+        for scale in state.scales()
+    ]
     return {
         "crumbs": crumbs,
         "calendar": calendar_links,
         "ranges": ranges,
+        "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,
     }
