@@ -216,7 +216,7 @@ def test_dashboard_with_fifty_metricas_is_one_round_trip(staff_client: Client, r
     assert trips.count == 1
     assert text(response).count('class="staste-metrica-row"') == 50 + len([m for m in registry if "bulk" not in m.name])
     row = text(response).split('data-metrica="bulk_07"', 1)[1].split("</tr>", 1)[0]
-    assert "1 events, avg 7" in row
+    assert "1 event, avg 7" in row
 
 
 def test_dashboard_reports_the_buffered_writer_and_what_it_dropped(staff_client: Client, visits, settings) -> None:

@@ -22,22 +22,12 @@ from typing import Any
 
 from django.utils import timesince
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
 
-from staste import conf, timescale
+from staste import conf, formats, timescale
 from staste.charts.spec import Range
 
 #: The one comparison offered (the query string's value of ``_compare``).
 PREVIOUS = "previous"
-#: How the buckets of each scale are named in a sentence.
-SCALE_PLURALS = {
-    "minute": pgettext_lazy("buckets", "minutes"),
-    "hour": pgettext_lazy("buckets", "hours"),
-    "day": pgettext_lazy("buckets", "days"),
-    "week": pgettext_lazy("buckets", "weeks"),
-    "month": pgettext_lazy("buckets", "months"),
-    "year": pgettext_lazy("buckets", "years"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +56,7 @@ def _expired(since: datetime.datetime, scale: str, now: datetime.datetime) -> st
     keep = conf.retention().get(scale)
     if keep is not None and since < now - datetime.timedelta(seconds=keep):
         return _("The previous period has expired: %(scale)s are kept %(retention)s.") % {
-            "scale": SCALE_PLURALS[scale],
+            "scale": formats.SCALE_PLURALS[scale],
             "retention": timesince.timesince(now - datetime.timedelta(seconds=keep), now),
         }
     return None

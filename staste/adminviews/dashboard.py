@@ -15,6 +15,8 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
@@ -117,7 +119,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     metricas = list(registry)
     rows, error = read_rows(metricas)
     groups = [
-        {"name": category or "General", "rows": list(items)}
+        {"name": category or _("General"), "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
     ]
     stats = buffer.stats()
@@ -125,7 +127,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         request,
         site,
         live=live_config(reverse("admin:staste_dashboard_json"), kind="dashboard"),
-        title="Statistics",
+        title=_("Statistics"),
         groups=groups,
         count=len(metricas),
         redis_error=error,
@@ -163,7 +165,7 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     if metrica.averaged:
         row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
         if found.get("today_p95") is not None:
-            row["today"] += f", p95 {display(found['today_p95'])}"
+            row["today"] += ", " + _("p95 %(value)s") % {"value": display(found["today_p95"])}
         row["all"] = _averaged(found["all_count"], found["all_average"])
     else:
         row["today"] = display(found.get("today")) if "today" in found else "—"
@@ -179,4 +181,9 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
 def _averaged(count: int | None, average: float | None) -> str:
     if count is None:
         return "—"
-    return f"{display(count)} events, avg {display(average)}" if count else "0 events"
+    if not count:
+        return _("0 events")
+    return ngettext("%(count)s event, avg %(average)s", "%(count)s events, avg %(average)s", count) % {
+        "count": display(count),
+        "average": display(average),
+    }

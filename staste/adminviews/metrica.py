@@ -11,10 +11,11 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from staste import conf, timescale
 from staste.charts.spec import MEASURES, table
-from staste.formats import bucket_label, range_scale
+from staste.formats import bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -26,6 +27,15 @@ from .reading import PageData, axis_options, read_page
 from .state import BadRequest, PageState, format_span, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
+#: The links that choose the scale of a range's buckets.
+BY_SCALE = {
+    "minute": pgettext_lazy("scale", "by minute"),
+    "hour": pgettext_lazy("scale", "by hour"),
+    "day": pgettext_lazy("scale", "by day"),
+    "week": pgettext_lazy("scale", "by week"),
+    "month": pgettext_lazy("scale", "by month"),
+    "year": pgettext_lazy("scale", "by year"),
+}
 TABLES = ("line", "breakdown")
 #: Longest error message shown (the values in it come from the query string).
 MAX_MESSAGE = 500
@@ -35,7 +45,7 @@ def get_metrica(name: str) -> Metrica:
     try:
         return registry.get(name)
     except NotRegistered:
-        raise Http404(f"No metrica named {name!r} is registered.") from None
+        raise Http404(_("No metrica named %(name)r is registered.") % {"name": name}) from None
 
 
 def display(number: Any) -> str:
@@ -162,7 +172,7 @@ def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
 def span_label(span: timescale.Span) -> str:
     scale = timescale.scale_of(span)
     if scale is None:
-        return "All time"
+        return _("All time")
     if scale == "year":
         return str(span[0])
     if scale == "month":
@@ -182,7 +192,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "filters": _filter_widgets(state, options),
         "time": _time_widgets(state),
         "by_choices": [(name, name == state.by) for name in metrica.axes],
-        "measure_choices": [(m, m == state.measure) for m in MEASURES] if metrica.averaged else [],
+        "measure_choices": [(m, measure_label(m), m == state.measure) for m in MEASURES] if metrica.averaged else [],
         "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
@@ -252,13 +262,13 @@ def _summary_items(
     found: list[tuple[str, str, Any, Any]] = []
     if metrica.averaged:
         found += [
-            ("count", "Events", summary.get("count"), before.get("count")),
-            ("average", "Average", summary.get("average"), before.get("average")),
+            ("count", _("Events"), summary.get("count"), before.get("count")),
+            ("average", _("Average"), summary.get("average"), before.get("average")),
         ]
         earlier = before.get("percentiles") or {}
         for name, value in (summary.get("percentiles") or {}).items():
             found.append((name, name, value, earlier.get(name)))
-    found.append(("total", "Total", summary.get("total"), before.get("total")))
+    found.append(("total", _("Total"), summary.get("total"), before.get("total")))
     return [
         {
             "key": key,
@@ -308,20 +318,20 @@ def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dic
             widget["hidden"] = list(path)
             widget["crumbs"] = [
                 {
-                    "label": label(path[depth - 1]) if depth else "All",
+                    "label": label(path[depth - 1]) if depth else _("All"),
                     "url": base + state.with_filter(name, path[:depth] or None).querystring(),
                     "current": depth == len(path),
                 }
                 for depth in range(len(path) + 1)
             ]
-            widget["all_label"] = f"All under {label(path)}" if path else "All"
+            widget["all_label"] = _("All under %(path)s") % {"path": label(path)} if path else _("All")
             widget["options"] = [{"param": o.param, "label": o.label, "selected": False} for o in options[name]]
         else:
             chosen = axis.check(current) if current is not None else None
             listed = [{"param": o.param, "label": o.label, "selected": o.param == chosen} for o in options[name]]
             if chosen is not None and not any(item["selected"] for item in listed):
                 listed.insert(0, {"param": chosen, "label": label(current), "selected": True})
-            widget["all_label"] = "All"
+            widget["all_label"] = _("All")
             widget["options"] = listed
         widgets.append(widget)
     return widgets
@@ -336,26 +346,26 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
         crumbs = [{"label": span_label(span), "url": base + state.replace(span=span).querystring()} for span in spans]
     now = conf.local()
     calendar_links = []
-    for text, scale in (("Today", "day"), ("This month", "month"), ("This year", "year")):
+    for text, scale in ((_("Today"), "day"), (_("This month"), "month"), (_("This year"), "year")):
         if scale in metrica.date_scales:
             span = timescale.truncate(now, scale)
             calendar_links.append(
                 {"label": text, "url": base + state.replace(span=span).querystring(), "active": state.span == span}
             )
     calendar_links.append(
-        {"label": "All time", "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
+        {"label": _("All time"), "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
     )
     ranges = [
-        {"label": f"Last {text}", "url": base + state.replace(last=text).querystring(), "active": state.last == text}
+        {"label": range_label(text), "url": base + state.replace(last=text).querystring(), "active": state.last == text}
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
-        ranges.append({"label": f"Last {state.last}", "url": base + state.querystring(), "active": True})
+        ranges.append({"label": range_label(state.last), "url": base + state.querystring(), "active": True})
     found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
         {
-            "label": f"by {scale}",
+            "label": BY_SCALE[scale],
             "url": base + state.replace(scale=None if scale == own else scale).querystring(),
             "active": found is not None and found.scale == scale,
         }

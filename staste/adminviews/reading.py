@@ -125,10 +125,12 @@ def read_page(state: PageState) -> PageData:
         line_spans = [(int(text),) for text in line["labels"]]  # all time: the stored years
     summary = _summary(metrica, results)
     previous = _previous(metrica, period, results, line) if period is not None else None
+    breakdown = results.get("breakdown")
     return PageData(
-        line=line,
+        # Named in the page's language from here on: the page, its JSON and CSV show the same.
+        line=formats.localized_spec(line) if line is not None else None,
         line_spans=line_spans,
-        breakdown=results.get("breakdown"),
+        breakdown=formats.localized_spec(breakdown) if breakdown is not None else None,
         summary=summary,
         options={name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()},
         range=found,
@@ -217,6 +219,7 @@ def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums
         added.append(
             {
                 "label": f"{dataset['label']} (previous period)",
+                "measure": dataset["label"],
                 "data": compare.fit(data, length),
                 "axis": dataset.get("axis", "y"),
                 "previous_of": index,

@@ -27,7 +27,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import conf, timescale
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+from staste import conf, formats, timescale
 from staste.charts.spec import MEASURES, Range, parse_last
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
@@ -53,14 +56,17 @@ def parse_span(text: str) -> timescale.Span:
     match = _SPAN.match(text)
     if not match:
         raise BadRequest(
-            f"bad {SPAN} {text!r}: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
-            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+            _(
+                "bad %(name)s %(value)s: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
+                "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+            )
+            % {"name": SPAN, "value": repr(text)}
         )
     numbers = [int(group) for group in match.groups() if group is not None]
     try:
         return timescale.make_span(*numbers)
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"bad {SPAN} {text!r}: {exc}") from None
+        raise BadRequest(_bad(SPAN, repr(text), exc)) from None
 
 
 def format_span(span: timescale.Span) -> str:
@@ -101,10 +107,14 @@ class PageState:
         ignored = set(ignore)
         unknown = [name for name in params if name not in metrica.axes and name not in CONTROLS + tuple(ignored)]
         if unknown:
-            axes = ", ".join(metrica.axes) or "none"
             raise BadRequest(
-                f"unknown parameter {unknown[0]!r}: {metrica.name} has the axes {axes}; "
-                f"the page also takes {', '.join(CONTROLS)}"
+                _("unknown parameter %(name)s: %(metrica)s has the axes %(axes)s; the page also takes %(controls)s")
+                % {
+                    "name": repr(unknown[0]),
+                    "metrica": metrica.name,
+                    "axes": _axes(metrica),
+                    "controls": ", ".join(CONTROLS),
+                }
             )
         filters: dict[str, Any] = {}
         for name, axis in metrica.axes.items():
@@ -122,18 +132,23 @@ class PageState:
             try:
                 metrica.values().filter(**{name: value})
             except (TypeError, ValueError) as exc:
-                raise BadRequest(f"bad filter {name}={_shown(value)}: {exc}") from None
+                raise BadRequest(
+                    _("bad filter %(name)s=%(value)s: %(error)s") % {"name": name, "value": _shown(value), "error": exc}
+                ) from None
             filters[name] = value
         last, span_text = params.get(LAST) or None, params.get(SPAN) or None
         if last and span_text:
-            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both")
+            raise BadRequest(
+                _("give either %(last)s (a range) or %(span)s (a calendar span), not both")
+                % {"last": LAST, "span": SPAN}
+            )
         span: timescale.Span | None = None
         if span_text:
             span = parse_span(span_text)
             try:
                 metrica.values().timespan(*span)
             except ValueError as exc:
-                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}") from None
+                raise BadRequest(_bad(SPAN, repr(span_text), exc)) from None
         elif last:
             cls._check_range(metrica, last)
         else:
@@ -141,20 +156,39 @@ class PageState:
             span = None if last else ()
         by = params.get(BY) or (next(iter(metrica.axes), None))
         if by is not None and by not in metrica.axes:
-            raise BadRequest(f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}")
+            raise BadRequest(
+                _bad(
+                    BY,
+                    repr(by),
+                    _("%(metrica)s has the axes %(axes)s") % {"metrica": metrica.name, "axes": _axes(metrica)},
+                )
+            )
         measure = params.get(MEASURE) or ("count" if metrica.averaged else "total")
         allowed = MEASURES if metrica.averaged else ("total",)
         if measure not in allowed:
-            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
+            raise BadRequest(
+                _bad(
+                    MEASURE,
+                    repr(measure),
+                    _("%(metrica)s shows %(measures)s") % {"metrica": metrica.name, "measures": ", ".join(allowed)},
+                )
+            )
         compared = params.get(COMPARE) or None
         if compared is not None and compared not in COMPARISONS:
-            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out")
+            raise BadRequest(
+                _bad(COMPARE, repr(compared), _("use %(name)s=previous, or leave it out") % {"name": COMPARE})
+            )
         if compared and span == ():
-            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out")
+            raise BadRequest(
+                _("all time has no previous period to compare with: leave %(name)s out") % {"name": COMPARE}
+            )
         scale = params.get(SCALE) or None
         if scale is not None:
             if not last:
-                raise BadRequest(f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}")
+                raise BadRequest(
+                    _("%(scale)s draws a range by other buckets: give it with %(last)s, not %(span)s")
+                    % {"scale": SCALE, "last": LAST, "span": SPAN}
+                )
             cls._check_range(metrica, last, scale)
             if scale == parse_last(last).scale:
                 scale = None  # the range's own unit: the default, left out of the URL
@@ -166,17 +200,28 @@ class PageState:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        what = f"{LAST} {text!r}"
+        name, value = LAST, repr(text)
         if scale is not None:
-            what = f"{SCALE} {scale!r}"
+            name, value = SCALE, repr(scale)
             if scale not in timescale.SERIES_SCALES:
-                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}")
+                raise BadRequest(
+                    _bad(name, value, _("use one of %(scales)s") % {"scales": ", ".join(timescale.SERIES_SCALES)})
+                )
             found = Range(found.since, found.until, scale)
         if not timescale.readable(found.scale, metrica.date_scales):
             recorded = "day" if found.scale == timescale.WEEK else found.scale
-            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s")
+            raise BadRequest(
+                _bad(
+                    name,
+                    value,
+                    _("%(metrica)s does not record %(scale)s")
+                    % {"metrica": metrica.name, "scale": formats.SCALE_PLURALS[recorded]},
+                )
+            )
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
+            raise BadRequest(
+                _bad(name, value, _("the admin shows at most %(count)d buckets") % {"count": MAX_RANGE_BUCKETS})
+            )
         return found
 
     # -- what to read ----------------------------------------------------------------------
@@ -266,6 +311,15 @@ class PageState:
 
     def querystring(self, **extra: str) -> str:
         return "?" + urlencode(self.params() + list(extra.items()))
+
+
+def _bad(name: str, value: str, why: Any) -> str:
+    """The message of a bad parameter: which one, its value, and why."""
+    return _("bad %(name)s %(value)s: %(why)s") % {"name": name, "value": value, "why": why}
+
+
+def _axes(metrica: Metrica) -> str:
+    return ", ".join(metrica.axes) or pgettext("axes", "none")
 
 
 def _shown(value: Any) -> str:
