@@ -14,15 +14,17 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
-from staste import conf, timescale
+from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import display
+from .metrica import display, time_zone_label, with_unit
 
 TEMPLATE = "staste/admin/dashboard.html"
 #: The small chart's range: the first whose scale the metrica records.
@@ -48,7 +50,7 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
         numbers["today"] = day.total()
         if metrica.averaged:
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
-        if getattr(metrica, "histogram", None) and hasattr(day, "percentiles"):
+        if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
     text = sparkline_range(metrica)
     numbers["range"] = text
@@ -65,20 +67,14 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
     return numbers
 
 
-def buffer_stats() -> dict[str, Any] | None:
-    """The buffered writer's counters (staste.buffer), when that module exists."""
-    try:
-        from staste import buffer  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    stats = getattr(buffer, "stats", None)
-    if not callable(stats):
-        return None
-    try:
-        found = stats()
-    except Exception:  # the dashboard must render whatever the buffer's state
-        return None
-    return dict(found) if isinstance(found, dict) else None
+#: The buffer's counters a page shows, in this order, in the reader's words.
+BUFFER_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("pending", gettext_lazy("pending")),
+    ("dropped", gettext_lazy("dropped")),
+    ("written", gettext_lazy("written")),
+    ("flushes", gettext_lazy("flushes")),
+    ("failed_flushes", gettext_lazy("failed flushes")),
+)
 
 
 def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
@@ -97,31 +93,25 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         {"name": category or "General", "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
     ]
-    stats = buffer_stats()
+    stats = buffer.stats()
     context = admin_context(
         request,
         site,
-        title="Statistics",
+        title=_("Statistics"),
+        zone=time_zone_label(),
         groups=groups,
         count=len(metricas),
         redis_error=error,
-        buffer=_buffer_items(stats) if stats is not None else None,
-        buffer_error=stats.get("last_error") if stats else None,
-        buffer_dropped=bool(stats and stats.get("dropped")),
+        buffer=_buffer_items(stats),
+        buffer_error=stats.get("last_error"),
+        buffer_dropped=bool(stats.get("dropped")),
     )
     return TemplateResponse(request, TEMPLATE, context)
 
 
-def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    """The buffer's counters worth showing, numbers first in a fixed order."""
-    known = ("pending", "dropped", "written", "flushes")
-    items = [(key, display(stats[key])) for key in known if isinstance(stats.get(key), int)]
-    items += [
-        (str(key), display(value))
-        for key, value in stats.items()
-        if key not in known and isinstance(value, int) and not isinstance(value, bool)
-    ]
-    return items
+def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, number, name) of the buffer's counters worth showing, in a fixed order."""
+    return [(key, display(stats[key]), str(name)) for key, name in BUFFER_COUNTERS if isinstance(stats.get(key), int)]
 
 
 def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str, Any]:
@@ -136,20 +126,25 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     }
     if found is None:
         return row
+    unit = metrica.unit
     if metrica.averaged:
-        row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
+        row["today"] = _averaged(found.get("today_count"), found.get("today_average"), unit)
         if found.get("today_p95") is not None:
-            row["today"] += f", p95 {display(found['today_p95'])}"
-        row["all"] = _averaged(found["all_count"], found["all_average"])
+            row["today"].append(_("p95 %(value)s") % {"value": with_unit(found["today_p95"], unit)})
+        row["all"] = _averaged(found["all_count"], found["all_average"], unit)
     else:
-        row["today"] = display(found.get("today")) if "today" in found else "—"
-        row["all"] = display(found["all"])
+        row["today"] = [with_unit(found["today"], unit)] if "today" in found else []
+        row["all"] = [with_unit(found["all"], unit)]
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row
 
 
-def _averaged(count: int | None, average: float | None) -> str:
+def _averaged(count: int | None, average: float | None, unit: str) -> list[str]:
+    """An AveragedMetrica's numbers, one per line: the events, then their average."""
     if count is None:
-        return "—"
-    return f"{display(count)} events, avg {display(average)}" if count else "0 events"
+        return []
+    events = ngettext("%(count)s event", "%(count)s events", count) % {"count": display(count)}
+    if not count:
+        return [events]
+    return [events, _("avg %(value)s") % {"value": with_unit(average, unit)}]
