@@ -22,7 +22,7 @@ NOW = D(2024, 3, 10, 14, 35, 20)
         ("last 24 hours", D(2024, 3, 9, 15), "hour"),
         ("1 hour", D(2024, 3, 10, 14), "hour"),
         ("30 days", D(2024, 2, 10), "day"),
-        ("2 weeks", D(2024, 2, 26), "day"),
+        ("2 weeks", D(2024, 2, 26), "week"),  # this ISO week (from Monday 4 March) and the one before
         ("12 months", D(2023, 4, 1), "month"),
         ("3 Months", D(2024, 1, 1), "month"),
         ("15 months", D(2023, 1, 1), "month"),

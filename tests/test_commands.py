@@ -236,7 +236,7 @@ def test_show_names_the_data_of_an_unregistered_metrica(staste_redis) -> None:
     Metrica(name="removed_long_ago", axes=[]).kick(date=D(2012, 1, 1))
     message = fails("show", "removed_long_ago")
     assert "No metrica named 'removed_long_ago' is registered" in message
-    assert "Redis still holds 8 keys of it" in message
+    assert "Redis still holds 9 keys of it" in message  # 6 buckets, years, signature, a writer's number
     assert "`staste purge removed_long_ago`" in message
 
 
@@ -480,7 +480,7 @@ def test_purge_reaches_data_no_code_defines_and_refuses_unknown_names(staste_red
     Metrica(name="removed_long_ago", axes=[]).kick(date=D(2012, 1, 1))
     assert "Did you mean 'removed_long_ago'?" in fails("purge", "removed_long_ago_", "--yes")
     out, _ = run("purge", "removed_long_ago", "--yes")
-    assert "Deleted 8 keys of removed_long_ago." in out
+    assert "Deleted 9 keys of removed_long_ago." in out
     assert scan(staste_redis, f"{prefix}:*") == set()
     out, _ = run("purge", "pocket_money", "--yes")  # registered, no data: nothing to do
     assert "pocket_money has no data" in out

@@ -13,10 +13,11 @@ from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
 
 from staste import conf, timescale
-from staste.charts.spec import REST_LABEL, bucket_label, label, table
+from staste.charts.spec import REST_LABEL, Spec, bucket_label, label, table
 from staste.metrica import Metrica
 from staste.registration import NotRegistered, registry
 
+from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
 from .export import csv_response, json_response
 from .reading import PageData, axis_options, read_page
@@ -151,6 +152,9 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "measure": state.measure,
         "summary": data.summary,
         "expired": data.expired,
+        "previous": data.previous,
+        # What the page shows, formatted as shown (its live refresh puts these in place).
+        "shown": {"cards": _summary_items(metrica, data.summary, data.previous), **shown_rows(state, data)},
     }
     for name, chart, rows_from in (
         ("line", data.line, data.line),
@@ -158,10 +162,25 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
     ):
         if chart is not None and rows_from is not None:
             header, rows = table(rows_from)
+            if name == "breakdown":
+                chart = {**chart, "links": [breakdown_link(state, data, text) for text in chart["labels"]]}
             out[name] = {"chart": chart, "header": header, "rows": rows}
         else:
             out[name] = None
     return out
+
+
+def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
+    """What ``live.js`` reads: where to ask, how often, and its button's words (None: no refresh)."""
+    interval = conf.get("STASTE_LIVE_INTERVAL")
+    if not interval or interval <= 0:
+        return None
+    return {
+        "url": url,
+        "interval": interval,
+        "kind": kind,
+        "labels": {"live": "live", "paused": "live · paused", "failed": "live · no answer"},
+    }
 
 
 # -- the page's widgets ----------------------------------------------------------------------
@@ -200,118 +219,181 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
         "querystring": state.querystring()[1:],
+        "compare": {"on": state.compare, "offered": state.span != ()},
+        "live": live_config(reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring())
+        if state.includes_now()
+        else None,
     }
     if data is None:
         return context
-    context["summary"] = _summary_items(metrica, data.summary)
+    context["summary"] = _summary_items(metrica, data.summary, data.previous)
+    if data.previous is not None:
+        context["compare"]["unavailable"] = data.previous["unavailable"]
     if data.expired:
         keep = conf.retention().get(timescale.scale_of(state.span or ()) or "")
         context["expired"] = _(
             "Redis no longer holds this %(scale)s: its counters expired %(days)s days after it ended "
             "(STASTE_RETENTION). The numbers of its coarser spans still count it."
         ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
+    rows = shown_rows(state, data)
     if data.line is not None:
-        context["line"] = _line_table(state, data)
+        context["line"] = {
+            "spec": data.line,
+            "header": _line_header(data.line),
+            "rows": rows["line"],
+            "csv": context["csv_url"] + state.querystring(_table="line"),
+        }
     if data.breakdown is not None and data.breakdown_table is not None:
-        context.update(_breakdown_context(state, data, options, context["csv_url"]))
+        context["breakdown"] = _breakdown_context(state, data, context["csv_url"], rows["breakdown"])
     return context
 
 
-def _line_table(state: PageState, data: PageData) -> dict[str, Any]:
-    base = reverse("admin:staste_metrica", args=[state.metrica.name])
-    spec = data.line
-    assert spec is not None
-    header, rows = table(spec)
+def _line_header(spec: Spec) -> list[str]:
+    """The line table's header, each value column with its unit: "average (ms)"."""
+    header = table(spec)[0]
     units = spec.get("units", {})
-    header = [
+    return [
         f"{cell} ({units[d['axis']]})" if d.get("axis") in units else cell
         for cell, d in zip(header, [{}, *spec["datasets"]], strict=True)
     ]
-    partial, expired = set(spec.get("partial", [])), set(spec.get("expired", []))
-    drill = [base + state.replace(span=span).querystring() if span is not None else None for span in data.line_spans]
-    return {
-        "spec": spec,
-        "header": header,
-        "rows": [
+
+
+def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any]] | None]:
+    """The rows of the page's two tables as shown: label, drill-down or filter link, numbers
+    (and a class: a bucket still filling up is "staste-partial", an expired one "staste-expired")."""
+    base = reverse("admin:staste_metrica", args=[state.metrica.name])
+    out: dict[str, list[dict[str, Any]] | None] = {"line": None, "breakdown": None}
+    if data.line is not None:
+        drill = [
+            base + state.replace(span=span).querystring() if span is not None else None for span in data.line_spans
+        ]
+        partial, expired = set(data.line.get("partial", [])), set(data.line.get("expired", []))
+        lines = []
+        for i, row in enumerate(table(data.line)[1]):
+            gone = i in expired
+            lines.append(
+                {
+                    "label": row[0],
+                    "url": drill[i] if i < len(drill) else None,
+                    "css": "staste-expired" if gone else "staste-partial" if i in partial else "",
+                    "partial": i in partial,
+                    "values": [_("expired") if gone else display(v) for v in row[1:]],
+                }
+            )
+        out["line"] = lines
+    if data.breakdown_table is not None:
+        header, rows = table(data.breakdown_table)
+        out["breakdown"] = [
             {
                 "label": row[0],
-                "url": drill[i] if i < len(drill) else None,
-                "partial": i in partial,
-                "expired": i in expired,
-                "values": [display(v) for v in row[1:]],
+                "url": breakdown_link(state, data, row[0]),
+                "css": "",
+                "values": [
+                    f"{value:.1f} %" if name == "share" and value is not None else display(value)
+                    for name, value in zip(header[1:], row[1:], strict=True)
+                ],
             }
-            for i, row in enumerate(rows)
-        ],
-        "csv": reverse("admin:staste_metrica_csv", args=[state.metrica.name]) + state.querystring(_table="line"),
-    }
+            for row in rows
+        ]
+    return out
 
 
-def _breakdown_context(state: PageState, data: PageData, options: dict[str, list[Any]], csv_url: str) -> dict[str, Any]:
+def breakdown_link(state: PageState, data: PageData, text: str) -> str | None:
+    """Where a breakdown's slice, bar or row leads: the page filtered by its value.
+
+    The axis then holds one value, so the breakdown moves on to the next axis still open (a
+    hierarchical axis stays: its node's children are the next level).  None for the pooled
+    rest and for values no filter can name.
+    """
+    metrica, by = state.metrica, state.by
+    if by is None or text == REST_LABEL:
+        return None
+    value = next((option.value for option in data.options.get(by, []) if option.full_label == text), None)
+    if value is None:
+        return None
+    chosen = state.with_filter(by, value)
+    if not metrica.axes[by].hierarchical:
+        chosen = chosen.replace(by=default_by(metrica, chosen.filters))
+    return reverse("admin:staste_metrica", args=[metrica.name]) + chosen.querystring()
+
+
+def _breakdown_context(
+    state: PageState, data: PageData, csv_url: str, rows: list[dict[str, Any]] | None
+) -> dict[str, Any]:
     """The breakdown's chart (each slice linked to its filter) and its table (every value,
     a column per measure, each measure's header re-sorting by it)."""
-    metrica, by = state.metrica, state.by
-    assert by is not None and data.breakdown is not None and data.breakdown_table is not None
+    metrica = state.metrica
+    assert data.breakdown is not None and data.breakdown_table is not None
     base = reverse("admin:staste_metrica", args=[metrica.name])
-    by_label = {option.full_label: option.value for option in options.get(by, [])}
-    hierarchical = metrica.axes[by].hierarchical
-
-    def link(text: str) -> str | None:
-        if text not in by_label:
-            return None
-        chosen = state.with_filter(by, by_label[text])
-        if not hierarchical:  # the axis is now one value: break down by the next one
-            chosen = chosen.replace(by=default_by(metrica, chosen.filters))
-        return base + chosen.querystring()
-
-    chart = dict(data.breakdown)
-    chart["links"] = [link(text) if text != REST_LABEL else None for text in chart["labels"]]
+    chart = {**data.breakdown, "links": [breakdown_link(state, data, text) for text in data.breakdown["labels"]]}
     full = data.breakdown_table
-    header, rows = table(full)
-    units = full.get("units", {}).get("y", "")
+    header = table(full)[0]
+    unit = full.get("units", {}).get("y", "")
     columns = []
     for name in header[1:]:
-        unit = unit_of(name, units)
-        column: dict[str, Any] = {"name": name, "label": f"{name} ({unit})" if unit else name}
+        shown_unit = unit if name not in ("count", "share") else ""
+        column: dict[str, Any] = {"name": name, "label": f"{name} ({shown_unit})" if shown_unit else name}
         if name == "share":
             column["label"] = _("share")
         if name in measures(metrica):
             column["url"] = base + state.replace(measure=name).querystring()
             column["active"] = name == state.measure
         columns.append(column)
-    shown_rows = []
-    for row in rows:
-        cells = []
-        for column, value in zip(columns, row[1:], strict=True):
-            cells.append(f"{value:.1f} %" if column["name"] == "share" and value is not None else display(value))
-        shown_rows.append({"label": row[0], "url": link(row[0]), "values": cells})
     return {
-        "breakdown": {
-            "spec": chart,
-            "header_label": header[0],
-            "columns": columns,
-            "rows": shown_rows,
-            "csv": csv_url + state.querystring(_table="breakdown"),
-            "pooled": chart.get("pooled", 0),
-            "rest": REST_LABEL,
-        }
+        "spec": chart,
+        "header_label": header[0],
+        "columns": columns,
+        "rows": rows or [],
+        "csv": csv_url + state.querystring(_table="breakdown"),
+        "pooled": chart.get("pooled", 0),
+        "rest": REST_LABEL,
     }
 
 
-def unit_of(measure: str, unit: str) -> str:
-    """The unit of a measure's numbers: none for counts and shares."""
-    return unit if measure not in ("count", "share") else ""
-
-
-def _summary_items(metrica: Metrica, summary: dict[str, Any]) -> list[tuple[str, str]]:
+def _summary_items(
+    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The cards: {"key", "label", "value", "change"}, the change against the previous period
+    (``change_label``) when it is compared.  Values carry the metrica's unit; a total that
+    means nothing (a sum of durations) is no card."""
+    before = (previous or {}).get("summary") or {}
     unit = metrica.unit
-    items = []
+    found: list[tuple[str, str, Any, Any, str]] = []
     if metrica.averaged:
-        items += [(_("Events"), display(summary.get("count"))), (_("Average"), with_unit(summary.get("average"), unit))]
+        found += [
+            ("count", _("Events"), summary.get("count"), before.get("count"), ""),
+            ("average", _("Average"), summary.get("average"), before.get("average"), unit),
+        ]
+        earlier = before.get("percentiles") or {}
         for name, value in (summary.get("percentiles") or {}).items():
-            items.append((name, with_unit(value, unit)))
+            found.append((name, name, value, earlier.get(name), unit))
     if "total" in summary:
-        items.append((_("Total"), with_unit(summary.get("total"), unit)))
-    return items
+        found.append(("total", _("Total"), summary.get("total"), before.get("total"), unit))
+    return [
+        {
+            "key": key,
+            "label": text,
+            "value": with_unit(value, shown_unit),
+            "change": change_label(compare.change(value, then)) if previous is not None else None,
+            "previous": with_unit(then, shown_unit) if previous is not None else None,
+        }
+        for key, text, value, then, shown_unit in found
+    ]
+
+
+def change_label(percent: float | None) -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up"}``.
+
+    Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
+    (the previous number was 0), reads as such.
+    """
+    if percent is None:
+        return {"text": "—", "direction": "none"}
+    shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
+    if float(shown.replace(",", "")) == 0:
+        return {"text": "= 0%", "direction": "flat"}
+    arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
+    return {"text": f"{arrow} {shown}%", "direction": direction}
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ Every view of a metrica is a shareable URL::
 * ``_last`` is a quick range ("24 hours", see ``staste.charts.spec.parse_last``) and ``_span``
   a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
   "2024-03-10T14:05"); one or the other;
-* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows.
+* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows;
+* ``_compare=previous`` adds the previous period of the same length (see ``compare``).
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -24,13 +25,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import timescale
+from staste import conf, timescale
 from staste.charts.spec import QUICK_RANGES, Range, parse_last
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
-LAST, SPAN, BY, MEASURE = "_last", "_span", "_by", "_measure"
-CONTROLS = (LAST, SPAN, BY, MEASURE)
+LAST, SPAN, BY, MEASURE, COMPARE = "_last", "_span", "_by", "_measure", "_compare"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE)
+#: What ``_compare`` takes.
+COMPARISONS = ("previous",)
 #: The range a page opens with: the first one whose scale the metrica records.
 DEFAULT_RANGES = ("30 days", "24 hours", "12 months", "60 minutes")
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
@@ -80,7 +83,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if parse_last(text).scale in metrica.date_scales]
+    return [text for text in QUICK_RANGES if _records(metrica, text)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +97,8 @@ class PageState:
     last: str | None
     by: str | None
     measure: str
+    #: Whether the previous period is shown too (``_compare=previous``); never for all time.
+    compare: bool = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -152,7 +157,12 @@ class PageState:
         allowed = measures(metrica)
         if measure not in allowed:
             raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}", param=MEASURE)
-        return cls(metrica, filters, span, last, by, measure)
+        compared = params.get(COMPARE) or None
+        if compared is not None and compared not in COMPARISONS:
+            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out", param=COMPARE)
+        if compared and span == ():
+            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out", param=COMPARE)
+        return cls(metrica, filters, span, last, by, measure, bool(compared))
 
     @staticmethod
     def _check_range(metrica: Metrica, text: str) -> Range:
@@ -160,8 +170,9 @@ class PageState:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc), param=LAST) from None
-        if found.scale not in metrica.date_scales:
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s", param=LAST)
+        if not timescale.readable(found.scale, metrica.date_scales):
+            recorded = "day" if found.scale == timescale.WEEK else found.scale
+            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {recorded}s", param=LAST)
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
             raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=LAST)
         return found
@@ -171,6 +182,16 @@ class PageState:
     def range(self) -> Range | None:
         """The quick range as datetimes, fixed at the moment this is called."""
         return parse_last(self.last) if self.last else None
+
+    def includes_now(self, now: Any = None) -> bool:
+        """Whether the view reaches the present (a quick range, today, this month): the page
+        then refreshes itself (see ``STASTE_LIVE_INTERVAL``)."""
+        if self.last:
+            return True
+        if not self.span:
+            return self.span == ()  # all time goes on too
+        moment = conf.local(now)
+        return timescale.start(self.span) <= moment < timescale.end(self.span)
 
     def query(self) -> MetricaValues:
         """The filtered query, over the span (all time when a range is shown)."""
@@ -184,6 +205,8 @@ class PageState:
             changes.setdefault("last", None)
         if "last" in changes and changes["last"] is not None:
             changes.setdefault("span", None)
+        if changes.get("span") == ():
+            changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
 
     def with_filter(self, axis: str, value: Any) -> PageState:
@@ -212,6 +235,8 @@ class PageState:
             pairs.append((BY, self.by))
         if self.measure != default_measure(self.metrica):
             pairs.append((MEASURE, self.measure))
+        if self.compare:
+            pairs.append((COMPARE, COMPARISONS[0]))
         return pairs
 
     def querystring(self, **extra: str) -> str:
@@ -245,7 +270,7 @@ def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
 
 
 def _records(metrica: Metrica, text: str) -> bool:
-    return parse_last(text).scale in metrica.date_scales
+    return timescale.readable(parse_last(text).scale, metrica.date_scales)
 
 
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).

@@ -39,6 +39,7 @@ from staste.axis import OTHER
 from staste.charts import spec as specs
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
+from staste.registration import NotRegistered, registry
 
 CHART_KINDS: tuple[str, ...] = ("line", "pie", "bar")
 NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average")
@@ -69,8 +70,6 @@ class OptionError(ValueError):
 
 def find_metrica(metrica: Metrica | str) -> Metrica:
     """A metrica itself, or the registered metrica of that name."""
-    from staste.registration import NotRegistered, registry
-
     if isinstance(metrica, Metrica):
         return metrica
     if not isinstance(metrica, str):
@@ -164,8 +163,9 @@ def _coerce_option(metrica: Metrica, kind: str, name: str, value: Any) -> Any:
             raise OptionError(f"last=: {exc}") from None
         return value.strip()
     if name == "scale":
-        if value not in metrica.date_scales:
-            recorded = ", ".join(metrica.date_scales) or "only all time"
+        if value not in timescale.SERIES_SCALES or not timescale.readable(value, metrica.date_scales):
+            recorded = ", ".join(metrica.date_scales) + (", week" if "day" in metrica.date_scales else "")
+            recorded = recorded or "only all time"
             raise OptionError(f"scale= must be a time scale {metrica.name} records ({recorded}), not {value!r}")
         return value
     if name == "measure":
@@ -287,7 +287,8 @@ class ChartOptions:
                 return
         if self.kind in NUMBER_KINDS and not self.last:
             return
-        if self.span and self.scale and timescale.depth(self.scale) <= len(self.span):
+        order = timescale.SERIES_SCALES
+        if self.span and self.scale and order.index(self.scale) <= order.index(timescale.scale_of(self.span)):
             raise OptionError(f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}")
         if self.span and len(self.span) >= len(self.metrica.date_scales) and not self.scale:
             raise OptionError(
@@ -375,11 +376,13 @@ class ChartOptions:
             return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
         found = self.range(now)
         if self.kind == "total":
-            return self._tidy(sum(total for _, total in query.timeserie(found.since, found.until, found.scale)))
+            rows = query.timeserie(found.since, found.until, found.scale)
+            return self._tidy(sum(total for _, total in rows if total is not None))  # None: a week expired
         if self.kind == "count":
-            return sum(count for _, count in query.timeserie_counts(found.since, found.until, found.scale))
+            rows = query.timeserie_counts(found.since, found.until, found.scale)
+            return sum(count for _, count in rows if count is not None)
         rows = query.timeserie_counts_and_averages(found.since, found.until, found.scale)
-        events = sum(count for _, count, _ in rows)
+        events = sum(count for _, count, _ in rows if count is not None)
         if not events:
             return None
         return sum(count * average for _, count, average in rows if average is not None) / events

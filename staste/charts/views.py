@@ -332,6 +332,7 @@ class LatestCountAndAverageChart(Chart):
         "minute": "60 minutes",
         "hour": "48 hours",
         "day": "31 days",
+        "week": "12 weeks",
         "month": "24 months",
         "year": "5 years",
     }

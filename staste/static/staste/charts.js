@@ -6,7 +6,9 @@
  * Spec (built server-side by staste.charts.spec):
  *   {"type": "line" | "pie" | "bar",
  *    "title": "...", "labels": [...],
- *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1"}],
+ *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1",
+ *                  "previous_of": 0, "labels": [...]}],   (optional: the previous period of
+ *                  dataset 0, drawn dashed in its colour; "labels" name its own buckets)
  *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"},
  *    "compact": true}   (optional: a sparkline without axes, legend nor title, e.g. the admin dashboard)
  * and optionally (see staste.charts.spec): "units" {axis: "ms"}, "integer" [axis, ...] (whole
@@ -14,8 +16,10 @@
  * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
  * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true.
  *
- * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec (used by pages that
- * fetch fresh data); every drawn canvas gets data-staste-drawn="1".
+ * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
+ * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
+ * live refresh: no flicker, the same Chart instance); every drawn canvas gets
+ * data-staste-drawn="1".
  */
 (function () {
   "use strict";
@@ -102,6 +106,17 @@
         out.backgroundColor = dataset.data.map(function (_, j) { return sliceColor(spec, j); });
         out.borderColor = colors.background;
         out.offset = dataset.data.map(function (_, j) { return j === spec.highlight ? 12 : 0; });
+      } else if (dataset.previous_of !== undefined) {
+        out.borderColor = color(dataset.previous_of, 0.75);
+        out.backgroundColor = color(dataset.previous_of, 0);
+        out.borderDash = [6, 4];
+        out.borderWidth = 1.5;
+        out.fill = false;
+        out.tension = 0.25;
+        out.pointRadius = 0;
+        out.spanGaps = true;
+        out.yAxisID = dataset.axis || "y";
+        out.stasteLabels = dataset.labels || null;
       } else if (spec.type === "bar" && breakdown) {
         // One colour for every bar (the label says which value it is), grey for the pooled rest.
         out.backgroundColor = dataset.data.map(function (_, j) {
@@ -112,7 +127,9 @@
       } else {
         out.borderColor = color(i);
         out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
-        out.fill = spec.type === "line" && (spec.datasets || []).length === 1;
+        out.fill = spec.type === "line" && (spec.datasets || []).filter(function (d) {
+          return d.previous_of === undefined;
+        }).length === 1;
         out.tension = 0.25;
         out.pointRadius = dataset.data.map(function (_, j) {
           if (partial.indexOf(j) >= 0) { return compact ? 0 : 4; }
@@ -203,6 +220,9 @@
             callbacks: {
               label: function (ctx) {
                 var name = pie || breakdown ? ctx.label : ctx.dataset.label;
+                // A previous period's point names its own bucket ("total (previous period) 2024-03-09: 12").
+                var own = ctx.dataset.stasteLabels && ctx.dataset.stasteLabels[ctx.dataIndex];
+                if (own) { name += " " + own; }
                 var axis = pie || breakdown ? "y" : (ctx.dataset.yAxisID || "y");
                 var value = pie ? ctx.parsed : (spec.horizontal ? ctx.parsed.x : ctx.parsed.y);
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
@@ -251,6 +271,36 @@
     return chart;
   }
 
+  function sameShape(chart, spec) {
+    var datasets = spec.datasets || [];
+    return chart.config.type === (spec.type === "pie" ? "pie" : spec.type) &&
+      chart.data.datasets.length === datasets.length;
+  }
+
+  function update(canvas, spec) {
+    var chart = charts.get(canvas);
+    if (!chart || !sameShape(chart, spec)) { return draw(canvas, spec); }
+    var fresh = config(spec, canvas);
+    // The options hold what depends on the numbers' order (links, partial buckets, units).
+    chart.options = fresh.options;
+    chart.data.labels = fresh.data.labels;
+    fresh.data.datasets.forEach(function (dataset, i) {
+      var current = chart.data.datasets[i];
+      current.label = dataset.label;
+      current.data = dataset.data;
+      if (dataset.backgroundColor !== undefined) { current.backgroundColor = dataset.backgroundColor; }
+      current.stasteLabels = dataset.stasteLabels;
+      current.pointRadius = dataset.pointRadius;
+      current.pointBackgroundColor = dataset.pointBackgroundColor;
+      current.segment = dataset.segment;
+      current.spanGaps = dataset.spanGaps;
+      current.offset = dataset.offset;
+    });
+    canvas.__stasteSpec = spec;
+    chart.update("none");
+    return chart;
+  }
+
   function readSpec(canvas) {
     var source = document.getElementById(canvas.getAttribute("data-staste-chart"));
     if (!source) { return null; }
@@ -274,7 +324,7 @@
     charts.forEach(function (chart, canvas) { draw(canvas, canvas.__stasteSpec); });
   }
 
-  window.StasteCharts = { draw: draw, drawAll: drawAll, config: config };
+  window.StasteCharts = { draw: draw, update: update, drawAll: drawAll, config: config };
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(); });
