@@ -14,9 +14,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from staste import conf
+from staste import conf, formats
 from staste.adminviews.metrica import display
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+from staste.charts.options import ChartOptions
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from tests.conftest import CLUSTER_MODE
@@ -454,6 +455,11 @@ def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) 
     assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
 
 
+#: Values that start a formula in a cell split on `;`, a tab or a line break, and what CSV keeps of them.
+HOSTILE_CELLS = ["x;=1+1", "x;-1", "a\n=1", "y,@z", "plain;ok"]
+SAFE_CELLS = ["x;'=1+1", "x;'-1", "a\n'=1", "y,'@z", "plain;ok"]
+
+
 def test_csv_export_defuses_formulas(staff_client: Client, register) -> None:
     sheet = register(Metrica(name="test_sheet", axes=[("cell", StoredChoiceAxis())]))
     for value in ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx", "plain", "a=b"]:
@@ -463,6 +469,22 @@ def test_csv_export_defuses_formulas(staff_client: Client, register) -> None:
     labels = sorted(row[0] for row in rows[1:])
     assert labels == sorted(["'=1+2", "'+SUM(A1)", "'-3", "'@cmd", "'\tx", "'\rx", "plain", "a=b"])
     assert all(row[1] == "1" for row in rows[1:])
+
+
+def test_csv_export_read_by_a_semicolon_spreadsheet_runs_nothing(staff_client: Client, register) -> None:
+    """Issue 13: `x;=1+1` was exported bare, and a spreadsheet splitting on `;` ran `=1+1,1`."""
+    sheet = register(Metrica(name="test_semicolons", axes=[("cell", StoredChoiceAxis())]))
+    for value in HOSTILE_CELLS:
+        sheet.kick(cell=value)
+    for table in ("line", "breakdown"):
+        response = staff_client.get(page("test_semicolons") + f"data.csv?_table={table}&_by=cell")
+        body = response.content.decode()
+        assert response.status_code == 200 and body.startswith('"')  # every text cell quoted
+        for delimiter in (";", "\t"):
+            cells = [cell for row in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter) for cell in row]
+            assert cells and not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    rows = list(csv.reader(io.StringIO(body, newline="")))  # the breakdown read with commas, as written
+    assert sorted(row[0] for row in rows[1:]) == sorted(SAFE_CELLS)
 
 
 # -- escaping ------------------------------------------------------------------------------------
@@ -617,3 +639,19 @@ def test_no_query_string_value_is_a_server_error(staff_client: Client, visits, t
             assert response.status_code in (200, 400), (url, param, value, response.status_code)
     raw = staff_client.get(page("test_visits") + "?gender=%ff%fe&_span=%c3%28")  # not UTF-8
     assert raw.status_code == 400
+
+
+def test_a_range_total_is_rounded_by_one_rule_everywhere(staff_client: Client, register) -> None:
+    """Issue 11: the admin rounded to len(str(multiplier)) decimals, the template tags to log10."""
+    money = register(AveragedMetrica(name="test_money", multiplier=100))
+    today = conf.local()
+    money.kick(value=0.1, date=today - datetime.timedelta(days=1))
+    money.kick(value=0.2, date=today)
+    noisy = 0.1 + 0.2  # what adding the day buckets gives
+    assert noisy != 0.3
+    summary = staff_client.get(page("test_money") + "data.json?_last=30+days").json()["summary"]
+    tag = ChartOptions.parse(money, "total", {"last": "30 days"}).number()
+    average = ChartOptions.parse(money, "average", {"last": "30 days"}).number()
+    assert summary["total"] == tag == formats.rounded(noisy, 100) == 0.3
+    assert noisy / 2 != 0.15
+    assert summary["average"] == average == formats.rounded(noisy / 2, 100, average=True) == 0.15

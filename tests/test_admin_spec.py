@@ -7,7 +7,9 @@ import datetime
 import pytest
 
 from staste.axis import OTHER, Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.charts.spec import Range, bucket_label, label, line_spec, parse_last, pie_spec, table, timeline_spec
+from staste.charts.spec import Range, line_spec, parse_last, pie_spec, table, timeline_spec
+from staste.formats import bucket_label
+from staste.formats import value_label as label
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
 

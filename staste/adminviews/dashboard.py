@@ -20,24 +20,19 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
+from staste.formats import SPARKLINE_RANGES, first_recorded
+from staste.http import json_response
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .export import json_response
 from .metrica import change_label, display, live_config, time_zone_label, with_unit
 
 TEMPLATE = "staste/admin/dashboard.html"
 #: Between the lines of a number cell ("3 events · avg 15.5 ms"), as the template joins them.
 LINE_JOINT = " · "
-#: The small chart's range: the first whose scale the metrica records.
-SPARKLINE_RANGES = ("24 hours", "30 days", "12 months", "10 years")
-
-
-def sparkline_range(metrica: Metrica) -> str | None:
-    return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
 
 
 def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]) -> dict[str, Any]:
@@ -60,7 +55,7 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
         numbers["yesterday"] = _same_time_yesterday(metrica, timescale.shift(today, -1), now)
         if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
-    text = sparkline_range(metrica)
+    text = first_recorded(SPARKLINE_RANGES, metrica.date_scales)
     numbers["range"] = text
     numbers["spark"] = None
     if text:

@@ -13,13 +13,15 @@ from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
 
 from staste import conf, timescale
-from staste.charts.spec import REST_LABEL, Spec, bucket_label, label, table
+from staste.charts.spec import REST_LABEL, Spec, table
+from staste.formats import bucket_label
+from staste.formats import value_label as label
+from staste.http import csv_response, json_response
 from staste.metrica import Metrica
 from staste.registration import NotRegistered, registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .export import csv_response, json_response
 from .reading import PageData, axis_options, read_page
 from .state import BadRequest, PageState, default_by, format_span, measures, quick_ranges
 
@@ -130,7 +132,8 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     spec = data.line if which == "line" else data.breakdown_table
     if spec is None:
         return HttpResponse(f"this view has no {which} table", status=400, content_type="text/plain")
-    return csv_response(spec, f"{metrica.name}-{which}.csv")
+    header, rows = table(spec)
+    return csv_response([header, *rows], f"{metrica.name}-{which}.csv")
 
 
 def export_data(state: PageState, data: PageData) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from staste import conf, timescale
+from staste import conf, formats, timescale
 from staste.axis import OTHER, Axis
 from staste.charts.spec import (
     BAR_LIMIT,
@@ -23,9 +23,7 @@ from staste.charts.spec import (
     REST_LABEL,
     Range,
     Spec,
-    bucket_label,
     bucket_status,
-    label,
     line_spec,
     mark_time,
     range_breakdown,
@@ -34,6 +32,8 @@ from staste.charts.spec import (
     top_values,
     with_units,
 )
+from staste.formats import bucket_label
+from staste.formats import value_label as label
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
 
@@ -374,8 +374,9 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
         summary = {"total": results["total"]}
         if metrica.averaged:
             summary.update(count=results["count"], average=results["average"])
-    if metrica.multiplier and isinstance(summary["total"], float):
-        summary["total"] = round(summary["total"], len(str(metrica.multiplier)))
+    summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
+    if metrica.averaged:
+        summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
     if not metrica.summable:
         del summary["total"]
     if results.get("percentiles") is not None:

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from staste import conf, timescale
-from staste.charts.spec import QUICK_RANGES, Range, parse_last
+from staste.charts.spec import Range, parse_last
+from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
@@ -34,8 +35,6 @@ LAST, SPAN, BY, MEASURE, COMPARE = "_last", "_span", "_by", "_measure", "_compar
 CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE)
 #: What ``_compare`` takes.
 COMPARISONS = ("previous",)
-#: The range a page opens with: the first one whose scale the metrica records.
-DEFAULT_RANGES = ("30 days", "24 hours", "12 months", "60 minutes")
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
 #: The percentiles shown for a metrica with a histogram.
@@ -83,7 +82,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if _records(metrica, text)]
+    return [text for text in QUICK_RANGES if timescale.readable(range_scale(text), metrica.date_scales)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +145,7 @@ class PageState:
         elif last:
             cls._check_range(metrica, last)
         else:
-            last = next((text for text in DEFAULT_RANGES if _records(metrica, text)), None)
+            last = first_recorded(DEFAULT_RANGES, metrica.date_scales)
             span = None if last else ()
         by = params.get(BY) or default_by(metrica, filters)
         if by is not None and by not in metrica.axes:
@@ -267,10 +266,6 @@ def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
         if name not in filters or axis.hierarchical:
             return name
     return None
-
-
-def _records(metrica: Metrica, text: str) -> bool:
-    return timescale.readable(parse_last(text).scale, metrica.date_scales)
 
 
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).

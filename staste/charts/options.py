@@ -29,12 +29,11 @@ Building a spec or a number costs one Redis round trip (two for lines per axis v
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from staste import timescale
+from staste import formats, timescale
 from staste.axis import OTHER
 from staste.charts import spec as specs
 from staste.metrica import Metrica
@@ -264,14 +263,11 @@ class ChartOptions:
             scale = self.scale or timescale.SCALES[len(self.span)]
             last_minute = timescale.end(self.span) - datetime.timedelta(minutes=1)
             return specs.Range(timescale.start(self.span), last_minute, scale)
-        found = specs.parse_last(self.default_last(), now=now)
+        default = formats.first_recorded(formats.DEFAULT_RANGES, self.metrica.date_scales)
+        if default is None:
+            raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
+        found = specs.parse_last(default, now=now)
         return specs.Range(found.since, found.until, self.scale or found.scale)
-
-    def default_last(self) -> str:
-        for scale, text in (("day", "30 days"), ("month", "12 months"), ("year", "10 years")):
-            if scale in self.metrica.date_scales:
-                return text
-        raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
 
     def _check_range(self) -> None:
         """Fail now, not at render time, on a line or number whose buckets cannot be read."""
@@ -338,7 +334,7 @@ class ChartOptions:
                 (moment, average)
                 for moment, _, average in query.timeserie_counts_and_averages(found.since, found.until, found.scale)
             ]
-        return [specs.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
+        return [formats.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
 
     def lines_per_value(self, found: specs.Range, *, with_total: bool) -> specs.Spec:
         """One line per value of ``axis`` (the ``limit`` largest), optionally with the total.
@@ -352,7 +348,7 @@ class ChartOptions:
         ranked = sorted(ranking, key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
         values = [value for value, _ in sorted(ranked, key=lambda row: self.metrica.axes[self.axis].sort_key(row[0]))]
         queries = [query.filter(**{self.axis: value}) for value in values if value is not OTHER]
-        names = [specs.label(value) for value in values if value is not OTHER]
+        names = [formats.value_label(value) for value in values if value is not OTHER]
         if with_total:
             queries.insert(0, query)
             names.insert(0, "total")
@@ -377,7 +373,8 @@ class ChartOptions:
         found = self.range(now)
         if self.kind == "total":
             rows = query.timeserie(found.since, found.until, found.scale)
-            return self._tidy(sum(total for _, total in rows if total is not None))  # None: a week expired
+            total = sum(value for _, value in rows if value is not None)  # None: a week expired
+            return formats.rounded(total, self.metrica.multiplier)
         if self.kind == "count":
             rows = query.timeserie_counts(found.since, found.until, found.scale)
             return sum(count for _, count in rows if count is not None)
@@ -385,13 +382,8 @@ class ChartOptions:
         events = sum(count for _, count, _ in rows if count is not None)
         if not events:
             return None
-        return sum(count * average for _, count, average in rows if average is not None) / events
-
-    def _tidy(self, value: int | float) -> int | float:
-        """Sums of fractional buckets, rounded to the metrica's precision (no 0.30000000000000004)."""
-        if self.metrica.multiplier and isinstance(value, float):
-            return round(value, math.ceil(math.log10(self.metrica.multiplier)))
-        return value
+        average = sum(count * average for _, count, average in rows if average is not None) / events
+        return formats.rounded(average, self.metrica.multiplier, average=True)
 
 
 def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:

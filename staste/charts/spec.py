@@ -25,7 +25,7 @@ Stable API (the admin, the template tags and the generic views build on it):
 * :func:`timeline_spec` charts a query's span bucket by bucket (a day by hours, all time by years);
 * :func:`pie_spec` charts a query broken down by an axis (or by the next finer time scale),
   over the query's span or over a range of buckets;
-* :func:`table` gives the rows behind any spec; :func:`label` spells one axis value.
+* :func:`table` gives the rows behind any spec (labels are spelled by :mod:`staste.formats`).
 
 Each ``*_spec`` function costs what the query method it calls costs: one Redis round trip.
 Labels are user data: they are only ever emitted as JSON (``json_script`` escapes ``<``,
@@ -40,23 +40,10 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from staste import conf, timescale
-from staste.axis import OTHER
+from staste.formats import bucket_label, value_label
 from staste.query import MetricaValues, bucket_spans, pipelined
 
 Spec = dict[str, Any]
-
-#: The quick ranges the admin offers, finest first.
-QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 weeks", "12 months")
-
-#: How a bucket of each scale is spelled in labels (sortable, unambiguous across days).
-LABEL_FORMATS: dict[str, str] = {
-    "year": "%Y",
-    "month": "%Y-%m",
-    "week": "%G-W%V",  # ISO year and week: 2021-01-01 is in 2020-W53
-    "day": "%Y-%m-%d",
-    "hour": "%Y-%m-%d %H:00",
-    "minute": "%Y-%m-%d %H:%M",
-}
 
 MEASURES = ("total", "count", "average")
 BREAKDOWN_TYPES = ("pie", "bar")
@@ -115,28 +102,6 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
     except (OverflowError, ValueError):
         raise ValueError(f"bad range {text!r}: it starts before the year 1") from None
     return Range(since, until, scale)
-
-
-def label(value: Any) -> str:
-    """How an axis value is shown: paths of a hierarchical axis joined by '/', everything as text."""
-    if value is OTHER:
-        return str(OTHER)
-    if isinstance(value, tuple):
-        return "/".join(str(part) for part in value) if value else "(all)"
-    text = str(value)
-    return text if text else "(empty)"
-
-
-def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None = None) -> str:
-    """How a time bucket is shown; give a span, or a bucket start and its scale."""
-    if isinstance(moment, tuple):
-        scale = timescale.scale_of(moment)
-        if scale is None:
-            return "all time"
-        moment = timescale.start(moment)
-    if scale is None:
-        raise ValueError("bucket_label: the scale of a datetime must be given")
-    return moment.strftime(LABEL_FORMATS[scale])
 
 
 def line_spec(
@@ -268,7 +233,7 @@ def pie_spec(
         labels = [bucket_label((*query.span, number)) for number, _ in rows]
         x = timescale.SCALES[len(query.span)] if query.span else "year"
     else:
-        labels = [label(value) for value, _ in rows]
+        labels = [value_label(value) for value, _ in rows]
         x = axis
     name = query.metrica.title if title is None else title
     spec = series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
