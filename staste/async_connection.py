@@ -15,9 +15,12 @@ timeouts and single quick retry, as the sync client:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import threading
 import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,10 +47,20 @@ SETTINGS = (
 )
 
 _lock = threading.Lock()
-#: event loop -> (pid, settings, client)
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, tuple[Any, ...], AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+@dataclasses.dataclass
+class _LoopClient:
+    pid: int
+    settings: tuple[Any, ...]
+    client: AsyncClient
+    slots: asyncio.Semaphore
+    starting: asyncio.Lock
+    started: bool = False
+
+
+#: event loop -> its client
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = weakref.WeakKeyDictionary()
 
 
 def _options() -> dict[str, Any]:
@@ -87,12 +100,22 @@ def _sentinel_client(url: str) -> redis.asyncio.Redis:
     return sentinel.master_for(path[0], db=int(path[1]) if len(path) == 2 else 0)
 
 
+#: Calls a loop's client runs at once.  redis.asyncio pools (and a cluster's per-node pools)
+#: hold at most 100 connections and fail the next call ("Too many connections"); a burst of
+#: concurrent kicks (asyncio.gather of 500) waits for a free slot instead.
+MAX_CONCURRENT_CALLS = 100
+
+
+def _single(url: str) -> redis.asyncio.Redis:
+    return redis.asyncio.Redis.from_url(url, **_options())
+
+
 def _build() -> AsyncClient:
     url = conf.get("STASTE_REDIS_URL")
     if not url:
         # The sync client starts (or finds) the embedded server; this one shares its socket.
         embedded = connection.get_redis()
-        return redis.asyncio.Redis(unix_socket_path=embedded.socket_file, **_options())  # type: ignore[union-attr]
+        return _single(f"unix://{embedded.socket_file}")  # type: ignore[union-attr]
     scheme = urlsplit(url).scheme
     if scheme in connection.CLUSTER_SCHEMES or (scheme in ("redis", "rediss") and conf.get("STASTE_REDIS_CLUSTER")):
         return _cluster_client(url)
@@ -103,24 +126,46 @@ def _build() -> AsyncClient:
             "STASTE_REDIS_URL must be a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// "
             f"URL, not {connection.redacted(url)!r}"
         )
-    return redis.asyncio.Redis.from_url(url, **_options())
+    return _single(url)
 
 
-def get_redis() -> AsyncClient:
-    """The client of the running event loop (this process), created on its first use.
-
-    Call it from a coroutine: outside a running loop it raises RuntimeError.
-    """
+def _current() -> _LoopClient:
     loop = asyncio.get_running_loop()
     pid = os.getpid()
     wanted = tuple(conf.get(name) for name in SETTINGS)
     with _lock:
         found = _clients.get(loop)
-        if found is not None and found[0] == pid and found[1] == wanted:
-            return found[2]
-        client = _build()
-        _clients[loop] = (pid, wanted, client)
-        return client
+        if found is None or found.pid != pid or found.settings != wanted:
+            client = _build()
+            found = _LoopClient(pid, wanted, client, asyncio.Semaphore(MAX_CONCURRENT_CALLS), asyncio.Lock())
+            found.started = not isinstance(client, redis.asyncio.cluster.RedisCluster)
+            _clients[loop] = found
+        return found
+
+
+def get_redis() -> AsyncClient:
+    """The client of the running event loop (this process), created on its first use.
+
+    Call it from a coroutine: outside a running loop it raises RuntimeError.  staste's own
+    calls go through :func:`using`, which also bounds how many run at once.
+    """
+    return _current().client
+
+
+@contextlib.asynccontextmanager
+async def using() -> AsyncIterator[AsyncClient]:
+    """The running loop's client, for one call (waiting while MAX_CONCURRENT_CALLS run)."""
+    current = _current()
+    async with current.slots:
+        if not current.started:
+            # A cluster client maps the slots on its first call; calls racing that first
+            # mapping can be handed connections it is closing ("Connection closed by server",
+            # redis-py 8.1), so the first call maps them alone.
+            async with current.starting:
+                if not current.started:
+                    await current.client.initialize()  # type: ignore[union-attr]
+                    current.started = True
+        yield current.client
 
 
 def forget() -> None:
@@ -138,4 +183,4 @@ async def aclose() -> None:
     with _lock:
         found = _clients.pop(loop, None)
     if found is not None:
-        await found[2].aclose()
+        await found.client.aclose()

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from staste import buffer, conf, connection, keys, scripts, timescale, writers
+from staste import async_connection, buffer, conf, connection, keys, scripts, timescale, writers
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
@@ -246,6 +246,26 @@ class Metrica:
         else:
             self.write(kick)
 
+    async def akick(
+        self,
+        value: Any = 1,
+        date: datetime.date | datetime.datetime | None = None,
+        buffered: bool | None = None,
+        **axis_values: Any,
+    ) -> None:
+        """:meth:`kick` for async code (``await metrica.akick(gender="girl")``).
+
+        The same validation, errors and single round trip, through the running event loop's
+        ``redis.asyncio`` client (:mod:`staste.async_connection`), so the loop is never blocked
+        on Redis.  Buffered, it is the same dict update as ``kick()`` (no I/O, nothing awaited
+        in vain).
+        """
+        kick = self.prepare_kick(value, date, **axis_values)
+        if self.buffered if buffered is None else buffered:
+            buffer.add(kick)
+        else:
+            await self.awrite(kick)
+
     def write(self, kick: Kick) -> None:
         """Write one prepared kick now, numbered by this thread's writer (exactly once)."""
         script_keys, args = batch_keys_and_args(
@@ -254,18 +274,37 @@ class Metrica:
         try:
             self.record_signature()
             scripts.run("kick", script_keys, args)
-        except RedisUnavailable:
+        except (RedisUnavailable, redis.ResponseError) as exc:
+            self._write_failed(exc)
+
+    async def awrite(self, kick: Kick) -> None:
+        """:meth:`write`, awaited: one round trip (two on a process' first kick of this metrica),
+        numbered by a writer borrowed for the call (:func:`staste.writers.borrowed`), so a call
+        sent again after a lost reply is counted once, as for ``kick()``."""
+        with writers.borrowed() as writer:
+            script_keys, args = batch_keys_and_args(
+                [kick], writer=writer.next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+            )
+            try:
+                await self.arecord_signature()
+                await scripts.arun("kick", script_keys, args)
+            except (RedisUnavailable, redis.ResponseError) as exc:
+                self._write_failed(exc)
+
+    def _write_failed(self, exc: RedisUnavailable | redis.ResponseError) -> None:
+        """Raise what a failed write means for the caller, or log it when failing silently."""
+        if isinstance(exc, RedisUnavailable):
             if not conf.get("STASTE_FAIL_SILENTLY"):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
-        except redis.ResponseError as exc:
-            if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
-                raise ValueError(
-                    f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
-                ) from None
-            if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
+                raise exc
+            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=exc)
+            return
+        if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
+            raise ValueError(
+                f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
+            ) from None
+        if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
+            raise exc
+        logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
 
     def record_signature(self) -> None:
         """Remember in Redis what the axes looked like when data was first written.
@@ -278,6 +317,16 @@ class Metrica:
             return
         with scripts.translated_errors():
             connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
+        self._signature_recorded = (pid, self.base)
+
+    async def arecord_signature(self) -> None:
+        """:meth:`record_signature`, awaited."""
+        pid = os.getpid()
+        if self._signature_recorded == (pid, self.base):
+            return
+        with scripts.translated_errors():
+            async with async_connection.using() as client:
+                await client.set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
 
     # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----
@@ -313,6 +362,13 @@ QUERY_METHODS: tuple[str, ...] = (
     "percentiles",
     "percentiles_over",
     "timeserie_percentiles",
+    "atotal",
+    "aiterate",
+    "atimeserie",
+    "apercentile",
+    "apercentiles",
+    "apercentiles_over",
+    "atimeserie_percentiles",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (
@@ -322,6 +378,12 @@ AVERAGED_QUERY_METHODS: tuple[str, ...] = (
     "iterate_averages",
     "timeserie_counts",
     "timeserie_counts_and_averages",
+    "acount",
+    "aaverage",
+    "aiterate_counts",
+    "aiterate_averages",
+    "atimeserie_counts",
+    "atimeserie_counts_and_averages",
 )
 #: Public MetricaValues methods a metrica does not forward: building blocks of the others.
 NOT_FORWARDED: frozenset[str] = frozenset({"series_spans"})

@@ -457,6 +457,69 @@ class MetricaValues:
         (at the week scale, None for a week whose day buckets may have expired)."""
         return self._plan_timeserie_percentiles(since, until, scale, ps).run()
 
+    # -- the async API (Django's ``a`` prefix): same plans and decoding, through redis.asyncio --
+
+    async def atotal(self) -> int | float:
+        """:meth:`total`, awaited: the same single round trip through this event loop's
+        ``redis.asyncio`` client (see :mod:`staste.async_connection`), never blocking the loop."""
+        return await self._plan_total().arun()
+
+    async def acount(self) -> int:
+        """:meth:`count`, awaited."""
+        return await self._plan_count().arun()
+
+    async def aaverage(self) -> float | None:
+        """:meth:`average`, awaited."""
+        return await self._plan_average().arun()
+
+    async def aiterate(self, axis: str | None = None) -> list[tuple[Any, int | float]]:
+        """:meth:`iterate`, awaited."""
+        return await self._plan_iterate(axis).arun()
+
+    async def aiterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
+        """:meth:`iterate_counts`, awaited."""
+        return await self._plan_iterate_counts(axis).arun()
+
+    async def aiterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
+        """:meth:`iterate_averages`, awaited."""
+        return await self._plan_iterate_averages(axis).arun()
+
+    async def atimeserie(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[datetime.datetime, Any]]:
+        """:meth:`timeserie`, awaited."""
+        return await self._plan_timeserie(since, until, scale).arun()
+
+    async def atimeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
+        """:meth:`timeserie_counts`, awaited."""
+        return await self._plan_timeserie_counts(since, until, scale).arun()
+
+    async def atimeserie_counts_and_averages(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[datetime.datetime, Any, float | None]]:
+        """:meth:`timeserie_counts_and_averages`, awaited."""
+        return await self._plan_timeserie_counts_and_averages(since, until, scale).arun()
+
+    async def apercentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
+        """:meth:`percentiles`, awaited."""
+        return await self._plan_percentiles(ps).arun()
+
+    async def apercentile(self, p: float) -> float | None:
+        """:meth:`percentile`, awaited."""
+        return (await self._plan_percentiles([p]).arun())[p]
+
+    async def apercentiles_over(
+        self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
+    ) -> dict[float, float | None]:
+        """:meth:`percentiles_over`, awaited."""
+        return await self._plan_percentiles_over(since, until, scale, ps).arun()
+
+    async def atimeserie_percentiles(
+        self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
+    ) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
+        """:meth:`timeserie_percentiles`, awaited."""
+        return await self._plan_timeserie_percentiles(since, until, scale, ps).arun()
+
 
 def bucket_spans(points: Sequence[timescale.Span], scale: str) -> list[timescale.Span]:
     """The buckets stored for the points of a series: a week's seven days, else the points."""
@@ -591,29 +654,28 @@ async def _aexecute(reads: list[tuple[Any, ...]]) -> list[Any]:
     if not reads:
         return []
     with scripts.translated_errors():
-        client = async_connection.get_redis()
-        if len(reads) == 1:
-            kind, target, arguments = reads[0]
-            if kind == "hmget":
-                return [await client.hmget(target, list(arguments))]
-            return [await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
-        cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-        pipe = client.pipeline(transaction=False)
-        for kind, target, arguments in reads:
-            if kind == "hmget":
-                pipe.hmget(target, list(arguments))
-            elif not cluster:
-                await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
-        replies = iter(await pipe.execute() if len(pipe) else [])
-        results = []
-        for kind, target, arguments in reads:
-            if kind == "hmget" or not cluster:
-                results.append(next(replies))
-            else:
-                results.append(
-                    await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)
-                )
-        return results
+        async with async_connection.using() as client:
+            if len(reads) == 1:
+                kind, target, arguments = reads[0]
+                if kind == "hmget":
+                    return [await client.hmget(target, list(arguments))]
+                return [await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
+            cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+            pipe = client.pipeline(transaction=False)
+            for kind, target, arguments in reads:
+                if kind == "hmget":
+                    pipe.hmget(target, list(arguments))
+                elif not cluster:
+                    await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
+            replies = iter(await pipe.execute() if len(pipe) else [])
+            results = []
+            for kind, target, arguments in reads:
+                if kind == "hmget" or not cluster:
+                    results.append(next(replies))
+                else:
+                    script = scripts.script(client, kind)
+                    results.append(await script(keys=list(target), args=list(arguments), client=client))
+            return results
 
 
 def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:

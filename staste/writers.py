@@ -23,9 +23,11 @@ skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 
 #: How long Redis remembers a synchronous writer's last call, in seconds.  A call is only
 #: ever sent again within one ``kick()`` (redis-py's retry, within the socket timeouts), and a
@@ -98,6 +100,24 @@ def current() -> Writer:
     except AttributeError:
         _local.lease = _Lease(_pool)
         return _local.lease.writer
+
+
+@contextlib.contextmanager
+def borrowed() -> Iterator[Writer]:
+    """A writer of this process' pool for one call, given back when the call is over.
+
+    For async kicks (``Metrica.akick``): the coroutines of one event loop share its thread, and
+    run their calls concurrently on several connections, so they cannot share the thread's
+    writer (a later number reaching Redis first would make kick.lua skip the earlier call).
+    Each call holds a writer of its own while it runs, so a loop has at most as many writers
+    as it ever had kicks in flight at once.
+    """
+    pool = _pool
+    writer = pool.take()
+    try:
+        yield writer
+    finally:
+        pool.free.append(writer)
 
 
 def stats() -> dict[str, int]:

@@ -14,7 +14,7 @@ from django.test import Client
 
 from staste import conf, timescale
 from staste.adminviews import compare
-from staste.adminviews.metrica import change_label
+from staste.adminviews.metrica import change_label, like
 from staste.axis import Axis
 from staste.charts.spec import Range
 from staste.metrica import AveragedMetrica, Metrica
@@ -93,6 +93,14 @@ def test_the_previous_range_has_as_many_buckets_and_ends_before_the_current_one(
     assert months.range == Range(D(2022, 4, 1), D(2023, 3, 1), "month")
 
 
+def test_the_previous_weeks_are_as_many_iso_weeks_before() -> None:
+    now = D(2024, 3, 13, 12)  # a Wednesday noon: 2.5 days into its week
+    period = compare.previous_period(Range(D(2024, 2, 26), now, "week"), None, None, now=now)
+    assert period.range == Range(D(2024, 2, 5), D(2024, 2, 19), "week")
+    assert timescale.series(*period.range) == [(2024, 2, 5), (2024, 2, 12), (2024, 2, 19)]
+    assert (period.index, period.fraction) == (2, 2.5 / 7)
+
+
 def test_a_running_span_is_compared_up_to_the_same_point() -> None:
     now = D(2024, 3, 10, 6, 15)
     today = compare.previous_period(None, (2024, 3, 10), "hour", now=now)
@@ -117,10 +125,11 @@ def test_an_expired_previous_period_is_said_so() -> None:
 def test_change_and_how_it_reads() -> None:
     assert compare.change(110, 100) == pytest.approx(10)
     assert compare.change(5, 0) is None and compare.change(None, 3) is None
-    assert change_label(12.4) == {"text": "▲ 12%", "direction": "up"}
-    assert change_label(-3.44) == {"text": "▼ 3.4%", "direction": "down"}
-    assert change_label(0.01) == {"text": "= 0%", "direction": "flat"}
-    assert change_label(None)["direction"] == "none"
+    assert change_label(12.4, 100) == {"text": "▲ 12%", "direction": "up", "versus": "vs 100"}
+    assert change_label(-3.44, 11.64) == {"text": "▼ 3.4%", "direction": "down", "versus": "vs 11.64"}
+    assert like(11.64, 12) == 12 and like(11.64, 12.5) == 11.64 and like(3, 4) == 3
+    assert change_label(0.01, 2.5)["text"] == "= 0%"
+    assert change_label(None, 0) == {"text": "—", "direction": "none", "versus": "vs 0"}
     assert compare.fit([1, 2], 4) == [1, 2, None, None] and compare.fit([1, 2, 3], 2) == [1, 2]
 
 
@@ -195,7 +204,7 @@ def test_compare_a_past_month_with_the_whole_previous_one(staff_client, hits) ->
     data = json.loads(staff_client.get(page("test_hits") + "data.json?" + query).content)
     assert data["previous"]["summary"] == {"total": 10}
     total = next(card for card in data["shown"]["cards"] if card["key"] == "total")
-    assert total["value"] == "3" and total["change"] == {"text": "▼ 70%", "direction": "down"}
+    assert total["value"] == "3" and total["change"] == {"text": "▼ 70%", "direction": "down", "versus": "vs 10"}
     assert total["previous"] == "10"
     assert "live" not in data  # a past month does not refresh itself
     assert 'id="staste-live-config"' not in text(response)
@@ -302,7 +311,7 @@ def test_the_dashboard_compares_today_with_the_same_time_yesterday_in_one_round_
         data = json.loads(staff_client.get("/admin/staste/data.json").content)
     assert trips.count == 1
     found = next(row for row in data["rows"] if row["name"] == "test_hits")
-    assert found["today"] == "4" and found["change"] == {"text": "▼ 50%", "direction": "down"}
+    assert found["today"] == "4" and found["change"] == {"text": "▼ 50%", "direction": "down", "versus": "vs 8"}
     assert found["spark"]["datasets"][0]["data"][-1] == 4
     assert json_script(response, "staste-live-config")["url"] == "/admin/staste/data.json"
 
@@ -310,3 +319,30 @@ def test_the_dashboard_compares_today_with_the_same_time_yesterday_in_one_round_
 def test_the_dashboard_json_needs_the_permission(client, hits) -> None:
     client.force_login(make_user("plain", staff=True))
     assert client.get("/admin/staste/data.json").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        "_last=60+minutes",
+        "_last=24+hours",
+        "_last=30+days",
+        "_last=12+weeks",
+        "_last=12+months",
+        "today",
+        "month",
+        "year",
+    ],
+)
+def test_every_view_but_all_time_compares_point_for_point(staff_client, hits, view) -> None:
+    now = conf.local()
+    hits.kick(date=now, colour="red")
+    spans = {"today": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m"), "year": now.strftime("%Y")}
+    query = f"_span={spans[view]}" if view in spans else view
+    response = staff_client.get(page("test_hits") + f"?{query}&_compare=previous")
+    assert response.status_code == 200
+    line = json_script(response, "staste-line-data")
+    current, previous = line["datasets"]
+    assert len(previous["data"]) == len(current["data"]) == len(line["labels"]) == len(previous["labels"])
+    assert sum(value or 0 for value in current["data"]) == 1
+    assert "staste-change" in text(response)

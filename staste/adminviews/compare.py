@@ -66,6 +66,8 @@ def previous_period(
     """
     now = now or conf.local()
     if found is not None:
+        if found.scale == timescale.WEEK:
+            return _previous_weeks(found, now)
         first = timescale.truncate(found.since, found.scale)
         size = timescale.count_buckets(found.since, found.until, found.scale)
         try:
@@ -99,6 +101,26 @@ def previous_period(
         index, fraction = 0, _fraction(span, now)
     unavailable = _expired(timescale.start(before), line_scale or scale, now)
     return Period(None, before, index, fraction, unavailable)
+
+
+def _previous_weeks(found: Range, now: datetime.datetime) -> Period | None:
+    """The ISO weeks before a range of weeks (a week is read from its days: their retention counts)."""
+    week = datetime.timedelta(weeks=1)
+    first = timescale.start(timescale.week_of(found.since))
+    current = timescale.start(timescale.week_of(found.until))
+    size = (current - first) // week + 1
+    try:
+        since, until = first - size * week, first - week
+    except OverflowError:
+        return None
+    running = current <= now < current + week
+    return Period(
+        Range(since, until, timescale.WEEK),
+        None,
+        size - 1 if running else None,
+        min(1.0, (now - current) / week) if running else 1.0,
+        _expired(since, "day", now),
+    )
 
 
 def same_point(values: Sequence[float | int | None], period: Period) -> float:

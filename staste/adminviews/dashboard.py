@@ -28,7 +28,7 @@ from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import change_label, display, live_config, time_zone_label, with_unit
+from .metrica import change_label, display, like, live_config, time_zone_label, with_unit
 
 TEMPLATE = "staste/admin/dashboard.html"
 #: Between the lines of a number cell ("3 events · avg 15.5 ms"), as the template joins them.
@@ -179,8 +179,7 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
         row["all"] = [with_unit(found["all"], unit)]
     if "yesterday" in found:
         today = found["today_count"] if metrica.averaged else found["today"]
-        row["change"] = change_label(compare.change(today, found["yesterday"]))
-        row["yesterday"] = display(round(found["yesterday"], 2))
+        row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row

@@ -359,7 +359,9 @@ def _summary_items(
     """The cards: {"key", "label", "value", "change"}, the change against the previous period
     (``change_label``) when it is compared.  Values carry the metrica's unit; a total that
     means nothing (a sum of durations) is no card."""
-    before = (previous or {}).get("summary") or {}
+    before = (previous or {}).get("summary")
+    compared = before is not None
+    before = before or {}
     unit = metrica.unit
     found: list[tuple[str, str, Any, Any, str]] = []
     if metrica.averaged:
@@ -377,26 +379,35 @@ def _summary_items(
             "key": key,
             "label": text,
             "value": with_unit(value, shown_unit),
-            "change": change_label(compare.change(value, then)) if previous is not None else None,
-            "previous": with_unit(then, shown_unit) if previous is not None else None,
+            "change": change_label(compare.change(value, then), like(then, value)) if compared else None,
+            "previous": with_unit(like(then, value), shown_unit) if compared else None,
         }
         for key, text, value, then, shown_unit in found
     ]
 
 
-def change_label(percent: float | None) -> dict[str, str]:
-    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up"}``.
+def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
 
     Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
-    (the previous number was 0), reads as such.
+    (the previous number was 0), reads as such.  ``versus`` names the previous number.
     """
+    versus = f"vs {display(previous)}"
     if percent is None:
-        return {"text": "—", "direction": "none"}
+        return {"text": "—", "direction": "none", "versus": versus}
     shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
     if float(shown.replace(",", "")) == 0:
-        return {"text": "= 0%", "direction": "flat"}
+        return {"text": "= 0%", "direction": "flat", "versus": versus}
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
-    return {"text": f"{arrow} {shown}%", "direction": direction}
+    return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
+
+
+def like(previous: Any, current: Any) -> Any:
+    """``previous`` shown as ``current`` is: a prorated count (11.6 events by now yesterday)
+    is compared with a whole one, so it is shown whole too."""
+    if isinstance(current, int) and isinstance(previous, float):
+        return round(previous)
+    return previous
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -315,13 +315,19 @@ def mark_time(
     out = {
         **spec,
         "labels": [labels[i] for i in keep],
-        "datasets": [
-            {**d, "data": [None if statuses[i] == "expired" else d["data"][i] for i in keep]} for d in datasets
-        ],
+        "datasets": [_kept(d, keep, statuses) for d in datasets],
         "partial": [n for n, i in enumerate(keep) if statuses[i] == "partial"],
         "expired": [n for n, i in enumerate(keep) if statuses[i] == "expired"],
     }
     return out, [None if statuses[i] == "expired" else spans[i] for i in keep]
+
+
+def _kept(dataset: dict[str, Any], keep: list[int], statuses: list[str]) -> dict[str, Any]:
+    """A dataset's points at ``keep``, None where expired (and its own labels, a previous period's)."""
+    out = {**dataset, "data": [None if statuses[i] == "expired" else dataset["data"][i] for i in keep]}
+    if isinstance(dataset.get("labels"), list) and len(dataset["labels"]) == len(statuses):
+        out["labels"] = [dataset["labels"][i] for i in keep]
+    return out
 
 
 def with_units(spec: Spec, metrica: Any) -> Spec:

@@ -142,7 +142,7 @@ def test_compare_draws_the_previous_period_dashed_and_the_cards_show_the_change(
     assert len(previous["data"]) == len(current["data"]) == len(drawn["labels"]) == 24
     assert sum(previous["data"]) > 0  # the sample data spans a month
     change = page.locator('.staste-stat[data-card="total"] .staste-change')
-    assert re.fullmatch(r"[▲▼] [\d.,]+%|= 0%|—", change.inner_text())
+    assert re.fullmatch(r"([▲▼] [\d.,]+%|= 0%|—) vs [\d.,]+", change.inner_text())
 
     # Live with the comparison on: both datasets stay, the current one moves.
     before = chart_sum(page, "staste-line", 0)

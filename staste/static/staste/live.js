@@ -48,6 +48,14 @@
     if (element && element.textContent !== text) { element.textContent = text; }
   }
 
+  function showChange(element, change) {
+    if (!element || !change) { return; }
+    setText(element.querySelector(".staste-change-text"), change.text);
+    setText(element.querySelector(".staste-versus"), change.versus);
+    element.classList.remove("staste-up", "staste-down", "staste-flat", "staste-none");
+    element.classList.add("staste-" + change.direction);
+  }
+
   // -- a metrica page ----------------------------------------------------------------------
 
   function applyCards(cards) {
@@ -55,11 +63,7 @@
       var box = document.querySelector('.staste-stat[data-card="' + card.key + '"]');
       if (!box) { return; }
       setText(box.querySelector("dd"), card.value);
-      var change = box.querySelector(".staste-change");
-      if (change && card.change) {
-        setText(change, card.change.text);
-        change.className = "staste-change staste-" + card.change.direction;
-      }
+      showChange(box.querySelector(".staste-change"), card.change);
     });
   }
 
@@ -118,11 +122,7 @@
       if (!tr) { return; }
       setText(tr.querySelector(".staste-today-value"), row.today);
       setText(tr.querySelector(".staste-all-value"), row.all);
-      var change = tr.querySelector(".staste-change");
-      if (change && row.change) {
-        setText(change, row.change.text);
-        change.className = "staste-change staste-" + row.change.direction;
-      }
+      showChange(tr.querySelector(".staste-change"), row.change);
       var canvas = tr.querySelector("canvas[data-staste-chart]");
       if (canvas && row.spark && window.StasteCharts) { window.StasteCharts.update(canvas, row.spark); }
     });
