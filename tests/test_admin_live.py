@@ -276,7 +276,15 @@ def test_pages_that_reach_the_present_carry_the_live_settings(staff_client, hits
 def test_the_json_export_carries_what_the_page_shows(staff_client, hits) -> None:
     for _ in range(1234):
         hits.kick(colour="red")
-    data = json.loads(staff_client.get(page("test_hits") + "data.json?_last=60+minutes").content)
+    with count_round_trips() as trips:
+        response = staff_client.get(page("test_hits") + "data.json?_last=60+minutes")
+    if not CLUSTER_MODE:
+        assert trips.count == 1  # one refresh, one round trip
+    data = json.loads(response.content)
+    months = json.loads(staff_client.get(page("test_hits") + "data.json?_last=12+months").content)["shown"]
+    page_text = text(staff_client.get(page("test_hits") + "?_last=12+months"))
+    assert f'<span id="staste-since">{months["since"]}</span>' in page_text
+    assert f'<span id="staste-until">{months["until"]}</span>' in page_text
     assert data["shown"]["cards"] == [
         {"key": "total", "label": "Total", "value": "1,234", "change": None, "previous": None}
     ]

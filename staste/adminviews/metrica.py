@@ -157,7 +157,12 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "expired": data.expired,
         "previous": data.previous,
         # What the page shows, formatted as shown (its live refresh puts these in place).
-        "shown": {"cards": _summary_items(metrica, data.summary, data.previous), **shown_rows(state, data)},
+        "shown": {
+            "cards": _summary_items(metrica, data.summary, data.previous),
+            "since": bucket_label(data.range.since, data.range.scale) if data.range else None,
+            "until": bucket_label(data.range.until, data.range.scale) if data.range else None,
+            **shown_rows(state, data),
+        },
     }
     for name, chart, rows_from in (
         ("line", data.line, data.line),

@@ -108,6 +108,8 @@
   function applyMetrica(data) {
     var shown = data.shown || {};
     applyCards(shown.cards);
+    if (shown.since) { setText(document.getElementById("staste-since"), shown.since); }
+    if (shown.until) { setText(document.getElementById("staste-until"), shown.until); }
     applyChart("staste-line", data.line);
     applyChart("staste-breakdown", data.breakdown);
     applyRows("staste-line-table", shown.line);
