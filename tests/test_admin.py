@@ -335,6 +335,28 @@ def test_quick_ranges(staff_client: Client, visits, last: str, scale: str, bucke
     )
 
 
+def test_a_range_drawn_by_week(staff_client: Client, visits) -> None:
+    response = staff_client.get(page("test_visits") + "?_last=30+days")
+    body = text(response)
+    by_week = re.search(r'href="([^"]*_scale=week[^"]*)"[^>]*>by week<', html.unescape(body))
+    assert by_week and ">by day<" in body and ">by hour<" in body and ">by minute<" not in body  # 43200 minutes
+    response = staff_client.get(by_week.group(1))
+    assert response.status_code == 200
+    line = json_script(response, "staste-line-data")
+    today = conf.local().date()
+    assert line["x"] == "week" and 5 <= len(line["labels"]) <= 6
+    assert line["labels"][-1] == today.strftime("%G-W%V")
+    assert line["datasets"][0]["data"][-1] >= 3
+    breakdown = json_script(response, "staste-breakdown-data")
+    assert sum(breakdown["datasets"][0]["data"]) == sum(line["datasets"][0]["data"])
+    # The filter form keeps the scale; a quick range starts again at its own unit.
+    assert '<input type="hidden" name="_scale" value="week">' in text(response)
+    ranged = staff_client.get(page("test_visits") + "?_last=12+weeks")
+    assert json_script(ranged, "staste-line-data")["x"] == "week"
+    own = staff_client.get(page("test_visits") + "?_last=30+days&_scale=day")  # its own unit: the default
+    assert json_script(own, "staste-line-data")["x"] == "day"
+
+
 def test_averaged_metrica_page_shows_counts_averages_and_measures(staff_client: Client, timings) -> None:
     response = staff_client.get(page("test_timings") + "?_span=all")
     body = text(response)
@@ -384,6 +406,9 @@ def test_hierarchical_axes_drill_down_level_by_level(staff_client: Client, regis
         ("?_last=0+days", "bad range"),
         ("?_last=5000+minutes", "at most 1500 buckets"),
         ("?_last=24+hours&_span=2024", "not both"),
+        ("?_span=2024&_scale=week", "give it with _last"),
+        ("?_last=30+days&_scale=fortnight", "bad _scale"),
+        ("?_last=30+days&_scale=minute", "at most 1500 buckets"),
         ("?_by=colour", "bad _by"),
         ("?_measure=average", "bad _measure"),
         ("?gender=" + "x" * 100_000, "bad filter gender="),

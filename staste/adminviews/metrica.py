@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from staste import conf, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
-from staste.formats import bucket_label
+from staste.formats import bucket_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -222,7 +222,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
             if name == state.by or name not in state.filters or axis.hierarchical
         ],
         "measure_choices": [(m, m == state.measure) for m in measures(metrica)] if metrica.averaged else [],
-        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last")],
+        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
@@ -506,12 +506,22 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
             {"label": _("Last %(range)s") % {"range": state.last}, "url": base + state.querystring(), "active": True}
         )
     found = state.range()
+    own = range_scale(state.last) if state.last else None
+    scales = [
+        {
+            "label": f"by {scale}",
+            "url": base + state.replace(scale=None if scale == own else scale).querystring(),
+            "active": found is not None and found.scale == scale,
+        }
+        for scale in state.scales()
+    ]
     return {
         "crumbs": crumbs,
         "steps": steps,
         "calendar": calendar_links,
         "ranges": ranges,
         "zone": time_zone_label(),
+        "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,
     }

@@ -11,7 +11,9 @@ Every view of a metrica is a shareable URL::
   a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
   "2024-03-10T14:05"); one or the other;
 * ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows;
-* ``_compare=previous`` adds the previous period of the same length (see ``compare``).
+* ``_compare=previous`` adds the previous period of the same length (see ``compare``);
+* ``_scale`` draws a range by other buckets than its unit's ("30 days" by ``week``: ISO weeks
+  read from the days; by ``month``); only with a range.
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -31,8 +33,8 @@ from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_s
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
-LAST, SPAN, BY, MEASURE, COMPARE = "_last", "_span", "_by", "_measure", "_compare"
-CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE)
+LAST, SPAN, BY, MEASURE, COMPARE, SCALE = "_last", "_span", "_by", "_measure", "_compare", "_scale"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
 #: What ``_compare`` takes.
 COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
@@ -98,6 +100,8 @@ class PageState:
     measure: str
     #: Whether the previous period is shown too (``_compare=previous``); never for all time.
     compare: bool = False
+    #: The buckets a range is drawn by, when not its unit's (``_scale=week``); None otherwise.
+    scale: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -161,26 +165,60 @@ class PageState:
             raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out", param=COMPARE)
         if compared and span == ():
             raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out", param=COMPARE)
-        return cls(metrica, filters, span, last, by, measure, bool(compared))
+        scale = params.get(SCALE) or None
+        if scale is not None:
+            if not last:
+                raise BadRequest(
+                    f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}", param=SCALE
+                )
+            cls._check_range(metrica, last, scale)
+            if scale == parse_last(last).scale:
+                scale = None  # the range's own unit: the default, left out of the URL
+        return cls(metrica, filters, span, last, by, measure, bool(compared), scale)
 
     @staticmethod
-    def _check_range(metrica: Metrica, text: str) -> Range:
+    def _check_range(metrica: Metrica, text: str, scale: str | None = None) -> Range:
         try:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc), param=LAST) from None
+        what, param = f"{LAST} {text!r}", LAST
+        if scale is not None:
+            what, param = f"{SCALE} {scale!r}", SCALE
+            if scale not in timescale.SERIES_SCALES:
+                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}", param=param)
+            found = Range(found.since, found.until, scale)
         if not timescale.readable(found.scale, metrica.date_scales):
             recorded = "day" if found.scale == timescale.WEEK else found.scale
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {recorded}s", param=LAST)
+            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s", param=param)
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=LAST)
+            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=param)
         return found
 
     # -- what to read ----------------------------------------------------------------------
 
     def range(self) -> Range | None:
-        """The quick range as datetimes, fixed at the moment this is called."""
-        return parse_last(self.last) if self.last else None
+        """The quick range as datetimes, fixed at the moment this is called, at ``scale`` if given."""
+        if not self.last:
+            return None
+        found = parse_last(self.last)
+        return found._replace(scale=self.scale) if self.scale else found
+
+    def scales(self) -> list[str]:
+        """The scales this range can be drawn by (finest first): recorded, at least two buckets
+        and at most MAX_RANGE_BUCKETS of them; always its own unit's."""
+        if not self.last:
+            return []
+        found = parse_last(self.last)
+        return [
+            scale
+            for scale in reversed(timescale.SERIES_SCALES)
+            if scale == found.scale
+            or (
+                timescale.readable(scale, self.metrica.date_scales)
+                and 2 <= timescale.count_buckets(found.since, found.until, scale) <= MAX_RANGE_BUCKETS
+            )
+        ]
 
     def includes_now(self, now: Any = None) -> bool:
         """Whether the view reaches the present (a quick range, today, this month): the page
@@ -204,6 +242,8 @@ class PageState:
             changes.setdefault("last", None)
         if "last" in changes and changes["last"] is not None:
             changes.setdefault("span", None)
+        if "last" in changes or "span" in changes:
+            changes.setdefault("scale", None)  # another range (or a span) starts at its own unit
         if changes.get("span") == ():
             changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
@@ -230,6 +270,8 @@ class PageState:
             pairs.append((SPAN, format_span(self.span)))
         elif self.last:
             pairs.append((LAST, self.last))
+            if self.scale:
+                pairs.append((SCALE, self.scale))
         if self.by is not None and self.by != default_by(self.metrica, self.filters):
             pairs.append((BY, self.by))
         if self.measure != default_measure(self.metrica):
