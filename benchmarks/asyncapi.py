@@ -122,7 +122,7 @@ async def _kicks(metrica: Any, rounds: int, burst: int) -> AsyncRow:
         await asyncio.gather(*(metrica.akick(**kick) for _ in range(burst)))
         async_spent.append(time.perf_counter() - start)
     return AsyncRow(
-        f"{burst} kicks: kick() in turn vs akick() gathered",
+        f"{burst} kicks, one round trip each: kick() in turn vs akick() gathered",
         statistics.median(sync_spent) * 1000,
         statistics.median(async_spent) * 1000,
         measure.paired_ratio(async_spent, sync_spent),
