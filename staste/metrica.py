@@ -34,7 +34,8 @@ from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+#: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
+NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
 RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
 REDIS_INT_LIMIT = 2**63 - 1
 
@@ -62,7 +63,7 @@ class Metrica:
         buffered: bool = False,
         histogram: bool = False,
     ) -> None:
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
         self.name = name
         pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
