@@ -360,7 +360,8 @@ def _breakdown_context(
     columns = []
     for name in header[1:]:
         shown_unit = unit if name not in ("count", "share") else ""
-        column: dict[str, Any] = {"name": name, "label": f"{name} ({shown_unit})" if shown_unit else name}
+        shown = measure_label(name)
+        column: dict[str, Any] = {"name": name, "label": f"{shown} ({shown_unit})" if shown_unit else shown}
         if name == "share":
             column["label"] = _("share")
         if name in measures(metrica):
@@ -369,7 +370,7 @@ def _breakdown_context(
         columns.append(column)
     return {
         "spec": chart,
-        "header_label": header[0],
+        "header_label": str(formats.SCALE_LABELS.get(header[0], header[0])),
         "columns": columns,
         "rows": rows or [],
         "csv": csv_url + state.querystring(_table="breakdown"),
