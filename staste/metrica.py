@@ -11,13 +11,15 @@ from __future__ import annotations
 import datetime
 import decimal
 import fractions
+import functools
+import inspect
 import logging
 import math
 import numbers
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -255,39 +257,11 @@ class Metrica:
             connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----
 
     def values(self) -> MetricaValues:
         """All of this metrica's values, all time: the start of every query."""
         return MetricaValues(self)
-
-    def timespan(
-        self,
-        year: int | None = None,
-        month: int | None = None,
-        day: int | None = None,
-        hour: int | None = None,
-        minute: int | None = None,
-    ) -> MetricaValues:
-        return self.values().timespan(year, month, day, hour, minute)
-
-    def filter(self, **axis_values: Any) -> MetricaValues:
-        return self.values().filter(**axis_values)
-
-    def total(self) -> int | float:
-        return self.values().total()
-
-    def iterate(self, axis: str | None = None) -> list[tuple[Any, Any]]:
-        return self.values().iterate(axis)
-
-    def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
-        return self.values().timeserie(since, until, scale)
-
-    def percentile(self, p: float) -> float | None:
-        return self.values().percentile(p)
-
-    def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
-        return self.values().percentiles(ps)
 
 
 class AveragedMetrica(Metrica):
@@ -301,22 +275,54 @@ class AveragedMetrica(Metrica):
 
     averaged = True
 
-    def count(self) -> int:
-        return self.values().count()
 
-    def average(self) -> float | None:
-        return self.values().average()
+#: The query methods a metrica answers itself, as ``metrica.values().<name>(...)``: every public
+#: method of MetricaValues is listed here or in NOT_FORWARDED (tests/test_structure.py checks it).
+#: A method added to MetricaValues (``atotal``, ``aiterate``, ``top``, ...) is forwarded by adding
+#: its name here, and nothing else: coroutine functions are forwarded as coroutine functions.
+QUERY_METHODS: tuple[str, ...] = (
+    "timespan",
+    "filter",
+    "total",
+    "iterate",
+    "timeserie",
+    "percentile",
+    "percentiles",
+    "percentiles_over",
+    "timeserie_percentiles",
+)
+#: Those that only an AveragedMetrica answers (it counts its events).
+AVERAGED_QUERY_METHODS: tuple[str, ...] = (
+    "count",
+    "average",
+    "iterate_counts",
+    "iterate_averages",
+    "timeserie_counts",
+    "timeserie_counts_and_averages",
+)
+#: Public MetricaValues methods a metrica does not forward: building blocks of the others.
+NOT_FORWARDED: frozenset[str] = frozenset({"series_spans"})
 
-    def iterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
-        return self.values().iterate_counts(axis)
 
-    def iterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
-        return self.values().iterate_averages(axis)
+def _forwarded(name: str) -> Callable[..., Any]:
+    method = getattr(MetricaValues, name)
+    if inspect.iscoroutinefunction(method):
 
-    def timeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, int]]:
-        return self.values().timeserie_counts(since, until, scale)
+        @functools.wraps(method)
+        async def forward_async(self: Metrica, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(self.values(), name)(*args, **kwargs)
 
-    def timeserie_counts_and_averages(
-        self, since: Any, until: Any = None, scale: str | None = None
-    ) -> list[tuple[Any, int, float | None]]:
-        return self.values().timeserie_counts_and_averages(since, until, scale)
+        return forward_async
+
+    @functools.wraps(method)
+    def forward(self: Metrica, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.values(), name)(*args, **kwargs)
+
+    return forward
+
+
+for _name in QUERY_METHODS:
+    setattr(Metrica, _name, _forwarded(_name))
+for _name in AVERAGED_QUERY_METHODS:
+    setattr(AveragedMetrica, _name, _forwarded(_name))
+del _name

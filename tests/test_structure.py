@@ -157,3 +157,35 @@ def test_every_deferred_import_says_why() -> None:
             if "#" not in lines[line - 1] and not (start > 0 and lines[start - 1].strip().startswith("#")):
                 silent.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {lines[line - 1].strip()}")
     assert not silent, "deferred imports without a reason:\n" + "\n".join(sorted(set(silent)))
+
+
+def test_a_metrica_forwards_every_query_method() -> None:
+    """No MetricaValues method can be forgotten: it is forwarded, or said not to be."""
+    from staste.metrica import AVERAGED_QUERY_METHODS, NOT_FORWARDED, QUERY_METHODS, AveragedMetrica, Metrica
+    from staste.query import MetricaValues
+
+    public = {name for name, value in vars(MetricaValues).items() if callable(value) and not name.startswith("_")}
+    listed = set(QUERY_METHODS) | set(AVERAGED_QUERY_METHODS)
+    assert public - listed - NOT_FORWARDED == set(), "add them to metrica.QUERY_METHODS"
+    assert listed | NOT_FORWARDED <= public
+    for name in QUERY_METHODS:
+        assert getattr(Metrica, name).__doc__ == getattr(MetricaValues, name).__doc__
+    for name in AVERAGED_QUERY_METHODS:
+        assert hasattr(AveragedMetrica, name) and not hasattr(Metrica, name)
+
+
+def test_a_coroutine_method_is_forwarded_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import inspect
+
+    from staste import metrica as metrica_module
+    from staste.query import MetricaValues
+
+    async def aspan(self: MetricaValues, extra: int) -> tuple[object, int]:
+        return self.span, extra
+
+    monkeypatch.setattr(MetricaValues, "aspan", aspan, raising=False)
+    forward = metrica_module._forwarded("aspan")
+    assert inspect.iscoroutinefunction(forward)
+    found = metrica_module.Metrica("forwarding")
+    assert asyncio.run(forward(found, extra=3)) == ((), 3)

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from staste import conf, timescale
+from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.metrica import Metrica
 from staste.query import pipelined
@@ -48,7 +48,7 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
         numbers["today"] = day.total()
         if metrica.averaged:
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
-        if getattr(metrica, "histogram", None) and hasattr(day, "percentiles"):
+        if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
     text = sparkline_range(metrica)
     numbers["range"] = text
@@ -63,22 +63,6 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
             spec["compact"] = True
             numbers["spark"] = spec
     return numbers
-
-
-def buffer_stats() -> dict[str, Any] | None:
-    """The buffered writer's counters (staste.buffer), when that module exists."""
-    try:
-        from staste import buffer  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    stats = getattr(buffer, "stats", None)
-    if not callable(stats):
-        return None
-    try:
-        found = stats()
-    except Exception:  # the dashboard must render whatever the buffer's state
-        return None
-    return dict(found) if isinstance(found, dict) else None
 
 
 def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
@@ -97,7 +81,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         {"name": category or "General", "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
     ]
-    stats = buffer_stats()
+    stats = buffer.stats()
     context = admin_context(
         request,
         site,
@@ -105,9 +89,9 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         groups=groups,
         count=len(metricas),
         redis_error=error,
-        buffer=_buffer_items(stats) if stats is not None else None,
-        buffer_error=stats.get("last_error") if stats else None,
-        buffer_dropped=bool(stats and stats.get("dropped")),
+        buffer=_buffer_items(stats),
+        buffer_error=stats["last_error"],
+        buffer_dropped=bool(stats["dropped"]),
     )
     return TemplateResponse(request, TEMPLATE, context)
 

@@ -16,7 +16,7 @@ from staste import timescale
 from staste.axis import OTHER, Axis
 from staste.charts.spec import Range, Spec, label, line_spec, pie_spec, timeline_spec
 from staste.metrica import Metrica
-from staste.query import MetricaValues, pipelined
+from staste.query import pipelined
 
 from .state import PageState
 
@@ -95,10 +95,10 @@ def read_page(state: PageState) -> PageData:
         if metrica.averaged:
             calls["count"] = query.count
             calls["average"] = query.average
-    if _keeps_histogram(metrica, query):
-        if found is not None and hasattr(query, "percentiles_over"):
+    if metrica.histogram:
+        if found is not None:
             calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
-        elif found is None:
+        else:
             calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
@@ -137,8 +137,3 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
     if results.get("percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary
-
-
-def _keeps_histogram(metrica: Metrica, query: MetricaValues) -> bool:
-    """Whether p50/p95/p99 can be read (a metrica made with ``histogram=True``)."""
-    return bool(getattr(metrica, "histogram", None)) and hasattr(query, "percentiles")
