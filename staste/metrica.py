@@ -290,6 +290,8 @@ QUERY_METHODS: tuple[str, ...] = (
     "percentiles",
     "percentiles_over",
     "timeserie_percentiles",
+    "over",
+    "top",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (

@@ -7,13 +7,28 @@ builds a new query.
 >>> q = guests.timespan(year=2010, month=2).filter(gender="boy")   # doctest: +SKIP
 >>> q.total(), q.iterate("age")                                    # doctest: +SKIP
 (28, [('17', 10), ('18', 17), ('19', 0), ('120', 1)])
+
+A read is planned (which hashes, which fields: a :class:`Read`), executed (one pipeline,
+:func:`execute`) and decoded, in three steps, so that a batch (:func:`pipelined`) or another
+client can run the same plans.  Its cost is bounded three ways (docs/security.md):
+
+* a range (:meth:`MetricaValues.over`) is read from the fewest buckets that cover it exactly
+  (``timescale.cover``): ten thousand minutes are about 130 buckets, not 10,000;
+* every read counts the counters it may touch (its *work*: buckets x values x families, a
+  stored axis counting as ``max_choices + 1`` values) against a budget, ``STASTE_MAX_QUERY_WORK``
+  per round trip, or what :func:`budget` sets for a whole request; past it
+  :class:`~staste.exceptions.QueryTooExpensive` is raised before Redis is asked anything;
+* no script call reads more than ``SLICE_WORK`` counters (a few milliseconds of Redis time):
+  larger reads are cut into slices, sent in the same pipeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import dataclasses
 import datetime
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
@@ -21,30 +36,41 @@ import redis.cluster
 from django.conf import settings
 
 from staste import conf, connection, histogram, keys, scripts, timescale
+from staste.exceptions import QueryTooExpensive
 
 if TYPE_CHECKING:
     from staste.axis import Axis
     from staste.metrica import Metrica
 
-Raw = bytes | str | None
+Raw = bytes | str | int | None
 Row = tuple[Any, list[Raw]]
+
+#: Most counters a single script call reads: about a millisecond of Redis time, far under the
+#: 50 ms that would hold up other clients (Redis runs one script at a time), even on a busy host.
+SLICE_WORK = 2_000
+#: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
+TOP_MEASURES: tuple[str, ...] = ("total", "count", "average")
 
 
 class MetricaValues:
-    """The values of one metrica within one timespan, under some axis filters."""
+    """The values of one metrica within one timespan (or range), under some axis filters."""
 
     def __init__(
         self,
         metrica: Metrica,
         span: timescale.Span = (),
         filters: dict[str, Any] | None = None,
+        cover: tuple[timescale.Span, ...] | None = None,
     ) -> None:
         self.metrica = metrica
         self.span = span
         self.filters: dict[str, Any] = dict(filters or {})
+        #: The buckets of a range (see over()), or None for the calendar span ``span``.
+        self.cover = cover
 
     def __repr__(self) -> str:
-        return f"<MetricaValues {self.metrica.name} span={self.span} filters={self.filters}>"
+        where = f"cover={len(self.cover)} buckets" if self.cover is not None else f"span={self.span}"
+        return f"<MetricaValues {self.metrica.name} {where} filters={self.filters}>"
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -52,10 +78,11 @@ class MetricaValues:
             and other.metrica is self.metrica
             and other.span == self.span
             and other.filters == self.filters
+            and other.cover == self.cover
         )
 
     def __hash__(self) -> int:
-        return hash((id(self.metrica), self.span))
+        return hash((id(self.metrica), self.span, self.cover))
 
     # -- building --------------------------------------------------------------------------
 
@@ -73,7 +100,12 @@ class MetricaValues:
         scale given again replaces that scale only, and no arguments keep the span.  Widen back
         to all time with ``metrica.values()`` (or ``metrica.timespan()``).
         """
-        span = timescale.narrow(self.span, year, month, day, hour, minute)
+        given = (year, month, day, hour, minute)
+        if self.cover is not None:
+            if all(number is None for number in given):
+                return self
+            raise TypeError("timespan: this query is over a range (over()); start from metrica.values() instead")
+        span = timescale.narrow(self.span, *given)
         if len(span) > len(self.metrica.date_scales):
             recorded = ", ".join(self.metrica.date_scales) or "only all time"
             raise ValueError(f"{self.metrica.name} does not record {timescale.scale_of(span)}s (it records {recorded})")
@@ -88,7 +120,25 @@ class MetricaValues:
                 merged.pop(axis_name, None)
             else:
                 merged[axis_name] = value
-        return MetricaValues(self.metrica, self.span, merged)
+        return MetricaValues(self.metrica, self.span, merged, self.cover)
+
+    def over(self, since: Any, until: Any = None, scale: str | None = None) -> MetricaValues:
+        """The same query over the range of buckets ``timeserie(since, until, scale)`` reads.
+
+        Its numbers (``total()``, ``iterate(axis)``, ``percentiles()``, ``top()``...) are those
+        of the whole range, read from the fewest buckets that cover it exactly: the full days
+        of the range from day buckets, full hours from hour buckets and only the minutes at its
+        edges from minute buckets (``timescale.cover``).  The range is fixed when ``over`` is
+        called (``until`` defaults to now).
+
+        >>> guests.filter(gender="girl").over(now - timedelta(days=7)).iterate("age")  # doctest: +SKIP
+        """
+        if self.span:
+            raise TypeError("over: this query has a timespan; a range is taken over all time (metrica.values())")
+        scale, start, stop = self._range(since, until, scale)
+        first, last = timescale.truncate(start, scale), timescale.truncate(stop, scale)
+        scales = timescale.cover_scales(scale, self.metrica.date_scales, conf.retention())
+        return MetricaValues(self.metrica, (), self.filters, tuple(timescale.cover(first, last, scales)))
 
     # -- plans ---------------------------------------------------------------------------
 
@@ -113,42 +163,31 @@ class MetricaValues:
     def _field(self) -> str:
         return keys.field(self._parts())
 
-    def _key(self, span: timescale.Span) -> str:
-        return keys.bucket_key(self.metrica.base, timescale.bucket_id(span))
+    def _key(self, span: timescale.Span, base: str | None = None) -> str:
+        return keys.bucket_key(self.metrica.base if base is None else base, timescale.bucket_id(span))
+
+    def _here(self) -> Sequence[timescale.Span]:
+        """The buckets whose sum this query's numbers are: the range's cover, or its span."""
+        return self.cover if self.cover is not None else (self.span,)
 
     def _families(self, *wanted: str) -> list[str]:
         if keys.COUNT_MARK in wanted and not self.metrica.averaged:
             raise TypeError(f"{self.metrica.name} is a Metrica: only an AveragedMetrica counts its events")
         return list(wanted)
 
-    # -- one round trip each ---------------------------------------------------------------
-
-    @staticmethod
-    def _hmget(requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
-        batch = _batch.get()
-        if batch is not None:
-            return batch.hmget(requests)
-        with scripts.translated_errors():
-            client = connection.get_redis()
-            if len(requests) == 1:
-                key, fields = requests[0]
-                return [client.hmget(key, fields)]
-            pipe = client.pipeline(transaction=False)
-            for key, fields in requests:
-                pipe.hmget(key, fields)
-            return pipe.execute()
+    # -- reads -----------------------------------------------------------------------------
 
     def _read_here(self, families: list[str]) -> list[Raw]:
         field = self._field()
-        return self._hmget([(self._key(self.span), [prefix + field for prefix in families])])[0]
+        return read(Read.sums([self._key(span) for span in self._here()], [p + field for p in families]))
 
     def _read_spans(self, spans: Sequence[timescale.Span], families: list[str]) -> list[list[Raw]]:
-        if not spans:
-            return []
         field = self._field()
-        return self._hmget([(self._key(span), [prefix + field for prefix in families]) for span in spans])
+        return read(Read.rows([self._key(span) for span in spans], [p + field for p in families]))
 
     def _read_time_children(self, families: list[str]) -> list[Row]:
+        if self.cover is not None:
+            raise ValueError(f"{self.metrica.name}: a range has no time scale to iterate; use timeserie() over it")
         if self.span:
             if len(self.span) >= len(self.metrica.date_scales):
                 finer = "nothing finer" if len(self.span) == 5 else "no finer scale"
@@ -158,15 +197,17 @@ class MetricaValues:
         if not self.metrica.date_scales:
             raise ValueError(f"{self.metrica.name} records only all time: there are no years to iterate")
         base = self.metrica.base
-        flat = _members([keys.years_key(base)], ["years", base, "", self._field(), "", *families])
+        flat = read(Read.years(keys.years_key(base), base, self._field(), families))
         rows = _unflatten(flat, len(families))
         return sorted(((int(_text(member)), raw) for member, raw in rows), key=lambda row: row[0])
 
-    def _read_axis(self, axis_name: str, families: list[str]) -> list[Row]:
+    def _read_axis(self, axis_name: str, families: list[str], base: str | None = None) -> list[Row]:
+        """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets here."""
         axis = self._axis(axis_name)
         parts = self._parts()
         index = list(self.metrica.axes).index(axis_name)
-        key = self._key(self.span)
+        bucket_keys = [self._key(span, base) for span in self._here()]
+        width = len(families)
         if axis.choices is not None:
             labelled = axis.declared_parts()
             fields = []
@@ -174,17 +215,14 @@ class MetricaValues:
                 parts[index] = part
                 combination = keys.field(parts)
                 fields += [prefix + combination for prefix in families]
-            raw = self._hmget([(key, fields)])[0]
-            width = len(families)
+            raw = read(Read.sums(bucket_keys, fields))
             return [(value, raw[i * width : (i + 1) * width]) for i, (value, _) in enumerate(labelled)]
         before = keys.field(parts[:index]) + keys.PART_SEPARATOR if index else ""
         after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
         parent = axis.member_parent(self.filters.get(axis_name)) if axis.hierarchical else ""
-        flat = _members(
-            [keys.choices_key(self.metrica.base, axis_name), key],
-            ["axis", key, before, after, parent, *families],
-        )
-        rows = [(axis.from_part(_text(member)), raw) for member, raw in _unflatten(flat, len(families))]
+        choices = keys.choices_key(self.metrica.base, axis_name)
+        found = read(Read.axis(choices, bucket_keys, families, before, after, parent, axis.cap()))
+        rows = [(axis.from_part(member), raw) for member, raw in found.items()]
         return sorted(rows, key=lambda row: axis.sort_key(row[0]))
 
     def _rows(self, axis: str | None, families: list[str]) -> list[Row]:
@@ -230,21 +268,35 @@ class MetricaValues:
 
     # -- time series -------------------------------------------------------------------
 
-    def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
-        """The scale and the buckets a time series from ``since`` to ``until`` reads."""
+    def _range(self, since: Any, until: Any, scale: str | None) -> tuple[str, datetime.datetime, datetime.datetime]:
         start, stop = conf.local(since), conf.local(until)
         if stop < start:
-            raise ValueError(f"timeserie: until ({stop}) is before since ({start})")
+            raise ValueError(f"until ({stop}) is before since ({start})")
         if scale is None:
             scale = timescale.finest_retained(start, conf.local(), self.metrica.date_scales, conf.retention())
         elif scale not in self.metrica.date_scales:
             timescale.depth(scale)
             raise ValueError(f"{self.metrica.name} does not record {scale}s")
+        return scale, start, stop
+
+    def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
+        """The scale and the buckets a time series from ``since`` to ``until`` reads.
+
+        A series keeps the scale it is asked for (a chart by minute must not silently become
+        one by hour); one of more than ``STASTE_MAX_BUCKETS`` buckets is refused with a
+        ValueError that names the finest scale the range can be drawn at.
+        """
+        scale, start, stop = self._range(since, until, scale)
         limit = conf.get("STASTE_MAX_BUCKETS")
         if timescale.count_buckets(start, stop, scale) > limit:
+            finer_ok = [
+                s
+                for s in reversed(timescale.SCALES)
+                if s in self.metrica.date_scales and timescale.count_buckets(start, stop, s) <= limit
+            ]
+            advice = f"use scale={finer_ok[0]!r} or a shorter range" if finer_ok else "choose a shorter range"
             raise ValueError(
-                f"timeserie: more than {limit} {scale}s between {start} and {stop}; "
-                "choose a coarser scale or a shorter range"
+                f"timeserie: more than {limit} {scale}s between {start} and {stop} (STASTE_MAX_BUCKETS); {advice}"
             )
         return scale, timescale.series(start, stop, scale)
 
@@ -278,37 +330,32 @@ class MetricaValues:
 
     # -- percentiles (metricas made with histogram=True) -----------------------------------
 
-    def _histogram_reads(self, spans: Sequence[timescale.Span], ps: Iterable[float]) -> tuple[list[float], list[Any]]:
-        if not getattr(self.metrica, "histogram", False):
+    def _histogram_base(self, ps: Iterable[float]) -> tuple[list[float], str]:
+        if not self.metrica.histogram:
             raise TypeError(f"{self.metrica.name} keeps no histogram: make it with histogram=True to read percentiles")
         wanted = list(ps)
         for p in wanted:  # bad input fails before any read
             histogram.check_percentile(p)
-        field = self._field()
-        fields = [prefix + field for prefix in histogram.PREFIXES]
-        base = self.metrica.base + keys.family_infix(histogram.MARK)
-        return wanted, [(keys.bucket_key(base, timescale.bucket_id(span)), fields) for span in spans]
+        return wanted, self.metrica.base + keys.family_infix(histogram.MARK)
 
     def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
         """{p: value} for each percentile ``p`` (0-100) of the values kicked; None when empty.
 
-        Read from the metrica's histogram (one HMGET), so a value is exact to within its
-        bucket (see :mod:`staste.histogram`); in the unit of the values kicked.
+        Read from the metrica's histogram (one HMGET; over a range, the buckets' histograms
+        added up in Redis), so a value is exact to within its bucket (see :mod:`staste.histogram`);
+        in the unit of the values kicked.
         """
-        wanted, requests = self._histogram_reads([self.span], ps)
-        raw = self._hmget(requests)[0]
+        wanted, base = self._histogram_base(ps)
+        field = self._field()
+        raw = read(Read.sums([self._key(span, base) for span in self._here()], [p + field for p in histogram.PREFIXES]))
         return histogram.percentiles([int(count) if count is not None else 0 for count in raw], wanted)
 
     def percentiles_over(
         self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
     ) -> dict[float, float | None]:
-        """{p: value} of every value kicked from ``since`` to ``until``: the buckets' histograms
-        added up (one round trip), as the admin shows for a range such as the last 24 hours."""
-        _, spans = self.series_spans(since, until, scale)
-        wanted, requests = self._histogram_reads(spans, ps)
-        rows = self._hmget(requests)
-        counts = [sum(int(c) for c in column if c is not None) for column in zip(*rows, strict=True)]
-        return histogram.percentiles(counts, wanted)
+        """{p: value} of every value kicked from ``since`` to ``until``: ``over(...).percentiles(ps)``,
+        as the admin shows for a range such as the last 24 hours."""
+        return self.over(since, until, scale).percentiles(ps)
 
     def percentile(self, p: float) -> float | None:
         """The value below which ``p`` percent of the values kicked lie (``percentile(95)``)."""
@@ -319,13 +366,57 @@ class MetricaValues:
     ) -> list[tuple[datetime.datetime, dict[float, float | None]]]:
         """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()."""
         _, spans = self.series_spans(since, until, scale)
-        wanted, requests = self._histogram_reads(spans, ps)
-        if not requests:
-            return []
+        wanted, base = self._histogram_base(ps)
+        field = self._field()
+        rows = read(Read.rows([self._key(span, base) for span in spans], [p + field for p in histogram.PREFIXES]))
         return [
             (bucket_datetime(span), histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
-            for span, raw in zip(spans, self._hmget(requests), strict=True)
+            for span, raw in zip(spans, rows, strict=True)
         ]
+
+    # -- top-N -----------------------------------------------------------------------------
+
+    def top(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
+        """The ``n`` values of ``axis`` with the largest ``by``, largest first: [(value, measure)].
+
+        ``by`` is "total", "count" or "average" (the last two for an AveragedMetrica), or a
+        percentile such as "p95" or "p99.9" (a metrica made with ``histogram=True``).  Values
+        with nothing counted are left out; ties keep the axis' order.  One round trip, the
+        counters summed in Redis (over the range of an ``over()`` query too).
+
+        >>> response_time.over(since).top("view", 10, by="p95")   # doctest: +SKIP
+        [('shop.views.search', 812.3), ('shop.views.item', 240.1), ...]
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"top: n must be a whole number >= 1, not {n!r}")
+        if by.startswith("p"):
+            try:
+                p = float(by[1:])
+            except ValueError:
+                raise ValueError(
+                    f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95..."
+                ) from None
+            wanted, base = self._histogram_base([p])
+            rows = self._read_axis(axis, list(histogram.PREFIXES), base)
+            measured = [
+                (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted)[p])
+                for value, raw in rows
+            ]
+        elif by == "total":
+            measured = [
+                (value, self._sum(raw[0]) if raw[0] is not None else None) for value, raw in self._read_axis(axis, [""])
+            ]
+        elif by == "count":
+            rows = self._read_axis(axis, self._families(keys.COUNT_MARK))
+            measured = [(value, int(raw[0]) if raw[0] else None) for value, raw in rows]
+        elif by == "average":
+            rows = self._read_axis(axis, self._families("", keys.COUNT_MARK))
+            measured = [(value, self._average(*raw)) for value, raw in rows]
+        else:
+            raise ValueError(f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95...")
+        ranked = [(value, number) for value, number in measured if number is not None]
+        ranked.sort(key=lambda row: -row[1])
+        return ranked[:n]
 
 
 def bucket_datetime(span: timescale.Span) -> datetime.datetime:
@@ -345,6 +436,338 @@ def _unflatten(flat: list[Any], width: int) -> list[Row]:
     return [(flat[i], list(flat[i + 1 : i + step])) for i in range(0, len(flat), step)]
 
 
+# -- the budget -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Budget:
+    """How many counters the reads under one :func:`budget` may touch, and how many they did."""
+
+    limit: int
+    setting: str = "STASTE_MAX_QUERY_WORK"
+    spent: int = 0
+
+    def charge(self, work: int) -> None:
+        if self.spent + work > self.limit:
+            raise QueryTooExpensive(self.spent + work, self.limit, self.setting)
+        self.spent += work
+
+
+_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("staste_query_budget", default=None)
+
+
+@contextlib.contextmanager
+def budget(limit: int | None = None, setting: str = "STASTE_MAX_QUERY_WORK") -> Iterator[Budget]:
+    """Bound the work of every read made within, together (a request, a chart, a tag).
+
+    ``limit`` defaults to the value of ``setting``.  Without an enclosing ``budget`` each
+    round trip is bounded on its own by STASTE_MAX_QUERY_WORK.  The admin reads each page
+    under STASTE_MAX_QUERY_WORK, the public chart views and template tags under
+    STASTE_MAX_PUBLIC_QUERY_WORK::
+
+        with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK") as spent:
+            numbers = query.over(since).iterate("page")     # QueryTooExpensive past it
+        spent.spent                                         # counters read
+    """
+    found = Budget(conf.get(setting) if limit is None else limit, setting)
+    token = _budget.set(found)
+    try:
+        yield found
+    finally:
+        _budget.reset(token)
+        outer = _budget.get()
+        if outer is not None:  # an enclosing budget sees the work done within (not bounded by it)
+            outer.spent += found.spent
+
+
+def _charge(reads: Sequence[Read]) -> None:
+    """Charge the work of ``reads`` to the current budget: QueryTooExpensive past it."""
+    current = _budget.get()
+    assert current is not None, "reads run under a budget (read() and pipelined() open one)"
+    current.charge(sum(one.work for one in reads))
+
+
+def _left(one: Read) -> int:
+    """What the budget leaves ``one`` (charged already), for the script to check exactly."""
+    current = _budget.get()
+    if current is None:
+        return conf.get("STASTE_MAX_QUERY_WORK")
+    return max(1, current.limit - current.spent + one.work)
+
+
+#: The size of each axis' set of stored values when last read (by its key), to slice the next
+#: read of it for its real size rather than for max_choices (a set that grew meanwhile makes
+#: read.lua refuse the call, and the read is sliced again).
+_stored_sizes: dict[str, int] = {}
+
+
+# -- plans ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """One planned read: what to ask Redis, how much it may cost, and how to decode the replies.
+
+    Reads compare and hash (a batch sends each distinct read once).  ``kind`` is
+
+    * "sums": ``fields`` added up over the hashes ``keys`` -> [int or None per field];
+    * "rows": ``fields`` of each hash of ``keys`` -> [[raw per field] per key];
+    * "axis": the families ``fields`` of every stored value of an axis (set ``keys[0]``),
+      added up over the hashes ``keys[1:]`` -> {member: [int or None per family]};
+      ``extra`` is (before, after, parent, cap);
+    * "years": the stored years' counters (members.lua) -> its flat reply.
+    """
+
+    kind: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    extra: tuple[Any, ...] = ()
+
+    @classmethod
+    def sums(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Read:
+        return cls("sums", tuple(bucket_keys), tuple(fields))
+
+    @classmethod
+    def rows(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Read:
+        return cls("rows", tuple(bucket_keys), tuple(fields))
+
+    @classmethod
+    def axis(
+        cls,
+        choices: str,
+        bucket_keys: Sequence[str],
+        families: Sequence[str],
+        before: str,
+        after: str,
+        parent: str,
+        cap: int,
+    ) -> Read:
+        return cls("axis", (choices, *bucket_keys), tuple(families), (before, after, parent, cap))
+
+    @classmethod
+    def years(cls, years_key: str, base: str, field: str, families: Sequence[str]) -> Read:
+        return cls("years", (years_key,), tuple(families), (base, field))
+
+    @property
+    def work(self) -> int:
+        """Counters read: buckets x fields.  A stored axis counts one value here (its overflow
+        part): read.lua checks the exact number, values x families x buckets, against what the
+        budget leaves before it reads anything, and the rest is charged from its reply."""
+        if self.kind == "axis":
+            return (len(self.keys) - 1) * len(self.fields)
+        return max(1, len(self.keys) * len(self.fields))
+
+    def blank(self) -> Any:
+        """What a batch's recording pass answers: no counters."""
+        if self.kind == "sums":
+            return [None] * len(self.fields)
+        if self.kind == "rows":
+            return [[None] * len(self.fields) for _ in self.keys]
+        if self.kind == "axis":
+            return {}
+        return []
+
+    # Commands are ("hmget", key, fields) or ("script", name, keys, args).
+
+    def commands(self, cluster: bool) -> list[tuple[Any, ...]]:
+        if self.kind == "years":
+            years_key, (base, field) = self.keys[0], self.extra
+            return [("script", "members", [years_key], ["years", base, "", field, "", *self.fields])]
+        if self.kind == "axis":
+            return self._axis_slices()
+        if cluster or len(self.keys) == 1:  # a cluster pipeline takes no script; one hash: HMGET
+            return [("hmget", key, list(self.fields)) for key in self.keys]
+        per_call = max(1, SLICE_WORK // max(1, len(self.fields)))
+        return [
+            ("script", "read", list(self.keys[i : i + per_call]), [self.kind, *self.fields])
+            for i in range(0, len(self.keys), per_call)
+        ]
+
+    def _axis_slices(self) -> list[tuple[Any, ...]]:
+        choices, buckets = self.keys[0], self.keys[1:]
+        before, after, parent, cap = self.extra
+        families = len(self.fields)
+        seen = _stored_sizes.get(choices)
+        if seen is not None:  # its size last time, with room to grow
+            members = seen + 1 + seen // 4
+        else:
+            members = (cap if cap > 0 else conf.get("STASTE_MAX_CHOICES") or 1000) + 1
+        if cap > 0:
+            members = min(members, cap + 1)
+        if members * families <= SLICE_WORK:
+            member_slices, width = [(0, 0)], members
+        else:
+            width = max(1, SLICE_WORK // families)
+            starts = list(range(0, members - 1, width)) or [0]
+            member_slices = [(start, width) for start in starts[:-1]] + [(starts[-1], 0)]
+        per_call = max(1, SLICE_WORK // (width * families))
+        limit, call_limit = _left(self), 2 * SLICE_WORK
+        return [
+            (
+                "script",
+                "read",
+                [choices, *buckets[i : i + per_call]],
+                ["axis", before, after, parent, limit, len(buckets), call_limit, first, count, *self.fields],
+            )
+            for i in range(0, len(buckets), per_call)
+            for first, count in member_slices
+        ]
+
+    def combine(self, commands: list[tuple[Any, ...]], replies: list[Any]) -> Any:
+        """The decoded answer from the replies to :meth:`commands`, in order."""
+        if self.kind == "years":
+            return replies[0]
+        width = len(self.fields)
+        if self.kind == "axis":
+            for reply in replies:
+                if isinstance(reply, Exception):  # STASTE_RESLICE: the set outgrew the slices
+                    _stored_sizes[self.keys[0]] = int(str(reply).split()[1])
+                    raise _Reslice
+            found: dict[str, list[Any]] = {}
+            for members, sums, stored in replies:
+                _stored_sizes[self.keys[0]] = stored
+                values = _summed(sums, len(members) * width)
+                for i, member in enumerate(members):
+                    text, here = _text(member), values[i * width : (i + 1) * width]
+                    found[text] = _add(found[text], here) if text in found else here
+            # the overflow part is listed only when it counted something
+            return {m: v for m, v in found.items() if not m.startswith(keys.OVERFLOW) or v != [None] * width}
+        by_hmget = commands[0][0] == "hmget"
+        if self.kind == "rows":
+            if by_hmget:
+                return replies
+            flat = [value for reply in replies for value in reply]
+            return [flat[i : i + width] for i in range(0, len(flat), width)]
+        total: list[Any] = [None] * width
+        for reply in replies:
+            if by_hmget:
+                total = _add(total, [int(v) if v is not None else None for v in reply])
+            else:
+                total = _add(total, _summed(reply, width))
+        return total
+
+
+class _Reslice(Exception):
+    """read.lua refused an axis slice planned for fewer values than the axis now holds."""
+
+
+def _summed(triplets: list[Any], width: int) -> list[int | None]:
+    """read.lua's sums (index, low, high per field present) as one number or None per field."""
+    out: list[int | None] = [None] * width
+    for i in range(0, len(triplets), 3):
+        out[triplets[i]] = triplets[i + 1] + triplets[i + 2] * 1_000_000_000
+    return out
+
+
+def _add(into: list[Any], more: list[Any]) -> list[Any]:
+    return [b if a is None else a if b is None else a + b for a, b in zip(into, more, strict=True)]
+
+
+# -- execution ------------------------------------------------------------------------------
+
+
+def read(one: Read) -> Any:
+    """The answer to one read: charged to the budget and sent now, or joined to the batch."""
+    batch = _batch.get()
+    if batch is not None:
+        return batch.answer([one])[0]
+    with contextlib.ExitStack() as stack:
+        if _budget.get() is None:  # one round trip on its own: STASTE_MAX_QUERY_WORK
+            stack.enter_context(budget())
+        _charge([one])
+        return execute([one])[0]
+
+
+def execute(reads: Sequence[Read]) -> list[Any]:
+    """The decoded answers to ``reads``, all sent in one pipeline (the budget is the caller's).
+
+    Scripts go as EVALSHA in the same pipeline; if Redis lost them (a restart, SCRIPT FLUSH)
+    they are loaded and the pipeline is sent again, which is safe since reads write nothing.
+    A cluster pipeline takes no script: there each script call goes on its own.
+    """
+    if not reads:
+        return []
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        planned = [one.commands(cluster) for one in reads]
+        replies = _send(client, cluster, [command for commands in planned for command in commands])
+    answers: list[Any] = []
+    again: list[int] = []
+    at = 0
+    current = _budget.get()
+    for one, commands in zip(reads, planned, strict=True):
+        try:
+            answers.append(one.combine(commands, replies[at : at + len(commands)]))
+        except _Reslice:
+            answers.append(None)
+            again.append(len(answers) - 1)
+        else:
+            if one.kind == "axis" and current is not None:  # the values it really read
+                current.spent += len(answers[-1]) * len(one.fields) * (len(one.keys) - 1)
+        at += len(commands)
+    if again:  # sliced for the axis' real size this time (one more round trip, rarely)
+        for index, answer in zip(again, execute([reads[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers
+
+
+def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    if len(commands) == 1:
+        command = commands[0]
+        return [client.hmget(command[1], command[2]) if command[0] == "hmget" else _script(client, command)]
+    if cluster:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+        replies = iter(pipe.execute() if len(pipe) else [])
+        return [next(replies) if command[0] == "hmget" else _script(client, command) for command in commands]
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+            else:
+                _, name, script_keys, args = command
+                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            for name in {command[1] for command in commands if command[0] == "script"}:
+                client.script_load(scripts.source(name))
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception) and not _reslice(reply):
+                raise _too_expensive(reply) or reply
+        return replies
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _script(client: Any, command: tuple[Any, ...]) -> Any:
+    _, name, script_keys, args = command
+    try:
+        return scripts.script(client, name)(keys=script_keys, args=args, client=client)
+    except redis.ResponseError as exc:
+        if _reslice(exc):
+            return exc
+        raise _too_expensive(exc) or exc from None
+
+
+def _reslice(exc: BaseException) -> bool:
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("STASTE_RESLICE")
+
+
+def _too_expensive(exc: BaseException) -> QueryTooExpensive | None:
+    """read.lua's refusal of an axis without a cap that holds too many values."""
+    text = str(exc)
+    if not text.startswith("STASTE_TOO_EXPENSIVE"):
+        return None
+    current = _budget.get()
+    setting = current.setting if current is not None else "STASTE_MAX_QUERY_WORK"
+    limit = current.limit if current is not None else conf.get(setting)
+    return QueryTooExpensive(int(text.split()[1]), limit, setting)
+
+
 T = TypeVar("T")
 _batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_query_batch", default=None)
 
@@ -352,65 +775,30 @@ _batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_q
 class _Batch:
     """The reads of several queries: recorded in a first pass, answered in a second.
 
-    A read is ``("hmget", key, fields)`` or ``("members", keys, args)`` (the members script),
-    with tuples so that reads compare and hash; each distinct read is sent once.
+    Each distinct read is charged to the budget and sent once.
     """
 
     def __init__(self) -> None:
-        self.reads: dict[tuple[Any, ...], None] = {}  # distinct reads, in order
-        self.answers: dict[tuple[Any, ...], Any] | None = None
+        self.reads: dict[Read, None] = {}  # distinct reads, in order
+        self.answers: dict[Read, Any] | None = None
 
-    def answer(self, reads: list[tuple[Any, ...]], blanks: list[Any]) -> list[Any]:
+    def answer(self, reads: list[Read]) -> list[Any]:
         if self.answers is None:
-            self.reads.update(dict.fromkeys(reads))
-            return blanks
-        missing = [read for read in reads if read not in self.answers]
+            new = [one for one in dict.fromkeys(reads) if one not in self.reads]
+            _charge(new)
+            self.reads.update(dict.fromkeys(new))
+            return [one.blank() for one in reads]
+        missing = [one for one in dict.fromkeys(reads) if one not in self.answers]
         if missing:
             # A call that reads otherwise the second time (e.g. it looked at the clock and an
             # hour went by) still gets true numbers, at the price of one more round trip.
-            self.answers.update(zip(missing, _execute(missing), strict=True))
-        return [self.answers[read] for read in reads]
-
-    def hmget(self, requests: Sequence[tuple[str, list[str]]]) -> list[list[Raw]]:
-        reads = [("hmget", key, tuple(fields)) for key, fields in requests]
-        return self.answer(reads, [[None] * len(fields) for _, fields in requests])
-
-    def members(self, script_keys: list[str], args: list[Any]) -> Any:
-        return self.answer([("members", tuple(script_keys), tuple(args))], [[]])[0]
+            _charge(missing)
+            self.answers.update(zip(missing, execute(missing), strict=True))
+        return [self.answers[one] for one in reads]
 
     def execute(self) -> None:
         reads = list(self.reads)
-        self.answers = dict(zip(reads, _execute(reads), strict=True))
-
-
-def _execute(reads: list[tuple[Any, ...]]) -> list[Any]:
-    """Every read in one pipeline (a script may add a SCRIPT EXISTS check).
-
-    A cluster pipeline refuses scripts, so there each script read is a call of its own.
-    """
-    if not reads:
-        return []
-    with scripts.translated_errors():
-        client = connection.get_redis()
-        cluster = isinstance(client, redis.cluster.RedisCluster)
-        pipe = client.pipeline(transaction=False)
-        for read in reads:
-            if read[0] == "hmget":
-                pipe.hmget(read[1], list(read[2]))
-            elif not cluster:
-                scripts.script(client, read[0])(keys=list(read[1]), args=list(read[2]), client=pipe)
-        replies = iter(pipe.execute() if len(pipe) else [])
-        return [
-            next(replies) if read[0] == "hmget" or not cluster else scripts.run(read[0], read[1], read[2])
-            for read in reads
-        ]
-
-
-def _members(script_keys: list[str], args: list[Any]) -> Any:
-    batch = _batch.get()
-    if batch is not None:
-        return batch.members(script_keys, args)
-    return scripts.run("members", script_keys, args)
+        self.answers = dict(zip(reads, execute(reads), strict=True))
 
 
 def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
@@ -421,23 +809,26 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
     to record the reads it makes (answered with empty counters), then against the replies of
     one pipeline of all of them; so calls must be pure reads whose keys do not depend on what
     they read (a call that reads other keys the second time, say because the hour changed,
-    still gets true numbers, at the cost of one more round trip).  When the batch holds a
-    script read (iterating the stored values of an axis or the years), redis-py checks the
-    script is loaded first: one more round trip.  Called within another ``pipelined`` call,
-    the reads join the outer batch.
+    still gets true numbers, at the cost of one more round trip).  The batch is one round trip
+    for the budget: without an enclosing :func:`budget`, its reads together are bounded by
+    STASTE_MAX_QUERY_WORK.  Called within another ``pipelined`` call, the reads join the
+    outer batch.
     """
     if _batch.get() is not None:
         return [call() for call in calls]
-    batch = _Batch()
-    token = _batch.set(batch)
-    try:
-        for call in calls:
-            call()
-    finally:
-        _batch.reset(token)
-    batch.execute()
-    token = _batch.set(batch)
-    try:
-        return [call() for call in calls]
-    finally:
-        _batch.reset(token)
+    with contextlib.ExitStack() as stack:
+        if _budget.get() is None:
+            stack.enter_context(budget())
+        batch = _Batch()
+        token = _batch.set(batch)
+        try:
+            for call in calls:
+                call()
+        finally:
+            _batch.reset(token)
+        batch.execute()
+        token = _batch.set(batch)
+        try:
+            return [call() for call in calls]
+        finally:
+            _batch.reset(token)

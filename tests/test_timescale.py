@@ -4,6 +4,7 @@ maximal ones (calendar buckets nest, so those are the fewest that cover it exact
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,11 @@ from hypothesis import strategies as st
 from staste import timescale
 
 D = datetime.datetime
-STEPS = {"minute": datetime.timedelta(minutes=1), "hour": datetime.timedelta(hours=1), "day": datetime.timedelta(days=1)}
+STEPS = {
+    "minute": datetime.timedelta(minutes=1),
+    "hour": datetime.timedelta(hours=1),
+    "day": datetime.timedelta(days=1),
+}
 #: How many buckets of each scale a generated range spans at most (the model enumerates them).
 LONGEST = {"minute": 3 * 1440 + 7, "hour": 24 * 70, "day": 800, "month": 40, "year": 12}
 
@@ -57,7 +62,7 @@ def test_cover_is_exact_and_minimal(found) -> None:
     # exact: contiguous, from the range's start to its end, of the scales given
     assert timescale.start(spans[0]) == timescale.start(fine[0])
     assert timescale.end(spans[-1]) == timescale.end(fine[-1])
-    for before, after in zip(spans, spans[1:], strict=False):
+    for before, after in itertools.pairwise(spans):
         assert timescale.end(before) == timescale.start(after)
     assert all(timescale.scale_of(span) in scales for span in spans)
     # minimal: the model's maximal buckets, one for one

@@ -3,7 +3,7 @@
 The page, its JSON and its CSV are built from one :class:`PageData`, so the exports hold
 exactly what the page shows.  The cost does not grow with the number of buckets: the line,
 the breakdown, the summary and the dropdowns' stored values are one ``pipelined`` call (one
-pipeline, plus redis-py's SCRIPT EXISTS when a stored axis or the years are listed), the
+pipeline, scripts included), the
 percentiles of a metrica with a histogram included.
 """
 
@@ -83,23 +83,20 @@ def read_page(state: PageState) -> PageData:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
         line_spans = query.series_spans(since, until, scale)[1]
-        calls["sums"] = lambda: query.timeserie(since, until, scale)
-        if metrica.averaged:
-            calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
+        # the summary of a range: its exact cover (a few buckets), not the line's every bucket
+        summed = query.over(since, until, scale)
     else:
         if len(query.span) < len(metrica.date_scales):
             calls["line"] = lambda: timeline_spec(query)
             if query.span:
                 line_spans = timescale.children(query.span)
-        calls["total"] = query.total
-        if metrica.averaged:
-            calls["count"] = query.count
-            calls["average"] = query.average
+        summed = query
+    calls["total"] = summed.total
+    if metrica.averaged:
+        calls["count"] = summed.count
+        calls["average"] = summed.average
     if metrica.histogram:
-        if found is not None:
-            calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
-        else:
-            calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
+        calls["percentiles"] = lambda: summed.percentiles(list(PERCENTILES))
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: pie_spec(query, state.by, measure=state.measure, **window)
@@ -122,16 +119,9 @@ def read_page(state: PageState) -> PageData:
 
 
 def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
-    if "sums" in results:
-        total = sum(value for _, value in results["sums"])
-        summary: dict[str, Any] = {"total": total}
-        if metrica.averaged:
-            count = sum(value for _, value in results["counts"])
-            summary.update(count=count, average=total / count if count else None)
-    else:
-        summary = {"total": results["total"]}
-        if metrica.averaged:
-            summary.update(count=results["count"], average=results["average"])
+    summary: dict[str, Any] = {"total": results["total"]}
+    if metrica.averaged:
+        summary.update(count=results["count"], average=results["average"])
     if metrica.multiplier and isinstance(summary["total"], float):
         summary["total"] = round(summary["total"], len(str(metrica.multiplier)))
     if results.get("percentiles") is not None:

@@ -12,7 +12,7 @@ Options, by kind of output:
 ==========================  =======================================================================
 ``line``                    ``last`` ("30 days") or a timespan (``year=``, ``month=`` ... ``minute=``),
                             ``scale``, ``axis`` (one line per value), ``measure``, ``limit``, ``title``
-``pie``, ``bar``            a timespan, or ``last`` (with an axis: each bucket's breakdown summed),
+``pie``, ``bar``            a timespan, or ``last`` (with an axis: the range's breakdown, summed),
                             ``axis`` (none: the next finer time scale), ``measure``,
                             ``limit`` (largest slices; the rest pooled), ``title``
 ``total``, ``count``,       ``last`` or a timespan
@@ -308,7 +308,7 @@ class ChartOptions:
         query = self.query()
         if self.kind in ("pie", "bar"):
             over: dict[str, Any] = {}
-            if self.last:  # each bucket's breakdown, summed (one pipeline)
+            if self.last:  # the range's breakdown: its exact cover, summed in Redis
                 found = self.range(now)
                 over = {"since": found.since, "until": found.until, "scale": found.scale}
             spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind, **over)
@@ -373,15 +373,10 @@ class ChartOptions:
         if not self.last:
             return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
         found = self.range(now)
+        ranged = query.over(found.since, found.until, found.scale)  # the range's exact cover
         if self.kind == "total":
-            return self._tidy(sum(total for _, total in query.timeserie(found.since, found.until, found.scale)))
-        if self.kind == "count":
-            return sum(count for _, count in query.timeserie_counts(found.since, found.until, found.scale))
-        rows = query.timeserie_counts_and_averages(found.since, found.until, found.scale)
-        events = sum(count for _, count, _ in rows)
-        if not events:
-            return None
-        return sum(count * average for _, count, average in rows if average is not None) / events
+            return self._tidy(ranged.total())
+        return ranged.count() if self.kind == "count" else ranged.average()
 
     def _tidy(self, value: int | float) -> int | float:
         """Sums of fractional buckets, rounded to the metrica's precision (no 0.30000000000000004)."""

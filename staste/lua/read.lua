@@ -15,13 +15,17 @@
 -- 'axis': KEYS[1] is an axis' set of stored members, KEYS[2..] bucket hashes.
 --   ARGV[2], ARGV[3]: the field text before and after the member; ARGV[4]: the parent path
 --   part for a hierarchical axis ('' for a flat axis, '*' for the root); ARGV[5]: the most
---   counters this call may read (0: no bound), ARGV[6], ARGV[7]: the first member (from 0,
---   in sorted order) and how many (0: to the end); ARGV[8..]: field prefixes (families).
---   Sums each member's fields over the buckets; returns {members, sums} where sums are
---   triplets as in 'sums', the index counting member by member, family by family.  The
---   overflow member ('!' or '!' .. parent) comes after the stored ones, in the last slice.
---   Answers the error 'STASTE_TOO_EXPENSIVE <counters>' without reading when the members
---   times the buckets times the families exceed ARGV[5].
+--   counters the whole read (every slice) may touch (0: no bound); ARGV[6]: the number of
+--   buckets of the whole read; ARGV[7]: the most counters this call may touch; ARGV[8],
+--   ARGV[9]: the first member (from 0, in sorted order) and how many (0: to the end);
+--   ARGV[10..]: field prefixes (families).
+--   Sums each member's fields over the buckets; returns {members, sums, stored} where sums
+--   are triplets as in 'sums' (the index counting member by member, family by family) and
+--   stored the size of the set.  The overflow member ('!' or '!' .. parent) comes after the
+--   stored ones, in the last slice.  Reads nothing and answers an error when
+--   * the whole read would touch more than ARGV[5] counters: 'STASTE_TOO_EXPENSIVE <counters>';
+--   * this call would touch more than ARGV[7] (the client sliced it for fewer members than
+--     the axis now holds): 'STASTE_RESLICE <stored>', and the client slices it again.
 local mode = ARGV[1]
 
 -- Lua numbers are doubles: exact up to 2^53.  Counters are 64-bit integers, so a counter of
@@ -99,8 +103,9 @@ end
 
 -- mode 'axis'
 local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
-local limit, offset, wanted = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local prefixes = {unpack(ARGV, 8)}
+local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local offset, wanted = tonumber(ARGV[8]), tonumber(ARGV[9])
+local prefixes = {unpack(ARGV, 10)}
 
 local function is_child(member)
   if parent == '' then
@@ -117,7 +122,19 @@ local function is_child(member)
 end
 
 local stored = redis.call('SMEMBERS', KEYS[1])
-table.sort(stored)
+local children = 0
+for i = 1, #stored do
+  if is_child(stored[i]) then
+    children = children + 1
+  end
+end
+local work = (children + 1) * #prefixes * buckets_in_all
+if limit > 0 and work > limit then
+  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
+end
+if offset > 0 or wanted > 0 then -- slices of members need one order for all of them
+  table.sort(stored)
+end
 local members = {}
 local last = wanted > 0 and offset + wanted or #stored
 for i = offset + 1, math.min(last, #stored) do
@@ -128,17 +145,15 @@ end
 if wanted == 0 then -- the last slice of members
   members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
 end
-
-local buckets = #KEYS - 1
-local work = #members * #prefixes * buckets
-if limit > 0 and work > limit then
-  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
+if #members * #prefixes * (#KEYS - 1) > call_limit then
+  return redis.error_reply('STASTE_RESLICE ' .. #stored)
 end
 local fields = {}
 for _, member in ipairs(members) do
+  local combination = before .. member .. after
   for _, prefix in ipairs(prefixes) do
-    fields[#fields + 1] = prefix .. before .. member .. after
+    fields[#fields + 1] = prefix .. combination
   end
 end
 sum_keys(2, fields)
-return {members, summed(#fields)}
+return {members, summed(#fields), #stored}
