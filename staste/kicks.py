@@ -124,17 +124,23 @@ def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
 
 
 def batch_keys_and_args(
-    kicks: Sequence[Kick], now: float | None = None, writer: tuple[str, int] | None = None
+    kicks: Sequence[Kick],
+    now: float | None = None,
+    writer: tuple[str, int] | None = None,
+    writer_ttl: int = WRITER_TTL,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
 
     ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
     idempotent: a writer that lost a reply (a timeout, a reset connection) cannot know whether
     the call ran, so it sends the same call again and kick.lua skips it if it already ran.
+    Redis forgets a writer ``writer_ttl`` seconds after its last call (synchronous kicks,
+    which are only ever sent again within one ``kick()``, use a shorter time: see
+    ``staste.writers``).
     """
     now = time.time() if now is None else now
     script_keys: list[str] = []
-    args: list[Any] = [len(kicks) if writer is None else f"{len(kicks)}|{writer[1]}|{WRITER_TTL}"]
+    args: list[Any] = [len(kicks) if writer is None else f"{len(kicks)}|{writer[1]}|{writer_ttl}"]
     for kick in kicks:
         kick_keys, kick_args = kick.segment(now)
         script_keys += kick_keys

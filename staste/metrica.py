@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from staste import buffer, conf, connection, keys, scripts, timescale
+from staste import async_connection, buffer, conf, connection, keys, scripts, timescale, writers
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
@@ -34,8 +34,13 @@ from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+#: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
+NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
 RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
+#: Units of time: the values of an AveragedMetrica in one of them are durations, whose sum
+#: (809.84 ms of answering three requests) means nothing to a reader; pages hide it.
+DURATION_UNITS = frozenset({"ns", "µs", "us", "ms", "s", "sec", "min", "h"})
+MAX_UNIT_LENGTH = 20
 REDIS_INT_LIMIT = 2**63 - 1
 
 
@@ -45,6 +50,7 @@ class Metrica:
     ``kick()`` counts an event (or adds ``value``) under every combination of the given
     axis values and "all", in the all-time, year, month, day, hour and minute buckets.
     ``multiplier`` stores fractional values as integers (``multiplier=100`` keeps cents).
+    ``unit`` ("ms", "€", "min") is what pages write after the values (never after counts).
     """
 
     averaged = False
@@ -61,8 +67,9 @@ class Metrica:
         category: str | None = None,
         buffered: bool = False,
         histogram: bool = False,
+        unit: str = "",
     ) -> None:
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
         self.name = name
         pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
@@ -85,6 +92,10 @@ class Metrica:
             timescale.depth(scale)
         # Buckets nest, so a scale is only useful with every coarser scale recorded too.
         self.date_scales: tuple[str, ...] = timescale.SCALES[: max(map(timescale.depth, scales), default=0)]
+        if not isinstance(unit, str) or len(unit) > MAX_UNIT_LENGTH:
+            raise ValueError(f"{name}: unit must be a text of at most {MAX_UNIT_LENGTH} characters, not {unit!r}")
+        #: What the values are counted in ("ms"); "" for plain counts.
+        self.unit = unit.strip()
         self.title = title or name.replace("_", " ").capitalize()
         self.description = description
         self.category = category
@@ -113,6 +124,11 @@ class Metrica:
         if cached is None or cached[0] is not config:
             cached = self._base = (config, keys.metrica_base(config["STASTE_METRICS_PREFIX"], self.name))
         return cached[1]
+
+    @property
+    def summable(self) -> bool:
+        """Whether the sum of the values means something: not for an AveragedMetrica of durations."""
+        return not (self.averaged and self.unit in DURATION_UNITS)
 
     def signature(self) -> str:
         """What the axes look like, to detect axes changed after data was written."""
@@ -215,6 +231,11 @@ class Metrica:
         refuses writes, being full or a read-only replica, redis-py's error), unless
         ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
 
+        A kick is counted exactly once when this returns, even when its reply was lost and
+        the call sent again (see :mod:`staste.writers`); a kick that raised RedisUnavailable
+        because Redis stopped answering mid-call (a timeout) may have been counted, once, or
+        not at all.
+
         Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
         only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
         background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
@@ -226,23 +247,65 @@ class Metrica:
         else:
             self.write(kick)
 
+    async def akick(
+        self,
+        value: Any = 1,
+        date: datetime.date | datetime.datetime | None = None,
+        buffered: bool | None = None,
+        **axis_values: Any,
+    ) -> None:
+        """:meth:`kick` for async code (``await metrica.akick(gender="girl")``).
+
+        The same validation, errors and single round trip, through the running event loop's
+        ``redis.asyncio`` client (:mod:`staste.async_connection`), so the loop is never blocked
+        on Redis.  Buffered, it is the same dict update as ``kick()`` (no I/O, nothing awaited
+        in vain).
+        """
+        kick = self.prepare_kick(value, date, **axis_values)
+        if self.buffered if buffered is None else buffered:
+            buffer.add(kick)
+        else:
+            await self.awrite(kick)
+
     def write(self, kick: Kick) -> None:
-        script_keys, args = batch_keys_and_args([kick])
+        """Write one prepared kick now, numbered by this thread's writer (exactly once)."""
+        script_keys, args = batch_keys_and_args(
+            [kick], writer=writers.current().next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+        )
         try:
             self.record_signature()
             scripts.run("kick", script_keys, args)
-        except RedisUnavailable:
+        except (RedisUnavailable, redis.ResponseError) as exc:
+            self._write_failed(exc)
+
+    async def awrite(self, kick: Kick) -> None:
+        """:meth:`write`, awaited: one round trip (two on a process' first kick of this metrica),
+        numbered by a writer borrowed for the call (:func:`staste.writers.borrowed`), so a call
+        sent again after a lost reply is counted once, as for ``kick()``."""
+        with writers.borrowed() as writer:
+            script_keys, args = batch_keys_and_args(
+                [kick], writer=writer.next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+            )
+            try:
+                await self.arecord_signature()
+                await scripts.arun("kick", script_keys, args)
+            except (RedisUnavailable, redis.ResponseError) as exc:
+                self._write_failed(exc)
+
+    def _write_failed(self, exc: RedisUnavailable | redis.ResponseError) -> None:
+        """Raise what a failed write means for the caller, or log it when failing silently."""
+        if isinstance(exc, RedisUnavailable):
             if not conf.get("STASTE_FAIL_SILENTLY"):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
-        except redis.ResponseError as exc:
-            if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
-                raise ValueError(
-                    f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
-                ) from None
-            if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
+                raise exc
+            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=exc)
+            return
+        if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
+            raise ValueError(
+                f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
+            ) from None
+        if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
+            raise exc
+        logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
 
     def record_signature(self) -> None:
         """Remember in Redis what the axes looked like when data was first written.
@@ -255,6 +318,16 @@ class Metrica:
             return
         with scripts.translated_errors():
             connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
+        self._signature_recorded = (pid, self.base)
+
+    async def arecord_signature(self) -> None:
+        """:meth:`record_signature`, awaited."""
+        pid = os.getpid()
+        if self._signature_recorded == (pid, self.base):
+            return
+        with scripts.translated_errors():
+            async with async_connection.using() as client:
+                await client.set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
 
     # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----
@@ -290,8 +363,16 @@ QUERY_METHODS: tuple[str, ...] = (
     "percentiles",
     "percentiles_over",
     "timeserie_percentiles",
+    "atotal",
+    "aiterate",
+    "atimeserie",
+    "apercentile",
+    "apercentiles",
+    "apercentiles_over",
+    "atimeserie_percentiles",
     "over",
     "top",
+    "atop",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (
@@ -301,6 +382,12 @@ AVERAGED_QUERY_METHODS: tuple[str, ...] = (
     "iterate_averages",
     "timeserie_counts",
     "timeserie_counts_and_averages",
+    "acount",
+    "aaverage",
+    "aiterate_counts",
+    "aiterate_averages",
+    "atimeserie_counts",
+    "atimeserie_counts_and_averages",
 )
 #: Public MetricaValues methods a metrica does not forward: building blocks of the others.
 NOT_FORWARDED: frozenset[str] = frozenset({"series_spans"})

@@ -8,9 +8,10 @@ builds a new query.
 >>> q.total(), q.iterate("age")                                    # doctest: +SKIP
 (28, [('17', 10), ('18', 17), ('19', 0), ('120', 1)])
 
-A read is planned (which hashes, which fields: a :class:`Read`), executed (one pipeline,
-:func:`execute`) and decoded, in three steps, so that a batch (:func:`pipelined`) or another
-client can run the same plans.  Its cost is bounded three ways (docs/security.md):
+Every query method is plan, execute, decode: planning makes a :class:`Read` (its
+:class:`Fetch` objects, the hashes and fields to read, and how the replies become the result),
+executed in one pipeline by :func:`execute` (or through ``redis.asyncio``, or in a batch of
+:func:`pipelined`).  Its cost is bounded three ways (docs/security.md):
 
 * a range (:meth:`MetricaValues.over`) is read from the fewest buckets that cover it exactly
   (``timescale.cover``): ten thousand minutes are about 130 buckets, not 10,000;
@@ -28,14 +29,16 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
+import redis.asyncio.cluster
 import redis.cluster
 from django.conf import settings
 
-from staste import conf, connection, histogram, keys, scripts, timescale
+from staste import async_connection, conf, connection, histogram, keys, scripts, timescale
 from staste.exceptions import QueryTooExpensive
 
 if TYPE_CHECKING:
@@ -136,7 +139,11 @@ class MetricaValues:
         if self.span:
             raise TypeError("over: this query has a timespan; a range is taken over all time (metrica.values())")
         scale, start, stop = self._range(since, until, scale)
-        first, last = timescale.truncate(start, scale), timescale.truncate(stop, scale)
+        if scale == timescale.WEEK:  # whole ISO weeks: their days
+            first, last = timescale.week_of(start), timescale.week_days(timescale.week_of(stop))[-1]
+            scale = "day"
+        else:
+            first, last = timescale.truncate(start, scale), timescale.truncate(stop, scale)
         scales = timescale.cover_scales(scale, self.metrica.date_scales, conf.retention())
         return MetricaValues(self.metrica, (), self.filters, tuple(timescale.cover(first, last, scales)))
 
@@ -166,7 +173,7 @@ class MetricaValues:
     def _key(self, span: timescale.Span, base: str | None = None) -> str:
         return keys.bucket_key(self.metrica.base if base is None else base, timescale.bucket_id(span))
 
-    def _here(self) -> Sequence[timescale.Span]:
+    def _buckets(self) -> Sequence[timescale.Span]:
         """The buckets whose sum this query's numbers are: the range's cover, or its span."""
         return self.cover if self.cover is not None else (self.span,)
 
@@ -175,17 +182,20 @@ class MetricaValues:
             raise TypeError(f"{self.metrica.name} is a Metrica: only an AveragedMetrica counts its events")
         return list(wanted)
 
-    # -- reads -----------------------------------------------------------------------------
+    # -- plans: what a method reads, and how the replies become its result --------------
 
-    def _read_here(self, families: list[str]) -> list[Raw]:
+    def _here(self, families: list[str]) -> Read[list[Raw]]:
+        """The query's counters of ``families``, summed over its buckets."""
         field = self._field()
-        return read(Read.sums([self._key(span) for span in self._here()], [p + field for p in families]))
+        fetch = Fetch.sums([self._key(span) for span in self._buckets()], [p + field for p in families])
+        return Read([fetch], lambda replies: replies[0])
 
-    def _read_spans(self, spans: Sequence[timescale.Span], families: list[str]) -> list[list[Raw]]:
+    def _spans(self, spans: Sequence[timescale.Span], families: list[str]) -> list[Fetch]:
+        """One fetch of the counters of ``families`` in each of ``spans``: its reply is a row per span."""
         field = self._field()
-        return read(Read.rows([self._key(span) for span in spans], [p + field for p in families]))
+        return [Fetch.rows([self._key(span) for span in spans], [p + field for p in families])]
 
-    def _read_time_children(self, families: list[str]) -> list[Row]:
+    def _time_children(self, families: list[str]) -> Read[list[Row]]:
         if self.cover is not None:
             raise ValueError(f"{self.metrica.name}: a range has no time scale to iterate; use timeserie() over it")
         if self.span:
@@ -193,20 +203,28 @@ class MetricaValues:
                 finer = "nothing finer" if len(self.span) == 5 else "no finer scale"
                 raise ValueError(f"{self.metrica.name}: a {timescale.scale_of(self.span)} has {finer} to iterate")
             spans = timescale.children(self.span)
-            return [(span[-1], raw) for span, raw in zip(spans, self._read_spans(spans, families), strict=True)]
+            return Read(
+                self._spans(spans, families),
+                lambda replies: [(span[-1], raw) for span, raw in zip(spans, replies[0], strict=True)],
+            )
         if not self.metrica.date_scales:
             raise ValueError(f"{self.metrica.name} records only all time: there are no years to iterate")
         base = self.metrica.base
-        flat = read(Read.years(keys.years_key(base), base, self._field(), families))
-        rows = _unflatten(flat, len(families))
-        return sorted(((int(_text(member)), raw) for member, raw in rows), key=lambda row: row[0])
+        read = Fetch.years(keys.years_key(base), base, self._field(), families)
+        width = len(families)
 
-    def _read_axis(self, axis_name: str, families: list[str], base: str | None = None) -> list[Row]:
-        """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets here."""
+        def decode(replies: list[Any]) -> list[Row]:
+            rows = _unflatten(replies[0], width)
+            return sorted(((int(_text(member)), raw) for member, raw in rows), key=lambda row: row[0])
+
+        return Read([read], decode)
+
+    def _axis_rows(self, axis_name: str, families: list[str], base: str | None = None) -> Read[list[Row]]:
+        """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets."""
         axis = self._axis(axis_name)
         parts = self._parts()
         index = list(self.metrica.axes).index(axis_name)
-        bucket_keys = [self._key(span, base) for span in self._here()]
+        bucket_keys = [self._key(span, base) for span in self._buckets()]
         width = len(families)
         if axis.choices is not None:
             labelled = axis.declared_parts()
@@ -215,118 +233,201 @@ class MetricaValues:
                 parts[index] = part
                 combination = keys.field(parts)
                 fields += [prefix + combination for prefix in families]
-            raw = read(Read.sums(bucket_keys, fields))
-            return [(value, raw[i * width : (i + 1) * width]) for i, (value, _) in enumerate(labelled)]
+            return Read(
+                [Fetch.sums(bucket_keys, fields)],
+                lambda replies: [
+                    (value, replies[0][i * width : (i + 1) * width]) for i, (value, _) in enumerate(labelled)
+                ],
+            )
         before = keys.field(parts[:index]) + keys.PART_SEPARATOR if index else ""
         after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
         parent = axis.member_parent(self.filters.get(axis_name)) if axis.hierarchical else ""
         choices = keys.choices_key(self.metrica.base, axis_name)
-        found = read(Read.axis(choices, bucket_keys, families, before, after, parent, axis.cap()))
-        rows = [(axis.from_part(member), raw) for member, raw in found.items()]
-        return sorted(rows, key=lambda row: axis.sort_key(row[0]))
+        fetch = Fetch.axis(choices, bucket_keys, families, before, after, parent, axis.cap())
 
-    def _rows(self, axis: str | None, families: list[str]) -> list[Row]:
-        return self._read_axis(axis, families) if axis else self._read_time_children(families)
+        def decode(replies: list[Any]) -> list[Row]:
+            rows = [(axis.from_part(member), raw) for member, raw in replies[0].items()]
+            return sorted(rows, key=lambda row: axis.sort_key(row[0]))
+
+        return Read([fetch], decode)
+
+    def _rows(self, axis: str | None, families: list[str]) -> Read[list[Row]]:
+        return self._axis_rows(axis, families) if axis else self._time_children(families)
 
     # -- numbers ---------------------------------------------------------------------------
 
-    def _sum(self, raw: Raw) -> int | float:
+    def _sum(self, raw: Raw | int) -> int | float:
         number = int(raw) if raw is not None else 0
         return number / self.metrica.multiplier if self.metrica.multiplier else number
 
-    def _average(self, raw_sum: Raw, raw_count: Raw) -> float | None:
+    def _average(self, raw_sum: Raw | int, raw_count: Raw | int) -> float | None:
         count = int(raw_count) if raw_count is not None else 0
         if not count:
             return None
         return self._sum(raw_sum) / count
 
+    def _plan_total(self) -> Read[int | float]:
+        return self._here(self._families("")).then(lambda raw: self._sum(raw[0]))
+
+    def _plan_count(self) -> Read[int]:
+        return self._here(self._families(keys.COUNT_MARK)).then(lambda raw: int(raw[0]) if raw[0] is not None else 0)
+
+    def _plan_average(self) -> Read[float | None]:
+        return self._here(self._families("", keys.COUNT_MARK)).then(lambda raw: self._average(*raw))
+
+    def _plan_iterate(self, axis: str | None) -> Read[list[tuple[Any, int | float]]]:
+        return self._rows(axis, self._families("")).then(
+            lambda rows: [(label, self._sum(raw[0])) for label, raw in rows]
+        )
+
+    def _plan_iterate_counts(self, axis: str | None) -> Read[list[tuple[Any, int]]]:
+        return self._rows(axis, self._families(keys.COUNT_MARK)).then(
+            lambda rows: [(label, int(raw[0]) if raw[0] is not None else 0) for label, raw in rows]
+        )
+
+    def _plan_iterate_averages(self, axis: str | None) -> Read[list[tuple[Any, float | None]]]:
+        return self._rows(axis, self._families("", keys.COUNT_MARK)).then(
+            lambda rows: [(label, self._average(*raw)) for label, raw in rows]
+        )
+
     def total(self) -> int | float:
         """Sum of the values kicked (the number of kicks, when no value was given)."""
-        return self._sum(self._read_here(self._families(""))[0])
+        return self._plan_total().run()
 
     def count(self) -> int:
         """Number of events (AveragedMetrica)."""
-        raw = self._read_here(self._families(keys.COUNT_MARK))[0]
-        return int(raw) if raw is not None else 0
+        return self._plan_count().run()
 
     def average(self) -> float | None:
         """Mean value of the events (AveragedMetrica); None when there were none."""
-        raw_sum, raw_count = self._read_here(self._families("", keys.COUNT_MARK))
-        return self._average(raw_sum, raw_count)
+        return self._plan_average().run()
 
     def iterate(self, axis: str | None = None) -> list[tuple[Any, int | float]]:
         """Totals per value of ``axis``, or per bucket of the next finer time scale."""
-        return [(label, self._sum(raw[0])) for label, raw in self._rows(axis, self._families(""))]
+        return self._plan_iterate(axis).run()
 
     def iterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
-        rows = self._rows(axis, self._families(keys.COUNT_MARK))
-        return [(label, int(raw[0]) if raw[0] is not None else 0) for label, raw in rows]
+        return self._plan_iterate_counts(axis).run()
 
     def iterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
-        rows = self._rows(axis, self._families("", keys.COUNT_MARK))
-        return [(label, self._average(*raw)) for label, raw in rows]
+        return self._plan_iterate_averages(axis).run()
 
     # -- time series -------------------------------------------------------------------
 
     def _range(self, since: Any, until: Any, scale: str | None) -> tuple[str, datetime.datetime, datetime.datetime]:
+        """The scale (checked, or the finest retained at ``since``) and the local datetimes of a range."""
         start, stop = conf.local(since), conf.local(until)
         if stop < start:
-            raise ValueError(f"until ({stop}) is before since ({start})")
+            raise ValueError(f"timeserie: until ({stop}) is before since ({start})")
         if scale is None:
             scale = timescale.finest_retained(start, conf.local(), self.metrica.date_scales, conf.retention())
-        elif scale not in self.metrica.date_scales:
-            timescale.depth(scale)
-            raise ValueError(f"{self.metrica.name} does not record {scale}s")
+        elif scale not in timescale.SERIES_SCALES:
+            raise ValueError(f"unknown time scale {scale!r}; use one of {', '.join(timescale.SERIES_SCALES)}")
+        elif not timescale.readable(scale, self.metrica.date_scales):
+            weeks = ", whose days weeks are read from" if scale == timescale.WEEK else ""
+            raise ValueError(f"{self.metrica.name} does not record {'day' if weeks else scale}s{weeks}")
         return scale, start, stop
 
     def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
-        """The scale and the buckets a time series from ``since`` to ``until`` reads.
+        """The scale and the points of a time series from ``since`` to ``until``.
 
-        A series keeps the scale it is asked for (a chart by minute must not silently become
-        one by hour); one of more than ``STASTE_MAX_BUCKETS`` buckets is refused with a
-        ValueError that names the finest scale the range can be drawn at.
+        Each point is the span of one bucket; at ``scale="week"`` it is the day span of a
+        Monday, whose week is read from its seven day buckets.
         """
         scale, start, stop = self._range(since, until, scale)
         limit = conf.get("STASTE_MAX_BUCKETS")
-        if timescale.count_buckets(start, stop, scale) > limit:
-            finer_ok = [
+        # A week reads seven buckets: the limit is on the buckets read.
+        per_point = 7 if scale == timescale.WEEK else 1
+        if timescale.count_buckets(start, stop, scale) * per_point > limit:
+            # A series keeps the scale it is asked for (a chart by minute must not silently
+            # become one by hour): the error names the finest scale that fits.
+            fits = [
                 s
                 for s in reversed(timescale.SCALES)
-                if s in self.metrica.date_scales and timescale.count_buckets(start, stop, s) <= limit
+                if timescale.readable(s, self.metrica.date_scales) and timescale.count_buckets(start, stop, s) <= limit
             ]
-            advice = f"use scale={finer_ok[0]!r} or a shorter range" if finer_ok else "choose a shorter range"
+            advice = f"use scale={fits[0]!r} or a shorter range" if fits else "choose a shorter range"
             raise ValueError(
-                f"timeserie: more than {limit} {scale}s between {start} and {stop} (STASTE_MAX_BUCKETS); {advice}"
+                f"timeserie: more than {limit // per_point} {scale}s between {start} and {stop} "
+                f"(STASTE_MAX_BUCKETS); {advice}"
             )
         return scale, timescale.series(start, stop, scale)
 
-    def _series(self, since: Any, until: Any, scale: str | None, families: list[str]) -> list[Row]:
-        _, spans = self.series_spans(since, until, scale)
-        return [
-            (bucket_datetime(span), raw) for span, raw in zip(spans, self._read_spans(spans, families), strict=True)
-        ]
+    def _series(self, since: Any, until: Any, scale: str | None, families: list[str]) -> Read[list[Row]]:
+        """(bucket start, raw counters) per point; at the week scale the counters are the sums
+        of the seven days', and None for a week whose day buckets may have expired."""
+        scale, points = self.series_spans(since, until, scale)
+        if scale != timescale.WEEK:
+            return Read(
+                self._spans(points, families),
+                lambda replies: [(bucket_datetime(span), raw) for span, raw in zip(points, replies[0], strict=True)],
+            )
+        available = _available_weeks(points)
+        days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
+        width = len(families)
+
+        def decode(replies: list[Any]) -> list[Row]:
+            rows: list[Row] = []
+            replies_left = iter(replies[0])
+            week_days = iter(days)
+            for monday, kept in zip(points, available, strict=True):
+                if not kept:
+                    rows.append((bucket_datetime(monday), None))  # type: ignore[arg-type]
+                    continue
+                sums: list[Any] = [None] * width
+                for _ in next(week_days):
+                    for column, raw in enumerate(next(replies_left)):
+                        if raw is not None:
+                            sums[column] = (sums[column] or 0) + int(raw)
+                rows.append((bucket_datetime(monday), sums))
+            return rows
+
+        return Read(self._spans([day for week in days for day in week], families), decode)
+
+    def _plan_timeserie(self, since: Any, until: Any, scale: str | None) -> Read[list[tuple[datetime.datetime, Any]]]:
+        return self._series(since, until, scale, self._families("")).then(
+            lambda rows: [(moment, None if raw is None else self._sum(raw[0])) for moment, raw in rows]
+        )
+
+    def _plan_timeserie_counts(self, since: Any, until: Any, scale: str | None) -> Read[list[tuple[Any, Any]]]:
+        return self._series(since, until, scale, self._families(keys.COUNT_MARK)).then(
+            lambda rows: [
+                (moment, None if raw is None else int(raw[0]) if raw[0] is not None else 0) for moment, raw in rows
+            ]
+        )
+
+    def _plan_timeserie_counts_and_averages(
+        self, since: Any, until: Any, scale: str | None
+    ) -> Read[list[tuple[Any, Any, float | None]]]:
+        def decode(rows: list[Row]) -> list[tuple[Any, Any, float | None]]:
+            return [
+                (moment, None, None)
+                if raw is None
+                else (moment, int(raw[1]) if raw[1] is not None else 0, self._average(raw[0], raw[1]))
+                for moment, raw in rows
+            ]
+
+        return self._series(since, until, scale, self._families("", keys.COUNT_MARK)).then(decode)
 
     def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[datetime.datetime, Any]]:
         """(bucket start, total) for every bucket from ``since`` to ``until`` (default: now).
 
         Without ``scale`` the finest scale whose retention still covers ``since`` is used.
+        ``scale="week"`` gives one point per ISO week (its Monday, 00:00), summed from the day
+        buckets in the same single round trip; a week whose day buckets may have expired
+        (older than the day retention) is None, not 0.
         """
-        return [(moment, self._sum(raw[0])) for moment, raw in self._series(since, until, scale, self._families(""))]
+        return self._plan_timeserie(since, until, scale).run()
 
-    def timeserie_counts(
-        self, since: Any, until: Any = None, scale: str | None = None
-    ) -> list[tuple[datetime.datetime, int]]:
-        rows = self._series(since, until, scale, self._families(keys.COUNT_MARK))
-        return [(moment, int(raw[0]) if raw[0] is not None else 0) for moment, raw in rows]
+    def timeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
+        """(bucket start, count) for every bucket (AveragedMetrica), like timeserie()."""
+        return self._plan_timeserie_counts(since, until, scale).run()
 
     def timeserie_counts_and_averages(
         self, since: Any, until: Any = None, scale: str | None = None
-    ) -> list[tuple[datetime.datetime, int, float | None]]:
-        """(bucket start, count, average) for every bucket (AveragedMetrica)."""
-        rows = self._series(since, until, scale, self._families("", keys.COUNT_MARK))
-        return [
-            (moment, int(raw[1]) if raw[1] is not None else 0, self._average(raw[0], raw[1])) for moment, raw in rows
-        ]
+    ) -> list[tuple[datetime.datetime, Any, float | None]]:
+        """(bucket start, count, average) for every bucket (AveragedMetrica), like timeserie()."""
+        return self._plan_timeserie_counts_and_averages(since, until, scale).run()
 
     # -- percentiles (metricas made with histogram=True) -----------------------------------
 
@@ -338,6 +439,60 @@ class MetricaValues:
             histogram.check_percentile(p)
         return wanted, self.metrica.base + keys.family_infix(histogram.MARK)
 
+    def _histogram_fetch(self, spans: Sequence[timescale.Span], base: str, kind: str) -> Fetch:
+        field = self._field()
+        fields = [prefix + field for prefix in histogram.PREFIXES]
+        return Fetch(kind, tuple(self._key(span, base) for span in spans), tuple(fields))
+
+    def _plan_percentiles(self, ps: Iterable[float]) -> Read[dict[float, float | None]]:
+        wanted, base = self._histogram_base(ps)
+        return Read(
+            [self._histogram_fetch(self._buckets(), base, "sums")],
+            lambda replies: histogram.percentiles([int(c) if c is not None else 0 for c in replies[0]], wanted),
+        )
+
+    def _plan_percentiles_over(
+        self, since: Any, until: Any, scale: str | None, ps: Iterable[float]
+    ) -> Read[dict[float, float | None]]:
+        return self.over(since, until, scale)._plan_percentiles(ps)
+
+    def _plan_timeserie_percentiles(
+        self, since: Any, until: Any, scale: str | None, ps: Iterable[float]
+    ) -> Read[list[tuple[datetime.datetime, dict[float, float | None] | None]]]:
+        scale, points = self.series_spans(since, until, scale)
+        wanted, base = self._histogram_base(ps)
+        if scale != timescale.WEEK:
+            return Read(
+                [self._histogram_fetch(points, base, "rows")],
+                lambda replies: [
+                    (
+                        bucket_datetime(span),
+                        histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted),
+                    )
+                    for span, raw in zip(points, replies[0], strict=True)
+                ],
+            )
+        available = _available_weeks(points)
+        days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
+        reads = [self._histogram_fetch([day for week in days for day in week], base, "rows")]
+
+        def decode(replies: list[Any]) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
+            rows: list[tuple[datetime.datetime, dict[float, float | None] | None]] = []
+            replies_left, week_days = iter(replies[0]), iter(days)
+            for monday, kept in zip(points, available, strict=True):
+                if not kept:
+                    rows.append((bucket_datetime(monday), None))
+                    continue
+                counts = [0] * len(histogram.PREFIXES)
+                for _ in next(week_days):
+                    for column, raw in enumerate(next(replies_left)):
+                        if raw is not None:
+                            counts[column] += int(raw)
+                rows.append((bucket_datetime(monday), histogram.percentiles(counts, wanted)))
+            return rows
+
+        return Read(reads, decode)
+
     def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
         """{p: value} for each percentile ``p`` (0-100) of the values kicked; None when empty.
 
@@ -345,17 +500,14 @@ class MetricaValues:
         added up in Redis), so a value is exact to within its bucket (see :mod:`staste.histogram`);
         in the unit of the values kicked.
         """
-        wanted, base = self._histogram_base(ps)
-        field = self._field()
-        raw = read(Read.sums([self._key(span, base) for span in self._here()], [p + field for p in histogram.PREFIXES]))
-        return histogram.percentiles([int(count) if count is not None else 0 for count in raw], wanted)
+        return self._plan_percentiles(ps).run()
 
     def percentiles_over(
         self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
     ) -> dict[float, float | None]:
         """{p: value} of every value kicked from ``since`` to ``until``: ``over(...).percentiles(ps)``,
         as the admin shows for a range such as the last 24 hours."""
-        return self.over(since, until, scale).percentiles(ps)
+        return self._plan_percentiles_over(since, until, scale, ps).run()
 
     def percentile(self, p: float) -> float | None:
         """The value below which ``p`` percent of the values kicked lie (``percentile(95)``)."""
@@ -363,18 +515,51 @@ class MetricaValues:
 
     def timeserie_percentiles(
         self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
-    ) -> list[tuple[datetime.datetime, dict[float, float | None]]]:
-        """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()."""
-        _, spans = self.series_spans(since, until, scale)
-        wanted, base = self._histogram_base(ps)
-        field = self._field()
-        rows = read(Read.rows([self._key(span, base) for span in spans], [p + field for p in histogram.PREFIXES]))
-        return [
-            (bucket_datetime(span), histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
-            for span, raw in zip(spans, rows, strict=True)
-        ]
+    ) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
+        """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()
+        (at the week scale, None for a week whose day buckets may have expired)."""
+        return self._plan_timeserie_percentiles(since, until, scale, ps).run()
 
     # -- top-N -----------------------------------------------------------------------------
+
+    def _plan_top(self, axis: str, n: int, by: str) -> Read[list[tuple[Any, int | float]]]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"top: n must be a whole number >= 1, not {n!r}")
+        unknown = f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95..."
+        if by.startswith("p"):
+            try:
+                p = float(by[1:])
+            except ValueError:
+                raise ValueError(unknown) from None
+            wanted, base = self._histogram_base([p])
+            rows = self._axis_rows(axis, list(histogram.PREFIXES), base)
+            measured = rows.then(
+                lambda found: [
+                    (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted)[p])
+                    for value, raw in found
+                ]
+            )
+        elif by == "total":
+            measured = self._axis_rows(axis, [""]).then(
+                lambda found: [(value, None if raw[0] is None else self._sum(raw[0])) for value, raw in found]
+            )
+        elif by == "count":
+            measured = self._axis_rows(axis, self._families(keys.COUNT_MARK)).then(
+                lambda found: [(value, int(raw[0]) if raw[0] else None) for value, raw in found]
+            )
+        elif by == "average":
+            measured = self._axis_rows(axis, self._families("", keys.COUNT_MARK)).then(
+                lambda found: [(value, self._average(*raw)) for value, raw in found]
+            )
+        else:
+            raise ValueError(unknown)
+
+        def ranked(found: list[tuple[Any, Any]]) -> list[tuple[Any, int | float]]:
+            kept = [(value, number) for value, number in found if number is not None]
+            kept.sort(key=lambda row: -row[1])  # stable: ties keep the axis' order
+            return kept[:n]
+
+        return measured.then(ranked)
 
     def top(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
         """The ``n`` values of ``axis`` with the largest ``by``, largest first: [(value, measure)].
@@ -387,36 +572,82 @@ class MetricaValues:
         >>> response_time.over(since).top("view", 10, by="p95")   # doctest: +SKIP
         [('shop.views.search', 812.3), ('shop.views.item', 240.1), ...]
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"top: n must be a whole number >= 1, not {n!r}")
-        if by.startswith("p"):
-            try:
-                p = float(by[1:])
-            except ValueError:
-                raise ValueError(
-                    f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95..."
-                ) from None
-            wanted, base = self._histogram_base([p])
-            rows = self._read_axis(axis, list(histogram.PREFIXES), base)
-            measured = [
-                (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted)[p])
-                for value, raw in rows
-            ]
-        elif by == "total":
-            measured = [
-                (value, self._sum(raw[0]) if raw[0] is not None else None) for value, raw in self._read_axis(axis, [""])
-            ]
-        elif by == "count":
-            rows = self._read_axis(axis, self._families(keys.COUNT_MARK))
-            measured = [(value, int(raw[0]) if raw[0] else None) for value, raw in rows]
-        elif by == "average":
-            rows = self._read_axis(axis, self._families("", keys.COUNT_MARK))
-            measured = [(value, self._average(*raw)) for value, raw in rows]
-        else:
-            raise ValueError(f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95...")
-        ranked = [(value, number) for value, number in measured if number is not None]
-        ranked.sort(key=lambda row: -row[1])
-        return ranked[:n]
+        return self._plan_top(axis, n, by).run()
+
+    async def atop(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
+        """:meth:`top`, awaited."""
+        return await self._plan_top(axis, n, by).arun()
+
+    # -- the async API (Django's ``a`` prefix): same plans and decoding, through redis.asyncio --
+
+    async def atotal(self) -> int | float:
+        """:meth:`total`, awaited: the same single round trip through this event loop's
+        ``redis.asyncio`` client (see :mod:`staste.async_connection`), never blocking the loop."""
+        return await self._plan_total().arun()
+
+    async def acount(self) -> int:
+        """:meth:`count`, awaited."""
+        return await self._plan_count().arun()
+
+    async def aaverage(self) -> float | None:
+        """:meth:`average`, awaited."""
+        return await self._plan_average().arun()
+
+    async def aiterate(self, axis: str | None = None) -> list[tuple[Any, int | float]]:
+        """:meth:`iterate`, awaited."""
+        return await self._plan_iterate(axis).arun()
+
+    async def aiterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
+        """:meth:`iterate_counts`, awaited."""
+        return await self._plan_iterate_counts(axis).arun()
+
+    async def aiterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
+        """:meth:`iterate_averages`, awaited."""
+        return await self._plan_iterate_averages(axis).arun()
+
+    async def atimeserie(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[datetime.datetime, Any]]:
+        """:meth:`timeserie`, awaited."""
+        return await self._plan_timeserie(since, until, scale).arun()
+
+    async def atimeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
+        """:meth:`timeserie_counts`, awaited."""
+        return await self._plan_timeserie_counts(since, until, scale).arun()
+
+    async def atimeserie_counts_and_averages(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[datetime.datetime, Any, float | None]]:
+        """:meth:`timeserie_counts_and_averages`, awaited."""
+        return await self._plan_timeserie_counts_and_averages(since, until, scale).arun()
+
+    async def apercentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
+        """:meth:`percentiles`, awaited."""
+        return await self._plan_percentiles(ps).arun()
+
+    async def apercentile(self, p: float) -> float | None:
+        """:meth:`percentile`, awaited."""
+        return (await self._plan_percentiles([p]).arun())[p]
+
+    async def apercentiles_over(
+        self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
+    ) -> dict[float, float | None]:
+        """:meth:`percentiles_over`, awaited."""
+        return await self._plan_percentiles_over(since, until, scale, ps).arun()
+
+    async def atimeserie_percentiles(
+        self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
+    ) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
+        """:meth:`timeserie_percentiles`, awaited."""
+        return await self._plan_timeserie_percentiles(since, until, scale, ps).arun()
+
+
+def _available_weeks(mondays: Sequence[timescale.Span]) -> list[bool]:
+    """Per week, whether all its day buckets are still within their retention."""
+    keep = conf.retention().get("day")
+    now, zone = time.time(), conf.time_zone()
+    # The Monday expires first; weeks are in order, so only the first few can have expired.
+    return [not timescale.expired(monday, keep, now, zone) for monday in mondays]
 
 
 def bucket_datetime(span: timescale.Span) -> datetime.datetime:
@@ -434,6 +665,11 @@ def _text(raw: bytes | str) -> str:
 def _unflatten(flat: list[Any], width: int) -> list[Row]:
     step = width + 1
     return [(flat[i], list(flat[i + 1 : i + step])) for i in range(0, len(flat), step)]
+
+
+T = TypeVar("T")
+U = TypeVar("U")
+_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_query_batch", default=None)
 
 
 # -- the budget -----------------------------------------------------------------------------
@@ -480,14 +716,14 @@ def budget(limit: int | None = None, setting: str = "STASTE_MAX_QUERY_WORK") -> 
             outer.spent += found.spent
 
 
-def _charge(reads: Sequence[Read]) -> None:
+def _charge(reads: Sequence[Fetch]) -> None:
     """Charge the work of ``reads`` to the current budget: QueryTooExpensive past it."""
     current = _budget.get()
     assert current is not None, "reads run under a budget (read() and pipelined() open one)"
     current.charge(sum(one.work for one in reads))
 
 
-def _left(one: Read) -> int:
+def _left(one: Fetch) -> int:
     """What the budget leaves ``one`` (charged already), for the script to check exactly."""
     current = _budget.get()
     if current is None:
@@ -501,12 +737,55 @@ def _left(one: Read) -> int:
 _stored_sizes: dict[str, int] = {}
 
 
+def _own_budget() -> contextlib.AbstractContextManager[Any]:
+    """A budget of STASTE_MAX_QUERY_WORK for a round trip made outside any other."""
+    return budget() if _budget.get() is None else contextlib.nullcontext()
+
+
 # -- plans ----------------------------------------------------------------------------------
 
 
+class Read(Generic[T]):
+    """What one query method reads, and how the replies become its result.
+
+    Every query method is plan, execute, decode: planning (validating the query, choosing
+    keys and fields) makes a Read; :meth:`run` executes its reads in one round trip (or, within
+    :func:`pipelined`, joins a batch) and :meth:`arun` does the same through ``redis.asyncio``;
+    both hand the replies to the same ``decode``.  So the sync and async methods share every
+    line of query logic.
+
+    Its ``reads`` are :class:`Fetch` es; each is charged to the work budget before anything
+    is sent (:func:`budget`).
+    """
+
+    __slots__ = ("decode", "reads")
+
+    def __init__(self, reads: list[Fetch], decode: Callable[[list[Any]], T]) -> None:
+        self.reads = reads
+        self.decode = decode
+
+    def then(self, after: Callable[[T], U]) -> Read[U]:
+        """The same reads, with ``after`` applied to the result."""
+        decode = self.decode
+        return Read(self.reads, lambda replies: after(decode(replies)))
+
+    def run(self) -> T:
+        batch = _batch.get()
+        if batch is not None:
+            return self.decode(batch.answer(self.reads))
+        with _own_budget():
+            _charge(self.reads)
+            return self.decode(execute(self.reads))
+
+    async def arun(self) -> T:
+        with _own_budget():
+            _charge(self.reads)
+            return self.decode(await aexecute(self.reads))
+
+
 @dataclasses.dataclass(frozen=True)
-class Read:
-    """One planned read: what to ask Redis, how much it may cost, and how to decode the replies.
+class Fetch:
+    """One thing to read: what to ask Redis, how much it may cost, and how to decode the replies.
 
     Reads compare and hash (a batch sends each distinct read once).  ``kind`` is
 
@@ -524,11 +803,11 @@ class Read:
     extra: tuple[Any, ...] = ()
 
     @classmethod
-    def sums(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Read:
+    def sums(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Fetch:
         return cls("sums", tuple(bucket_keys), tuple(fields))
 
     @classmethod
-    def rows(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Read:
+    def rows(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Fetch:
         return cls("rows", tuple(bucket_keys), tuple(fields))
 
     @classmethod
@@ -541,11 +820,11 @@ class Read:
         after: str,
         parent: str,
         cap: int,
-    ) -> Read:
+    ) -> Fetch:
         return cls("axis", (choices, *bucket_keys), tuple(families), (before, after, parent, cap))
 
     @classmethod
-    def years(cls, years_key: str, base: str, field: str, families: Sequence[str]) -> Read:
+    def years(cls, years_key: str, base: str, field: str, families: Sequence[str]) -> Fetch:
         return cls("years", (years_key,), tuple(families), (base, field))
 
     @property
@@ -666,19 +945,7 @@ def _add(into: list[Any], more: list[Any]) -> list[Any]:
 # -- execution ------------------------------------------------------------------------------
 
 
-def read(one: Read) -> Any:
-    """The answer to one read: charged to the budget and sent now, or joined to the batch."""
-    batch = _batch.get()
-    if batch is not None:
-        return batch.answer([one])[0]
-    with contextlib.ExitStack() as stack:
-        if _budget.get() is None:  # one round trip on its own: STASTE_MAX_QUERY_WORK
-            stack.enter_context(budget())
-        _charge([one])
-        return execute([one])[0]
-
-
-def execute(reads: Sequence[Read]) -> list[Any]:
+def execute(reads: Sequence[Fetch]) -> list[Any]:
     """The decoded answers to ``reads``, all sent in one pipeline (the budget is the caller's).
 
     Scripts go as EVALSHA in the same pipeline; if Redis lost them (a restart, SCRIPT FLUSH)
@@ -692,6 +959,33 @@ def execute(reads: Sequence[Read]) -> list[Any]:
         cluster = isinstance(client, redis.cluster.RedisCluster)
         planned = [one.commands(cluster) for one in reads]
         replies = _send(client, cluster, [command for commands in planned for command in commands])
+    answers, again = _decoded(reads, planned, replies)
+    if again:  # sliced for the axis' real size this time (one more round trip, rarely)
+        for index, answer in zip(again, execute([reads[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers
+
+
+async def aexecute(reads: Sequence[Fetch]) -> list[Any]:
+    """:func:`execute` through this event loop's ``redis.asyncio`` client."""
+    if not reads:
+        return []
+    with scripts.translated_errors():
+        async with async_connection.using() as client:
+            cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+            planned = [one.commands(cluster) for one in reads]
+            replies = await _asend(client, cluster, [command for commands in planned for command in commands])
+    answers, again = _decoded(reads, planned, replies)
+    if again:
+        for index, answer in zip(again, await aexecute([reads[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers
+
+
+def _decoded(
+    reads: Sequence[Fetch], planned: list[list[tuple[Any, ...]]], replies: list[Any]
+) -> tuple[list[Any], list[int]]:
+    """Each read's answer from its replies, and the reads to send again (sliced anew)."""
     answers: list[Any] = []
     again: list[int] = []
     at = 0
@@ -706,10 +1000,7 @@ def execute(reads: Sequence[Read]) -> list[Any]:
             if one.kind == "axis" and current is not None:  # the values it really read
                 current.spent += len(answers[-1]) * len(one.fields) * (len(one.keys) - 1)
         at += len(commands)
-    if again:  # sliced for the axis' real size this time (one more round trip, rarely)
-        for index, answer in zip(again, execute([reads[i] for i in again]), strict=True):
-            answers[index] = answer
-    return answers
+    return answers, again
 
 
 def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -753,6 +1044,50 @@ def _script(client: Any, command: tuple[Any, ...]) -> Any:
         raise _too_expensive(exc) or exc from None
 
 
+async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """:func:`_send` through a ``redis.asyncio`` client."""
+    if len(commands) == 1:
+        command = commands[0]
+        if command[0] == "hmget":
+            return [await client.hmget(command[1], command[2])]
+        return [await _ascript(client, command)]
+    if cluster:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+        replies = iter(await pipe.execute() if len(pipe) else [])
+        return [next(replies) if command[0] == "hmget" else await _ascript(client, command) for command in commands]
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+            else:
+                _, name, script_keys, args = command
+                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            for name in {command[1] for command in commands if command[0] == "script"}:
+                await client.script_load(scripts.source(name))
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception) and not _reslice(reply):
+                raise _too_expensive(reply) or reply
+        return replies
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _ascript(client: Any, command: tuple[Any, ...]) -> Any:
+    _, name, script_keys, args = command
+    try:
+        return await scripts.script(client, name)(keys=script_keys, args=args, client=client)
+    except redis.ResponseError as exc:
+        if _reslice(exc):
+            return exc
+        raise _too_expensive(exc) or exc from None
+
+
 def _reslice(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("STASTE_RESLICE")
 
@@ -768,10 +1103,6 @@ def _too_expensive(exc: BaseException) -> QueryTooExpensive | None:
     return QueryTooExpensive(int(text.split()[1]), limit, setting)
 
 
-T = TypeVar("T")
-_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_query_batch", default=None)
-
-
 class _Batch:
     """The reads of several queries: recorded in a first pass, answered in a second.
 
@@ -779,10 +1110,10 @@ class _Batch:
     """
 
     def __init__(self) -> None:
-        self.reads: dict[Read, None] = {}  # distinct reads, in order
-        self.answers: dict[Read, Any] | None = None
+        self.reads: dict[Fetch, None] = {}  # distinct reads, in order
+        self.answers: dict[Fetch, Any] | None = None
 
-    def answer(self, reads: list[Read]) -> list[Any]:
+    def answer(self, reads: list[Fetch]) -> list[Any]:
         if self.answers is None:
             new = [one for one in dict.fromkeys(reads) if one not in self.reads]
             _charge(new)

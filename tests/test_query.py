@@ -229,4 +229,4 @@ def test_timeserie_guards(visits, settings) -> None:
     with pytest.raises(ValueError, match="does not record hours"):
         daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="hour")
     with pytest.raises(ValueError, match="unknown time scale"):
-        daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="week")
+        daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="fortnight")

@@ -7,6 +7,7 @@ pipelined round trip, so 50 metricas cost what one does.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from typing import Any
 
@@ -14,43 +15,47 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
+from staste.formats import SPARKLINE_RANGES, first_recorded
+from staste.http import json_response
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
+from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import display
+from .metrica import change_label, display, like, live_config, time_zone_label, with_unit
 
 TEMPLATE = "staste/admin/dashboard.html"
-#: The small chart's range: the first whose scale the metrica records.
-SPARKLINE_RANGES = ("24 hours", "30 days", "12 months", "10 years")
+#: Between the lines of a number cell ("3 events · avg 15.5 ms"), as the template joins them.
+LINE_JOINT = " · "
 
 
-def sparkline_range(metrica: Metrica) -> str | None:
-    return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
-
-
-def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range]) -> dict[str, Any]:
+def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]) -> dict[str, Any]:
     """A metrica's dashboard numbers and small chart (pure reads, to be pipelined).
 
-    ``today`` and ``ranges`` are fixed by the caller, so both passes of ``pipelined`` read the
-    same buckets.
+    ``now`` and ``ranges`` are fixed by the caller, so both passes of ``pipelined`` read the
+    same buckets.  ``yesterday`` is yesterday up to the time it is now (see ``compare``): the
+    hours before this one whole, this one prorated; by the whole day when hours are not kept.
     """
     everything = metrica.values()
     numbers: dict[str, Any] = {"all": everything.total()}
     if metrica.averaged:
         numbers["all_count"], numbers["all_average"] = everything.count(), everything.average()
     if "day" in metrica.date_scales:
+        today = timescale.truncate(now, "day")
         day = everything.timespan(*today)
         numbers["today"] = day.total()
         if metrica.averaged:
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
+        numbers["yesterday"] = _same_time_yesterday(metrica, timescale.shift(today, -1), now)
         if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
-    text = sparkline_range(metrica)
+    text = first_recorded(SPARKLINE_RANGES, metrica.date_scales)
     numbers["range"] = text
     numbers["spark"] = None
     if text:
@@ -65,18 +70,66 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
     return numbers
 
 
-def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
-    metricas = list(registry)
-    today = timescale.truncate(conf.local(), "day")
-    ranges = {text: parse_last(text) for text in SPARKLINE_RANGES}
+#: The buffer's counters a page shows, in this order, in the reader's words.
+BUFFER_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("pending", gettext_lazy("pending")),
+    ("dropped", gettext_lazy("dropped")),
+    ("written", gettext_lazy("written")),
+    ("flushes", gettext_lazy("flushes")),
+    ("failed_flushes", gettext_lazy("failed flushes")),
+)
+
+
+def _same_time_yesterday(metrica: Metrica, yesterday: timescale.Span, now: datetime.datetime) -> float:
+    """Yesterday's number (events of an AveragedMetrica) up to the time of day ``now`` is."""
+    query = metrica.values().timespan(*yesterday)
+    if "hour" in metrica.date_scales:
+        hours = query.iterate_counts() if metrica.averaged else query.iterate()
+        hour = timescale.truncate(now, "hour")
+        fraction = (now - timescale.start(hour)) / datetime.timedelta(hours=1)
+        period = compare.Period(None, yesterday, hour[-1], fraction)
+        return compare.same_point([value for _, value in hours], period)
+    whole = query.count() if metrica.averaged else query.total()
+    return whole * ((now - timescale.start(timescale.truncate(now, "day"))) / datetime.timedelta(days=1))
+
+
+def read_rows(metricas: list[Metrica]) -> tuple[list[dict[str, Any]], str | None]:
+    """Every metrica's row (numbers, change, small chart) in one round trip; and what failed."""
+    now = conf.local()
+    ranges = {text: parse_last(text, now) for text in SPARKLINE_RANGES}
     error = None
     try:
-        numbers = pipelined([lambda m=m: summarise(m, today, ranges) for m in metricas])
+        numbers = pipelined([lambda m=m: summarise(m, now, ranges) for m in metricas])
     except READ_FAILURES as exc:
         error, numbers = redis_failure(exc), [None] * len(metricas)
-    rows = []
-    for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True)):
-        rows.append(_row(index, metrica, found))
+    rows = [_row(index, metrica, found) for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True))]
+    return rows, error
+
+
+def dashboard_json(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    """The dashboard's numbers as shown, for its live refresh (503 when Redis cannot answer)."""
+    rows, error = read_rows(list(registry))
+    if error is not None:
+        return json_response({"error": error}, status=503)
+    return json_response(
+        {
+            "rows": [
+                {
+                    "name": row["metrica"].name,
+                    "today": LINE_JOINT.join(row.get("today") or []) or "—",
+                    "all": LINE_JOINT.join(row.get("all") or []) or "—",
+                    "change": row.get("change"),
+                    "spark": row.get("spark"),
+                }
+                for row in rows
+            ]
+        }
+    )
+
+
+def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    metricas = list(registry)
+    rows, error = read_rows(metricas)
     groups = [
         {"name": category or "General", "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
@@ -85,7 +138,9 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     context = admin_context(
         request,
         site,
-        title="Statistics",
+        live=live_config(reverse("admin:staste_dashboard_json"), kind="dashboard"),
+        title=_("Statistics"),
+        zone=time_zone_label(),
         groups=groups,
         count=len(metricas),
         redis_error=error,
@@ -96,16 +151,9 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     return TemplateResponse(request, TEMPLATE, context)
 
 
-def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    """The buffer's counters worth showing, numbers first in a fixed order."""
-    known = ("pending", "dropped", "written", "flushes")
-    items = [(key, display(stats[key])) for key in known if isinstance(stats.get(key), int)]
-    items += [
-        (str(key), display(value))
-        for key, value in stats.items()
-        if key not in known and isinstance(value, int) and not isinstance(value, bool)
-    ]
-    return items
+def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, number, name) of the buffer's counters worth showing, in a fixed order."""
+    return [(key, display(stats[key]), str(name)) for key, name in BUFFER_COUNTERS if isinstance(stats.get(key), int)]
 
 
 def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str, Any]:
@@ -120,20 +168,28 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     }
     if found is None:
         return row
+    unit = metrica.unit
     if metrica.averaged:
-        row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
+        row["today"] = _averaged(found.get("today_count"), found.get("today_average"), unit)
         if found.get("today_p95") is not None:
-            row["today"] += f", p95 {display(found['today_p95'])}"
-        row["all"] = _averaged(found["all_count"], found["all_average"])
+            row["today"].append(_("p95 %(value)s") % {"value": with_unit(found["today_p95"], unit)})
+        row["all"] = _averaged(found["all_count"], found["all_average"], unit)
     else:
-        row["today"] = display(found.get("today")) if "today" in found else "—"
-        row["all"] = display(found["all"])
+        row["today"] = [with_unit(found["today"], unit)] if "today" in found else []
+        row["all"] = [with_unit(found["all"], unit)]
+    if "yesterday" in found:
+        today = found["today_count"] if metrica.averaged else found["today"]
+        row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row
 
 
-def _averaged(count: int | None, average: float | None) -> str:
+def _averaged(count: int | None, average: float | None, unit: str) -> list[str]:
+    """An AveragedMetrica's numbers, one per line: the events, then their average."""
     if count is None:
-        return "—"
-    return f"{display(count)} events, avg {display(average)}" if count else "0 events"
+        return []
+    events = ngettext("%(count)s event", "%(count)s events", count) % {"count": display(count)}
+    if not count:
+        return [events]
+    return [events, _("avg %(value)s") % {"value": with_unit(average, unit)}]

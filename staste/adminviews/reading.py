@@ -3,7 +3,7 @@
 The page, its JSON and its CSV are built from one :class:`PageData`, so the exports hold
 exactly what the page shows.  The cost does not grow with the number of buckets: the line,
 the breakdown, the summary and the dropdowns' stored values are one ``pipelined`` call (one
-pipeline, scripts included), the
+pipeline, plus redis-py's SCRIPT EXISTS when a stored axis or the years are listed), the
 percentiles of a metrica with a histogram included.
 """
 
@@ -12,17 +12,38 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from staste import timescale
-from staste.axis import OTHER, Axis
-from staste.charts.spec import Range, Spec, label, line_spec, pie_spec, timeline_spec
-from staste.metrica import Metrica
-from staste.query import pipelined
+from django.utils.translation import gettext as _
 
-from .state import PageState
+from staste import conf, formats, timescale
+from staste.axis import OTHER, Axis
+from staste.charts.spec import (
+    BAR_LIMIT,
+    MEASURES,
+    PIE_LIMIT,
+    REST_LABEL,
+    Range,
+    Spec,
+    bucket_status,
+    line_spec,
+    mark_time,
+    range_breakdown,
+    series_spec,
+    timeline_spec,
+    top_values,
+    with_units,
+)
+from staste.formats import bucket_label
+from staste.formats import value_label as label
+from staste.metrica import Metrica
+from staste.query import MetricaValues, pipelined
+
+from . import compare
+from .state import PERCENTILES, PageState, measures
 
 #: Most stored values a dropdown lists.
 MAX_OPTIONS = 1000
-PERCENTILES = (50, 95, 99)
+#: Most values of a breakdown whose percentiles are read (those with the most events).
+MAX_PERCENTILE_VALUES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +59,19 @@ class Option:
 @dataclasses.dataclass
 class PageData:
     line: Spec | None
-    #: The bucket each line label stands for, to drill down into it.
-    line_spans: list[timescale.Span]
+    #: The bucket each line label stands for, to drill down into it (None: nothing to see there).
+    line_spans: list[timescale.Span | None]
+    #: The breakdown as drawn: ranked, the smallest values pooled (see spec.top_values).
     breakdown: Spec | None
     summary: dict[str, Any]
     options: dict[str, list[Option]]
     range: Range | None
+    #: Every value of the breakdown, largest first, one column per measure (the table, the CSV).
+    breakdown_table: Spec | None = None
+    #: Whether the page's calendar span is past its retention (Redis dropped its counters).
+    expired: bool = False
+    #: The previous period's numbers (``?_compare=previous``): see :func:`_previous`.
+    previous: dict[str, Any] | None = None
 
 
 def axis_options(axis: Axis, stored: list[tuple[Any, Any]] | None) -> list[Option]:
@@ -51,7 +79,7 @@ def axis_options(axis: Axis, stored: list[tuple[Any, Any]] | None) -> list[Optio
     if axis.choices is not None:
         return [Option(c, axis.check(c), label(c), label(c)) for c in axis.choices]
     options = []
-    for value, _ in stored or []:
+    for value, _count in stored or []:
         if value is OTHER:
             continue
         if axis.hierarchical:
@@ -77,53 +105,280 @@ def read_page(state: PageState) -> PageData:
     metrica = state.metrica
     query = state.query()
     found = state.range()
+    now = conf.local()
     calls: dict[str, Any] = {}
-    line_spans: list[timescale.Span] = []
+    line_spans: list[Any] = []
     if found is not None:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
-        line_spans = query.series_spans(since, until, scale)[1]
-        # the summary of a range: its exact cover (a few buckets), not the line's every bucket
-        summed = query.over(since, until, scale)
+        if scale != timescale.WEEK:  # a week is no calendar span to drill into
+            line_spans = list(query.series_spans(since, until, scale)[1])
+        calls["sums"] = lambda: query.timeserie(since, until, scale)
+        if metrica.averaged:
+            calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
     else:
         if len(query.span) < len(metrica.date_scales):
             calls["line"] = lambda: timeline_spec(query)
             if query.span:
                 line_spans = timescale.children(query.span)
-        summed = query
-    calls["total"] = summed.total
-    if metrica.averaged:
-        calls["count"] = summed.count
-        calls["average"] = summed.average
+        calls["total"] = query.total
+        if metrica.averaged:
+            calls["count"] = query.count
+            calls["average"] = query.average
     if metrica.histogram:
-        calls["percentiles"] = lambda: summed.percentiles(list(PERCENTILES))
+        if found is not None:
+            calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
+        else:
+            calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
-        calls["breakdown"] = lambda: pie_spec(query, state.by, measure=state.measure, **window)
+        calls["breakdown"] = lambda: breakdown_columns(state, query, window)
     for name, axis in metrica.axes.items():
         if axis.choices is None:
             calls[f"options:{name}"] = _stored_values(metrica, name, state)
+    period = None
+    if state.compare:
+        line_scale = timescale.SCALES[len(query.span)] if "line" in calls and found is None else None
+        period = compare.previous_period(found, state.span, line_scale)
+        if period is not None and period.unavailable is None:
+            calls.update(_previous_calls(state, period))
     results = dict(zip(calls, pipelined(list(calls.values())), strict=True))
 
     line = results.get("line")
     if found is None and not query.span and line is not None:
         line_spans = [(int(text),) for text in line["labels"]]  # all time: the stored years
+    options = {name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()}
+    full, chart = None, None
+    if "breakdown" in results:
+        if metrica.histogram and metrica.averaged:
+            window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
+            add_percentiles(state, query, window, results["breakdown"])
+        full, chart = _breakdown_specs(state, results["breakdown"])
+    summary = _summary(metrica, results)
+    previous = _previous(metrica, period, results, line) if period is not None else None
+    if line is not None:
+        line, line_spans = mark_time(line, line_spans, now)
     return PageData(
         line=line,
         line_spans=line_spans,
-        breakdown=results.get("breakdown"),
-        summary=_summary(metrica, results),
-        options={name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()},
+        breakdown=chart,
+        summary=summary,
+        options=options,
         range=found,
+        breakdown_table=full,
+        previous=previous,
+        expired=bool(state.span)
+        and bucket_status(state.span, now) == "expired"
+        and not summary.get("count", summary.get("total")),
     )
 
 
-def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
-    summary: dict[str, Any] = {"total": results["total"]}
+def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, Any]) -> dict[str, Any]:
+    """{"values": [...], measure: [number per value]} of the breakdown by ``state.by``.
+
+    Counts, sums and averages come from the same reads (a pipelined batch sends each once);
+    percentiles are added by :func:`add_percentiles`, once the values are known.
+    """
+    metrica, axis = state.metrica, state.by
+    assert axis is not None
+    wanted = measures(metrica)
+    columns: dict[str, Any] = {}
+    values: list[Any] = []
+    for measure in [m for m in wanted if m in MEASURES]:
+        rows = pie_spec_rows(query, axis, measure, window)
+        values = [value for value, _ in rows]
+        columns[measure] = [number for _, number in rows]
+    return {"values": values, **columns}
+
+
+def add_percentiles(state: PageState, query: MetricaValues, window: dict[str, Any], columns: dict[str, Any]) -> None:
+    """p50/p95/p99 per value of the breakdown into ``columns``: one pipeline for every value.
+
+    Read after the values are known (a second round trip), for the ``MAX_PERCENTILE_VALUES``
+    values with the most events; the others get None.
+    """
+    axis, values = state.by, columns["values"]
+    counts = columns.get("count") or [0] * len(values)
+    ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
+    chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
+    since = window.get("since")
+
+    def read(value: Any) -> Any:
+        one = query.filter(**{axis: value})
+        if since is not None:
+            return lambda: one.percentiles_over(since, window["until"], window["scale"], PERCENTILES)
+        return lambda: one.percentiles(list(PERCENTILES))
+
+    found = pipelined([read(values[i]) for i in chosen])
+    for p in PERCENTILES:
+        columns[f"p{p}"] = [None] * len(values)
+    for i, result in zip(chosen, found, strict=True):
+        for p in PERCENTILES:
+            columns[f"p{p}"][i] = result.get(p)
+
+
+def pie_spec_rows(query: MetricaValues, axis: str, measure: str, window: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(value, number) of ``measure`` per value of ``axis``, over the query's span or a range."""
+    if window:
+        return range_breakdown(query, axis, measure, window["since"], window["until"], window["scale"])
+    if measure == "total":
+        return query.iterate(axis)
+    if measure == "count":
+        return query.iterate_counts(axis)
+    return query.iterate_averages(axis)
+
+
+def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, Spec]:
+    """The table (every value, every measure, largest first) and the chart (ranked, pooled)."""
+    metrica, axis = state.metrica, state.by
+    assert axis is not None
+    values = columns["values"]
+    names = [m for m in measures(metrica) if m in columns]
+    key = columns[state.measure]
+    order = sorted(range(len(values)), key=lambda i: (key[i] is None, -(key[i] or 0)))
+    shown_filter = state.filters.get(axis)
+    if shown_filter is not None and not metrica.axes[axis].hierarchical:
+        # A filtered axis: only its value, highlighted (the others are not in the numbers).
+        order = [i for i in order if values[i] == shown_filter or label(values[i]) == label(shown_filter)]
+    labels = [label(values[i]) for i in order]
+    datasets = [(name, [columns[name][i] for i in order], "y") for name in names]
+    additive = state.measure in ("total", "count")
+    if additive:
+        whole = sum(columns[state.measure][i] or 0 for i in order)
+        shares = [100 * (columns[state.measure][i] or 0) / whole if whole else None for i in order]
+        datasets.insert(names.index(state.measure) + 1, ("share", shares, "y"))
+    full = with_units(series_spec(labels, datasets, title=metrica.title, x=axis, chart="bar"), metrica)
+    full["measure"] = state.measure
+    one = series_spec(labels, [(state.measure, [columns[state.measure][i] for i in order], "y")], x=axis)
+    if additive and len(labels) <= PIE_LIMIT:
+        one["type"] = "pie"
+        chart = top_values(one, PIE_LIMIT, REST_LABEL)
+    else:
+        one["type"] = "bar"
+        chart = top_values(one, BAR_LIMIT, REST_LABEL)
+        chart["horizontal"] = True
+    chart["title"] = breakdown_title(state)
+    chart = with_units(chart, metrica)
+    if shown_filter is not None and chart["labels"]:
+        chart["highlight"] = 0
+    return full, chart
+
+
+def breakdown_title(state: PageState) -> str:
+    if state.measure.startswith("p"):
+        return _("Slowest by %(measure)s") % {"measure": state.measure}
+    if state.measure == "average":
+        return _("Highest average first")
+    return _("Largest first")
+
+
+def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:
+    """The reads of the previous period, to join the page's pipeline."""
+    metrica = state.metrica
+    query = metrica.values().filter(**state.filters)
+    calls: dict[str, Any] = {}
+    if period.range is not None:
+        since, until, scale = period.range
+        calls["previous:sums"] = lambda: query.timeserie(since, until, scale)
+        if metrica.averaged:
+            calls["previous:counts"] = lambda: query.timeserie_counts(since, until, scale)
+        if metrica.histogram:
+            calls["previous:percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
+        return calls
+    before = query.timespan(*(period.span or ()))
+    if len(before.span) < len(metrica.date_scales):  # the chart's buckets, one scale finer
+        calls["previous:sums"] = before.iterate
+        if metrica.averaged:
+            calls["previous:counts"] = before.iterate_counts
+    calls["previous:total"] = before.total
     if metrica.averaged:
-        summary.update(count=results["count"], average=results["average"])
-    if metrica.multiplier and isinstance(summary["total"], float):
-        summary["total"] = round(summary["total"], len(str(metrica.multiplier)))
+        calls["previous:count"] = before.count
+    if metrica.histogram:
+        calls["previous:percentiles"] = lambda: before.percentiles(list(PERCENTILES))
+    return calls
+
+
+def _previous(metrica: Metrica, period: compare.Period, results: dict[str, Any], line: Spec | None) -> dict[str, Any]:
+    """The previous period's summary (up to the point the current one has reached) and its
+    dashed datasets, added to ``line`` (so the table and exports carry them too)."""
+    out: dict[str, Any] = {
+        "since": period.range.since if period.range else timescale.start(period.span or ()),
+        "until": period.range.until if period.range else timescale.end(period.span or ()),
+        "span": period.span,
+        "unavailable": period.unavailable,
+        "summary": None,
+    }
+    if period.unavailable is not None:
+        return out
+    rows = results.get("previous:sums")
+    sums = [value for _, value in rows or []]
+    counts = [value for _, value in results.get("previous:counts", [])]
+    if period.range is not None or (period.index is not None and rows is not None):
+        total: float = compare.same_point(sums, period)
+        count = compare.same_point(counts, period) if metrica.averaged else None
+    else:  # a span that is over counts whole
+        total = results["previous:total"]
+        count = results["previous:count"] if metrica.averaged else None
+        if period.index is not None:  # the finest span recorded, still running: prorated
+            total *= period.fraction
+            count = count * period.fraction if count is not None else None
+    summary: dict[str, Any] = {"total": total}
+    if metrica.averaged:
+        summary.update(count=count, average=total / count if count else None)
+    if results.get("previous:percentiles") is not None:
+        summary["percentiles"] = {f"p{p}": results["previous:percentiles"].get(p) for p in PERCENTILES}
+    out["summary"] = summary
+    if line is not None and rows is not None:
+        if period.range is not None:
+            labels = [bucket_label(moment, period.range.scale) for moment, _ in rows]
+        else:
+            labels = [bucket_label((*(period.span or ()), number)) for number, _ in rows]
+        _add_previous_datasets(metrica, line, labels, sums, counts)
+    return out
+
+
+def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums: list[Any], counts: list[Any]) -> None:
+    """The previous period's numbers as datasets over the current labels (bucket i over bucket i)."""
+    length = len(line["labels"])
+    if metrica.averaged:
+        averages = [total / count if count else None for total, count in zip(sums, counts, strict=True)]
+        columns = {"count": counts, "average": averages}
+    else:
+        columns = {"total": sums}
+    added = []
+    for index, dataset in enumerate(list(line["datasets"])):
+        data = columns.get(dataset["label"])
+        if data is None:
+            continue
+        added.append(
+            {
+                "label": f"{dataset['label']} (previous period)",
+                "data": compare.fit(data, length),
+                "axis": dataset.get("axis", "y"),
+                "previous_of": index,
+                "labels": compare.fit(labels, length),
+            }
+        )
+    line["datasets"] += added
+
+
+def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
+    if "sums" in results:
+        # A week whose days have expired is None: the summary adds up what is still kept.
+        total = sum(value for _, value in results["sums"] if value is not None)
+        summary: dict[str, Any] = {"total": total}
+        if metrica.averaged:
+            count = sum(value for _, value in results["counts"] if value is not None)
+            summary.update(count=count, average=total / count if count else None)
+    else:
+        summary = {"total": results["total"]}
+        if metrica.averaged:
+            summary.update(count=results["count"], average=results["average"])
+    summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
+    if metrica.averaged:
+        summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
+    if not metrica.summable:
+        del summary["total"]
     if results.get("percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary

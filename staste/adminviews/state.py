@@ -10,7 +10,10 @@ Every view of a metrica is a shareable URL::
 * ``_last`` is a quick range ("24 hours", see ``staste.charts.spec.parse_last``) and ``_span``
   a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
   "2024-03-10T14:05"); one or the other;
-* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows.
+* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows;
+* ``_compare=previous`` adds the previous period of the same length (see ``compare``);
+* ``_scale`` draws a range by other buckets than its unit's ("30 days" by ``week``: ISO weeks
+  read from the days; by ``month``); only with a range.
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -24,23 +27,33 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import timescale
-from staste.charts.spec import MEASURES, QUICK_RANGES, Range, parse_last
+from staste import conf, timescale
+from staste.charts.spec import Range, parse_last
+from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
-LAST, SPAN, BY, MEASURE = "_last", "_span", "_by", "_measure"
-CONTROLS = (LAST, SPAN, BY, MEASURE)
-#: The range a page opens with: the first one whose scale the metrica records.
-DEFAULT_RANGES = ("30 days", "24 hours", "12 months", "60 minutes")
+LAST, SPAN, BY, MEASURE, COMPARE, SCALE = "_last", "_span", "_by", "_measure", "_compare", "_scale"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
+#: What ``_compare`` takes.
+COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
+#: The percentiles shown for a metrica with a histogram.
+PERCENTILES = (50, 95, 99)
 
 _SPAN = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2}))?)?)?)?$")
 
 
 class BadRequest(ValueError):
-    """A query string the page cannot show; the message is shown to the user."""
+    """A query string the page cannot show; the message is shown to the user.
+
+    ``param`` names the parameter at fault, so the page can still be shown without it.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def parse_span(text: str) -> timescale.Span:
@@ -50,13 +63,14 @@ def parse_span(text: str) -> timescale.Span:
     if not match:
         raise BadRequest(
             f"bad {SPAN} {text!r}: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
-            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)",
+            param=SPAN,
         )
     numbers = [int(group) for group in match.groups() if group is not None]
     try:
         return timescale.make_span(*numbers)
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"bad {SPAN} {text!r}: {exc}") from None
+        raise BadRequest(f"bad {SPAN} {text!r}: {exc}", param=SPAN) from None
 
 
 def format_span(span: timescale.Span) -> str:
@@ -70,7 +84,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if parse_last(text).scale in metrica.date_scales]
+    return [text for text in QUICK_RANGES if timescale.readable(range_scale(text), metrica.date_scales)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +98,10 @@ class PageState:
     last: str | None
     by: str | None
     measure: str
+    #: Whether the previous period is shown too (``_compare=previous``); never for all time.
+    compare: bool = False
+    #: The buckets a range is drawn by, when not its unit's (``_scale=week``); None otherwise.
+    scale: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -96,7 +114,8 @@ class PageState:
             axes = ", ".join(metrica.axes) or "none"
             raise BadRequest(
                 f"unknown parameter {unknown[0]!r}: {metrica.name} has the axes {axes}; "
-                f"the page also takes {', '.join(CONTROLS)}"
+                f"the page also takes {', '.join(CONTROLS)}",
+                param=unknown[0],
             )
         filters: dict[str, Any] = {}
         for name, axis in metrica.axes.items():
@@ -114,49 +133,102 @@ class PageState:
             try:
                 metrica.values().filter(**{name: value})
             except (TypeError, ValueError) as exc:
-                raise BadRequest(f"bad filter {name}={_shown(value)}: {exc}") from None
+                reason = _refusal(name, axis, value, exc)
+                raise BadRequest(f"bad filter {name}={_shown(value)}: {reason}", param=name) from None
             filters[name] = value
         last, span_text = params.get(LAST) or None, params.get(SPAN) or None
         if last and span_text:
-            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both")
+            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both", param=SPAN)
         span: timescale.Span | None = None
         if span_text:
             span = parse_span(span_text)
             try:
                 metrica.values().timespan(*span)
             except ValueError as exc:
-                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}") from None
+                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}", param=SPAN) from None
         elif last:
             cls._check_range(metrica, last)
         else:
-            last = next((text for text in DEFAULT_RANGES if _records(metrica, text)), None)
+            last = first_recorded(DEFAULT_RANGES, metrica.date_scales)
             span = None if last else ()
-        by = params.get(BY) or (next(iter(metrica.axes), None))
+        by = params.get(BY) or default_by(metrica, filters)
         if by is not None and by not in metrica.axes:
-            raise BadRequest(f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}")
-        measure = params.get(MEASURE) or ("count" if metrica.averaged else "total")
-        allowed = MEASURES if metrica.averaged else ("total",)
+            raise BadRequest(
+                f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}", param=BY
+            )
+        measure = params.get(MEASURE) or default_measure(metrica)
+        allowed = measures(metrica)
         if measure not in allowed:
-            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
-        return cls(metrica, filters, span, last, by, measure)
+            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}", param=MEASURE)
+        compared = params.get(COMPARE) or None
+        if compared is not None and compared not in COMPARISONS:
+            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out", param=COMPARE)
+        if compared and span == ():
+            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out", param=COMPARE)
+        scale = params.get(SCALE) or None
+        if scale is not None:
+            if not last:
+                raise BadRequest(
+                    f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}", param=SCALE
+                )
+            cls._check_range(metrica, last, scale)
+            if scale == parse_last(last).scale:
+                scale = None  # the range's own unit: the default, left out of the URL
+        return cls(metrica, filters, span, last, by, measure, bool(compared), scale)
 
     @staticmethod
-    def _check_range(metrica: Metrica, text: str) -> Range:
+    def _check_range(metrica: Metrica, text: str, scale: str | None = None) -> Range:
         try:
             found = parse_last(text)
         except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        if found.scale not in metrica.date_scales:
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s")
+            raise BadRequest(str(exc), param=LAST) from None
+        what, param = f"{LAST} {text!r}", LAST
+        if scale is not None:
+            what, param = f"{SCALE} {scale!r}", SCALE
+            if scale not in timescale.SERIES_SCALES:
+                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}", param=param)
+            found = Range(found.since, found.until, scale)
+        if not timescale.readable(found.scale, metrica.date_scales):
+            recorded = "day" if found.scale == timescale.WEEK else found.scale
+            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s", param=param)
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
+            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=param)
         return found
 
     # -- what to read ----------------------------------------------------------------------
 
     def range(self) -> Range | None:
-        """The quick range as datetimes, fixed at the moment this is called."""
-        return parse_last(self.last) if self.last else None
+        """The quick range as datetimes, fixed at the moment this is called, at ``scale`` if given."""
+        if not self.last:
+            return None
+        found = parse_last(self.last)
+        return found._replace(scale=self.scale) if self.scale else found
+
+    def scales(self) -> list[str]:
+        """The scales this range can be drawn by (finest first): recorded, at least two buckets
+        and at most MAX_RANGE_BUCKETS of them; always its own unit's."""
+        if not self.last:
+            return []
+        found = parse_last(self.last)
+        return [
+            scale
+            for scale in reversed(timescale.SERIES_SCALES)
+            if scale == found.scale
+            or (
+                timescale.readable(scale, self.metrica.date_scales)
+                and 2 <= timescale.count_buckets(found.since, found.until, scale) <= MAX_RANGE_BUCKETS
+            )
+        ]
+
+    def includes_now(self, now: Any = None) -> bool:
+        """Whether the view reaches the present (a quick range, today, this month): the page
+        then refreshes itself (see ``STASTE_LIVE_INTERVAL``)."""
+        if self.last:
+            return True
+        if not self.span:
+            return self.span == ()  # all time goes on too
+        moment = conf.local(now)
+        return timescale.start(self.span) <= moment < timescale.end(self.span)
 
     def query(self) -> MetricaValues:
         """The filtered query, over the span (all time when a range is shown)."""
@@ -170,6 +242,10 @@ class PageState:
             changes.setdefault("last", None)
         if "last" in changes and changes["last"] is not None:
             changes.setdefault("span", None)
+        if "last" in changes or "span" in changes:
+            changes.setdefault("scale", None)  # another range (or a span) starts at its own unit
+        if changes.get("span") == ():
+            changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
 
     def with_filter(self, axis: str, value: Any) -> PageState:
@@ -194,18 +270,58 @@ class PageState:
             pairs.append((SPAN, format_span(self.span)))
         elif self.last:
             pairs.append((LAST, self.last))
-        if self.by is not None and self.by != next(iter(self.metrica.axes), None):
+            if self.scale:
+                pairs.append((SCALE, self.scale))
+        if self.by is not None and self.by != default_by(self.metrica, self.filters):
             pairs.append((BY, self.by))
-        if self.measure != ("count" if self.metrica.averaged else "total"):
+        if self.measure != default_measure(self.metrica):
             pairs.append((MEASURE, self.measure))
+        if self.compare:
+            pairs.append((COMPARE, COMPARISONS[0]))
         return pairs
 
     def querystring(self, **extra: str) -> str:
         return "?" + urlencode(self.params() + list(extra.items()))
 
 
-def _records(metrica: Metrica, text: str) -> bool:
-    return parse_last(text).scale in metrica.date_scales
+def measures(metrica: Metrica) -> tuple[str, ...]:
+    """What a breakdown can be ranked by: the total; for an AveragedMetrica the count, the
+    average (and the total, unless it is a sum of durations), and the percentiles when it
+    keeps a histogram."""
+    if not metrica.averaged:
+        return ("total",)
+    found = ("count", "average", "total") if metrica.summable else ("count", "average")
+    return found + tuple(f"p{p}" for p in PERCENTILES) if metrica.histogram else found
+
+
+def default_measure(metrica: Metrica) -> str:
+    """A response-time page answers "which views are slowest?": p95 where there is a histogram."""
+    if metrica.histogram and metrica.averaged:
+        return "p95"
+    return "count" if metrica.averaged else "total"
+
+
+def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
+    """The first axis a breakdown tells something about: one not filtered to a single value
+    (a hierarchical axis still breaks down into the children of its node)."""
+    for name, axis in metrica.axes.items():
+        if name not in filters or axis.hierarchical:
+            return name
+    return None
+
+
+#: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
+_TYPE_WORDS = {int: "whole numbers, such as 18", float: "numbers, such as 2.5"}
+
+
+def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
+    """Why the axis refused a value, in the words of the page's user."""
+    if axis.choices is None and not axis.hierarchical and axis.value_type in _TYPE_WORDS:
+        try:
+            axis.value_type(value)
+        except (TypeError, ValueError):
+            return f"{name} takes {_TYPE_WORDS[axis.value_type]}"
+    return str(exc)
 
 
 def _shown(value: Any) -> str:
