@@ -849,6 +849,8 @@ class Fetch:
     # Commands are ("hmget", key, fields) or ("script", name, keys, args).
 
     def commands(self, cluster: bool) -> list[tuple[Any, ...]]:
+        if len(self.keys) == (1 if self.kind == "axis" else 0):
+            return []
         if self.kind == "years":
             years_key, (base, field) = self.keys[0], self.extra
             return [("script", "members", [years_key], ["years", base, "", field, "", *self.fields])]
@@ -894,6 +896,8 @@ class Fetch:
 
     def combine(self, commands: list[tuple[Any, ...]], replies: list[Any]) -> Any:
         """The decoded answer from the replies to :meth:`commands`, in order."""
+        if not commands:  # nothing to read (a series of no point)
+            return self.blank()
         if self.kind == "years":
             return replies[0]
         width = len(self.fields)
@@ -1004,6 +1008,8 @@ def _decoded(
 
 
 def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    if not commands:
+        return []
     if len(commands) == 1:
         command = commands[0]
         return [client.hmget(command[1], command[2]) if command[0] == "hmget" else _script(client, command)]
@@ -1046,6 +1052,8 @@ def _script(client: Any, command: tuple[Any, ...]) -> Any:
 
 async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
     """:func:`_send` through a ``redis.asyncio`` client."""
+    if not commands:
+        return []
     if len(commands) == 1:
         command = commands[0]
         if command[0] == "hmget":
