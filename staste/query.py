@@ -51,6 +51,8 @@ Row = tuple[Any, list[Raw]]
 #: Most counters a single script call reads: about a millisecond of Redis time, far under the
 #: 50 ms that would hold up other clients (Redis runs one script at a time), even on a busy host.
 SLICE_WORK = 2_000
+#: A series of more fields than this (a histogram's 102) is read sparse: only present counters.
+SPARSE_FIELDS = 8
 #: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
 TOP_MEASURES: tuple[str, ...] = ("total", "count", "average")
 
@@ -190,10 +192,12 @@ class MetricaValues:
         fetch = Fetch.sums([self._key(span) for span in self._buckets()], [p + field for p in families])
         return Read([fetch], lambda replies: replies[0])
 
-    def _spans(self, spans: Sequence[timescale.Span], families: list[str]) -> list[Fetch]:
+    def _spans(self, spans: Sequence[timescale.Span], families: list[str], base: str | None = None) -> list[Fetch]:
         """One fetch of the counters of ``families`` in each of ``spans``: its reply is a row per span."""
         field = self._field()
-        return [Fetch.rows([self._key(span) for span in spans], [p + field for p in families])]
+        prefix = self.metrica.base if base is None else base
+        bucket_id = timescale.bucket_id
+        return [Fetch.rows([prefix + bucket_id(span) for span in spans], [p + field for p in families])]
 
     def _time_children(self, families: list[str]) -> Read[list[Row]]:
         if self.cover is not None:
@@ -360,7 +364,7 @@ class MetricaValues:
         if scale != timescale.WEEK:
             return Read(
                 self._spans(points, families),
-                lambda replies: [(bucket_datetime(span), raw) for span, raw in zip(points, replies[0], strict=True)],
+                lambda replies: list(zip(bucket_datetimes(points), replies[0], strict=True)),
             )
         available = _available_weeks(points)
         days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
@@ -442,7 +446,7 @@ class MetricaValues:
     def _histogram_fetch(self, spans: Sequence[timescale.Span], base: str, kind: str) -> Fetch:
         field = self._field()
         fields = [prefix + field for prefix in histogram.PREFIXES]
-        return Fetch(kind, tuple(self._key(span, base) for span in spans), tuple(fields))
+        return Fetch(kind, tuple(base + timescale.bucket_id(span) for span in spans), tuple(fields))
 
     def _plan_percentiles(self, ps: Iterable[float]) -> Read[dict[float, float | None]]:
         wanted, base = self._histogram_base(ps)
@@ -465,11 +469,8 @@ class MetricaValues:
             return Read(
                 [self._histogram_fetch(points, base, "rows")],
                 lambda replies: [
-                    (
-                        bucket_datetime(span),
-                        histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted),
-                    )
-                    for span, raw in zip(points, replies[0], strict=True)
+                    (moment, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
+                    for moment, raw in zip(bucket_datetimes(points), replies[0], strict=True)
                 ],
             )
         available = _available_weeks(points)
@@ -648,6 +649,15 @@ def _available_weeks(mondays: Sequence[timescale.Span]) -> list[bool]:
     now, zone = time.time(), conf.time_zone()
     # The Monday expires first; weeks are in order, so only the first few can have expired.
     return [not timescale.expired(monday, keep, now, zone) for monday in mondays]
+
+
+def bucket_datetimes(spans: Sequence[timescale.Span]) -> list[datetime.datetime]:
+    """:func:`bucket_datetime` of each span of a series (spans of one scale), built at once."""
+    if not spans:
+        return []
+    zone = conf.time_zone() if getattr(settings, "USE_TZ", False) else None
+    pad = (1, 1, 0, 0)[len(spans[0]) - 1 :]
+    return [datetime.datetime(*span, *pad, tzinfo=zone) for span in spans]
 
 
 def bucket_datetime(span: timescale.Span) -> datetime.datetime:
@@ -859,8 +869,9 @@ class Fetch:
         if cluster or len(self.keys) == 1:  # a cluster pipeline takes no script; one hash: HMGET
             return [("hmget", key, list(self.fields)) for key in self.keys]
         per_call = max(1, SLICE_WORK // max(1, len(self.fields)))
+        mode = "sparse" if self.kind == "rows" and len(self.fields) > SPARSE_FIELDS else self.kind
         return [
-            ("script", "read", list(self.keys[i : i + per_call]), [self.kind, *self.fields])
+            ("script", "read", list(self.keys[i : i + per_call]), [mode, *self.fields])
             for i in range(0, len(self.keys), per_call)
         ]
 
@@ -919,6 +930,14 @@ class Fetch:
         if self.kind == "rows":
             if by_hmget:
                 return replies
+            if commands[0][3][0] == "sparse":
+                rows = [[None] * width for _ in self.keys]
+                at = 0
+                for command, reply in zip(commands, replies, strict=True):
+                    for i in range(0, len(reply), 3):
+                        rows[at + reply[i]][reply[i + 1]] = reply[i + 2]
+                    at += len(command[2])
+                return rows
             flat = [value for reply in replies for value in reply]
             return [flat[i : i + width] for i in range(0, len(flat), width)]
         total: list[Any] = [None] * width

@@ -43,10 +43,13 @@ def depth(scale: str) -> int:
         raise ValueError(f"unknown time scale {scale!r}; use one of {', '.join(SCALES)}") from None
 
 
+#: How the bucket of a span of each length is spelled (one %-format: series build thousands).
+_ID_FORMATS = ("all", "%04d", "%04d%02d", "%04d%02d%02d", "%04d%02d%02d%02d", "%04d%02d%02d%02d%02d")
+
+
 def bucket_id(span: Span) -> str:
-    if not span:
-        return "all"
-    return f"{span[0]:04d}" + "".join(f"{number:02d}" for number in span[1:])
+    """``all``, or the digits of the bucket's start: ``2010``, ``201002`` ... ``201002071305``."""
+    return _ID_FORMATS[len(span)] % span if span else "all"
 
 
 def make_span(

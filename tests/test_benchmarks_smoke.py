@@ -62,6 +62,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "exactly-once synchronous kicks",
         "Redis CPU per kick",
         "queries",
+        "series reads against a bare pipeline",
         "memory",
         "middleware",
     ]
@@ -79,6 +80,11 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         assert re.search(rf"^\| line chart, {chart} \| \d+ \| 1 \||^\| {chart} \| \d+ \| 1 \|", text, re.MULTILINE)
     assert re.search(r"^\| all of the above, pipelined \| \d+ \| 1 \|", text, re.MULTILINE)
     assert "512 (default)" in text
+    # Series reads, each against a bare pipeline of the same HMGETs (1,441 minutes).
+    for series in ("timeserie (sums)", "timeserie_counts", "timeserie_counts_and_averages", "timeserie_percentiles"):
+        assert re.search(
+            rf"^\| {re.escape(series)}[^|]* \| 1,441 \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \|$", text, re.MULTILINE
+        ), series
 
 
 def test_query_benchmark_reads_every_bucket(staste_redis) -> None:

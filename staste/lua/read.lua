@@ -8,6 +8,9 @@
 --   (key 1's fields, then key 2's...); an absent counter is false (nil for the client).
 --   A series of 1,441 minutes is one reply of 1,441 values instead of 1,441 replies.
 --
+-- 'sparse': as 'rows', but returns only the counters present, as triplets: the key's index and
+--   the field's (from 0), and the value.  For histograms, whose 102 fields are mostly absent.
+--
 -- 'sums': KEYS are bucket hashes, ARGV[2..] fields.  Adds each field up over the keys and
 --   returns, for each field present in some key, three numbers: its index (from 0) and the
 --   sum as low + high * 10^9 (see add below).  Fields absent everywhere are left out.
@@ -90,6 +93,21 @@ if mode == 'rows' then
   for k = 1, #KEYS do
     hmget(KEYS[k], fields, function(_, value)
       out[#out + 1] = value or false
+    end)
+  end
+  return out
+end
+
+if mode == 'sparse' then -- 'rows' of mostly absent counters (histograms): only those present
+  local fields = {unpack(ARGV, 2)}
+  local out = {}
+  for k = 1, #KEYS do
+    hmget(KEYS[k], fields, function(i, value)
+      if value then
+        out[#out + 1] = k - 1
+        out[#out + 1] = i - 1
+        out[#out + 1] = value
+      end
     end)
   end
   return out
