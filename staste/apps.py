@@ -9,7 +9,11 @@ class StasteConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
-        from staste import checks  # noqa: F401  (registers the system checks)
+        from staste import (
+            checks,  # noqa: F401  (registers the system checks)
+            shutdown,
+        )
         from staste.registration import autodiscover
 
         autodiscover()
+        shutdown.install()  # buffered kicks are written on SIGTERM (where it has no handler)
