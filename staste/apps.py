@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from staste import shutdown
+
 
 class StasteConfig(AppConfig):
     name = "staste"
@@ -9,10 +11,7 @@ class StasteConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
-        from staste import (
-            checks,  # noqa: F401  (registers the system checks)
-            shutdown,
-        )
+        from staste import checks  # noqa: F401  (registers the system checks)
         from staste.registration import autodiscover
 
         autodiscover()
