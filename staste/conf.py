@@ -61,7 +61,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": 1000,
     # manage.py check warns (staste.W005) about a metrica whose axes allow more combinations than
     # this: each combination is a field in every bucket, and all-time and yearly buckets never expire.
-    "STASTE_COMBINATIONS_WARNING": 1_000_000,
+    "STASTE_COMBINATIONS_WARNING": 10_000_000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
     # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.

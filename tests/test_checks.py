@@ -10,7 +10,7 @@ from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
-from staste import connection
+from staste import conf, connection
 from staste.axis import Axis, StoredChoiceAxis
 from staste.checks import (
     ServerStatus,
@@ -23,6 +23,7 @@ from staste.checks import (
     server_problems,
 )
 from staste.metrica import AveragedMetrica, Metrica
+from staste.middleware import response_time_axes
 from staste.registration import registry
 from staste.testing import RedisServer
 
@@ -160,3 +161,9 @@ def test_the_bound_is_what_a_bucket_really_holds(clean_registry, staste_redis) -
             tight.kick(5, gender=gender, kind=kind)
     stored = staste_redis.hlen(tight.base + "all")
     assert stored == fields_per_bucket(tight) == (2 + 1) * (3 + 1 + 1) * 2
+
+
+def test_the_response_time_metrica_stays_below_the_warning() -> None:
+    own = AveragedMetrica(name="check_response_time", axes=response_time_axes())
+    assert combinations(own) == 1002 * 11 * 6 * 102  # views, methods, status classes, exception classes
+    assert combinations(own) < conf.get("STASTE_COMBINATIONS_WARNING")
