@@ -68,6 +68,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
     "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
+    # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).
+    "STASTE_FLUSH_ON_SIGTERM": True,
     # ResponseTimeMiddleware: False turns it off (it then costs nothing).
     "STASTE_MIDDLEWARE_ENABLED": True,
     # Seconds between two refreshes of an admin page that shows the present (a quick range, today,
@@ -94,6 +97,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_COMBINATIONS_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     "STASTE_LIVE_INTERVAL": float,
     # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
