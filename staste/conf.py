@@ -59,6 +59,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_MAX_CHOICES": 1000,
     # Longest accepted axis value, in characters.
     "STASTE_MAX_VALUE_LENGTH": 1000,
+    # manage.py check warns (staste.W005) about a metrica whose axes allow more combinations than
+    # this: each combination is a field in every bucket, and all-time and yearly buckets never expire.
+    "STASTE_COMBINATIONS_WARNING": 10_000_000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
     # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.
@@ -91,6 +94,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": int,
     "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
+    "STASTE_COMBINATIONS_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
     "STASTE_FLUSH_ON_SIGTERM": bool,
