@@ -49,7 +49,7 @@ from typing import Any
 import redis
 import redis.cluster
 
-from staste import conf, connection, scripts
+from staste import conf, connection, scripts, shutdown
 from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick, batch_keys_and_args
 
@@ -334,6 +334,7 @@ class Buffer:
             if self._pid != os.getpid():
                 self._reset()
             self._started = True
+            shutdown.install()  # SIGTERM skips atexit: write the buffer on it (main thread only)
             # multiprocessing's forked children leave with os._exit(), past atexit; they run
             # its finalizers (registered here, after the child cleared the parent's).
             mp_util = sys.modules.get("multiprocessing.util")

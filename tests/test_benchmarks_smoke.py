@@ -63,6 +63,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "Redis CPU per kick",
         "queries",
         "series reads against a bare pipeline",
+        "async API",
         "memory",
         "middleware",
     ]
@@ -85,6 +86,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         assert re.search(
             rf"^\| {re.escape(series)}[^|]* \| 1,441 \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \|$", text, re.MULTILINE
         ), series
+    # The async API: every query one round trip through redis.asyncio, as its sync twin.
+    for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
+        assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| 1 \|$", text, re.MULTILINE), call
 
 
 def test_query_benchmark_reads_every_bucket(staste_redis) -> None:

@@ -159,9 +159,10 @@ def read_page(state: PageState) -> PageData:
     if line is not None:
         line, line_spans = mark_time(line, line_spans, now)
     return PageData(
-        line=line,
+        # Named in the page's language from here on: the page, its JSON and CSV show the same.
+        line=formats.localized_spec(line) if line is not None else None,
         line_spans=line_spans,
-        breakdown=chart,
+        breakdown=formats.localized_spec(chart) if chart is not None else None,
         summary=summary,
         options=options,
         range=found,
@@ -265,11 +266,12 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
 
 
 def breakdown_title(state: PageState) -> str:
+    """The breakdown chart's title: what is ranked, by what (the slowest first for percentiles)."""
     if state.measure.startswith("p"):
         return _("Slowest by %(measure)s") % {"measure": state.measure}
     if state.measure == "average":
-        return _("Highest average first")
-    return _("Largest first")
+        return _("Highest average by %(axis)s") % {"axis": state.by}
+    return _("%(title)s by %(axis)s") % {"title": state.metrica.title, "axis": state.by}
 
 
 def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:
@@ -353,6 +355,7 @@ def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums
         added.append(
             {
                 "label": f"{dataset['label']} (previous period)",
+                "measure": dataset["label"],
                 "data": compare.fit(data, length),
                 "axis": dataset.get("axis", "y"),
                 "previous_of": index,

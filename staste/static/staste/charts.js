@@ -67,11 +67,12 @@
   // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
   // start and their end (a view's URL name), the tooltip and the table have them whole.
   var LEGEND_CHARS = 30;
-  function shorten(text) {
+  function shorten(text, most) {
     text = String(text);
-    if (text.length <= LEGEND_CHARS) { return text; }
-    var head = Math.ceil((LEGEND_CHARS - 1) / 2);
-    return text.slice(0, head) + "…" + text.slice(text.length - (LEGEND_CHARS - 1 - head));
+    most = most || LEGEND_CHARS;
+    if (text.length <= most) { return text; }
+    var head = Math.ceil((most - 1) / 2);
+    return text.slice(0, head) + "…" + text.slice(text.length - (most - 1 - head));
   }
 
   var REST_COLOR = "#9e9e9e";
@@ -131,8 +132,13 @@
           return d.previous_of === undefined;
         }).length === 1;
         out.tension = 0.25;
-        out.pointRadius = dataset.data.map(function (_, j) {
+        out.pointRadius = dataset.data.map(function (value, j) {
           if (partial.indexOf(j) >= 0) { return compact ? 0 : 4; }
+          // A value between two gaps (an average of the one bucket with events) has no line
+          // to show it: its point must.
+          var lone = value !== null && value !== undefined &&
+            (j === 0 || dataset.data[j - 1] === null) && (j === dataset.data.length - 1 || dataset.data[j + 1] === null);
+          if (lone) { return 3; }
           return compact || dataset.data.length > 60 ? 0 : 2;
         });
         out.pointBackgroundColor = dataset.data.map(function (_, j) {
@@ -161,11 +167,22 @@
     if (!pie) {
       var labelTicks = { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 };
       if (spec.horizontal) {
-        labelTicks.callback = function (value) { return shorten(this.getLabelForValue(value)); };
+        // Chart.js gives a side axis at most half the width: a label longer than that is cut.
+        labelTicks.callback = function (value) {
+          var room = Math.max(10, Math.floor((this.chart.width / 2 - 16) / 6.5));
+          return shorten(this.getLabelForValue(value), Math.min(LEGEND_CHARS, room));
+        };
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
       } else {
+        // "2026-11-29 12:00" is long for a tick: the time only, with the day where it changes.
+        labelTicks.callback = function (value, index, ticks) {
+          var text = String(this.getLabelForValue(value));
+          if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) { return text; }
+          var before = index > 0 ? String(this.getLabelForValue(ticks[index - 1].value)) : "";
+          return before.slice(0, 10) === text.slice(0, 10) ? text.slice(11) : text.slice(5);
+        };
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
       }
