@@ -65,6 +65,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
     "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # Longest a buffered kick waits (seconds) for room in a full buffer while Redis takes writes (it
+    # writes the buffer itself meanwhile); past it, or at once while Redis is unreachable, it is dropped.
+    "STASTE_BUFFER_MAX_WAIT": 5.0,
     # ResponseTimeMiddleware: False turns it off (it then costs nothing).
     "STASTE_MIDDLEWARE_ENABLED": True,
     # Name of the AveragedMetrica the middleware records into.
@@ -87,6 +90,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_BUCKETS": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
     "STASTE_MIDDLEWARE_EXCLUDE": lambda text: [item.strip() for item in text.split(",") if item.strip()],
