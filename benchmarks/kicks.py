@@ -115,3 +115,58 @@ def timed(work: Callable[[], object]) -> float:
     start = time.perf_counter()
     work()
     return time.perf_counter() - start
+
+
+@dataclass
+class ExactlyOnceRow:
+    axes: int
+    numbered: float  # kicks per second of kick(): numbered by the thread's writer
+    unnumbered: float  # the previous way: the same kick.lua call without a writer
+    ratio: float  # numbered time over unnumbered time, median of the rounds' ratios
+    numbered_cpu_us: float  # Redis CPU per kick
+    unnumbered_cpu_us: float
+
+
+def exactly_once_cost(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[ExactlyOnceRow]:
+    """What numbering synchronous kicks (exactly once through a lost reply) costs.
+
+    ``kick()`` against the previous way, in the same rounds: the same prepared kick written by
+    the same kick.lua without a writer number (one GET and one SET EX less in Redis, and no
+    writer key).
+    """
+    from staste import scripts
+    from staste.kicks import batch_keys_and_args
+    from staste.metrica import Metrica
+
+    client = connection.get_redis()
+    rows = []
+    for count in axis_counts:
+        events = workloads.events(count, kicks)
+        staste = workloads.metrica(f"bench_once_{count}", count)
+
+        def unnumbered(metrica: Metrica = staste, **event: str) -> None:
+            script_keys, args = batch_keys_and_args([metrica.prepare_kick(**event)])
+            scripts.run("kick", script_keys, args)
+
+        alternatives = {"numbered": _repeat(staste.kick, events), "unnumbered": _repeat(unnumbered, events)}
+        for warm_up in alternatives.values():
+            warm_up()
+        spent: dict[str, list[float]] = {name: [] for name in alternatives}
+        cpu = dict.fromkeys(alternatives, 0.0)
+        for _ in range(rounds):
+            for name, run in alternatives.items():
+                before = measure.server_cpu(client)
+                spent[name].append(timed(run))
+                cpu[name] += measure.server_cpu(client) - before
+        done = kicks * rounds
+        rows.append(
+            ExactlyOnceRow(
+                count,
+                kicks / statistics.median(spent["numbered"]),
+                kicks / statistics.median(spent["unnumbered"]),
+                measure.paired_ratio(spent["numbered"], spent["unnumbered"]),
+                cpu["numbered"] / done * 1e6,
+                cpu["unnumbered"] / done * 1e6,
+            )
+        )
+    return rows

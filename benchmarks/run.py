@@ -118,6 +118,24 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         f"that is {1e6 / statistics.median(row.ping_us for row in sync):,.0f} PINGs per second."
     )
 
+    progress("exactly-once synchronous kicks")
+    once = kicks.exactly_once_cost(AXIS_COUNTS, counts.sync_kicks, counts.sync_rounds)
+    out.append(
+        "### What exactly-once costs a synchronous kick\n\n"
+        "`kick()` numbers each call with its thread's writer (kick.lua checks and stores the number: one GET "
+        "and one SET EX more in Redis; staste/writers.py), so a call sent again after a lost reply is not "
+        "counted twice. *previous* is the same kick.lua call without a number, as kicks were written before; "
+        f"median of {counts.sync_rounds} interleaved rounds of {counts.sync_kicks} kicks; the ratio is the "
+        "median of the rounds' time ratios (above 1: numbered is slower).\n\n"
+        + report.table(
+            ["axes", "kick() numbered", "previous", "time ratio", "Redis CPU µs numbered", "previous"],
+            [
+                (row.axes, row.numbered, row.unnumbered, f"{row.ratio:.3f}", row.numbered_cpu_us, row.unnumbered_cpu_us)
+                for row in once
+            ],
+        )
+    )
+
     progress("Redis CPU per kick")
     bare = kicks.bare_hincrby_cpu(client, counts.bare_hincrbys)
     cpu_rows = [bare, *kicks.kick_cpu(3, counts.cpu_kicks), *kicks.kick_cpu(5, counts.cpu_kicks)]

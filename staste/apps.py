@@ -8,6 +8,7 @@ class StasteConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
+        # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
         from staste import checks  # noqa: F401  (registers the system checks)
         from staste.registration import autodiscover
 

@@ -14,7 +14,7 @@ import redis
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from staste import connection, keys, scripts
+from staste import conf, connection, keys, middleware, scripts
 from staste.exceptions import RedisUnavailable
 from staste.registration import registry
 
@@ -91,8 +91,6 @@ def check_response_time_middleware(app_configs: Any = None, **kwargs: Any) -> li
 
     Quiet when the middleware is switched off on purpose (STASTE_MIDDLEWARE_ENABLED = False).
     """
-    from staste import conf, middleware
-
     if not conf.get("STASTE_MIDDLEWARE_ENABLED") or middleware.installed():
         return []
     return [

@@ -70,6 +70,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_BUFFER_MAX_WAIT": 5.0,
     # ResponseTimeMiddleware: False turns it off (it then costs nothing).
     "STASTE_MIDDLEWARE_ENABLED": True,
+    # Seconds between two refreshes of an admin page that shows the present (a quick range, today,
+    # this month, the dashboard); 0 turns the live refresh off.
+    "STASTE_LIVE_INTERVAL": 5,
     # Name of the AveragedMetrica the middleware records into.
     "STASTE_RESPONSE_TIME_METRICA": "response_time",
     # Request paths the middleware ignores: prefixes ("/health/"), or regular expressions (compiled
@@ -92,6 +95,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_BUFFER_MAX_KEYS": int,
     "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_MIDDLEWARE_ENABLED": bool,
+    "STASTE_LIVE_INTERVAL": float,
     # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
     "STASTE_MIDDLEWARE_EXCLUDE": lambda text: [item.strip() for item in text.split(",") if item.strip()],
 }

@@ -5,43 +5,33 @@ and each value of a ``by`` axis is a series of its own) is read in chunks: each 
 ``query.pipelined`` round trip holding at most ``BUDGET`` bucket reads, and its rows are
 written before the next chunk is read, so memory stays flat however long the range.
 
-Axis values are user data: in CSV a value that starts like a formula (``=``, ``+``, ``-``,
-``@``, tab, carriage return) gets a leading ``'`` so spreadsheets show it as text instead of
-running it; in JSON every value goes through ``json.dumps``.
+Axis values are user data: in CSV every text cell is quoted and made spreadsheet-safe
+(:func:`staste.formats.spreadsheet_safe`: a leading ``'`` where a formula would start), so
+spreadsheets show it as text instead of running it; in JSON every value goes through
+``json.dumps``.  Sums and averages are rounded by :func:`staste.formats.rounded`.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
 import functools
 import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from staste import conf, timescale
+from staste import conf, formats, timescale
 from staste.axis import OTHER
 from staste.query import MetricaValues, bucket_datetime, pipelined
 
 #: Bucket reads per round trip (buckets per chunk times series).
 BUDGET = 5000
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("time", "total", "count", "average")
 
 _RELATIVE = re.compile(r"^(\d+)\s*(m|min|h|d|w)$")
 _UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class Writable(Protocol):
-    def write(self, text: str, /) -> Any: ...
-
-
-def spreadsheet_safe(text: str) -> str:
-    """``text`` with a leading ``'`` when a spreadsheet would read it as a formula."""
-    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def parse_moment(text: str, now: datetime.datetime | None = None) -> datetime.datetime:
@@ -161,6 +151,7 @@ def rows(export: Plan, on_progress: Callable[[int], None] | None = None) -> Iter
         return
     per_chunk = max(1, min(conf.get("STASTE_MAX_BUCKETS"), BUDGET // len(queries)))
     labels = export.values if export.by else (None,)
+    multiplier = export.query.metrica.multiplier
     for first, last, count in chunks(export.start, export.stop, export.scale, per_chunk):
         calls: list[Callable[[], Any]] = []
         for query in queries:
@@ -175,34 +166,23 @@ def rows(export: Plan, on_progress: Callable[[int], None] | None = None) -> Iter
                 row: dict[str, Any] = {"time": moment}
                 if export.by_column:
                     row[export.by_column] = label
-                row["total"] = total
+                row["total"] = formats.rounded(total, multiplier)
                 if export.averaged:
-                    _, row["count"], row["average"] = results[position * step + 1][index]
+                    _, row["count"], average = results[position * step + 1][index]
+                    row["average"] = formats.rounded(average, multiplier, average=True)
                 yield row
         if on_progress is not None:
             on_progress(count * len(queries))
 
 
-def csv_cell(value: Any) -> Any:
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, tuple):  # a path of a hierarchical axis
-        value = "/".join(value)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return spreadsheet_safe(value)
-    return value
-
-
-def write_csv(out: Writable, export: Plan, found: Iterator[dict[str, Any]]) -> int:
+def write_csv(out: formats.Writable, export: Plan, found: Iterator[dict[str, Any]]) -> int:
     """The rows as CSV with a header line; returns how many rows were written."""
-    writer = csv.writer(out)  # RFC 4180: CRLF, so a CR or LF in a value gets quoted
+    writer = formats.csv_writer(out)
     columns = export.columns
-    writer.writerow(columns)
+    writer.writerow([formats.csv_cell(column) for column in columns])
     written = 0
     for row in found:
-        writer.writerow([csv_cell(row[column]) for column in columns])
+        writer.writerow([formats.csv_cell(row[column]) for column in columns])
         written += 1
     return written
 
@@ -215,7 +195,7 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def write_json(out: Writable, export: Plan, found: Iterator[dict[str, Any]]) -> int:
+def write_json(out: formats.Writable, export: Plan, found: Iterator[dict[str, Any]]) -> int:
     """One JSON object, its ``rows`` streamed one per line; returns how many rows were written."""
     query = export.query
     head = {

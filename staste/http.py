@@ -1,9 +1,15 @@
-"""Reading a request's query string without tripping over one Django refuses to parse."""
+"""HTTP helpers of staste's views: reading a query string Django refuses to parse, and the
+JSON and CSV answers of the admin and the chart views."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
+
+from staste import formats
 
 
 def unreadable_query(request: HttpRequest) -> str | None:
@@ -19,3 +25,21 @@ def unreadable_query(request: HttpRequest) -> str | None:
         request.GET = QueryDict()
         return f"bad query string: {exc}"
     return None
+
+
+def json_response(data: Any, status: int = 200) -> HttpResponse:
+    """``data`` as inert JSON (see :func:`staste.formats.inert_json`), never sniffed as anything else."""
+    response = HttpResponse(formats.inert_json(data), content_type="application/json", status=status)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def csv_response(rows: Iterable[Sequence[Any]], filename: str) -> HttpResponse:
+    """``rows`` (the header first) as a CSV download (see :func:`staste.formats.csv_writer`)."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    writer = formats.csv_writer(response)
+    for row in rows:
+        writer.writerow([formats.csv_cell(cell) for cell in row])
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -114,7 +114,10 @@ def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
 
 
 def batch_keys_and_args(
-    kicks: Sequence[Kick], now: float | None = None, writer: tuple[str, int] | None = None
+    kicks: Sequence[Kick],
+    now: float | None = None,
+    writer: tuple[str, int] | None = None,
+    writer_ttl: int = WRITER_TTL,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
 
@@ -125,6 +128,9 @@ def batch_keys_and_args(
     ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
     idempotent: a writer that lost a reply (a timeout, a reset connection) cannot know whether
     the call ran, so it sends the same call again and kick.lua skips it if it already ran.
+    Redis forgets a writer ``writer_ttl`` seconds after its last call (synchronous kicks,
+    which are only ever sent again within one ``kick()``, use a shorter time: see
+    ``staste.writers``).
     """
     now = time.time() if now is None else now
     script_keys: list[str] = []
@@ -171,7 +177,7 @@ def batch_keys_and_args(
             kick_args.append(f"{cap}|{choices_set}|" + "|".join(parts))
     header = f"{len(kicks)}|{len(group_args)}"
     if writer is not None:
-        header += f"|{writer[1]}|{WRITER_TTL}"
+        header += f"|{writer[1]}|{writer_ttl}"
         script_keys.append(keys.writer_key(kicks[0].metrica.base, writer[0]))
     return script_keys, [header, *group_args, *kick_args]
 

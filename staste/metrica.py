@@ -11,18 +11,20 @@ from __future__ import annotations
 import datetime
 import decimal
 import fractions
+import functools
+import inspect
 import logging
 import math
 import numbers
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
 
-from staste import buffer, conf, connection, keys, scripts, timescale
+from staste import async_connection, buffer, conf, connection, keys, scripts, timescale, writers
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
@@ -213,6 +215,11 @@ class Metrica:
         refuses writes, being full or a read-only replica, redis-py's error), unless
         ``STASTE_FAIL_SILENTLY`` is on, in which case the kick is logged and dropped.
 
+        A kick is counted exactly once when this returns, even when its reply was lost and
+        the call sent again (see :mod:`staste.writers`); a kick that raised RedisUnavailable
+        because Redis stopped answering mid-call (a timeout) may have been counted, once, or
+        not at all.
+
         Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
         only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
         background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
@@ -224,23 +231,65 @@ class Metrica:
         else:
             self.write(kick)
 
+    async def akick(
+        self,
+        value: Any = 1,
+        date: datetime.date | datetime.datetime | None = None,
+        buffered: bool | None = None,
+        **axis_values: Any,
+    ) -> None:
+        """:meth:`kick` for async code (``await metrica.akick(gender="girl")``).
+
+        The same validation, errors and single round trip, through the running event loop's
+        ``redis.asyncio`` client (:mod:`staste.async_connection`), so the loop is never blocked
+        on Redis.  Buffered, it is the same dict update as ``kick()`` (no I/O, nothing awaited
+        in vain).
+        """
+        kick = self.prepare_kick(value, date, **axis_values)
+        if self.buffered if buffered is None else buffered:
+            buffer.add(kick)
+        else:
+            await self.awrite(kick)
+
     def write(self, kick: Kick) -> None:
-        script_keys, args = batch_keys_and_args([kick])
+        """Write one prepared kick now, numbered by this thread's writer (exactly once)."""
+        script_keys, args = batch_keys_and_args(
+            [kick], writer=writers.current().next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+        )
         try:
             self.record_signature()
             scripts.run("kick", script_keys, args)
-        except RedisUnavailable:
+        except (RedisUnavailable, redis.ResponseError) as exc:
+            self._write_failed(exc)
+
+    async def awrite(self, kick: Kick) -> None:
+        """:meth:`write`, awaited: one round trip (two on a process' first kick of this metrica),
+        numbered by a writer borrowed for the call (:func:`staste.writers.borrowed`), so a call
+        sent again after a lost reply is counted once, as for ``kick()``."""
+        with writers.borrowed() as writer:
+            script_keys, args = batch_keys_and_args(
+                [kick], writer=writer.next_call(), writer_ttl=writers.SYNC_WRITER_TTL
+            )
+            try:
+                await self.arecord_signature()
+                await scripts.arun("kick", script_keys, args)
+            except (RedisUnavailable, redis.ResponseError) as exc:
+                self._write_failed(exc)
+
+    def _write_failed(self, exc: RedisUnavailable | redis.ResponseError) -> None:
+        """Raise what a failed write means for the caller, or log it when failing silently."""
+        if isinstance(exc, RedisUnavailable):
             if not conf.get("STASTE_FAIL_SILENTLY"):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=True)
-        except redis.ResponseError as exc:
-            if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
-                raise ValueError(
-                    f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
-                ) from None
-            if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
-                raise
-            logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
+                raise exc
+            logger.warning("staste: dropped a kick of %s: Redis unavailable", self.name, exc_info=exc)
+            return
+        if str(exc).startswith(scripts.OVERFLOW):  # kick.lua took the kick back entirely
+            raise ValueError(
+                f"{self.name}: the kick would push a counter past Redis' limit (2**63 - 1); nothing was written"
+            ) from None
+        if not (scripts.refused_before_writing(exc) and conf.get("STASTE_FAIL_SILENTLY")):
+            raise exc
+        logger.warning("staste: dropped a kick of %s: Redis refused it (%s)", self.name, exc)
 
     def record_signature(self) -> None:
         """Remember in Redis what the axes looked like when data was first written.
@@ -255,39 +304,21 @@ class Metrica:
             connection.get_redis().set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
 
-    # -- reading ---------------------------------------------------------------------------
+    async def arecord_signature(self) -> None:
+        """:meth:`record_signature`, awaited."""
+        pid = os.getpid()
+        if self._signature_recorded == (pid, self.base):
+            return
+        with scripts.translated_errors():
+            async with async_connection.using() as client:
+                await client.set(keys.signature_key(self.base), self.signature(), nx=True)
+        self._signature_recorded = (pid, self.base)
+
+    # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----
 
     def values(self) -> MetricaValues:
         """All of this metrica's values, all time: the start of every query."""
         return MetricaValues(self)
-
-    def timespan(
-        self,
-        year: int | None = None,
-        month: int | None = None,
-        day: int | None = None,
-        hour: int | None = None,
-        minute: int | None = None,
-    ) -> MetricaValues:
-        return self.values().timespan(year, month, day, hour, minute)
-
-    def filter(self, **axis_values: Any) -> MetricaValues:
-        return self.values().filter(**axis_values)
-
-    def total(self) -> int | float:
-        return self.values().total()
-
-    def iterate(self, axis: str | None = None) -> list[tuple[Any, Any]]:
-        return self.values().iterate(axis)
-
-    def timeserie(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
-        return self.values().timeserie(since, until, scale)
-
-    def percentile(self, p: float) -> float | None:
-        return self.values().percentile(p)
-
-    def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
-        return self.values().percentiles(ps)
 
 
 class AveragedMetrica(Metrica):
@@ -301,22 +332,67 @@ class AveragedMetrica(Metrica):
 
     averaged = True
 
-    def count(self) -> int:
-        return self.values().count()
 
-    def average(self) -> float | None:
-        return self.values().average()
+#: The query methods a metrica answers itself, as ``metrica.values().<name>(...)``: every public
+#: method of MetricaValues is listed here or in NOT_FORWARDED (tests/test_structure.py checks it).
+#: A method added to MetricaValues (``atotal``, ``aiterate``, ``top``, ...) is forwarded by adding
+#: its name here, and nothing else: coroutine functions are forwarded as coroutine functions.
+QUERY_METHODS: tuple[str, ...] = (
+    "timespan",
+    "filter",
+    "total",
+    "iterate",
+    "timeserie",
+    "percentile",
+    "percentiles",
+    "percentiles_over",
+    "timeserie_percentiles",
+    "atotal",
+    "aiterate",
+    "atimeserie",
+    "apercentile",
+    "apercentiles",
+    "apercentiles_over",
+    "atimeserie_percentiles",
+)
+#: Those that only an AveragedMetrica answers (it counts its events).
+AVERAGED_QUERY_METHODS: tuple[str, ...] = (
+    "count",
+    "average",
+    "iterate_counts",
+    "iterate_averages",
+    "timeserie_counts",
+    "timeserie_counts_and_averages",
+    "acount",
+    "aaverage",
+    "aiterate_counts",
+    "aiterate_averages",
+    "atimeserie_counts",
+    "atimeserie_counts_and_averages",
+)
+#: Public MetricaValues methods a metrica does not forward: building blocks of the others.
+NOT_FORWARDED: frozenset[str] = frozenset({"series_spans"})
 
-    def iterate_counts(self, axis: str | None = None) -> list[tuple[Any, int]]:
-        return self.values().iterate_counts(axis)
 
-    def iterate_averages(self, axis: str | None = None) -> list[tuple[Any, float | None]]:
-        return self.values().iterate_averages(axis)
+def _forwarded(name: str) -> Callable[..., Any]:
+    method = getattr(MetricaValues, name)
+    if inspect.iscoroutinefunction(method):
 
-    def timeserie_counts(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, int]]:
-        return self.values().timeserie_counts(since, until, scale)
+        @functools.wraps(method)
+        async def forward_async(self: Metrica, *args: Any, **kwargs: Any) -> Any:
+            return await getattr(self.values(), name)(*args, **kwargs)
 
-    def timeserie_counts_and_averages(
-        self, since: Any, until: Any = None, scale: str | None = None
-    ) -> list[tuple[Any, int, float | None]]:
-        return self.values().timeserie_counts_and_averages(since, until, scale)
+        return forward_async
+
+    @functools.wraps(method)
+    def forward(self: Metrica, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.values(), name)(*args, **kwargs)
+
+    return forward
+
+
+for _name in QUERY_METHODS:
+    setattr(Metrica, _name, _forwarded(_name))
+for _name in AVERAGED_QUERY_METHODS:
+    setattr(AveragedMetrica, _name, _forwarded(_name))
+del _name

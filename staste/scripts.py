@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from staste import connection
+from staste import async_connection, connection
 from staste.exceptions import RedisUnavailable
 
 
@@ -82,3 +82,10 @@ def run(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
     with translated_errors():
         client = connection.get_redis()
         return script(client, name)(keys=list(keys), args=list(args), client=client)
+
+
+async def arun(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """:func:`run` through the running event loop's ``redis.asyncio`` client (one round trip)."""
+    with translated_errors():
+        async with async_connection.using() as client:
+            return await script(client, name)(keys=list(keys), args=list(args), client=client)

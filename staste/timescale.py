@@ -15,6 +15,11 @@ from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 SCALES: tuple[str, ...] = ("year", "month", "day", "hour", "minute")
+#: ISO weeks (Monday to Sunday) are a scale of time series only: a week is read from its seven
+#: day buckets, so kicks write nothing for it.  A week is named by the day span of its Monday.
+WEEK = "week"
+#: Every scale a time series can be read at, coarsest first.
+SERIES_SCALES: tuple[str, ...] = ("year", "month", WEEK, "day", "hour", "minute")
 Span = tuple[int, ...]
 
 _LIMITS = {"month": (1, 12), "hour": (0, 23), "minute": (0, 59)}
@@ -73,6 +78,30 @@ def make_span(
     return tuple(span)
 
 
+def narrow(
+    span: Span,
+    year: int | None = None,
+    month: int | None = None,
+    day: int | None = None,
+    hour: int | None = None,
+    minute: int | None = None,
+) -> Span:
+    """``span`` with the given scales set, as the seed's chained ``timespan()`` calls merge them.
+
+    A scale given again replaces that scale only; the others stay.  The result is checked as
+    :func:`make_span` checks a flat call (so a finer scale still needs its coarser ones, from
+    ``span`` or from the call).
+
+    >>> narrow((2006,), month=2)
+    (2006, 2)
+    >>> narrow((2006, 2, 7), month=3)
+    (2006, 3, 7)
+    """
+    given = (year, month, day, hour, minute)
+    merged = [given[i] if given[i] is not None else (span[i] if i < len(span) else None) for i in range(len(SCALES))]
+    return make_span(*merged)
+
+
 def _check_number(scale: str, number: object, above: list[int]) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"timespan: {scale}= must be an int, got {number!r}")
@@ -121,6 +150,24 @@ def following(span: Span) -> Span:
     return truncate(start(span) + step, scale)
 
 
+def shift(span: Span, steps: int) -> Span:
+    """The span ``steps`` spans of the same scale after ``span`` (before it when negative).
+
+    ``shift((2024, 3), -1)`` is February 2024, ``shift((2024, 3, 1, 0), -24)`` the same hour a
+    day earlier: calendar arithmetic on the naive local clock, as the buckets are counted.
+    OverflowError or ValueError past the years 1 or 9999.
+    """
+    scale = scale_of(span)
+    if scale is None:
+        raise ValueError("all time has no neighbouring span")
+    if scale == "year":
+        return make_span(span[0] + steps)
+    if scale == "month":
+        months = span[0] * 12 + span[1] - 1 + steps
+        return make_span(months // 12, months % 12 + 1)
+    return truncate(start(span) + steps * _STEPS[scale], scale)
+
+
 def end(span: Span) -> datetime.datetime:
     """Exclusive end of ``span`` (a naive local datetime); datetime.max for all time."""
     if not span:
@@ -150,7 +197,12 @@ def children(span: Span) -> list[Span]:
 
 
 def series(since: datetime.datetime, until: datetime.datetime, scale: str) -> list[Span]:
-    """Spans of ``scale`` from the one holding ``since`` to the one holding ``until``."""
+    """Spans of ``scale`` from the one holding ``since`` to the one holding ``until``.
+
+    For ``"week"``: the day spans of the Mondays of the ISO weeks from ``since`` to ``until``.
+    """
+    if scale == WEEK:
+        return weeks(since, until)
     first, last = truncate(since, scale), truncate(until, scale)
     spans: list[Span] = []
     step = _STEPS.get(scale)
@@ -181,6 +233,9 @@ def count_buckets(since: datetime.datetime, until: datetime.datetime, scale: str
     """How many spans ``series`` would return, computed without building them."""
     if until < since:
         return 0
+    if scale == WEEK:
+        first, last = week_of(since), week_of(until)
+        return (datetime.date(*last) - datetime.date(*first)).days // 7 + 1
     if scale == "year":
         return until.year - since.year + 1
     if scale == "month":
@@ -188,6 +243,72 @@ def count_buckets(since: datetime.datetime, until: datetime.datetime, scale: str
     seconds = {"day": 86400, "hour": 3600, "minute": 60}[scale]
     first, last = start(truncate(since, scale)), start(truncate(until, scale))
     return int((last - first).total_seconds() // seconds) + 1
+
+
+# -- ISO weeks ------------------------------------------------------------------------------
+
+
+def week_of(moment: datetime.date | datetime.datetime) -> Span:
+    """The day span of the Monday of the ISO week holding ``moment``.
+
+    >>> week_of(datetime.date(2021, 1, 1))   # a Friday: its week began in 2020
+    (2020, 12, 28)
+    """
+    day = datetime.date(moment.year, moment.month, moment.day)
+    monday = day - datetime.timedelta(days=day.weekday())  # 0001-01-01 was a Monday: no underflow
+    return (monday.year, monday.month, monday.day)
+
+
+def week_days(monday: Span) -> list[Span]:
+    """The seven day spans of the week starting on ``monday``, across months and years.
+
+    >>> week_days((2020, 12, 28))[-3:]
+    [(2021, 1, 1), (2021, 1, 2), (2021, 1, 3)]
+    """
+    first = datetime.date(*monday)
+    days: list[Span] = []
+    for offset in range(7):
+        try:
+            day = first + datetime.timedelta(days=offset)
+        except OverflowError:  # the week of 9999-12-31 ends after the calendar does
+            break
+        days.append((day.year, day.month, day.day))
+    return days
+
+
+def weeks(since: datetime.date | datetime.datetime, until: datetime.date | datetime.datetime) -> list[Span]:
+    """The Mondays (day spans) of the ISO weeks from the one holding ``since`` to the one holding ``until``."""
+    first, last = datetime.date(*week_of(since)), datetime.date(*week_of(until))
+    mondays: list[Span] = []
+    while first <= last:
+        mondays.append((first.year, first.month, first.day))
+        try:
+            first += datetime.timedelta(days=7)
+        except OverflowError:
+            break
+    return mondays
+
+
+def readable(scale: str, recorded: Iterable[str]) -> bool:
+    """Whether a series at ``scale`` can be read from the ``recorded`` scales (weeks need days)."""
+    return ("day" if scale == WEEK else scale) in set(recorded)
+
+
+def iso_week(monday: Span) -> tuple[int, int]:
+    """(ISO year, week number) of the week starting on ``monday``: (2021, 53) does not exist, (2020, 53) does."""
+    year, number, _ = datetime.date(*monday).isocalendar()
+    return year, number
+
+
+def expired(span: Span, keep: int | None, now: float, zone: ZoneInfo) -> bool:
+    """Whether the bucket of ``span`` may be gone at the timestamp ``now``.
+
+    A bucket lives ``keep`` seconds (its scale's retention) past its end (kick.lua sets its
+    TTL so), so from then on a missing bucket no longer means "no events".
+    """
+    if keep is None:
+        return False
+    return end(span).replace(tzinfo=zone).timestamp() + keep <= now
 
 
 def finest_retained(

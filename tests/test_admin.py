@@ -14,9 +14,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from staste import conf
+from staste import conf, formats
 from staste.adminviews.metrica import display
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
+from staste.charts.options import ChartOptions
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from tests.conftest import CLUSTER_MODE
@@ -184,11 +185,11 @@ def test_dashboard_groups_metricas_with_their_numbers_and_a_chart(staff_client: 
     assert '<a href="/admin/staste/test_visits/">Test visits</a>' in body
     assert "Visits of the test site" in body
     row = body.split('data-metrica="test_visits"', 1)[1].split("</tr>", 1)[0]
-    numbers = re.findall(r'<td class="staste-number">(.*?)</td>', row)
+    numbers = re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', row)
     assert numbers == ["3", "6"]  # today, all time
     assert 'title="Axis">gender</span>' in row and 'title="StoredChoiceAxis">page</span>' in row
     timing_row = body.split('data-metrica="test_timings"', 1)[1].split("</tr>", 1)[0]
-    assert re.findall(r'<td class="staste-number">(.*?)</td>', timing_row) == [
+    assert re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', timing_row) == [
         "3 events, avg 1",
         "3 events, avg 1",
     ]
@@ -302,7 +303,13 @@ def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> N
 
 @pytest.mark.parametrize(
     ("last", "scale", "buckets"),
-    [("60 minutes", "minute", 60), ("24 hours", "hour", 24), ("12 months", "month", 12), ("3 years", "year", 3)],
+    [
+        ("60 minutes", "minute", 60),
+        ("24 hours", "hour", 24),
+        ("12 weeks", "week", 12),
+        ("12 months", "month", 12),
+        ("3 years", "year", 3),
+    ],
 )
 def test_quick_ranges(staff_client: Client, visits, last: str, scale: str, buckets: int) -> None:
     response = staff_client.get(page("test_visits") + f"?_last={last}")
@@ -313,6 +320,28 @@ def test_quick_ranges(staff_client: Client, visits, last: str, scale: str, bucke
     assert sum(json_script(response, "staste-breakdown-data")["datasets"][0]["data"]) == sum(
         line["datasets"][0]["data"]
     )
+
+
+def test_a_range_drawn_by_week(staff_client: Client, visits) -> None:
+    response = staff_client.get(page("test_visits") + "?_last=30+days")
+    body = text(response)
+    by_week = re.search(r'href="([^"]*_scale=week[^"]*)"[^>]*>by week<', html.unescape(body))
+    assert by_week and ">by day<" in body and ">by hour<" in body and ">by minute<" not in body  # 43200 minutes
+    response = staff_client.get(by_week.group(1))
+    assert response.status_code == 200
+    line = json_script(response, "staste-line-data")
+    today = conf.local().date()
+    assert line["x"] == "week" and 5 <= len(line["labels"]) <= 6
+    assert line["labels"][-1] == today.strftime("%G-W%V")
+    assert line["datasets"][0]["data"][-1] >= 3
+    breakdown = json_script(response, "staste-breakdown-data")
+    assert sum(breakdown["datasets"][0]["data"]) == sum(line["datasets"][0]["data"])
+    # The filter form keeps the scale; a quick range starts again at its own unit.
+    assert '<input type="hidden" name="_scale" value="week">' in text(response)
+    ranged = staff_client.get(page("test_visits") + "?_last=12+weeks")
+    assert json_script(ranged, "staste-line-data")["x"] == "week"
+    own = staff_client.get(page("test_visits") + "?_last=30+days&_scale=day")  # its own unit: the default
+    assert json_script(own, "staste-line-data")["x"] == "day"
 
 
 def test_averaged_metrica_page_shows_counts_averages_and_measures(staff_client: Client, timings) -> None:
@@ -364,6 +393,9 @@ def test_hierarchical_axes_drill_down_level_by_level(staff_client: Client, regis
         ("?_last=0+days", "bad range"),
         ("?_last=5000+minutes", "at most 1500 buckets"),
         ("?_last=24+hours&_span=2024", "not both"),
+        ("?_span=2024&_scale=week", "give it with _last"),
+        ("?_last=30+days&_scale=fortnight", "bad _scale"),
+        ("?_last=30+days&_scale=minute", "at most 1500 buckets"),
         ("?_by=colour", "bad _by"),
         ("?_measure=average", "bad _measure"),
         ("?gender=" + "x" * 100_000, "bad filter gender="),
@@ -428,6 +460,11 @@ def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) 
     assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
 
 
+#: Values that start a formula in a cell split on `;`, a tab or a line break, and what CSV keeps of them.
+HOSTILE_CELLS = ["x;=1+1", "x;-1", "a\n=1", "y,@z", "plain;ok"]
+SAFE_CELLS = ["x;'=1+1", "x;'-1", "a\n'=1", "y,'@z", "plain;ok"]
+
+
 def test_csv_export_defuses_formulas(staff_client: Client, register) -> None:
     sheet = register(Metrica(name="test_sheet", axes=[("cell", StoredChoiceAxis())]))
     for value in ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx", "plain", "a=b"]:
@@ -437,6 +474,22 @@ def test_csv_export_defuses_formulas(staff_client: Client, register) -> None:
     labels = sorted(row[0] for row in rows[1:])
     assert labels == sorted(["'=1+2", "'+SUM(A1)", "'-3", "'@cmd", "'\tx", "'\rx", "plain", "a=b"])
     assert all(row[1] == "1" for row in rows[1:])
+
+
+def test_csv_export_read_by_a_semicolon_spreadsheet_runs_nothing(staff_client: Client, register) -> None:
+    """Issue 13: `x;=1+1` was exported bare, and a spreadsheet splitting on `;` ran `=1+1,1`."""
+    sheet = register(Metrica(name="test_semicolons", axes=[("cell", StoredChoiceAxis())]))
+    for value in HOSTILE_CELLS:
+        sheet.kick(cell=value)
+    for table in ("line", "breakdown"):
+        response = staff_client.get(page("test_semicolons") + f"data.csv?_table={table}&_by=cell")
+        body = response.content.decode()
+        assert response.status_code == 200 and body.startswith('"')  # every text cell quoted
+        for delimiter in (";", "\t"):
+            cells = [cell for row in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter) for cell in row]
+            assert cells and not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    rows = list(csv.reader(io.StringIO(body, newline="")))  # the breakdown read with commas, as written
+    assert sorted(row[0] for row in rows[1:]) == sorted(SAFE_CELLS)
 
 
 # -- escaping ------------------------------------------------------------------------------------
@@ -591,3 +644,19 @@ def test_no_query_string_value_is_a_server_error(staff_client: Client, visits, t
             assert response.status_code in (200, 400), (url, param, value, response.status_code)
     raw = staff_client.get(page("test_visits") + "?gender=%ff%fe&_span=%c3%28")  # not UTF-8
     assert raw.status_code == 400
+
+
+def test_a_range_total_is_rounded_by_one_rule_everywhere(staff_client: Client, register) -> None:
+    """Issue 11: the admin rounded to len(str(multiplier)) decimals, the template tags to log10."""
+    money = register(AveragedMetrica(name="test_money", multiplier=100))
+    today = conf.local()
+    money.kick(value=0.1, date=today - datetime.timedelta(days=1))
+    money.kick(value=0.2, date=today)
+    noisy = 0.1 + 0.2  # what adding the day buckets gives
+    assert noisy != 0.3
+    summary = staff_client.get(page("test_money") + "data.json?_last=30+days").json()["summary"]
+    tag = ChartOptions.parse(money, "total", {"last": "30 days"}).number()
+    average = ChartOptions.parse(money, "average", {"last": "30 days"}).number()
+    assert summary["total"] == tag == formats.rounded(noisy, 100) == 0.3
+    assert noisy / 2 != 0.15
+    assert summary["average"] == average == formats.rounded(noisy / 2, 100, average=True) == 0.15

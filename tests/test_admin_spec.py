@@ -7,7 +7,9 @@ import datetime
 import pytest
 
 from staste.axis import OTHER, Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.charts.spec import Range, bucket_label, label, line_spec, parse_last, pie_spec, table, timeline_spec
+from staste.charts.spec import Range, line_spec, parse_last, pie_spec, table, timeline_spec
+from staste.formats import bucket_label
+from staste.formats import value_label as label
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
 
@@ -22,7 +24,7 @@ NOW = D(2024, 3, 10, 14, 35, 20)
         ("last 24 hours", D(2024, 3, 9, 15), "hour"),
         ("1 hour", D(2024, 3, 10, 14), "hour"),
         ("30 days", D(2024, 2, 10), "day"),
-        ("2 weeks", D(2024, 2, 26), "day"),
+        ("2 weeks", D(2024, 2, 26), "week"),  # this ISO week (from Monday 4 March) and the one before
         ("12 months", D(2023, 4, 1), "month"),
         ("3 Months", D(2024, 1, 1), "month"),
         ("15 months", D(2023, 1, 1), "month"),

@@ -56,7 +56,15 @@ def test_seeded_events_are_the_same_every_run() -> None:
 def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     progress: list[str] = []
     text = "\n\n".join(run.sections(run.TINY, progress.append))
-    assert progress == ["synchronous kicks", "buffered kicks", "Redis CPU per kick", "queries", "memory", "middleware"]
+    assert progress == [
+        "synchronous kicks",
+        "buffered kicks",
+        "exactly-once synchronous kicks",
+        "Redis CPU per kick",
+        "queries",
+        "memory",
+        "middleware",
+    ]
     assert "Redis 7" in text or "Redis 6" in text
     # One table row per axis count, with a ratio.
     for count in workloads.AXIS_COUNTS:

@@ -162,6 +162,11 @@ def test_latest_count_and_average(client: Client) -> None:
     assert len(spec["labels"]) == 48
     assert spec["datasets"][0]["data"][-1] == 2 and spec["datasets"][1]["data"][-1] == 15
 
+    spec = spec_of(client.get("/money/?gender=girl&scale=week"))  # the last 12 ISO weeks
+    assert len(spec["labels"]) == 12 and spec["x"] == "week"
+    assert spec["labels"][-1] == timezone.localdate().strftime("%G-W%V")
+    assert spec["datasets"][0]["data"][-1] == 2 and spec["datasets"][1]["data"][-1] == 15
+
 
 def test_latest_count_and_average_needs_an_averaged_metrica(client: Client) -> None:
     with pytest.raises(ImproperlyConfigured, match="must be an AveragedMetrica"):

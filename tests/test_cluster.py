@@ -364,6 +364,8 @@ ALSO_IF_PRESENT = (
     "test_buffer.py",
     "test_templatetags.py",
     "test_chart_views.py",
+    "test_weeks.py",
+    "test_async.py",
 )
 
 

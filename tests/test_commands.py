@@ -164,7 +164,7 @@ def test_show_an_averaged_metrica_prints_counts_and_averages(staste_redis) -> No
     for value, gender in ((2.5, "boy"), (1.5, "boy"), (4, "girl")):
         pocket_money.kick(value=value, date=D(2020, 3, 1), gender=gender)
     out, _ = run("show", "pocket_money", "--by", "gender")
-    assert "total: 8   count: 3   average: 2.666667" in out
+    assert "total: 8   count: 3   average: 2.6667" in out  # formats.rounded: cents, plus 2 for an average
     assert table(out) == {"boy": ["4", "2", "2"], "girl": ["4", "1", "4"]}
 
 
@@ -236,7 +236,7 @@ def test_show_names_the_data_of_an_unregistered_metrica(staste_redis) -> None:
     Metrica(name="removed_long_ago", axes=[]).kick(date=D(2012, 1, 1))
     message = fails("show", "removed_long_ago")
     assert "No metrica named 'removed_long_ago' is registered" in message
-    assert "Redis still holds 8 keys of it" in message
+    assert "Redis still holds 9 keys of it" in message  # 6 buckets, years, signature, a writer's number
     assert "`staste purge removed_long_ago`" in message
 
 
@@ -333,6 +333,21 @@ def test_export_escapes_formulas_in_csv_but_not_negative_numbers(staste_redis, r
     assert list(csv.reader(io.StringIO(out)))[1][1:] == ["'=cmd/sub", "1"]
     out, _ = run(*export, *year_2020, "--format", "json")
     assert json.loads(out)["rows"][0]["page"] == ["=cmd", "sub"]
+
+
+def test_export_read_by_a_semicolon_spreadsheet_runs_nothing(staste_redis, registered) -> None:
+    """Issue 13: `x;=1+1` was exported bare as `x;=1+1,1`, which a `;` spreadsheet runs."""
+    notes = registry.register(Metrica(name="semicolons", axes=[("note", StoredChoiceAxis())]))
+    registered.append(notes)
+    for note in ("x;=1+1", "x;-1", "a\n=1", "y\t+z"):
+        notes.kick(value=-3, date=D(2020, 1, 1), note=note)
+    out, _ = run("export", "semicolons", "--by", "note", "--since", "2020", "--until", "2020", "--scale", "year")
+    assert out.startswith('"time","note","total"\r\n"2020-01-01T00:00:00')  # every text cell quoted
+    for delimiter in (";", "\t"):
+        cells = [cell for row in csv.reader(io.StringIO(out, newline=""), delimiter=delimiter) for cell in row]
+        assert cells and not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert {row[1]: row[2] for row in rows[1:]} == {"x;'=1+1": "-3", "x;'-1": "-3", "a\n'=1": "-3", "y\t'+z": "-3"}
 
 
 def test_a_long_export_is_read_in_chunks_one_round_trip_each(staste_redis, settings) -> None:
@@ -480,7 +495,7 @@ def test_purge_reaches_data_no_code_defines_and_refuses_unknown_names(staste_red
     Metrica(name="removed_long_ago", axes=[]).kick(date=D(2012, 1, 1))
     assert "Did you mean 'removed_long_ago'?" in fails("purge", "removed_long_ago_", "--yes")
     out, _ = run("purge", "removed_long_ago", "--yes")
-    assert "Deleted 8 keys of removed_long_ago." in out
+    assert "Deleted 9 keys of removed_long_ago." in out
     assert scan(staste_redis, f"{prefix}:*") == set()
     out, _ = run("purge", "pocket_money", "--yes")  # registered, no data: nothing to do
     assert "pocket_money has no data" in out

@@ -125,7 +125,7 @@ def allowed_keys(prefix: str, metrica: AveragedMetrica, written: set[str]) -> bo
     base = keys.metrica_base(prefix, metrica.name)
     fixed = {keys.years_key(base), keys.signature_key(base)} | {keys.choices_key(base, name) for name in AXES}
     for key in written:
-        if key in fixed:
+        if key in fixed or key.startswith(keys.writer_key(base, "")):  # a writer's last call number
             continue
         bucket = key.removeprefix(base)
         if bucket == key or (bucket != keys.ALL_TIME and not (bucket.isdigit() and len(bucket) in (4, 6, 8, 10, 12))):
@@ -493,6 +493,8 @@ def counters(client, prefix: str) -> dict[bytes, Any]:
     """The snapshot as staste reads it: a counter at 0 and an absent one are the same."""
     found = {}
     for key, (content, expires) in snapshot(client, prefix).items():
+        if b":w:" in key:  # a writer's last call number (staste.writers), not a counter
+            continue
         if isinstance(content, dict):
             content = {name: value for name, value in content.items() if value != b"0"}
         if content:

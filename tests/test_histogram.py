@@ -183,6 +183,11 @@ def test_timeserie_percentiles(timings: AveragedMetrica) -> None:
     assert series[0][1][50] == pytest.approx(histogram.percentile(counts_of([2.0]), 50))
     assert series[1][1] == {50: None}
     assert series[2][1][50] == pytest.approx(histogram.percentile(counts_of([200.0]), 50))
+    # the metrica answers both itself, as it does every query method
+    assert timings.timeserie_percentiles(D(2010, 2, 7, 13), D(2010, 2, 7, 15), scale="hour", ps=[50]) == series
+    over = timings.percentiles_over(D(2010, 2, 7, 13), D(2010, 2, 7, 15), scale="hour", ps=[50])
+    assert over == timings.values().percentiles_over(D(2010, 2, 7, 13), D(2010, 2, 7, 15), scale="hour", ps=[50])
+    assert over[50] == pytest.approx(histogram.percentile(counts_of([2.0, 200.0]), 50))
 
 
 def test_histograms_live_in_hashes_of_their_own(timings: AveragedMetrica, staste_keys, prefix, staste_redis) -> None:

@@ -30,8 +30,26 @@ def test_building_a_query_touches_no_redis(visits) -> None:
     with count_round_trips() as trips:
         query = visits.timespan(year=2010, month=2).filter(gender="boy").filter(age=18).timespan(year=2010)
     assert trips.count == 0
-    assert query.span == (2010,)
+    assert query.span == (2010, 2)  # year= again replaces the year only
     assert query.filters == {"gender": "boy", "age": 18}
+
+
+def test_timespan_narrows_the_query_as_in_the_seed(visits) -> None:
+    assert visits.timespan(year=2006).timespan(month=2) == visits.timespan(year=2006, month=2)
+    chained = visits.filter(gender="boy").timespan(year=2010).filter(age=17).timespan(month=2)
+    assert chained == visits.filter(gender="boy", age=17).timespan(year=2010, month=2)
+    day = visits.timespan(year=2010, month=2, day=7)
+    assert day.timespan(month=3).span == (2010, 3, 7)  # only the month changes
+    assert day.timespan(year=2011, hour=5).span == (2011, 2, 7, 5)
+    assert day.timespan().span == day.span  # no arguments: the span stays
+    assert visits.timespan().span == ()  # from the metrica: all time
+    assert visits.timespan(year=2010, month=2).timespan(day=7).total() == day.total() == 8
+    with pytest.raises(TypeError, match="day= needs month="):
+        visits.timespan(year=2010).timespan(day=7)
+    with pytest.raises(TypeError, match="month= needs year="):
+        visits.values().timespan(month=2)
+    with pytest.raises(ValueError, match="day=31"):  # the merged span is checked as a whole
+        visits.timespan(year=2010, month=1, day=31).timespan(month=2)
 
 
 def test_queries_are_immutable(visits) -> None:
@@ -211,4 +229,4 @@ def test_timeserie_guards(visits, settings) -> None:
     with pytest.raises(ValueError, match="does not record hours"):
         daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="hour")
     with pytest.raises(ValueError, match="unknown time scale"):
-        daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="week")
+        daily.timeserie(D(2010, 1, 1), D(2010, 1, 2), scale="fortnight")

@@ -49,6 +49,32 @@ def test_a_sentinel_url_finds_the_primary(behind_sentinel) -> None:
     assert connection.describe() == behind_sentinel.url
 
 
+def test_the_async_client_finds_the_primary_too(behind_sentinel) -> None:
+    import asyncio
+
+    import redis.asyncio.sentinel
+
+    from staste import async_connection
+
+    counted = Metrica(name="guarded_async", axes=[("kind", StoredChoiceAxis())])
+
+    async def use() -> tuple[object, list[tuple[object, int]]]:
+        try:
+            for kind in ("a", "b", "a"):
+                await counted.akick(kind=kind)
+            pool = async_connection.get_redis().connection_pool
+            return pool, await counted.aiterate("kind")
+        finally:
+            await async_connection.aclose()
+
+    pool, rows = asyncio.run(use())
+    assert isinstance(pool, redis.asyncio.sentinel.SentinelConnectionPool)
+    assert rows == [("a", 2), ("b", 1)] == counted.iterate("kind")
+    primary = redis.Redis(port=behind_sentinel.primary_port())
+    assert primary.hget(counted.base + "all", "=a") == b"2"
+    primary.close()
+
+
 def test_an_unknown_service_is_a_clear_error(sentinel, settings) -> None:
     settings.STASTE_REDIS_URL = sentinel.url.replace("/staste-test/", "/nosuchservice/")
     connection.reset()

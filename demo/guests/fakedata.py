@@ -10,7 +10,6 @@ the data looks like what a site running for a year really holds.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
 import random
@@ -107,7 +106,7 @@ class Writer:
     def add(self, metrica: Metrica, when: datetime.datetime, depth: int, value: object = 1, **axes: object) -> None:
         kick = metrica.prepare_kick(value, when, **axes)
         if depth < len(metrica.date_scales):  # leave out the buckets that would have expired
-            kick = dataclasses.replace(kick, spans=tuple(span for span in kick.spans if len(span) <= depth))
+            kick = kick._replace(spans=tuple(span for span in kick.spans if len(span) <= depth))
         batch = self.pending.setdefault(metrica.name, {})
         key = kick.merge_key()
         held = batch.get(key)

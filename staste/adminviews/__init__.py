@@ -12,7 +12,7 @@ from django.contrib.admin import AdminSite
 from django.urls import URLPattern, path
 
 from staste.adminviews.base import protected
-from staste.adminviews.dashboard import dashboard
+from staste.adminviews.dashboard import dashboard, dashboard_json
 from staste.adminviews.metrica import metrica_csv, metrica_json, metrica_page
 
 
@@ -20,6 +20,7 @@ def urls(site: AdminSite) -> list[URLPattern]:
     """The section's URL patterns, relative to the admin root and named in its namespace."""
     wrapped: dict[str, Any] = {
         "dashboard": protected(site, dashboard),
+        "dashboard_json": protected(site, dashboard_json),
         "page": protected(site, metrica_page),
         "json": protected(site, metrica_json),
         "csv": protected(site, metrica_csv),
@@ -28,6 +29,7 @@ def urls(site: AdminSite) -> list[URLPattern]:
         path("staste/", wrapped["dashboard"], name="staste_dashboard"),
         # The admin links its index and sidebar entry for the Metrica model to this name.
         path("staste/", wrapped["dashboard"], name="staste_metrica_changelist"),
+        path("staste/data.json", wrapped["dashboard_json"], name="staste_dashboard_json"),
         path("staste/<str:name>/", wrapped["page"], name="staste_metrica"),
         path("staste/<str:name>/data.json", wrapped["json"], name="staste_metrica_json"),
         path("staste/<str:name>/data.csv", wrapped["csv"], name="staste_metrica_csv"),

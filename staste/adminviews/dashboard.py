@@ -7,6 +7,7 @@ pipelined round trip, so 50 metricas cost what one does.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from typing import Any
 
@@ -15,42 +16,42 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from staste import conf, timescale
+from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
+from staste.formats import SPARKLINE_RANGES, first_recorded
+from staste.http import json_response
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry
 
+from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import display
+from .metrica import change_label, display, like, live_config
 
 TEMPLATE = "staste/admin/dashboard.html"
-#: The small chart's range: the first whose scale the metrica records.
-SPARKLINE_RANGES = ("24 hours", "30 days", "12 months", "10 years")
 
 
-def sparkline_range(metrica: Metrica) -> str | None:
-    return next((text for text in SPARKLINE_RANGES if parse_last(text).scale in metrica.date_scales), None)
-
-
-def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range]) -> dict[str, Any]:
+def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]) -> dict[str, Any]:
     """A metrica's dashboard numbers and small chart (pure reads, to be pipelined).
 
-    ``today`` and ``ranges`` are fixed by the caller, so both passes of ``pipelined`` read the
-    same buckets.
+    ``now`` and ``ranges`` are fixed by the caller, so both passes of ``pipelined`` read the
+    same buckets.  ``yesterday`` is yesterday up to the time it is now (see ``compare``): the
+    hours before this one whole, this one prorated; by the whole day when hours are not kept.
     """
     everything = metrica.values()
     numbers: dict[str, Any] = {"all": everything.total()}
     if metrica.averaged:
         numbers["all_count"], numbers["all_average"] = everything.count(), everything.average()
     if "day" in metrica.date_scales:
+        today = timescale.truncate(now, "day")
         day = everything.timespan(*today)
         numbers["today"] = day.total()
         if metrica.averaged:
             numbers["today_count"], numbers["today_average"] = day.count(), day.average()
-        if getattr(metrica, "histogram", None) and hasattr(day, "percentiles"):
+        numbers["yesterday"] = _same_time_yesterday(metrica, timescale.shift(today, -1), now)
+        if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
-    text = sparkline_range(metrica)
+    text = first_recorded(SPARKLINE_RANGES, metrica.date_scales)
     numbers["range"] = text
     numbers["spark"] = None
     if text:
@@ -65,49 +66,72 @@ def summarise(metrica: Metrica, today: timescale.Span, ranges: dict[str, Range])
     return numbers
 
 
-def buffer_stats() -> dict[str, Any] | None:
-    """The buffered writer's counters (staste.buffer), when that module exists."""
+def _same_time_yesterday(metrica: Metrica, yesterday: timescale.Span, now: datetime.datetime) -> float:
+    """Yesterday's number (events of an AveragedMetrica) up to the time of day ``now`` is."""
+    query = metrica.values().timespan(*yesterday)
+    if "hour" in metrica.date_scales:
+        hours = query.iterate_counts() if metrica.averaged else query.iterate()
+        hour = timescale.truncate(now, "hour")
+        fraction = (now - timescale.start(hour)) / datetime.timedelta(hours=1)
+        period = compare.Period(None, yesterday, hour[-1], fraction)
+        return compare.same_point([value for _, value in hours], period)
+    whole = query.count() if metrica.averaged else query.total()
+    return whole * ((now - timescale.start(timescale.truncate(now, "day"))) / datetime.timedelta(days=1))
+
+
+def read_rows(metricas: list[Metrica]) -> tuple[list[dict[str, Any]], str | None]:
+    """Every metrica's row (numbers, change, small chart) in one round trip; and what failed."""
+    now = conf.local()
+    ranges = {text: parse_last(text, now) for text in SPARKLINE_RANGES}
+    error = None
     try:
-        from staste import buffer  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    stats = getattr(buffer, "stats", None)
-    if not callable(stats):
-        return None
-    try:
-        found = stats()
-    except Exception:  # the dashboard must render whatever the buffer's state
-        return None
-    return dict(found) if isinstance(found, dict) else None
+        numbers = pipelined([lambda m=m: summarise(m, now, ranges) for m in metricas])
+    except READ_FAILURES as exc:
+        error, numbers = redis_failure(exc), [None] * len(metricas)
+    rows = [_row(index, metrica, found) for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True))]
+    return rows, error
+
+
+def dashboard_json(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    """The dashboard's numbers as shown, for its live refresh (503 when Redis cannot answer)."""
+    rows, error = read_rows(list(registry))
+    if error is not None:
+        return json_response({"error": error}, status=503)
+    return json_response(
+        {
+            "rows": [
+                {
+                    "name": row["metrica"].name,
+                    "today": row.get("today"),
+                    "all": row.get("all"),
+                    "change": row.get("change"),
+                    "spark": row.get("spark"),
+                }
+                for row in rows
+            ]
+        }
+    )
 
 
 def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     metricas = list(registry)
-    today = timescale.truncate(conf.local(), "day")
-    ranges = {text: parse_last(text) for text in SPARKLINE_RANGES}
-    error = None
-    try:
-        numbers = pipelined([lambda m=m: summarise(m, today, ranges) for m in metricas])
-    except READ_FAILURES as exc:
-        error, numbers = redis_failure(exc), [None] * len(metricas)
-    rows = []
-    for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True)):
-        rows.append(_row(index, metrica, found))
+    rows, error = read_rows(metricas)
     groups = [
         {"name": category or "General", "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
     ]
-    stats = buffer_stats()
+    stats = buffer.stats()
     context = admin_context(
         request,
         site,
+        live=live_config(reverse("admin:staste_dashboard_json"), kind="dashboard"),
         title="Statistics",
         groups=groups,
         count=len(metricas),
         redis_error=error,
-        buffer=_buffer_items(stats) if stats is not None else None,
-        buffer_error=stats.get("last_error") if stats else None,
-        buffer_dropped=bool(stats and stats.get("dropped")),
+        buffer=_buffer_items(stats),
+        buffer_error=stats["last_error"],
+        buffer_dropped=bool(stats["dropped"]),
     )
     return TemplateResponse(request, TEMPLATE, context)
 
@@ -144,6 +168,9 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     else:
         row["today"] = display(found.get("today")) if "today" in found else "—"
         row["all"] = display(found["all"])
+    if "yesterday" in found:
+        today = found["today_count"] if metrica.averaged else found["today"]
+        row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row

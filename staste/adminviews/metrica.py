@@ -11,12 +11,15 @@ from django.urls import reverse
 from django.utils.dates import MONTHS
 
 from staste import conf, timescale
-from staste.charts.spec import MEASURES, bucket_label, label, table
+from staste.charts.spec import MEASURES, table
+from staste.formats import bucket_label, range_scale
+from staste.formats import value_label as label
+from staste.http import csv_response, json_response
 from staste.metrica import Metrica
 from staste.registration import NotRegistered, registry
 
+from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .export import csv_response, json_response
 from .reading import PageData, axis_options, read_page
 from .state import BadRequest, PageState, format_span, quick_ranges
 
@@ -97,7 +100,8 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     spec = data.line if which == "line" else data.breakdown
     if spec is None:
         return HttpResponse(f"this view has no {which} table", status=400, content_type="text/plain")
-    return csv_response(spec, f"{metrica.name}-{which}.csv")
+    header, rows = table(spec)
+    return csv_response([header, *rows], f"{metrica.name}-{which}.csv")
 
 
 def export_data(state: PageState, data: PageData) -> dict[str, Any]:
@@ -116,6 +120,14 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "by": state.by,
         "measure": state.measure,
         "summary": data.summary,
+        "previous": data.previous,
+        # What the page shows, formatted as shown (its live refresh puts these in place).
+        "shown": {
+            "cards": _summary_items(metrica, data.summary, data.previous),
+            "since": bucket_label(data.range.since, data.range.scale) if data.range else None,
+            "until": bucket_label(data.range.until, data.range.scale) if data.range else None,
+            **shown_rows(state, data),
+        },
     }
     for name in TABLES:
         spec = data.line if name == "line" else data.breakdown
@@ -125,6 +137,19 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         else:
             out[name] = None
     return out
+
+
+def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
+    """What ``live.js`` reads: where to ask, how often, and its button's words (None: no refresh)."""
+    interval = conf.get("STASTE_LIVE_INTERVAL")
+    if not interval or interval <= 0:
+        return None
+    return {
+        "url": url,
+        "interval": interval,
+        "kind": kind,
+        "labels": {"live": "live", "paused": "live · paused", "failed": "live · no answer"},
+    }
 
 
 # -- the page's widgets ----------------------------------------------------------------------
@@ -154,56 +179,116 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "time": _time_widgets(state),
         "by_choices": [(name, name == state.by) for name in metrica.axes],
         "measure_choices": [(m, m == state.measure) for m in MEASURES] if metrica.averaged else [],
-        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last")],
+        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
         "querystring": state.querystring()[1:],
+        "compare": {"on": state.compare, "offered": state.span != ()},
+        "live": live_config(reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring())
+        if state.includes_now()
+        else None,
     }
     if data is None:
         return context
-    context["summary"] = _summary_items(metrica, data.summary)
+    context["summary"] = _summary_items(metrica, data.summary, data.previous)
+    if data.previous is not None:
+        context["compare"]["unavailable"] = data.previous["unavailable"]
+    rows = shown_rows(state, data)
     if data.line is not None:
-        header, rows = table(data.line)
-        drill = [base + state.replace(span=span).querystring() for span in data.line_spans]
         context["line"] = {
             "spec": data.line,
-            "header": header,
-            "rows": [
-                {"label": row[0], "url": drill[i] if i < len(drill) else None, "values": [display(v) for v in row[1:]]}
-                for i, row in enumerate(rows)
-            ],
+            "header": table(data.line)[0],
+            "rows": rows["line"],
             "csv": context["csv_url"] + state.querystring(_table="line"),
         }
     if data.breakdown is not None:
-        header, rows = table(data.breakdown)
-        by_label = {option.full_label: option.value for option in options.get(state.by or "", [])}
         context["breakdown"] = {
             "spec": data.breakdown,
-            "header": header,
-            "rows": [
-                {
-                    "label": row[0],
-                    "url": base + state.with_filter(state.by, by_label[row[0]]).querystring()
-                    if row[0] in by_label and state.by is not None
-                    else None,
-                    "values": [display(v) for v in row[1:]],
-                }
-                for row in rows
-            ],
+            "header": table(data.breakdown)[0],
+            "rows": rows["breakdown"],
             "csv": context["csv_url"] + state.querystring(_table="breakdown"),
         }
     return context
 
 
-def _summary_items(metrica: Metrica, summary: dict[str, Any]) -> list[tuple[str, str]]:
-    items = []
+def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any]] | None]:
+    """The rows of the page's two tables as shown: label, drill-down or filter link, numbers."""
+    base = reverse("admin:staste_metrica", args=[state.metrica.name])
+    out: dict[str, list[dict[str, Any]] | None] = {"line": None, "breakdown": None}
+    if data.line is not None:
+        drill = [base + state.replace(span=span).querystring() for span in data.line_spans]
+        out["line"] = [
+            {"label": row[0], "url": drill[i] if i < len(drill) else None, "values": [display(v) for v in row[1:]]}
+            for i, row in enumerate(table(data.line)[1])
+        ]
+    if data.breakdown is not None:
+        by_label = {option.full_label: option.value for option in data.options.get(state.by or "", [])}
+        out["breakdown"] = [
+            {
+                "label": row[0],
+                "url": base + state.with_filter(state.by, by_label[row[0]]).querystring()
+                if row[0] in by_label and state.by is not None
+                else None,
+                "values": [display(v) for v in row[1:]],
+            }
+            for row in table(data.breakdown)[1]
+        ]
+    return out
+
+
+def _summary_items(
+    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The cards: {"key", "label", "value", "change"}, the change against the previous period
+    (``change_label``) when it is compared."""
+    before = (previous or {}).get("summary")
+    compared = before is not None
+    before = before or {}
+    found: list[tuple[str, str, Any, Any]] = []
     if metrica.averaged:
-        items += [("Events", display(summary.get("count"))), ("Average", display(summary.get("average")))]
+        found += [
+            ("count", "Events", summary.get("count"), before.get("count")),
+            ("average", "Average", summary.get("average"), before.get("average")),
+        ]
+        earlier = before.get("percentiles") or {}
         for name, value in (summary.get("percentiles") or {}).items():
-            items.append((name, display(value)))
-    items.append(("Total", display(summary.get("total"))))
-    return items
+            found.append((name, name, value, earlier.get(name)))
+    found.append(("total", "Total", summary.get("total"), before.get("total")))
+    return [
+        {
+            "key": key,
+            "label": text,
+            "value": display(value),
+            "change": change_label(compare.change(value, then), like(then, value)) if compared else None,
+            "previous": display(like(then, value)) if compared else None,
+        }
+        for key, text, value, then in found
+    ]
+
+
+def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
+
+    Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
+    (the previous number was 0), reads as such.  ``versus`` names the previous number.
+    """
+    versus = f"vs {display(previous)}"
+    if percent is None:
+        return {"text": "—", "direction": "none", "versus": versus}
+    shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
+    if float(shown.replace(",", "")) == 0:
+        return {"text": "= 0%", "direction": "flat", "versus": versus}
+    arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
+    return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
+
+
+def like(previous: Any, current: Any) -> Any:
+    """``previous`` shown as ``current`` is: a prorated count (11.6 events by now yesterday)
+    is compared with a whole one, so it is shown whole too."""
+    if isinstance(current, int) and isinstance(previous, float):
+        return round(previous)
+    return previous
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -262,10 +347,20 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
     if state.last and state.last not in quick_ranges(metrica):
         ranges.append({"label": f"Last {state.last}", "url": base + state.querystring(), "active": True})
     found = state.range()
+    own = range_scale(state.last) if state.last else None
+    scales = [
+        {
+            "label": f"by {scale}",
+            "url": base + state.replace(scale=None if scale == own else scale).querystring(),
+            "active": found is not None and found.scale == scale,
+        }
+        for scale in state.scales()
+    ]
     return {
         "crumbs": crumbs,
         "calendar": calendar_links,
         "ranges": ranges,
+        "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,
     }

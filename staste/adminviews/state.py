@@ -10,7 +10,10 @@ Every view of a metrica is a shareable URL::
 * ``_last`` is a quick range ("24 hours", see ``staste.charts.spec.parse_last``) and ``_span``
   a calendar span ("all", "2024", "2024-03", "2024-03-10", "2024-03-10T14",
   "2024-03-10T14:05"); one or the other;
-* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows.
+* ``_by`` is the axis the pie breaks the numbers down by, ``_measure`` what it shows;
+* ``_compare=previous`` adds the previous period of the same length (see ``compare``);
+* ``_scale`` draws a range by other buckets than its unit's ("30 days" by ``week``: ISO weeks
+  read from the days; by ``month``); only with a range.
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -24,15 +27,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import timescale
-from staste.charts.spec import MEASURES, QUICK_RANGES, Range, parse_last
+from staste import conf, timescale
+from staste.charts.spec import MEASURES, Range, parse_last
+from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
-LAST, SPAN, BY, MEASURE = "_last", "_span", "_by", "_measure"
-CONTROLS = (LAST, SPAN, BY, MEASURE)
-#: The range a page opens with: the first one whose scale the metrica records.
-DEFAULT_RANGES = ("30 days", "24 hours", "12 months", "60 minutes")
+LAST, SPAN, BY, MEASURE, COMPARE, SCALE = "_last", "_span", "_by", "_measure", "_compare", "_scale"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
+#: What ``_compare`` takes.
+COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
 
@@ -70,7 +74,7 @@ def format_span(span: timescale.Span) -> str:
 
 def quick_ranges(metrica: Metrica) -> list[str]:
     """The quick ranges this metrica can show (it records their scale)."""
-    return [text for text in QUICK_RANGES if parse_last(text).scale in metrica.date_scales]
+    return [text for text in QUICK_RANGES if timescale.readable(range_scale(text), metrica.date_scales)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +88,10 @@ class PageState:
     last: str | None
     by: str | None
     measure: str
+    #: Whether the previous period is shown too (``_compare=previous``); never for all time.
+    compare: bool = False
+    #: The buckets a range is drawn by, when not its unit's (``_scale=week``); None otherwise.
+    scale: str | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -129,7 +137,7 @@ class PageState:
         elif last:
             cls._check_range(metrica, last)
         else:
-            last = next((text for text in DEFAULT_RANGES if _records(metrica, text)), None)
+            last = first_recorded(DEFAULT_RANGES, metrica.date_scales)
             span = None if last else ()
         by = params.get(BY) or (next(iter(metrica.axes), None))
         if by is not None and by not in metrica.axes:
@@ -138,25 +146,73 @@ class PageState:
         allowed = MEASURES if metrica.averaged else ("total",)
         if measure not in allowed:
             raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
-        return cls(metrica, filters, span, last, by, measure)
+        compared = params.get(COMPARE) or None
+        if compared is not None and compared not in COMPARISONS:
+            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out")
+        if compared and span == ():
+            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out")
+        scale = params.get(SCALE) or None
+        if scale is not None:
+            if not last:
+                raise BadRequest(f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}")
+            cls._check_range(metrica, last, scale)
+            if scale == parse_last(last).scale:
+                scale = None  # the range's own unit: the default, left out of the URL
+        return cls(metrica, filters, span, last, by, measure, bool(compared), scale)
 
     @staticmethod
-    def _check_range(metrica: Metrica, text: str) -> Range:
+    def _check_range(metrica: Metrica, text: str, scale: str | None = None) -> Range:
         try:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        if found.scale not in metrica.date_scales:
-            raise BadRequest(f"bad {LAST} {text!r}: {metrica.name} does not record {found.scale}s")
+        what = f"{LAST} {text!r}"
+        if scale is not None:
+            what = f"{SCALE} {scale!r}"
+            if scale not in timescale.SERIES_SCALES:
+                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}")
+            found = Range(found.since, found.until, scale)
+        if not timescale.readable(found.scale, metrica.date_scales):
+            recorded = "day" if found.scale == timescale.WEEK else found.scale
+            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s")
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {LAST} {text!r}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
+            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
         return found
 
     # -- what to read ----------------------------------------------------------------------
 
     def range(self) -> Range | None:
-        """The quick range as datetimes, fixed at the moment this is called."""
-        return parse_last(self.last) if self.last else None
+        """The quick range as datetimes, fixed at the moment this is called, at ``scale`` if given."""
+        if not self.last:
+            return None
+        found = parse_last(self.last)
+        return found._replace(scale=self.scale) if self.scale else found
+
+    def scales(self) -> list[str]:
+        """The scales this range can be drawn by (finest first): recorded, at least two buckets
+        and at most MAX_RANGE_BUCKETS of them; always its own unit's."""
+        if not self.last:
+            return []
+        found = parse_last(self.last)
+        return [
+            scale
+            for scale in reversed(timescale.SERIES_SCALES)
+            if scale == found.scale
+            or (
+                timescale.readable(scale, self.metrica.date_scales)
+                and 2 <= timescale.count_buckets(found.since, found.until, scale) <= MAX_RANGE_BUCKETS
+            )
+        ]
+
+    def includes_now(self, now: Any = None) -> bool:
+        """Whether the view reaches the present (a quick range, today, this month): the page
+        then refreshes itself (see ``STASTE_LIVE_INTERVAL``)."""
+        if self.last:
+            return True
+        if not self.span:
+            return self.span == ()  # all time goes on too
+        moment = conf.local(now)
+        return timescale.start(self.span) <= moment < timescale.end(self.span)
 
     def query(self) -> MetricaValues:
         """The filtered query, over the span (all time when a range is shown)."""
@@ -170,6 +226,10 @@ class PageState:
             changes.setdefault("last", None)
         if "last" in changes and changes["last"] is not None:
             changes.setdefault("span", None)
+        if "last" in changes or "span" in changes:
+            changes.setdefault("scale", None)  # another range (or a span) starts at its own unit
+        if changes.get("span") == ():
+            changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
 
     def with_filter(self, axis: str, value: Any) -> PageState:
@@ -194,18 +254,18 @@ class PageState:
             pairs.append((SPAN, format_span(self.span)))
         elif self.last:
             pairs.append((LAST, self.last))
+            if self.scale:
+                pairs.append((SCALE, self.scale))
         if self.by is not None and self.by != next(iter(self.metrica.axes), None):
             pairs.append((BY, self.by))
         if self.measure != ("count" if self.metrica.averaged else "total"):
             pairs.append((MEASURE, self.measure))
+        if self.compare:
+            pairs.append((COMPARE, COMPARISONS[0]))
         return pairs
 
     def querystring(self, **extra: str) -> str:
         return "?" + urlencode(self.params() + list(extra.items()))
-
-
-def _records(metrica: Metrica, text: str) -> bool:
-    return parse_last(text).scale in metrica.date_scales
 
 
 def _shown(value: Any) -> str:

@@ -29,16 +29,16 @@ Building a spec or a number costs one Redis round trip (two for lines per axis v
 from __future__ import annotations
 
 import datetime
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from staste import timescale
+from staste import formats, timescale
 from staste.axis import OTHER
 from staste.charts import spec as specs
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
+from staste.registration import NotRegistered, registry
 
 CHART_KINDS: tuple[str, ...] = ("line", "pie", "bar")
 NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average")
@@ -69,8 +69,6 @@ class OptionError(ValueError):
 
 def find_metrica(metrica: Metrica | str) -> Metrica:
     """A metrica itself, or the registered metrica of that name."""
-    from staste.registration import NotRegistered, registry
-
     if isinstance(metrica, Metrica):
         return metrica
     if not isinstance(metrica, str):
@@ -164,8 +162,9 @@ def _coerce_option(metrica: Metrica, kind: str, name: str, value: Any) -> Any:
             raise OptionError(f"last=: {exc}") from None
         return value.strip()
     if name == "scale":
-        if value not in metrica.date_scales:
-            recorded = ", ".join(metrica.date_scales) or "only all time"
+        if value not in timescale.SERIES_SCALES or not timescale.readable(value, metrica.date_scales):
+            recorded = ", ".join(metrica.date_scales) + (", week" if "day" in metrica.date_scales else "")
+            recorded = recorded or "only all time"
             raise OptionError(f"scale= must be a time scale {metrica.name} records ({recorded}), not {value!r}")
         return value
     if name == "measure":
@@ -264,14 +263,11 @@ class ChartOptions:
             scale = self.scale or timescale.SCALES[len(self.span)]
             last_minute = timescale.end(self.span) - datetime.timedelta(minutes=1)
             return specs.Range(timescale.start(self.span), last_minute, scale)
-        found = specs.parse_last(self.default_last(), now=now)
+        default = formats.first_recorded(formats.DEFAULT_RANGES, self.metrica.date_scales)
+        if default is None:
+            raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
+        found = specs.parse_last(default, now=now)
         return specs.Range(found.since, found.until, self.scale or found.scale)
-
-    def default_last(self) -> str:
-        for scale, text in (("day", "30 days"), ("month", "12 months"), ("year", "10 years")):
-            if scale in self.metrica.date_scales:
-                return text
-        raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
 
     def _check_range(self) -> None:
         """Fail now, not at render time, on a line or number whose buckets cannot be read."""
@@ -287,7 +283,8 @@ class ChartOptions:
                 return
         if self.kind in NUMBER_KINDS and not self.last:
             return
-        if self.span and self.scale and timescale.depth(self.scale) <= len(self.span):
+        order = timescale.SERIES_SCALES
+        if self.span and self.scale and order.index(self.scale) <= order.index(timescale.scale_of(self.span)):
             raise OptionError(f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}")
         if self.span and len(self.span) >= len(self.metrica.date_scales) and not self.scale:
             raise OptionError(
@@ -337,7 +334,7 @@ class ChartOptions:
                 (moment, average)
                 for moment, _, average in query.timeserie_counts_and_averages(found.since, found.until, found.scale)
             ]
-        return [specs.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
+        return [formats.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
 
     def lines_per_value(self, found: specs.Range, *, with_total: bool) -> specs.Spec:
         """One line per value of ``axis`` (the ``limit`` largest), optionally with the total.
@@ -351,7 +348,7 @@ class ChartOptions:
         ranked = sorted(ranking, key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
         values = [value for value, _ in sorted(ranked, key=lambda row: self.metrica.axes[self.axis].sort_key(row[0]))]
         queries = [query.filter(**{self.axis: value}) for value in values if value is not OTHER]
-        names = [specs.label(value) for value in values if value is not OTHER]
+        names = [formats.value_label(value) for value in values if value is not OTHER]
         if with_total:
             queries.insert(0, query)
             names.insert(0, "total")
@@ -375,20 +372,18 @@ class ChartOptions:
             return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
         found = self.range(now)
         if self.kind == "total":
-            return self._tidy(sum(total for _, total in query.timeserie(found.since, found.until, found.scale)))
+            rows = query.timeserie(found.since, found.until, found.scale)
+            total = sum(value for _, value in rows if value is not None)  # None: a week expired
+            return formats.rounded(total, self.metrica.multiplier)
         if self.kind == "count":
-            return sum(count for _, count in query.timeserie_counts(found.since, found.until, found.scale))
+            rows = query.timeserie_counts(found.since, found.until, found.scale)
+            return sum(count for _, count in rows if count is not None)
         rows = query.timeserie_counts_and_averages(found.since, found.until, found.scale)
-        events = sum(count for _, count, _ in rows)
+        events = sum(count for _, count, _ in rows if count is not None)
         if not events:
             return None
-        return sum(count * average for _, count, average in rows if average is not None) / events
-
-    def _tidy(self, value: int | float) -> int | float:
-        """Sums of fractional buckets, rounded to the metrica's precision (no 0.30000000000000004)."""
-        if self.metrica.multiplier and isinstance(value, float):
-            return round(value, math.ceil(math.log10(self.metrica.multiplier)))
-        return value
+        average = sum(count * average for _, count, average in rows if average is not None) / events
+        return formats.rounded(average, self.metrica.multiplier, average=True)
 
 
 def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:

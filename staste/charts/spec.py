@@ -19,7 +19,7 @@ Stable API (the admin, the template tags and the generic views build on it):
 * :func:`timeline_spec` charts a query's span bucket by bucket (a day by hours, all time by years);
 * :func:`pie_spec` charts a query broken down by an axis (or by the next finer time scale),
   over the query's span or over a range of buckets;
-* :func:`table` gives the rows behind any spec; :func:`label` spells one axis value.
+* :func:`table` gives the rows behind any spec (labels are spelled by :mod:`staste.formats`).
 
 Each ``*_spec`` function costs what the query method it calls costs: one Redis round trip.
 Labels are user data: they are only ever emitted as JSON (``json_script`` escapes ``<``,
@@ -31,32 +31,18 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from staste import conf, timescale
-from staste.axis import OTHER
-
-if TYPE_CHECKING:
-    from staste.query import MetricaValues
+from staste.formats import bucket_label, value_label
+from staste.query import MetricaValues, bucket_spans, pipelined
 
 Spec = dict[str, Any]
-
-#: The quick ranges the admin offers, finest first.
-QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 months")
-
-#: How a bucket of each scale is spelled in labels (sortable, unambiguous across days).
-LABEL_FORMATS: dict[str, str] = {
-    "year": "%Y",
-    "month": "%Y-%m",
-    "day": "%Y-%m-%d",
-    "hour": "%Y-%m-%d %H:00",
-    "minute": "%Y-%m-%d %H:%M",
-}
 
 MEASURES = ("total", "count", "average")
 BREAKDOWN_TYPES = ("pie", "bar")
 
-_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "day", "month": "month", "year": "year"}
+_UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
 _LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 
 
@@ -71,9 +57,11 @@ class Range(NamedTuple):
 def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
     """The range of the last N units up to ``now``, the current (partial) bucket included.
 
-    ``"60 minutes"``, ``"24 hours"``, ``"30 days"``, ``"2 weeks"``, ``"12 months"``, ``"3 years"``
+    ``"60 minutes"``, ``"24 hours"``, ``"30 days"``, ``"12 weeks"``, ``"12 months"``, ``"3 years"``
     (singular, plural and a leading ``"last "`` are accepted) give exactly N buckets of that
-    scale.  Anything else, zero, or more buckets than ``STASTE_MAX_BUCKETS`` raises ValueError.
+    scale (weeks are ISO weeks, from Monday 00:00, read from the day buckets).  Anything else,
+    zero, or more buckets than ``STASTE_MAX_BUCKETS`` (counting a week as its seven days) raises
+    ValueError.
     """
     match = _LAST.match(text) if isinstance(text, str) else None
     if not match:
@@ -83,46 +71,24 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
         )
     number, unit = int(match.group(1)), match.group(2).lower()
     scale = _UNITS[unit]
-    if unit == "week":
-        number *= 7
-    limit = conf.get("STASTE_MAX_BUCKETS")
+    limit = conf.get("STASTE_MAX_BUCKETS") // (7 if scale == timescale.WEEK else 1)
     if not 1 <= number <= limit:
         raise ValueError(f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}")
     until = conf.local(now)
-    last = timescale.start(timescale.truncate(until, scale))
+    last = timescale.start(timescale.truncate(until, "day" if scale == timescale.WEEK else scale))
     try:
         if scale == "year":
             since = last.replace(year=last.year - number + 1)
         elif scale == "month":
             months = last.year * 12 + last.month - 1 - (number - 1)
             since = last.replace(year=months // 12, month=months % 12 + 1)
+        elif scale == timescale.WEEK:
+            since = timescale.start(timescale.week_of(until)) - datetime.timedelta(weeks=number - 1)
         else:
             since = last - datetime.timedelta(**{f"{scale}s": number - 1})
     except (OverflowError, ValueError):
         raise ValueError(f"bad range {text!r}: it starts before the year 1") from None
     return Range(since, until, scale)
-
-
-def label(value: Any) -> str:
-    """How an axis value is shown: paths of a hierarchical axis joined by '/', everything as text."""
-    if value is OTHER:
-        return str(OTHER)
-    if isinstance(value, tuple):
-        return "/".join(str(part) for part in value) if value else "(all)"
-    text = str(value)
-    return text if text else "(empty)"
-
-
-def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None = None) -> str:
-    """How a time bucket is shown; give a span, or a bucket start and its scale."""
-    if isinstance(moment, tuple):
-        scale = timescale.scale_of(moment)
-        if scale is None:
-            return "all time"
-        moment = timescale.start(moment)
-    if scale is None:
-        raise ValueError("bucket_label: the scale of a datetime must be given")
-    return moment.strftime(LABEL_FORMATS[scale])
 
 
 def line_spec(
@@ -190,8 +156,6 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
     An AveragedMetrica shows counts on the left axis and averages on the right.  One round
     trip (the years of all time are read by a script; redis-py may check it is loaded first).
     """
-    from staste.query import pipelined
-
     metrica = query.metrica
     x = timescale.SCALES[len(query.span)] if len(query.span) < len(timescale.SCALES) else "minute"
     name = metrica.title if title is None else title
@@ -250,7 +214,7 @@ def pie_spec(
         labels = [bucket_label((*query.span, number)) for number, _ in rows]
         x = timescale.SCALES[len(query.span)] if query.span else "year"
     else:
-        labels = [label(value) for value, _ in rows]
+        labels = [value_label(value) for value, _ in rows]
         x = axis
     name = query.metrica.title if title is None else title
     return series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
@@ -260,10 +224,8 @@ def _range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis``, summed over the buckets of a range."""
-    from staste.query import pipelined
-
-    _, spans = query.series_spans(since, until, scale)
-    buckets = [query.timespan(*span) for span in spans]
+    scale, points = query.series_spans(since, until, scale)
+    buckets = [query.timespan(*span) for span in bucket_spans(points, scale)]
     sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
     reads: list[Any] = []
     for bucket in buckets:

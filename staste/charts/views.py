@@ -33,37 +33,20 @@ from urllib.parse import urlencode
 import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.generic import TemplateView
 
-from staste import timescale
+from staste import formats, timescale
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
-from staste.http import unreadable_query
+from staste.http import json_response, unreadable_query
 from staste.metrica import Metrica
 from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
 
 UNAVAILABLE_MESSAGE = "Statistics are unavailable right now: staste cannot reach its Redis server."
-
-
-#: ``<``, ``>`` and ``&`` in JSON as \u escapes (as ``json_script`` does): labels are user data,
-#: and a public JSON answer stays inert even where a browser would sniff it as HTML.
-_JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
-
-
-class _InertJSONEncoder(DjangoJSONEncoder):
-    def encode(self, o: Any) -> str:
-        return super().encode(o).translate(_JSON_ESCAPES)
-
-
-def inert_json(data: Any, status: int = 200) -> JsonResponse:
-    response = JsonResponse(data, encoder=_InertJSONEncoder, status=status)
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 class Chart(TemplateView):
@@ -166,12 +149,12 @@ class Chart(TemplateView):
             detail = f"{UNAVAILABLE_MESSAGE} ({exc})" if settings.DEBUG else UNAVAILABLE_MESSAGE
             return self.problem(detail, status=503)
         if request.GET.get("format") == "json":
-            return inert_json(self.spec)
+            return json_response(self.spec)
         return self.render_to_response(self.get_context_data(**kwargs))
 
     def problem(self, message: str, status: int) -> HttpResponse:
         if self.request.GET.get("format") == "json":
-            return inert_json({"error": message}, status=status)
+            return json_response({"error": message}, status=status)
         metrica = self.get_metrica()
         context = {
             "view": self,
@@ -194,7 +177,7 @@ class Chart(TemplateView):
             height=self.height,
             table_header=header,
             table_rows=rows,
-            quick_ranges=specs.QUICK_RANGES,
+            quick_ranges=formats.QUICK_RANGES,
             hidden_params=self.query_without(*self.controls),
         )
         return context
@@ -272,7 +255,7 @@ class TimelineChart(Chart):
         rows = context["table_rows"]
         links = [(row, self.span_url(child) if drill else None) for child, row in zip(children, rows, strict=False)]
         parents = [span[:n] for n in range(1, len(span) + 1)]
-        crumbs = [("all time", self.span_url(()))] + [(specs.bucket_label(s), self.span_url(s)) for s in parents]
+        crumbs = [("all time", self.span_url(()))] + [(formats.bucket_label(s), self.span_url(s)) for s in parents]
         context.update(drilldown=links, crumbs=crumbs)
         return context
 
@@ -332,6 +315,7 @@ class LatestCountAndAverageChart(Chart):
         "minute": "60 minutes",
         "hour": "48 hours",
         "day": "31 days",
+        "week": "12 weeks",
         "month": "24 months",
         "year": "5 years",
     }
@@ -361,7 +345,7 @@ class LatestCountAndAverageChart(Chart):
                 rows = unfiltered.query().iterate_counts(self.axis_keyword)
             except (RedisUnavailable, redis.RedisError):
                 rows = []
-            choices = [specs.label(value) for value, count in rows if count]
+            choices = [formats.value_label(value) for value, count in rows if count]
         current = self.options.filters.get(self.axis_keyword) if self.axis_keyword else None
         if self.axis_keyword:
             context["hidden_params"] = self.query_without(
@@ -370,7 +354,7 @@ class LatestCountAndAverageChart(Chart):
         context.update(
             choice_axis=self.axis_keyword,
             choices=choices,
-            current_choice=specs.label(current) if current is not None else "",
+            current_choice=formats.value_label(current) if current is not None else "",
             scales=list(self.scale_ranges),
         )
         return context

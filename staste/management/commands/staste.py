@@ -21,7 +21,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from staste import connection, export, housekeeping, timescale
+from staste import connection, export, formats, housekeeping, timescale
 from staste.axis import OTHER, Axis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
@@ -270,12 +270,14 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
         self.stdout.write(f"{printable(str(metrica.title))} ({metrica.name}, {type(metrica).__name__})")
-        where = span_label(query.span) if query.span else "all time"
-        filters = ", ".join(f"{name}={printable(cell(value))}" for name, value in query.filters.items())
+        where = formats.bucket_label(query.span)
+        filters = ", ".join(f"{name}={printable(formats.value_label(value))}" for name, value in query.filters.items())
         self.stdout.write(f"span: {where}" + (f"; filters: {filters}" if filters else ""))
-        totals = f"total: {number(results[0])}"
+        multiplier = metrica.multiplier
+        totals = f"total: {number(formats.rounded(results[0], multiplier))}"
         if averaged:
-            totals += f"   count: {number(results[1])}   average: {number(results[2])}"
+            average = formats.rounded(results[2], multiplier, average=True)
+            totals += f"   count: {number(results[1])}   average: {number(average)}"
         self.stdout.write(totals)
         if not breakdown:
             finest = timescale.scale_of(query.span)
@@ -287,8 +289,11 @@ class Command(BaseCommand):
             counts, averages = dict(results[len(heads) + 1]), dict(results[len(heads) + 2])
         table = []
         for label, total in rows:
-            shown = cell(label) if by else span_label((*query.span, label))
-            table.append([shown, total] + ([counts.get(label), averages.get(label)] if averaged else []))
+            shown = formats.value_label(label) if by else formats.bucket_label((*query.span, label))
+            row = [shown, formats.rounded(total, multiplier)]
+            if averaged:
+                row += [counts.get(label), formats.rounded(averages.get(label), multiplier, average=True)]
+            table.append(row)
         column = by or timescale.SCALES[len(query.span)]
         self.stdout.write("")
         self.print_table([column, "total"] + (["count", "average"] if averaged else []), table, left=1)
@@ -561,34 +566,22 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-def cell(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "/".join(value) if value else "(all)"
-    return str(value)
-
-
 def number(value: Any) -> str:
+    """A number already rounded (formats.rounded) as text: its shortest form, never an exponent."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        text = f"{value:.6f}".rstrip("0").rstrip(".")
-        return text if text not in ("", "-0") else "0"
+        text = repr(value)
+        if "e" in text:
+            text = f"{value:f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0.0", "0.0") else text.removesuffix(".0")
     return str(value)
 
 
 def cell_text(value: Any) -> str:
     if isinstance(value, (int, float)) or value is None:
         return number(value)
-    return printable(cell(value))
-
-
-def span_label(span: tuple[int, ...]) -> str:
-    """2010, 2010-02, 2010-02-07, 2010-02-07 13:00, 2010-02-07 13:05."""
-    parts = (f"{span[0]:04d}", *(f"{n:02d}" for n in span[1:]))
-    text = "-".join(parts[:3])
-    if len(span) >= 4:
-        text += f" {parts[3]}:{parts[4] if len(span) == 5 else '00'}"
-    return text
+    return printable(formats.value_label(value))
 
 
 def describe_axes(metrica: Metrica) -> str:

@@ -1,5 +1,5 @@
 /*
- * staste admin pages: a dropdown change applies at once.  Empty choices ("All") are left out
+ * staste admin pages: a dropdown or checkbox change applies at once.  Empty choices ("All") are left out
  * of the query string, so URLs stay short and every view stays a plain bookmarkable GET.
  */
 (function () {
@@ -25,7 +25,8 @@
 
   document.addEventListener("change", function (event) {
     var field = event.target;
-    if (field.tagName !== "SELECT" || !field.form || !field.form.classList.contains("staste-controls")) { return; }
+    var applies = field.tagName === "SELECT" || (field.tagName === "INPUT" && field.type === "checkbox");
+    if (!applies || !field.form || !field.form.classList.contains("staste-controls")) { return; }
     if (field.form.requestSubmit) {
       field.form.requestSubmit();
     } else {

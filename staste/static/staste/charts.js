@@ -6,12 +6,16 @@
  * Spec (built server-side by staste.charts.spec):
  *   {"type": "line" | "pie" | "bar",
  *    "title": "...", "labels": [...],
- *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1"}],
+ *    "datasets": [{"label": "...", "data": [number | null, ...], "axis": "y" | "y1",
+ *                  "previous_of": 0, "labels": [...]}],   (optional: the previous period of
+ *                  dataset 0, drawn dashed in its colour; "labels" name its own buckets)
  *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"},
  *    "compact": true}   (optional: a sparkline without axes, legend nor title, e.g. the admin dashboard)
  *
- * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec (used by pages that
- * fetch fresh data); every drawn canvas gets data-staste-drawn="1".
+ * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
+ * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
+ * live refresh: no flicker, the same Chart instance); every drawn canvas gets
+ * data-staste-drawn="1".
  */
 (function () {
   "use strict";
@@ -51,10 +55,23 @@
       if (pie) {
         out.backgroundColor = dataset.data.map(function (_, j) { return color(j); });
         out.borderColor = colors.background;
+      } else if (dataset.previous_of !== undefined) {
+        out.borderColor = color(dataset.previous_of, 0.75);
+        out.backgroundColor = color(dataset.previous_of, 0);
+        out.borderDash = [6, 4];
+        out.borderWidth = 1.5;
+        out.fill = false;
+        out.tension = 0.25;
+        out.pointRadius = 0;
+        out.spanGaps = true;
+        out.yAxisID = dataset.axis || "y";
+        out.stasteLabels = dataset.labels || null;
       } else {
         out.borderColor = color(i);
         out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
-        out.fill = spec.type === "line" && (spec.datasets || []).length === 1;
+        out.fill = spec.type === "line" && (spec.datasets || []).filter(function (d) {
+          return d.previous_of === undefined;
+        }).length === 1;
         out.tension = 0.25;
         out.pointRadius = compact || dataset.data.length > 60 ? 0 : 2;
         out.spanGaps = true;
@@ -93,11 +110,20 @@
         interaction: { mode: pie ? "nearest" : "index", intersect: false },
         plugins: {
           legend: { display: !compact && (pie || datasets.length > 1), labels: { color: colors.text } },
-          title: { display: !compact && !!spec.title, text: spec.title || "", color: colors.text }
+          title: { display: !compact && !!spec.title, text: spec.title || "", color: colors.text },
+          tooltip: { callbacks: { label: tooltipLabel } }
         },
         scales: scales
       }
     };
+  }
+
+  // A previous period's point names its own bucket ("total (previous period) 2024-03-09: 12").
+  function tooltipLabel(context) {
+    var dataset = context.dataset;
+    var value = context.formattedValue;
+    var own = dataset.stasteLabels && dataset.stasteLabels[context.dataIndex];
+    return (dataset.label || "") + (own ? " " + own : "") + ": " + value;
   }
 
   var charts = new Map();
@@ -128,6 +154,30 @@
     return chart;
   }
 
+  function sameShape(chart, spec) {
+    var datasets = spec.datasets || [];
+    return chart.config.type === (spec.type === "pie" ? "pie" : spec.type) &&
+      chart.data.datasets.length === datasets.length;
+  }
+
+  function update(canvas, spec) {
+    var chart = charts.get(canvas);
+    if (!chart || !sameShape(chart, spec)) { return draw(canvas, spec); }
+    var fresh = config(spec);
+    chart.data.labels = fresh.data.labels;
+    fresh.data.datasets.forEach(function (dataset, i) {
+      var current = chart.data.datasets[i];
+      current.label = dataset.label;
+      current.data = dataset.data;
+      if (dataset.backgroundColor !== undefined) { current.backgroundColor = dataset.backgroundColor; }
+      current.stasteLabels = dataset.stasteLabels;
+      current.pointRadius = dataset.pointRadius;
+    });
+    canvas.__stasteSpec = spec;
+    chart.update("none");
+    return chart;
+  }
+
   function readSpec(canvas) {
     var source = document.getElementById(canvas.getAttribute("data-staste-chart"));
     if (!source) { return null; }
@@ -151,7 +201,7 @@
     charts.forEach(function (chart, canvas) { draw(canvas, canvas.__stasteSpec); });
   }
 
-  window.StasteCharts = { draw: draw, drawAll: drawAll, config: config };
+  window.StasteCharts = { draw: draw, update: update, drawAll: drawAll, config: config };
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(); });

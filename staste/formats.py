@@ -1,0 +1,173 @@
+"""How staste shows its numbers, values, buckets and ranges: one rule each, for every output.
+
+The admin, the template tags and chart views, ``manage.py staste`` and the CSV and JSON
+exports all spell things through this module (as Django's pages go through
+``django.utils.formats``), so they cannot drift apart:
+
+* :func:`rounded`: a sum of fractional buckets to the precision its metrica keeps;
+* :data:`QUICK_RANGES`, :data:`DEFAULT_RANGES`, :data:`SPARKLINE_RANGES` and :func:`first_recorded`;
+* :func:`value_label`: an axis value as text; :func:`bucket_label`: a time bucket as text;
+* :func:`spreadsheet_safe` and :func:`csv_writer`: CSV that a spreadsheet never runs as a formula;
+* :func:`inert_json`: JSON that stays inert even where a browser sniffs it as HTML.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import re
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from staste import timescale
+from staste.axis import OTHER
+
+# -- numbers ----------------------------------------------------------------------------------
+
+
+def decimals(multiplier: int | None) -> int:
+    """The decimals a metrica's ``multiplier`` keeps: 100 keeps 2 (cents), 1000 keeps 3, None 0.
+
+    In integers (the digits of ``multiplier - 1``), so no float logarithm rounds 1000 to 2.99.
+    """
+    return len(str(multiplier - 1)) if multiplier and multiplier > 1 else 0
+
+
+def rounded(value: Any, multiplier: int | None, *, average: bool = False) -> Any:
+    """``value`` without the float noise of adding buckets up (no 0.30000000000000004).
+
+    A total keeps the decimals of the multiplier; an average two more (an average of cents
+    is shown to hundredths of a cent, of whole numbers to two decimals).  Integers, None
+    and anything else are returned as they are.
+    """
+    if not isinstance(value, float):
+        return value
+    return round(value, decimals(multiplier) + (2 if average else 0))
+
+
+# -- ranges -----------------------------------------------------------------------------------
+
+#: The quick ranges offered next to a chart (admin and chart views), finest first.
+QUICK_RANGES: tuple[str, ...] = ("60 minutes", "24 hours", "30 days", "12 weeks", "12 months")
+#: What a chart or page shows when no range is asked for: the first its metrica records.
+DEFAULT_RANGES: tuple[str, ...] = ("30 days", "12 months", "10 years")
+#: The dashboard's small charts: finer, the first the metrica records.
+SPARKLINE_RANGES: tuple[str, ...] = ("24 hours", "30 days", "12 months", "10 years")
+
+
+def range_scale(text: str) -> str:
+    """The scale of a range such as ``"24 hours"``: its unit (``"12 weeks"``: week)."""
+    scale = text.split()[-1].lower().removesuffix("s")
+    if scale not in timescale.SERIES_SCALES:
+        raise ValueError(f"unknown range {text!r}: its unit is none of {', '.join(timescale.SERIES_SCALES)}")
+    return scale
+
+
+def first_recorded(ranges: Iterable[str], date_scales: Iterable[str]) -> str | None:
+    """The first of ``ranges`` that can be read from ``date_scales`` (None: none can)."""
+    recorded = tuple(date_scales)
+    return next((text for text in ranges if timescale.readable(range_scale(text), recorded)), None)
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+#: How a bucket of each scale is spelled (sortable, unambiguous across days).
+LABEL_FORMATS: dict[str, str] = {
+    "year": "%Y",
+    "month": "%Y-%m",
+    "week": "%G-W%V",  # ISO year and week: 2021-01-01 is in 2020-W53
+    "day": "%Y-%m-%d",
+    "hour": "%Y-%m-%d %H:00",
+    "minute": "%Y-%m-%d %H:%M",
+}
+
+
+def value_label(value: Any) -> str:
+    """How an axis value is shown: paths of a hierarchical axis joined by '/', everything as text."""
+    if value is OTHER:
+        return str(OTHER)
+    if isinstance(value, tuple):
+        return "/".join(str(part) for part in value) if value else "(all)"
+    text = str(value)
+    return text if text else "(empty)"
+
+
+def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None = None) -> str:
+    """How a time bucket is shown; give a span, or a bucket start and its scale.
+
+    >>> bucket_label((2010, 2, 7, 13)), bucket_label(())
+    ('2010-02-07 13:00', 'all time')
+    """
+    if isinstance(moment, tuple):
+        scale = timescale.scale_of(moment)
+        if scale is None:
+            return "all time"
+        moment = timescale.start(moment)
+    if scale is None:
+        raise ValueError("bucket_label: the scale of a datetime must be given")
+    return moment.strftime(LABEL_FORMATS[scale])
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+#: What a spreadsheet reads as the start of a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A formula start just after a character that some spreadsheet may split cells or lines on.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([,;\t\r\n])(?=[=+\-@\t\r])")
+
+
+class Writable(Protocol):
+    def write(self, text: str, /) -> Any: ...
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a spreadsheet shows it as text, never running it as a formula.
+
+    A leading ``'`` where the text starts like a formula; and, since a spreadsheet set to
+    split on ``;`` (or a tab) cuts a quoted cell at that character, a ``'`` after any
+    separator or line break that a formula character follows (``x;=1+1`` is kept as
+    ``x;'=1+1``).
+    """
+    text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_cell(value: Any) -> Any:
+    """One CSV cell: times in ISO 8601, axis values as labelled, text made spreadsheet-safe."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, (int, float)):
+        return value
+    return spreadsheet_safe(value if isinstance(value, str) else value_label(value))
+
+
+def csv_writer(out: Writable) -> Any:
+    """A ``csv.writer`` that quotes every text cell (numbers stay bare); write rows of :func:`csv_cell`.
+
+    RFC 4180 line ends (CRLF); a value holding a separator, a quote or a line break stays one cell.
+    """
+    return csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+#: ``<``, ``>`` and ``&`` as \u escapes, as Django's ``json_script`` writes them.
+_JSON_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
+
+
+class InertJSONEncoder(DjangoJSONEncoder):
+    """Django's encoder (dates, decimals...), with ``<``, ``>`` and ``&`` escaped: labels are
+    user data, and a JSON answer stays inert even where a browser would sniff it as HTML."""
+
+    def encode(self, o: Any) -> str:
+        return super().encode(o).translate(_JSON_ESCAPES)
+
+
+def inert_json(data: Any) -> str:
+    """``data`` as JSON text (non-ASCII kept as is) with ``<``, ``>`` and ``&`` escaped."""
+    return json.dumps(data, cls=InertJSONEncoder, ensure_ascii=False)
