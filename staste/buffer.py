@@ -383,6 +383,7 @@ class Buffer:
                     end += 1
                 script_keys, args = kicks.choices_keys_and_args(part[start:end])
                 stored = scripts.run("choices", script_keys, args)
+                self._reachable()
                 depths.update(zip(part[start:end], (int(depth) for depth in stored), strict=True))
                 start = end
         return depths
@@ -454,6 +455,7 @@ class Buffer:
             else:
                 if result == -1:
                     logger.info("staste: buffered call %d had already been written; not written again", call.number)
+            self._reachable()
             with self._lock:
                 self._queue.pop(0)
                 call.flush.written.append(call)
@@ -494,23 +496,30 @@ class Buffer:
             if not held.add(key, kick.increments):
                 held.hold(key, kick)
 
-    def _succeeded(self, written: int) -> None:
+    def _reachable(self) -> None:
+        """A call went through: Redis takes writes again, so a full buffer waits, not drops."""
+        if not self._failing:
+            return
         with self._lock:
             recovered = self._failing
             dropped = self._dropped - self._dropped_before_outage
             self._failing = False
             self._full_reported = False
             self._last_error = None
+        if recovered:
+            logger.warning(
+                "staste: Redis at %s is back: writing %d held kicks; %d were dropped while it was away",
+                connection.describe(),
+                len(self._held) + self._queued,
+                dropped,
+            )
+
+    def _succeeded(self, written: int) -> None:
+        with self._lock:
+            self._last_error = None
             self._flushes += 1
             self._written += written
             self._last_flush = time.time()
-        if recovered:
-            logger.warning(
-                "staste: Redis at %s is back: wrote %d buffered kicks; %d were dropped while it was away",
-                connection.describe(),
-                written,
-                dropped,
-            )
 
     def _failed(self, exc: Exception, dropped: int = 0) -> None:
         """A flush failed: what it held is kept (queued or held again), or was dropped."""

@@ -311,7 +311,7 @@ def test_redis_killed_and_restarted_during_traffic(client: Client, own_redis: Re
     assert sum(count for _, count in rt().iterate_counts("status")) == 80
     outage = [r for r in caplog.records if "cannot write buffered kicks" in r.getMessage()]
     assert len(outage) == 1  # one warning per outage, however many flushes failed
-    assert sum("is back: wrote" in r.getMessage() for r in caplog.records) == 1
+    assert sum("is back: writing" in r.getMessage() for r in caplog.records) == 1
 
 
 # -- a real prefork server --------------------------------------------------------------------
