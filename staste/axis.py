@@ -11,12 +11,63 @@ counters live under, and turns stored parts back into values.  ``None`` always m
 
 from __future__ import annotations
 
+import decimal
+import numbers
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from staste import conf, keys
 
 Value = Any
+
+#: The text of an int as ``str(int)`` writes it: ASCII digits, no sign but '-', no padding.
+_INT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
+
+
+def integer(value: Any) -> int:
+    """``value`` as the int an ``Axis(value_type=int)`` counts it under; ValueError unless it
+    is one exactly, so that one counter never holds several spellings of a value.
+
+    Accepted: ints, integral numbers (``2.0``, ``Decimal('2')``) and the canonical text of an
+    int (``'2'``, ``'-7'``: what a query string carries).  Refused: ``True`` (a bool is not
+    a count), ``1.9`` (no truncation), ``' 1 '``, ``'+1'``, ``'01'``, Arabic-Indic
+    ``'\u0661'`` (other spellings that ``int()`` would read as 1).
+
+    >>> integer(2.0), integer("-7")
+    (2, -7)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is a bool, not an integer")
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        if _INT_TEXT.match(value) and value != "-0":
+            return int(value)
+        raise ValueError(f"{value[:40]!r} is not an integer written plainly, such as '42' or '-7'")
+    if isinstance(value, (numbers.Real, decimal.Decimal)):  # Decimal is no numbers.Real
+        try:
+            whole = int(value)
+        except (ValueError, OverflowError, ArithmeticError):  # NaN, infinity, Decimal('sNaN')
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if whole != value:
+            raise ValueError(f"{value!r} is not a whole number")
+        return whole
+    raise ValueError(f"{type(value).__name__} {value!r} is not an integer")
+
+
+def same_value(given: Value, choice: Value) -> bool:
+    """Whether a kick's ``given`` value is the declared ``choice``.
+
+    A bool only matches a bool (``True == 1``, but a kick of True is not a kick of 1), and a
+    comparison that raises (``Decimal('sNaN') == 1`` signals) is no match.
+    """
+    if isinstance(given, bool) is not isinstance(choice, bool):
+        return False
+    try:
+        return bool(given == choice)
+    except (ArithmeticError, TypeError, ValueError):
+        return False
 
 
 class _Other(str):
@@ -84,8 +135,27 @@ class Axis:
                 raise ValueError("Axis(choices=...) needs at least one choice")
             self.stores_choices = False
             self._choice_text = {self._text(choice): choice for choice in self.choices}
+            self._refuse_equal_choices()
         else:
             self.choices = None
+
+    def _refuse_equal_choices(self) -> None:
+        """Two choices that compare equal (``1`` and ``True``, ``1`` and ``1.0``) or are
+        stored as the same text (``1`` and ``'1'``) would share one counter: the second could
+        never be counted as itself."""
+        assert self.choices is not None
+        for index, choice in enumerate(self.choices):
+            if not same_value(choice, choice):
+                raise ValueError(f"choice {choice!r} is not equal to itself (a NaN): it could never be counted")
+            for earlier in self.choices[:index]:
+                try:
+                    equal = bool(choice == earlier)
+                except (ArithmeticError, TypeError, ValueError):
+                    equal = False
+                if equal or self._text(choice) == self._text(earlier):
+                    raise ValueError(
+                        f"choices {earlier!r} and {choice!r} would be counted as one value: give each once"
+                    )
 
     def __repr__(self) -> str:
         kind = type(self).__name__
@@ -105,7 +175,7 @@ class Axis:
         """The stored text of one value, after checking it."""
         if self.choices is None:
             try:
-                value = self.value_type(value)
+                value = integer(value) if self.value_type is int else self.value_type(value)
             except (TypeError, ValueError, OverflowError) as exc:  # int(float("inf")) overflows
                 raise ValueError(f"cannot read {value!r} as {self._type_name()}: {exc}") from None
         text = value if isinstance(value, str) else str(value)
@@ -125,7 +195,7 @@ class Axis:
         """The text stored for ``value``; ValueError when the axis does not accept it."""
         if self.choices is not None:
             for text, choice in self._choice_text.items():
-                if value == choice or (isinstance(value, str) and value == text):
+                if same_value(value, choice) or (isinstance(value, str) and value == text):
                     return text
             allowed = ", ".join(repr(choice) for choice in self.choices)
             raise ValueError(f"{value!r} is not one of the choices ({allowed})")
@@ -238,6 +308,10 @@ class HierarchicalAxis(Axis):
             raise ValueError(f"{value!r} is not a path; give a tuple such as ('out', 'se')")
         if len(value) > self.max_depth:
             raise ValueError(f"path {tuple(value)!r} is deeper than max_depth={self.max_depth}")
+        for element in value:
+            # str() would make ('a', 'b') inside a path the text "('a', 'b')", None "None".
+            if not isinstance(element, str):
+                raise ValueError(f"every part of a path must be a string, not {element!r} in {tuple(value)!r}")
         return tuple(self._text(element) for element in value)
 
     def check(self, value: Value) -> str:

@@ -1,25 +1,46 @@
 """System checks (``manage.py check``) for staste: configuration problems surface here, each
 with an id (``staste.E001``...), a message and a hint, never as exceptions at import time.
 
-The checks that read Redis carry the ``staste_redis`` tag (``manage.py check --tag staste``
-runs them all); when Redis cannot be reached they report a warning instead of failing, so an
-outage never stops ``migrate`` or a deployment.
+The checks that read Redis (the axes' signatures, and the server's version, eviction policy,
+memory and persistence) carry the ``staste_redis`` tag: ``manage.py check --tag staste_redis``
+runs them, ``--tag staste`` runs every check of staste.  When Redis cannot be reached they
+report a warning (staste.W001) instead of failing, so an outage never stops ``migrate`` or a
+deployment.  ``manage.py staste check`` runs the same functions and presents their findings.
+
+==============  =============================================================================
+staste.E001     two different metricas share a name
+staste.E002     a metrica's axes changed since its data was written
+staste.E003     Redis is older than staste needs
+staste.W001     Redis could not be asked
+staste.W002     an ``allkeys-*`` eviction policy may evict all-time counters
+staste.W003     Redis is nearly full (90% of maxmemory)
+staste.W004     Redis persists nothing: a restart loses every counter
+staste.I001     the response-time middleware is not installed
+staste.I002     a ``volatile-*`` eviction policy may drop fine buckets early
+staste.I003     Redis' persistence cannot be read (CONFIG is disabled)
+==============  =============================================================================
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from staste import conf, connection, keys, middleware, scripts
+from staste import conf, connection, housekeeping, middleware, scripts
 from staste.exceptions import RedisUnavailable
+from staste.metrica import Metrica
 from staste.registration import registry
 
 TAG = "staste"
 REDIS_TAG = "staste_redis"
+#: What reading Redis may raise; a check turns it into staste.W001.
+UNREACHABLE = (RedisUnavailable, ImproperlyConfigured, redis.RedisError, redis.exceptions.RedisClusterException)
 
 
 @checks.register(TAG)
@@ -50,39 +71,208 @@ def check_axes_signatures(app_configs: Any = None, **kwargs: Any) -> list[checks
     if not metricas:
         return []
     try:
-        with scripts.translated_errors():
-            client = connection.get_redis()
-            pipe = client.pipeline(transaction=False)
-            for metrica in metricas:
-                pipe.get(keys.signature_key(metrica.base))
-            stored = pipe.execute()
-    except (RedisUnavailable, ImproperlyConfigured, redis.RedisError) as exc:
-        return [
-            checks.Warning(
-                f"staste could not compare the metricas' axes with the data in Redis: {exc}",
-                hint=f"Check that Redis is running at {connection.describe()} (STASTE_REDIS_URL).",
-                id="staste.W001",
-            )
-        ]
+        stored = housekeeping.stored_signatures([metrica.base for metrica in metricas])
+    except UNREACHABLE as exc:
+        return [unreachable(exc, "compare the metricas' axes with the data in Redis")]
+    return signature_problems(metricas, stored)
+
+
+def signature_problems(metricas: Sequence[Metrica], stored: Sequence[str | None]) -> list[checks.CheckMessage]:
+    """staste.E002 for each metrica whose stored signature (None: nothing written) is not its code's."""
     errors: list[checks.CheckMessage] = []
-    for metrica, raw in zip(metricas, stored, strict=True):
-        if raw is None:
-            continue
-        recorded = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    for metrica, recorded in zip(metricas, stored, strict=True):
         current = metrica.signature()
-        if recorded != current:
+        if recorded is not None and recorded != current:
             errors.append(
                 checks.Error(
                     f"The axes of metrica {metrica.name!r} changed since its data was first written: "
                     f"Redis has {recorded!r}, the code says {current!r}.",
                     hint="Old counters would be read under the new axes and give wrong numbers. Put the "
                     "axes back; or move the old data aside with `manage.py staste rename "
-                    f"{metrica.name} <old name>`; or delete it with `manage.py staste purge {metrica.name}`.",
+                    f"{metrica.name} {metrica.name}_old`; or delete it with `manage.py staste purge {metrica.name}`.",
                     obj=metrica,
                     id="staste.E002",
                 )
             )
     return errors
+
+
+def unreachable(exc: BaseException, what: str) -> checks.CheckMessage:
+    """staste.W001: a check that needs Redis could not ask it (a warning: an outage never stops a deploy)."""
+    return checks.Warning(
+        f"staste could not {what}: {exc}",
+        hint=f"Check that Redis is running at {connection.describe()} (STASTE_REDIS_URL).",
+        id="staste.W001",
+    )
+
+
+# -- the Redis server ------------------------------------------------------------------------
+
+#: staste's housekeeping needs UNLINK and MEMORY USAGE.
+MIN_VERSION = (4, 0)
+#: Share of maxmemory past which Redis is nearly full.
+NEARLY_FULL = 0.9
+
+
+@dataclass
+class ServerStatus:
+    """What the checks read of one server (each primary, on a cluster)."""
+
+    node: str
+    version: str
+    policy: str
+    maxmemory: int
+    used_memory: int
+    persistence: str | None  # "rdb", "aof", "rdb+aof", "" (off); None: unknown (CONFIG is disabled)
+
+
+def servers() -> list[ServerStatus]:
+    """INFO of the server, or of every primary of a cluster (raises what reading Redis raises)."""
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        if housekeeping.is_cluster(client):
+            return [_status(client, node.name, {"target_nodes": node}) for node in client.get_primaries()]
+        return [_status(client, connection.describe(), {})]
+
+
+def _status(client: Any, node: str, options: dict[str, Any]) -> ServerStatus:
+    info = {**client.info("server", **options), **client.info("memory", **options)}
+    return ServerStatus(
+        node=node,
+        version=str(info.get("redis_version", "?")),
+        policy=str(info.get("maxmemory_policy", "?")),
+        maxmemory=int(info.get("maxmemory", 0) or 0),
+        used_memory=int(info.get("used_memory", 0) or 0),
+        persistence=_persistence(client, options),
+    )
+
+
+def _persistence(client: Any, options: dict[str, Any]) -> str | None:
+    try:
+        config = {**client.config_get("save", **options), **client.config_get("appendonly", **options)}
+    except redis.ResponseError:  # CONFIG renamed or disabled
+        return None
+    modes = []
+    if housekeeping.as_text(config.get("save", "") or ""):
+        modes.append("rdb")
+    if housekeeping.as_text(config.get("appendonly", "no") or "no") == "yes":
+        modes.append("aof")
+    return "+".join(modes)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+@checks.register(TAG, REDIS_TAG)
+def check_redis_servers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Redis' version, eviction policy, memory and persistence, on every primary of a cluster."""
+    try:
+        statuses = servers()
+    except UNREACHABLE as exc:
+        return [unreachable(exc, "read the state of its Redis server")]
+    return server_problems(statuses)
+
+
+def server_problems(statuses: Sequence[ServerStatus], node: str | None = None) -> list[checks.CheckMessage]:
+    """What may cost staste counters on these servers: E003, W002-W004, I002, I003.
+
+    Each message starts with ``node`` (default: the server's name, when there are several).
+    """
+    found: list[checks.CheckMessage] = []
+    for status in statuses:
+        found += _server_problems(status, f"{status.node}: " if node is None and len(statuses) > 1 else node or "")
+    return found
+
+
+def _server_problems(status: ServerStatus, node: str) -> list[checks.CheckMessage]:
+    found: list[checks.CheckMessage] = []
+    if version_tuple(status.version) < MIN_VERSION:
+        minimum = ".".join(map(str, MIN_VERSION))
+        found.append(
+            checks.Error(
+                f"{node}Redis {status.version} is too old: staste needs {minimum} or later.",
+                hint="staste's housekeeping uses UNLINK and MEMORY USAGE (Redis 4.0).",
+                id="staste.E003",
+            )
+        )
+    risk = eviction_risk(status.policy, status.maxmemory, node)
+    if risk is not None:
+        found.append(risk)
+    if status.maxmemory and status.used_memory >= NEARLY_FULL * status.maxmemory:
+        found.append(
+            checks.Warning(
+                f"{node}Redis uses {human_bytes(status.used_memory)} of its maxmemory {human_bytes(status.maxmemory)}.",
+                hint="When it is full, kicks fail (noeviction) or counters are evicted: give it more memory "
+                "or shorten STASTE_RETENTION (docs/performance.md sizes it).",
+                id="staste.W003",
+            )
+        )
+    if status.persistence == "":
+        found.append(
+            checks.Warning(
+                f"{node}persistence is off (no RDB snapshots, no AOF): a restart of Redis loses every counter.",
+                hint="Turn on RDB snapshots (save) or the AOF (appendonly yes); silence staste.W004 "
+                "(SILENCED_SYSTEM_CHECKS) where losing the counters is fine.",
+                id="staste.W004",
+            )
+        )
+    elif status.persistence is None:
+        found.append(
+            checks.Info(
+                f"{node}persistence unknown (CONFIG GET is not allowed).",
+                hint="Make sure the service snapshots or logs its data: a restart without either loses every counter.",
+                id="staste.I003",
+            )
+        )
+    return found
+
+
+SAFE_POLICIES = ("noeviction",)
+
+
+def eviction_risk(policy: str, maxmemory: int, node: str = "") -> checks.CheckMessage | None:
+    """What ``maxmemory-policy`` may do to staste's counters: None (nothing), staste.I002 or staste.W002.
+
+    Why: staste's all-time and yearly buckets, its ``years`` and ``choices`` sets and its
+    signature have no TTL (retention None); finer buckets have one, for their retention.
+    An ``allkeys-*`` policy may evict any of them, so a full Redis quietly loses all-time
+    totals or parts of a metrica (a year gone while its months remain: totals that no longer
+    add up).  A ``volatile-*`` policy evicts only keys with a TTL, so it never touches the
+    unexpiring counters, but may drop minute to month buckets before their retention ends
+    (``volatile-ttl`` takes the soonest-expiring, the minutes, first).  ``noeviction`` evicts
+    nothing: when Redis is full, kicks fail (and are dropped under STASTE_FAIL_SILENTLY)
+    rather than losing what was counted.  Without ``maxmemory`` no policy ever applies.
+    """
+    if policy in SAFE_POLICIES or maxmemory <= 0:
+        return None
+    if policy.startswith("volatile-"):
+        soonest = policy == "volatile-ttl"
+        which = "the buckets that expire soonest (minutes first)" if soonest else "minute to month buckets"
+        return checks.Info(
+            f"{node}maxmemory-policy {policy}: when full, Redis may drop {which} before their retention ends; "
+            "all-time and yearly counters have no TTL and are kept.",
+            hint="Size Redis for the retention you keep (docs/performance.md), or use noeviction.",
+            id="staste.I002",
+        )
+    return checks.Warning(
+        f"{node}maxmemory-policy {policy} may evict any key when Redis reaches maxmemory, including staste's "
+        "all-time and yearly counters, which have no TTL: totals would be lost silently, or part of a "
+        "metrica (a year gone while its months remain).",
+        hint="Use noeviction (or volatile-ttl) for staste's Redis, or give staste a Redis of its own apart "
+        "from any cache.",
+        id="staste.W002",
+    )
+
+
+def human_bytes(size: int) -> str:
+    """1536 -> '1.5 KiB': memory as people read it."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 @checks.register(TAG)

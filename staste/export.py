@@ -28,6 +28,12 @@ from staste.query import MetricaValues, bucket_datetime, pipelined
 #: Bucket reads per round trip (buckets per chunk times series).
 BUDGET = 5000
 
+#: Most bucket reads (buckets times series) one export makes: a year of minutes is 527,040.
+#: Without a bound, ``--scale minute --since 0001`` would read five billion buckets.  The range
+#: is not cut at the scale's retention: a back-filled bucket (``kick(date=...)``) is kept for
+#: its retention after it was written, so old buckets of a fine scale may well hold data.
+MAX_READS = 1_000_000
+
 COLUMNS = ("time", "total", "count", "average")
 
 _RELATIVE = re.compile(r"^(\d+)\s*(m|min|h|d|w)$")
@@ -123,9 +129,26 @@ def plan(
     if stop < start:
         raise ValueError(f"--until ({stop:%Y-%m-%d %H:%M}) is before --since ({start:%Y-%m-%d %H:%M})")
     resolved, _ = query.series_spans(start, start, scale)
+    # A week is read from its seven day buckets.
+    buckets = timescale.count_buckets(start, stop, resolved) * (7 if resolved == timescale.WEEK else 1)
+    if buckets > MAX_READS:  # before the values of ``by`` are read: a range alone can be too long
+        raise ValueError(_too_long(name, start, stop, resolved, buckets, 1))
     found: list[Any] = [value for value, _ in query.iterate(by)] if by is not None else []
     values = tuple(value for value in found if value is not OTHER)
+    if buckets * max(1, len(values)) > MAX_READS:
+        raise ValueError(_too_long(name, start, stop, resolved, buckets, len(values)))
     return Plan(query, start, stop, resolved, by, values, other_left_out=len(values) < len(found))
+
+
+def _too_long(
+    name: str, start: datetime.datetime, stop: datetime.datetime, scale: str, buckets: int, series: int
+) -> str:
+    per = f" x {series:,} values of --by" if series > 1 else ""
+    return (
+        f"exporting {name} by {scale} from {start:%Y-%m-%d %H:%M} to {stop:%Y-%m-%d %H:%M} would read "
+        f"{buckets:,} buckets{per}; one export reads at most {MAX_READS:,}: narrow --since/--until, "
+        "or choose a coarser --scale"
+    )
 
 
 def chunks(

@@ -25,14 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 import redis.cluster
 
 from staste import conf, connection, keys, scripts
 from staste.connection import Client
-from staste.metrica import NAME_PATTERN
+from staste.metrica import NAME_PATTERN, Metrica
 
 #: Keys per SCAN step, UNLINK, MEMORY USAGE pipeline or rename transaction: large enough to
 #: need few round trips, small enough that no single command keeps Redis busy for long.
@@ -75,7 +74,8 @@ def is_cluster(client: Client) -> bool:
     return isinstance(client, redis.cluster.RedisCluster)
 
 
-def _text(raw: bytes | str) -> str:
+def as_text(raw: bytes | str) -> str:
+    """A key, field or value Redis returned, as text (bytes that are not UTF-8 survive a round trip)."""
     return raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
 
 
@@ -90,7 +90,7 @@ def server_of(client: Client, key: str) -> redis.Redis:
 def _scan(client: Client, pattern: str) -> Iterator[str]:
     """SCAN MATCH ``pattern`` (on a cluster client: every primary, one after the other)."""
     for raw in client.scan_iter(match=pattern, count=BATCH * 2):
-        yield _text(raw)
+        yield as_text(raw)
 
 
 def metrica_keys(base: str) -> Iterator[str]:
@@ -186,7 +186,7 @@ def stored_signatures(bases: list[str]) -> list[str | None]:
         pipe = client.pipeline(transaction=False)
         for base in bases:
             pipe.get(keys.signature_key(base))
-        return [None if raw is None else _text(raw) for raw in pipe.execute()]
+        return [None if raw is None else as_text(raw) for raw in pipe.execute()]
 
 
 # -- renaming -------------------------------------------------------------------------------
@@ -197,6 +197,62 @@ MERGEABLE = ("hash", "set", "string")
 
 class RenameError(ValueError):
     """A rename that was refused before anything was written."""
+
+
+class NothingToRename(RenameError):
+    """The old name has no data."""
+
+
+@dataclass(frozen=True)
+class RenamePlan:
+    """What ``rename`` will do, checked before anything is written."""
+
+    old: str
+    new: str
+    old_keys: int
+    new_keys: int
+    #: "move" (NEW has no data), "merge" (OLD's counters added to NEW's) or "replace" (NEW's deleted first).
+    action: str
+
+
+def plan_rename(
+    old: str, new: str, *, merge: bool = False, force: bool = False, defined: Metrica | None = None
+) -> RenamePlan:
+    """Check that the data of the metrica ``old`` may move to ``new``: RenameError says why not.
+
+    Refused: the same name twice; ``old`` without data (NothingToRename); ``new`` with data,
+    unless ``merge`` or ``force``; and, unless ``force``, counters that mean different things:
+    a merge of data written with other axes, or data moved under a metrica ``defined`` in code
+    with other axes (its queries would read the wrong counters).
+    """
+    if old == new:
+        raise RenameError(f"OLD and NEW are both {old!r}")
+    old_base, new_base = base_of(old), base_of(new)
+    old_keys = key_set(old_base)
+    if not old_keys:
+        raise NothingToRename(f"{old!r} has no data: nothing to rename")
+    new_keys = key_set(new_base)
+    if new_keys and not (force or merge):
+        raise RenameError(
+            f"{new!r} already has data ({len(new_keys)} keys). Pass --merge to add {old}'s counters to it, "
+            f"or --force to replace it (its data is deleted)."
+        )
+    old_signature, new_signature = stored_signatures([old_base, new_base])
+    if not force:
+        if merge and new_keys and old_signature and new_signature and old_signature != new_signature:
+            raise RenameError(
+                f"{old}'s data was written with other axes than {new}'s ({old_signature!r} vs "
+                f"{new_signature!r}): merging would mix counters that mean different things. "
+                "Pass --force to merge anyway."
+            )
+        if defined is not None and old_signature and old_signature != defined.signature():
+            raise RenameError(
+                f"{old}'s data was written with other axes ({old_signature!r}) than {new} has in code "
+                f"({defined.signature()!r}): its queries would read the wrong counters. "
+                "Pass --force to rename anyway (`staste check` will report the mismatch)."
+            )
+    action = "merge" if merge and new_keys else "replace" if new_keys else "move"
+    return RenamePlan(old, new, len(old_keys), len(new_keys), action)
 
 
 def rename(old_base: str, new_base: str, *, replace: bool = False, merge: bool = False) -> int:
@@ -242,7 +298,7 @@ def _check_mergeable(client: redis.Redis, old_keys: list[str]) -> None:
         for key in batch:
             pipe.type(key)
         for key, kind in zip(batch, pipe.execute(), strict=True):
-            kind = _text(kind)
+            kind = as_text(kind)
             if kind not in (*MERGEABLE, "none"):
                 raise RenameError(f"cannot merge {key!r}: a {kind} (only {', '.join(MERGEABLE)} keys merge)")
 
@@ -304,20 +360,20 @@ def _restore_elsewhere(
 
 def _merge_key(source: redis.Redis, target: redis.Redis, old: str, new: str) -> int:
     """Add the contents of ``old`` into the existing ``new``, then drop ``old``; 1 if it existed."""
-    kind = _text(source.type(old))
+    kind = as_text(source.type(old))
     if kind == "none":
         return 0
     pipe = target.pipeline(transaction=False)
     if kind == "hash":
         for field, raw in source.hgetall(old).items():
-            text = _text(raw)
+            text = as_text(raw)
             if re.fullmatch(r"-?\d+", text):
                 pipe.hincrby(new, field, int(text))
             else:
                 try:
                     pipe.hincrbyfloat(new, field, float(text))
                 except ValueError:
-                    raise RenameError(f"cannot merge {old!r}: field {_text(field)!r} is not a number") from None
+                    raise RenameError(f"cannot merge {old!r}: field {as_text(field)!r} is not a number") from None
     elif kind == "set":
         members = source.smembers(old)
         if members:
@@ -329,100 +385,3 @@ def _merge_key(source: redis.Redis, target: redis.Redis, old: str, new: str) -> 
     pipe.execute()
     source.unlink(old)
     return 1
-
-
-# -- the server --------------------------------------------------------------------------------
-
-
-@dataclass
-class ServerStatus:
-    """What ``staste check`` reads of one server (each primary, on a cluster)."""
-
-    node: str
-    version: str
-    policy: str
-    maxmemory: int
-    used_memory: int
-    persistence: str | None  # None: unknown (CONFIG is disabled, as on many managed services)
-
-
-def servers() -> list[ServerStatus]:
-    """INFO of the server, or of every primary of a cluster."""
-    with scripts.translated_errors():
-        client = connection.get_redis()
-        if is_cluster(client):
-            return [_status(client, node.name, {"target_nodes": node}) for node in client.get_primaries()]
-        return [_status(client, connection.describe(), {})]
-
-
-def _status(client: Client, node: str, options: dict[str, Any]) -> ServerStatus:
-    info = {**client.info("server", **options), **client.info("memory", **options)}
-    return ServerStatus(
-        node=node,
-        version=str(info.get("redis_version", "?")),
-        policy=str(info.get("maxmemory_policy", "?")),
-        maxmemory=int(info.get("maxmemory", 0) or 0),
-        used_memory=int(info.get("used_memory", 0) or 0),
-        persistence=_persistence(client, options),
-    )
-
-
-def _persistence(client: Client, options: dict[str, Any]) -> str | None:
-    try:
-        config = {**client.config_get("save", **options), **client.config_get("appendonly", **options)}
-    except redis.ResponseError:  # CONFIG renamed or disabled
-        return None
-    modes = []
-    if _text(config.get("save", "") or ""):
-        modes.append("rdb")
-    if _text(config.get("appendonly", "no") or "no") == "yes":
-        modes.append("aof")
-    return "+".join(modes)
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
-
-
-#: staste's housekeeping needs UNLINK and MEMORY USAGE.
-MIN_VERSION = (4, 0)
-
-SAFE_POLICIES = ("noeviction",)
-
-
-def eviction_risk(policy: str, maxmemory: int) -> tuple[str, str]:
-    """(level, explanation) of what ``maxmemory-policy`` may do to staste's counters.
-
-    Levels: "ok", "info" (safe, worth knowing) and "warning" (counters may vanish silently).
-    Why: staste's all-time and yearly buckets, its ``years`` and ``choices`` sets and its
-    signature have no TTL (retention None); finer buckets have one, for their retention.
-    An ``allkeys-*`` policy may evict any of them, so a full Redis quietly loses all-time
-    totals or parts of a metrica (a year gone while its months remain: totals that no longer
-    add up).  A ``volatile-*`` policy evicts only keys with a TTL, so it never touches the
-    unexpiring counters, but may drop minute to month buckets before their retention ends
-    (``volatile-ttl`` takes the soonest-expiring, the minutes, first).  ``noeviction`` evicts
-    nothing: when Redis is full, kicks fail (and are dropped under STASTE_FAIL_SILENTLY)
-    rather than losing what was counted.  Without ``maxmemory`` no policy ever applies.
-    """
-    if policy in SAFE_POLICIES:
-        return "ok", f"maxmemory-policy {policy}: counters are never evicted (kicks fail when Redis is full)"
-    if maxmemory <= 0:
-        risky = policy.startswith("allkeys-")
-        note = " (would evict all-time counters if maxmemory were set)" if risky else ""
-        return "ok", f"maxmemory-policy {policy} is inactive: no maxmemory is set{note}"
-    if policy == "volatile-ttl":
-        return "info", (
-            f"maxmemory-policy {policy}: when full, Redis drops the buckets that expire soonest (minutes "
-            "first) before their retention ends; all-time and yearly counters have no TTL and are kept"
-        )
-    if policy.startswith("volatile-"):
-        return "info", (
-            f"maxmemory-policy {policy}: when full, Redis may drop minute to month buckets before their "
-            "retention ends; all-time and yearly counters have no TTL and are kept"
-        )
-    return "warning", (
-        f"maxmemory-policy {policy} may evict any key when Redis reaches maxmemory, including staste's "
-        "all-time and yearly counters, which have no TTL: totals would be lost silently, or part of a "
-        "metrica (a year gone while its months remain). Use noeviction (or volatile-ttl) for staste's "
-        "Redis, or give staste a Redis of its own apart from any cache"
-    )

@@ -34,8 +34,13 @@ from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+#: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
+NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
 RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
+#: Units of time: the values of an AveragedMetrica in one of them are durations, whose sum
+#: (809.84 ms of answering three requests) means nothing to a reader; pages hide it.
+DURATION_UNITS = frozenset({"ns", "µs", "us", "ms", "s", "sec", "min", "h"})
+MAX_UNIT_LENGTH = 20
 REDIS_INT_LIMIT = 2**63 - 1
 
 
@@ -45,6 +50,7 @@ class Metrica:
     ``kick()`` counts an event (or adds ``value``) under every combination of the given
     axis values and "all", in the all-time, year, month, day, hour and minute buckets.
     ``multiplier`` stores fractional values as integers (``multiplier=100`` keeps cents).
+    ``unit`` ("ms", "€", "min") is what pages write after the values (never after counts).
     """
 
     averaged = False
@@ -61,8 +67,9 @@ class Metrica:
         category: str | None = None,
         buffered: bool = False,
         histogram: bool = False,
+        unit: str = "",
     ) -> None:
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
         self.name = name
         pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
@@ -85,6 +92,10 @@ class Metrica:
             timescale.depth(scale)
         # Buckets nest, so a scale is only useful with every coarser scale recorded too.
         self.date_scales: tuple[str, ...] = timescale.SCALES[: max(map(timescale.depth, scales), default=0)]
+        if not isinstance(unit, str) or len(unit) > MAX_UNIT_LENGTH:
+            raise ValueError(f"{name}: unit must be a text of at most {MAX_UNIT_LENGTH} characters, not {unit!r}")
+        #: What the values are counted in ("ms"); "" for plain counts.
+        self.unit = unit.strip()
         self.title = title or name.replace("_", " ").capitalize()
         self.description = description
         self.category = category
@@ -113,6 +124,11 @@ class Metrica:
         if cached is None or cached[0] is not config:
             cached = self._base = (config, keys.metrica_base(config["STASTE_METRICS_PREFIX"], self.name))
         return cached[1]
+
+    @property
+    def summable(self) -> bool:
+        """Whether the sum of the values means something: not for an AveragedMetrica of durations."""
+        return not (self.averaged and self.unit in DURATION_UNITS)
 
     def signature(self) -> str:
         """What the axes look like, to detect axes changed after data was written."""

@@ -94,6 +94,7 @@ def response_time_metrica(name: str | None = None) -> AveragedMetrica:
                 axes=response_time_axes(),
                 multiplier=1000,  # milliseconds, kept to the microsecond
                 title="Response time",
+                unit="ms",
                 description="Time to answer each request, in milliseconds (staste.middleware.ResponseTimeMiddleware).",
                 category="Site",
                 buffered=True,

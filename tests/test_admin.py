@@ -115,9 +115,9 @@ def json_script(response, element_id: str) -> dict:
 def table_rows(response, table_id: str) -> list[list[str]]:
     body = text(response).split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
     rows = []
-    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+    for row in re.findall(r"<tr(?: class=\"[^\"]*\")?>(.*?)</tr>", body, re.S):
         cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)
-        rows.append([re.sub(r"<[^>]+>", "", cell).strip() for cell in cells])
+        rows.append([html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in cells])
     return rows
 
 
@@ -180,19 +180,25 @@ def test_dashboard_groups_metricas_with_their_numbers_and_a_chart(staff_client: 
     response = staff_client.get("/admin/staste/")
     assert response.status_code == 200
     body = text(response)
-    assert "<caption>Testing</caption>" in body
-    assert "<caption>Guests</caption>" in body  # tests.statsapp's metricas, found by autodiscovery
+    assert "<h2>Testing</h2>" in body
+    assert "<h2>Guests</h2>" in body  # tests.statsapp's metricas, found by autodiscovery
     assert '<a href="/admin/staste/test_visits/">Test visits</a>' in body
     assert "Visits of the test site" in body
     row = body.split('data-metrica="test_visits"', 1)[1].split("</tr>", 1)[0]
-    numbers = re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', row)
-    assert numbers == ["3", "6"]  # today, all time
+
+    def shown(cell: str) -> str:  # a number cell's text, its lines joined as the live refresh does
+        return html.unescape(re.sub(r"<[^>]+>", "", cell))
+
+    numbers = re.findall(
+        r'<span class="staste-(?:today|all)-value">(.*?)</span>(?:<span class="staste-change|</td>)', row
+    )
+    assert [shown(cell) for cell in numbers] == ["3", "6"]  # today, all time
     assert 'title="Axis">gender</span>' in row and 'title="StoredChoiceAxis">page</span>' in row
     timing_row = body.split('data-metrica="test_timings"', 1)[1].split("</tr>", 1)[0]
-    assert re.findall(r'<span class="staste-(?:today|all)-value">(.*?)</span>', timing_row) == [
-        "3 events, avg 1",
-        "3 events, avg 1",
-    ]
+    cells = re.findall(
+        r'<span class="staste-(?:today|all)-value">(.*?)</span>(?:<span class="staste-change|</td>)', timing_row
+    )
+    assert [shown(cell) for cell in cells] == ["3 events · avg 1", "3 events · avg 1"]
     chart_id = re.search(r'data-staste-chart="(staste-spark-\d+)"', row).group(1)
     spark = json_script(response, chart_id)
     assert spark["compact"] is True
@@ -216,7 +222,7 @@ def test_dashboard_with_fifty_metricas_is_one_round_trip(staff_client: Client, r
     assert trips.count == 1
     assert text(response).count('class="staste-metrica-row"') == 50 + len([m for m in registry if "bulk" not in m.name])
     row = text(response).split('data-metrica="bulk_07"', 1)[1].split("</tr>", 1)[0]
-    assert "1 events, avg 7" in row
+    assert "1 event</span>" in row and "avg 7</span>" in row
 
 
 def test_dashboard_reports_the_buffered_writer_and_what_it_dropped(staff_client: Client, visits, settings) -> None:
@@ -251,9 +257,15 @@ def test_metrica_page_defaults_to_the_last_30_days(staff_client: Client, visits)
     assert line["x"] == "day" and len(line["labels"]) == 30
     assert line["datasets"] == [{"label": "total", "data": [0] * 29 + [3], "axis": "y"}]
     pie = json_script(response, "staste-breakdown-data")
-    assert (pie["type"], pie["x"], pie["labels"]) == ("pie", "gender", ["boy", "girl"])
-    assert pie["datasets"][0]["data"] == [1, 2]
-    assert table_rows(response, "staste-breakdown-table") == [["gender", "total"], ["boy", "1"], ["girl", "2"]]
+    # largest first, with each value's share
+    assert (pie["type"], pie["x"], pie["labels"]) == ("pie", "gender", ["girl", "boy"])
+    assert pie["datasets"][0]["data"] == [2, 1]
+    assert pie["shares"] == pytest.approx([200 / 3, 100 / 3])
+    assert table_rows(response, "staste-breakdown-table") == [
+        ["gender", "total ↓", "share"],
+        ["girl", "2", "66.7 %"],
+        ["boy", "1", "33.3 %"],
+    ]
     assert "<dt>Total</dt><dd>3</dd>" in text(response)
     assert 'class="staste-chip staste-active">Last 30 days</a>' in text(response)
     assert '<a href="/admin/staste/">Statistics</a>' in text(response)  # breadcrumbs
@@ -272,8 +284,10 @@ def test_filters_combine_and_the_dropdowns_list_choices_and_stored_values(staff_
     both = staff_client.get(page("test_visits") + "?gender=girl&page=%2Fhome&_span=all")
     assert "<dt>Total</dt><dd>2</dd>" in text(both)
     assert '<option value="/home" selected>/home</option>' in text(both)
-    # every row of the breakdown links to its filter, keeping the others
-    assert 'href="/admin/staste/test_visits/?gender=girl&amp;page=%2Fshop&amp;_span=all&amp;_by=page"' in body
+    # every row of the breakdown links to its filter, keeping the others (the axis is then one
+    # value: the breakdown moves on to an axis still open, here none is left)
+    assert 'href="/admin/staste/test_visits/?gender=girl&amp;page=%2Fshop&amp;_span=all"' in body
+    assert pie["links"][pie["labels"].index("/shop")] == "/admin/staste/test_visits/?gender=girl&page=%2Fshop&_span=all"
 
 
 def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> None:
@@ -292,7 +306,9 @@ def test_timespan_drill_down_with_breadcrumbs(staff_client: Client, visits) -> N
     assert shown == "All time \u203a 2024 \u203a March"
     day = staff_client.get(page("test_visits") + "?_span=2024-03-10&gender=boy")
     line = json_script(day, "staste-line-data")
-    assert line["x"] == "hour" and line["datasets"][0]["data"][14:16] == [1, 0]
+    # 15:00 reads nothing and is past the hours' retention: expired, not 0
+    assert line["x"] == "hour" and line["datasets"][0]["data"][14:16] == [1, None]
+    assert 15 in line["expired"] and 14 not in line["expired"]
     hour = staff_client.get(page("test_visits") + "?_span=2024-03-10T14")
     assert json_script(hour, "staste-line-data")["datasets"][0]["data"][5] == 1
     minute = staff_client.get(page("test_visits") + "?_span=2024-03-10T14:05")
@@ -353,7 +369,7 @@ def test_averaged_metrica_page_shows_counts_averages_and_measures(staff_client: 
     assert [d["axis"] for d in line["datasets"]] == ["y", "y1"]
     averages = staff_client.get(page("test_timings") + "?_span=all&_measure=average")
     pie = json_script(averages, "staste-breakdown-data")
-    assert (pie["type"], pie["labels"], pie["datasets"][0]["data"]) == ("bar", ["home", "shop"], [0.5, 2.0])
+    assert (pie["type"], pie["labels"], pie["datasets"][0]["data"]) == ("bar", ["shop", "home"], [2.0, 0.5])
     ranged = staff_client.get(page("test_timings") + "?_last=24+hours")
     assert "<dt>Events</dt><dd>3</dd>" in text(ranged) and "<dt>Average</dt><dd>1</dd>" in text(ranged)
 
@@ -446,17 +462,24 @@ def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) 
     exported = staff_client.get(page("test_visits") + "data.json" + query)
     assert exported.status_code == 200 and exported["Content-Type"] == "application/json"
     data = exported.json()
-    assert data["line"]["chart"] == line and data["breakdown"]["chart"] == pie
+    assert data["line"]["chart"] == line
+    assert data["breakdown"]["chart"] == pie  # its links to the filter of each value included
     assert data["filters"] == {"gender": "girl"} and data["span"] == "2024-03" and data["by"] == "page"
     assert data["summary"] == {"total": 1}
     assert data["line"]["rows"][9] == ["2024-03-10", 1]
-    shown_rows = table_rows(shown, "staste-line-table")
+    # an expired day (March 2024 is past the days' retention) is "expired" on the page, blank in CSV
+    shown_rows = [[cell if cell != "expired" else "" for cell in row] for row in table_rows(shown, "staste-line-table")]
     rows = list(csv.reader(io.StringIO(staff_client.get(page("test_visits") + "data.csv" + query).content.decode())))
     assert rows == shown_rows
+    assert rows[1] == ["2024-03-01", ""] and rows[10] == ["2024-03-10", "1"]
     assert rows[0] == ["day", "total"]
     breakdown = staff_client.get(page("test_visits") + "data.csv" + query + "&_table=breakdown")
     assert breakdown["Content-Disposition"] == 'attachment; filename="test_visits-breakdown.csv"'
-    assert list(csv.reader(io.StringIO(breakdown.content.decode()))) == table_rows(shown, "staste-breakdown-table")
+    exported_rows = list(csv.reader(io.StringIO(breakdown.content.decode())))
+    shown_rows = table_rows(shown, "staste-breakdown-table")
+    assert exported_rows[0] == ["page", "total", "share"] and shown_rows[0] == ["page", "total ↓", "share"]
+    assert [row[:2] for row in exported_rows[1:]] == [row[:2] for row in shown_rows[1:]]
+    assert [f"{float(row[2]):.1f} %" for row in exported_rows[1:]] == [row[2] for row in shown_rows[1:]]
     assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
 
 

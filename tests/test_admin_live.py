@@ -292,7 +292,8 @@ def test_the_json_export_carries_what_the_page_shows(staff_client, hits) -> None
     assert data["shown"]["breakdown"][0] == {
         "label": "red",
         "url": "/admin/staste/test_hits/?colour=red&_last=60+minutes",
-        "values": ["1,234"],
+        "css": "",
+        "values": ["1,234", "100.0 %"],  # the total, its share
     }
 
 

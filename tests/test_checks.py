@@ -10,10 +10,12 @@ from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
+from staste import connection
 from staste.axis import Axis, StoredChoiceAxis
-from staste.checks import check_axes_signatures, check_name_clashes
+from staste.checks import ServerStatus, check_axes_signatures, check_name_clashes, check_redis_servers, server_problems
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
+from staste.testing import RedisServer
 
 
 @pytest.fixture
@@ -30,10 +32,45 @@ def ids(messages: list[checks.CheckMessage]) -> list[str]:
     return [message.id for message in messages]
 
 
-def test_the_project_passes_its_checks() -> None:
+def test_the_project_passes_its_checks(settings) -> None:
     assert check_name_clashes() == []
     assert check_axes_signatures() == []
+    # The test servers keep nothing on disk on purpose: that warning is silenced as a project would.
+    assert ids(check_redis_servers()) == ["staste.W004"]
+    settings.SILENCED_SYSTEM_CHECKS = ["staste.W004"]
     call_command("check", "--fail-level", "WARNING")
+
+
+def test_the_server_checks_run_by_their_tag(settings) -> None:
+    with pytest.raises(SystemCheckError, match=r"staste\.W004") as raised:
+        call_command("check", "--tag", "staste_redis", "--fail-level", "WARNING")
+    assert "staste.I001" not in str(raised.value)  # the middleware reminder is not a Redis check
+    with RedisServer(
+        extra_args=["--save", "3600 1", "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]
+    ) as server:
+        settings.STASTE_REDIS_URL = server.url
+        connection.reset()
+        try:
+            found = check_redis_servers()
+            # persisted, but with an eviction policy that may lose all-time counters
+            assert ids(found) == ["staste.W002"]
+            assert isinstance(found[0], checks.Warning) and "allkeys-lru" in found[0].msg
+            server_client = connection.get_redis()
+            server_client.config_set("maxmemory", str(server_client.info("memory")["used_memory"]))
+            assert ids(check_redis_servers()) == ["staste.W002", "staste.W003"]  # and nearly full
+            server_client.config_set("maxmemory-policy", "volatile-ttl")
+            server_client.config_set("maxmemory", "0")
+            assert check_redis_servers() == []
+        finally:
+            connection.reset()
+
+
+def test_old_servers_and_unknown_persistence() -> None:
+    old = ServerStatus("node-1", "3.2.12", "noeviction", 0, 0, None)
+    assert ids(server_problems([old])) == ["staste.E003", "staste.I003"]
+    assert "3.2.12 is too old" in server_problems([old])[0].msg
+    two = server_problems([old, old])
+    assert [message.msg.split(":")[0] for message in two] == ["node-1"] * 4  # which primary, on a cluster
 
 
 def test_two_metricas_with_one_name_are_an_error(clean_registry) -> None:

@@ -19,7 +19,7 @@ import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from staste import connection, export, housekeeping, keys
+from staste import checks, connection, export, housekeeping, keys
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
@@ -620,24 +620,24 @@ def test_check_warns_about_a_policy_that_evicts_counters(settings) -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy", "maxmemory", "level"),
+    ("policy", "maxmemory", "check_id"),
     [
-        ("noeviction", 0, "ok"),
-        ("noeviction", 10**9, "ok"),
-        ("allkeys-lru", 0, "ok"),
-        ("allkeys-lru", 10**9, "warning"),
-        ("allkeys-lfu", 10**9, "warning"),
-        ("allkeys-random", 10**9, "warning"),
-        ("volatile-lru", 10**9, "info"),
-        ("volatile-lfu", 10**9, "info"),
-        ("volatile-random", 10**9, "info"),
-        ("volatile-ttl", 10**9, "info"),
+        ("noeviction", 0, None),
+        ("noeviction", 10**9, None),
+        ("allkeys-lru", 0, None),
+        ("allkeys-lru", 10**9, "staste.W002"),
+        ("allkeys-lfu", 10**9, "staste.W002"),
+        ("allkeys-random", 10**9, "staste.W002"),
+        ("volatile-lru", 10**9, "staste.I002"),
+        ("volatile-lfu", 10**9, "staste.I002"),
+        ("volatile-random", 10**9, "staste.I002"),
+        ("volatile-ttl", 10**9, "staste.I002"),
     ],
 )
-def test_eviction_risk(policy, maxmemory, level) -> None:
-    found, message = housekeeping.eviction_risk(policy, maxmemory)
-    assert found == level
-    assert policy in message
+def test_eviction_risk(policy, maxmemory, check_id) -> None:
+    found = checks.eviction_risk(policy, maxmemory)
+    assert (found and found.id) == check_id
+    assert found is None or policy in found.msg
 
 
 def test_check_reports_a_signature_mismatch(staste_redis) -> None:
@@ -648,9 +648,11 @@ def test_check_reports_a_signature_mismatch(staste_redis) -> None:
     out = io.StringIO()
     with pytest.raises(CommandError):
         call_command("staste", "check", stdout=out)
-    assert "guest_visits_gender_age: its data was written with axes 'Metrica|None|gender=Axis:boy,girl'" in (
-        out.getvalue()
+    assert (
+        "ERROR    The axes of metrica 'guest_visits_gender_age' changed since its data was first written: "
+        "Redis has 'Metrica|None|gender=Axis:boy,girl'" in out.getvalue()
     )
+    assert "(staste.E002)" in out.getvalue()  # the system check's own message, presented
     assert "staste rename guest_visits_gender_age guest_visits_gender_age_old" in out.getvalue()
 
 
@@ -660,7 +662,8 @@ def test_check_reports_two_metricas_with_one_name(staste_redis, registered) -> N
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"staste check found [1-9]"):
         call_command("staste", "check", stdout=out)
-    assert "two metricas are named 'pocket_money'" in out.getvalue()
+    assert "ERROR    Two different metricas are named 'pocket_money'" in out.getvalue()
+    assert "(staste.E001)" in out.getvalue()
     assert registry.get("pocket_money") is pocket_money
 
 

@@ -322,7 +322,7 @@ def breakdown(admin_client, name: str, **params: str) -> dict[str, object]:
     response = admin_client.get(f"/admin/staste/{name}/data.json", params)
     assert response.status_code == 200, response.content
     rows = response.json()["breakdown"]["rows"]
-    found = {label: value for label, value in rows}
+    found = {label: value for label, value, _share in rows}
     assert len(found) == len(rows), rows
     return found
 
@@ -349,7 +349,8 @@ def test_the_admin_tells_a_real_other_value_from_the_overflow(admin_client, regi
     for params in ({"_span": f"{now.year}"}, {"_last": "24 hours"}):
         response = admin_client.get("/admin/staste/admin_spelled/data.json", {"_by": "tag", **params})
         rows = response.json()["breakdown"]["rows"]
-        assert rows == [["(other)", 2], ["(other)", 2]], (params, rows)  # the value first, then OTHER
+        # the value first, then OTHER (each half of the events)
+        assert rows == [["(other)", 2, 50.0], ["(other)", 2, 50.0]], (params, rows)
 
 
 @pytest.mark.django_db

@@ -35,8 +35,9 @@ visit_length = AveragedMetrica(
     name="visit_length",
     axes=[("gender", Axis(choices=GENDERS))],
     multiplier=10,
-    title="Visit length (minutes)",
+    title="Visit length",
     description="How long each guest stayed, in minutes; averaged.",
+    unit="min",
     category="Guests",
 )
 

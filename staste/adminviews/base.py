@@ -8,14 +8,18 @@ from typing import Any, TypeVar
 
 import redis
 from django.contrib.admin import AdminSite
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 
 from staste import connection
 from staste.exceptions import RedisUnavailable
 from staste.http import unreadable_query
 
 PERMISSION = "staste.view_metrica"
+FORBIDDEN_TEMPLATE = "staste/admin/forbidden.html"
 
 T = TypeVar("T")
 
@@ -23,19 +27,33 @@ T = TypeVar("T")
 def protected(site: AdminSite, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """``view`` for active staff (others get the admin login) with ``staste.view_metrica`` (else 403).
 
-    The admin's own wrapper also makes the response uncacheable and CSRF-protected.
+    The 403 is a page of the admin that names the missing permission (a bare "403 Forbidden"
+    leaves a staff user guessing), returned rather than raised, so no traceback is logged for
+    what is a plain refusal.  The admin's own wrapper also makes the response uncacheable and
+    CSRF-protected.
     """
 
     @functools.wraps(view)
     def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(PERMISSION):
-            raise PermissionDenied
+            return forbidden(request, site)
         problem = unreadable_query(request)
         if problem:
             return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
         return view(request, site, *args, **kwargs)
 
     return site.admin_view(inner)
+
+
+def forbidden(request: HttpRequest, site: AdminSite) -> HttpResponse:
+    """The admin-styled 403 of a staff user without ``staste.view_metrica``."""
+    app_label, codename = PERMISSION.split(".")
+    try:
+        name = Permission.objects.get(content_type__app_label=app_label, codename=codename).name
+    except Permission.DoesNotExist:
+        name = ""
+    context = admin_context(request, site, title=_("Permission needed"), permission=PERMISSION, permission_name=name)
+    return TemplateResponse(request, FORBIDDEN_TEMPLATE, context, status=403)
 
 
 def admin_context(request: HttpRequest, site: AdminSite, **extra: Any) -> dict[str, Any]:

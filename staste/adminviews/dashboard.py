@@ -15,6 +15,8 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
@@ -26,9 +28,11 @@ from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import change_label, display, like, live_config
+from .metrica import change_label, display, like, live_config, time_zone_label, with_unit
 
 TEMPLATE = "staste/admin/dashboard.html"
+#: Between the lines of a number cell ("3 events · avg 15.5 ms"), as the template joins them.
+LINE_JOINT = " · "
 
 
 def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]) -> dict[str, Any]:
@@ -64,6 +68,16 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
             spec["compact"] = True
             numbers["spark"] = spec
     return numbers
+
+
+#: The buffer's counters a page shows, in this order, in the reader's words.
+BUFFER_COUNTERS: tuple[tuple[str, str], ...] = (
+    ("pending", gettext_lazy("pending")),
+    ("dropped", gettext_lazy("dropped")),
+    ("written", gettext_lazy("written")),
+    ("flushes", gettext_lazy("flushes")),
+    ("failed_flushes", gettext_lazy("failed flushes")),
+)
 
 
 def _same_time_yesterday(metrica: Metrica, yesterday: timescale.Span, now: datetime.datetime) -> float:
@@ -102,8 +116,8 @@ def dashboard_json(request: HttpRequest, site: AdminSite) -> HttpResponse:
             "rows": [
                 {
                     "name": row["metrica"].name,
-                    "today": row.get("today"),
-                    "all": row.get("all"),
+                    "today": LINE_JOINT.join(row.get("today") or []) or "—",
+                    "all": LINE_JOINT.join(row.get("all") or []) or "—",
                     "change": row.get("change"),
                     "spark": row.get("spark"),
                 }
@@ -125,7 +139,8 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         request,
         site,
         live=live_config(reverse("admin:staste_dashboard_json"), kind="dashboard"),
-        title="Statistics",
+        title=_("Statistics"),
+        zone=time_zone_label(),
         groups=groups,
         count=len(metricas),
         redis_error=error,
@@ -136,16 +151,9 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     return TemplateResponse(request, TEMPLATE, context)
 
 
-def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str]]:
-    """The buffer's counters worth showing, numbers first in a fixed order."""
-    known = ("pending", "dropped", "written", "flushes")
-    items = [(key, display(stats[key])) for key in known if isinstance(stats.get(key), int)]
-    items += [
-        (str(key), display(value))
-        for key, value in stats.items()
-        if key not in known and isinstance(value, int) and not isinstance(value, bool)
-    ]
-    return items
+def _buffer_items(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, number, name) of the buffer's counters worth showing, in a fixed order."""
+    return [(key, display(stats[key]), str(name)) for key, name in BUFFER_COUNTERS if isinstance(stats.get(key), int)]
 
 
 def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str, Any]:
@@ -160,14 +168,15 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     }
     if found is None:
         return row
+    unit = metrica.unit
     if metrica.averaged:
-        row["today"] = _averaged(found.get("today_count"), found.get("today_average"))
+        row["today"] = _averaged(found.get("today_count"), found.get("today_average"), unit)
         if found.get("today_p95") is not None:
-            row["today"] += f", p95 {display(found['today_p95'])}"
-        row["all"] = _averaged(found["all_count"], found["all_average"])
+            row["today"].append(_("p95 %(value)s") % {"value": with_unit(found["today_p95"], unit)})
+        row["all"] = _averaged(found["all_count"], found["all_average"], unit)
     else:
-        row["today"] = display(found.get("today")) if "today" in found else "—"
-        row["all"] = display(found["all"])
+        row["today"] = [with_unit(found["today"], unit)] if "today" in found else []
+        row["all"] = [with_unit(found["all"], unit)]
     if "yesterday" in found:
         today = found["today_count"] if metrica.averaged else found["today"]
         row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
@@ -176,7 +185,11 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
     return row
 
 
-def _averaged(count: int | None, average: float | None) -> str:
+def _averaged(count: int | None, average: float | None, unit: str) -> list[str]:
+    """An AveragedMetrica's numbers, one per line: the events, then their average."""
     if count is None:
-        return "—"
-    return f"{display(count)} events, avg {display(average)}" if count else "0 events"
+        return []
+    events = ngettext("%(count)s event", "%(count)s events", count) % {"count": display(count)}
+    if not count:
+        return [events]
+    return [events, _("avg %(value)s") % {"value": with_unit(average, unit)}]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.contrib.admin import AdminSite
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.dates import MONTHS
+from django.utils.translation import gettext as _
 
 from staste import conf, timescale
-from staste.charts.spec import MEASURES, table
+from staste.charts.spec import REST_LABEL, Spec, table
 from staste.formats import bucket_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
@@ -21,7 +23,7 @@ from staste.registration import NotRegistered, registry
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
 from .reading import PageData, axis_options, read_page
-from .state import BadRequest, PageState, format_span, quick_ranges
+from .state import BadRequest, PageState, default_by, format_span, measures, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
 TABLES = ("line", "breakdown")
@@ -47,9 +49,38 @@ def display(number: Any) -> str:
     return f"{number:.3g}"
 
 
+def with_unit(number: Any, unit: str) -> str:
+    """A number as the page shows it, followed by its unit ("48.3 ms") when it has one."""
+    text = display(number)
+    return f"{text} {unit}" if unit and number is not None else text
+
+
 def _message(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+def lenient_state(metrica: Metrica, params: QueryDict, ignore: tuple[str, ...] = ()) -> PageState:
+    """The page's state without the parameters it cannot show, so a 400 keeps its controls."""
+    params = params.copy()
+    for _attempt in range(len(params) + 1):
+        try:
+            return PageState.from_params(metrica, params, ignore=ignore)
+        except BadRequest as exc:
+            if exc.param is None or exc.param not in params:
+                break
+            del params[exc.param]
+    return PageState.from_params(metrica, QueryDict(), ignore=ignore)
+
+
+def _data(state: PageState) -> tuple[PageData | None, str | None, int]:
+    """(data, error, status) of a state: 400 for what cannot be read, data None on a Redis failure."""
+    try:
+        return read_page(state), None, 200
+    except READ_FAILURES as exc:
+        return None, redis_failure(exc), 200
+    except (TypeError, ValueError) as exc:  # e.g. STASTE_MAX_BUCKETS lower than the range
+        return None, _message(exc), 400
 
 
 def _read(request: HttpRequest, metrica: Metrica, ignore: tuple[str, ...] = ()) -> tuple[Any, Any, str | None, int]:
@@ -58,26 +89,27 @@ def _read(request: HttpRequest, metrica: Metrica, ignore: tuple[str, ...] = ()) 
         state = PageState.from_params(metrica, request.GET, ignore=ignore)
     except BadRequest as exc:
         return None, None, _message(exc), 400
-    try:
-        return state, read_page(state), None, 200
-    except READ_FAILURES as exc:
-        return state, None, redis_failure(exc), 200
-    except (TypeError, ValueError) as exc:  # e.g. STASTE_MAX_BUCKETS lower than the range
-        return state, None, _message(exc), 400
+    return (state, *_data(state))
 
 
 def metrica_page(request: HttpRequest, site: AdminSite, name: str) -> HttpResponse:
     metrica = get_metrica(name)
     state, data, error, status = _read(request, metrica)
-    context = admin_context(request, site, title=metrica.title, metrica=metrica, state=state)
+    context = admin_context(request, site, title=metrica.title, metrica=metrica)
     if state is None:
+        # What the query string asked for cannot be shown: show the page without the faulty
+        # parameter, the message above it, so every control is still there to go on from.
         context["bad_request"] = error
-    else:
-        if status == 400:
-            context["bad_request"] = error
-        elif data is None:
+        state = lenient_state(metrica, request.GET)
+        data, error, _status = _data(state)
+        if data is None:
             context["redis_error"] = error
-        context.update(page_context(state, data))
+    elif status == 400:
+        context["bad_request"] = error
+    elif data is None:
+        context["redis_error"] = error
+    context["state"] = state
+    context.update(page_context(state, data))
     return TemplateResponse(request, TEMPLATE, context, status=status)
 
 
@@ -97,7 +129,7 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     _, data, error, status = _read(request, metrica, ignore=("_table",))
     if data is None:
         return HttpResponse(error, status=400 if status == 400 else 503, content_type="text/plain; charset=utf-8")
-    spec = data.line if which == "line" else data.breakdown
+    spec = data.line if which == "line" else data.breakdown_table
     if spec is None:
         return HttpResponse(f"this view has no {which} table", status=400, content_type="text/plain")
     header, rows = table(spec)
@@ -105,12 +137,14 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
 
 
 def export_data(state: PageState, data: PageData) -> dict[str, Any]:
-    """The JSON export: the state, the summary, and both charts as drawn (their tables included)."""
+    """The JSON export: the state, the summary, and both charts as drawn, with their tables
+    (the breakdown's table holds every value, the chart only the largest)."""
     metrica = state.metrica
     filters = {name: list(value) if isinstance(value, tuple) else value for name, value in state.filters.items()}
     out: dict[str, Any] = {
         "metrica": metrica.name,
         "title": metrica.title,
+        "unit": metrica.unit,
         "filters": filters,
         "span": format_span(state.span) if state.span is not None else None,
         "last": state.last,
@@ -120,6 +154,7 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "by": state.by,
         "measure": state.measure,
         "summary": data.summary,
+        "expired": data.expired,
         "previous": data.previous,
         # What the page shows, formatted as shown (its live refresh puts these in place).
         "shown": {
@@ -129,11 +164,15 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
             **shown_rows(state, data),
         },
     }
-    for name in TABLES:
-        spec = data.line if name == "line" else data.breakdown
-        if spec is not None:
-            header, rows = table(spec)
-            out[name] = {"chart": spec, "header": header, "rows": rows}
+    for name, chart, rows_from in (
+        ("line", data.line, data.line),
+        ("breakdown", data.breakdown, data.breakdown_table),
+    ):
+        if chart is not None and rows_from is not None:
+            header, rows = table(rows_from)
+            if name == "breakdown":
+                chart = {**chart, "links": [breakdown_link(state, data, text) for text in chart["labels"]]}
+            out[name] = {"chart": chart, "header": header, "rows": rows}
         else:
             out[name] = None
     return out
@@ -158,7 +197,7 @@ def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
 def span_label(span: timescale.Span) -> str:
     scale = timescale.scale_of(span)
     if scale is None:
-        return "All time"
+        return _("All time")
     if scale == "year":
         return str(span[0])
     if scale == "month":
@@ -177,8 +216,12 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     context: dict[str, Any] = {
         "filters": _filter_widgets(state, options),
         "time": _time_widgets(state),
-        "by_choices": [(name, name == state.by) for name in metrica.axes],
-        "measure_choices": [(m, m == state.measure) for m in MEASURES] if metrica.averaged else [],
+        "by_choices": [
+            (name, name == state.by)
+            for name, axis in metrica.axes.items()
+            if name == state.by or name not in state.filters or axis.hierarchical
+        ],
+        "measure_choices": [(m, m == state.measure) for m in measures(metrica)] if metrica.averaged else [],
         "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
@@ -194,76 +237,157 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     context["summary"] = _summary_items(metrica, data.summary, data.previous)
     if data.previous is not None:
         context["compare"]["unavailable"] = data.previous["unavailable"]
+    if data.expired:
+        keep = conf.retention().get(timescale.scale_of(state.span or ()) or "")
+        context["expired"] = _(
+            "Redis no longer holds this %(scale)s: its counters expired %(days)s days after it ended "
+            "(STASTE_RETENTION). The numbers of its coarser spans still count it."
+        ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
     rows = shown_rows(state, data)
     if data.line is not None:
         context["line"] = {
             "spec": data.line,
-            "header": table(data.line)[0],
+            "header": _line_header(data.line),
             "rows": rows["line"],
             "csv": context["csv_url"] + state.querystring(_table="line"),
         }
-    if data.breakdown is not None:
-        context["breakdown"] = {
-            "spec": data.breakdown,
-            "header": table(data.breakdown)[0],
-            "rows": rows["breakdown"],
-            "csv": context["csv_url"] + state.querystring(_table="breakdown"),
-        }
+    if data.breakdown is not None and data.breakdown_table is not None:
+        context["breakdown"] = _breakdown_context(state, data, context["csv_url"], rows["breakdown"])
     return context
 
 
+def _line_header(spec: Spec) -> list[str]:
+    """The line table's header, each value column with its unit: "average (ms)"."""
+    header = table(spec)[0]
+    units = spec.get("units", {})
+    return [
+        f"{cell} ({units[d['axis']]})" if d.get("axis") in units else cell
+        for cell, d in zip(header, [{}, *spec["datasets"]], strict=True)
+    ]
+
+
 def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any]] | None]:
-    """The rows of the page's two tables as shown: label, drill-down or filter link, numbers."""
+    """The rows of the page's two tables as shown: label, drill-down or filter link, numbers
+    (and a class: a bucket still filling up is "staste-partial", an expired one "staste-expired")."""
     base = reverse("admin:staste_metrica", args=[state.metrica.name])
     out: dict[str, list[dict[str, Any]] | None] = {"line": None, "breakdown": None}
     if data.line is not None:
-        drill = [base + state.replace(span=span).querystring() for span in data.line_spans]
-        out["line"] = [
-            {"label": row[0], "url": drill[i] if i < len(drill) else None, "values": [display(v) for v in row[1:]]}
-            for i, row in enumerate(table(data.line)[1])
+        drill = [
+            base + state.replace(span=span).querystring() if span is not None else None for span in data.line_spans
         ]
-    if data.breakdown is not None:
-        by_label = {option.full_label: option.value for option in data.options.get(state.by or "", [])}
+        partial, expired = set(data.line.get("partial", [])), set(data.line.get("expired", []))
+        lines = []
+        for i, row in enumerate(table(data.line)[1]):
+            gone = i in expired
+            lines.append(
+                {
+                    "label": row[0],
+                    "url": drill[i] if i < len(drill) else None,
+                    "css": "staste-expired" if gone else "staste-partial" if i in partial else "",
+                    "partial": i in partial,
+                    "values": [_("expired") if gone else display(v) for v in row[1:]],
+                }
+            )
+        out["line"] = lines
+    if data.breakdown_table is not None:
+        header, rows = table(data.breakdown_table)
         out["breakdown"] = [
             {
                 "label": row[0],
-                "url": base + state.with_filter(state.by, by_label[row[0]]).querystring()
-                if row[0] in by_label and state.by is not None
-                else None,
-                "values": [display(v) for v in row[1:]],
+                "url": breakdown_link(state, data, row[0]),
+                "css": "",
+                "values": [
+                    f"{value:.1f} %" if name == "share" and value is not None else display(value)
+                    for name, value in zip(header[1:], row[1:], strict=True)
+                ],
             }
-            for row in table(data.breakdown)[1]
+            for row in rows
         ]
     return out
+
+
+def breakdown_link(state: PageState, data: PageData, text: str) -> str | None:
+    """Where a breakdown's slice, bar or row leads: the page filtered by its value.
+
+    The axis then holds one value, so the breakdown moves on to the next axis still open (a
+    hierarchical axis stays: its node's children are the next level).  None for the pooled
+    rest and for values no filter can name.
+    """
+    metrica, by = state.metrica, state.by
+    if by is None or text == REST_LABEL:
+        return None
+    value = next((option.value for option in data.options.get(by, []) if option.full_label == text), None)
+    if value is None:
+        return None
+    chosen = state.with_filter(by, value)
+    if not metrica.axes[by].hierarchical:
+        chosen = chosen.replace(by=default_by(metrica, chosen.filters))
+    return reverse("admin:staste_metrica", args=[metrica.name]) + chosen.querystring()
+
+
+def _breakdown_context(
+    state: PageState, data: PageData, csv_url: str, rows: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """The breakdown's chart (each slice linked to its filter) and its table (every value,
+    a column per measure, each measure's header re-sorting by it)."""
+    metrica = state.metrica
+    assert data.breakdown is not None and data.breakdown_table is not None
+    base = reverse("admin:staste_metrica", args=[metrica.name])
+    chart = {**data.breakdown, "links": [breakdown_link(state, data, text) for text in data.breakdown["labels"]]}
+    full = data.breakdown_table
+    header = table(full)[0]
+    unit = full.get("units", {}).get("y", "")
+    columns = []
+    for name in header[1:]:
+        shown_unit = unit if name not in ("count", "share") else ""
+        column: dict[str, Any] = {"name": name, "label": f"{name} ({shown_unit})" if shown_unit else name}
+        if name == "share":
+            column["label"] = _("share")
+        if name in measures(metrica):
+            column["url"] = base + state.replace(measure=name).querystring()
+            column["active"] = name == state.measure
+        columns.append(column)
+    return {
+        "spec": chart,
+        "header_label": header[0],
+        "columns": columns,
+        "rows": rows or [],
+        "csv": csv_url + state.querystring(_table="breakdown"),
+        "pooled": chart.get("pooled", 0),
+        "rest": REST_LABEL,
+    }
 
 
 def _summary_items(
     metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """The cards: {"key", "label", "value", "change"}, the change against the previous period
-    (``change_label``) when it is compared."""
+    (``change_label``) when it is compared.  Values carry the metrica's unit; a total that
+    means nothing (a sum of durations) is no card."""
     before = (previous or {}).get("summary")
     compared = before is not None
     before = before or {}
-    found: list[tuple[str, str, Any, Any]] = []
+    unit = metrica.unit
+    found: list[tuple[str, str, Any, Any, str]] = []
     if metrica.averaged:
         found += [
-            ("count", "Events", summary.get("count"), before.get("count")),
-            ("average", "Average", summary.get("average"), before.get("average")),
+            ("count", _("Events"), summary.get("count"), before.get("count"), ""),
+            ("average", _("Average"), summary.get("average"), before.get("average"), unit),
         ]
         earlier = before.get("percentiles") or {}
         for name, value in (summary.get("percentiles") or {}).items():
-            found.append((name, name, value, earlier.get(name)))
-    found.append(("total", "Total", summary.get("total"), before.get("total")))
+            found.append((name, name, value, earlier.get(name), unit))
+    if "total" in summary:
+        found.append(("total", _("Total"), summary.get("total"), before.get("total"), unit))
     return [
         {
             "key": key,
             "label": text,
-            "value": display(value),
+            "value": with_unit(value, shown_unit),
             "change": change_label(compare.change(value, then), like(then, value)) if compared else None,
-            "previous": display(like(then, value)) if compared else None,
+            "previous": with_unit(like(then, value), shown_unit) if compared else None,
         }
-        for key, text, value, then in found
+        for key, text, value, then, shown_unit in found
     ]
 
 
@@ -303,49 +427,84 @@ def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dic
             widget["hidden"] = list(path)
             widget["crumbs"] = [
                 {
-                    "label": label(path[depth - 1]) if depth else "All",
+                    "label": label(path[depth - 1]) if depth else _("All"),
                     "url": base + state.with_filter(name, path[:depth] or None).querystring(),
                     "current": depth == len(path),
                 }
                 for depth in range(len(path) + 1)
             ]
-            widget["all_label"] = f"All under {label(path)}" if path else "All"
+            widget["all_label"] = _("All under %(path)s") % {"path": label(path)} if path else _("All")
             widget["options"] = [{"param": o.param, "label": o.label, "selected": False} for o in options[name]]
         else:
             chosen = axis.check(current) if current is not None else None
             listed = [{"param": o.param, "label": o.label, "selected": o.param == chosen} for o in options[name]]
             if chosen is not None and not any(item["selected"] for item in listed):
                 listed.insert(0, {"param": chosen, "label": label(current), "selected": True})
-            widget["all_label"] = "All"
+            widget["all_label"] = _("All")
             widget["options"] = listed
         widgets.append(widget)
     return widgets
+
+
+def previous_span(span: timescale.Span) -> timescale.Span | None:
+    """The span of the same scale just before ``span`` (None before the year 1)."""
+    try:
+        return timescale.truncate(timescale.start(span) - datetime.timedelta(minutes=1), timescale.scale_of(span))
+    except (OverflowError, ValueError):
+        return None
+
+
+def time_zone_label() -> str:
+    """The zone every time on the page is in, with its current offset: "Europe/Paris (UTC+01:00)"."""
+    zone = conf.time_zone()
+    offset = datetime.datetime.now(zone).strftime("%z")
+    if not offset or zone.key == "UTC":
+        return zone.key
+    return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
 
 
 def _time_widgets(state: PageState) -> dict[str, Any]:
     metrica = state.metrica
     base = reverse("admin:staste_metrica", args=[metrica.name])
     crumbs = []
+    now = conf.local()
+    steps: dict[str, Any] = {}
     if state.span is not None:
         spans = [state.span[:depth] for depth in range(len(state.span) + 1)]
         crumbs = [{"label": span_label(span), "url": base + state.replace(span=span).querystring()} for span in spans]
-    now = conf.local()
+        if state.span:
+            before = previous_span(state.span)
+            after = timescale.following(state.span) if timescale.start(state.span).year < timescale.MAX_YEAR else None
+            steps = {
+                "previous": base + state.replace(span=before).querystring() if before else None,
+                "next": base + state.replace(span=after).querystring()
+                if after and timescale.start(after) <= now
+                else None,
+                "previous_label": span_label(before) if before else "",
+                "next_label": span_label(after) if after else "",
+            }
     calendar_links = []
-    for text, scale in (("Today", "day"), ("This month", "month"), ("This year", "year")):
+    for text, scale in ((_("Today"), "day"), (_("This month"), "month"), (_("This year"), "year")):
         if scale in metrica.date_scales:
             span = timescale.truncate(now, scale)
             calendar_links.append(
                 {"label": text, "url": base + state.replace(span=span).querystring(), "active": state.span == span}
             )
     calendar_links.append(
-        {"label": "All time", "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
+        {"label": _("All time"), "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
     )
     ranges = [
-        {"label": f"Last {text}", "url": base + state.replace(last=text).querystring(), "active": state.last == text}
+        {
+            "label": _("Last %(range)s") % {"range": text},
+            "url": base + state.replace(last=text).querystring(),
+            "active": state.last == text,
+        }
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
-        ranges.append({"label": f"Last {state.last}", "url": base + state.querystring(), "active": True})
+        ranges.append(
+            {"label": _("Last %(range)s") % {"range": state.last}, "url": base + state.querystring(), "active": True}
+        )
     found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
@@ -358,8 +517,10 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
     ]
     return {
         "crumbs": crumbs,
+        "steps": steps,
         "calendar": calendar_links,
         "ranges": ranges,
+        "zone": time_zone_label(),
         "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,

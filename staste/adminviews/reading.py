@@ -12,20 +12,38 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from staste import formats, timescale
+from django.utils.translation import gettext as _
+
+from staste import conf, formats, timescale
 from staste.axis import OTHER, Axis
-from staste.charts.spec import Range, Spec, line_spec, pie_spec, timeline_spec
+from staste.charts.spec import (
+    BAR_LIMIT,
+    MEASURES,
+    PIE_LIMIT,
+    REST_LABEL,
+    Range,
+    Spec,
+    bucket_status,
+    line_spec,
+    mark_time,
+    range_breakdown,
+    series_spec,
+    timeline_spec,
+    top_values,
+    with_units,
+)
 from staste.formats import bucket_label
 from staste.formats import value_label as label
 from staste.metrica import Metrica
-from staste.query import pipelined
+from staste.query import MetricaValues, pipelined
 
 from . import compare
-from .state import PageState
+from .state import PERCENTILES, PageState, measures
 
 #: Most stored values a dropdown lists.
 MAX_OPTIONS = 1000
-PERCENTILES = (50, 95, 99)
+#: Most values of a breakdown whose percentiles are read (those with the most events).
+MAX_PERCENTILE_VALUES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +59,17 @@ class Option:
 @dataclasses.dataclass
 class PageData:
     line: Spec | None
-    #: The bucket each line label stands for, to drill down into it.
-    line_spans: list[timescale.Span]
+    #: The bucket each line label stands for, to drill down into it (None: nothing to see there).
+    line_spans: list[timescale.Span | None]
+    #: The breakdown as drawn: ranked, the smallest values pooled (see spec.top_values).
     breakdown: Spec | None
     summary: dict[str, Any]
     options: dict[str, list[Option]]
     range: Range | None
+    #: Every value of the breakdown, largest first, one column per measure (the table, the CSV).
+    breakdown_table: Spec | None = None
+    #: Whether the page's calendar span is past its retention (Redis dropped its counters).
+    expired: bool = False
     #: The previous period's numbers (``?_compare=previous``): see :func:`_previous`.
     previous: dict[str, Any] | None = None
 
@@ -56,7 +79,7 @@ def axis_options(axis: Axis, stored: list[tuple[Any, Any]] | None) -> list[Optio
     if axis.choices is not None:
         return [Option(c, axis.check(c), label(c), label(c)) for c in axis.choices]
     options = []
-    for value, _ in stored or []:
+    for value, _count in stored or []:
         if value is OTHER:
             continue
         if axis.hierarchical:
@@ -82,13 +105,14 @@ def read_page(state: PageState) -> PageData:
     metrica = state.metrica
     query = state.query()
     found = state.range()
+    now = conf.local()
     calls: dict[str, Any] = {}
-    line_spans: list[timescale.Span] = []
+    line_spans: list[Any] = []
     if found is not None:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
         if scale != timescale.WEEK:  # a week is no calendar span to drill into
-            line_spans = query.series_spans(since, until, scale)[1]
+            line_spans = list(query.series_spans(since, until, scale)[1])
         calls["sums"] = lambda: query.timeserie(since, until, scale)
         if metrica.averaged:
             calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
@@ -108,7 +132,7 @@ def read_page(state: PageState) -> PageData:
             calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
-        calls["breakdown"] = lambda: pie_spec(query, state.by, measure=state.measure, **window)
+        calls["breakdown"] = lambda: breakdown_columns(state, query, window)
     for name, axis in metrica.axes.items():
         if axis.choices is None:
             calls[f"options:{name}"] = _stored_values(metrica, name, state)
@@ -123,17 +147,129 @@ def read_page(state: PageState) -> PageData:
     line = results.get("line")
     if found is None and not query.span and line is not None:
         line_spans = [(int(text),) for text in line["labels"]]  # all time: the stored years
+    options = {name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()}
+    full, chart = None, None
+    if "breakdown" in results:
+        if metrica.histogram and metrica.averaged:
+            window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
+            add_percentiles(state, query, window, results["breakdown"])
+        full, chart = _breakdown_specs(state, results["breakdown"])
     summary = _summary(metrica, results)
     previous = _previous(metrica, period, results, line) if period is not None else None
+    if line is not None:
+        line, line_spans = mark_time(line, line_spans, now)
     return PageData(
         line=line,
         line_spans=line_spans,
-        breakdown=results.get("breakdown"),
+        breakdown=chart,
         summary=summary,
-        options={name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()},
+        options=options,
         range=found,
+        breakdown_table=full,
         previous=previous,
+        expired=bool(state.span)
+        and bucket_status(state.span, now) == "expired"
+        and not summary.get("count", summary.get("total")),
     )
+
+
+def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, Any]) -> dict[str, Any]:
+    """{"values": [...], measure: [number per value]} of the breakdown by ``state.by``.
+
+    Counts, sums and averages come from the same reads (a pipelined batch sends each once);
+    percentiles are added by :func:`add_percentiles`, once the values are known.
+    """
+    metrica, axis = state.metrica, state.by
+    assert axis is not None
+    wanted = measures(metrica)
+    columns: dict[str, Any] = {}
+    values: list[Any] = []
+    for measure in [m for m in wanted if m in MEASURES]:
+        rows = pie_spec_rows(query, axis, measure, window)
+        values = [value for value, _ in rows]
+        columns[measure] = [number for _, number in rows]
+    return {"values": values, **columns}
+
+
+def add_percentiles(state: PageState, query: MetricaValues, window: dict[str, Any], columns: dict[str, Any]) -> None:
+    """p50/p95/p99 per value of the breakdown into ``columns``: one pipeline for every value.
+
+    Read after the values are known (a second round trip), for the ``MAX_PERCENTILE_VALUES``
+    values with the most events; the others get None.
+    """
+    axis, values = state.by, columns["values"]
+    counts = columns.get("count") or [0] * len(values)
+    ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
+    chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
+    since = window.get("since")
+
+    def read(value: Any) -> Any:
+        one = query.filter(**{axis: value})
+        if since is not None:
+            return lambda: one.percentiles_over(since, window["until"], window["scale"], PERCENTILES)
+        return lambda: one.percentiles(list(PERCENTILES))
+
+    found = pipelined([read(values[i]) for i in chosen])
+    for p in PERCENTILES:
+        columns[f"p{p}"] = [None] * len(values)
+    for i, result in zip(chosen, found, strict=True):
+        for p in PERCENTILES:
+            columns[f"p{p}"][i] = result.get(p)
+
+
+def pie_spec_rows(query: MetricaValues, axis: str, measure: str, window: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """(value, number) of ``measure`` per value of ``axis``, over the query's span or a range."""
+    if window:
+        return range_breakdown(query, axis, measure, window["since"], window["until"], window["scale"])
+    if measure == "total":
+        return query.iterate(axis)
+    if measure == "count":
+        return query.iterate_counts(axis)
+    return query.iterate_averages(axis)
+
+
+def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, Spec]:
+    """The table (every value, every measure, largest first) and the chart (ranked, pooled)."""
+    metrica, axis = state.metrica, state.by
+    assert axis is not None
+    values = columns["values"]
+    names = [m for m in measures(metrica) if m in columns]
+    key = columns[state.measure]
+    order = sorted(range(len(values)), key=lambda i: (key[i] is None, -(key[i] or 0)))
+    shown_filter = state.filters.get(axis)
+    if shown_filter is not None and not metrica.axes[axis].hierarchical:
+        # A filtered axis: only its value, highlighted (the others are not in the numbers).
+        order = [i for i in order if values[i] == shown_filter or label(values[i]) == label(shown_filter)]
+    labels = [label(values[i]) for i in order]
+    datasets = [(name, [columns[name][i] for i in order], "y") for name in names]
+    additive = state.measure in ("total", "count")
+    if additive:
+        whole = sum(columns[state.measure][i] or 0 for i in order)
+        shares = [100 * (columns[state.measure][i] or 0) / whole if whole else None for i in order]
+        datasets.insert(names.index(state.measure) + 1, ("share", shares, "y"))
+    full = with_units(series_spec(labels, datasets, title=metrica.title, x=axis, chart="bar"), metrica)
+    full["measure"] = state.measure
+    one = series_spec(labels, [(state.measure, [columns[state.measure][i] for i in order], "y")], x=axis)
+    if additive and len(labels) <= PIE_LIMIT:
+        one["type"] = "pie"
+        chart = top_values(one, PIE_LIMIT, REST_LABEL)
+    else:
+        one["type"] = "bar"
+        chart = top_values(one, BAR_LIMIT, REST_LABEL)
+        chart["horizontal"] = True
+    chart["title"] = breakdown_title(state)
+    chart = with_units(chart, metrica)
+    if shown_filter is not None and chart["labels"]:
+        chart["highlight"] = 0
+    return full, chart
+
+
+def breakdown_title(state: PageState) -> str:
+    if state.measure.startswith("p"):
+        return _("Slowest by %(measure)s") % {"measure": state.measure}
+    if state.measure == "average":
+        return _("Highest average first")
+    return _("Largest first")
 
 
 def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:
@@ -241,6 +377,8 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
     summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
     if metrica.averaged:
         summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
+    if not metrica.summable:
+        del summary["total"]
     if results.get("percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from staste import conf, timescale
-from staste.charts.spec import MEASURES, Range, parse_last
+from staste.charts.spec import Range, parse_last
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
@@ -39,12 +39,21 @@ CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
 COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
+#: The percentiles shown for a metrica with a histogram.
+PERCENTILES = (50, 95, 99)
 
 _SPAN = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2}))?)?)?)?$")
 
 
 class BadRequest(ValueError):
-    """A query string the page cannot show; the message is shown to the user."""
+    """A query string the page cannot show; the message is shown to the user.
+
+    ``param`` names the parameter at fault, so the page can still be shown without it.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def parse_span(text: str) -> timescale.Span:
@@ -54,13 +63,14 @@ def parse_span(text: str) -> timescale.Span:
     if not match:
         raise BadRequest(
             f"bad {SPAN} {text!r}: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
-            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)",
+            param=SPAN,
         )
     numbers = [int(group) for group in match.groups() if group is not None]
     try:
         return timescale.make_span(*numbers)
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"bad {SPAN} {text!r}: {exc}") from None
+        raise BadRequest(f"bad {SPAN} {text!r}: {exc}", param=SPAN) from None
 
 
 def format_span(span: timescale.Span) -> str:
@@ -104,7 +114,8 @@ class PageState:
             axes = ", ".join(metrica.axes) or "none"
             raise BadRequest(
                 f"unknown parameter {unknown[0]!r}: {metrica.name} has the axes {axes}; "
-                f"the page also takes {', '.join(CONTROLS)}"
+                f"the page also takes {', '.join(CONTROLS)}",
+                param=unknown[0],
             )
         filters: dict[str, Any] = {}
         for name, axis in metrica.axes.items():
@@ -122,39 +133,44 @@ class PageState:
             try:
                 metrica.values().filter(**{name: value})
             except (TypeError, ValueError) as exc:
-                raise BadRequest(f"bad filter {name}={_shown(value)}: {exc}") from None
+                reason = _refusal(name, axis, value, exc)
+                raise BadRequest(f"bad filter {name}={_shown(value)}: {reason}", param=name) from None
             filters[name] = value
         last, span_text = params.get(LAST) or None, params.get(SPAN) or None
         if last and span_text:
-            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both")
+            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both", param=SPAN)
         span: timescale.Span | None = None
         if span_text:
             span = parse_span(span_text)
             try:
                 metrica.values().timespan(*span)
             except ValueError as exc:
-                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}") from None
+                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}", param=SPAN) from None
         elif last:
             cls._check_range(metrica, last)
         else:
             last = first_recorded(DEFAULT_RANGES, metrica.date_scales)
             span = None if last else ()
-        by = params.get(BY) or (next(iter(metrica.axes), None))
+        by = params.get(BY) or default_by(metrica, filters)
         if by is not None and by not in metrica.axes:
-            raise BadRequest(f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}")
-        measure = params.get(MEASURE) or ("count" if metrica.averaged else "total")
-        allowed = MEASURES if metrica.averaged else ("total",)
+            raise BadRequest(
+                f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}", param=BY
+            )
+        measure = params.get(MEASURE) or default_measure(metrica)
+        allowed = measures(metrica)
         if measure not in allowed:
-            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}")
+            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}", param=MEASURE)
         compared = params.get(COMPARE) or None
         if compared is not None and compared not in COMPARISONS:
-            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out")
+            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out", param=COMPARE)
         if compared and span == ():
-            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out")
+            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out", param=COMPARE)
         scale = params.get(SCALE) or None
         if scale is not None:
             if not last:
-                raise BadRequest(f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}")
+                raise BadRequest(
+                    f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}", param=SCALE
+                )
             cls._check_range(metrica, last, scale)
             if scale == parse_last(last).scale:
                 scale = None  # the range's own unit: the default, left out of the URL
@@ -165,18 +181,18 @@ class PageState:
         try:
             found = parse_last(text)
         except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        what = f"{LAST} {text!r}"
+            raise BadRequest(str(exc), param=LAST) from None
+        what, param = f"{LAST} {text!r}", LAST
         if scale is not None:
-            what = f"{SCALE} {scale!r}"
+            what, param = f"{SCALE} {scale!r}", SCALE
             if scale not in timescale.SERIES_SCALES:
-                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}")
+                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}", param=param)
             found = Range(found.since, found.until, scale)
         if not timescale.readable(found.scale, metrica.date_scales):
             recorded = "day" if found.scale == timescale.WEEK else found.scale
-            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s")
+            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s", param=param)
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets")
+            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=param)
         return found
 
     # -- what to read ----------------------------------------------------------------------
@@ -256,9 +272,9 @@ class PageState:
             pairs.append((LAST, self.last))
             if self.scale:
                 pairs.append((SCALE, self.scale))
-        if self.by is not None and self.by != next(iter(self.metrica.axes), None):
+        if self.by is not None and self.by != default_by(self.metrica, self.filters):
             pairs.append((BY, self.by))
-        if self.measure != ("count" if self.metrica.averaged else "total"):
+        if self.measure != default_measure(self.metrica):
             pairs.append((MEASURE, self.measure))
         if self.compare:
             pairs.append((COMPARE, COMPARISONS[0]))
@@ -266,6 +282,46 @@ class PageState:
 
     def querystring(self, **extra: str) -> str:
         return "?" + urlencode(self.params() + list(extra.items()))
+
+
+def measures(metrica: Metrica) -> tuple[str, ...]:
+    """What a breakdown can be ranked by: the total; for an AveragedMetrica the count, the
+    average (and the total, unless it is a sum of durations), and the percentiles when it
+    keeps a histogram."""
+    if not metrica.averaged:
+        return ("total",)
+    found = ("count", "average", "total") if metrica.summable else ("count", "average")
+    return found + tuple(f"p{p}" for p in PERCENTILES) if metrica.histogram else found
+
+
+def default_measure(metrica: Metrica) -> str:
+    """A response-time page answers "which views are slowest?": p95 where there is a histogram."""
+    if metrica.histogram and metrica.averaged:
+        return "p95"
+    return "count" if metrica.averaged else "total"
+
+
+def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
+    """The first axis a breakdown tells something about: one not filtered to a single value
+    (a hierarchical axis still breaks down into the children of its node)."""
+    for name, axis in metrica.axes.items():
+        if name not in filters or axis.hierarchical:
+            return name
+    return None
+
+
+#: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
+_TYPE_WORDS = {int: "whole numbers, such as 18", float: "numbers, such as 2.5"}
+
+
+def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
+    """Why the axis refused a value, in the words of the page's user."""
+    if axis.choices is None and not axis.hierarchical and axis.value_type in _TYPE_WORDS:
+        try:
+            axis.value_type(value)
+        except (TypeError, ValueError):
+            return f"{name} takes {_TYPE_WORDS[axis.value_type]}"
+    return str(exc)
 
 
 def _shown(value: Any) -> str:

@@ -60,7 +60,7 @@ TIMESPAN_PREFIX = "timespan__"
 
 #: Lines drawn per axis value, and slices of a breakdown, when ``limit`` is not given.
 DEFAULT_LINE_LIMIT = 10
-REST_LABEL = "(rest)"
+REST_LABEL = specs.REST_LABEL
 
 
 class OptionError(ValueError):
@@ -390,12 +390,4 @@ def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:
     """The ``limit`` largest slices of a breakdown; the others pooled as "(rest)" (not for averages)."""
     if len(spec["labels"]) <= limit or not spec["datasets"]:
         return spec
-    dataset = spec["datasets"][0]
-    rows = sorted(zip(spec["labels"], dataset["data"], strict=True), key=lambda row: -(row[1] or 0))
-    if dataset["label"] == "average":  # averages do not add up: the largest only
-        kept = rows[:limit]
-    else:
-        pooled = sum(value or 0 for _, value in rows[limit - 1 :])
-        kept = [*rows[: limit - 1], (REST_LABEL, pooled)]
-    labels, data = [text for text, _ in kept], [value for _, value in kept]
-    return {**spec, "labels": labels, "datasets": [{**dataset, "data": data}]}
+    return specs.top_values(spec, limit, REST_LABEL)

@@ -9,7 +9,13 @@ JSON exports; what is exported is exactly what is drawn::
      "labels": [str, ...],                      # x values, or slices
      "datasets": [{"label": str, "data": [number | None, ...], "axis": "y" | "y1"}],
      "axes": {"y": "left axis title", "y1": "right axis title"},
-     "x": "what the labels are"}                # e.g. "hour" or "gender"; the table's first column
+     "x": "what the labels are",                # e.g. "hour" or "gender"; the table's first column
+     # optional, for the reader's sake:
+     "units": {"y": "ms"},                      # written after the values of an axis
+     "integer": ["y"],                          # axes that only hold whole numbers (counts)
+     "partial": [i, ...], "expired": [i, ...],  # buckets still filling up, buckets Redis dropped
+     "shares": [percent, ...], "pooled": n,     # a ranked breakdown (see top_values)
+     "highlight": i, "links": [url | None, ...], "horizontal": true}
 
 Stable API (the admin, the template tags and the generic views build on it):
 
@@ -41,8 +47,15 @@ Spec = dict[str, Any]
 
 MEASURES = ("total", "count", "average")
 BREAKDOWN_TYPES = ("pie", "bar")
+#: Most slices a pie shows (the rest pooled into one); more values are drawn as bars.
+PIE_LIMIT = 10
+#: Most bars a breakdown bar chart shows (the rest pooled into one).
+BAR_LIMIT = 15
+#: The pooled slice of the values past the limit.
+REST_LABEL = "(rest)"
 
 _UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
+_PERCENTILE = re.compile(r"^p\d+(\.\d+)?$")
 _LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 
 
@@ -108,18 +121,24 @@ def line_spec(
     metrica = query.metrica
     if metrica.averaged:
         rows = query.timeserie_counts_and_averages(since, until, scale)
-        return series_spec(
-            [bucket_label(moment, scale) for moment, _, _ in rows],
-            [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")],
-            title=metrica.title if title is None else title,
-            x=scale,
+        return with_units(
+            series_spec(
+                [bucket_label(moment, scale) for moment, _, _ in rows],
+                [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")],
+                title=metrica.title if title is None else title,
+                x=scale,
+            ),
+            metrica,
         )
     rows = query.timeserie(since, until, scale)
-    return series_spec(
-        [bucket_label(moment, scale) for moment, _ in rows],
-        [("total", [total for _, total in rows], "y")],
-        title=metrica.title if title is None else title,
-        x=scale,
+    return with_units(
+        series_spec(
+            [bucket_label(moment, scale) for moment, _ in rows],
+            [("total", [total for _, total in rows], "y")],
+            title=metrica.title if title is None else title,
+            x=scale,
+        ),
+        metrica,
     )
 
 
@@ -166,10 +185,10 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
             ("count", [count for _, count in counts], "y"),
             ("average", [average for _, average in averages], "y1"),
         ]
-        return series_spec(labels, datasets, title=name, x=x)
+        return with_units(series_spec(labels, datasets, title=name, x=x), metrica)
     rows = query.iterate()
     labels = [bucket_label((*query.span, number)) for number, _ in rows]
-    return series_spec(labels, [("total", [total for _, total in rows], "y")], title=name, x=x)
+    return with_units(series_spec(labels, [("total", [total for _, total in rows], "y")], title=name, x=x), metrica)
 
 
 def pie_spec(
@@ -203,7 +222,7 @@ def pie_spec(
     if since is not None:
         if axis is None:
             raise ValueError("a breakdown over a range of buckets needs an axis")
-        rows = _range_breakdown(query, axis, measure, since, until, scale)
+        rows = range_breakdown(query, axis, measure, since, until, scale)
     elif measure == "total":
         rows = query.iterate(axis)
     elif measure == "count":
@@ -217,10 +236,11 @@ def pie_spec(
         labels = [value_label(value) for value, _ in rows]
         x = axis
     name = query.metrica.title if title is None else title
-    return series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
+    spec = series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
+    return with_units(spec, query.metrica)
 
 
-def _range_breakdown(
+def range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis``, summed over the buckets of a range."""
@@ -249,6 +269,120 @@ def _range_breakdown(
     if axis_object.choices is None:
         values.sort(key=axis_object.sort_key)
     return [(value, sums[value]) for value in values]
+
+
+def bucket_status(span: timescale.Span, now: datetime.datetime | None = None) -> str:
+    """Whether a bucket is "future", "partial" (now falls in it), "expired" or "complete".
+
+    A bucket's counters expire ``conf.retention()[scale]`` seconds after it ends (kick.lua
+    sets that TTL), so an expired bucket reads as 0 although events happened: pages must say
+    "expired", not 0.  ``now`` is a naive local datetime (default: ``conf.local()``).
+    """
+    now = conf.local() if now is None else now
+    if not span:
+        return "partial"
+    begin, finish = timescale.start(span), timescale.end(span)
+    if begin > now:
+        return "future"
+    if now < finish:
+        return "partial"
+    keep = conf.retention().get(timescale.scale_of(span) or "")
+    if keep is not None and finish + datetime.timedelta(seconds=keep) <= now:
+        return "expired"
+    return "complete"
+
+
+def mark_time(
+    spec: Spec, spans: Sequence[timescale.Span | None], now: datetime.datetime | None = None
+) -> tuple[Spec, list[timescale.Span | None]]:
+    """A line spec told the truth about time, and the spans still worth drilling into.
+
+    Buckets that have not begun are dropped (nothing to draw yet); the one now falls in is
+    listed in ``"partial"``; a bucket past its retention that reads nothing is listed in
+    ``"expired"``, its numbers None (not 0) and its span None, so no link leads into it.  (A
+    bucket past its retention that still holds numbers was written late, a backfill: kick.lua
+    keeps it ``retention`` seconds from the write, and it is shown as it is.)
+    """
+    labels = spec.get("labels", [])
+    if len(spans) != len(labels):
+        return spec, list(spans)
+    datasets = spec.get("datasets", [])
+    statuses = [bucket_status(span, now) if span is not None else "complete" for span in spans]
+    for i, status in enumerate(statuses):
+        if status == "expired" and any(d["data"][i] for d in datasets):
+            statuses[i] = "complete"
+    keep = [i for i, status in enumerate(statuses) if status != "future"]
+    out = {
+        **spec,
+        "labels": [labels[i] for i in keep],
+        "datasets": [_kept(d, keep, statuses) for d in datasets],
+        "partial": [n for n, i in enumerate(keep) if statuses[i] == "partial"],
+        "expired": [n for n, i in enumerate(keep) if statuses[i] == "expired"],
+    }
+    return out, [None if statuses[i] == "expired" else spans[i] for i in keep]
+
+
+def _kept(dataset: dict[str, Any], keep: list[int], statuses: list[str]) -> dict[str, Any]:
+    """A dataset's points at ``keep``, None where expired (and its own labels, a previous period's)."""
+    out = {**dataset, "data": [None if statuses[i] == "expired" else dataset["data"][i] for i in keep]}
+    if isinstance(dataset.get("labels"), list) and len(dataset["labels"]) == len(statuses):
+        out["labels"] = [dataset["labels"][i] for i in keep]
+    return out
+
+
+def with_units(spec: Spec, metrica: Any) -> Spec:
+    """``spec`` told which axes hold whole numbers (integer ticks) and which carry the metrica's unit.
+
+    Counts are whole and have no unit; totals are whole unless the metrica has a multiplier;
+    totals, averages and percentiles ("p95") are in ``metrica.unit``.
+    """
+    units: dict[str, str] = {}
+    integer: list[str] = []
+    for dataset in spec.get("datasets", []):
+        axis, measure = dataset.get("axis", "y"), dataset["label"]
+        if measure == "count" or (measure == "total" and not metrica.multiplier):
+            integer.append(axis)
+        if (measure in ("total", "average") or _PERCENTILE.match(measure)) and metrica.unit:
+            units[axis] = metrica.unit
+    spec["units"] = units
+    spec["integer"] = sorted(set(integer))
+    return spec
+
+
+def top_values(spec: Spec, limit: int, rest_label: str = REST_LABEL) -> Spec:
+    """A breakdown ranked by its measure, largest first, with each value's share in percent.
+
+    Past ``limit`` values the smallest are pooled into one ``rest_label`` slice (its
+    ``"pooled"`` says how many); averages and percentiles do not add up, so for them the
+    ``limit`` largest are kept and no share is given.  Values without a number (None) go last.
+    """
+    if not spec.get("datasets"):
+        return spec
+    dataset = spec["datasets"][0]
+    rows = sorted(
+        zip(spec["labels"], dataset["data"], strict=True),
+        key=lambda row: (row[1] is None, -(row[1] or 0)),
+    )
+    additive = dataset["label"] in ("total", "count")
+    pooled = 0
+    if len(rows) > limit:
+        if additive:
+            pooled = len(rows) - (limit - 1)
+            rows = [*rows[: limit - 1], (rest_label, sum(value or 0 for _, value in rows[limit - 1 :]))]
+        else:
+            rows = rows[:limit]
+    out = {
+        **spec,
+        "labels": [text for text, _ in rows],
+        "datasets": [{**dataset, "data": [value for _, value in rows]}],
+        "pooled": pooled,
+    }
+    if additive:
+        whole = sum(value or 0 for _, value in rows)
+        out["shares"] = [100 * (value or 0) / whole if whole else None for _, value in rows]
+    else:
+        out.pop("shares", None)
+    return out
 
 
 def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:

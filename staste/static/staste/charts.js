@@ -11,6 +11,10 @@
  *                  dataset 0, drawn dashed in its colour; "labels" name its own buckets)
  *    "axes": {"y": "title of the left axis", "y1": "title of the right axis"},
  *    "compact": true}   (optional: a sparkline without axes, legend nor title, e.g. the admin dashboard)
+ * and optionally (see staste.charts.spec): "units" {axis: "ms"}, "integer" [axis, ...] (whole
+ * ticks), "partial" / "expired" [index, ...] (a bucket still filling up: dashed; expired: a gap),
+ * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
+ * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true.
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
  * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
@@ -30,14 +34,47 @@
     return (value && value.trim()) || fallback;
   }
 
-  function themeColors() {
+  // The admin's CSS variables when they exist; elsewhere (a site's own page, light or dark)
+  // the colours the page itself gives the chart's box, so titles and legends stay readable.
+  function themeColors(canvas) {
+    var style = getComputedStyle(canvas || document.body);
+    var text = style.color || "#333";
+    var background = getComputedStyle(document.body).backgroundColor;
     return {
-      text: cssVar("--body-fg", "#333"),
-      quiet: cssVar("--body-quiet-color", "#666"),
-      grid: cssVar("--hairline-color", "rgba(0,0,0,0.1)"),
-      background: cssVar("--body-bg", "#fff")
+      text: cssVar("--body-fg", text),
+      quiet: cssVar("--body-quiet-color", text),
+      grid: cssVar("--hairline-color", withAlpha(text, 0.15)),
+      background: cssVar("--body-bg", background && background !== "rgba(0, 0, 0, 0)" ? background : "#fff")
     };
   }
+
+  function withAlpha(rgb, alpha) {
+    var parts = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(rgb || "");
+    return parts ? "rgba(" + parts[1] + "," + parts[2] + "," + parts[3] + "," + alpha + ")" : "rgba(128,128,128," + alpha + ")";
+  }
+
+  // One rule for numbers (staste.adminviews display()): whole numbers with separators, two
+  // decimals from 0.01, three significant digits below.
+  function formatNumber(value) {
+    if (value === null || value === undefined || isNaN(value)) { return "—"; }
+    if (Number.isInteger(value)) { return value.toLocaleString("en-US"); }
+    if (Math.abs(value) >= 0.01) {
+      return value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    }
+    return String(Number(value.toPrecision(3)));
+  }
+
+  // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
+  // start and their end (a view's URL name), the tooltip and the table have them whole.
+  var LEGEND_CHARS = 30;
+  function shorten(text) {
+    text = String(text);
+    if (text.length <= LEGEND_CHARS) { return text; }
+    var head = Math.ceil((LEGEND_CHARS - 1) / 2);
+    return text.slice(0, head) + "…" + text.slice(text.length - (LEGEND_CHARS - 1 - head));
+  }
+
+  var REST_COLOR = "#9e9e9e";
 
   function color(index, alpha) {
     var hex = PALETTE[index % PALETTE.length];
@@ -46,15 +83,29 @@
     return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
-  function config(spec) {
-    var colors = themeColors();
+  function sliceColor(spec, j, alpha) {
+    var rest = spec.pooled && j === (spec.labels || []).length - 1;
+    var base = rest ? REST_COLOR : color(j);
+    var faded = spec.highlight !== undefined && spec.highlight !== null && j !== spec.highlight;
+    if (faded) { return rest ? "rgba(158,158,158,0.3)" : color(j, 0.3); }
+    return alpha === undefined || rest ? base : color(j, alpha);
+  }
+
+  function config(spec, canvas) {
+    var colors = themeColors(canvas);
     var pie = spec.type === "pie" || spec.type === "doughnut";
     var compact = !!spec.compact;
+    var units = spec.units || {};
+    var integer = spec.integer || [];
+    var partial = spec.partial || [];
+    var expired = spec.expired || [];
+    var breakdown = !!spec.shares || !!spec.links || spec.horizontal;
     var datasets = (spec.datasets || []).map(function (dataset, i) {
       var out = { label: dataset.label, data: dataset.data };
       if (pie) {
-        out.backgroundColor = dataset.data.map(function (_, j) { return color(j); });
+        out.backgroundColor = dataset.data.map(function (_, j) { return sliceColor(spec, j); });
         out.borderColor = colors.background;
+        out.offset = dataset.data.map(function (_, j) { return j === spec.highlight ? 12 : 0; });
       } else if (dataset.previous_of !== undefined) {
         out.borderColor = color(dataset.previous_of, 0.75);
         out.backgroundColor = color(dataset.previous_of, 0);
@@ -66,6 +117,13 @@
         out.spanGaps = true;
         out.yAxisID = dataset.axis || "y";
         out.stasteLabels = dataset.labels || null;
+      } else if (spec.type === "bar" && breakdown) {
+        // One colour for every bar (the label says which value it is), grey for the pooled rest.
+        out.backgroundColor = dataset.data.map(function (_, j) {
+          var rest = spec.pooled && j === dataset.data.length - 1;
+          var faded = spec.highlight !== undefined && spec.highlight !== null && j !== spec.highlight;
+          return rest ? (faded ? "rgba(158,158,158,0.3)" : REST_COLOR) : color(0, faded ? 0.3 : 0.8);
+        });
       } else {
         out.borderColor = color(i);
         out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
@@ -73,33 +131,56 @@
           return d.previous_of === undefined;
         }).length === 1;
         out.tension = 0.25;
-        out.pointRadius = compact || dataset.data.length > 60 ? 0 : 2;
-        out.spanGaps = true;
+        out.pointRadius = dataset.data.map(function (_, j) {
+          if (partial.indexOf(j) >= 0) { return compact ? 0 : 4; }
+          return compact || dataset.data.length > 60 ? 0 : 2;
+        });
+        out.pointBackgroundColor = dataset.data.map(function (_, j) {
+          return partial.indexOf(j) >= 0 ? colors.background : color(i);
+        });
+        // An expired bucket is a gap, not a fall to zero; a bucket still filling up is dashed.
+        out.spanGaps = expired.length === 0;
+        out.segment = {
+          borderDash: function (ctx) { return partial.indexOf(ctx.p1DataIndex) >= 0 ? [5, 4] : undefined; }
+        };
         out.yAxisID = dataset.axis || "y";
       }
       return out;
     });
+    function axisTitle(name) {
+      var text = (spec.axes && spec.axes[name]) || "";
+      if (units[name]) { text += (text ? " " : "") + "(" + units[name] + ")"; }
+      return { display: !!text, text: text, color: colors.quiet };
+    }
+    function valueTicks(name) {
+      var ticks = { color: colors.quiet, callback: function (value) { return formatNumber(value); } };
+      if (integer.indexOf(name) >= 0) { ticks.precision = 0; }
+      return ticks;
+    }
     var scales = {};
     if (!pie) {
-      scales.x = { display: !compact, ticks: { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 }, grid: { color: colors.grid } };
-      scales.y = {
-        display: !compact,
-        beginAtZero: true,
-        ticks: { color: colors.quiet },
-        grid: { color: colors.grid },
-        title: { display: !!(spec.axes && spec.axes.y), text: (spec.axes && spec.axes.y) || "", color: colors.quiet }
-      };
+      var labelTicks = { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 };
+      if (spec.horizontal) {
+        labelTicks.callback = function (value) { return shorten(this.getLabelForValue(value)); };
+        labelTicks.autoSkip = false;
+        scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
+        scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+      } else {
+        scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
+        scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+      }
       if (datasets.some(function (d) { return d.yAxisID === "y1"; })) {
         scales.y1 = {
           display: !compact,
           beginAtZero: true,
           position: "right",
-          ticks: { color: colors.quiet },
+          ticks: valueTicks("y1"),
           grid: { drawOnChartArea: false },
-          title: { display: !!(spec.axes && spec.axes.y1), text: (spec.axes && spec.axes.y1) || "", color: colors.quiet }
+          title: axisTitle("y1")
         };
       }
     }
+    var links = spec.links || [];
     return {
       type: spec.type === "pie" ? "pie" : spec.type,
       data: { labels: spec.labels || [], datasets: datasets },
@@ -107,23 +188,59 @@
         responsive: true,
         maintainAspectRatio: false,
         animation: false,
-        interaction: { mode: pie ? "nearest" : "index", intersect: false },
+        indexAxis: spec.horizontal ? "y" : "x",
+        interaction: { mode: pie || breakdown ? "nearest" : "index", intersect: pie || breakdown },
+        onClick: function (event, elements) {
+          if (!elements.length) { return; }
+          var link = links[elements[0].index];
+          // Only the page's own links (a path on this site), never a URL from elsewhere.
+          if (typeof link === "string" && link.charAt(0) === "/" && link.charAt(1) !== "/") {
+            window.location.assign(link);
+          }
+        },
+        onHover: function (event, elements) {
+          var target = event.native && event.native.target;
+          if (target) { target.style.cursor = elements.length && links[elements[0].index] ? "pointer" : "default"; }
+        },
         plugins: {
-          legend: { display: !compact && (pie || datasets.length > 1), labels: { color: colors.text } },
+          legend: {
+            display: !compact && (pie || datasets.length > 1),
+            position: pie ? "bottom" : "top",
+            labels: {
+              color: colors.text,
+              boxWidth: 12,
+              generateLabels: function (chart) {
+                var base = pie ? Chart.overrides.pie.plugins.legend.labels.generateLabels : Chart.defaults.plugins.legend.labels.generateLabels;
+                return base(chart).map(function (item) { item.text = shorten(item.text); return item; });
+              }
+            }
+          },
           title: { display: !compact && !!spec.title, text: spec.title || "", color: colors.text },
-          tooltip: { callbacks: { label: tooltipLabel } }
+          tooltip: {
+            callbacks: {
+              label: function (ctx) {
+                var name = pie || breakdown ? ctx.label : ctx.dataset.label;
+                // A previous period's point names its own bucket ("total (previous period) 2024-03-09: 12").
+                var own = ctx.dataset.stasteLabels && ctx.dataset.stasteLabels[ctx.dataIndex];
+                if (own) { name += " " + own; }
+                var axis = pie || breakdown ? "y" : (ctx.dataset.yAxisID || "y");
+                var value = pie ? ctx.parsed : (spec.horizontal ? ctx.parsed.x : ctx.parsed.y);
+                var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
+                if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
+                  text += " (" + spec.shares[ctx.dataIndex].toFixed(1) + " %)";
+                }
+                return text;
+              },
+              footer: function (items) {
+                if (items.length && partial.indexOf(items[0].dataIndex) >= 0) { return "partial: still counting"; }
+                return "";
+              }
+            }
+          }
         },
         scales: scales
       }
     };
-  }
-
-  // A previous period's point names its own bucket ("total (previous period) 2024-03-09: 12").
-  function tooltipLabel(context) {
-    var dataset = context.dataset;
-    var value = context.formattedValue;
-    var own = dataset.stasteLabels && dataset.stasteLabels[context.dataIndex];
-    return (dataset.label || "") + (own ? " " + own : "") + ": " + value;
   }
 
   var charts = new Map();
@@ -148,7 +265,7 @@
     var previous = charts.get(canvas);
     if (previous) { previous.destroy(); }
     canvas.__stasteSpec = spec;
-    var chart = new Chart(canvas, config(spec));
+    var chart = new Chart(canvas, config(spec, canvas));
     charts.set(canvas, chart);
     canvas.setAttribute("data-staste-drawn", "1");
     return chart;
@@ -163,7 +280,9 @@
   function update(canvas, spec) {
     var chart = charts.get(canvas);
     if (!chart || !sameShape(chart, spec)) { return draw(canvas, spec); }
-    var fresh = config(spec);
+    var fresh = config(spec, canvas);
+    // The options hold what depends on the numbers' order (links, partial buckets, units).
+    chart.options = fresh.options;
     chart.data.labels = fresh.data.labels;
     fresh.data.datasets.forEach(function (dataset, i) {
       var current = chart.data.datasets[i];
@@ -172,6 +291,10 @@
       if (dataset.backgroundColor !== undefined) { current.backgroundColor = dataset.backgroundColor; }
       current.stasteLabels = dataset.stasteLabels;
       current.pointRadius = dataset.pointRadius;
+      current.pointBackgroundColor = dataset.pointBackgroundColor;
+      current.segment = dataset.segment;
+      current.spanGaps = dataset.spanGaps;
+      current.offset = dataset.offset;
     });
     canvas.__stasteSpec = spec;
     chart.update("none");
