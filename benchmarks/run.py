@@ -65,7 +65,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import buffered, kicks, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, kicks, memory, middleware, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -175,6 +175,20 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         + report.table(
             ["query", "values", "Redis round trips", "ms"],
             [(row.what, row.buckets, row.round_trips, row.ms) for row in query_rows],
+        )
+    )
+
+    progress("async API")
+    async_rows = asyncapi.compare(counts.month_kicks, counts.query_repeats)
+    out.append(
+        "### Async API (`akick`, `atotal`, ...) against the sync one\n\n"
+        f"The same metrica as above; median of {counts.query_repeats} interleaved rounds, sync then async, the "
+        "async calls in one event loop; *ratio* is the median of the rounds' async / sync times. The last row "
+        "is what async is for: kicks made at once from many requests on one loop, against the same kicks one "
+        "after the other through the sync client (benchmarks/asyncapi.py).\n\n"
+        + report.table(
+            ["call", "sync ms", "async ms", "async / sync", "async round trips"],
+            [(row.what, row.sync_ms, row.async_ms, f"{row.ratio:.2f}x", row.round_trips) for row in async_rows],
         )
     )
 

@@ -344,13 +344,16 @@ def test_async_client_follows_the_settings(settings, redis_server) -> None:
         assert run(kind()) is redis.asyncio.cluster.RedisCluster
     else:
         assert run(kind()) is redis.asyncio.Redis
-    settings.STASTE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
 
     async def unreachable() -> None:
         with pytest.raises(RedisUnavailable, match=r"127\.0\.0\.1:1\b"):
             await Metrica(name="nowhere", axes=[]).atotal()
+        with pytest.raises(RedisUnavailable, match=r"127\.0\.0\.1:1\b"):
+            await Metrica(name="nowhere", axes=[]).akick()
 
-    run(unreachable())
+    for url in ("redis://127.0.0.1:1/0", "redis+cluster://127.0.0.1:1", "redis+sentinel://127.0.0.1:1/mymaster"):
+        settings.STASTE_REDIS_URL = url  # nothing listens there
+        run(unreachable())
 
 
 def test_an_async_view_through_the_asgi_handler(settings) -> None:

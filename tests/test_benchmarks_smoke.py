@@ -62,6 +62,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "exactly-once synchronous kicks",
         "Redis CPU per kick",
         "queries",
+        "async API",
         "memory",
         "middleware",
     ]
@@ -84,6 +85,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         assert re.search(rf"^\| line chart, {chart} \| \d+ \| 1 \||^\| {chart} \| \d+ \| 1 \|", text, re.MULTILINE)
     assert re.search(r"^\| all of the above, pipelined \| \d+ \| 2 \|", text, re.MULTILINE)
     assert "512 (default)" in text
+    # The async API: every query one round trip through redis.asyncio, as its sync twin.
+    for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
+        assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| 1 \|$", text, re.MULTILINE), call
 
 
 def test_query_benchmark_reads_every_bucket(staste_redis) -> None:

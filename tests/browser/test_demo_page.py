@@ -4,6 +4,7 @@ the page's strict Content-Security-Policy, and a guest noted on the form shows u
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -123,3 +124,31 @@ def test_generic_chart_views_draw_in_the_demo(demo_url: str, browser_page: Any) 
     for path in ("charts/timeline/", "charts/ages/?last=7+days", "charts/gender/", "charts/speed/"):
         browser_page.goto(demo_url + path)
         drawn_canvases(browser_page, 1)
+
+
+def luminance(rgb: str) -> float:
+    """The relative luminance (WCAG) of a CSS colour "rgb(r, g, b)" or "#rrggbb"."""
+    if rgb.startswith("#"):
+        channels = [int(rgb[i : i + 2], 16) for i in (1, 3, 5)]
+    else:
+        channels = [int(part) for part in re.findall(r"\d+", rgb)[:3]]
+    linear = [c / 255 / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_chart_titles_and_legends_are_readable_on_a_dark_page(demo_url: str, chromium: Any) -> None:
+    """Chart.js is told the colours the page gives the chart (its CSS), not a fixed dark grey."""
+    context = chromium.new_context(color_scheme="dark", viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        page.goto(demo_url)
+        canvases = drawn_canvases(page, PUBLIC_PAGE_CHARTS)
+        background = luminance(page.evaluate("() => getComputedStyle(document.body).backgroundColor"))
+        for canvas in canvases:
+            text = canvas.evaluate("c => Chart.getChart(c).options.plugins.title.color")
+            legend = canvas.evaluate("c => Chart.getChart(c).options.plugins.legend.labels.color")
+            for colour in (text, legend):
+                contrast = (max(luminance(colour), background) + 0.05) / (min(luminance(colour), background) + 0.05)
+                assert contrast >= 4.5, (canvas.get_attribute("data-staste-chart"), colour, contrast)
+    finally:
+        context.close()

@@ -67,11 +67,12 @@
   // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
   // start and their end (a view's URL name), the tooltip and the table have them whole.
   var LEGEND_CHARS = 30;
-  function shorten(text) {
+  function shorten(text, most) {
     text = String(text);
-    if (text.length <= LEGEND_CHARS) { return text; }
-    var head = Math.ceil((LEGEND_CHARS - 1) / 2);
-    return text.slice(0, head) + "…" + text.slice(text.length - (LEGEND_CHARS - 1 - head));
+    most = most || LEGEND_CHARS;
+    if (text.length <= most) { return text; }
+    var head = Math.ceil((most - 1) / 2);
+    return text.slice(0, head) + "…" + text.slice(text.length - (most - 1 - head));
   }
 
   var REST_COLOR = "#9e9e9e";
@@ -161,7 +162,11 @@
     if (!pie) {
       var labelTicks = { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 };
       if (spec.horizontal) {
-        labelTicks.callback = function (value) { return shorten(this.getLabelForValue(value)); };
+        // Chart.js gives a side axis at most half the width: a label longer than that is cut.
+        labelTicks.callback = function (value) {
+          var room = Math.max(10, Math.floor((this.chart.width / 2 - 16) / 6.5));
+          return shorten(this.getLabelForValue(value), Math.min(LEGEND_CHARS, room));
+        };
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
