@@ -8,7 +8,7 @@ CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo demo-setup test test-fast test-cluster test-django lint bench clean
+.PHONY: demo demo-setup test test-fast test-cluster test-django lint bench messages clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-test
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@if ! command -v xgettext >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing GNU gettext for the translation checks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -71,6 +75,12 @@ demo: demo-setup
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/run.py
+
+# Refreshes the translation catalogues after a user-facing string changed (needs GNU gettext);
+# tests/test_i18n.py fails until this is run and the new entries are translated.
+messages: $(VENV)/.installed-test
+	cd staste && ../$(PY) -m django makemessages -l ru --no-location --no-obsolete
+	cd staste && ../$(PY) -m django compilemessages -l ru
 
 clean:
 	rm -rf $(VENV) .venv-django* build dist *.egg-info demo/db.sqlite3 demo/.staste artifacts

@@ -68,7 +68,7 @@ from typing import Any
 import redis
 import redis.cluster
 
-from staste import conf, connection, kicks, scripts
+from staste import conf, connection, kicks, scripts, shutdown
 from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick
 
@@ -549,6 +549,7 @@ class Buffer:
             if self._pid != os.getpid():
                 self._reset()
             self._started = True
+            shutdown.install()  # SIGTERM skips atexit: write the buffer on it (main thread only)
             # multiprocessing's forked children leave with os._exit(), past atexit; they run
             # its finalizers (registered here, after the child cleared the parent's).
             mp_util = sys.modules.get("multiprocessing.util")

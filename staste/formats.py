@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from staste import timescale
 from staste.axis import OTHER
@@ -66,6 +68,31 @@ def range_scale(text: str) -> str:
     return scale
 
 
+#: "Last N <unit>" in the active language, per unit (plural forms differ from language to language).
+_RANGE_PHRASES = {
+    "minute": ngettext_lazy("Last %(count)d minute", "Last %(count)d minutes", "count"),
+    "hour": ngettext_lazy("Last %(count)d hour", "Last %(count)d hours", "count"),
+    "day": ngettext_lazy("Last %(count)d day", "Last %(count)d days", "count"),
+    "week": ngettext_lazy("Last %(count)d week", "Last %(count)d weeks", "count"),
+    "month": ngettext_lazy("Last %(count)d month", "Last %(count)d months", "count"),
+    "year": ngettext_lazy("Last %(count)d year", "Last %(count)d years", "count"),
+}
+
+
+def range_label(text: str) -> str:
+    """How a range such as ``"24 hours"`` is named on a page: "Last 24 hours", translated.
+
+    The query string keeps the English text (``?_last=24+hours``); only what is shown changes.
+    Text that is not a number and a unit is returned as it is.
+    """
+    parts = text.split()
+    try:
+        count, scale = int(parts[-2]), range_scale(text)
+    except (IndexError, ValueError):
+        return text
+    return str(_RANGE_PHRASES[scale] % {"count": count})
+
+
 def first_recorded(ranges: Iterable[str], date_scales: Iterable[str]) -> str | None:
     """The first of ``ranges`` that can be read from ``date_scales`` (None: none can)."""
     recorded = tuple(date_scales)
@@ -83,6 +110,63 @@ LABEL_FORMATS: dict[str, str] = {
     "hour": "%Y-%m-%d %H:00",
     "minute": "%Y-%m-%d %H:%M",
 }
+
+
+#: What each measure is called on a page (the spec and the query string keep the key).
+MEASURE_LABELS = {
+    "total": pgettext_lazy("measure", "total"),
+    "count": pgettext_lazy("measure", "count"),
+    "average": pgettext_lazy("measure", "average"),
+}
+#: What each time scale is called as a table's first column or an axis title.
+SCALE_LABELS = {
+    "year": pgettext_lazy("scale", "year"),
+    "month": pgettext_lazy("scale", "month"),
+    "week": pgettext_lazy("scale", "week"),
+    "day": pgettext_lazy("scale", "day"),
+    "hour": pgettext_lazy("scale", "hour"),
+    "minute": pgettext_lazy("scale", "minute"),
+}
+
+#: How the buckets of each scale are named in a sentence ("hours are kept 14 days").
+SCALE_PLURALS = {
+    "minute": pgettext_lazy("buckets", "minutes"),
+    "hour": pgettext_lazy("buckets", "hours"),
+    "day": pgettext_lazy("buckets", "days"),
+    "week": pgettext_lazy("buckets", "weeks"),
+    "month": pgettext_lazy("buckets", "months"),
+    "year": pgettext_lazy("buckets", "years"),
+}
+
+
+def measure_label(name: str) -> str:
+    """``"count"`` as a page shows it, translated (names that are no measure are kept)."""
+    return str(MEASURE_LABELS.get(name, name))
+
+
+def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A chart spec with its measures and scales named in the active language, as pages draw it.
+
+    Only staste's own words change: a dataset of a measure ("count"; "count, previous period"
+    for a dataset with ``previous_of``), the axes' titles and a scale as ``x``; titles and axis
+    values are the project's data and stay as they are.  The numbers are not touched.
+    """
+    out = dict(spec)
+    datasets = []
+    for dataset in spec.get("datasets", []):
+        copy = dict(dataset)
+        measure = dataset.get("measure", dataset.get("label"))
+        if "previous_of" in dataset:
+            copy["label"] = str(_("%(measure)s (previous period)") % {"measure": measure_label(measure)})
+        else:
+            copy["label"] = measure_label(measure)
+        datasets.append(copy)
+    out["datasets"] = datasets
+    if "axes" in spec:
+        out["axes"] = {axis: measure_label(name) for axis, name in spec["axes"].items()}
+    if spec.get("x") in SCALE_LABELS:
+        out["x"] = str(SCALE_LABELS[spec["x"]])
+    return out
 
 
 def value_label(value: Any) -> str:

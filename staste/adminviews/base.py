@@ -68,9 +68,12 @@ def admin_context(request: HttpRequest, site: AdminSite, **extra: Any) -> dict[s
 
 def redis_failure(exc: BaseException) -> str:
     """What a page says when Redis cannot answer: which URL failed, and why."""
-    if isinstance(exc, (RedisUnavailable, ImproperlyConfigured)):
+    if isinstance(exc, RedisUnavailable):
+        # The cause is Redis' or the operating system's own words: kept as they are.
+        return _("Statistics could not reach Redis at %(where)s: %(cause)s") % {"where": exc.where, "cause": exc.cause}
+    if isinstance(exc, ImproperlyConfigured):
         return str(exc)
-    return f"Redis at {connection.describe()} answered with an error: {exc}"
+    return _("Redis at %(where)s answered with an error: %(error)s") % {"where": connection.describe(), "error": exc}
 
 
 #: What reading Redis may raise that a page reports instead of failing.

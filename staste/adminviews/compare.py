@@ -20,7 +20,10 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from staste import conf, timescale
+from django.utils import timesince
+from django.utils.translation import gettext as _
+
+from staste import conf, formats, timescale
 from staste.charts.spec import Range
 
 #: The one comparison offered (the query string's value of ``_compare``).
@@ -52,7 +55,10 @@ def _fraction(bucket: timescale.Span, now: datetime.datetime) -> float:
 def _expired(since: datetime.datetime, scale: str, now: datetime.datetime) -> str | None:
     keep = conf.retention().get(scale)
     if keep is not None and since < now - datetime.timedelta(seconds=keep):
-        return f"the previous period has expired: {scale}s are kept {datetime.timedelta(seconds=keep)}"
+        return _("The previous period has expired: %(scale)s are kept %(retention)s.") % {
+            "scale": formats.SCALE_PLURALS[scale],
+            "retention": timesince.timesince(now - datetime.timedelta(seconds=keep), now),
+        }
     return None
 
 

@@ -131,7 +131,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
     metricas = list(registry)
     rows, error = read_rows(metricas)
     groups = [
-        {"name": category or "General", "rows": list(items)}
+        {"name": category or _("General"), "rows": list(items)}
         for category, items in itertools.groupby(rows, key=lambda row: row["metrica"].category)
     ]
     stats = buffer.stats()

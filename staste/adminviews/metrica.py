@@ -9,12 +9,14 @@ from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats
 from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from staste import conf, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
-from staste.formats import bucket_label, range_scale
+from staste.formats import bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -26,6 +28,15 @@ from .reading import PageData, axis_options, read_page
 from .state import BadRequest, PageState, default_by, format_span, measures, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
+#: The links that choose the scale of a range's buckets.
+BY_SCALE = {
+    "minute": pgettext_lazy("scale", "by minute"),
+    "hour": pgettext_lazy("scale", "by hour"),
+    "day": pgettext_lazy("scale", "by day"),
+    "week": pgettext_lazy("scale", "by week"),
+    "month": pgettext_lazy("scale", "by month"),
+    "year": pgettext_lazy("scale", "by year"),
+}
 TABLES = ("line", "breakdown")
 #: Longest error message shown (the values in it come from the query string).
 MAX_MESSAGE = 500
@@ -35,18 +46,20 @@ def get_metrica(name: str) -> Metrica:
     try:
         return registry.get(name)
     except NotRegistered:
-        raise Http404(f"No metrica named {name!r} is registered.") from None
+        raise Http404(_("No metrica named %(name)r is registered.") % {"name": name}) from None
 
 
 def display(number: Any) -> str:
-    """A number as the page shows it (exports keep full precision)."""
+    """A number as the page shows it, in the active language's format (``1,234.50``,
+    ``1 234,50``), as the admin shows its own; the exports keep full precision."""
     if number is None:
         return "—"
     if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return f"{int(number):,}"
+        return formats.number_format(int(number), force_grouping=True)
     if abs(number) >= 0.01:
-        return f"{number:,.2f}"
-    return f"{number:.3g}"
+        return formats.number_format(number, 2, force_grouping=True)
+    text = f"{number:.3g}"
+    return text if "e" in text else formats.number_format(float(text))
 
 
 def with_unit(number: Any, unit: str) -> str:
@@ -187,7 +200,7 @@ def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
         "url": url,
         "interval": interval,
         "kind": kind,
-        "labels": {"live": "live", "paused": "live · paused", "failed": "live · no answer"},
+        "labels": {"live": _("live"), "paused": _("live · paused"), "failed": _("live · no answer")},
     }
 
 
@@ -221,7 +234,9 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
             for name, axis in metrica.axes.items()
             if name == state.by or name not in state.filters or axis.hierarchical
         ],
-        "measure_choices": [(m, m == state.measure) for m in measures(metrica)] if metrica.averaged else [],
+        "measure_choices": [(m, measure_label(m), m == state.measure) for m in measures(metrica)]
+        if metrica.averaged
+        else [],
         "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
@@ -397,12 +412,13 @@ def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
     Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
     (the previous number was 0), reads as such.  ``versus`` names the previous number.
     """
-    versus = f"vs {display(previous)}"
+    versus = _("vs %(previous)s") % {"previous": display(previous)}
     if percent is None:
         return {"text": "—", "direction": "none", "versus": versus}
-    shown = f"{abs(percent):,.0f}" if abs(percent) >= 10 else f"{abs(percent):.1f}"
-    if float(shown.replace(",", "")) == 0:
+    places = 0 if abs(percent) >= 10 else 1
+    if round(abs(percent), places) == 0:
         return {"text": "= 0%", "direction": "flat", "versus": versus}
+    shown = formats.number_format(round(abs(percent), places), places, force_grouping=True)
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
     return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
 
@@ -494,22 +510,16 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
         {"label": _("All time"), "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
     )
     ranges = [
-        {
-            "label": _("Last %(range)s") % {"range": text},
-            "url": base + state.replace(last=text).querystring(),
-            "active": state.last == text,
-        }
+        {"label": range_label(text), "url": base + state.replace(last=text).querystring(), "active": state.last == text}
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
-        ranges.append(
-            {"label": _("Last %(range)s") % {"range": state.last}, "url": base + state.querystring(), "active": True}
-        )
+        ranges.append({"label": range_label(state.last), "url": base + state.querystring(), "active": True})
     found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
         {
-            "label": f"by {scale}",
+            "label": BY_SCALE[scale],
             "url": base + state.replace(scale=None if scale == own else scale).querystring(),
             "active": found is not None and found.scale == scale,
         }

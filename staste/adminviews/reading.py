@@ -159,9 +159,10 @@ def read_page(state: PageState) -> PageData:
     if line is not None:
         line, line_spans = mark_time(line, line_spans, now)
     return PageData(
-        line=line,
+        # Named in the page's language from here on: the page, its JSON and CSV show the same.
+        line=formats.localized_spec(line) if line is not None else None,
         line_spans=line_spans,
-        breakdown=chart,
+        breakdown=formats.localized_spec(chart) if chart is not None else None,
         summary=summary,
         options=options,
         range=found,
@@ -353,6 +354,7 @@ def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums
         added.append(
             {
                 "label": f"{dataset['label']} (previous period)",
+                "measure": dataset["label"],
                 "data": compare.fit(data, length),
                 "axis": dataset.get("axis", "y"),
                 "previous_of": index,

@@ -27,7 +27,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from staste import conf, timescale
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
+
+from staste import conf, formats, timescale
 from staste.charts.spec import Range, parse_last
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
@@ -62,15 +65,21 @@ def parse_span(text: str) -> timescale.Span:
     match = _SPAN.match(text)
     if not match:
         raise BadRequest(
-            f"bad {SPAN} {text!r}: give all, a year (2024), a month (2024-03), a day (2024-03-10), "
-            "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)",
+            _bad(
+                SPAN,
+                repr(text),
+                _(
+                    "give all, a year (2024), a month (2024-03), a day (2024-03-10), "
+                    "an hour (2024-03-10T14) or a minute (2024-03-10T14:05)"
+                ),
+            ),
             param=SPAN,
         )
     numbers = [int(group) for group in match.groups() if group is not None]
     try:
         return timescale.make_span(*numbers)
     except (TypeError, ValueError) as exc:
-        raise BadRequest(f"bad {SPAN} {text!r}: {exc}", param=SPAN) from None
+        raise BadRequest(_bad(SPAN, repr(text), exc), param=SPAN) from None
 
 
 def format_span(span: timescale.Span) -> str:
@@ -111,10 +120,14 @@ class PageState:
         ignored = set(ignore)
         unknown = [name for name in params if name not in metrica.axes and name not in CONTROLS + tuple(ignored)]
         if unknown:
-            axes = ", ".join(metrica.axes) or "none"
             raise BadRequest(
-                f"unknown parameter {unknown[0]!r}: {metrica.name} has the axes {axes}; "
-                f"the page also takes {', '.join(CONTROLS)}",
+                _("unknown parameter %(name)s: %(metrica)s has the axes %(axes)s; the page also takes %(controls)s")
+                % {
+                    "name": repr(unknown[0]),
+                    "metrica": metrica.name,
+                    "axes": _axes(metrica),
+                    "controls": ", ".join(CONTROLS),
+                },
                 param=unknown[0],
             )
         filters: dict[str, Any] = {}
@@ -134,18 +147,25 @@ class PageState:
                 metrica.values().filter(**{name: value})
             except (TypeError, ValueError) as exc:
                 reason = _refusal(name, axis, value, exc)
-                raise BadRequest(f"bad filter {name}={_shown(value)}: {reason}", param=name) from None
+                raise BadRequest(
+                    _("bad filter %(name)s=%(value)s: %(why)s") % {"name": name, "value": _shown(value), "why": reason},
+                    param=name,
+                ) from None
             filters[name] = value
         last, span_text = params.get(LAST) or None, params.get(SPAN) or None
         if last and span_text:
-            raise BadRequest(f"give either {LAST} (a range) or {SPAN} (a calendar span), not both", param=SPAN)
+            raise BadRequest(
+                _("give either %(last)s (a range) or %(span)s (a calendar span), not both")
+                % {"last": LAST, "span": SPAN},
+                param=SPAN,
+            )
         span: timescale.Span | None = None
         if span_text:
             span = parse_span(span_text)
             try:
                 metrica.values().timespan(*span)
             except ValueError as exc:
-                raise BadRequest(f"bad {SPAN} {span_text!r}: {exc}", param=SPAN) from None
+                raise BadRequest(_bad(SPAN, repr(span_text), exc), param=SPAN) from None
         elif last:
             cls._check_range(metrica, last)
         else:
@@ -154,22 +174,42 @@ class PageState:
         by = params.get(BY) or default_by(metrica, filters)
         if by is not None and by not in metrica.axes:
             raise BadRequest(
-                f"bad {BY} {by!r}: {metrica.name} has the axes {', '.join(metrica.axes) or 'none'}", param=BY
+                _bad(
+                    BY,
+                    repr(by),
+                    _("%(metrica)s has the axes %(axes)s") % {"metrica": metrica.name, "axes": _axes(metrica)},
+                ),
+                param=BY,
             )
         measure = params.get(MEASURE) or default_measure(metrica)
         allowed = measures(metrica)
         if measure not in allowed:
-            raise BadRequest(f"bad {MEASURE} {measure!r}: {metrica.name} shows {', '.join(allowed)}", param=MEASURE)
+            raise BadRequest(
+                _bad(
+                    MEASURE,
+                    repr(measure),
+                    _("%(metrica)s shows %(measures)s") % {"metrica": metrica.name, "measures": ", ".join(allowed)},
+                ),
+                param=MEASURE,
+            )
         compared = params.get(COMPARE) or None
         if compared is not None and compared not in COMPARISONS:
-            raise BadRequest(f"bad {COMPARE} {compared!r}: use {COMPARE}=previous, or leave it out", param=COMPARE)
+            raise BadRequest(
+                _bad(COMPARE, repr(compared), _("use %(name)s=previous, or leave it out") % {"name": COMPARE}),
+                param=COMPARE,
+            )
         if compared and span == ():
-            raise BadRequest(f"all time has no previous period to compare with: leave {COMPARE} out", param=COMPARE)
+            raise BadRequest(
+                _("all time has no previous period to compare with: leave %(name)s out") % {"name": COMPARE},
+                param=COMPARE,
+            )
         scale = params.get(SCALE) or None
         if scale is not None:
             if not last:
                 raise BadRequest(
-                    f"{SCALE} draws a range by other buckets: give it with {LAST}, not {SPAN}", param=SCALE
+                    _("%(scale)s draws a range by other buckets: give it with %(last)s, not %(span)s")
+                    % {"scale": SCALE, "last": LAST, "span": SPAN},
+                    param=SCALE,
                 )
             cls._check_range(metrica, last, scale)
             if scale == parse_last(last).scale:
@@ -182,17 +222,25 @@ class PageState:
             found = parse_last(text)
         except ValueError as exc:
             raise BadRequest(str(exc), param=LAST) from None
-        what, param = f"{LAST} {text!r}", LAST
+        param, value = LAST, repr(text)
         if scale is not None:
-            what, param = f"{SCALE} {scale!r}", SCALE
+            param, value = SCALE, repr(scale)
             if scale not in timescale.SERIES_SCALES:
-                raise BadRequest(f"bad {what}: use one of {', '.join(timescale.SERIES_SCALES)}", param=param)
+                raise BadRequest(
+                    _bad(param, value, _("use one of %(scales)s") % {"scales": ", ".join(timescale.SERIES_SCALES)}),
+                    param=param,
+                )
             found = Range(found.since, found.until, scale)
         if not timescale.readable(found.scale, metrica.date_scales):
             recorded = "day" if found.scale == timescale.WEEK else found.scale
-            raise BadRequest(f"bad {what}: {metrica.name} does not record {recorded}s", param=param)
+            why = _("%(metrica)s does not record %(scale)s") % {
+                "metrica": metrica.name,
+                "scale": formats.SCALE_PLURALS[recorded],
+            }
+            raise BadRequest(_bad(param, value, why), param=param)
         if timescale.count_buckets(found.since, found.until, found.scale) > MAX_RANGE_BUCKETS:
-            raise BadRequest(f"bad {what}: the admin shows at most {MAX_RANGE_BUCKETS} buckets", param=param)
+            why = _("the admin shows at most %(count)d buckets") % {"count": MAX_RANGE_BUCKETS}
+            raise BadRequest(_bad(param, value, why), param=param)
         return found
 
     # -- what to read ----------------------------------------------------------------------
@@ -311,7 +359,7 @@ def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
 
 
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
-_TYPE_WORDS = {int: "whole numbers, such as 18", float: "numbers, such as 2.5"}
+_TYPE_WORDS = {int: gettext_lazy("whole numbers, such as 18"), float: gettext_lazy("numbers, such as 2.5")}
 
 
 def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
@@ -320,8 +368,17 @@ def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
         try:
             axis.value_type(value)
         except (TypeError, ValueError):
-            return f"{name} takes {_TYPE_WORDS[axis.value_type]}"
+            return _("%(name)s takes %(values)s") % {"name": name, "values": _TYPE_WORDS[axis.value_type]}
     return str(exc)
+
+
+def _bad(name: str, value: str, why: Any) -> str:
+    """The message of a bad parameter: which one, its value, and why."""
+    return _("bad %(name)s %(value)s: %(why)s") % {"name": name, "value": value, "why": why}
+
+
+def _axes(metrica: Metrica) -> str:
+    return ", ".join(metrica.axes) or pgettext("axes", "none")
 
 
 def _shown(value: Any) -> str:

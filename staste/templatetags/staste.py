@@ -36,6 +36,7 @@ from django.utils.functional import Promise
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from staste import formats
 from staste.charts import spec as specs
 from staste.charts.options import CHART_KINDS, ChartOptions, OptionError, check_names, check_values, find_metrica
 from staste.exceptions import RedisUnavailable
@@ -301,6 +302,18 @@ def scripts_once(context: template.Context) -> str:
             "", '<script src="{}" defer nonce="{}"></script>', ((static(path), nonce) for path in SCRIPTS)
         )
     return format_html_join("", '<script src="{}" defer></script>', ((static(path),) for path in SCRIPTS))
+
+
+@register.filter
+def staste_range(text: str) -> str:
+    """A quick range as a page names it: ``{{ "24 hours"|staste_range }}`` is "Last 24 hours", translated."""
+    return formats.range_label(str(text))
+
+
+@register.filter
+def staste_measure(name: str) -> str:
+    """A measure as a page names it: ``{{ "count"|staste_measure }}``, translated."""
+    return formats.measure_label(str(name))
 
 
 @register.simple_tag(takes_context=True)
