@@ -43,7 +43,7 @@ from .state import PERCENTILES, PageState, measures
 #: Most stored values a dropdown lists.
 MAX_OPTIONS = 1000
 #: Most values of a breakdown whose percentiles are read (those with the most events).
-MAX_PERCENTILE_VALUES = 100
+MAX_PERCENTILE_VALUES = 50
 
 
 @dataclasses.dataclass(frozen=True)

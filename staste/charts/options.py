@@ -21,7 +21,7 @@ Options, by kind of output:
 
 Any other name is an axis of the metrica and filters it (``gender="girl"``); an axis whose name
 is also an option's is given as ``filter__<axis>=``.  A timespan may also be spelled
-``timespan__year=`` (the seed's query-string names).  ``None`` means "not given".
+``timespan__year=``.  ``None`` means "not given".
 
 Building a spec or a number costs one Redis round trip (two for lines per axis value).
 """

@@ -175,6 +175,21 @@
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+        // The pooled rest can dwarf the values ranked above it: the axis is scaled to those,
+        // and the rest's bar runs off its end (its number is in the tooltip and the table).
+        var data = ((spec.datasets || [])[0] || {}).data || [];
+        if (spec.pooled && data.length > 1) {
+          var largest = Math.max.apply(null, data.slice(0, -1).map(function (v) { return v || 0; }));
+          if (data[data.length - 1] > largest * 1.5) {
+            var step = Math.pow(10, Math.floor(Math.log10(largest * 1.2)));
+            scales.x.max = Math.ceil(largest * 1.2 / (step / 2)) * (step / 2);
+            var restLabel = labelTicks.callback;
+            labelTicks.callback = function (value, index) {
+              var text = restLabel.call(this, value, index);
+              return index === data.length - 1 ? text + " ▸" : text;
+            };
+          }
+        }
       } else {
         // "2026-11-29 12:00" is long for a tick: the time only, with the day where it changes.
         labelTicks.callback = function (value, index, ticks) {
