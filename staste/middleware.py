@@ -60,6 +60,8 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _METHODS = frozenset(METHODS)
 _bisect_left = bisect.bisect_left
 _STATUS_BY_HUNDRED = {index + 1: text for index, text in enumerate(STATUS_CLASSES)}
+#: Exception classes the ``exception`` axis keeps apart; more count as "(other)".
+EXCEPTION_CHOICES = 100
 #: Where the exception that escaped the view is noted on the request (by process_exception).
 _EXCEPTION_ATTRIBUTE = "_staste_exception"
 
@@ -69,7 +71,9 @@ def response_time_axes() -> list[tuple[str, Axis]]:
         ("view", StoredChoiceAxis()),
         ("method", Axis(choices=[*METHODS, OTHER_METHOD])),
         ("status", Axis(choices=list(STATUS_CLASSES))),
-        ("exception", StoredChoiceAxis()),
+        # A project raises few exception classes: 100 keeps the axes' product (each combination is
+        # a field of every bucket) below checks' STASTE_COMBINATIONS_WARNING with 1,000 views.
+        ("exception", StoredChoiceAxis(max_choices=EXCEPTION_CHOICES)),
     ]
 
 

@@ -104,9 +104,13 @@ def test_list_shows_each_registered_metrica_with_its_keys_and_memory(staste_redi
     memory = sum(staste_redis.memory_usage(key) for key in written)
     assert rows["guest_visits_gender_age"][0] == "Metrica"
     assert rows["guest_visits_gender_age"][1] == "gender(boy|girl), age(stored)"
-    assert rows["guest_visits_gender_age"][2] == str(len(written))
-    assert rows["guest_visits_gender_age"][3] == f"{memory / 1024:.1f} KiB"
-    assert rows["pocket_money"][:3] == ["AveragedMetrica", "gender(boy|girl)", "0"]
+    largest = max(staste_redis.hlen(key) for key in written if staste_redis.type(key) == b"hash")
+    # Fields/bucket: (2 choices + all) x (1000 stored + (other) + all); then the largest hash now
+    assert rows["guest_visits_gender_age"][2:4] == ["3,006", str(largest)]
+    assert rows["guest_visits_gender_age"][4] == str(len(written))
+    assert rows["guest_visits_gender_age"][5] == f"{memory / 1024:.1f} KiB"
+    # an AveragedMetrica keeps two counters (sum and count) per combination
+    assert rows["pocket_money"][:5] == ["AveragedMetrica", "gender(boy|girl)", "6", "0", "0"]
     assert "removed_long_ago" not in rows
     assert "1 more name has data but no registered metrica" in out
     assert f"prefix {prefix!r}" in out
@@ -116,7 +120,9 @@ def test_list_all_also_shows_data_no_code_defines(staste_redis, prefix) -> None:
     Metrica(name="removed_long_ago", axes=[("kind", StoredChoiceAxis())]).kick(date=D(2012, 1, 1), kind="x")
     out, _ = run("list", "--all", "--no-memory")
     rows = table(out)
-    assert rows["removed_long_ago"] == ["(not registered)", "-", str(len(scan(staste_redis, f"{prefix}:{{removed*")))]
+    keys_of_it = str(len(scan(staste_redis, f"{prefix}:{{removed*")))
+    assert rows["removed_long_ago"] == ["(not registered)", "-", "-", keys_of_it]
+    assert "Largest hash" not in out  # read key by key, like the memory
     assert "Memory" not in out
     assert "more name" not in out
 
@@ -592,7 +598,7 @@ def test_renaming_a_registered_metrica_warns_that_its_kicks_go_on(staste_redis) 
 # -- check -----------------------------------------------------------------------------------
 
 
-def test_check_passes_on_a_healthy_redis(staste_redis, redis_server) -> None:
+def test_check_passes_on_a_healthy_redis(staste_redis, redis_server, prefix) -> None:
     kick_guests()
     out, _ = run("check")
     assert f"Redis at {connection.describe()} is reachable" in out
@@ -600,6 +606,10 @@ def test_check_passes_on_a_healthy_redis(staste_redis, redis_server) -> None:
     version = redis.Redis.from_url(node.url).info("server")["redis_version"]
     assert f"Redis {version}\n" in out
     assert f"the stored signatures of {len(registry)} metricas match their code" in out
+    assert f"the axes of {len(registry)} metricas allow at most " in out
+    ours = scan(staste_redis, f"{prefix}:*")
+    largest = max(staste_redis.hlen(key) for key in ours if staste_redis.type(key) == b"hash")
+    assert f" holds {largest:,} fields\n" in out
     assert "staste check: no errors" in out
 
 
@@ -732,7 +742,7 @@ def test_rename_list_and_purge_across_slots_of_a_cluster(cluster, settings, pref
         before = {key: client.pttl(key) for key in scan(client, f"{prefix}:{{visits_v1}}:*")}
         new_base = keys.metrica_base(prefix, "visits")
         assert client.keyslot(new_base) != client.keyslot(old.base)
-        assert table(run("list", "--all")[0])["visits_v1"][2] == str(len(before))
+        assert table(run("list", "--all")[0])["visits_v1"][4] == str(len(before))
         out, _ = run("rename", "visits_v1", "visits")
         assert f"Moved {len(before)} keys" in out
         moved = scan(client, f"{prefix}:{{visits}}:*")

@@ -82,6 +82,15 @@ class Check(Subcommand):
         report(mismatched)
         if metricas and not mismatched:
             ok(f"the stored signatures of {len(metricas)} metricas match their code")
+        too_large = checks.check_combinations()
+        report(too_large)
+        bounds = [(checks.fields_per_bucket(metrica), metrica.name) for metrica in metricas]
+        if bounds and not too_large:
+            fields, name = max(bounds, key=lambda pair: pair[0] or 0)
+            ok(f"the axes of {len(metricas)} metricas allow at most {fields or 0:,} fields per bucket ({name})")
+        largest = max(housekeeping.inventory().values(), key=lambda usage: usage.largest_fields, default=None)
+        if largest is not None and largest.largest is not None:
+            ok(f"largest hash: {largest.largest} holds {largest.largest_fields:,} fields")
         errors = sum(1 for message in found if message.is_serious())
         warnings = sum(1 for message in found if django_checks.WARNING <= message.level < django_checks.ERROR)
         if errors or (warnings and options["fail_level"] == "WARNING"):

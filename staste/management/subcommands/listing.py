@@ -1,4 +1,9 @@
-"""``staste list``: the registered metricas, their axes, and the keys and memory they take."""
+"""``staste list``: the registered metricas, their axes, and the keys and memory they take.
+
+"Fields/bucket" is the most fields one bucket hash can hold (checks.fields_per_bucket: the
+product of the axes' values, "no limit" with an unbounded axis); "Largest hash" is how many the
+largest of its hashes holds now, so the two say how far a metrica is from its bound.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from staste import connection, housekeeping
+from staste import checks, connection, housekeeping
 from staste.checks import human_bytes
 from staste.management import output
 from staste.registration import registry
@@ -27,19 +32,32 @@ class List(Subcommand):
         )
 
     def handle(self, command: Any, **options: Any) -> None:
-        usage = housekeeping.inventory(measure=not options["no_memory"])
+        measured = not options["no_memory"]
+        usage = housekeeping.inventory(measure_keys=measured)
         rows = []
         for metrica in registry:
             found = usage.get(metrica.name, housekeeping.Usage())
-            rows.append([metrica.name, type(metrica).__name__, output.describe_axes(metrica), found.keys, found.bytes])
+            bound = checks.fields_per_bucket(metrica)
+            rows.append(
+                [
+                    metrica.name,
+                    type(metrica).__name__,
+                    output.describe_axes(metrica),
+                    f"{bound:,}" if bound is not None else "no limit",
+                    found.largest_fields,
+                    found.keys,
+                    found.bytes,
+                ]
+            )
         orphans = sorted(name for name in usage if name not in registry)
         if options["all"]:
             for name in orphans:
-                rows.append([name, "(not registered)", "-", usage[name].keys, usage[name].bytes])
-        headers = ["Metrica", "Type", "Axes", "Keys", "Memory"]
-        if options["no_memory"]:
-            headers.pop()
-            rows = [row[:-1] for row in rows]
+                found = usage[name]
+                rows.append([name, "(not registered)", "-", "-", found.largest_fields, found.keys, found.bytes])
+        headers = ["Metrica", "Type", "Axes", "Fields/bucket", "Largest hash", "Keys", "Memory"]
+        if not measured:  # the largest hash and the memory are read key by key
+            del headers[4], headers[-1]
+            rows = [row[:4] + row[5:-1] for row in rows]
         else:
             for row in rows:
                 row[-1] = human_bytes(row[-1])
