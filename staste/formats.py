@@ -138,6 +138,21 @@ SCALE_PLURALS = {
     "year": pgettext_lazy("buckets", "years"),
 }
 
+#: A number of buckets of each scale ("24 hours"), plural forms of the active language.
+_COUNTED = {
+    "minute": ngettext_lazy("%(count)s minute", "%(count)s minutes", "count"),
+    "hour": ngettext_lazy("%(count)s hour", "%(count)s hours", "count"),
+    "day": ngettext_lazy("%(count)s day", "%(count)s days", "count"),
+    "week": ngettext_lazy("%(count)s week", "%(count)s weeks", "count"),
+    "month": ngettext_lazy("%(count)s month", "%(count)s months", "count"),
+    "year": ngettext_lazy("%(count)s year", "%(count)s years", "count"),
+}
+
+
+def counted(scale: str, count: int) -> str:
+    """``count`` buckets of ``scale`` in words: "24 hours", "24 часа"."""
+    return str(_COUNTED[scale] % {"count": count})
+
 
 def measure_label(name: str) -> str:
     """``"count"`` as a page shows it, translated (names that are no measure are kept)."""
@@ -149,7 +164,8 @@ def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
     Only staste's own words change: a dataset of a measure ("count"; "count, previous period"
     for a dataset with ``previous_of``), the axes' titles and a scale as ``x``; titles and axis
-    values are the project's data and stay as they are.  The numbers are not touched.
+    values are the project's data and stay as they are (a scale as ``x`` is named in
+    ``x_label``, which tables and charts show).  The numbers are not touched.
     """
     out = dict(spec)
     datasets = []
@@ -165,7 +181,7 @@ def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
     if "axes" in spec:
         out["axes"] = {axis: measure_label(name) for axis, name in spec["axes"].items()}
     if spec.get("x") in SCALE_LABELS:
-        out["x"] = str(SCALE_LABELS[spec["x"]])
+        out["x_label"] = str(SCALE_LABELS[spec["x"]])  # "x" stays the key the code reads
     return out
 
 

@@ -170,8 +170,8 @@ def _chart_words(spec: Any) -> Iterator[str]:
     for dataset in spec.get("datasets", []):
         yield str(dataset.get("label", ""))
     yield from (str(title) for title in (spec.get("axes") or {}).values())
-    if spec.get("x"):
-        yield str(spec["x"])
+    if spec.get("x_label") or spec.get("x"):
+        yield str(spec.get("x_label") or spec["x"])
     yield from (
         (str(text) for text in (spec.get("labels") or {}).values()) if isinstance(spec.get("labels"), dict) else ()
     )

@@ -283,13 +283,15 @@ def expired_note(spec: Spec) -> str | None:
     scale = spec.get("x", "")
     keep = conf.retention().get(scale)
     days = display((keep or 0) / 86400)
+    if scale not in formats.SCALE_PLURALS:
+        return None
     return ngettext(
-        "%(count)s %(scale)s of this chart has expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(counted)s of this chart has expired: Redis keeps %(scale)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count it.",
-        "%(count)s %(scale)ss of this chart have expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(counted)s of this chart have expired: Redis keeps %(scale)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count them.",
         expired,
-    ) % {"count": expired, "scale": scale, "days": days}
+    ) % {"counted": formats.counted(scale, expired), "scale": formats.SCALE_PLURALS[scale], "days": days}
 
 
 def _line_header(spec: Spec) -> list[str]:
