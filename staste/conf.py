@@ -68,6 +68,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
     "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # Longest a buffered kick waits (seconds) for room in a full buffer while Redis takes writes (it
+    # writes the buffer itself meanwhile); past it, or at once while Redis is unreachable, it is dropped.
+    "STASTE_BUFFER_MAX_WAIT": 5.0,
     # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
     # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).
     "STASTE_FLUSH_ON_SIGTERM": True,
@@ -97,6 +100,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_COMBINATIONS_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     "STASTE_LIVE_INTERVAL": float,
