@@ -1,10 +1,12 @@
 """Buffered kicks: ``kick(buffered=True)`` adds to the process' buffer, a thread writes it.
 
 What is timed is the whole cost to the process: the kicks themselves, the background thread's
-flushes that run meanwhile (they take the GIL), and a final flush, so that every kick timed is
-in Redis when the clock stops.  Redis CPU is measured over the same span.  The buffer may hold
-``BUFFER_MAX_KEYS`` distinct kicks, so that the five-axis run, whose kicks are nearly all
-distinct, drops none.
+flushes that run meanwhile (they take the GIL), the waits of a kick that finds the buffer
+full (backpressure), and a final flush, so that every kick timed is in Redis when the clock
+stops.  The buffer runs with the default settings (``STASTE_BUFFER_MAX_KEYS``,
+``STASTE_FLUSH_INTERVAL``): a benchmark that needed a bigger buffer to lose nothing would
+hide the very loss it must show.  Redis is measured over the same span: its CPU (``INFO
+cpu``), the time its scripts ran (``INFO commandstats``) and its longest call (``SLOWLOG``).
 """
 
 from __future__ import annotations
@@ -14,55 +16,87 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.test import override_settings
+import redis
 
 from benchmarks import measure, workloads
 from staste import buffer, connection
 
-BUFFER_MAX_KEYS = 100_000
+#: Calls shorter than this (µs) are not logged: the longest call is reported when above it.
+SLOWLOG_FLOOR_US = 200
 
 
 @dataclass
 class BufferedRow:
     axes: int
     kicks: int  # per round
-    rate: float  # kicks per second
-    redis_cpu_us: float  # Redis CPU per kick
+    rate: float  # kicks per second (median round), final flush included
+    redis_cpu_us: float  # Redis CPU per kick (INFO cpu)
+    script_us: float  # time Redis spent in kick.lua per kick (INFO commandstats)
     distinct: float  # kicks written per round: what merging identical kicks leaves
-    dropped: int
+    calls: float  # kick.lua calls per round
+    longest_ms: float  # the longest Redis call of the rounds (SLOWLOG), 0 when under the floor
+    dropped: int  # over every round: must be 0
 
 
-@override_settings(STASTE_BUFFER_MAX_KEYS=BUFFER_MAX_KEYS)
+def script_usec(client: redis.Redis) -> tuple[float, int]:
+    """Microseconds Redis spent running scripts, and the number of script calls, so far."""
+    stats = client.info("commandstats")
+    usec = calls = 0
+    for name in ("cmdstat_evalsha", "cmdstat_eval"):
+        if name in stats:
+            usec += stats[name]["usec"]
+            calls += stats[name]["calls"]
+    return usec, calls
+
+
+def longest_call_ms(client: redis.Redis) -> float:
+    entries = client.slowlog_get(100_000)
+    return max((entry["duration"] for entry in entries), default=0) / 1000
+
+
 def buffered_rates(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[BufferedRow]:
     client = connection.get_redis()
+    saved = client.config_get("slowlog-*")
+    client.config_set("slowlog-max-len", 100_000)
+    client.config_set("slowlog-log-slower-than", SLOWLOG_FLOOR_US)
     rows = []
-    for count in axis_counts:
-        metrica = workloads.metrica(f"bench_buffered_{count}", count)
-        events = workloads.events(count, kicks)
-        kick = metrica.kick
-        buffer.flush()
-        for event in events[:100]:  # warm-up: the buckets exist, the script is loaded
-            kick(buffered=True, **event)
-        buffer.flush()
-        spent, cpu = [], 0.0
-        before = buffer.stats()
-        for _ in range(rounds):
-            before_cpu = measure.server_cpu(client)
-            start = time.perf_counter()
-            for event in events:
+    try:
+        for count in axis_counts:
+            metrica = workloads.metrica(f"bench_buffered_{count}", count)
+            events = workloads.events(count, kicks)
+            kick = metrica.kick
+            buffer.flush()
+            for event in events[:100]:  # warm-up: the buckets exist, the script is loaded
                 kick(buffered=True, **event)
             buffer.flush()
-            spent.append(time.perf_counter() - start)
-            cpu += measure.server_cpu(client) - before_cpu
-        after = buffer.stats()
-        rows.append(
-            BufferedRow(
-                count,
-                kicks,
-                kicks / statistics.median(spent),
-                cpu / (kicks * rounds) * 1e6,
-                (after["written"] - before["written"]) / rounds,
-                after["dropped"] - before["dropped"],
+            client.slowlog_reset()
+            spent, cpu = [], 0.0
+            before = buffer.stats()
+            usec_before, calls_before = script_usec(client)
+            for _ in range(rounds):
+                before_cpu = measure.server_cpu(client)
+                start = time.perf_counter()
+                for event in events:
+                    kick(buffered=True, **event)
+                buffer.flush()
+                spent.append(time.perf_counter() - start)
+                cpu += measure.server_cpu(client) - before_cpu
+            after = buffer.stats()
+            usec_after, calls_after = script_usec(client)
+            rows.append(
+                BufferedRow(
+                    count,
+                    kicks,
+                    kicks / statistics.median(spent),
+                    cpu / (kicks * rounds) * 1e6,
+                    (usec_after - usec_before) / (kicks * rounds),
+                    (after["written"] - before["written"]) / rounds,
+                    (calls_after - calls_before) / rounds,
+                    longest_call_ms(client),
+                    after["dropped"] - before["dropped"],
+                )
             )
-        )
+    finally:
+        client.config_set("slowlog-log-slower-than", saved["slowlog-log-slower-than"])
+        client.config_set("slowlog-max-len", saved["slowlog-max-len"])
     return rows

@@ -2,7 +2,8 @@
 
 Axes are those of a web site's request metrica, added in this order: the view (a stored axis
 of 40 values), the method (4 declared choices), the status class (5), the country (a stored
-axis of 30 values) and the device (3).  Values follow a Zipf-like law, as traffic does.
+axis of 30 values), the device (3), the browser (6 declared choices) and the referrer (a
+stored axis of 20 values).  Values follow a Zipf-like law, as traffic does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from staste.axis import Axis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 
-AXIS_COUNTS = (0, 1, 2, 3, 5)
+AXIS_COUNTS = (0, 1, 3, 5, 7)
 SEED = 20100207
 
 VIEWS = [f"app.views.page_{n}" for n in range(40)]
@@ -22,6 +23,8 @@ METHODS = ["GET", "POST", "PUT", "DELETE"]
 STATUSES = ["2xx", "3xx", "4xx", "5xx", "1xx"]
 COUNTRIES = [f"C{n:02d}" for n in range(30)]
 DEVICES = ["desktop", "mobile", "tablet"]
+BROWSERS = ["chrome", "safari", "edge", "firefox", "samsung", "opera"]
+REFERRERS = [f"site{n}.example" for n in range(20)]
 
 #: name, axis factory, values (in popularity order)
 AXES: list[tuple[str, Any, Sequence[str]]] = [
@@ -30,6 +33,8 @@ AXES: list[tuple[str, Any, Sequence[str]]] = [
     ("status", lambda: Axis(choices=STATUSES), STATUSES),
     ("country", StoredChoiceAxis, COUNTRIES),
     ("device", lambda: Axis(choices=DEVICES), DEVICES),
+    ("browser", lambda: Axis(choices=BROWSERS), BROWSERS),
+    ("referrer", StoredChoiceAxis, REFERRERS),
 ]
 
 

@@ -1,32 +1,50 @@
-"""The buffered writer: kicks kept in memory, merged, and written in one round trip per flush.
+"""The buffered writer: kicks kept in memory, merged, and written in few short script calls.
 
 Why: a synchronous kick pays a Redis round trip on the request path; a buffered kick costs a
 dictionary update.  Kicks that land on the same counters (same metrica, time buckets, families
 and axis values: ``Kick.merge_key()``) are merged by adding their increments, so a busy view
 adds to one entry a minute however many requests it serves.  A daemon thread writes the buffer
-every ``STASTE_FLUSH_INTERVAL`` seconds, and the process writes it once more when it exits.
+every ``STASTE_FLUSH_INTERVAL`` seconds (at once when it is half full), and the process writes
+it once more when it exits.
+
+A flush merges again, at the level of the counters: every combination of every kick held is
+expanded here, in Python, and each distinct counter (bucket x field x family) is incremented
+once, by the sum of what its kicks add to it (counters.lua).  Rollups such as ``page=*,
+method=GET`` are shared by thousands of kicks, so Redis does a fraction of the work of one
+kick.lua call per kick.  Under which part a stored axis' value counts (``max_choices``) is
+decided first, in Redis and atomically, by choices.lua, with kick.lua's rule and in kick order.
 
 What a flush promises:
 
-* one kick.lua call writes the whole buffer (cut into calls of at most ``MAX_KICKS_PER_CALL``
-  kicks after a long outage, and into one call per metrica on a Redis Cluster, where a script
-  only reaches one hash slot); a call is atomic, so each kick is written entirely or not at all;
-* when Redis cannot be reached, what was not written goes back into the buffer and the next
-  flush retries it: nothing is lost and nothing counted twice.  The call whose reply was lost
-  (a timeout, a connection reset after Redis ran it) is sent again as it was, first, under its
-  number: kick.lua remembers each writer's last call number (``<base>w:<writer>``) and skips
-  a call that already ran.  One warning is logged when the outage starts and one line when it
-  ends;
-* the buffer is bounded: past ``STASTE_BUFFER_MAX_KEYS`` distinct kicks, new kicks (not merges
-  into held ones) are dropped and counted (``stats()["dropped"]``, logged);
-* a reply Redis gives that says the script may have run partly (anything but "unreachable" or
-  a refusal before the first write) drops the batch with an error log rather than risk
-  counting it twice.
+* nothing lost while Redis takes writes: a kick that finds the buffer full
+  (``STASTE_BUFFER_MAX_KEYS`` distinct kicks) waits for room — for the flush under way, then
+  it writes the buffer itself — for at most ``STASTE_BUFFER_MAX_WAIT`` seconds.  That is the
+  trade-off: a thread that kicks faster than Redis takes the counters is slowed down to Redis'
+  pace rather than losing kicks.  Only while Redis is unreachable or refuses writes (the last
+  flush failed), or when a flush under way did not end within the wait, is a new kick dropped,
+  counted (``stats()["dropped"]``) and logged;
+* no long call: Redis serves nobody else while a script runs, so a flush is cut into calls by
+  the work they give Redis (``CALL_BUDGET`` HINCRBYs), not by a number of kicks: a call takes
+  a few milliseconds, the backlog of a long outage included.  On a Redis Cluster a call holds
+  one metrica (a script reaches one hash slot);
+* when Redis cannot be reached, what was not written is kept and the next flush retries it:
+  nothing is lost and nothing counted twice.  The calls of a flush are numbered; the call
+  whose reply was lost (a timeout, a connection reset after Redis ran it) is sent again as it
+  was, first, under its number, and the script skips a call that already ran (it remembers
+  each writer's last call number in ``<base>w:<writer>``).  One warning is logged when the
+  outage starts and one line when it ends;
+* a counter a flush would push past Redis' 64-bit limit: the call is taken back, the calls of
+  the flush already written are taken back too, and its kicks are written one by one through
+  kick.lua, which refuses exactly the kicks that overflow (counted as dropped);
+* a reply Redis gives that says the script failed otherwise drops the flush's kicks with an
+  error log rather than risk counting them twice.
 
-Each process has its own buffer: after ``fork()`` the child starts empty (what the parent held
-is the parent's to write) with its own thread, so gunicorn or multiprocessing workers each
-write their own counts and Redis adds them up.  A process killed without exiting (SIGKILL,
-``os._exit``) loses at most one interval of kicks.
+A flush is written call by call, so a reader may see a flush half written for the few
+milliseconds between its calls; each call is atomic.  Each process has its own buffer: after
+``fork()`` the child starts empty (what the parent held is the parent's to write) with its own
+thread, so gunicorn or multiprocessing workers each write their own counts and Redis adds them
+up.  A process killed without exiting (SIGKILL, ``os._exit``) loses at most one interval of
+kicks.
 
 >>> visits.kick(page="home", buffered=True)     # doctest: +SKIP
 >>> staste.buffer.flush()                        # doctest: +SKIP
@@ -43,21 +61,25 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import redis.cluster
 
-from staste import conf, connection, scripts, shutdown
+from staste import conf, connection, kicks, scripts, shutdown
 from staste.exceptions import RedisUnavailable
-from staste.kicks import Kick, batch_keys_and_args
+from staste.kicks import Kick
 
 logger = logging.getLogger("staste")
 
-#: Most kicks one script call writes.  Redis serves nobody else while a script runs, so the
-#: backlog of a long outage is written in slices (each one atomic, each retried on its own).
-MAX_KICKS_PER_CALL = 500
+#: What one script call may cost Redis, in HINCRBYs (one takes about a microsecond inside a
+#: script): about a millisecond, ten times under the 10 ms a shared Redis may pause for, so
+#: that a loaded machine (where a call's wall time stretches) keeps the bound too.
+CALL_BUDGET = 1000
+#: Most stored-choices decisions (members) one choices.lua call makes (each costs a few calls).
+DECISIONS_PER_CALL = 300
 
 _buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
@@ -66,11 +88,101 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, RedisUnavailable) or scripts.refused_before_writing(exc)
 
 
+def _cluster() -> bool:
+    return isinstance(connection.get_redis(), redis.cluster.RedisCluster)
+
+
+class Held:
+    """The kicks a buffer holds, each under its key with the sums merged into it so far."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        # key -> [kick, sum, sum...]: the kick's counters and the increments added up for them
+        self.entries: dict[Hashable, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, key: Hashable, increments: Sequence[int]) -> bool:
+        """Add ``increments`` to the kick held under ``key``; False (nothing done) when none is."""
+        held = self.entries.get(key)
+        if held is None:
+            return False
+        for index, increment in enumerate(increments, 1):
+            held[index] += increment
+        return True
+
+    def hold(self, key: Hashable, kick: Kick) -> None:
+        """Hold ``kick`` under ``key`` (not held yet)."""
+        self.entries[key] = [kick, *kick.increments]
+
+    def kicks(self) -> list[Kick]:
+        """Each held kick with its sums as increments."""
+        return [entry[0]._replace(increments=tuple(entry[1:])) for entry in self.entries.values()]
+
+
+@dataclass(eq=False)
+class _Flush:
+    """The kicks of one flush, and its calls written so far (taken back if one overflows)."""
+
+    kicks: list[Kick]
+    written: list[_Call] = field(default_factory=list)
+    refused: int = 0
+
+
+@dataclass(eq=False)
+class _Call:
+    """One numbered script call of a flush, kept until Redis confirmed it."""
+
+    number: int
+    script: str  # "counters" or "kick"
+    keys: list[str]
+    args: list[Any]
+    flush: _Flush
+    chunks: list[kicks.Chunk]  # counters calls: what they bump (to take it back)
+    batch: list[Kick]  # kick calls: their kicks (to name those refused)
+    last: bool  # the flush's last call: its kicks are written once it is
+
+
+def _slices(groups: list[kicks.Group], budget: int) -> list[list[kicks.Chunk]]:
+    """The counters of ``groups`` cut into calls of at most ``budget`` HINCRBYs (one metrica
+    a call on a cluster)."""
+    calls: list[list[kicks.Chunk]] = []
+    current: list[kicks.Chunk] = []
+    cost = 0
+    base = None
+    cluster = _cluster()
+    if cluster:
+        groups = sorted(groups, key=lambda group: group.base)  # stable: each group's order kept
+    for group in groups:
+        per_field = len(group.hashes)
+        items = list(group.sums.items())
+        start = 0
+        if cluster and current and group.base != base:
+            calls.append(current)
+            current, cost = [], 0
+        base = group.base
+        while start < len(items):
+            room = max(1, (budget - cost) // per_field)
+            if cost and cost + per_field > budget:
+                calls.append(current)
+                current, cost = [], 0
+                room = max(1, budget // per_field)
+            piece = items[start : start + room]
+            current.append((group, piece, start == 0))
+            cost += len(piece) * per_field
+            start += len(piece)
+    if current:
+        calls.append(current)
+    return calls
+
+
 class Buffer:
     """One process' buffered kicks; ``staste.buffer.add()`` and friends use the default one.
 
-    ``background=False`` writes only on ``flush()`` (and at exit): for benchmarks, and for
-    code that decides itself when to write.
+    ``background=False`` writes only on ``flush()`` (at exit, and when a kick finds it full):
+    for benchmarks, and for code that decides itself when to write.
     """
 
     def __init__(self, background: bool = True) -> None:
@@ -83,17 +195,18 @@ class Buffer:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._start_lock = threading.Lock()
-        # key -> [kick, increment, increment...]: the kick's counters and the sums held for them
-        self._pending: dict[Hashable, list[Any]] = {}
-        # The call that failed without telling whether Redis ran it: (its number, its kicks),
-        # sent again as it is, before anything newer, by the next flush.
-        self._in_doubt: tuple[int, list[tuple[Hashable, Kick]]] | None = None
+        self._held = Held()
+        # The calls of a flush not confirmed yet, in order; the first may be in doubt (sent,
+        # no reply): it is sent again as it is, before anything newer.
+        self._queue: list[_Call] = []
+        self._queued = 0  # kicks of the flush in the queue
         # Who this writer is to Redis, and the number of its last call: unique per process.
         self._writer_id = uuid.uuid4().hex
         self._calls_made = 0
         self._in_flight = 0
         self._dropped = 0
         self._dropped_before_outage = 0
+        self._waits = 0
         self._flushes = 0
         self._failed_flushes = 0
         self._written = 0
@@ -107,11 +220,8 @@ class Buffer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _in_doubt_count(self) -> int:
-        return len(self._in_doubt[1]) if self._in_doubt else 0
-
     def __repr__(self) -> str:
-        return f"<Buffer pending={len(self._pending)} dropped={self._dropped}>"
+        return f"<Buffer pending={len(self._held)} dropped={self._dropped}>"
 
     # -- the hot path ------------------------------------------------------------------------
 
@@ -119,34 +229,24 @@ class Buffer:
         """Hold ``kick`` until the next flush, merged into the kick held under the same ``key``.
 
         ``key`` defaults to ``kick.merge_key()``; a caller that knows a cheaper key naming the
-        same counters (see :meth:`bump`) passes it.
+        same counters (see :meth:`bump`) passes it.  When the buffer is full, this waits for
+        room (see the module's docstring).
         """
         if key is None:
             key = kick.merge_key()
-        full = False
         with self._lock:
-            pending = self._pending
-            held = pending.get(key)
-            if held is not None:
-                for index, increment in enumerate(kick.increments, 1):
-                    held[index] += increment
+            held = self._held
+            if held.add(key, kick.increments):
+                kept = True
             else:
                 limit = conf.get("STASTE_BUFFER_MAX_KEYS")
-                if len(pending) < limit:
-                    pending[key] = [kick, *kick.increments]
-                    if len(pending) * 2 >= limit and not self._failing:
+                kept = len(held) < limit
+                if kept:
+                    held.hold(key, kick)
+                    if len(held) * 2 >= limit and not self._failing and not self._wake.is_set():
                         self._wake.set()  # half full: write now rather than at the next tick
-                else:
-                    self._dropped += 1
-                    full = not self._full_reported
-                    self._full_reported = True
-        if full:
-            logger.warning(
-                "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
-                "until it can be written (%s)",
-                conf.get("STASTE_BUFFER_MAX_KEYS"),
-                self._last_error or "Redis is slow to take them",
-            )
+        if not kept:
+            self._add_when_room(kick, key)
         if not self._started:
             self._start()
 
@@ -160,17 +260,52 @@ class Buffer:
         values) and have increments of the same length.
         """
         with self._lock:
-            held = self._pending.get(key)
-            if held is None:
-                return False
-            if len(increments) == 3:  # sum, count, histogram bucket: the middleware's kicks
-                held[1] += increments[0]
-                held[2] += increments[1]
-                held[3] += increments[2]
-            else:
-                for index, increment in enumerate(increments, 1):
-                    held[index] += increment
-            return True
+            return self._held.add(key, increments)
+
+    def _add_when_room(self, kick: Kick, key: Hashable) -> None:
+        """Backpressure: hold ``kick`` once a flush made room; drop it only when Redis fails.
+
+        The kicking thread waits for the flush under way, or writes the buffer itself, for at
+        most ``STASTE_BUFFER_MAX_WAIT`` seconds.
+        """
+        deadline = time.monotonic() + max(0.0, float(conf.get("STASTE_BUFFER_MAX_WAIT")))
+        waited = False
+        while True:
+            with self._lock:
+                held = self._held
+                if held.add(key, kick.increments) or len(held) < conf.get("STASTE_BUFFER_MAX_KEYS"):
+                    if key not in held.entries:
+                        held.hold(key, kick)
+                    self._waits += waited
+                    return
+                failing = self._failing
+            remaining = deadline - time.monotonic()
+            if failing or remaining <= 0 or not self._flush_lock.acquire(timeout=remaining):
+                self._drop(timed_out=not failing)
+                return
+            waited = True
+            try:
+                with self._lock:
+                    full = len(self._held) >= conf.get("STASTE_BUFFER_MAX_KEYS")
+                if full:  # nobody else made room meanwhile
+                    self._flush(deadline)
+            finally:
+                self._flush_lock.release()
+
+    def _drop(self, timed_out: bool) -> None:
+        with self._lock:
+            self._dropped += 1
+            report = not self._full_reported
+            self._full_reported = True
+        if report:
+            logger.warning(
+                "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
+                "until it can be written (%s)",
+                conf.get("STASTE_BUFFER_MAX_KEYS"),
+                f"Redis did not take them within STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
+                if timed_out
+                else self._last_error,
+            )
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -184,139 +319,219 @@ class Buffer:
         if self._pid != os.getpid():  # forked by something that skipped os.register_at_fork
             self._reset()
         with self._flush_lock:
-            with self._lock:
-                held, in_doubt = self._pending, self._in_doubt
-                if not held and in_doubt is None:
-                    return 0
-                self._pending, self._in_doubt = {}, None
-                self._in_flight = len(held) + (len(in_doubt[1]) if in_doubt else 0)
-            batch = [(key, entry[0]._replace(increments=tuple(entry[1:]))) for key, entry in held.items()]
-            settled = refused = 0  # kicks of the calls made so far; those kick.lua refused
-            calls: list[tuple[int, list[tuple[Hashable, Kick]]]] = []
-            done = 0  # calls written
-            try:
-                calls = list(self._numbered(in_doubt, self._calls(batch)))
-                for number, items in calls:
-                    refused_here = self._write(items, (self._writer_id, number))
-                    done += 1
-                    settled += len(items)
-                    if refused_here:
-                        refused += refused_here
-                        with self._lock:
-                            self._dropped += refused_here
-            except Exception as exc:
-                if calls:
-                    unsent = [item for _, items in calls[done + 1 :] for item in items]
-                    self._failed(exc, calls[done], unsent, settled - refused)
-                else:  # failed before a call was made: nothing new is in doubt
-                    self._failed(exc, in_doubt, batch, 0)
-            else:
-                self._succeeded(settled - refused)
-            return settled - refused
+            return self._flush()
 
-    def _numbered(
-        self, in_doubt: tuple[int, list[tuple[Hashable, Kick]]] | None, calls: Iterator[list[tuple[Hashable, Kick]]]
-    ) -> Iterator[tuple[int, list[tuple[Hashable, Kick]]]]:
-        """The calls of a flush with their numbers: the call in doubt first, under its own."""
-        if in_doubt is not None:
-            yield in_doubt
-        for items in calls:
-            self._calls_made += 1
-            yield self._calls_made, items
+    def _flush(self, deadline: float | None = None) -> int:
+        """flush(), under the flush lock; past ``deadline`` (monotonic) no new call is sent.
 
-    @staticmethod
-    def _calls(batch: list[tuple[Hashable, Kick]]) -> Iterator[list[tuple[Hashable, Kick]]]:
-        """The kicks of one flush cut into script calls, written in the order of ``batch``."""
-        groups: Sequence[list[tuple[Hashable, Kick]]]
-        if isinstance(connection.get_redis(), redis.cluster.RedisCluster):
-            by_metrica: dict[str, list[tuple[Hashable, Kick]]] = {}
-            for item in batch:
-                by_metrica.setdefault(item[1].metrica.base, []).append(item)
-            groups = list(by_metrica.values())
-            batch[:] = [item for group in groups for item in group]
-        else:
-            groups = [batch]
-        for group in groups:
-            for start in range(0, len(group), MAX_KICKS_PER_CALL):
-                yield group[start : start + MAX_KICKS_PER_CALL]
-
-    @staticmethod
-    def _write(items: list[tuple[Hashable, Kick]], writer: tuple[str, int]) -> int:
-        """Write one call's kicks; returns how many kick.lua refused (they would overflow a
-        counter: it took each back whole and wrote the others, so nothing is retried)."""
-        kicks = [kick for _, kick in items]
-        for metrica in {id(kick.metrica): kick.metrica for kick in kicks}.values():
-            metrica.record_signature()  # once per process and metrica
-        script_keys, args = batch_keys_and_args(kicks, writer=writer)
+        First what an earlier flush left (its first call maybe in doubt), then the kicks held
+        now: their stored values decided (choices.lua), their counters merged and written.
+        """
+        done, written = self._send(deadline)
+        if not done:
+            return written
+        with self._lock:
+            held = self._held
+            if not held:
+                return written
+            self._held = Held()
+            self._in_flight = len(held)
+        batch = held.kicks()
         try:
-            if scripts.run("kick", script_keys, args) == -1:
-                logger.info("staste: buffered call %d had already been written; not written again", writer[1])
-        except redis.ResponseError as exc:
-            if not str(exc).startswith(scripts.OVERFLOW):
-                raise
-            refused = [kicks[int(number) - 1] for number in str(exc).split()[1:]]
-            logger.error(
-                "staste: dropped %d buffered kicks of %s: they would push a counter past Redis' limit (2**63 - 1)",
-                len(refused),
-                ", ".join(sorted({kick.metrica.name for kick in refused})),
-            )
-            return len(refused)
-        return 0
+            for metrica in {id(kick.metrica): kick.metrica for kick in batch}.values():
+                metrica.record_signature()  # once per process and metrica
+            depths = self._decide(batch)
+        except Exception as exc:
+            retry = _retryable(exc)
+            with self._lock:
+                self._in_flight = 0
+                if retry:
+                    self._hold_again(batch)
+                else:
+                    self._dropped += len(batch)
+            if not retry:
+                logger.error("staste: dropped %d buffered kicks that Redis refused", len(batch), exc_info=exc)
+            self._failed(exc, dropped=0 if retry else len(batch))
+            return written
+        flush = _Flush(batch)
+        decided = [kicks.decided(kick, depths) for kick in batch]
+        slices = _slices(kicks.merged_counters(decided), CALL_BUDGET)
+        calls = [
+            self._counters_call(flush, chunks, last=index == len(slices) - 1) for index, chunks in enumerate(slices)
+        ]
+        with self._lock:
+            self._queue, self._queued, self._in_flight = calls, len(batch), 0
+        return written + self._send(deadline)[1]
 
-    def _succeeded(self, written: int) -> None:
+    def _decide(self, batch: list[Kick]) -> dict[kicks.Chain, int]:
+        """Which members of the stored axes the kicks' values are (choices.lua, in kick order)."""
+        chains = kicks.chains(batch)
+        if _cluster():  # a call reaches one hash slot: one metrica's sets
+            by_slot: dict[str, list[kicks.Chain]] = {}
+            for chain in chains:
+                by_slot.setdefault(chain[0].split("}", 1)[0], []).append(chain)
+            parts = list(by_slot.values())
+        else:
+            parts = [chains]
+        depths: dict[kicks.Chain, int] = {}
+        for part in parts:
+            start = 0
+            while start < len(part):
+                end, members = start, 0
+                while end < len(part) and (members == 0 or members + len(part[end][2]) <= DECISIONS_PER_CALL):
+                    members += len(part[end][2])
+                    end += 1
+                script_keys, args = kicks.choices_keys_and_args(part[start:end])
+                stored = scripts.run("choices", script_keys, args)
+                self._reachable()
+                depths.update(zip(part[start:end], (int(depth) for depth in stored), strict=True))
+                start = end
+        return depths
+
+    def _counters_call(self, flush: _Flush, chunks: list[kicks.Chunk], last: bool, back: bool = False) -> _Call:
+        self._calls_made += 1
+        script_keys, args = kicks.counters_keys_and_args(chunks, writer=(self._writer_id, self._calls_made), back=back)
+        return _Call(self._calls_made, "counters", script_keys, args, flush, chunks, [], last)
+
+    def _kick_calls(self, flush: _Flush) -> list[_Call]:
+        """The flush's kicks, kick by kick through kick.lua, in calls of about CALL_BUDGET."""
+        calls = []
+        start = 0
+        batch = flush.kicks
+        cluster = _cluster()
+        while start < len(batch):
+            end, cost = start, 0
+            while end < len(batch):
+                kick = batch[end]
+                if cluster and kick.metrica.base != batch[start].metrica.base:
+                    break
+                cost += kick.combinations() * len(kick.families) * len(kick.spans)
+                if cost > CALL_BUDGET and end > start:
+                    break
+                end += 1
+            self._calls_made += 1
+            script_keys, args = kicks.batch_keys_and_args(batch[start:end], writer=(self._writer_id, self._calls_made))
+            calls.append(_Call(self._calls_made, "kick", script_keys, args, flush, [], batch[start:end], False))
+            start = end
+        calls[-1].last = True
+        return calls
+
+    def _send(self, deadline: float | None) -> tuple[bool, int]:
+        """Send the queued calls in order: (whether all were written, kicks written)."""
+        written = 0
+        if not self._queue:
+            return True, 0
+        while self._queue:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False, written
+            call = self._queue[0]
+            try:
+                result = scripts.run(call.script, call.keys, call.args)
+            except redis.ResponseError as exc:
+                if _retryable(exc):
+                    self._failed(exc)
+                    return False, written
+                if not str(exc).startswith(scripts.OVERFLOW):
+                    self._give_up(exc, call)
+                    return False, written
+                if call.script == "counters":
+                    self._overflowed(call)
+                    continue
+                refused = [call.batch[int(number) - 1] for number in str(exc).split()[1:]]
+                logger.error(
+                    "staste: dropped %d buffered kicks of %s: they would push a counter past Redis' limit (2**63 - 1)",
+                    len(refused),
+                    ", ".join(sorted({kick.metrica.name for kick in refused})),
+                )
+                call.flush.refused += len(refused)
+                with self._lock:
+                    self._dropped += len(refused)
+            except Exception as exc:
+                if not _retryable(exc):
+                    self._give_up(exc, call)
+                    return False, written
+                self._failed(exc)
+                return False, written
+            else:
+                if result == -1:
+                    logger.info("staste: buffered call %d had already been written; not written again", call.number)
+            self._reachable()
+            with self._lock:
+                self._queue.pop(0)
+                call.flush.written.append(call)
+                if call.last:
+                    written += len(call.flush.kicks) - call.flush.refused
+                    self._queued = 0
+        self._succeeded(written)
+        return True, written
+
+    def _overflowed(self, call: _Call) -> None:
+        """A counter of ``call`` would overflow (counters.lua took the call back): take back
+        the flush's calls already written, then write its kicks one by one through kick.lua."""
+        flush = call.flush
+        logger.warning(
+            "staste: a buffered flush would push a counter past Redis' limit; writing its %d kicks one by one",
+            len(flush.kicks),
+        )
+        back = [self._counters_call(flush, done.chunks, last=False, back=True) for done in flush.written if done.chunks]
+        flush.written = []
+        with self._lock:
+            self._queue = back + self._kick_calls(flush)
+
+    def _give_up(self, exc: Exception, call: _Call) -> None:
+        """Redis answered an error that may follow a partial write: drop the flush's kicks."""
+        dropped = len(call.flush.kicks) - call.flush.refused
+        with self._lock:
+            self._queue = [queued for queued in self._queue if queued.flush is not call.flush]
+            self._queued = 0
+            self._dropped += dropped
+        logger.error("staste: dropped %d buffered kicks that Redis refused", dropped, exc_info=exc)
+        self._failed(exc, dropped=dropped)
+
+    def _hold_again(self, batch: list[Kick]) -> None:
+        """Hold kicks that were never sent again (under the lock), merged with newer ones."""
+        held = self._held
+        for kick in batch:
+            key = kick.merge_key()
+            if not held.add(key, kick.increments):
+                held.hold(key, kick)
+
+    def _reachable(self) -> None:
+        """A call went through: Redis takes writes again, so a full buffer waits, not drops."""
+        if not self._failing:
+            return
         with self._lock:
             recovered = self._failing
             dropped = self._dropped - self._dropped_before_outage
-            self._in_flight = 0
             self._failing = False
             self._full_reported = False
+            self._last_error = None
+        if recovered:
+            logger.warning(
+                "staste: Redis at %s is back: writing %d held kicks; %d were dropped while it was away",
+                connection.describe(),
+                len(self._held) + self._queued,
+                dropped,
+            )
+
+    def _succeeded(self, written: int) -> None:
+        with self._lock:
             self._last_error = None
             self._flushes += 1
             self._written += written
             self._last_flush = time.time()
-        if recovered:
-            logger.warning(
-                "staste: Redis at %s is back: wrote %d buffered kicks; %d were dropped while it was away",
-                connection.describe(),
-                written,
-                dropped,
-            )
 
-    def _failed(
-        self,
-        exc: Exception,
-        call: tuple[int, list[tuple[Hashable, Kick]]] | None,
-        unsent: list[tuple[Hashable, Kick]],
-        written: int,
-    ) -> None:
-        """``call`` failed (Redis may or may not have run it); ``unsent`` never left."""
-        retry = _retryable(exc)
-        dropped = 0 if retry else len(call[1] if call else []) + len(unsent)
+    def _failed(self, exc: Exception, dropped: int = 0) -> None:
+        """A flush failed: what it held is kept (queued or held again), or was dropped."""
         with self._lock:
-            self._in_flight = 0
-            if retry:
-                self._in_doubt = call
-                pending = self._pending
-                for key, kick in unsent:
-                    held = pending.get(key)
-                    if held is None:
-                        pending[key] = [kick, *kick.increments]
-                    else:
-                        for index, increment in enumerate(kick.increments, 1):
-                            held[index] += increment
-            else:
-                self._dropped += dropped
             starting = not self._failing
             if starting:
                 self._failing = True
                 self._dropped_before_outage = self._dropped
-            self._written += written
             self._failed_flushes += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
-            held_now = len(self._pending) + self._in_doubt_count()
-        if not retry:
-            logger.error("staste: dropped %d buffered kicks that Redis refused", dropped, exc_info=exc)
-        elif starting:
+            held_now = len(self._held) + self._queued
+        if not dropped and starting:
             logger.warning(
                 "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
                 "STASTE_BUFFER_MAX_KEYS=%s)",
@@ -366,18 +581,14 @@ class Buffer:
             except Exception:  # a bug must not stop the thread: later kicks still need writing
                 logger.exception("staste: flushing the kick buffer failed")
 
-    def wake(self) -> None:
-        """Have the background thread flush now rather than at its next tick."""
-        self._wake.set()
-
     def close(self) -> None:
         """Stop the background thread and write what is held (at exit)."""
         self._stopping = True
         self._wake.set()
-        if not self._pending and self._in_doubt is None:
+        if not self._held and not self._queue:
             return
         self.flush()
-        lost = len(self._pending) + self._in_doubt_count()
+        lost = len(self._held) + self._queued
         if lost:
             logger.error("staste: %d buffered kicks are lost: the process exits and Redis cannot be reached", lost)
 
@@ -387,7 +598,8 @@ class Buffer:
         """What the buffer holds and has done in this process, for the admin and monitoring.
 
         ``pending``: distinct kicks held (a merged kick counts once); ``dropped``: kicks lost
-        because the buffer was full or Redis refused them; ``flushes``: successful writes;
+        because the buffer was full while Redis failed, or Redis refused them; ``waits``: kicks
+        that found the buffer full and waited for a flush to make room (backpressure); ``flushes``: successful writes;
         ``failed_flushes``: flushes that failed (what they held was kept, or dropped when
         Redis refused it); ``written``: kicks written; ``last_error``: why the last flush
         failed, None once a flush succeeds again (so: Redis is unreachable right now);
@@ -396,8 +608,9 @@ class Buffer:
         """
         with self._lock:
             return {
-                "pending": len(self._pending) + self._in_flight + self._in_doubt_count(),
+                "pending": len(self._held) + self._in_flight + self._queued,
                 "dropped": self._dropped,
+                "waits": self._waits,
                 "flushes": self._flushes,
                 "failed_flushes": self._failed_flushes,
                 "written": self._written,
@@ -411,9 +624,10 @@ class Buffer:
         For tests, and for code that must start afresh; returns how many kicks were forgotten.
         """
         with self._lock:
-            count = len(self._pending) + self._in_doubt_count()
-            self._pending, self._in_doubt = {}, None
+            count = len(self._held) + self._queued
+            self._held, self._queue, self._queued = Held(), [], 0
             self._dropped = self._dropped_before_outage = self._flushes = self._failed_flushes = self._written = 0
+            self._waits = 0
             self._last_error = self._last_flush = None
             self._failing = self._full_reported = False
         return count

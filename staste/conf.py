@@ -64,10 +64,18 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_COMBINATIONS_WARNING": 10_000_000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
+    # Most counters (buckets x values x families) the reads of one admin page, or one call of the
+    # query API, may touch; past it QueryTooExpensive (a 400 in views) and nothing is read.
+    "STASTE_MAX_QUERY_WORK": 1_000_000,
+    # The same bound for what anyone may ask: the public chart views and the template tags.
+    "STASTE_MAX_PUBLIC_QUERY_WORK": 100_000,
     # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
     "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # Longest a buffered kick waits (seconds) for room in a full buffer while Redis takes writes (it
+    # writes the buffer itself meanwhile); past it, or at once while Redis is unreachable, it is dropped.
+    "STASTE_BUFFER_MAX_WAIT": 5.0,
     # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
     # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).
     "STASTE_FLUSH_ON_SIGTERM": True,
@@ -94,9 +102,12 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": int,
     "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
+    "STASTE_MAX_QUERY_WORK": int,
+    "STASTE_MAX_PUBLIC_QUERY_WORK": int,
     "STASTE_COMBINATIONS_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     "STASTE_LIVE_INTERVAL": float,

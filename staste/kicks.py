@@ -46,29 +46,21 @@ class Kick(NamedTuple):
         total = tuple(a + b for a, b in zip(self.increments, other.increments, strict=True))
         return self._replace(increments=total)
 
-    def segment(self, now: float) -> tuple[list[str], list[Any]]:
-        """This kick's KEYS and ARGV segment of kick.lua."""
-        plan = _plan(self.metrica, self.spans, self.families)
-        script_keys = list(plan.keys)
-        # Few arguments, '|'-joined: no part, prefix or number holds a '|' (values are escaped).
-        args: list[Any] = [
-            plan.head,
-            "|".join([f"{prefix}|{amount}" for prefix, amount in zip(self.families, self.increments, strict=True)]),
-            "|".join([str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in plan.expiry]),
-        ]
-        for (parts, cap), choices_key in zip(self.options, plan.choices_keys, strict=True):
-            args.append(f"{cap}|" + "|".join(parts))
-            if cap >= 0:
-                script_keys.append(choices_key)
-        return script_keys, args
+    def combinations(self) -> int:
+        """How many fields this kick bumps in each of its hashes (before any overflow)."""
+        count = 1
+        for parts, _ in self.options:
+            count *= len(parts)
+        return count
 
 
 @dataclass(frozen=True)
 class _Plan:
     """What every kick of one metrica into the same buckets shares: keys and expiry data."""
 
-    keys: tuple[str, ...]
-    head: str  # kick.lua's first argument of a kick: "T|A|year"
+    family_keys: tuple[tuple[str, ...], ...]  # per family, its hash in each span
+    year: str  # the year bucket's year, '' when the metrica keeps no year bucket
+    years_key: str
     expiry: tuple[tuple[int | None, float], ...]  # (retention or None, bucket end) per span
     choices_keys: tuple[str, ...]
 
@@ -93,12 +85,6 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
         if len(_plans) > 4096:
             _plans.clear()
         base = metrica.base
-        hash_keys = [
-            keys.bucket_key(base + keys.family_infix(prefix), timescale.bucket_id(span))
-            for prefix in families
-            for span in spans
-        ]
-        year = next((str(span[0]) for span in spans if len(span) == 1), "")
         retention = conf.retention()
         zone_key = conf.time_zone().key
         expiry = []
@@ -107,8 +93,12 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
             keep = retention.get(scale) if scale else None
             expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, zone_key)))
         plan = _Plan(
-            keys=(*hash_keys, keys.years_key(base)) if year else tuple(hash_keys),
-            head=f"{len(spans)}|{len(metrica.axes)}|{year}",
+            family_keys=tuple(
+                tuple(keys.bucket_key(base + keys.family_infix(prefix), timescale.bucket_id(span)) for span in spans)
+                for prefix in families
+            ),
+            year=next((str(span[0]) for span in spans if len(span) == 1), ""),
+            years_key=keys.years_key(base),
             expiry=tuple(expiry),
             choices_keys=tuple(keys.choices_key(base, axis_name) for axis_name in metrica.axes),
         )
@@ -131,6 +121,10 @@ def batch_keys_and_args(
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
 
+    Each key is listed once and each counter group (a family's hashes in the kicks' buckets)
+    described once, however many kicks share them; kick.lua adds the kicks' counters up
+    before it bumps any (see its header for the layout).
+
     ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
     idempotent: a writer that lost a reply (a timeout, a reset connection) cannot know whether
     the call ran, so it sends the same call again and kick.lua skips it if it already ran.
@@ -140,11 +134,192 @@ def batch_keys_and_args(
     """
     now = time.time() if now is None else now
     script_keys: list[str] = []
-    args: list[Any] = [len(kicks) if writer is None else f"{len(kicks)}|{writer[1]}|{writer_ttl}"]
+    indexes: dict[str, int] = {}
+
+    def index(key: str) -> int:
+        found = indexes.get(key)
+        if found is None:
+            script_keys.append(key)
+            found = indexes[key] = len(script_keys)
+        return found
+
+    groups: dict[tuple[tuple[str, ...], str], int] = {}
+    group_args: list[str] = []
+    # Per plan, in this call: its kicks' header ('A|y|year') and group numbers, and the
+    # stored-choices set index of each axis ('0' when the axis stores none).
+    encoded: dict[int, tuple[_Plan, str, tuple[int, ...], list[str]]] = {}
+    kick_args: list[str] = []
     for kick in kicks:
-        kick_keys, kick_args = kick.segment(now)
-        script_keys += kick_keys
-        args += kick_args
+        plan = _plan(kick.metrica, kick.spans, kick.families)
+        known = encoded.get(id(plan))
+        if known is None:
+            ttls = "|".join(
+                [str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in plan.expiry]
+            )
+            numbers = []
+            for prefix, family_keys in zip(kick.families, plan.family_keys, strict=True):
+                number = groups.get((family_keys, prefix))
+                if number is None:
+                    group_args.append(f"{prefix}|{ttls}|" + "|".join([str(index(key)) for key in family_keys]))
+                    number = groups[(family_keys, prefix)] = len(group_args)
+                numbers.append(number)
+            years = index(plan.years_key) if plan.year else 0
+            sets = [
+                str(index(choices_key)) if cap >= 0 else "0"
+                for (_, cap), choices_key in zip(kick.options, plan.choices_keys, strict=True)
+            ]
+            known = encoded[id(plan)] = (plan, f"{len(kick.options)}|{years}|{plan.year}", tuple(numbers), sets)
+        _, head, numbers, sets = known
+        kick_args.append(
+            head + "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
+        )
+        for (parts, cap), choices_set in zip(kick.options, sets, strict=True):
+            kick_args.append(f"{cap}|{choices_set}|" + "|".join(parts))
+    header = f"{len(kicks)}|{len(group_args)}"
     if writer is not None:
+        header += f"|{writer[1]}|{writer_ttl}"
         script_keys.append(keys.writer_key(kicks[0].metrica.base, writer[0]))
+    return script_keys, [header, *group_args, *kick_args]
+
+
+# -- the buffered writer's encoding: counters merged over a whole flush ---------------------------
+
+#: A chain of stored-choices decisions: (the set's key, the axis' cap, the members of one value
+#: from its top level down).  choices.lua decides a chain's members in order.
+Chain = tuple[str, int, tuple[str, ...]]
+
+
+def chains(kicks: Sequence[Kick]) -> list[Chain]:
+    """The stored-choices decisions ``kicks`` need, in kick order, each once."""
+    found: dict[Chain, None] = {}
+    for kick in kicks:
+        plan = _plan(kick.metrica, kick.spans, kick.families)
+        for (parts, cap), choices_key in zip(kick.options, plan.choices_keys, strict=True):
+            if cap >= 0 and len(parts) > 1:
+                found.setdefault((choices_key, cap, parts[1:]), None)
+    return list(found)
+
+
+def decided(kick: Kick, depths: dict[Chain, int]) -> Kick:
+    """``kick`` with its stored axes' options as their decisions say: a member that did not
+    fit its set counts under the overflow part (kick.lua's rule), and deeper levels not at all.
+
+    ``depths``: how many members of each chain are stored (a chain missing is stored whole).
+    """
+    plan = _plan(kick.metrica, kick.spans, kick.families)
+    options = kick.options
+    changed = None
+    for index, ((parts, cap), choices_key) in enumerate(zip(options, plan.choices_keys, strict=True)):
+        if cap < 0 or len(parts) < 2:
+            continue
+        depth = depths.get((choices_key, cap, parts[1:]))
+        if depth is None or depth == len(parts) - 1:
+            continue
+        if changed is None:
+            changed = list(options)
+        changed[index] = ((*parts[: depth + 1], keys.overflow_part(parts[depth])), cap)
+    return kick if changed is None else kick._replace(options=tuple(changed))
+
+
+class Group:
+    """The counters of one family in one set of time buckets, merged over many kicks."""
+
+    __slots__ = ("base", "expiry", "hashes", "prefix", "sums", "year", "years_key")
+
+    def __init__(self, plan: _Plan, family: int, prefix: str, base: str) -> None:
+        self.base = base
+        self.hashes = plan.family_keys[family]
+        self.prefix = prefix
+        self.expiry = plan.expiry
+        self.year = plan.year
+        self.years_key = plan.years_key
+        #: field (prefix included) -> sum, the every-value field first
+        self.sums: dict[str, int] = {}
+
+
+def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
+    """Every counter ``kicks`` bump, each once with the sum of what they add to it.
+
+    Kicks whose axis options were decided (see :func:`decided`).  The combinations are rolled
+    up one axis at a time, from the last: a kick's combinations that share their first axes'
+    options merge before they are expanded further, so the work is in proportion to the
+    distinct counters more than to kicks x 2^axes.
+    """
+    groups: dict[tuple[tuple[str, ...], str], Group] = {}
+    cubes: dict[int, dict[tuple[tuple[tuple[str, ...], ...], str], int]] = {}
+    for kick in kicks:
+        plan = _plan(kick.metrica, kick.spans, kick.families)
+        options = tuple([parts for parts, _ in kick.options])
+        for family, (prefix, amount) in enumerate(zip(kick.families, kick.increments, strict=True)):
+            group_key = (plan.family_keys[family], prefix)
+            group = groups.get(group_key)
+            if group is None:
+                group = groups[group_key] = Group(plan, family, prefix, kick.metrica.base)
+                cubes[id(group)] = {}
+            cube = cubes[id(group)]
+            entry = (options, "")
+            cube[entry] = cube.get(entry, 0) + amount
+    for group in groups.values():
+        cube = cubes[id(group)]
+        # An entry is (the options of the axes not expanded yet, the field part of the rest).
+        for _ in range(len(next(iter(cube))[0])):
+            expanded: dict[tuple[tuple[tuple[str, ...], ...], str], int] = {}
+            get = expanded.get
+            for (rest, tail), amount in cube.items():
+                head = rest[:-1]
+                for option in rest[-1]:
+                    entry = (head, option + "|" + tail if tail else option)
+                    expanded[entry] = get(entry, 0) + amount
+            cube = expanded
+        prefix = group.prefix
+        group.sums = {prefix + tail: amount for (_, tail), amount in cube.items()}
+    return list(groups.values())
+
+
+def choices_keys_and_args(decisions: Sequence[Chain]) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of choices.lua deciding ``decisions`` in their order."""
+    script_keys: list[str] = []
+    indexes: dict[str, int] = {}
+    args = []
+    for choices_key, cap, members in decisions:
+        index = indexes.get(choices_key)
+        if index is None:
+            script_keys.append(choices_key)
+            index = indexes[choices_key] = len(script_keys)
+        args.append(f"{index}|{cap}|" + "|".join(members))
+    return script_keys, args
+
+
+#: A slice of a group's counters for one call: (group, its [(field, sum)...], whether the
+#: slice starts with the group's every-value field).
+Chunk = tuple[Group, list[tuple[str, int]], bool]
+
+
+def counters_keys_and_args(
+    chunks: Sequence[Chunk], now: float | None = None, writer: tuple[str, int] | None = None, back: bool = False
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of counters.lua bumping (``back``: taking back) the counters of ``chunks``."""
+    now = time.time() if now is None else now
+    script_keys: list[str] = []
+    indexes: dict[str, int] = {}
+
+    def index(key: str) -> int:
+        found = indexes.get(key)
+        if found is None:
+            script_keys.append(key)
+            found = indexes[key] = len(script_keys)
+        return found
+
+    args: list[Any] = [f"{len(chunks)}|{int(back)}"]
+    for group, items, every in chunks:
+        ttls = "|".join([str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in group.expiry])
+        years = index(group.years_key) if group.year else 0
+        hashes = "|".join([str(index(key)) for key in group.hashes])
+        args.append(f"{len(items)}|{int(every)}|{years}|{group.year}|{len(group.hashes)}|{ttls}|{hashes}")
+        for name, amount in items:
+            args.append(name)
+            args.append(-amount if back else amount)
+    if writer is not None:
+        args[0] += f"|{writer[1]}|{WRITER_TTL}"
+        script_keys.append(keys.writer_key(chunks[0][0].base, writer[0]))
     return script_keys, args

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import formats
 from django.utils.dates import MONTHS
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import ngettext, pgettext_lazy
 
 from staste import conf, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
@@ -260,6 +260,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
     rows = shown_rows(state, data)
     if data.line is not None:
+        context["line_expired"] = expired_note(data.line)
         context["line"] = {
             "spec": data.line,
             "header": _line_header(data.line),
@@ -269,6 +270,23 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     if data.breakdown is not None and data.breakdown_table is not None:
         context["breakdown"] = _breakdown_context(state, data, context["csv_url"], rows["breakdown"])
     return context
+
+
+def expired_note(spec: Spec) -> str | None:
+    """What the page says above a line with expired buckets: how many, and why."""
+    expired = len(spec.get("expired", []))
+    if not expired:
+        return None
+    scale = spec.get("x", "")
+    keep = conf.retention().get(scale)
+    days = display((keep or 0) / 86400)
+    return ngettext(
+        "%(count)s %(scale)s of this chart has expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "The coarser numbers still count it.",
+        "%(count)s %(scale)ss of this chart have expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "The coarser numbers still count them.",
+        expired,
+    ) % {"count": expired, "scale": scale, "days": days}
 
 
 def _line_header(spec: Spec) -> list[str]:

@@ -43,7 +43,7 @@ from .state import PERCENTILES, PageState, measures
 #: Most stored values a dropdown lists.
 MAX_OPTIONS = 1000
 #: Most values of a breakdown whose percentiles are read (those with the most events).
-MAX_PERCENTILE_VALUES = 100
+MAX_PERCENTILE_VALUES = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,11 +266,12 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
 
 
 def breakdown_title(state: PageState) -> str:
+    """The breakdown chart's title: what is ranked, by what (the slowest first for percentiles)."""
     if state.measure.startswith("p"):
         return _("Slowest by %(measure)s") % {"measure": state.measure}
     if state.measure == "average":
-        return _("Highest average first")
-    return _("Largest first")
+        return _("Highest average by %(axis)s") % {"axis": state.by}
+    return _("%(title)s by %(axis)s") % {"title": state.metrica.title, "axis": state.by}
 
 
 def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:

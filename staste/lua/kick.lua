@@ -2,36 +2,51 @@
 -- call: for each kick, expand every combination of axis options server-side and bump its
 -- counters in each time bucket.
 --
+-- A batch of several kicks is merged before anything is incremented: every kick's counters
+-- are added up in a Lua table, so a counter that many kicks bump (the every-value field of a
+-- minute, a rollup such as 'page=*, method=GET') costs one HINCRBY per flush, not one per
+-- kick.  The work of a call is then in proportion to its kicks' combinations plus its
+-- distinct counters, not to kicks x 2^axes x buckets.
+--
 -- Arguments are few and '|'-separated (no part, prefix or number can hold a '|': values are
 -- escaped): every argument costs the client and the server more than splitting one does.
--- ARGV[1]: N, the number of kicks, or 'N|seq|ttl' for a buffered writer's call: then the
---   last key is that writer's string, holding the number of its last call written, and a
---   call numbered no higher already ran (its reply was lost and the writer sent it again):
---   the script answers -1 and writes nothing. Then, for each kick, 3 + A arguments:
---   'T|A|year': time buckets, axes, and the year ('' when no year bucket);
---   'prefix|increment|...': the F counter families, their field prefix and increment;
---   'ttl|...': T ttls in seconds (0: keep forever), split only when a hash is created;
---   for each axis, 'cap|option|...': its options (the first is '*', every value):
+-- KEYS are listed once each, in any order; arguments name them by their index in KEYS.
+-- ARGV[1]: 'N|G', N kicks and G counter groups, or 'N|G|seq|ttl' for a buffered writer's
+--   call: then the last key is that writer's string, holding the number of its last call
+--   written, and a call numbered no higher already ran (its reply was lost and the writer
+--   sent it again): the script answers -1 and writes nothing.
+-- Then G groups, one argument each, 'prefix|ttl|...|k|...': one counter family in T time
+--   buckets: its fields start with prefix, its T ttls in seconds (0: keep forever) are set
+--   when a hash is created, and its T hashes are KEYS[k]... (groups share keys: kicks of
+--   two minutes share their hour, day... buckets).
+-- Then, for each kick, 1 + A arguments:
+--   'A|y|year|g|increment|g|increment...': its A axes; KEYS[y] its metrica's years set and
+--     the year to add to it (y = 0 and year '' when no year bucket); the groups it bumps,
+--     each by its increment;
+--   for each axis, 'cap|s|option|...': KEYS[s] the axis' stored-choices set (s = 0 when it
+--     stores none), then its options (the first is '*', every value):
 --     cap -1: the axis stores no choices;
 --     cap  0: its options (after the first) are added to its set of stored choices;
 --     cap  k: likewise, but once the set holds k members a new value is counted under an
 --             overflow part instead (and is not stored): '!' for a value (or the top node
 --             of a path), '!' .. the parent's path for a deeper node of a hierarchical
 --             value (so '=out/se' overflowing below '=out' counts under '!out'); the
---             deeper levels of that path are not counted at all.
--- KEYS, per kick in the same order: T*F hashes (family f's bucket t at (f-1)*T+t), the years
--- set when year ~= '', then one stored-choices set per axis whose cap >= 0.
--- Returns the number of counters bumped.
+--             deeper levels of that path are not counted at all.  Kicks are decided in
+--             their order in the batch, against the set as the earlier kicks left it.
+-- Returns the number of HINCRBYs run.
 --
 -- A kick that would push a counter past Redis' 64-bit limit is taken back entirely (its
 -- counters, and the stored values and year it added) and the others are still written; the
 -- script then answers the error 'STASTE_OVERFLOW <kick numbers>' naming the refused kicks.
+-- Merged sums cannot say which kick overflowed: when a merged write fails (or a sum could
+-- outgrow a double's 53 bits), everything it did is taken back and the batch is written
+-- again kick by kick (the exact path, also the one of a single kick).  Redis runs a script
+-- alone, so nobody sees the state in between.
 --
 -- Hot path: every redis.call costs more than the Lua around it, so a member already
--- stored costs one SISMEMBER (no SADD), increments stay strings (no number formatting per
--- HINCRBY) and each family's field names are built once, not once per bucket.
+-- stored costs one SISMEMBER (no SADD), and in a merged batch at most one per call.
 local call = redis.call
-local find, sub = string.find, string.sub
+local find, sub, format = string.find, string.sub, string.format
 
 -- 'a|b||c' -> {'a', 'b', '', 'c'}, 4
 local function split(text)
@@ -48,112 +63,85 @@ local function split(text)
   end
 end
 
-local N, seq, writer_ttl = string.match(ARGV[1], '^(%d+)|?(%d*)|?(%d*)$')
-N = tonumber(N)
-if seq ~= '' then
+local header = split(ARGV[1])
+local N, G = tonumber(header[1]), tonumber(header[2])
+if header[3] then
   local last = call('GET', KEYS[#KEYS])
-  if last and tonumber(last) >= tonumber(seq) then
+  if last and tonumber(last) >= tonumber(header[3]) then
     return -1
   end
-  call('SET', KEYS[#KEYS], seq, 'EX', writer_ttl)
+  call('SET', KEYS[#KEYS], header[3], 'EX', header[4])
 end
-local ai, ki = 2, 0
-local bumped = 0
-local refused = {}
 
--- Where write() is: the family, bucket and field of the HINCRBY it is doing.
-local failed_f, failed_t, failed_j
+local groups = {}  -- g -> {prefix = ..., keys = {key...}, ttls = {ttl...}}
+for g = 1, G do
+  local parts, n = split(ARGV[1 + g])
+  local T = (n - 1) / 2
+  local group = {prefix = parts[1], keys = {}, ttls = {}}
+  for t = 1, T do
+    group.ttls[t] = tonumber(parts[1 + t])
+    group.keys[t] = KEYS[tonumber(parts[1 + T + t])]
+  end
+  groups[g] = group
+end
+local FIRST_KICK = G + 2
 
--- Bump one kick's counters: every field in every bucket of every family.
-local function write(hash_base, families, ttls, T, F, fields, count)
-  for f = 1, F do
-    failed_f = f
-    local prefix, increment = families[2 * f - 1], families[2 * f]
-    local named = fields
-    if prefix ~= '' then
-      named = {}
-      for j = 1, count do
-        named[j] = prefix .. fields[j]
-      end
+-- The options of one axis argument, deciding what is stored; `added` collects the members
+-- the kick added (set, member, set, member...), to take them back if it is refused.
+-- `known` (merged batches only) remembers each decision of the call: sets only grow during
+-- a merged batch, so a decision once made stays true for the later kicks.
+local function axis_options(text, added, known)
+  local given, size = split(text)  -- cap, set index, then the options
+  local cap, n = tonumber(given[1]), size - 2
+  local options = {given[3]}
+  if cap < 0 then
+    for o = 2, n do
+      options[o] = given[o + 2]
     end
-    local every, amount = named[1], tonumber(increment)
-    for t = 1, T do
-      failed_t, failed_j = t, 1
-      local key = KEYS[hash_base + (f - 1) * T + t]
-      -- named[1] is the every-value combination, written by every kick to this hash, so
-      -- its new value equals the increment exactly when the hash was just created.
-      local first = call('HINCRBY', key, every, increment)
-      for j = 2, count do
-        failed_j = j
-        call('HINCRBY', key, named[j], increment)
-      end
-      if first == amount then
-        local ttl = tonumber((split(ttls))[t])
-        if ttl > 0 then
-          call('EXPIRE', key, ttl)
+    return options
+  end
+  local set = KEYS[tonumber(given[2])]
+  local decided = known and known[set]
+  if known and not decided then
+    decided = {}
+    known[set] = decided
+  end
+  for o = 2, n do
+    local member = given[o + 2]
+    local stored = decided and decided[member]
+    if stored == nil then
+      if cap == 0 then
+        if call('SADD', set, member) == 1 then
+          added[#added + 1], added[#added + 2] = set, member
         end
+        stored = true
+      elseif call('SISMEMBER', set, member) == 1 then
+        stored = true
+      elseif call('SCARD', set) < cap then
+        call('SADD', set, member)
+        added[#added + 1], added[#added + 2] = set, member
+        stored = true
+      else
+        stored = false
+      end
+      if decided then
+        decided[member] = stored
       end
     end
-  end
-end
-
-local function negated(increment)
-  if string.sub(increment, 1, 1) == '-' then
-    return string.sub(increment, 2)
-  end
-  return '-' .. increment
-end
-
-for k = 1, N do
-  local T, A, year = string.match(ARGV[ai], '^(%d+)|(%d+)|(.*)$')
-  T, A = tonumber(T), tonumber(A)
-  local families, pairs2 = split(ARGV[ai + 1])
-  local F = pairs2 / 2
-  local ttls = ARGV[ai + 2]
-  ai = ai + 3
-  local hash_base = ki
-  ki = ki + T * F
-  local added = nil  -- set, member, set, member... this kick added: taken back if it overflows
-  if year ~= '' then
-    ki = ki + 1
-    if call('SADD', KEYS[ki], year) == 1 then
-      added = {KEYS[ki], year}
+    if not stored then
+      options[o] = (o == 2) and '!' or ('!' .. sub(options[o - 1], 2))
+      break
     end
+    options[o] = member
   end
+  return options
+end
 
+-- Every combination of a kick's axis options: its field names (before the group prefix).
+local function kick_fields(ai, A, added, known)
   local fields, count = {''}, 1
   for a = 1, A do
-    local given, size = split(ARGV[ai])  -- the cap, then the n options
-    local n, cap = size - 1, tonumber(given[1])
-    local options = {given[2]}
-    if cap < 0 then
-      for o = 2, n do
-        options[o] = given[o + 1]
-      end
-    else
-      ki = ki + 1
-      local set = KEYS[ki]
-      for o = 2, n do
-        local member = given[o + 1]
-        if cap == 0 then
-          if call('SADD', set, member) == 1 then
-            added = added or {}
-            added[#added + 1], added[#added + 2] = set, member
-          end
-        elseif call('SISMEMBER', set, member) == 0 then
-          if call('SCARD', set) < cap then
-            call('SADD', set, member)
-            added = added or {}
-            added[#added + 1], added[#added + 2] = set, member
-          else
-            options[o] = (o == 2) and '!' or ('!' .. sub(options[o - 1], 2))
-            break
-          end
-        end
-        options[o] = member
-      end
-    end
-    ai = ai + 1
+    local options = axis_options(ARGV[ai + a], added, known)
     if a == 1 then
       fields, count = options, #options
     else
@@ -168,48 +156,216 @@ for k = 1, N do
       fields, count = expanded, e
     end
   end
+  return fields, count
+end
 
-  -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends write()
-  -- at the counter in (failed_f, failed_t, failed_j), so what it bumped can be taken back.
-  -- (pcall costs once per kick; checking each HINCRBY's reply would cost once per counter.)
-  failed_f, failed_t, failed_j = nil, nil, nil
-  local ok, err = pcall(write, hash_base, families, ttls, T, F, fields, count)
-  if ok then
-    failed_f = nil
+local function add_year(parts, added, known)
+  local y, year = tonumber(parts[2]), parts[3]
+  if y == 0 or year == '' then
+    return
   end
+  local set = KEYS[y]
+  if known then
+    local id = set .. '|' .. year
+    if known[id] then
+      return
+    end
+    known[id] = true
+  end
+  if call('SADD', set, year) == 1 then
+    added[#added + 1], added[#added + 2] = set, year
+  end
+end
 
-  if failed_f then
-    for f = 1, failed_f do
-      local prefix, increment = families[2 * f - 1], families[2 * f]
-      local back = negated(increment)
-      for t = 1, (f == failed_f) and failed_t or T do
-        local key = KEYS[hash_base + (f - 1) * T + t]
-        for j = 1, (f == failed_f and t == failed_t) and (failed_j - 1) or count do
-          local name = prefix .. fields[j]
-          if tonumber(increment) == 0 then
-            if call('HGET', key, name) == '0' then
-              call('HDEL', key, name)  -- absent reads as 0: leave no trace
-            end
-          elseif call('HINCRBY', key, name, back) == 0 then
-            call('HDEL', key, name)
-          end
+local function take_back_members(added)
+  for i = 1, #added, 2 do
+    call('SREM', added[i], added[i + 1])
+  end
+end
+
+local function negated(increment)
+  if sub(increment, 1, 1) == '-' then
+    return sub(increment, 2)
+  end
+  return '-' .. increment
+end
+
+-- Take back `amount` (a string) from one counter; a counter back at 0 leaves no trace.
+local function take_back(key, name, amount)
+  if tonumber(amount) == 0 then
+    if call('HGET', key, name) == '0' then
+      call('HDEL', key, name)  -- absent reads as 0
+    end
+  elseif call('HINCRBY', key, name, negated(amount)) == 0 then
+    call('HDEL', key, name)
+  end
+end
+
+-- The counter write() is at: the group (of the kick's list), bucket and field.
+local at_f, at_t, at_j
+
+-- Bump one kick's counters: every field in every bucket of every group it names.
+local function write(parts, F, fields, count)
+  for f = 1, F do
+    at_f = f
+    local group, increment = groups[tonumber(parts[2 + 2 * f])], parts[3 + 2 * f]
+    local prefix, amount = group.prefix, tonumber(increment)
+    local named = fields
+    if prefix ~= '' then
+      named = {}
+      for j = 1, count do
+        named[j] = prefix .. fields[j]
+      end
+    end
+    for t = 1, #group.keys do
+      at_t, at_j = t, 1
+      local key = group.keys[t]
+      -- named[1] is the every-value combination, written by every kick to this hash, so
+      -- its new value equals the increment exactly when the hash was just created.
+      local first = call('HINCRBY', key, named[1], increment)
+      for j = 2, count do
+        at_j = j
+        call('HINCRBY', key, named[j], increment)
+      end
+      if first == amount then
+        local ttl = group.ttls[t]
+        if ttl > 0 then
+          call('EXPIRE', key, ttl)
         end
       end
     end
-    for i = 1, added and #added or 0, 2 do
-      call('SREM', added[i], added[i + 1])
-    end
-    -- Redis 7 raises the error reply as a table, Redis 6 as its text.
-    local message = type(err) == 'table' and err.err or tostring(err)
-    if not string.find(message, 'overflow', 1, true) then
-      return redis.error_reply(message)  -- e.g. WRONGTYPE: this kick taken back, not retried
-    end
-    refused[#refused + 1] = k
-  else
-    bumped = bumped + F * T * count
   end
 end
-if #refused > 0 then
-  return redis.error_reply('STASTE_OVERFLOW ' .. table.concat(refused, ' '))
+
+-- Kick by kick: each refused whole when it would overflow a counter.
+local function exact()
+  local ai, bumped, refused = FIRST_KICK, 0, {}
+  for k = 1, N do
+    local parts, size = split(ARGV[ai])
+    local A, F = tonumber(parts[1]), (size - 3) / 2
+    local added = {}
+    add_year(parts, added, nil)
+    local fields, count = kick_fields(ai, A, added, nil)
+    ai = ai + 1 + A
+    -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends
+    -- write() at the counter in (at_f, at_t, at_j), so what it bumped can be taken back.
+    -- (pcall costs once per kick; checking each HINCRBY's reply would cost once per counter.)
+    at_f = nil
+    local ok, err = pcall(write, parts, F, fields, count)
+    if ok then
+      for f = 1, F do
+        bumped = bumped + #groups[tonumber(parts[2 + 2 * f])].keys * count
+      end
+    else
+      for f = 1, at_f or 0 do
+        local group, increment = groups[tonumber(parts[2 + 2 * f])], parts[3 + 2 * f]
+        local last_t = (f == at_f) and at_t or #group.keys
+        for t = 1, last_t do
+          local key = group.keys[t]
+          for j = 1, (f == at_f and t == at_t) and (at_j - 1) or count do
+            take_back(key, group.prefix .. fields[j], increment)
+          end
+        end
+      end
+      take_back_members(added)
+      -- Redis 7 raises the error reply as a table, Redis 6 as its text.
+      local message = type(err) == 'table' and err.err or tostring(err)
+      if not find(message, 'overflow', 1, true) then
+        return redis.error_reply(message)  -- e.g. WRONGTYPE: this kick taken back, not retried
+      end
+      refused[#refused + 1] = k
+    end
+  end
+  if #refused > 0 then
+    return redis.error_reply('STASTE_OVERFLOW ' .. table.concat(refused, ' '))
+  end
+  return bumped
 end
-return bumped
+
+if N == 1 then
+  return exact()
+end
+
+-- A merged batch: add every kick's counters up, then bump each distinct counter once.
+local sums, names = {}, {}  -- per group: field -> sum, and the fields in their first order
+for g = 1, G do
+  sums[g], names[g] = {}, {}
+end
+local added, known = {}, {}
+local magnitude = 0  -- the sum of |increment| over kicks and groups: bounds every sum
+local ai = FIRST_KICK
+for _ = 1, N do
+  local parts, size = split(ARGV[ai])
+  local A = tonumber(parts[1])
+  add_year(parts, added, known)
+  local fields, count = kick_fields(ai, A, added, known)
+  ai = ai + 1 + A
+  for i = 4, size - 1, 2 do
+    local g, amount = tonumber(parts[i]), tonumber(parts[i + 1])
+    magnitude = magnitude + (amount < 0 and -amount or amount)
+    local held, order, prefix = sums[g], names[g], groups[g].prefix
+    for j = 1, count do
+      local name = prefix .. fields[j]
+      local sum = held[name]
+      if sum == nil then
+        order[#order + 1] = name
+        held[name] = amount
+      else
+        held[name] = sum + amount
+      end
+    end
+  end
+end
+
+-- Doubles hold integers exactly up to 2^53: past that, sums are made kick by kick instead.
+if magnitude >= 2 ^ 52 then
+  take_back_members(added)
+  return exact()
+end
+
+local at_g  -- and at_t, at_j: the counter merged_write() is at
+local function merged_write()
+  local done = 0
+  for g = 1, G do
+    local group, held, order = groups[g], sums[g], names[g]
+    local texts = {}
+    for j = 1, #order do
+      texts[j] = format('%.0f', held[order[j]])
+    end
+    for t = 1, #group.keys do
+      at_g, at_t, at_j = g, t, 1
+      local key = group.keys[t]
+      -- order[1] is the group's every-value field (every kick's first): see write().
+      if #order > 0 and call('HINCRBY', key, order[1], texts[1]) == held[order[1]] then
+        local ttl = group.ttls[t]
+        if ttl > 0 then
+          call('EXPIRE', key, ttl)
+        end
+      end
+      for j = 2, #order do
+        at_j = j
+        call('HINCRBY', key, order[j], texts[j])
+      end
+      done = done + #order
+    end
+  end
+  return done
+end
+
+local ok, result = pcall(merged_write)
+if ok then
+  return result
+end
+-- Take back what was bumped, then write kick by kick: that refuses exactly the kicks that
+-- overflow, and answers any other error as a single kick's write would.
+for g = 1, at_g do
+  local group, held, order = groups[g], sums[g], names[g]
+  for t = 1, (g == at_g) and at_t or #group.keys do
+    local key = group.keys[t]
+    for j = 1, (g == at_g and t == at_t) and (at_j - 1) or #order do
+      take_back(key, order[j], format('%.0f', held[order[j]]))
+    end
+  end
+end
+take_back_members(added)
+return exact()

@@ -132,8 +132,13 @@
           return d.previous_of === undefined;
         }).length === 1;
         out.tension = 0.25;
-        out.pointRadius = dataset.data.map(function (_, j) {
+        out.pointRadius = dataset.data.map(function (value, j) {
           if (partial.indexOf(j) >= 0) { return compact ? 0 : 4; }
+          // A value between two gaps (an average of the one bucket with events) has no line
+          // to show it: its point must.
+          var lone = value !== null && value !== undefined &&
+            (j === 0 || dataset.data[j - 1] === null) && (j === dataset.data.length - 1 || dataset.data[j + 1] === null);
+          if (lone) { return 3; }
           return compact || dataset.data.length > 60 ? 0 : 2;
         });
         out.pointBackgroundColor = dataset.data.map(function (_, j) {
@@ -170,7 +175,29 @@
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+        // The pooled rest can dwarf the values ranked above it: the axis is scaled to those,
+        // and the rest's bar runs off its end (its number is in the tooltip and the table).
+        var data = ((spec.datasets || [])[0] || {}).data || [];
+        if (spec.pooled && data.length > 1) {
+          var largest = Math.max.apply(null, data.slice(0, -1).map(function (v) { return v || 0; }));
+          if (data[data.length - 1] > largest * 1.5) {
+            var step = Math.pow(10, Math.floor(Math.log10(largest * 1.2)));
+            scales.x.max = Math.ceil(largest * 1.2 / (step / 2)) * (step / 2);
+            var restLabel = labelTicks.callback;
+            labelTicks.callback = function (value, index) {
+              var text = restLabel.call(this, value, index);
+              return index === data.length - 1 ? text + " ▸" : text;
+            };
+          }
+        }
       } else {
+        // "2026-11-29 12:00" is long for a tick: the time only, with the day where it changes.
+        labelTicks.callback = function (value, index, ticks) {
+          var text = String(this.getLabelForValue(value));
+          if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) { return text; }
+          var before = index > 0 ? String(this.getLabelForValue(ticks[index - 1].value)) : "";
+          return before.slice(0, 10) === text.slice(0, 10) ? text.slice(11) : text.slice(5);
+        };
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
       }

@@ -1,0 +1,133 @@
+-- Bump counters a buffer flush merged (see staste/buffer.py): each distinct counter of the
+-- flush once, by the sum of what its kicks add to it, in every time bucket of its family.
+-- The stored-choices decisions were made before (choices.lua), so the fields are final.
+--
+-- ARGV[1]: 'G|back' or 'G|back|seq|ttl': G groups; back = 1 takes counters back (adds the
+--   negated sums the caller sends, and deletes a counter back at 0: no trace); with seq, the
+--   last key is the writer's string holding the number of its last call written, and a call
+--   numbered no higher already ran (its reply was lost and it was sent again): the script
+--   answers -1 and writes nothing (kick.lua's rule).
+-- Then each group: 'n|every|y|year|T|ttl...|k...' followed by n pairs field, amount:
+--   n counters; every = 1 when the first is the every-value field (its new value equals its
+--   amount exactly when the hash was just created: then the hash gets its ttl, 0: none);
+--   KEYS[y] the metrica's years set and the year to add to it (y = 0: none); the T hashes
+--   KEYS[k]... of the family's time buckets.
+-- Returns the number of HINCRBYs run.
+--
+-- A counter that would pass Redis' 64-bit limit: everything the call did is taken back and
+-- it answers 'STASTE_OVERFLOW' (the caller then writes the flush kick by kick, kick.lua
+-- refusing exactly the kicks that overflow).  Any other error is answered the same way,
+-- after taking back: the call wrote nothing.
+local call = redis.call
+local find, sub = string.find, string.sub
+
+local function split(text)
+  local out, n, at = {}, 0, 1
+  while true do
+    local bar = find(text, '|', at, true)
+    n = n + 1
+    if not bar then
+      out[n] = sub(text, at)
+      return out, n
+    end
+    out[n] = sub(text, at, bar - 1)
+    at = bar + 1
+  end
+end
+
+local header = split(ARGV[1])
+local G, back = tonumber(header[1]), header[2] == '1'
+local last  -- the writer's last call number before this one
+if header[3] then
+  last = call('GET', KEYS[#KEYS])
+  if last and tonumber(last) >= tonumber(header[3]) then
+    return -1
+  end
+  call('SET', KEYS[#KEYS], header[3], 'EX', header[4])
+end
+
+local groups, ai = {}, 2
+for g = 1, G do
+  local parts = split(ARGV[ai])
+  local n, T = tonumber(parts[1]), tonumber(parts[5])
+  local group = {n = n, every = parts[2] == '1', year = parts[4], at = ai, keys = {}, ttls = {}}
+  local y = tonumber(parts[3])
+  group.years = y > 0 and KEYS[y] or nil
+  for t = 1, T do
+    group.ttls[t] = tonumber(parts[5 + t])
+    group.keys[t] = KEYS[tonumber(parts[5 + T + t])]
+  end
+  groups[g] = group
+  ai = ai + 1 + 2 * n
+end
+
+local at_g, at_t, at_j = 0, 0, 0  -- the HINCRBY write() is at
+local added = {}  -- years set, year: what this call added, taken back on failure
+
+local function write()
+  local done = 0
+  for g = 1, G do
+    local group = groups[g]
+    at_g, at_t, at_j = g, 0, 0
+    if group.years and not back and call('SADD', group.years, group.year) == 1 then
+      added[#added + 1], added[#added + 2] = group.years, group.year
+    end
+    local at, n = group.at, group.n
+    for t = 1, #group.keys do
+      at_t = t
+      local key = group.keys[t]
+      for j = 1, n do
+        at_j = j
+        local value = call('HINCRBY', key, ARGV[at + 2 * j - 1], ARGV[at + 2 * j])
+        if back then
+          if value == 0 then
+            call('HDEL', key, ARGV[at + 2 * j - 1])
+          end
+        elseif j == 1 and group.every and value == tonumber(ARGV[at + 2]) and group.ttls[t] > 0 then
+          call('EXPIRE', key, group.ttls[t])
+        end
+      end
+      done = done + n
+    end
+  end
+  return done
+end
+
+local ok, result = pcall(write)
+if ok then
+  return result
+end
+for g = 1, at_g do
+  local group = groups[g]
+  local at = group.at
+  for t = 1, (g == at_g) and at_t or #group.keys do
+    local key = group.keys[t]
+    for j = 1, (g == at_g and t == at_t) and (at_j - 1) or group.n do
+      local name, amount = ARGV[at + 2 * j - 1], ARGV[at + 2 * j]
+      local back_amount = sub(amount, 1, 1) == '-' and sub(amount, 2) or ('-' .. amount)
+      if tonumber(amount) == 0 then
+        if call('HGET', key, name) == '0' then
+          call('HDEL', key, name)
+        end
+      elseif call('HINCRBY', key, name, back_amount) == 0 then
+        call('HDEL', key, name)
+      end
+    end
+  end
+end
+for i = 1, #added, 2 do
+  call('SREM', added[i], added[i + 1])
+end
+-- Nothing was written: the same call may be sent again (after a refusal) and must then run.
+if header[3] then
+  if last then
+    call('SET', KEYS[#KEYS], last, 'EX', header[4])
+  else
+    call('DEL', KEYS[#KEYS])
+  end
+end
+local message = type(result) == 'table' and result.err or tostring(result)
+if find(message, 'overflow', 1, true) then
+  return redis.error_reply('STASTE_OVERFLOW')
+end
+return redis.error_reply(message)
