@@ -388,6 +388,9 @@ def _breakdown_context(
         "csv": csv_url + state.querystring(_table="breakdown"),
         "pooled": chart.get("pooled", 0),
         "rest": REST_LABEL,
+        "rest_share": f"{chart['shares'][-1]:.1f} %"
+        if chart.get("pooled") and (chart.get("shares") or [None])[-1] is not None
+        else "",
     }
 
 
