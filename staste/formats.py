@@ -138,21 +138,6 @@ SCALE_PLURALS = {
     "year": pgettext_lazy("buckets", "years"),
 }
 
-#: A number of buckets of each scale ("24 hours"), plural forms of the active language.
-_COUNTED = {
-    "minute": ngettext_lazy("%(count)s minute", "%(count)s minutes", "count"),
-    "hour": ngettext_lazy("%(count)s hour", "%(count)s hours", "count"),
-    "day": ngettext_lazy("%(count)s day", "%(count)s days", "count"),
-    "week": ngettext_lazy("%(count)s week", "%(count)s weeks", "count"),
-    "month": ngettext_lazy("%(count)s month", "%(count)s months", "count"),
-    "year": ngettext_lazy("%(count)s year", "%(count)s years", "count"),
-}
-
-
-def counted(scale: str, count: int) -> str:
-    """``count`` buckets of ``scale`` in words: "24 hours", "24 часа"."""
-    return str(_COUNTED[scale] % {"count": count})
-
 
 def measure_label(name: str) -> str:
     """``"count"`` as a page shows it, translated (names that are no measure are kept)."""
