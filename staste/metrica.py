@@ -384,6 +384,9 @@ QUERY_METHODS: tuple[str, ...] = (
     "apercentiles",
     "apercentiles_over",
     "atimeserie_percentiles",
+    "over",
+    "top",
+    "atop",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (

@@ -362,6 +362,7 @@ CORE_AND_ADMIN = (
     "test_connection.py",
 )
 ALSO_IF_PRESENT = (
+    "test_query_cost.py",
     "test_max_choices.py",
     "test_registry.py",
     "test_checks.py",

@@ -1,125 +1,110 @@
-"""staste.timescale on its own: the calendar arithmetic every kick and query relies on.
-
-Pure functions, so the properties are checked directly (hypothesis), with no Redis: a series
-has the number of buckets count_buckets says, spans tile time without gap or overlap, shift
-and following agree, bucket ids sort like the buckets.
-"""
+"""timescale.cover against a brute-force model: every bucket wholly inside the range, keep the
+maximal ones (calendar buckets nest, so those are the fewest that cover it exactly)."""
 
 from __future__ import annotations
 
 import datetime
 import itertools
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from staste import timescale
 
 D = datetime.datetime
-#: Years well inside the calendar: the edges of the year 9999 are tested on their own.
-moments = st.datetimes(min_value=D(1971, 1, 1), max_value=D(2100, 12, 31))
-#: How far a series reaches, per scale, so that a series stays a few thousand buckets at most.
-REACH = {
-    "year": datetime.timedelta(days=366 * 40),
-    "month": datetime.timedelta(days=366 * 10),
-    "week": datetime.timedelta(days=7 * 300),
-    "day": datetime.timedelta(days=900),
-    "hour": datetime.timedelta(hours=2000),
-    "minute": datetime.timedelta(minutes=3000),
+STEPS = {
+    "minute": datetime.timedelta(minutes=1),
+    "hour": datetime.timedelta(hours=1),
+    "day": datetime.timedelta(days=1),
 }
-scales = st.sampled_from(timescale.SCALES)
+#: How many buckets of each scale a generated range spans at most (the model enumerates them).
+LONGEST = {"minute": 3 * 1440 + 7, "hour": 24 * 70, "day": 800, "month": 40, "year": 12}
 
 
-@given(since=moments, scale=st.sampled_from(timescale.SERIES_SCALES), fraction=st.floats(0, 1))
-def test_count_buckets_is_the_length_of_the_series(since: D, scale: str, fraction: float) -> None:
-    until = since + REACH[scale] * fraction
-    assert timescale.count_buckets(since, until, scale) == len(timescale.series(since, until, scale))
-    assert timescale.count_buckets(until, since, scale) == (1 if until == since else 0)
+def buckets_of_range(first: timescale.Span, count: int) -> list[timescale.Span]:
+    spans = [first]
+    while len(spans) < count:
+        spans.append(timescale.following(spans[-1]))
+    return spans
 
 
-@given(since=moments, scale=scales, fraction=st.floats(0, 1))
-def test_a_series_tiles_time_from_the_first_bucket_to_the_last(since: D, scale: str, fraction: float) -> None:
-    until = since + REACH[scale] * fraction
-    spans = timescale.series(since, until, scale)
-    assert spans[0] == timescale.truncate(since, scale) and spans[-1] == timescale.truncate(until, scale)
-    for earlier, later in itertools.pairwise(spans):
-        assert timescale.end(earlier) == timescale.start(later)  # no gap, no overlap
-        assert timescale.following(earlier) == later
-        assert timescale.bucket_id(earlier) < timescale.bucket_id(later)  # ids sort like time
+def brute_force_cover(fine: list[timescale.Span], scales: list[str]) -> list[timescale.Span]:
+    """The maximal buckets of ``scales`` lying wholly inside the range made of ``fine``."""
+    low, high = timescale.start(fine[0]), timescale.end(fine[-1])
+    candidates = set()
+    for span in fine:
+        for scale in scales:
+            if timescale.depth(scale) <= len(span):
+                bucket = span[: timescale.depth(scale)]
+                if low <= timescale.start(bucket) and timescale.end(bucket) <= high:
+                    candidates.add(bucket)
+    maximal = [b for b in candidates if not any(len(o) < len(b) and b[: len(o)] == o for o in candidates)]
+    return sorted(maximal, key=timescale.start)
 
 
-@given(moment=moments)
-def test_every_bucket_of_a_moment_holds_it(moment: D) -> None:
-    spans = timescale.spans_of(moment, timescale.SCALES)
-    assert spans[0] == () and [len(span) for span in spans] == [0, 1, 2, 3, 4, 5]
-    for span in spans[1:]:
-        assert timescale.start(span) <= moment < timescale.end(span)
-        assert timescale.truncate(timescale.start(span), timescale.scale_of(span)) == span
-        assert timescale.make_span(*span) == span
+@st.composite
+def ranges(draw):
+    scale = draw(st.sampled_from(["minute", "hour", "day", "month", "year"]))
+    moment = draw(st.datetimes(D(1999, 1, 1), D(2031, 12, 31)))
+    count = draw(st.integers(1, LONGEST[scale]))
+    coarser = timescale.SCALES[: timescale.depth(scale) - 1]
+    others = draw(st.sets(st.sampled_from(coarser))) if coarser else set()
+    return timescale.truncate(moment, scale), count, [*others, scale]
 
 
-@given(moment=moments, scale=scales, steps=st.integers(-500, 500))
-def test_shift_and_following_agree(moment: D, scale: str, steps: int) -> None:
-    span = timescale.truncate(moment, scale)
-    assert timescale.shift(span, 1) == timescale.following(span)
-    assert timescale.shift(timescale.shift(span, steps), -steps) == span
-    moved = timescale.shift(span, steps)
-    assert len(moved) == len(span) and (moved > span) == (steps > 0) and (moved == span) == (steps == 0)
+@settings(max_examples=150, deadline=None)
+@given(ranges())
+def test_cover_is_exact_and_minimal(found) -> None:
+    first, count, scales = found
+    fine = buckets_of_range(first, count)
+    spans = timescale.cover(fine[0], fine[-1], scales)
+    # exact: contiguous, from the range's start to its end, of the scales given
+    assert timescale.start(spans[0]) == timescale.start(fine[0])
+    assert timescale.end(spans[-1]) == timescale.end(fine[-1])
+    for before, after in itertools.pairwise(spans):
+        assert timescale.end(before) == timescale.start(after)
+    assert all(timescale.scale_of(span) in scales for span in spans)
+    # minimal: the model's maximal buckets, one for one
+    assert spans == brute_force_cover(fine, scales)
 
 
-@given(moment=moments, scale=st.sampled_from(timescale.SCALES[:-1]))
-def test_children_cover_their_parent_exactly(moment: D, scale: str) -> None:
-    span = timescale.truncate(moment, scale)
-    inside = timescale.children(span)
-    assert timescale.start(inside[0]) == timescale.start(span)
-    assert timescale.end(inside[-1]) == timescale.end(span)
-    assert inside == timescale.series(
-        timescale.start(span), timescale.end(span) - datetime.timedelta(minutes=1), timescale.SCALES[len(span)]
-    )
+def test_ten_thousand_minutes_come_from_about_a_hundred_and_thirty_buckets() -> None:
+    since = D(2024, 3, 4, 10, 17)
+    until = since + datetime.timedelta(minutes=9999)
+    spans = timescale.cover(timescale.truncate(since, "minute"), timescale.truncate(until, "minute"), timescale.SCALES)
+    by_scale = {scale: sum(1 for s in spans if timescale.scale_of(s) == scale) for scale in timescale.SCALES}
+    assert by_scale == {"year": 0, "month": 0, "day": 6, "hour": 13 + 8, "minute": 43 + 57}
+    assert len(spans) == 127
 
 
-def test_calendar_edges() -> None:
-    assert len(timescale.children((2024, 2))) == 29 and len(timescale.children((2023, 2))) == 28
-    assert timescale.following((2010, 12)) == (2011, 1)
-    assert timescale.following((2010, 12, 31, 23, 59)) == (2011, 1, 1, 0, 0)
-    assert timescale.end(()) == D.max and timescale.end((9999,)) == D.max
-    assert timescale.count_buckets(D(2024, 1, 1), D(2024, 12, 31, 23, 59), "day") == 366
-    assert timescale.bucket_id(()) == "all" and timescale.bucket_id((2010, 2, 7, 13, 5)) == "201002071305"
-    with pytest.raises(ValueError, match="out of range"):
-        timescale.make_span(2010, 2, 30)
-    with pytest.raises(TypeError, match="needs month"):
-        timescale.make_span(year=2010, day=3)
-    with pytest.raises(ValueError, match="unknown time scale"):
-        timescale.depth("fortnight")
-    with pytest.raises(ValueError):
-        timescale.children((2010, 2, 7, 13, 5))  # a minute has no finer buckets
+def test_a_scale_not_recorded_is_not_used() -> None:
+    first, last = (2024, 1, 31, 22), (2024, 3, 1, 1)
+    spans = timescale.cover(first, last, ["month", "hour"])  # no day buckets
+    assert (2024, 2) in spans and len(spans) == 2 + 1 + 2
+    spans = timescale.cover(first, last, ["hour"])
+    assert len(spans) == timescale.count_buckets(timescale.start(first), timescale.start(last), "hour")
 
 
-def test_the_finest_retained_scale_and_expiry() -> None:
-    now = D(2024, 6, 1, 12, 0)
-    keep = {"minute": 86400, "hour": 14 * 86400, "day": 185 * 86400, "month": None, "year": None}
-    recorded = timescale.SCALES
-    assert timescale.finest_retained(now - datetime.timedelta(hours=2), now, recorded, keep) == "minute"
-    assert timescale.finest_retained(now - datetime.timedelta(days=3), now, recorded, keep) == "hour"
-    assert timescale.finest_retained(now - datetime.timedelta(days=30), now, recorded, keep) == "day"
-    assert timescale.finest_retained(now - datetime.timedelta(days=400), now, recorded, keep) == "month"
-    assert timescale.finest_retained(now, now, ("year", "month"), keep) == "month"
-    utc = ZoneInfo("UTC")
-    minute = (2024, 6, 1, 11, 0)  # ends 11:01; kept one day past its end
-    ended = D(2024, 6, 1, 11, 1, tzinfo=utc).timestamp()
-    assert not timescale.expired(minute, 86400, ended + 86399, utc)
-    assert timescale.expired(minute, 86400, ended + 86400, utc)
-    assert not timescale.expired((2024,), None, ended + 10**9, utc)
+def test_cover_refuses_what_it_cannot_cover() -> None:
+    with pytest.raises(ValueError, match="one time scale"):
+        timescale.cover((2024, 1), (2024, 1, 2), timescale.SCALES)
+    with pytest.raises(ValueError, match="must be one of"):
+        timescale.cover((2024, 1, 2), (2024, 1, 5), ["month"])
 
 
-def test_to_local_puts_moments_on_the_zones_wall_clock() -> None:
-    paris = ZoneInfo("Europe/Paris")
-    assert timescale.to_local(D(2024, 6, 1, 10, 0, tzinfo=ZoneInfo("UTC")), paris) == D(2024, 6, 1, 12, 0)
-    assert timescale.to_local(D(2024, 6, 1, 10, 0), paris) == D(2024, 6, 1, 10, 0)  # naive: already local
-    assert timescale.to_local(datetime.date(2024, 6, 1), paris) == D(2024, 6, 1)
-    now = timescale.to_local(None, paris)
-    assert now.tzinfo is None and abs(now - datetime.datetime.now(paris).replace(tzinfo=None)).total_seconds() < 5
-    with pytest.raises(TypeError, match="datetime or a date"):
-        timescale.to_local("2024-06-01", paris)  # type: ignore[arg-type]
+def test_the_last_buckets_of_the_calendar() -> None:
+    assert timescale.cover((9999, 12, 31, 22), (9999, 12, 31, 23), timescale.SCALES) == [
+        (9999, 12, 31, 22),
+        (9999, 12, 31, 23),
+    ]
+    assert timescale.cover((9998, 12, 31), (9999, 12, 31), timescale.SCALES) == [(9998, 12, 31), (9999,)]
+
+
+def test_cover_scales_respect_retention() -> None:
+    keep = {"minute": 86400, "hour": 14 * 86400, "day": 185 * 86400, "month": 3 * 366 * 86400, "year": None}
+    assert timescale.cover_scales("minute", timescale.SCALES, keep) == ["year", "month", "day", "hour", "minute"]
+    assert timescale.cover_scales("hour", ["day", "hour", "minute"], keep) == ["day", "hour"]
+    shorter = {**keep, "day": 3600}  # day buckets gone before the minutes: never read them
+    assert timescale.cover_scales("minute", timescale.SCALES, shorter) == ["year", "month", "hour", "minute"]
+    assert timescale.cover_scales("minute", timescale.SCALES, {**keep, "minute": None}) == ["year", "minute"]

@@ -42,7 +42,7 @@ from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, 
 from staste.exceptions import RedisUnavailable
 from staste.http import json_response, unreadable_query
 from staste.metrica import Metrica
-from staste.query import MetricaValues
+from staste.query import MetricaValues, budget
 
 logger = logging.getLogger("staste")
 
@@ -136,6 +136,11 @@ class Chart(TemplateView):
         return options.spec()
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Anyone may ask: every read of the request shares the public budget (a 400 past it).
+        with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK"):
+            return self._get(request, *args, **kwargs)
+
+    def _get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = unreadable_query(request)
         if problem:
             return self.problem(problem, status=400)
