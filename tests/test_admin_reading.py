@@ -191,7 +191,7 @@ def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None
     assert line["expired"] == list(range(24)) and set(line["datasets"][0]["data"]) == {None}
     rows = table_rows(response, "staste-line-table")
     assert rows[13][1] == "expired"
-    assert "24 hours of this chart have expired: Redis keeps hours 14 days" in text(response)
+    assert "24 of these hours have expired: Redis keeps hours 14 days" in text(response)
     assert day.strftime("?_span=%Y-%m-%dT") not in text(response)  # no drill-down into an hour
     hour = staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%dT12"))
     assert "Redis no longer holds this hour" in text(hour)
