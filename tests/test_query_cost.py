@@ -343,3 +343,33 @@ def test_top_refuses_bad_arguments(pages) -> None:
         plain.values().top("page", by="count")
     with pytest.raises(TypeError, match="histogram"):
         plain.values().top("page", by="p95")
+
+
+def test_top_by_percentile_scans_the_histogram_or_reads_value_by_value(pages, monkeypatch) -> None:
+    """A histogram hash is scanned for the axis' fields in one call; one larger than
+    SCAN_FIELDS is read value by value (102 fields each, in slices): the same ranking."""
+    day = pages.values().timespan(*timescale.truncate(conf.local(), "day"))
+    with count_round_trips() as trips:
+        scanned = day.top("page", 15, by="p99")
+    assert trips.count == 1
+    monkeypatch.setattr(query, "SCAN_FIELDS", 10)
+    with count_round_trips() as trips:
+        assert day.top("page", 15, by="p99") == scanned
+    assert trips.count == 2 or CLUSTER_MODE  # refused as too large to scan, then read by value
+    filtered = day.filter(method="POST")
+    assert filtered.top("page", 5, by="p50") == [
+        (value, filtered.filter(page=value).percentile(50)) for value, _ in filtered.top("page", 5, by="p50")
+    ]
+
+
+def test_top_of_a_hierarchical_axis_ranks_the_children_of_the_node() -> None:
+    from staste.axis import HierarchicalAxis
+
+    sources = AveragedMetrica(name="sources", axes=[("source", HierarchicalAxis())], histogram=True)
+    for where, ms, times in ((("out", "se", "g"), 900, 2), (("out", "se", "b"), 10, 3), (("out", "x"), 50, 4)):
+        for _ in range(times):
+            sources.kick(value=ms, source=where)
+    assert sources.filter(source=("out",)).top("source", by="count") == [(("out", "se"), 5), (("out", "x"), 4)]
+    slowest = sources.filter(source=("out", "se")).top("source", by="p95")
+    assert [value for value, _ in slowest] == [("out", "se", "g"), ("out", "se", "b")]
+    assert sources.top("source", by="p50") == [(("out",), sources.filter(source=("out",)).percentile(50))]
