@@ -16,7 +16,7 @@ from django.utils.translation import ngettext, pgettext_lazy
 
 from staste import conf, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
-from staste.formats import bucket_label, measure_label, range_label, range_scale
+from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -260,7 +260,8 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
     rows = shown_rows(state, data)
     if data.line is not None:
-        context["line_expired"] = expired_note(data.line)
+        scale = data.range.scale if data.range else timescale.SCALES[len(state.span or ())]
+        context["line_expired"] = expired_note(data.line, scale)
         context["line"] = {
             "spec": data.line,
             "header": _line_header(data.line),
@@ -272,21 +273,19 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     return context
 
 
-def expired_note(spec: Spec) -> str | None:
-    """What the page says above a line with expired buckets: how many, and why."""
+def expired_note(spec: Spec, scale: str) -> str | None:
+    """What the page says above a line of ``scale`` buckets with expired ones: how many, and why."""
     expired = len(spec.get("expired", []))
     if not expired:
         return None
-    scale = spec.get("x", "")
     keep = conf.retention().get(scale)
-    days = display((keep or 0) / 86400)
     return ngettext(
-        "%(count)s %(scale)s of this chart has expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(count)s of these %(scales)s has expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count it.",
-        "%(count)s %(scale)ss of this chart have expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(count)s of these %(scales)s have expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count them.",
         expired,
-    ) % {"count": expired, "scale": scale, "days": days}
+    ) % {"count": expired, "scales": SCALE_PLURALS[scale], "days": display((keep or 0) / 86400)}
 
 
 def _line_header(spec: Spec) -> list[str]:
@@ -388,6 +387,9 @@ def _breakdown_context(
         "csv": csv_url + state.querystring(_table="breakdown"),
         "pooled": chart.get("pooled", 0),
         "rest": REST_LABEL,
+        "rest_share": f"{chart['shares'][-1]:.1f} %"
+        if chart.get("pooled") and (chart.get("shares") or [None])[-1] is not None
+        else "",
     }
 
 
