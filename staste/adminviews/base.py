@@ -63,6 +63,8 @@ def admin_context(request: HttpRequest, site: AdminSite, **extra: Any) -> dict[s
         **site.each_context(request),
         "app_label": "staste",
         "redis_where": connection.describe(),
+        # What staste/charts.js writes itself, in the page's language.
+        "staste_words": {"partial": _("partial: still counting")},
         **extra,
     }
 
