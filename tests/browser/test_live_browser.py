@@ -8,8 +8,8 @@ draws through Chart.js' own registry, ``Chart.instances``.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
