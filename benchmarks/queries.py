@@ -116,3 +116,98 @@ def query_latency(kicks: int, repeats: int) -> list[QueryRow]:
             spent.append(time.perf_counter() - start)
         rows.append(QueryRow(label, values_in(result), trips.count, statistics.median(spent) * 1000))
     return rows
+
+
+@dataclass
+class SeriesRow:
+    what: str
+    points: int
+    staste_ms: float  # median
+    bare_ms: float  # median
+    ratio: float  # median of the rounds' staste / bare
+
+
+def series_against_bare_pipeline(kicks: int, rounds: int) -> list[SeriesRow]:
+    """Every series read of the last 24 hours by minute (1,441 points), against a bare redis-py
+    pipeline of the same HMGETs on the same Redis, in interleaved rounds.
+
+    The bare pipeline only fetches: it returns Redis' replies, with no datetimes nor numbers;
+    staste returns (datetime, value) rows, so the ratio is everything staste costs on top.
+    """
+    from staste import connection, histogram, keys, timescale
+    from staste.query import bucket_datetime
+
+    now = datetime.datetime.now(datetime.UTC)
+    metrica = AveragedMetrica(
+        name="bench_series",
+        axes=[("view", StoredChoiceAxis()), ("method", Axis(choices=workloads.METHODS))],
+        multiplier=1000,
+        histogram=True,
+    )
+    fill_day(metrica, now, kicks)
+    values = metrica.values()
+    since = now - datetime.timedelta(minutes=1440)
+    _, spans = values.series_spans(since, now, "minute")
+    client = connection.get_redis()
+    field = keys.field([keys.ALL, keys.ALL])
+
+    def bare(base: str, fields: list[str]) -> Callable[[], Any]:
+        bucket_keys = [keys.bucket_key(base, timescale.bucket_id(span)) for span in spans]
+
+        def read() -> Any:
+            pipe = client.pipeline(transaction=False)
+            for key in bucket_keys:
+                pipe.hmget(key, fields)
+            return pipe.execute()
+
+        return read
+
+    hist_base = metrica.base + keys.family_infix(histogram.MARK)
+    cases = {
+        "timeserie (sums)": (lambda: values.timeserie(since, now, "minute"), bare(metrica.base, [field])),
+        "timeserie_counts": (
+            lambda: values.timeserie_counts(since, now, "minute"),
+            bare(metrica.base, [keys.COUNT_MARK + field]),
+        ),
+        "timeserie_counts_and_averages": (
+            lambda: values.timeserie_counts_and_averages(since, now, "minute"),
+            bare(metrica.base, [field, keys.COUNT_MARK + field]),
+        ),
+        "timeserie_percentiles (p50, p95, p99)": (
+            lambda: values.timeserie_percentiles(since, now, "minute"),
+            bare(hist_base, [prefix + field for prefix in histogram.PREFIXES]),
+        ),
+    }
+    assert bucket_datetime(spans[0])  # the rows staste builds are real datetimes
+    rows = []
+    for label, (staste_read, bare_read) in cases.items():
+        staste_read(), bare_read()  # scripts loaded, connections made
+        spent = measure.rounds_of({"staste": staste_read, "bare": bare_read}, rounds)
+        rows.append(
+            SeriesRow(
+                label,
+                len(spans),
+                statistics.median(spent["staste"]) * 1000,
+                statistics.median(spent["bare"]) * 1000,
+                measure.paired_ratio(spent["staste"], spent["bare"]),
+            )
+        )
+    return rows
+
+
+def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+    """``kicks`` requests over the last 24 hours: every minute bucket holds something."""
+    rng = random.Random(workloads.SEED)
+    latencies = workloads.latencies(kicks)
+    prepared = [
+        metrica.prepare_kick(
+            value=latencies[n] / 1000,
+            date=now - datetime.timedelta(minutes=n % 1441),
+            view=f"app.views.page_{n % PIE_CHOICES}",
+            method=rng.choice(workloads.METHODS),
+        )
+        for n in range(kicks)
+    ]
+    for start in range(0, kicks, batch):
+        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
+        scripts.run("kick", script_keys, args)

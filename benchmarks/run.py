@@ -40,6 +40,7 @@ class Counts:
     buffered_rounds: int = 3
     month_kicks: int = 20_000
     query_repeats: int = 30
+    series_rounds: int = 30
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -56,6 +57,7 @@ TINY = Counts(
     buffered_rounds=1,
     month_kicks=30,
     query_repeats=1,
+    series_rounds=1,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -175,6 +177,22 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         + report.table(
             ["query", "values", "Redis round trips", "ms"],
             [(row.what, row.buckets, row.round_trips, row.ms) for row in query_rows],
+        )
+    )
+
+    progress("series reads against a bare pipeline")
+    series_rows = queries.series_against_bare_pipeline(counts.day_kicks, counts.series_rounds)
+    out.append(
+        "### Series reads against a bare redis-py pipeline\n\n"
+        f"The last 24 hours by minute ({series_rows[0].points:,} points) of a metrica holding "
+        f"{counts.day_kicks:,} requests of that day, read by staste (rows of datetime and number, one "
+        "EVALSHA of read.lua per 2,000 counters, histograms read sparse) and by a bare redis-py pipeline "
+        "of the same HMGETs returning Redis' replies as they are; median of "
+        f"{counts.series_rounds} interleaved rounds; the ratio is the median of the rounds' staste / bare "
+        "(the target: 1.2 or less).\n\n"
+        + report.table(
+            ["series", "points", "staste ms", "bare pipeline ms", "staste / bare"],
+            [(row.what, row.points, row.staste_ms, row.bare_ms, f"{row.ratio:.2f}") for row in series_rows],
         )
     )
 

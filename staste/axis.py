@@ -14,6 +14,7 @@ from __future__ import annotations
 import decimal
 import numbers
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,6 +99,16 @@ class _Other(str):
 
 OTHER = _Other("(other)")
 
+#: Every axis alive, so that a changed setting empties their memos of checked values (the
+#: checks read STASTE_MAX_VALUE_LENGTH and STASTE_MAX_CHOICES).
+_live: weakref.WeakSet[Axis] = weakref.WeakSet()
+
+
+@conf.on_config_change
+def _forget_settings() -> None:
+    for axis in list(_live):
+        axis._memo = {}
+
 
 class Axis:
     """A dimension of a metrica.
@@ -128,7 +139,7 @@ class Axis:
             raise ValueError(f"max_choices must be a whole number >= 0, not {max_choices!r}")
         self.max_choices = max_choices
         self._memo: dict[Any, tuple[tuple[str, ...], int]] = {}
-        self._memo_config: dict[str, Any] | None = None
+        _live.add(self)
         if choices is not None:
             self.choices: list[Value] | None = list(choices)
             if not self.choices:
@@ -221,10 +232,6 @@ class Axis:
         gives the same parts; the memo is dropped when a setting changes (the checks read
         settings) and when it grows past ``option_memo_size``.
         """
-        config = conf.get_config()
-        if self._memo_config is not config:
-            self._memo = {}
-            self._memo_config = config
         kind = type(value)
         if kind is str:
             memo_key: Any = value  # the commonest case; a str never equals the tuples below

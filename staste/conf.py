@@ -64,6 +64,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_COMBINATIONS_WARNING": 10_000_000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
+    # Most counters (buckets x values x families) the reads of one admin page, or one call of the
+    # query API, may touch; past it QueryTooExpensive (a 400 in views) and nothing is read.
+    "STASTE_MAX_QUERY_WORK": 1_000_000,
+    # The same bound for what anyone may ask: the public chart views and the template tags.
+    "STASTE_MAX_PUBLIC_QUERY_WORK": 100_000,
     # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
@@ -97,6 +102,8 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_VALUE_LENGTH": int,
     "STASTE_MAX_CHOICES": int,
     "STASTE_MAX_BUCKETS": int,
+    "STASTE_MAX_QUERY_WORK": int,
+    "STASTE_MAX_PUBLIC_QUERY_WORK": int,
     "STASTE_COMBINATIONS_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,

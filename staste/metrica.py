@@ -19,6 +19,7 @@ import numbers
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,19 @@ from staste.kicks import Kick, batch_keys_and_args
 from staste.query import MetricaValues
 
 logger = logging.getLogger("staste")
+
+#: Every metrica alive, so that a changed setting reaches their caches (weakly: a metrica made
+#: in a test and dropped is not kept alive by this).
+_live: weakref.WeakSet[Metrica] = weakref.WeakSet()
+
+
+@conf.on_config_change
+def _forget_settings() -> None:
+    """Key prefix and time zone may have changed: drop what each metrica derived from them."""
+    for metrica in list(_live):
+        metrica._base = None
+        metrica._now_spans = None
+
 
 #: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
 NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
@@ -110,8 +124,10 @@ class Metrica:
         )
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
-        self._now_spans: tuple[dict[str, Any], float, float, tuple[timescale.Span, ...]] | None = None
-        self._base: tuple[dict[str, Any], str] | None = None
+        # Derived from settings: forgotten by _forget_settings when one changes.
+        self._now_spans: tuple[float, float, tuple[timescale.Span, ...]] | None = None
+        self._base: str | None = None
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} axes={list(self.axes)}>"
@@ -119,11 +135,10 @@ class Metrica:
     @property
     def base(self) -> str:
         """Start of every Redis key of this metrica (follows the prefix setting when it changes)."""
-        config = conf.get_config()
-        cached = self._base
-        if cached is None or cached[0] is not config:
-            cached = self._base = (config, keys.metrica_base(config["STASTE_METRICS_PREFIX"], self.name))
-        return cached[1]
+        base = self._base
+        if base is None:
+            base = self._base = keys.metrica_base(conf.get("STASTE_METRICS_PREFIX"), self.name)
+        return base
 
     @property
     def summable(self) -> bool:
@@ -224,15 +239,14 @@ class Metrica:
     def _spans_now(self) -> tuple[timescale.Span, ...]:
         """The spans of a kick made now: those of ``conf.local()``, remembered for the minute."""
         now = time.time()
-        config = conf.get_config()
         cached = self._now_spans
-        if cached is not None and cached[1] <= now < cached[2] and cached[0] is config:
-            return cached[3]
+        if cached is not None and cached[0] <= now < cached[1]:
+            return cached[2]
         local = datetime.datetime.fromtimestamp(now, conf.time_zone())  # what datetime.now() does
         spans = tuple(timescale.spans_of(local, self.date_scales))
         start = local.replace(second=0, microsecond=0).timestamp()
         # Up to 1 µs before the minute's end: fromtimestamp() rounds to the microsecond.
-        self._now_spans = (config, start, start + 59.999999, spans)
+        self._now_spans = (start, start + 59.999999, spans)
         return spans
 
     def kick(
@@ -388,6 +402,9 @@ QUERY_METHODS: tuple[str, ...] = (
     "apercentiles",
     "apercentiles_over",
     "atimeserie_percentiles",
+    "over",
+    "top",
+    "atop",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (

@@ -7,14 +7,30 @@ builds a new query.
 >>> q = guests.timespan(year=2010, month=2).filter(gender="boy")   # doctest: +SKIP
 >>> q.total(), q.iterate("age")                                    # doctest: +SKIP
 (28, [('17', 10), ('18', 17), ('19', 0), ('120', 1)])
+
+Every query method is plan, execute, decode: planning makes a :class:`Read` (its
+:class:`Fetch` objects, the hashes and fields to read, and how the replies become the result),
+executed in one pipeline by :func:`execute` (or through ``redis.asyncio``, or in a batch of
+:func:`pipelined`).  Its cost is bounded three ways (docs/security.md):
+
+* a range (:meth:`MetricaValues.over`) is read from the fewest buckets that cover it exactly
+  (``timescale.cover``): ten thousand minutes are about 130 buckets, not 10,000;
+* every read counts the counters it may touch (its *work*: buckets x values x families, a
+  stored axis counting as ``max_choices + 1`` values) against a budget, ``STASTE_MAX_QUERY_WORK``
+  per round trip, or what :func:`budget` sets for a whole request; past it
+  :class:`~staste.exceptions.QueryTooExpensive` is raised before Redis is asked anything;
+* no script call reads more than ``SLICE_WORK`` counters (a few milliseconds of Redis time):
+  larger reads are cut into slices, sent in the same pipeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import dataclasses
 import datetime
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
@@ -23,30 +39,43 @@ import redis.cluster
 from django.conf import settings
 
 from staste import async_connection, conf, connection, histogram, keys, scripts, timescale
+from staste.exceptions import QueryTooExpensive
 
 if TYPE_CHECKING:
     from staste.axis import Axis
     from staste.metrica import Metrica
 
-Raw = bytes | str | None
+Raw = bytes | str | int | None
 Row = tuple[Any, list[Raw]]
+
+#: Most counters a single script call reads: about a millisecond of Redis time, far under the
+#: 50 ms that would hold up other clients (Redis runs one script at a time), even on a busy host.
+SLICE_WORK = 2_000
+#: A series of more fields than this (a histogram's 102) is read sparse: only present counters.
+SPARSE_FIELDS = 8
+#: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
+TOP_MEASURES: tuple[str, ...] = ("total", "count", "average")
 
 
 class MetricaValues:
-    """The values of one metrica within one timespan, under some axis filters."""
+    """The values of one metrica within one timespan (or range), under some axis filters."""
 
     def __init__(
         self,
         metrica: Metrica,
         span: timescale.Span = (),
         filters: dict[str, Any] | None = None,
+        cover: tuple[timescale.Span, ...] | None = None,
     ) -> None:
         self.metrica = metrica
         self.span = span
         self.filters: dict[str, Any] = dict(filters or {})
+        #: The buckets of a range (see over()), or None for the calendar span ``span``.
+        self.cover = cover
 
     def __repr__(self) -> str:
-        return f"<MetricaValues {self.metrica.name} span={self.span} filters={self.filters}>"
+        where = f"cover={len(self.cover)} buckets" if self.cover is not None else f"span={self.span}"
+        return f"<MetricaValues {self.metrica.name} {where} filters={self.filters}>"
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -54,10 +83,11 @@ class MetricaValues:
             and other.metrica is self.metrica
             and other.span == self.span
             and other.filters == self.filters
+            and other.cover == self.cover
         )
 
     def __hash__(self) -> int:
-        return hash((id(self.metrica), self.span))
+        return hash((id(self.metrica), self.span, self.cover))
 
     # -- building --------------------------------------------------------------------------
 
@@ -75,7 +105,12 @@ class MetricaValues:
         scale given again replaces that scale only, and no arguments keep the span.  Widen back
         to all time with ``metrica.values()`` (or ``metrica.timespan()``).
         """
-        span = timescale.narrow(self.span, year, month, day, hour, minute)
+        given = (year, month, day, hour, minute)
+        if self.cover is not None:
+            if all(number is None for number in given):
+                return self
+            raise TypeError("timespan: this query is over a range (over()); start from metrica.values() instead")
+        span = timescale.narrow(self.span, *given)
         if len(span) > len(self.metrica.date_scales):
             recorded = ", ".join(self.metrica.date_scales) or "only all time"
             raise ValueError(f"{self.metrica.name} does not record {timescale.scale_of(span)}s (it records {recorded})")
@@ -90,7 +125,29 @@ class MetricaValues:
                 merged.pop(axis_name, None)
             else:
                 merged[axis_name] = value
-        return MetricaValues(self.metrica, self.span, merged)
+        return MetricaValues(self.metrica, self.span, merged, self.cover)
+
+    def over(self, since: Any, until: Any = None, scale: str | None = None) -> MetricaValues:
+        """The same query over the range of buckets ``timeserie(since, until, scale)`` reads.
+
+        Its numbers (``total()``, ``iterate(axis)``, ``percentiles()``, ``top()``...) are those
+        of the whole range, read from the fewest buckets that cover it exactly: the full days
+        of the range from day buckets, full hours from hour buckets and only the minutes at its
+        edges from minute buckets (``timescale.cover``).  The range is fixed when ``over`` is
+        called (``until`` defaults to now).
+
+        >>> guests.filter(gender="girl").over(now - timedelta(days=7)).iterate("age")  # doctest: +SKIP
+        """
+        if self.span:
+            raise TypeError("over: this query has a timespan; a range is taken over all time (metrica.values())")
+        scale, start, stop = self._range(since, until, scale)
+        if scale == timescale.WEEK:  # whole ISO weeks: their days
+            first, last = timescale.week_of(start), timescale.week_days(timescale.week_of(stop))[-1]
+            scale = "day"
+        else:
+            first, last = timescale.truncate(start, scale), timescale.truncate(stop, scale)
+        scales = timescale.cover_scales(scale, self.metrica.date_scales, conf.retention())
+        return MetricaValues(self.metrica, (), self.filters, tuple(timescale.cover(first, last, scales)))
 
     # -- plans ---------------------------------------------------------------------------
 
@@ -115,8 +172,12 @@ class MetricaValues:
     def _field(self) -> str:
         return keys.field(self._parts())
 
-    def _key(self, span: timescale.Span) -> str:
-        return keys.bucket_key(self.metrica.base, timescale.bucket_id(span))
+    def _key(self, span: timescale.Span, base: str | None = None) -> str:
+        return keys.bucket_key(self.metrica.base if base is None else base, timescale.bucket_id(span))
+
+    def _buckets(self) -> Sequence[timescale.Span]:
+        """The buckets whose sum this query's numbers are: the range's cover, or its span."""
+        return self.cover if self.cover is not None else (self.span,)
 
     def _families(self, *wanted: str) -> list[str]:
         if keys.COUNT_MARK in wanted and not self.metrica.averaged:
@@ -125,20 +186,22 @@ class MetricaValues:
 
     # -- plans: what a method reads, and how the replies become its result --------------
 
-    @staticmethod
-    def _hmgets(requests: Sequence[tuple[str, list[str]]]) -> list[tuple[Any, ...]]:
-        return [("hmget", key, tuple(fields)) for key, fields in requests]
-
     def _here(self, families: list[str]) -> Read[list[Raw]]:
+        """The query's counters of ``families``, summed over its buckets."""
         field = self._field()
-        reads = self._hmgets([(self._key(self.span), [prefix + field for prefix in families])])
-        return Read(reads, lambda replies: replies[0])
+        fetch = Fetch.sums([self._key(span) for span in self._buckets()], [p + field for p in families])
+        return Read([fetch], lambda replies: replies[0])
 
-    def _spans(self, spans: Sequence[timescale.Span], families: list[str]) -> list[tuple[Any, ...]]:
+    def _spans(self, spans: Sequence[timescale.Span], families: list[str], base: str | None = None) -> list[Fetch]:
+        """One fetch of the counters of ``families`` in each of ``spans``: its reply is a row per span."""
         field = self._field()
-        return self._hmgets([(self._key(span), [prefix + field for prefix in families]) for span in spans])
+        prefix = self.metrica.base if base is None else base
+        bucket_id = timescale.bucket_id
+        return [Fetch.rows([prefix + bucket_id(span) for span in spans], [p + field for p in families])]
 
     def _time_children(self, families: list[str]) -> Read[list[Row]]:
+        if self.cover is not None:
+            raise ValueError(f"{self.metrica.name}: a range has no time scale to iterate; use timeserie() over it")
         if self.span:
             if len(self.span) >= len(self.metrica.date_scales):
                 finer = "nothing finer" if len(self.span) == 5 else "no finer scale"
@@ -146,12 +209,12 @@ class MetricaValues:
             spans = timescale.children(self.span)
             return Read(
                 self._spans(spans, families),
-                lambda replies: [(span[-1], raw) for span, raw in zip(spans, replies, strict=True)],
+                lambda replies: [(span[-1], raw) for span, raw in zip(spans, replies[0], strict=True)],
             )
         if not self.metrica.date_scales:
             raise ValueError(f"{self.metrica.name} records only all time: there are no years to iterate")
         base = self.metrica.base
-        read = ("members", (keys.years_key(base),), ("years", base, "", self._field(), "", *families))
+        read = Fetch.years(keys.years_key(base), base, self._field(), families)
         width = len(families)
 
         def decode(replies: list[Any]) -> list[Row]:
@@ -160,11 +223,12 @@ class MetricaValues:
 
         return Read([read], decode)
 
-    def _axis_rows(self, axis_name: str, families: list[str]) -> Read[list[Row]]:
+    def _axis_rows(self, axis_name: str, families: list[str], base: str | None = None) -> Read[list[Row]]:
+        """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets."""
         axis = self._axis(axis_name)
         parts = self._parts()
         index = list(self.metrica.axes).index(axis_name)
-        key = self._key(self.span)
+        bucket_keys = [self._key(span, base) for span in self._buckets()]
         width = len(families)
         if axis.choices is not None:
             labelled = axis.declared_parts()
@@ -174,7 +238,7 @@ class MetricaValues:
                 combination = keys.field(parts)
                 fields += [prefix + combination for prefix in families]
             return Read(
-                self._hmgets([(key, fields)]),
+                [Fetch.sums(bucket_keys, fields)],
                 lambda replies: [
                     (value, replies[0][i * width : (i + 1) * width]) for i, (value, _) in enumerate(labelled)
                 ],
@@ -182,17 +246,14 @@ class MetricaValues:
         before = keys.field(parts[:index]) + keys.PART_SEPARATOR if index else ""
         after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
         parent = axis.member_parent(self.filters.get(axis_name)) if axis.hierarchical else ""
-        read = (
-            "members",
-            (keys.choices_key(self.metrica.base, axis_name), key),
-            ("axis", key, before, after, parent, *families),
-        )
+        choices = keys.choices_key(self.metrica.base, axis_name)
+        fetch = Fetch.axis(choices, bucket_keys, families, before, after, parent, axis.cap())
 
         def decode(replies: list[Any]) -> list[Row]:
-            rows = [(axis.from_part(_text(member)), raw) for member, raw in _unflatten(replies[0], width)]
+            rows = [(axis.from_part(member), raw) for member, raw in replies[0].items()]
             return sorted(rows, key=lambda row: axis.sort_key(row[0]))
 
-        return Read([read], decode)
+        return Read([fetch], decode)
 
     def _rows(self, axis: str | None, families: list[str]) -> Read[list[Row]]:
         return self._axis_rows(axis, families) if axis else self._time_children(families)
@@ -257,12 +318,8 @@ class MetricaValues:
 
     # -- time series -------------------------------------------------------------------
 
-    def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
-        """The scale and the points of a time series from ``since`` to ``until``.
-
-        Each point is the span of one bucket; at ``scale="week"`` it is the day span of a
-        Monday, whose week is read from its seven day buckets (see :func:`bucket_spans`).
-        """
+    def _range(self, since: Any, until: Any, scale: str | None) -> tuple[str, datetime.datetime, datetime.datetime]:
+        """The scale (checked, or the finest retained at ``since``) and the local datetimes of a range."""
         start, stop = conf.local(since), conf.local(until)
         if stop < start:
             raise ValueError(f"timeserie: until ({stop}) is before since ({start})")
@@ -273,13 +330,30 @@ class MetricaValues:
         elif not timescale.readable(scale, self.metrica.date_scales):
             weeks = ", whose days weeks are read from" if scale == timescale.WEEK else ""
             raise ValueError(f"{self.metrica.name} does not record {'day' if weeks else scale}s{weeks}")
+        return scale, start, stop
+
+    def series_spans(self, since: Any, until: Any = None, scale: str | None = None) -> tuple[str, list[timescale.Span]]:
+        """The scale and the points of a time series from ``since`` to ``until``.
+
+        Each point is the span of one bucket; at ``scale="week"`` it is the day span of a
+        Monday, whose week is read from its seven day buckets.
+        """
+        scale, start, stop = self._range(since, until, scale)
         limit = conf.get("STASTE_MAX_BUCKETS")
         # A week reads seven buckets: the limit is on the buckets read.
         per_point = 7 if scale == timescale.WEEK else 1
         if timescale.count_buckets(start, stop, scale) * per_point > limit:
+            # A series keeps the scale it is asked for (a chart by minute must not silently
+            # become one by hour): the error names the finest scale that fits.
+            fits = [
+                s
+                for s in reversed(timescale.SCALES)
+                if timescale.readable(s, self.metrica.date_scales) and timescale.count_buckets(start, stop, s) <= limit
+            ]
+            advice = f"use scale={fits[0]!r} or a shorter range" if fits else "choose a shorter range"
             raise ValueError(
-                f"timeserie: more than {limit // per_point} {scale}s between {start} and {stop}; "
-                "choose a coarser scale or a shorter range"
+                f"timeserie: more than {limit // per_point} {scale}s between {start} and {stop} "
+                f"(STASTE_MAX_BUCKETS); {advice}"
             )
         return scale, timescale.series(start, stop, scale)
 
@@ -290,7 +364,7 @@ class MetricaValues:
         if scale != timescale.WEEK:
             return Read(
                 self._spans(points, families),
-                lambda replies: [(bucket_datetime(span), raw) for span, raw in zip(points, replies, strict=True)],
+                lambda replies: list(zip(bucket_datetimes(points), replies[0], strict=True)),
             )
         available = _available_weeks(points)
         days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
@@ -298,7 +372,7 @@ class MetricaValues:
 
         def decode(replies: list[Any]) -> list[Row]:
             rows: list[Row] = []
-            replies_left = iter(replies)
+            replies_left = iter(replies[0])
             week_days = iter(days)
             for monday, kept in zip(points, available, strict=True):
                 if not kept:
@@ -361,62 +435,51 @@ class MetricaValues:
 
     # -- percentiles (metricas made with histogram=True) -----------------------------------
 
-    def _histogram_reads(
-        self, spans: Sequence[timescale.Span], ps: Iterable[float]
-    ) -> tuple[list[float], list[tuple[Any, ...]]]:
+    def _histogram_base(self, ps: Iterable[float]) -> tuple[list[float], str]:
         if not self.metrica.histogram:
             raise TypeError(f"{self.metrica.name} keeps no histogram: make it with histogram=True to read percentiles")
         wanted = list(ps)
         for p in wanted:  # bad input fails before any read
             histogram.check_percentile(p)
+        return wanted, self.metrica.base + keys.family_infix(histogram.MARK)
+
+    def _histogram_fetch(self, spans: Sequence[timescale.Span], base: str, kind: str) -> Fetch:
         field = self._field()
         fields = [prefix + field for prefix in histogram.PREFIXES]
-        base = self.metrica.base + keys.family_infix(histogram.MARK)
-        return wanted, self._hmgets([(keys.bucket_key(base, timescale.bucket_id(span)), fields) for span in spans])
+        return Fetch(kind, tuple(base + timescale.bucket_id(span) for span in spans), tuple(fields))
 
     def _plan_percentiles(self, ps: Iterable[float]) -> Read[dict[float, float | None]]:
-        wanted, reads = self._histogram_reads([self.span], ps)
+        wanted, base = self._histogram_base(ps)
         return Read(
-            reads,
+            [self._histogram_fetch(self._buckets(), base, "sums")],
             lambda replies: histogram.percentiles([int(c) if c is not None else 0 for c in replies[0]], wanted),
         )
 
     def _plan_percentiles_over(
         self, since: Any, until: Any, scale: str | None, ps: Iterable[float]
     ) -> Read[dict[float, float | None]]:
-        scale, points = self.series_spans(since, until, scale)
-        spans = bucket_spans(points, scale)
-        wanted, reads = self._histogram_reads(spans, ps)
-
-        def decode(replies: list[Any]) -> dict[float, float | None]:
-            counts = [sum(int(c) for c in column if c is not None) for column in zip(*replies, strict=True)]
-            return histogram.percentiles(counts or [0] * len(histogram.PREFIXES), wanted)
-
-        return Read(reads, decode)
+        return self.over(since, until, scale)._plan_percentiles(ps)
 
     def _plan_timeserie_percentiles(
         self, since: Any, until: Any, scale: str | None, ps: Iterable[float]
     ) -> Read[list[tuple[datetime.datetime, dict[float, float | None] | None]]]:
         scale, points = self.series_spans(since, until, scale)
+        wanted, base = self._histogram_base(ps)
         if scale != timescale.WEEK:
-            wanted, reads = self._histogram_reads(points, ps)
             return Read(
-                reads,
+                [self._histogram_fetch(points, base, "rows")],
                 lambda replies: [
-                    (
-                        bucket_datetime(span),
-                        histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted),
-                    )
-                    for span, raw in zip(points, replies, strict=True)
+                    (moment, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
+                    for moment, raw in zip(bucket_datetimes(points), replies[0], strict=True)
                 ],
             )
         available = _available_weeks(points)
         days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
-        wanted, reads = self._histogram_reads([day for week in days for day in week], ps)
+        reads = [self._histogram_fetch([day for week in days for day in week], base, "rows")]
 
         def decode(replies: list[Any]) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
             rows: list[tuple[datetime.datetime, dict[float, float | None] | None]] = []
-            replies_left, week_days = iter(replies), iter(days)
+            replies_left, week_days = iter(replies[0]), iter(days)
             for monday, kept in zip(points, available, strict=True):
                 if not kept:
                     rows.append((bucket_datetime(monday), None))
@@ -434,16 +497,17 @@ class MetricaValues:
     def percentiles(self, ps: Iterable[float] = (50, 95, 99)) -> dict[float, float | None]:
         """{p: value} for each percentile ``p`` (0-100) of the values kicked; None when empty.
 
-        Read from the metrica's histogram (one HMGET), so a value is exact to within its
-        bucket (see :mod:`staste.histogram`); in the unit of the values kicked.
+        Read from the metrica's histogram (one HMGET; over a range, the buckets' histograms
+        added up in Redis), so a value is exact to within its bucket (see :mod:`staste.histogram`);
+        in the unit of the values kicked.
         """
         return self._plan_percentiles(ps).run()
 
     def percentiles_over(
         self, since: Any, until: Any = None, scale: str | None = None, ps: Iterable[float] = (50, 95, 99)
     ) -> dict[float, float | None]:
-        """{p: value} of every value kicked from ``since`` to ``until``: the buckets' histograms
-        added up (one round trip), as the admin shows for a range such as the last 24 hours."""
+        """{p: value} of every value kicked from ``since`` to ``until``: ``over(...).percentiles(ps)``,
+        as the admin shows for a range such as the last 24 hours."""
         return self._plan_percentiles_over(since, until, scale, ps).run()
 
     def percentile(self, p: float) -> float | None:
@@ -456,6 +520,64 @@ class MetricaValues:
         """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()
         (at the week scale, None for a week whose day buckets may have expired)."""
         return self._plan_timeserie_percentiles(since, until, scale, ps).run()
+
+    # -- top-N -----------------------------------------------------------------------------
+
+    def _plan_top(self, axis: str, n: int, by: str) -> Read[list[tuple[Any, int | float]]]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"top: n must be a whole number >= 1, not {n!r}")
+        unknown = f"top: unknown measure {by!r}; use one of {', '.join(TOP_MEASURES)} or p50, p95..."
+        if by.startswith("p"):
+            try:
+                p = float(by[1:])
+            except ValueError:
+                raise ValueError(unknown) from None
+            wanted, base = self._histogram_base([p])
+            rows = self._axis_rows(axis, list(histogram.PREFIXES), base)
+            measured = rows.then(
+                lambda found: [
+                    (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted)[p])
+                    for value, raw in found
+                ]
+            )
+        elif by == "total":
+            measured = self._axis_rows(axis, [""]).then(
+                lambda found: [(value, None if raw[0] is None else self._sum(raw[0])) for value, raw in found]
+            )
+        elif by == "count":
+            measured = self._axis_rows(axis, self._families(keys.COUNT_MARK)).then(
+                lambda found: [(value, int(raw[0]) if raw[0] else None) for value, raw in found]
+            )
+        elif by == "average":
+            measured = self._axis_rows(axis, self._families("", keys.COUNT_MARK)).then(
+                lambda found: [(value, self._average(*raw)) for value, raw in found]
+            )
+        else:
+            raise ValueError(unknown)
+
+        def ranked(found: list[tuple[Any, Any]]) -> list[tuple[Any, int | float]]:
+            kept = [(value, number) for value, number in found if number is not None]
+            kept.sort(key=lambda row: -row[1])  # stable: ties keep the axis' order
+            return kept[:n]
+
+        return measured.then(ranked)
+
+    def top(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
+        """The ``n`` values of ``axis`` with the largest ``by``, largest first: [(value, measure)].
+
+        ``by`` is "total", "count" or "average" (the last two for an AveragedMetrica), or a
+        percentile such as "p95" or "p99.9" (a metrica made with ``histogram=True``).  Values
+        with nothing counted are left out; ties keep the axis' order.  One round trip, the
+        counters summed in Redis (over the range of an ``over()`` query too).
+
+        >>> response_time.over(since).top("view", 10, by="p95")   # doctest: +SKIP
+        [('shop.views.search', 812.3), ('shop.views.item', 240.1), ...]
+        """
+        return self._plan_top(axis, n, by).run()
+
+    async def atop(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
+        """:meth:`top`, awaited."""
+        return await self._plan_top(axis, n, by).arun()
 
     # -- the async API (Django's ``a`` prefix): same plans and decoding, through redis.asyncio --
 
@@ -521,19 +643,21 @@ class MetricaValues:
         return await self._plan_timeserie_percentiles(since, until, scale, ps).arun()
 
 
-def bucket_spans(points: Sequence[timescale.Span], scale: str) -> list[timescale.Span]:
-    """The buckets stored for the points of a series: a week's seven days, else the points."""
-    if scale != timescale.WEEK:
-        return list(points)
-    return [day for monday in points for day in timescale.week_days(monday)]
-
-
 def _available_weeks(mondays: Sequence[timescale.Span]) -> list[bool]:
     """Per week, whether all its day buckets are still within their retention."""
     keep = conf.retention().get("day")
     now, zone = time.time(), conf.time_zone()
     # The Monday expires first; weeks are in order, so only the first few can have expired.
     return [not timescale.expired(monday, keep, now, zone) for monday in mondays]
+
+
+def bucket_datetimes(spans: Sequence[timescale.Span]) -> list[datetime.datetime]:
+    """:func:`bucket_datetime` of each span of a series (spans of one scale), built at once."""
+    if not spans:
+        return []
+    zone = conf.time_zone() if getattr(settings, "USE_TZ", False) else None
+    pad = (1, 1, 0, 0)[len(spans[0]) - 1 :]
+    return [datetime.datetime(*span, *pad, tzinfo=zone) for span in spans]
 
 
 def bucket_datetime(span: timescale.Span) -> datetime.datetime:
@@ -558,6 +682,79 @@ U = TypeVar("U")
 _batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("staste_query_batch", default=None)
 
 
+# -- the budget -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Budget:
+    """How many counters the reads under one :func:`budget` may touch, and how many they did."""
+
+    limit: int
+    setting: str = "STASTE_MAX_QUERY_WORK"
+    spent: int = 0
+
+    def charge(self, work: int) -> None:
+        if self.spent + work > self.limit:
+            raise QueryTooExpensive(self.spent + work, self.limit, self.setting)
+        self.spent += work
+
+
+_budget: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("staste_query_budget", default=None)
+
+
+@contextlib.contextmanager
+def budget(limit: int | None = None, setting: str = "STASTE_MAX_QUERY_WORK") -> Iterator[Budget]:
+    """Bound the work of every read made within, together (a request, a chart, a tag).
+
+    ``limit`` defaults to the value of ``setting``.  Without an enclosing ``budget`` each
+    round trip is bounded on its own by STASTE_MAX_QUERY_WORK.  The admin reads each page
+    under STASTE_MAX_QUERY_WORK, the public chart views and template tags under
+    STASTE_MAX_PUBLIC_QUERY_WORK::
+
+        with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK") as spent:
+            numbers = query.over(since).iterate("page")     # QueryTooExpensive past it
+        spent.spent                                         # counters read
+    """
+    found = Budget(conf.get(setting) if limit is None else limit, setting)
+    token = _budget.set(found)
+    try:
+        yield found
+    finally:
+        _budget.reset(token)
+        outer = _budget.get()
+        if outer is not None:  # an enclosing budget sees the work done within (not bounded by it)
+            outer.spent += found.spent
+
+
+def _charge(reads: Sequence[Fetch]) -> None:
+    """Charge the work of ``reads`` to the current budget: QueryTooExpensive past it."""
+    current = _budget.get()
+    assert current is not None, "reads run under a budget (read() and pipelined() open one)"
+    current.charge(sum(one.work for one in reads))
+
+
+def _left(one: Fetch) -> int:
+    """What the budget leaves ``one`` (charged already), for the script to check exactly."""
+    current = _budget.get()
+    if current is None:
+        return conf.get("STASTE_MAX_QUERY_WORK")
+    return max(1, current.limit - current.spent + one.work)
+
+
+#: The size of each axis' set of stored values when last read (by its key), to slice the next
+#: read of it for its real size rather than for max_choices (a set that grew meanwhile makes
+#: read.lua refuse the call, and the read is sliced again).
+_stored_sizes: dict[str, int] = {}
+
+
+def _own_budget() -> contextlib.AbstractContextManager[Any]:
+    """A budget of STASTE_MAX_QUERY_WORK for a round trip made outside any other."""
+    return budget() if _budget.get() is None else contextlib.nullcontext()
+
+
+# -- plans ----------------------------------------------------------------------------------
+
+
 class Read(Generic[T]):
     """What one query method reads, and how the replies become its result.
 
@@ -567,13 +764,13 @@ class Read(Generic[T]):
     both hand the replies to the same ``decode``.  So the sync and async methods share every
     line of query logic.
 
-    A read is a tuple that compares and hashes: ``("hmget", key, fields)``, or
-    ``(script, keys, args)`` for a script of :mod:`staste.scripts` (``"members"``).
+    Its ``reads`` are :class:`Fetch` es; each is charged to the work budget before anything
+    is sent (:func:`budget`).
     """
 
     __slots__ = ("decode", "reads")
 
-    def __init__(self, reads: list[tuple[Any, ...]], decode: Callable[[list[Any]], T]) -> None:
+    def __init__(self, reads: list[Fetch], decode: Callable[[list[Any]], T]) -> None:
         self.reads = reads
         self.decode = decode
 
@@ -584,98 +781,382 @@ class Read(Generic[T]):
 
     def run(self) -> T:
         batch = _batch.get()
-        replies = batch.answer(self.reads) if batch is not None else _execute(self.reads)
-        return self.decode(replies)
+        if batch is not None:
+            return self.decode(batch.answer(self.reads))
+        with _own_budget():
+            _charge(self.reads)
+            return self.decode(execute(self.reads))
 
     async def arun(self) -> T:
-        return self.decode(await _aexecute(self.reads))
+        with _own_budget():
+            _charge(self.reads)
+            return self.decode(await aexecute(self.reads))
 
 
-def _blank(read: tuple[Any, ...]) -> Any:
-    """What a read of nothing stored returns: empty counters, or no members."""
-    return [None] * len(read[2]) if read[0] == "hmget" else []
+@dataclasses.dataclass(frozen=True)
+class Fetch:
+    """One thing to read: what to ask Redis, how much it may cost, and how to decode the replies.
+
+    Reads compare and hash (a batch sends each distinct read once).  ``kind`` is
+
+    * "sums": ``fields`` added up over the hashes ``keys`` -> [int or None per field];
+    * "rows": ``fields`` of each hash of ``keys`` -> [[raw per field] per key];
+    * "axis": the families ``fields`` of every stored value of an axis (set ``keys[0]``),
+      added up over the hashes ``keys[1:]`` -> {member: [int or None per family]};
+      ``extra`` is (before, after, parent, cap);
+    * "years": the stored years' counters (members.lua) -> its flat reply.
+    """
+
+    kind: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    extra: tuple[Any, ...] = ()
+
+    @classmethod
+    def sums(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Fetch:
+        return cls("sums", tuple(bucket_keys), tuple(fields))
+
+    @classmethod
+    def rows(cls, bucket_keys: Sequence[str], fields: Sequence[str]) -> Fetch:
+        return cls("rows", tuple(bucket_keys), tuple(fields))
+
+    @classmethod
+    def axis(
+        cls,
+        choices: str,
+        bucket_keys: Sequence[str],
+        families: Sequence[str],
+        before: str,
+        after: str,
+        parent: str,
+        cap: int,
+    ) -> Fetch:
+        return cls("axis", (choices, *bucket_keys), tuple(families), (before, after, parent, cap))
+
+    @classmethod
+    def years(cls, years_key: str, base: str, field: str, families: Sequence[str]) -> Fetch:
+        return cls("years", (years_key,), tuple(families), (base, field))
+
+    @property
+    def work(self) -> int:
+        """Counters read: buckets x fields.  A stored axis counts one value here (its overflow
+        part): read.lua checks the exact number, values x families x buckets, against what the
+        budget leaves before it reads anything, and the rest is charged from its reply."""
+        if self.kind == "axis":
+            return (len(self.keys) - 1) * len(self.fields)
+        return max(1, len(self.keys) * len(self.fields))
+
+    def blank(self) -> Any:
+        """What a batch's recording pass answers: no counters."""
+        if self.kind == "sums":
+            return [None] * len(self.fields)
+        if self.kind == "rows":
+            return [[None] * len(self.fields) for _ in self.keys]
+        if self.kind == "axis":
+            return {}
+        return []
+
+    # Commands are ("hmget", key, fields) or ("script", name, keys, args).
+
+    def commands(self, cluster: bool) -> list[tuple[Any, ...]]:
+        if len(self.keys) == (1 if self.kind == "axis" else 0):
+            return []
+        if self.kind == "years":
+            years_key, (base, field) = self.keys[0], self.extra
+            return [("script", "members", [years_key], ["years", base, "", field, "", *self.fields])]
+        if self.kind == "axis":
+            return self._axis_slices()
+        if cluster or len(self.keys) == 1:  # a cluster pipeline takes no script; one hash: HMGET
+            return [("hmget", key, list(self.fields)) for key in self.keys]
+        per_call = max(1, SLICE_WORK // max(1, len(self.fields)))
+        mode = "sparse" if self.kind == "rows" and len(self.fields) > SPARSE_FIELDS else self.kind
+        return [
+            ("script", "read", list(self.keys[i : i + per_call]), [mode, *self.fields])
+            for i in range(0, len(self.keys), per_call)
+        ]
+
+    def _axis_slices(self) -> list[tuple[Any, ...]]:
+        choices, buckets = self.keys[0], self.keys[1:]
+        before, after, parent, cap = self.extra
+        families = len(self.fields)
+        seen = _stored_sizes.get(choices)
+        if seen is not None:  # its size last time, with room to grow
+            members = seen + 1 + seen // 4
+        else:
+            members = (cap if cap > 0 else conf.get("STASTE_MAX_CHOICES") or 1000) + 1
+        if cap > 0:
+            members = min(members, cap + 1)
+        if members * families <= SLICE_WORK:
+            member_slices, width = [(0, 0)], members
+        else:
+            width = max(1, SLICE_WORK // families)
+            starts = list(range(0, members - 1, width)) or [0]
+            member_slices = [(start, width) for start in starts[:-1]] + [(starts[-1], 0)]
+        per_call = max(1, SLICE_WORK // (width * families))
+        limit, call_limit = _left(self), 2 * SLICE_WORK
+        return [
+            (
+                "script",
+                "read",
+                [choices, *buckets[i : i + per_call]],
+                ["axis", before, after, parent, limit, len(buckets), call_limit, first, count, *self.fields],
+            )
+            for i in range(0, len(buckets), per_call)
+            for first, count in member_slices
+        ]
+
+    def combine(self, commands: list[tuple[Any, ...]], replies: list[Any]) -> Any:
+        """The decoded answer from the replies to :meth:`commands`, in order."""
+        if not commands:  # nothing to read (a series of no point)
+            return self.blank()
+        if self.kind == "years":
+            return replies[0]
+        width = len(self.fields)
+        if self.kind == "axis":
+            for reply in replies:
+                if isinstance(reply, Exception):  # STASTE_RESLICE: the set outgrew the slices
+                    _stored_sizes[self.keys[0]] = int(str(reply).split()[1])
+                    raise _Reslice
+            found: dict[str, list[Any]] = {}
+            for members, sums, stored in replies:
+                _stored_sizes[self.keys[0]] = stored
+                values = _summed(sums, len(members) * width)
+                for i, member in enumerate(members):
+                    text, here = _text(member), values[i * width : (i + 1) * width]
+                    found[text] = _add(found[text], here) if text in found else here
+            # the overflow part is listed only when it counted something
+            return {m: v for m, v in found.items() if not m.startswith(keys.OVERFLOW) or v != [None] * width}
+        by_hmget = commands[0][0] == "hmget"
+        if self.kind == "rows":
+            if by_hmget:
+                return replies
+            if commands[0][3][0] == "sparse":
+                rows = [[None] * width for _ in self.keys]
+                at = 0
+                for command, reply in zip(commands, replies, strict=True):
+                    for i in range(0, len(reply), 3):
+                        rows[at + reply[i]][reply[i + 1]] = reply[i + 2]
+                    at += len(command[2])
+                return rows
+            flat = [value for reply in replies for value in reply]
+            return [flat[i : i + width] for i in range(0, len(flat), width)]
+        total: list[Any] = [None] * width
+        for reply in replies:
+            if by_hmget:
+                total = _add(total, [int(v) if v is not None else None for v in reply])
+            else:
+                total = _add(total, _summed(reply, width))
+        return total
+
+
+class _Reslice(Exception):
+    """read.lua refused an axis slice planned for fewer values than the axis now holds."""
+
+
+def _summed(triplets: list[Any], width: int) -> list[int | None]:
+    """read.lua's sums (index, low, high per field present) as one number or None per field."""
+    out: list[int | None] = [None] * width
+    for i in range(0, len(triplets), 3):
+        out[triplets[i]] = triplets[i + 1] + triplets[i + 2] * 1_000_000_000
+    return out
+
+
+def _add(into: list[Any], more: list[Any]) -> list[Any]:
+    return [b if a is None else a if b is None else a + b for a, b in zip(into, more, strict=True)]
+
+
+# -- execution ------------------------------------------------------------------------------
+
+
+def execute(reads: Sequence[Fetch]) -> list[Any]:
+    """The decoded answers to ``reads``, all sent in one pipeline (the budget is the caller's).
+
+    Scripts go as EVALSHA in the same pipeline; if Redis lost them (a restart, SCRIPT FLUSH)
+    they are loaded and the pipeline is sent again, which is safe since reads write nothing.
+    A cluster pipeline takes no script: there each script call goes on its own.
+    """
+    if not reads:
+        return []
+    with scripts.translated_errors():
+        client = connection.get_redis()
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        planned = [one.commands(cluster) for one in reads]
+        replies = _send(client, cluster, [command for commands in planned for command in commands])
+    answers, again = _decoded(reads, planned, replies)
+    if again:  # sliced for the axis' real size this time (one more round trip, rarely)
+        for index, answer in zip(again, execute([reads[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers
+
+
+async def aexecute(reads: Sequence[Fetch]) -> list[Any]:
+    """:func:`execute` through this event loop's ``redis.asyncio`` client."""
+    if not reads:
+        return []
+    with scripts.translated_errors():
+        async with async_connection.using() as client:
+            cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+            planned = [one.commands(cluster) for one in reads]
+            replies = await _asend(client, cluster, [command for commands in planned for command in commands])
+    answers, again = _decoded(reads, planned, replies)
+    if again:
+        for index, answer in zip(again, await aexecute([reads[i] for i in again]), strict=True):
+            answers[index] = answer
+    return answers
+
+
+def _decoded(
+    reads: Sequence[Fetch], planned: list[list[tuple[Any, ...]]], replies: list[Any]
+) -> tuple[list[Any], list[int]]:
+    """Each read's answer from its replies, and the reads to send again (sliced anew)."""
+    answers: list[Any] = []
+    again: list[int] = []
+    at = 0
+    current = _budget.get()
+    for one, commands in zip(reads, planned, strict=True):
+        try:
+            answers.append(one.combine(commands, replies[at : at + len(commands)]))
+        except _Reslice:
+            answers.append(None)
+            again.append(len(answers) - 1)
+        else:
+            if one.kind == "axis" and current is not None:  # the values it really read
+                current.spent += len(answers[-1]) * len(one.fields) * (len(one.keys) - 1)
+        at += len(commands)
+    return answers, again
+
+
+def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    if not commands:
+        return []
+    if len(commands) == 1:
+        command = commands[0]
+        return [client.hmget(command[1], command[2]) if command[0] == "hmget" else _script(client, command)]
+    if cluster:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+        replies = iter(pipe.execute() if len(pipe) else [])
+        return [next(replies) if command[0] == "hmget" else _script(client, command) for command in commands]
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+            else:
+                _, name, script_keys, args = command
+                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            for name in {command[1] for command in commands if command[0] == "script"}:
+                client.script_load(scripts.source(name))
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception) and not _reslice(reply):
+                raise _too_expensive(reply) or reply
+        return replies
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _script(client: Any, command: tuple[Any, ...]) -> Any:
+    _, name, script_keys, args = command
+    try:
+        return scripts.script(client, name)(keys=script_keys, args=args, client=client)
+    except redis.ResponseError as exc:
+        if _reslice(exc):
+            return exc
+        raise _too_expensive(exc) or exc from None
+
+
+async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """:func:`_send` through a ``redis.asyncio`` client."""
+    if not commands:
+        return []
+    if len(commands) == 1:
+        command = commands[0]
+        if command[0] == "hmget":
+            return [await client.hmget(command[1], command[2])]
+        return [await _ascript(client, command)]
+    if cluster:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+        replies = iter(await pipe.execute() if len(pipe) else [])
+        return [next(replies) if command[0] == "hmget" else await _ascript(client, command) for command in commands]
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            if command[0] == "hmget":
+                pipe.hmget(command[1], command[2])
+            else:
+                _, name, script_keys, args = command
+                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            for name in {command[1] for command in commands if command[0] == "script"}:
+                await client.script_load(scripts.source(name))
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception) and not _reslice(reply):
+                raise _too_expensive(reply) or reply
+        return replies
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _ascript(client: Any, command: tuple[Any, ...]) -> Any:
+    _, name, script_keys, args = command
+    try:
+        return await scripts.script(client, name)(keys=script_keys, args=args, client=client)
+    except redis.ResponseError as exc:
+        if _reslice(exc):
+            return exc
+        raise _too_expensive(exc) or exc from None
+
+
+def _reslice(exc: BaseException) -> bool:
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("STASTE_RESLICE")
+
+
+def _too_expensive(exc: BaseException) -> QueryTooExpensive | None:
+    """read.lua's refusal of an axis without a cap that holds too many values."""
+    text = str(exc)
+    if not text.startswith("STASTE_TOO_EXPENSIVE"):
+        return None
+    current = _budget.get()
+    setting = current.setting if current is not None else "STASTE_MAX_QUERY_WORK"
+    limit = current.limit if current is not None else conf.get(setting)
+    return QueryTooExpensive(int(text.split()[1]), limit, setting)
 
 
 class _Batch:
     """The reads of several queries: recorded in a first pass, answered in a second.
 
-    Each distinct read (see :class:`Read`) is sent once.
+    Each distinct read is charged to the budget and sent once.
     """
 
     def __init__(self) -> None:
-        self.reads: dict[tuple[Any, ...], None] = {}  # distinct reads, in order
-        self.answers: dict[tuple[Any, ...], Any] | None = None
+        self.reads: dict[Fetch, None] = {}  # distinct reads, in order
+        self.answers: dict[Fetch, Any] | None = None
 
-    def answer(self, reads: list[tuple[Any, ...]]) -> list[Any]:
+    def answer(self, reads: list[Fetch]) -> list[Any]:
         if self.answers is None:
-            self.reads.update(dict.fromkeys(reads))
-            return [_blank(read) for read in reads]
-        missing = [read for read in reads if read not in self.answers]
+            new = [one for one in dict.fromkeys(reads) if one not in self.reads]
+            _charge(new)
+            self.reads.update(dict.fromkeys(new))
+            return [one.blank() for one in reads]
+        missing = [one for one in dict.fromkeys(reads) if one not in self.answers]
         if missing:
             # A call that reads otherwise the second time (e.g. it looked at the clock and an
             # hour went by) still gets true numbers, at the price of one more round trip.
-            self.answers.update(zip(missing, _execute(missing), strict=True))
-        return [self.answers[read] for read in reads]
+            _charge(missing)
+            self.answers.update(zip(missing, execute(missing), strict=True))
+        return [self.answers[one] for one in reads]
 
     def execute(self) -> None:
         reads = list(self.reads)
-        self.answers = dict(zip(reads, _execute(reads), strict=True))
-
-
-def _execute(reads: list[tuple[Any, ...]]) -> list[Any]:
-    """Every read in one round trip: one command, or one pipeline (a script may add a SCRIPT
-    EXISTS check there).  A cluster pipeline refuses scripts, so there each script read is a
-    call of its own."""
-    if not reads:
-        return []
-    with scripts.translated_errors():
-        client = connection.get_redis()
-        if len(reads) == 1:
-            kind, target, arguments = reads[0]
-            if kind == "hmget":
-                return [client.hmget(target, list(arguments))]
-            return [scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
-        cluster = isinstance(client, redis.cluster.RedisCluster)
-        pipe = client.pipeline(transaction=False)
-        for kind, target, arguments in reads:
-            if kind == "hmget":
-                pipe.hmget(target, list(arguments))
-            elif not cluster:
-                scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
-        replies = iter(pipe.execute() if len(pipe) else [])
-        return [
-            next(replies) if read[0] == "hmget" or not cluster else scripts.run(read[0], read[1], read[2])
-            for read in reads
-        ]
-
-
-async def _aexecute(reads: list[tuple[Any, ...]]) -> list[Any]:
-    """:func:`_execute` through this event loop's ``redis.asyncio`` client."""
-    if not reads:
-        return []
-    with scripts.translated_errors():
-        async with async_connection.using() as client:
-            if len(reads) == 1:
-                kind, target, arguments = reads[0]
-                if kind == "hmget":
-                    return [await client.hmget(target, list(arguments))]
-                return [await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=client)]
-            cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-            pipe = client.pipeline(transaction=False)
-            for kind, target, arguments in reads:
-                if kind == "hmget":
-                    pipe.hmget(target, list(arguments))
-                elif not cluster:
-                    await scripts.script(client, kind)(keys=list(target), args=list(arguments), client=pipe)
-            replies = iter(await pipe.execute() if len(pipe) else [])
-            results = []
-            for kind, target, arguments in reads:
-                if kind == "hmget" or not cluster:
-                    results.append(next(replies))
-                else:
-                    script = scripts.script(client, kind)
-                    results.append(await script(keys=list(target), args=list(arguments), client=client))
-            return results
+        self.answers = dict(zip(reads, execute(reads), strict=True))
 
 
 def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
@@ -686,23 +1167,26 @@ def pipelined(calls: Sequence[Callable[[], T]]) -> list[T]:
     to record the reads it makes (answered with empty counters), then against the replies of
     one pipeline of all of them; so calls must be pure reads whose keys do not depend on what
     they read (a call that reads other keys the second time, say because the hour changed,
-    still gets true numbers, at the cost of one more round trip).  When the batch holds a
-    script read (iterating the stored values of an axis or the years), redis-py checks the
-    script is loaded first: one more round trip.  Called within another ``pipelined`` call,
-    the reads join the outer batch.
+    still gets true numbers, at the cost of one more round trip).  The batch is one round trip
+    for the budget: without an enclosing :func:`budget`, its reads together are bounded by
+    STASTE_MAX_QUERY_WORK.  Called within another ``pipelined`` call, the reads join the
+    outer batch.
     """
     if _batch.get() is not None:
         return [call() for call in calls]
-    batch = _Batch()
-    token = _batch.set(batch)
-    try:
-        for call in calls:
-            call()
-    finally:
-        _batch.reset(token)
-    batch.execute()
-    token = _batch.set(batch)
-    try:
-        return [call() for call in calls]
-    finally:
-        _batch.reset(token)
+    with contextlib.ExitStack() as stack:
+        if _budget.get() is None:
+            stack.enter_context(budget())
+        batch = _Batch()
+        token = _batch.set(batch)
+        try:
+            for call in calls:
+                call()
+        finally:
+            _batch.reset(token)
+        batch.execute()
+        token = _batch.set(batch)
+        try:
+            return [call() for call in calls]
+        finally:
+            _batch.reset(token)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
@@ -18,12 +19,15 @@ from django.utils.module_loading import module_has_submodule
 from staste.metrica import Metrica
 
 
-class AlreadyRegistered(Exception):
-    pass
-
-
 class NotRegistered(Exception):
-    pass
+    """No metrica is registered under that name."""
+
+
+class RegistryState(NamedTuple):
+    """What :meth:`Registry.save` keeps, for :meth:`Registry.restore`."""
+
+    metricas: dict[str, Metrica]
+    clashes: list[tuple[str, Metrica]]
 
 
 class Registry:
@@ -64,6 +68,16 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._metricas)
+
+    def save(self) -> RegistryState:
+        """The registered metricas and clashes as they are now, for :meth:`restore` (tests that
+        register metricas of their own leave the registry as they found it)."""
+        return RegistryState(dict(self._metricas), list(self.clashes))
+
+    def restore(self, state: RegistryState) -> None:
+        """Register exactly what ``state`` (from :meth:`save`) held, and nothing else."""
+        self._metricas = dict(state.metricas)
+        self.clashes = list(state.clashes)
 
     def register_module(self, module: object) -> None:
         for value in vars(module).values():

@@ -43,10 +43,13 @@ def depth(scale: str) -> int:
         raise ValueError(f"unknown time scale {scale!r}; use one of {', '.join(SCALES)}") from None
 
 
+#: How the bucket of a span of each length is spelled (one %-format: series build thousands).
+_ID_FORMATS = ("all", "%04d", "%04d%02d", "%04d%02d%02d", "%04d%02d%02d%02d", "%04d%02d%02d%02d%02d")
+
+
 def bucket_id(span: Span) -> str:
-    if not span:
-        return "all"
-    return f"{span[0]:04d}" + "".join(f"{number:02d}" for number in span[1:])
+    """``all``, or the digits of the bucket's start: ``2010``, ``201002`` ... ``201002071305``."""
+    return _ID_FORMATS[len(span)] % span if span else "all"
 
 
 def make_span(
@@ -227,6 +230,53 @@ def series(since: datetime.datetime, until: datetime.datetime, scale: str) -> li
         except OverflowError:  # the last minute, hour or day of the year 9999
             break
     return spans
+
+
+def cover(first: Span, last: Span, scales: Iterable[str]) -> list[Span]:
+    """The fewest buckets of ``scales`` that together hold exactly ``first`` to ``last``.
+
+    ``first`` and ``last`` are buckets of one scale (which must be among ``scales``); the
+    range is every bucket of that scale from ``first`` to ``last`` inclusive.  A coarser
+    bucket is used only where it lies wholly inside the range (it would count events outside
+    it otherwise), so full days come from day buckets, full hours from hour buckets and
+    minutes only at the ragged edges: ten thousand minutes are read from about 170 buckets.
+    Calendar buckets nest (a year holds its months, a month its days...), so taking, from the
+    left, the coarsest bucket that starts here and ends inside the range is the minimum.
+
+    >>> cover((2010, 2, 6, 23, 58), (2010, 2, 8, 0, 1), ["day", "hour", "minute"])
+    [(2010, 2, 6, 23, 58), (2010, 2, 6, 23, 59), (2010, 2, 7), (2010, 2, 8, 0, 0), (2010, 2, 8, 0, 1)]
+    """
+    scale = scale_of(first)
+    if scale is None or scale_of(last) != scale:
+        raise ValueError(f"cover: {first} and {last} must be buckets of one time scale")
+    allowed = [s for s in SCALES if s in set(scales) and depth(s) <= depth(scale)]
+    if scale not in allowed:
+        raise ValueError(f"cover: the range's scale {scale!r} must be one of the scales given")
+    moment, stop = start(first), end(last)
+    spans: list[Span] = []
+    while moment < stop:
+        for candidate in allowed:  # coarsest first; the range's own scale always fits
+            span = truncate(moment, candidate)
+            if start(span) == moment and end(span) <= stop:
+                break
+        spans.append(span)
+        moment = end(span)
+    return spans
+
+
+def cover_scales(scale: str, scales: Iterable[str], retention: dict[str, int | None]) -> list[str]:
+    """The scales :func:`cover` may read a range of ``scale`` from: those recorded, no finer
+    than ``scale``, and kept at least as long (a coarse bucket that expires first would be
+    missing where the fine ones still count)."""
+    keep = retention.get(scale)
+    usable = []
+    for candidate in SCALES[: depth(scale)]:
+        if candidate not in set(scales):
+            continue
+        kept = retention.get(candidate)
+        if candidate == scale or kept is None or (keep is not None and kept >= keep):
+            usable.append(candidate)
+    return usable
 
 
 def count_buckets(since: datetime.datetime, until: datetime.datetime, scale: str) -> int:

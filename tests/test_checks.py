@@ -31,11 +31,9 @@ from staste.testing import RedisServer
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
     """Leave the registry as the test found it."""
-    saved, clashes = dict(registry._metricas), list(registry.clashes)
+    saved = registry.save()
     yield
-    registry._metricas.clear()
-    registry._metricas.update(saved)
-    registry.clashes[:] = clashes
+    registry.restore(saved)
 
 
 def ids(messages: list[checks.CheckMessage]) -> list[str]:

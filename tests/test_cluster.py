@@ -356,6 +356,7 @@ def _kick_many(name: str, times: int) -> None:
 #: benchmarks measure one server.)
 CORE_AND_ADMIN = ("test_kick.py", "test_query.py", "test_model.py", "test_seed.py", "test_connection.py")
 ALSO_IF_PRESENT = (
+    "test_query_cost.py",
     "test_max_choices.py",
     "test_registry.py",
     "test_checks.py",

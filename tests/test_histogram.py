@@ -170,6 +170,7 @@ def test_one_round_trip_per_percentiles_call(timings: AveragedMetrica) -> None:
     with count_round_trips() as trips:
         timings.filter(page="home").percentiles([50, 95, 99])
     assert trips.count == 1
+    timings.values().timeserie_percentiles(D(2009, 1, 1), D(2009, 1, 2), scale="hour")  # loads read.lua
     with count_round_trips() as trips:
         timings.values().timeserie_percentiles(D(2010, 1, 1), D(2010, 1, 2), scale="hour")
     assert trips.count == 1

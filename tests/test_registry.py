@@ -79,3 +79,18 @@ def test_register_module_takes_the_metricas_defined_at_its_top_level() -> None:
     local = Registry()
     local.register_module(module)
     assert [m.name for m in local] == ["reg_visits"]
+
+
+def test_save_and_restore_leave_the_registry_as_it_was() -> None:
+    local = Registry()
+    kept = local.register(Metrica(name="reg_kept", axes=[]))
+    saved = local.save()
+    local.register(Metrica(name="reg_added", axes=[]))
+    local.register(AveragedMetrica(name="reg_kept", axes=[]))  # a clash
+    local.unregister("reg_added")
+    local.register(Metrica(name="reg_other", axes=[]))
+    assert len(local) == 2 and local.clashes
+    local.restore(saved)
+    assert list(local) == [kept] and local.clashes == []
+    local.register(Metrica(name="reg_after", axes=[]))
+    assert "reg_after" not in saved.metricas  # the saved state is a copy, not a view

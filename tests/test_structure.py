@@ -189,3 +189,31 @@ def test_a_coroutine_method_is_forwarded_as_one(monkeypatch: pytest.MonkeyPatch)
     assert inspect.iscoroutinefunction(forward)
     found = metrica_module.Metrica("forwarding")
     assert asyncio.run(forward(found, extra=3)) == ((), 3)
+
+
+def test_a_changed_setting_reaches_every_derived_cache(settings) -> None:
+    """One setting_changed receiver (conf.on_config_change) clears them all: key prefixes, the
+    spans of a kick made now, checked axis values."""
+    import datetime
+
+    from staste.axis import StoredChoiceAxis
+    from staste.metrica import Metrica
+
+    metrica = Metrica("cached_things", axes=[("v", StoredChoiceAxis())])
+    settings.STASTE_METRICS_PREFIX = "before"
+    settings.STASTE_TIME_ZONE = "UTC"
+    assert metrica.base == "before:{cached_things}:"
+    utc_minute = metrica.prepare_kick(v="x").spans[-1]
+    settings.STASTE_METRICS_PREFIX = "after"
+    settings.STASTE_TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: another hour and minute
+    assert metrica.base == "after:{cached_things}:"
+    kolkata_minute = metrica.prepare_kick(v="x").spans[-1]
+    expected = datetime.datetime(*utc_minute) + datetime.timedelta(hours=5, minutes=30)
+    assert kolkata_minute in (
+        (*expected.timetuple()[:5],),
+        (*(expected + datetime.timedelta(minutes=1)).timetuple()[:5],),
+    )
+    metrica.prepare_kick(v="xx")  # checked, and remembered...
+    settings.STASTE_MAX_VALUE_LENGTH = 1
+    with pytest.raises(ValueError, match="at most 1"):  # ...until a setting changes
+        metrica.prepare_kick(v="xx")

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
-from staste import connection
+from staste import connection, query
 from staste.exceptions import RedisUnavailable
 from staste.http import unreadable_query
 
@@ -40,7 +40,8 @@ def protected(site: AdminSite, view: Callable[..., HttpResponse]) -> Callable[..
         problem = unreadable_query(request)
         if problem:
             return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
-        return view(request, site, *args, **kwargs)
+        with query.budget(setting="STASTE_MAX_QUERY_WORK"):  # every read of the page, together
+            return view(request, site, *args, **kwargs)
 
     return site.admin_view(inner)
 

@@ -12,7 +12,7 @@ Options, by kind of output:
 ==========================  =======================================================================
 ``line``                    ``last`` ("30 days") or a timespan (``year=``, ``month=`` ... ``minute=``),
                             ``scale``, ``axis`` (one line per value), ``measure``, ``limit``, ``title``
-``pie``, ``bar``            a timespan, or ``last`` (with an axis: each bucket's breakdown summed),
+``pie``, ``bar``            a timespan, or ``last`` (with an axis: the range's breakdown, summed),
                             ``axis`` (none: the next finer time scale), ``measure``,
                             ``limit`` (largest slices; the rest pooled), ``title``
 ``total``, ``count``,       ``last`` or a timespan
@@ -21,7 +21,7 @@ Options, by kind of output:
 
 Any other name is an axis of the metrica and filters it (``gender="girl"``); an axis whose name
 is also an option's is given as ``filter__<axis>=``.  A timespan may also be spelled
-``timespan__year=`` (the seed's query-string names).  ``None`` means "not given".
+``timespan__year=``.  ``None`` means "not given".
 
 Building a spec or a number costs one Redis round trip (two for lines per axis value).
 """
@@ -306,7 +306,7 @@ class ChartOptions:
         query = self.query()
         if self.kind in ("pie", "bar"):
             over: dict[str, Any] = {}
-            if self.last:  # each bucket's breakdown, summed (one pipeline)
+            if self.last:  # the range's breakdown: its exact cover, summed in Redis
                 found = self.range(now)
                 over = {"since": found.since, "until": found.until, "scale": found.scale}
             spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind, **over)
@@ -371,19 +371,12 @@ class ChartOptions:
         if not self.last:
             return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
         found = self.range(now)
+        ranged = query.over(found.since, found.until, found.scale)  # the range's exact cover
         if self.kind == "total":
-            rows = query.timeserie(found.since, found.until, found.scale)
-            total = sum(value for _, value in rows if value is not None)  # None: a week expired
-            return formats.rounded(total, self.metrica.multiplier)
+            return formats.rounded(ranged.total(), self.metrica.multiplier)
         if self.kind == "count":
-            rows = query.timeserie_counts(found.since, found.until, found.scale)
-            return sum(count for _, count in rows if count is not None)
-        rows = query.timeserie_counts_and_averages(found.since, found.until, found.scale)
-        events = sum(count for _, count, _ in rows if count is not None)
-        if not events:
-            return None
-        average = sum(count * average for _, count, average in rows if average is not None) / events
-        return formats.rounded(average, self.metrica.multiplier, average=True)
+            return ranged.count()
+        return formats.rounded(ranged.average(), self.metrica.multiplier, average=True)
 
 
 def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:

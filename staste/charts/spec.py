@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 from staste import conf, timescale
 from staste.formats import bucket_label, value_label
-from staste.query import MetricaValues, bucket_spans, pipelined
+from staste.query import MetricaValues, pipelined
 
 Spec = dict[str, Any]
 
@@ -207,8 +207,8 @@ def pie_spec(
     ``measure`` is "total", "count" or "average" (the last two for an AveragedMetrica;
     averages do not add up, so they are drawn as bars).  With ``since`` the breakdown covers
     the buckets from ``since`` to ``until`` at ``scale`` (as :func:`line_spec` would draw
-    them) instead of the query's span: each bucket's breakdown is read in one pipeline and
-    summed.  One round trip (plus, with a script read, redis-py's check that it is loaded).
+    them) instead of the query's span, read from the fewest buckets that cover the range
+    exactly and summed in Redis (``MetricaValues.over``).  One round trip.
     """
     measure = measure or default_measure(query)
     if measure not in MEASURES:
@@ -243,32 +243,14 @@ def pie_spec(
 def range_breakdown(
     query: MetricaValues, axis: str, measure: str, since: Any, until: Any, scale: str | None
 ) -> list[tuple[Any, Any]]:
-    """(value, measure) per value of ``axis``, summed over the buckets of a range."""
-    scale, points = query.series_spans(since, until, scale)
-    buckets = [query.timespan(*span) for span in bucket_spans(points, scale)]
-    sums_wanted, counts_wanted = measure in ("total", "average"), measure in ("count", "average")
-    reads: list[Any] = []
-    for bucket in buckets:
-        if sums_wanted:
-            reads.append(lambda b=bucket: b.iterate(axis))
-        if counts_wanted:
-            reads.append(lambda b=bucket: b.iterate_counts(axis))
-    results = pipelined(reads)
-    sums: dict[Any, Any] = {}
-    counts: dict[Any, int] = {}
-    for i, rows in enumerate(results):
-        into = counts if counts_wanted and (not sums_wanted or i % 2) else sums
-        for value, number in rows:
-            into[value] = into.get(value, 0) + number
+    """(value, measure) per value of ``axis`` over a range, read from the fewest buckets that
+    cover it exactly (``MetricaValues.over``)."""
+    ranged = query.over(since, until, scale)
+    if measure == "total":
+        return ranged.iterate(axis)
     if measure == "count":
-        sums = counts
-    elif measure == "average":
-        sums = {value: (total / counts[value] if counts.get(value) else None) for value, total in sums.items()}
-    values = list(sums)
-    axis_object = query.metrica.axes[axis]
-    if axis_object.choices is None:
-        values.sort(key=axis_object.sort_key)
-    return [(value, sums[value]) for value in values]
+        return ranged.iterate_counts(axis)
+    return ranged.iterate_averages(axis)
 
 
 def bucket_status(span: timescale.Span, now: datetime.datetime | None = None) -> str:

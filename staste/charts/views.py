@@ -1,4 +1,4 @@
-"""Generic chart views, configured in a urlconf as in the seed::
+"""Generic chart views, configured in a urlconf::
 
     from staste.charts.views import LatestCountAndAverageChart, PieChart, TimelineChart, TimeserieChart
 
@@ -42,7 +42,7 @@ from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, 
 from staste.exceptions import RedisUnavailable
 from staste.http import json_response, unreadable_query
 from staste.metrica import Metrica
-from staste.query import MetricaValues
+from staste.query import MetricaValues, budget
 
 logger = logging.getLogger("staste")
 
@@ -62,7 +62,7 @@ class Chart(TemplateView):
     filters: Mapping[str, Any] = {}
     #: The options (besides timespans and axis filters) read from the query string.
     query_options: tuple[str, ...] = ()
-    #: Other names the query string may use for an option (the seed's spellings).
+    #: Other names the query string may use for an option (``timespan__year`` for ``year``...).
     aliases: Mapping[str, str] = {}
     #: Query-string parameters the page's own form sets (the others ride along as hidden inputs).
     controls: tuple[str, ...] = ()
@@ -129,13 +129,18 @@ class Chart(TemplateView):
         return ChartOptions.parse(metrica, self.kind, {**defaults, **given, **fixed})
 
     def get_metrica_values(self) -> MetricaValues:
-        """The seed's name for the query the chart reads (timespan and filters applied)."""
+        """The query the chart reads (timespan and filters applied), for subclasses and templates."""
         return self.get_chart_options().query()
 
     def get_spec(self, options: ChartOptions) -> specs.Spec:
         return options.spec()
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Anyone may ask: every read of the request shares the public budget (a 400 past it).
+        with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK"):
+            return self._get(request, *args, **kwargs)
+
+    def _get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         problem = unreadable_query(request)
         if problem:
             return self.problem(problem, status=400)
@@ -216,7 +221,7 @@ class PieChart(Chart):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         dataset = self.spec["datasets"][0] if self.spec["datasets"] else {"data": []}
-        # The seed's context: the axis and its (label, value) pairs.
+        # ``axis``: its name and the chart's (label, value) pairs, for templates that list them.
         context["axis"] = {
             "name": self.options.axis or self.spec.get("x"),
             "values": list(zip(self.spec["labels"], dataset["data"], strict=True)),
@@ -229,7 +234,7 @@ class PieChart(Chart):
 class TimelineChart(Chart):
     """The metrica over the timespan, bucket by bucket of the next finer scale: the months of
     ``?timespan__year=2010``, the days of a month...; without a timespan, the years it has data
-    for (the seed's ``iterate()``).  Each bucket links one level down, and breadcrumbs up."""
+    for (``iterate()`` of all time).  Each bucket links one level down, and breadcrumbs up."""
 
     template_name = "staste/charts/timeline.html"
     kind = "line"
@@ -302,7 +307,7 @@ class TimeserieChart(Chart):
 class LatestCountAndAverageChart(Chart):
     """Counts and averages of an AveragedMetrica (a response-time metrica, typically) over the
     last ``?last=`` (default ``last``), under the filters; with ``axis_keyword`` the page offers
-    a choice of that axis' values (the seed's choice of view)."""
+    a choice of that axis' values (e.g. the view of a response-time metrica)."""
 
     template_name = "staste/charts/latest_count_and_average.html"
     kind = "line"

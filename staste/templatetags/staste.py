@@ -40,6 +40,7 @@ from staste import formats
 from staste.charts import spec as specs
 from staste.charts.options import CHART_KINDS, ChartOptions, OptionError, check_names, check_values, find_metrica
 from staste.exceptions import RedisUnavailable
+from staste.query import budget
 
 register = template.Library()
 logger = logging.getLogger("staste")
@@ -208,12 +209,13 @@ class ChartNode(_MetricaNode):
             _fail(self.tag, exc)
             return ""
         try:
-            spec = options.spec()
+            with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK"):
+                spec = options.spec()
         except _REDIS_DOWN as exc:
             logger.warning("staste: chart of %s not drawn: %s", options.metrica.name, exc)
             html = _render(context, "staste/tags/unavailable.html", {"metrica": options.metrica})
             return html
-        except ValueError as exc:  # a range that only fails at this moment, e.g. before the year 1
+        except ValueError as exc:  # a range failing only now (before the year 1), QueryTooExpensive
             _fail(self.tag, exc)
             return ""
         chart_id = presentation.get("id") or _next_chart_id(context)
@@ -248,7 +250,8 @@ class NumberNode(_MetricaNode):
             _fail(self.tag, exc)
             return ""
         try:
-            value = options.number()
+            with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK"):
+                value = options.number()
         except _REDIS_DOWN as exc:
             logger.warning("staste: %s of %s not read: %s", options.kind, options.metrica.name, exc)
             value = None

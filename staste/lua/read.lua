@@ -1,0 +1,177 @@
+-- Read counters of many buckets in one call, with the reply as small as the question allows.
+-- A query plans its slices so that no call reads more than a few tens of thousands of
+-- counters (a few milliseconds of Redis time; see query.SLICE_WORK).
+--
+-- ARGV[1] is the mode:
+--
+-- 'rows': KEYS are bucket hashes, ARGV[2..] fields.  Returns every field of every key, flat
+--   (key 1's fields, then key 2's...); an absent counter is false (nil for the client).
+--   A series of 1,441 minutes is one reply of 1,441 values instead of 1,441 replies.
+--
+-- 'sparse': as 'rows', but returns only the counters present, as triplets: the key's index and
+--   the field's (from 0), and the value.  For histograms, whose 102 fields are mostly absent.
+--
+-- 'sums': KEYS are bucket hashes, ARGV[2..] fields.  Adds each field up over the keys and
+--   returns, for each field present in some key, three numbers: its index (from 0) and the
+--   sum as low + high * 10^9 (see add below).  Fields absent everywhere are left out.
+--
+-- 'axis': KEYS[1] is an axis' set of stored members, KEYS[2..] bucket hashes.
+--   ARGV[2], ARGV[3]: the field text before and after the member; ARGV[4]: the parent path
+--   part for a hierarchical axis ('' for a flat axis, '*' for the root); ARGV[5]: the most
+--   counters the whole read (every slice) may touch (0: no bound); ARGV[6]: the number of
+--   buckets of the whole read; ARGV[7]: the most counters this call may touch; ARGV[8],
+--   ARGV[9]: the first member (from 0, in sorted order) and how many (0: to the end);
+--   ARGV[10..]: field prefixes (families).
+--   Sums each member's fields over the buckets; returns {members, sums, stored} where sums
+--   are triplets as in 'sums' (the index counting member by member, family by family) and
+--   stored the size of the set.  The overflow member ('!' or '!' .. parent) comes after the
+--   stored ones, in the last slice.  Reads nothing and answers an error when
+--   * the whole read would touch more than ARGV[5] counters: 'STASTE_TOO_EXPENSIVE <counters>';
+--   * this call would touch more than ARGV[7] (the client sliced it for fewer members than
+--     the axis now holds): 'STASTE_RESLICE <stored>', and the client slices it again.
+local mode = ARGV[1]
+
+-- Lua numbers are doubles: exact up to 2^53.  Counters are 64-bit integers, so a counter of
+-- more than 12 digits is split into its last 9 digits and the rest, each summed on its own
+-- (exact for any 64-bit counter over thousands of buckets); smaller ones take the fast path.
+local lows, highs, seen = {}, {}, {}
+local function add(i, text)
+  if #text <= 12 then
+    lows[i] = (lows[i] or 0) + tonumber(text)
+  else
+    local sign = 1
+    if string.sub(text, 1, 1) == '-' then
+      sign, text = -1, string.sub(text, 2)
+    end
+    local n = #text
+    lows[i] = (lows[i] or 0) + sign * tonumber(string.sub(text, n - 8))
+    highs[i] = (highs[i] or 0) + sign * tonumber(string.sub(text, 1, n - 9))
+  end
+  seen[i] = true
+end
+
+-- HMGET in pieces: unpack() of too many values overflows Lua's stack.
+local PIECE = 4000
+local function hmget(key, fields, each)
+  local total = #fields
+  local first = 1
+  while first <= total do
+    local last = math.min(first + PIECE - 1, total)
+    local values = redis.call('HMGET', key, unpack(fields, first, last))
+    for j = 1, #values do
+      each(first + j - 1, values[j])
+    end
+    first = last + 1
+  end
+end
+
+local function summed(count)
+  local out = {}
+  for i = 1, count do
+    if seen[i] then
+      out[#out + 1] = i - 1
+      out[#out + 1] = lows[i]
+      out[#out + 1] = highs[i] or 0
+    end
+  end
+  return out
+end
+
+local function sum_keys(first_key, fields)
+  for k = first_key, #KEYS do
+    hmget(KEYS[k], fields, function(i, value)
+      if value then
+        add(i, value)
+      end
+    end)
+  end
+end
+
+if mode == 'rows' then
+  local fields = {unpack(ARGV, 2)}
+  local out = {}
+  for k = 1, #KEYS do
+    hmget(KEYS[k], fields, function(_, value)
+      out[#out + 1] = value or false
+    end)
+  end
+  return out
+end
+
+if mode == 'sparse' then -- 'rows' of mostly absent counters (histograms): only those present
+  local fields = {unpack(ARGV, 2)}
+  local out = {}
+  for k = 1, #KEYS do
+    hmget(KEYS[k], fields, function(i, value)
+      if value then
+        out[#out + 1] = k - 1
+        out[#out + 1] = i - 1
+        out[#out + 1] = value
+      end
+    end)
+  end
+  return out
+end
+
+if mode == 'sums' then
+  local fields = {unpack(ARGV, 2)}
+  sum_keys(1, fields)
+  return summed(#fields)
+end
+
+-- mode 'axis'
+local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
+local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local offset, wanted = tonumber(ARGV[8]), tonumber(ARGV[9])
+local prefixes = {unpack(ARGV, 10)}
+
+local function is_child(member)
+  if parent == '' then
+    return true
+  end
+  if parent == '*' then
+    return string.find(member, '/', 1, true) == nil
+  end
+  local head = parent .. '/'
+  if string.sub(member, 1, #head) ~= head then
+    return false
+  end
+  return string.find(member, '/', #head + 1, true) == nil
+end
+
+local stored = redis.call('SMEMBERS', KEYS[1])
+local children = 0
+for i = 1, #stored do
+  if is_child(stored[i]) then
+    children = children + 1
+  end
+end
+local work = (children + 1) * #prefixes * buckets_in_all
+if limit > 0 and work > limit then
+  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
+end
+if offset > 0 or wanted > 0 then -- slices of members need one order for all of them
+  table.sort(stored)
+end
+local members = {}
+local last = wanted > 0 and offset + wanted or #stored
+for i = offset + 1, math.min(last, #stored) do
+  if is_child(stored[i]) then
+    members[#members + 1] = stored[i]
+  end
+end
+if wanted == 0 then -- the last slice of members
+  members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
+end
+if #members * #prefixes * (#KEYS - 1) > call_limit then
+  return redis.error_reply('STASTE_RESLICE ' .. #stored)
+end
+local fields = {}
+for _, member in ipairs(members) do
+  local combination = before .. member .. after
+  for _, prefix in ipairs(prefixes) do
+    fields[#fields + 1] = prefix .. combination
+  end
+end
+sum_keys(2, fields)
+return {members, summed(#fields), #stored}
