@@ -90,7 +90,8 @@ def test_a_breakdown_of_many_values_draws_the_largest_as_bars_and_pools_the_rest
     assert rows[0] == ["age", "total ↓", "share"]
     assert [row[0] for row in rows[1:]] == [str(age) for age in range(70, 7, -1)]
     assert rows[1][2] == f"{100 * 63 / sum(range(1, 64)):.1f} %"
-    assert "pools the 49 smallest values" in text(response)
+    rest = 100 * chart["datasets"][0]["data"][-1] / sum(range(1, 64))
+    assert f"pools the 49 smallest values ({rest:.1f} % of the total)" in text(response)
 
 
 def test_a_breakdown_of_few_values_is_a_pie_of_distinct_slices_largest_first(staff_client, ages) -> None:  # noqa: F811
@@ -190,7 +191,7 @@ def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None
     assert line["expired"] == list(range(24)) and set(line["datasets"][0]["data"]) == {None}
     rows = table_rows(response, "staste-line-table")
     assert rows[13][1] == "expired"
-    assert "24 hours of this chart have expired: Redis keeps hours 14 days" in text(response)
+    assert "24 of these hours have expired: Redis keeps hours 14 days" in text(response)
     assert day.strftime("?_span=%Y-%m-%dT") not in text(response)  # no drill-down into an hour
     hour = staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%dT12"))
     assert "Redis no longer holds this hour" in text(hour)

@@ -195,3 +195,76 @@ def test_the_export_command_refuses_the_unbounded_range_with_the_reason(staste_r
             stdout=out, stderr=err,
         )  # fmt: skip
     assert out.getvalue() == ""
+
+
+CHOICES = [2, "a", True, 2.5]
+
+
+def _choice_model(value: object) -> object:
+    """The declared choice ``value`` is counted under, or None when it must be refused."""
+    if isinstance(value, str):
+        texts = {"2": 2, "a": "a", "True": True, "2.5": 2.5}
+        return texts.get(value)
+    if isinstance(value, bool):
+        return True if value else None
+    if isinstance(value, (int, float, decimal.Decimal, fractions.Fraction)):
+        if isinstance(value, decimal.Decimal) and value.is_nan():
+            return None
+        return next((choice for choice in (2, 2.5) if value == choice), None)
+    return None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    value=st.one_of(
+        st.booleans(),
+        st.integers(-3, 3),
+        st.floats(),
+        st.decimals(),
+        st.fractions(max_denominator=4),
+        st.sampled_from(["2", "a", "True", "2.5", "2.0", "true", " a", "A", "1", "02"]),
+        st.text(max_size=3),
+    )
+)
+def test_a_choices_axis_counts_exactly_what_the_model_says(staste_redis, value) -> None:
+    metrica = Metrica(name="chosen", axes=[("c", Axis(choices=CHOICES))])
+    expected = _choice_model(value)
+    if expected is None:
+        with pytest.raises(ValueError, match="is not one of the choices"):
+            metrica.kick(c=value, date=D(2020, 1, 1))
+        return
+    before = dict(metrica.iterate("c"))
+    metrica.kick(c=value, date=D(2020, 1, 1))
+    after = dict(metrica.iterate("c"))
+    assert {choice: after[choice] - before[choice] for choice in after} == {
+        choice: int(choice is expected) for choice in after
+    }
+
+
+paths = st.recursive(
+    st.one_of(st.text(max_size=3), st.none(), st.integers(), st.binary(max_size=2)),
+    lambda inner: st.one_of(st.tuples(inner, inner), st.lists(inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.one_of(paths, st.tuples(st.text(max_size=3), paths)).filter(lambda path: path is not None))
+def test_a_hierarchical_axis_counts_a_path_of_strings_as_itself_or_refuses_it(staste_redis, path) -> None:
+    """A path is a string or a sequence of at most max_depth strings; it is read back as the
+    tuple of those strings, and anything else is refused (None alone means every value)."""
+    metrica = Metrica(name="paths", axes=[("p", HierarchicalAxis(max_depth=3))])
+    if isinstance(path, str):
+        path = (path,)
+    valid = isinstance(path, (tuple, list)) and len(path) <= 3 and all(isinstance(part, str) for part in path)
+    if not valid:
+        with pytest.raises(ValueError):
+            metrica.kick(p=path, date=D(2020, 1, 1))
+        return
+    before = metrica.filter(p=tuple(path)).total() if path else metrica.total()
+    metrica.kick(p=path, date=D(2020, 1, 1))
+    assert (metrica.filter(p=tuple(path)).total() if path else metrica.total()) == before + 1
+    if path:
+        parent = tuple(path[:-1])
+        children = dict(metrica.filter(p=parent).iterate("p")) if parent else dict(metrica.iterate("p"))
+        assert tuple(path) in children

@@ -9,14 +9,14 @@ from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import formats
 from django.utils.dates import MONTHS
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from staste import conf, timescale
+from staste import conf, formats, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
-from staste.formats import bucket_label, measure_label, range_label, range_scale
+from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -55,11 +55,11 @@ def display(number: Any) -> str:
     if number is None:
         return "—"
     if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return formats.number_format(int(number), force_grouping=True)
+        return number_format(int(number), force_grouping=True)
     if abs(number) >= 0.01:
-        return formats.number_format(number, 2, force_grouping=True)
+        return number_format(round(number, 2), 2, force_grouping=True)
     text = f"{number:.3g}"
-    return text if "e" in text else formats.number_format(float(text))
+    return text if "e" in text else number_format(float(text))
 
 
 def with_unit(number: Any, unit: str) -> str:
@@ -257,10 +257,14 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         context["expired"] = _(
             "Redis no longer holds this %(scale)s: its counters expired %(days)s days after it ended "
             "(STASTE_RETENTION). The numbers of its coarser spans still count it."
-        ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
+        ) % {
+            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span) or "year"],
+            "days": display((keep or 0) / 86400),
+        }
     rows = shown_rows(state, data)
     if data.line is not None:
-        context["line_expired"] = expired_note(data.line)
+        scale = data.range.scale if data.range else timescale.SCALES[len(state.span or ())]
+        context["line_expired"] = expired_note(data.line, scale)
         context["line"] = {
             "spec": data.line,
             "header": _line_header(data.line),
@@ -272,21 +276,19 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     return context
 
 
-def expired_note(spec: Spec) -> str | None:
-    """What the page says above a line with expired buckets: how many, and why."""
+def expired_note(spec: Spec, scale: str) -> str | None:
+    """What the page says above a line of ``scale`` buckets with expired ones: how many, and why."""
     expired = len(spec.get("expired", []))
     if not expired:
         return None
-    scale = spec.get("x", "")
     keep = conf.retention().get(scale)
-    days = display((keep or 0) / 86400)
     return ngettext(
-        "%(count)s %(scale)s of this chart has expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(count)s of these %(scales)s has expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count it.",
-        "%(count)s %(scale)ss of this chart have expired: Redis keeps %(scale)ss %(days)s days (STASTE_RETENTION). "
+        "%(count)s of these %(scales)s have expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
         "The coarser numbers still count them.",
         expired,
-    ) % {"count": expired, "scale": scale, "days": days}
+    ) % {"count": expired, "scales": SCALE_PLURALS[scale], "days": display((keep or 0) / 86400)}
 
 
 def _line_header(spec: Spec) -> list[str]:
@@ -330,7 +332,9 @@ def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any
                 "url": breakdown_link(state, data, row[0]),
                 "css": "",
                 "values": [
-                    f"{value:.1f} %" if name == "share" and value is not None else display(value)
+                    f"{number_format(round(value, 1), 1)} %"
+                    if name == "share" and value is not None
+                    else display(value)
                     for name, value in zip(header[1:], row[1:], strict=True)
                 ],
             }
@@ -373,7 +377,8 @@ def _breakdown_context(
     columns = []
     for name in header[1:]:
         shown_unit = unit if name not in ("count", "share") else ""
-        column: dict[str, Any] = {"name": name, "label": f"{name} ({shown_unit})" if shown_unit else name}
+        shown = measure_label(name)
+        column: dict[str, Any] = {"name": name, "label": f"{shown} ({shown_unit})" if shown_unit else shown}
         if name == "share":
             column["label"] = _("share")
         if name in measures(metrica):
@@ -382,12 +387,15 @@ def _breakdown_context(
         columns.append(column)
     return {
         "spec": chart,
-        "header_label": header[0],
+        "header_label": str(formats.SCALE_LABELS.get(header[0], header[0])),
         "columns": columns,
         "rows": rows or [],
         "csv": csv_url + state.querystring(_table="breakdown"),
         "pooled": chart.get("pooled", 0),
         "rest": REST_LABEL,
+        "rest_share": f"{chart['shares'][-1]:.1f} %"
+        if chart.get("pooled") and (chart.get("shares") or [None])[-1] is not None
+        else "",
     }
 
 
@@ -436,7 +444,7 @@ def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
     places = 0 if abs(percent) >= 10 else 1
     if round(abs(percent), places) == 0:
         return {"text": "= 0%", "direction": "flat", "versus": versus}
-    shown = formats.number_format(round(abs(percent), places), places, force_grouping=True)
+    shown = number_format(round(abs(percent), places), places, force_grouping=True)
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
     return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
 
