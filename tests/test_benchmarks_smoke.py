@@ -73,7 +73,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         # ... kick(buffered=True), dropped (none), buffered / kick(), kicks, written, Redis µs, mean call, longest
         number = r"[\d.,]+"
         row = (
-            rf"^\| {count} \| [\d,]+ \| [\d,]+ \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
+            rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
             rf"\| {number} \| {number} \| {number} \| {number} \|$"
         )
         assert re.search(row, text, re.MULTILINE), count
