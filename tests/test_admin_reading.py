@@ -195,6 +195,7 @@ def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None
     assert day.strftime("?_span=%Y-%m-%dT") not in text(response)  # no drill-down into an hour
     hour = staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%dT12"))
     assert "Redis no longer holds this hour" in text(hour)
+    assert "staste-breakdown-data" not in text(hour) and "staste-line-table" not in text(hour)  # no zeros
     assert "<dt>Total</dt><dd>1</dd>" in text(staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%d")))
 
 
