@@ -149,7 +149,8 @@ def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
     Only staste's own words change: a dataset of a measure ("count"; "count, previous period"
     for a dataset with ``previous_of``), the axes' titles and a scale as ``x``; titles and axis
-    values are the project's data and stay as they are.  The numbers are not touched.
+    values are the project's data and stay as they are (a scale as ``x`` is named in
+    ``x_label``, which tables and charts show).  The numbers are not touched.
     """
     out = dict(spec)
     datasets = []
@@ -165,7 +166,7 @@ def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
     if "axes" in spec:
         out["axes"] = {axis: measure_label(name) for axis, name in spec["axes"].items()}
     if spec.get("x") in SCALE_LABELS:
-        out["x"] = str(SCALE_LABELS[spec["x"]])
+        out["x_label"] = str(SCALE_LABELS[spec["x"]])  # "x" stays the key the code reads
     return out
 
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from staste.testing import RedisCluster, RedisServer, cluster_support
+from tests.keydump import dump
 
 CLUSTER_MODE = os.environ.get("STASTE_TEST_REDIS") == "cluster"
 
@@ -102,11 +103,6 @@ def staste_keys(staste_redis: redis.Redis, prefix: str):
     """A callable listing this test's keys (what has been written)."""
 
     def listing() -> dict[str, object]:
-        found = {}
-        for key in sorted(staste_redis.scan_iter(match=f"{prefix}:*", count=1000)):
-            kind = staste_redis.type(key).decode()
-            read = {"hash": staste_redis.hgetall, "set": staste_redis.smembers, "string": staste_redis.get}[kind]
-            found[key.decode()] = read(key)
-        return found
+        return dump(staste_redis, prefix)
 
     return listing

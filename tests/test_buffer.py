@@ -3,7 +3,6 @@ fork() and several processes."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import multiprocessing
@@ -28,7 +27,9 @@ from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.buffer import Buffer
 from staste.metrica import AveragedMetrica, Metrica
 from staste.testing import RedisServer
+from tests import keydump
 from tests.conftest import CLUSTER_MODE
+from tests.roundtrips import count_round_trips
 
 ROOT = Path(__file__).resolve().parent.parent
 D = datetime.datetime
@@ -54,26 +55,6 @@ def visits() -> AveragedMetrica:
     )
 
 
-@contextlib.contextmanager
-def sent_by_this_thread() -> Iterator[list[bytes]]:
-    """The commands this thread sends to Redis (the buffer's own thread may flush meanwhile)."""
-    me = threading.get_ident()
-    sent: list[bytes] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        if threading.get_ident() == me:
-            packed = b"".join(bytes(part) for part in command) if isinstance(command, list) else bytes(command)
-            sent.append(packed)
-        return original(self, command, check_health)
-
-    redis.connection.AbstractConnection.send_packed_command = counting
-    try:
-        yield sent
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original
-
-
 def script_calls(sent: list[bytes]) -> int:
     return sum(packet.upper().count(b"EVALSHA") for packet in sent)
 
@@ -81,25 +62,18 @@ def script_calls(sent: list[bytes]) -> int:
 def dump(client: redis.Redis, prefix: str) -> dict[str, object]:
     """Every key of a prefix (without the prefix) and its content, but the buffered writers'
     call numbers (``<base>w:<writer>``), which are bookkeeping, not data."""
-    found: dict[str, object] = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        if b"}:w:" in key:
-            continue
-        kind = client.type(key).decode()
-        read = {"hash": client.hgetall, "set": client.smembers, "string": client.get}[kind]
-        found[key.decode()[len(prefix) :]] = read(key)
-    return found
+    return {key[len(prefix) :]: content for key, content in keydump.dump(client, prefix).items() if "}:w:" not in key}
 
 
 # -- what a buffered kick does ------------------------------------------------------------------
 
 
 def test_buffered_kicks_wait_for_the_flush_and_merge(visits: AveragedMetrica, staste_keys) -> None:
-    with sent_by_this_thread() as sent:
+    with count_round_trips(this_thread_only=True) as trips:
         for _ in range(3):
             visits.kick(1.5, date=D(2010, 2, 7, 13, 5), gender="girl", age=18)
         visits.kick(2, date=D(2010, 2, 7, 13, 5), gender="boy", age=18)
-    assert sent == []  # no round trip
+    assert trips.packets == []  # no round trip
     assert staste_keys() == {}
     assert buffer.stats()["pending"] == 2  # the three girls' kicks are one, merged
     assert buffer.flush() == 2
@@ -147,11 +121,11 @@ def test_two_script_calls_per_flush(visits: AveragedMetrica, monkeypatch) -> Non
     for age in range(30):
         visits.kick(age, gender="girl", age=age)
         other.kick(page=f"p{age}")
-    with sent_by_this_thread() as sent:
+    with count_round_trips(this_thread_only=True) as trips:
         assert buffer.flush() == 60
     # one choices.lua call deciding the stored values, one counters.lua call writing every
     # counter; on a cluster each per metrica (a script reaches one slot)
-    assert script_calls(sent) == len(sent) == (4 if CLUSTER_MODE else 2)
+    assert script_calls(trips.packets) == trips.count == (4 if CLUSTER_MODE else 2)
     assert other.total() == 31 and visits.values().count() == 31
 
 
@@ -161,11 +135,11 @@ def test_a_large_backlog_is_written_in_slices(visits: AveragedMetrica, monkeypat
     buffer.flush()
     for age in range(5):
         visits.kick(1, gender="girl", age=age)
-    with sent_by_this_thread() as sent:
+    with count_round_trips(this_thread_only=True) as trips:
         assert buffer.flush() == 5
     # (every-value, girl) x (every-value, 5 ages) x 3 families: 36 counters, 18 calls, and the
     # call deciding the stored ages
-    assert script_calls(sent) == 18 + 1
+    assert script_calls(trips.packets) == 18 + 1
     assert visits.filter(gender="girl").count() == 5
     assert visits.iterate_counts("age") == [(age, 1) for age in range(5)]
 

@@ -354,7 +354,13 @@ def _kick_many(name: str, times: int) -> None:
 #: writer and its template tags; the cluster must pass them unchanged.  (This module, the fuzz
 #: and the reliability suites start their own servers and clusters and are not repeated; the
 #: benchmarks measure one server.)
-CORE_AND_ADMIN = ("test_kick.py", "test_query.py", "test_model.py", "test_seed.py", "test_connection.py")
+CORE_AND_ADMIN = (
+    "test_kick.py",
+    "test_query.py",
+    "test_properties_against_a_model.py",
+    "test_seed.py",
+    "test_connection.py",
+)
 ALSO_IF_PRESENT = (
     "test_query_cost.py",
     "test_max_choices.py",

@@ -24,6 +24,7 @@ from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from staste.testing import RedisCluster, RedisServer, free_port
+from tests import keydump
 from tests.roundtrips import count_round_trips
 from tests.statsapp.stats import gender_age, pocket_money
 
@@ -51,12 +52,7 @@ def scan(client: redis.Redis, pattern: str) -> set[str]:
 
 def snapshot(client: redis.Redis, prefix: str) -> dict[str, object]:
     """Every key of this test with its contents, to prove a refused command wrote nothing."""
-    found: dict[str, object] = {}
-    for key in scan(client, f"{prefix}:*"):
-        kind = client.type(key).decode()
-        read = {"hash": client.hgetall, "set": client.smembers, "string": client.get}[kind]
-        found[key] = read(key)
-    return found
+    return keydump.dump(client, prefix)
 
 
 def table(output: str) -> dict[str, list[str]]:

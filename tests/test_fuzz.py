@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from staste import keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
+from tests import keydump
 
 D = datetime.datetime
 MEGABYTE = "x" * 1_000_000
@@ -110,14 +111,9 @@ axis_values = st.one_of(
 )
 
 
-def snapshot(client, prefix: str) -> dict[bytes, Any]:
+def snapshot(client, prefix: str) -> dict[str, Any]:
     """Every key of this test with its content and whether it expires."""
-    found = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = client.type(key)
-        read = {b"hash": client.hgetall, b"set": client.smembers, b"string": client.get}[kind]
-        found[key] = (read(key), client.ttl(key) > 0)
-    return found
+    return keydump.dump(client, prefix, ttl=True)
 
 
 def allowed_keys(prefix: str, metrica: AveragedMetrica, written: set[str]) -> bool:
@@ -163,7 +159,7 @@ def test_a_kick_works_or_refuses_cleanly_and_writes_nothing(staste_redis, prefix
     event("accepted")
     assert metrica.count() == count_before + 1
     assert metrica.total() * 100 == pytest.approx(total_before * 100 + metrica.scaled(value), abs=0.5)
-    written = {key.decode() for key in snapshot(staste_redis, prefix)}
+    written = set(snapshot(staste_redis, prefix))
     assert allowed_keys(prefix, metrica, written), sorted(written)
 
 
@@ -489,11 +485,11 @@ def test_a_chart_view_answers_an_unparsable_query_string_with_a_400(registered, 
 BIG = 2**63 // 1024 - 1  # the largest value one kick may carry
 
 
-def counters(client, prefix: str) -> dict[bytes, Any]:
+def counters(client, prefix: str) -> dict[str, Any]:
     """The snapshot as staste reads it: a counter at 0 and an absent one are the same."""
     found = {}
     for key, (content, expires) in snapshot(client, prefix).items():
-        if b":w:" in key:  # a writer's last call number (staste.writers), not a counter
+        if ":w:" in key:  # a writer's last call number (staste.writers), not a counter
             continue
         if isinstance(content, dict):
             content = {name: value for name, value in content.items() if value != b"0"}

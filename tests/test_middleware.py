@@ -3,7 +3,6 @@ Redis that dies and comes back."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -11,7 +10,6 @@ import runpy
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import redis.connection
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpResponse
@@ -32,6 +29,7 @@ from staste.checks import check_response_time_middleware
 from staste.metrica import AveragedMetrica
 from staste.registration import registry
 from staste.testing import RedisServer, free_port
+from tests.roundtrips import count_round_trips
 
 ROOT = Path(__file__).resolve().parent.parent
 VIEWS = "tests.middleware_app.views"
@@ -64,25 +62,6 @@ def rt() -> AveragedMetrica:
 
 def counts(axis: str) -> dict[str, int]:
     return {label: count for label, count in rt().iterate_counts(axis) if count}
-
-
-@contextlib.contextmanager
-def round_trips_of_this_thread() -> Iterator[list[bytes]]:
-    """What this thread sends to Redis (the buffer's own thread may flush meanwhile)."""
-    me = threading.get_ident()
-    sent: list[bytes] = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self, command, check_health=True):  # type: ignore[no-untyped-def]
-        if threading.get_ident() == me:
-            sent.append(bytes(command[0] if isinstance(command, list) else command)[:40])
-        return original(self, command, check_health)
-
-    redis.connection.AbstractConnection.send_packed_command = counting
-    try:
-        yield sent
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original
 
 
 # -- what is recorded ---------------------------------------------------------------------------
@@ -274,16 +253,16 @@ def test_no_redis_round_trip_on_the_request_path(client: Client, monkeypatch) ->
     monkeypatch.setattr(buffer, "CALL_BUDGET", 10_000)  # every counter of the flush in one call
     client.get("/mw/hello/")
     buffer.flush()  # the process' first flush records the signature too
-    with round_trips_of_this_thread() as sent:
+    with count_round_trips(this_thread_only=True) as trips:
         for _ in range(20):
             client.get("/mw/hello/")
             client.get("/mw/boom/")
-    assert sent == []
-    with round_trips_of_this_thread() as sent:
+    assert trips.packets == []
+    with count_round_trips(this_thread_only=True) as trips:
         # 40 requests merged into a few kicks: one per view, histogram bucket (and minute)
         assert 2 <= buffer.flush() < 40
     # one call deciding the stored values (view, exception), one writing every counter
-    assert len(sent) == 2 and all(packet.startswith(b"*") and b"EVALSHA" in packet for packet in sent)
+    assert trips.count == 2 and all(packet.startswith(b"*") and b"EVALSHA" in packet for packet in trips.packets)
     assert rt().values().count() == 41
 
 

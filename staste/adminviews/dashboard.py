@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from staste import buffer, conf, timescale
+from staste import buffer, conf, formats, timescale
 from staste.charts.spec import Range, Spec, line_spec, parse_last
 from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.http import json_response
@@ -65,6 +65,7 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
         except ValueError:  # e.g. STASTE_MAX_BUCKETS below the range
             pass
         else:
+            spec = formats.localized_spec(spec)
             spec["compact"] = True
             numbers["spark"] = spec
     return numbers

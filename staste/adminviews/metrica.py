@@ -9,12 +9,12 @@ from django.contrib.admin import AdminSite
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import formats
 from django.utils.dates import MONTHS
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from staste import conf, timescale
+from staste import conf, formats, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
 from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
@@ -55,11 +55,11 @@ def display(number: Any) -> str:
     if number is None:
         return "—"
     if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return formats.number_format(int(number), force_grouping=True)
+        return number_format(int(number), force_grouping=True)
     if abs(number) >= 0.01:
-        return formats.number_format(number, 2, force_grouping=True)
+        return number_format(round(number, 2), 2, force_grouping=True)
     text = f"{number:.3g}"
-    return text if "e" in text else formats.number_format(float(text))
+    return text if "e" in text else number_format(float(text))
 
 
 def with_unit(number: Any, unit: str) -> str:
@@ -257,7 +257,10 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         context["expired"] = _(
             "Redis no longer holds this %(scale)s: its counters expired %(days)s days after it ended "
             "(STASTE_RETENTION). The numbers of its coarser spans still count it."
-        ) % {"scale": timescale.scale_of(state.span or ()), "days": display((keep or 0) / 86400)}
+        ) % {
+            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span) or "year"],
+            "days": display((keep or 0) / 86400),
+        }
     rows = shown_rows(state, data)
     if data.line is not None:
         scale = data.range.scale if data.range else timescale.SCALES[len(state.span or ())]
@@ -329,7 +332,9 @@ def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any
                 "url": breakdown_link(state, data, row[0]),
                 "css": "",
                 "values": [
-                    f"{value:.1f} %" if name == "share" and value is not None else display(value)
+                    f"{number_format(round(value, 1), 1)} %"
+                    if name == "share" and value is not None
+                    else display(value)
                     for name, value in zip(header[1:], row[1:], strict=True)
                 ],
             }
@@ -372,7 +377,8 @@ def _breakdown_context(
     columns = []
     for name in header[1:]:
         shown_unit = unit if name not in ("count", "share") else ""
-        column: dict[str, Any] = {"name": name, "label": f"{name} ({shown_unit})" if shown_unit else name}
+        shown = measure_label(name)
+        column: dict[str, Any] = {"name": name, "label": f"{shown} ({shown_unit})" if shown_unit else shown}
         if name == "share":
             column["label"] = _("share")
         if name in measures(metrica):
@@ -381,7 +387,7 @@ def _breakdown_context(
         columns.append(column)
     return {
         "spec": chart,
-        "header_label": header[0],
+        "header_label": str(formats.SCALE_LABELS.get(header[0], header[0])),
         "columns": columns,
         "rows": rows or [],
         "csv": csv_url + state.querystring(_table="breakdown"),
@@ -438,7 +444,7 @@ def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
     places = 0 if abs(percent) >= 10 else 1
     if round(abs(percent), places) == 0:
         return {"text": "= 0%", "direction": "flat", "versus": versus}
-    shown = formats.number_format(round(abs(percent), places), places, force_grouping=True)
+    shown = number_format(round(abs(percent), places), places, force_grouping=True)
     arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
     return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
 

@@ -78,8 +78,8 @@ def parse_span(text: str) -> timescale.Span:
     numbers = [int(group) for group in match.groups() if group is not None]
     try:
         return timescale.make_span(*numbers)
-    except (TypeError, ValueError) as exc:
-        raise BadRequest(_bad(SPAN, repr(text), exc), param=SPAN) from None
+    except (TypeError, ValueError):
+        raise BadRequest(_bad(SPAN, repr(text), _("this date or time is out of range")), param=SPAN) from None
 
 
 def format_span(span: timescale.Span) -> str:
@@ -364,7 +364,9 @@ _TYPE_WORDS = {int: gettext_lazy("whole numbers, such as 18"), float: gettext_la
 
 def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
     """Why the axis refused a value, in the words of the page's user."""
-    if axis.choices is None and not axis.hierarchical and axis.value_type in _TYPE_WORDS:
+    if axis.choices is not None:
+        return _("%(name)s takes one of %(values)s") % {"name": name, "values": ", ".join(map(str, axis.choices))}
+    if not axis.hierarchical and axis.value_type in _TYPE_WORDS:
         try:
             axis.value_type(value)
         except (TypeError, ValueError):

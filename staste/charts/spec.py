@@ -10,6 +10,7 @@ JSON exports; what is exported is exactly what is drawn::
      "datasets": [{"label": str, "data": [number | None, ...], "axis": "y" | "y1"}],
      "axes": {"y": "left axis title", "y1": "right axis title"},
      "x": "what the labels are",                # e.g. "hour" or "gender"; the table's first column
+     "x_label": "how x is named on a page"}     # optional: "x" in the page's language
      # optional, for the reader's sake:
      "units": {"y": "ms"},                      # written after the values of an axis
      "integer": ["y"],                          # axes that only hold whole numbers (counts)
@@ -370,6 +371,6 @@ def top_values(spec: Spec, limit: int, rest_label: str = REST_LABEL) -> Spec:
 def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:
     """The header and rows behind a spec: one row per label, one column per dataset."""
     datasets = spec.get("datasets", [])
-    header = [spec.get("x") or "label", *(dataset["label"] for dataset in datasets)]
+    header = [spec.get("x_label") or spec.get("x") or "label", *(dataset["label"] for dataset in datasets)]
     rows = [[text, *(dataset["data"][i] for dataset in datasets)] for i, text in enumerate(spec.get("labels", []))]
     return header, rows

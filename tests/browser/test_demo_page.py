@@ -120,10 +120,32 @@ def test_public_page_draws_its_charts_under_a_strict_csp(demo_url: str, browser_
     assert int(numbers(page)["guests today"].replace(",", "")) == today + 1
 
 
+def drawn_data(page: Any) -> dict[str, list[Any]]:
+    """What Chart.js drew on the page's chart: its labels and the data of each dataset."""
+    return page.evaluate(
+        "() => { const chart = Chart.getChart(document.querySelector('canvas[data-staste-chart]'));"
+        " return Object.fromEntries([['labels', chart.data.labels],"
+        " ...chart.data.datasets.map(d => [d.label, d.data])]); }"
+    )
+
+
 def test_generic_chart_views_draw_in_the_demo(demo_url: str, browser_page: Any) -> None:
     for path in ("charts/timeline/", "charts/ages/?last=7+days", "charts/gender/", "charts/speed/"):
         browser_page.goto(demo_url + path)
         drawn_canvases(browser_page, 1)
+    # The numbers drawn are those in Redis, not only some ink.
+    guests, _, _ = demo_metricas()
+    browser_page.goto(demo_url + "charts/gender/")
+    drawn_canvases(browser_page, 1)
+    assert drawn_data(browser_page) == {
+        "labels": ["boy", "girl"],
+        "total": [total for _, total in guests.iterate("gender")],
+    }
+    assert sum(drawn_data(browser_page)["total"]) == guests.total() > 0
+    browser_page.goto(demo_url + "charts/timeline/")
+    drawn_canvases(browser_page, 1)
+    years = guests.iterate()
+    assert drawn_data(browser_page) == {"labels": [str(year) for year, _ in years], "total": [t for _, t in years]}
 
 
 def luminance(rgb: str) -> float:

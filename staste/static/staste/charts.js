@@ -217,6 +217,8 @@
       type: spec.type === "pie" ? "pie" : spec.type,
       data: { labels: spec.labels || [], datasets: datasets },
       options: {
+        // Numbers on axes and in tooltips in the page's language (<html lang="ru">: 1 234,5).
+        locale: document.documentElement.lang || undefined,
         responsive: true,
         maintainAspectRatio: false,
         animation: false,

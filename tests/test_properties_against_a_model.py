@@ -1,4 +1,5 @@
-"""Property tests: random kick sequences against a pure-Python model of the counters."""
+"""Property tests against a model: random kick sequences, checked against a pure-Python model of
+the counters (what every query must answer, computed without Redis)."""
 
 from __future__ import annotations
 
