@@ -167,6 +167,8 @@ def _chart_words(spec: Any) -> Iterator[str]:
     """What a chart spec (or the live settings) shows in words: dataset labels, axis titles, x."""
     if not isinstance(spec, dict):
         return
+    if "datasets" not in spec and "url" not in spec:  # words for the scripts (staste-words)
+        yield from (str(text) for text in spec.values() if isinstance(text, str))
     for dataset in spec.get("datasets", []):
         yield str(dataset.get("label", ""))
     yield from (str(title) for title in (spec.get("axes") or {}).values())

@@ -55,13 +55,24 @@
 
   // One rule for numbers (staste.adminviews display()): whole numbers with separators, two
   // decimals from 0.01, three significant digits below.
-  function formatNumber(value) {
+  // Numbers in the page's language, as the server writes them (<html lang="ru">: 1 234,50).
+  var LANGUAGE = document.documentElement.lang || "en";
+
+  function formatNumber(value, decimals) {
     if (value === null || value === undefined || isNaN(value)) { return "—"; }
-    if (Number.isInteger(value)) { return value.toLocaleString("en-US"); }
-    if (Math.abs(value) >= 0.01) {
-      return value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    if (decimals !== undefined) {
+      return value.toLocaleString(LANGUAGE, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
     }
-    return String(Number(value.toPrecision(3)));
+    if (Number.isInteger(value)) { return value.toLocaleString(LANGUAGE); }
+    if (Math.abs(value) >= 0.01) { return formatNumber(value, 2); }
+    return Number(value.toPrecision(3)).toLocaleString(LANGUAGE, { maximumSignificantDigits: 3 });
+  }
+
+  // Words the page translated for the charts (json_script "staste-words"), English otherwise.
+  function word(name, fallback) {
+    var source = document.getElementById("staste-words");
+    if (!source) { return fallback; }
+    try { return JSON.parse(source.textContent)[name] || fallback; } catch (error) { return fallback; }
   }
 
   // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
@@ -170,7 +181,7 @@
         // Chart.js gives a side axis at most half the width: a label longer than that is cut.
         labelTicks.callback = function (value) {
           var room = Math.max(10, Math.floor((this.chart.width / 2 - 16) / 6.5));
-          return shorten(this.getLabelForValue(value), Math.min(LEGEND_CHARS, room));
+          return shorten(this.getLabelForValue(value), Math.min(48, room));
         };
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
@@ -218,7 +229,7 @@
       data: { labels: spec.labels || [], datasets: datasets },
       options: {
         // Numbers on axes and in tooltips in the page's language (<html lang="ru">: 1 234,5).
-        locale: document.documentElement.lang || undefined,
+        locale: LANGUAGE,
         responsive: true,
         maintainAspectRatio: false,
         animation: false,
@@ -261,12 +272,12 @@
                 var value = pie ? ctx.parsed : (spec.horizontal ? ctx.parsed.x : ctx.parsed.y);
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
                 if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
-                  text += " (" + spec.shares[ctx.dataIndex].toFixed(1) + " %)";
+                  text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + " %)";
                 }
                 return text;
               },
               footer: function (items) {
-                if (items.length && partial.indexOf(items[0].dataIndex) >= 0) { return "partial: still counting"; }
+                if (items.length && partial.indexOf(items[0].dataIndex) >= 0) { return word("partial", "partial: still counting"); }
                 return "";
               }
             }
