@@ -53,6 +53,9 @@ Row = tuple[Any, list[Raw]]
 SLICE_WORK = 2_000
 #: A series of more fields than this (a histogram's 102) is read sparse: only present counters.
 SPARSE_FIELDS = 8
+#: Most fields of one histogram hash ``top(by="p95")`` scans in one call (a few milliseconds);
+#: larger hashes are read value by value, in slices.
+SCAN_FIELDS = 50_000
 #: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
 TOP_MEASURES: tuple[str, ...] = ("total", "count", "average")
 
@@ -223,7 +226,9 @@ class MetricaValues:
 
         return Read([read], decode)
 
-    def _axis_rows(self, axis_name: str, families: list[str], base: str | None = None) -> Read[list[Row]]:
+    def _axis_rows(
+        self, axis_name: str, families: list[str], base: str | None = None, scan: bool = False
+    ) -> Read[list[Row]]:
         """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets."""
         axis = self._axis(axis_name)
         parts = self._parts()
@@ -247,7 +252,7 @@ class MetricaValues:
         after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
         parent = axis.member_parent(self.filters.get(axis_name)) if axis.hierarchical else ""
         choices = keys.choices_key(self.metrica.base, axis_name)
-        fetch = Fetch.axis(choices, bucket_keys, families, before, after, parent, axis.cap())
+        fetch = Fetch.axis(choices, bucket_keys, families, before, after, parent, axis.cap(), scan)
 
         def decode(replies: list[Any]) -> list[Row]:
             rows = [(axis.from_part(member), raw) for member, raw in replies[0].items()]
@@ -533,7 +538,7 @@ class MetricaValues:
             except ValueError:
                 raise ValueError(unknown) from None
             wanted, base = self._histogram_base([p])
-            rows = self._axis_rows(axis, list(histogram.PREFIXES), base)
+            rows = self._axis_rows(axis, list(histogram.PREFIXES), base, scan=True)
             measured = rows.then(
                 lambda found: [
                     (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted)[p])
@@ -830,8 +835,9 @@ class Fetch:
         after: str,
         parent: str,
         cap: int,
+        scan: bool = False,
     ) -> Fetch:
-        return cls("axis", (choices, *bucket_keys), tuple(families), (before, after, parent, cap))
+        return cls("axis", (choices, *bucket_keys), tuple(families), (before, after, parent, cap, scan))
 
     @classmethod
     def years(cls, years_key: str, base: str, field: str, families: Sequence[str]) -> Fetch:
@@ -877,7 +883,12 @@ class Fetch:
 
     def _axis_slices(self) -> list[tuple[Any, ...]]:
         choices, buckets = self.keys[0], self.keys[1:]
-        before, after, parent, cap = self.extra
+        before, after, parent, cap, scan = self.extra
+        if scan:  # histograms: each bucket's fields scanned once (read.lua 'scan')
+            return [
+                ("script", "read", [bucket], ["scan", before, after, parent, _left(self), SCAN_FIELDS, *self.fields])
+                for bucket in buckets
+            ]
         families = len(self.fields)
         seen = _stored_sizes.get(choices)
         if seen is not None:  # its size last time, with room to grow
@@ -914,12 +925,15 @@ class Fetch:
         width = len(self.fields)
         if self.kind == "axis":
             for reply in replies:
-                if isinstance(reply, Exception):  # STASTE_RESLICE: the set outgrew the slices
-                    _stored_sizes[self.keys[0]] = int(str(reply).split()[1])
-                    raise _Reslice
+                if isinstance(reply, Exception):
+                    if str(reply).startswith("STASTE_HMGET"):  # a hash too large to scan
+                        raise _Reslice(dataclasses.replace(self, extra=(*self.extra[:4], False)))
+                    _stored_sizes[self.keys[0]] = int(str(reply).split()[1])  # the set outgrew the slices
+                    raise _Reslice(self)
             found: dict[str, list[Any]] = {}
             for members, sums, stored in replies:
-                _stored_sizes[self.keys[0]] = stored
+                if stored >= 0:  # (a scan does not count the set)
+                    _stored_sizes[self.keys[0]] = stored
                 values = _summed(sums, len(members) * width)
                 for i, member in enumerate(members):
                     text, here = _text(member), values[i * width : (i + 1) * width]
@@ -950,7 +964,12 @@ class Fetch:
 
 
 class _Reslice(Exception):
-    """read.lua refused an axis slice planned for fewer values than the axis now holds."""
+    """read.lua refused an axis slice planned for fewer values than the axis now holds, or a
+    hash too large to scan: ``fetch`` is what to read instead."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        super().__init__(fetch)
+        self.fetch = fetch
 
 
 def _summed(triplets: list[Any], width: int) -> list[int | None]:
@@ -984,7 +1003,7 @@ def execute(reads: Sequence[Fetch]) -> list[Any]:
         replies = _send(client, cluster, [command for commands in planned for command in commands])
     answers, again = _decoded(reads, planned, replies)
     if again:  # sliced for the axis' real size this time (one more round trip, rarely)
-        for index, answer in zip(again, execute([reads[i] for i in again]), strict=True):
+        for index, answer in zip(again, execute([answers[i] for i in again]), strict=True):
             answers[index] = answer
     return answers
 
@@ -1000,7 +1019,7 @@ async def aexecute(reads: Sequence[Fetch]) -> list[Any]:
             replies = await _asend(client, cluster, [command for commands in planned for command in commands])
     answers, again = _decoded(reads, planned, replies)
     if again:
-        for index, answer in zip(again, await aexecute([reads[i] for i in again]), strict=True):
+        for index, answer in zip(again, await aexecute([answers[i] for i in again]), strict=True):
             answers[index] = answer
     return answers
 
@@ -1016,8 +1035,8 @@ def _decoded(
     for one, commands in zip(reads, planned, strict=True):
         try:
             answers.append(one.combine(commands, replies[at : at + len(commands)]))
-        except _Reslice:
-            answers.append(None)
+        except _Reslice as exc:
+            answers.append(exc.fetch)
             again.append(len(answers) - 1)
         else:
             if one.kind == "axis" and current is not None:  # the values it really read
@@ -1116,7 +1135,7 @@ async def _ascript(client: Any, command: tuple[Any, ...]) -> Any:
 
 
 def _reslice(exc: BaseException) -> bool:
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith("STASTE_RESLICE")
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith(("STASTE_RESLICE", "STASTE_HMGET"))
 
 
 def _too_expensive(exc: BaseException) -> QueryTooExpensive | None:

@@ -175,6 +175,10 @@ def test_future_buckets_are_not_drawn_and_the_current_one_is_partial(staff_clien
     assert "staste-badge" in text(today)  # the table marks it too
     ranged = json_script(staff_client.get(page("test_ages") + "?_last=24+hours"), "staste-line-data")
     assert len(ranged["labels"]) == 24 and ranged["partial"] == [23] and ranged["expired"] == []
+    dashboard = staff_client.get("/admin/staste/")
+    row = text(dashboard).split('data-metrica="test_ages"', 1)[1].split("</tr>", 1)[0]
+    spark = json_script(dashboard, re.search(r'data-staste-chart="(staste-spark-\d+)"', row).group(1))
+    assert spark["partial"] == [23]  # the small chart's hour still filling up: dashed, not a fall
 
 
 def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None:  # noqa: F811
@@ -195,6 +199,7 @@ def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None
     assert day.strftime("?_span=%Y-%m-%dT") not in text(response)  # no drill-down into an hour
     hour = staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%dT12"))
     assert "Redis no longer holds this hour" in text(hour)
+    assert "staste-breakdown-data" not in text(hour) and "staste-line-table" not in text(hour)  # no zeros
     assert "<dt>Total</dt><dd>1</dd>" in text(staff_client.get(page("test_old") + "?_span=" + day.strftime("%Y-%m-%d")))
 
 

@@ -21,7 +21,7 @@ def urls(site: AdminSite) -> list[URLPattern]:
     wrapped: dict[str, Any] = {
         "dashboard": protected(site, dashboard),
         "dashboard_json": protected(site, dashboard_json),
-        "page": protected(site, metrica_page),
+        "page": protected(site, metrica_page, page=True),
         "json": protected(site, metrica_json),
         "csv": protected(site, metrica_csv),
     }

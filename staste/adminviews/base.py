@@ -24,13 +24,14 @@ FORBIDDEN_TEMPLATE = "staste/admin/forbidden.html"
 T = TypeVar("T")
 
 
-def protected(site: AdminSite, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def protected(site: AdminSite, view: Callable[..., HttpResponse], *, page: bool = False) -> Callable[..., HttpResponse]:
     """``view`` for active staff (others get the admin login) with ``staste.view_metrica`` (else 403).
 
     The 403 is a page of the admin that names the missing permission (a bare "403 Forbidden"
     leaves a staff user guessing), returned rather than raised, so no traceback is logged for
-    what is a plain refusal.  The admin's own wrapper also makes the response uncacheable and
-    CSRF-protected.
+    what is a plain refusal.  A query string Django cannot even parse is a 400: for a ``page``
+    the view itself shows it (``unreadable=``), around its controls.  The admin's own wrapper
+    also makes the response uncacheable and CSRF-protected.
     """
 
     @functools.wraps(view)
@@ -38,7 +39,9 @@ def protected(site: AdminSite, view: Callable[..., HttpResponse]) -> Callable[..
         if not request.user.has_perm(PERMISSION):
             return forbidden(request, site)
         problem = unreadable_query(request)
-        if problem:
+        if problem and page:  # a page keeps its controls around the message (GET now reads empty)
+            kwargs["unreadable"] = problem
+        elif problem:
             return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
         with query.budget(setting="STASTE_MAX_QUERY_WORK"):  # every read of the page, together
             return view(request, site, *args, **kwargs)

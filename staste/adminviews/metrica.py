@@ -105,7 +105,9 @@ def _read(request: HttpRequest, metrica: Metrica, ignore: tuple[str, ...] = ()) 
     return (state, *_data(state))
 
 
-def metrica_page(request: HttpRequest, site: AdminSite, name: str) -> HttpResponse:
+def metrica_page(request: HttpRequest, site: AdminSite, name: str, unreadable: str | None = None) -> HttpResponse:
+    """The page; ``unreadable`` says why the query string could not even be parsed (too many
+    fields...): the page is then shown as it opens, that message above it, with a 400."""
     metrica = get_metrica(name)
     state, data, error, status = _read(request, metrica)
     context = admin_context(request, site, title=metrica.title, metrica=metrica)
@@ -121,6 +123,8 @@ def metrica_page(request: HttpRequest, site: AdminSite, name: str) -> HttpRespon
         context["bad_request"] = error
     elif data is None:
         context["redis_error"] = error
+    if unreadable is not None:
+        context["bad_request"], status = unreadable, 400
     context["state"] = state
     context.update(page_context(state, data))
     return TemplateResponse(request, TEMPLATE, context, status=status)

@@ -119,6 +119,82 @@ if mode == 'sums' then
   return summed(#fields)
 end
 
+local function is_child_of(parent, member)
+  if parent == '' then
+    return true
+  end
+  if parent == '*' then
+    return string.find(member, '/', 1, true) == nil
+  end
+  local head = parent .. '/'
+  if string.sub(member, 1, #head) ~= head then
+    return false
+  end
+  return string.find(member, '/', #head + 1, true) == nil
+end
+
+if mode == 'scan' then
+  -- KEYS[1]: one bucket hash of histogram families ('~' and a number).  ARGV[2], ARGV[3],
+  -- ARGV[4]: before, after and parent as in 'axis'; ARGV[5]: the most counters this call may
+  -- touch (the budget; 0: no bound); ARGV[6]: the most fields to scan, past which the client
+  -- reads the values' fields instead ('STASTE_HMGET'); ARGV[7..]: the families.  Sums every
+  -- field of the hash whose combination is some value of the axis between before and after:
+  -- a histogram holds few of its 102 fields per value, so reading what is there beats asking
+  -- for every field of every value.  Returns {members, sums, -1} as 'axis' does.
+  local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
+  local limit, scan_max = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local size = redis.call('HLEN', KEYS[1])
+  if limit > 0 and size > limit then
+    return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. size)
+  end
+  if size > scan_max then
+    return redis.error_reply('STASTE_HMGET ' .. size)
+  end
+  local family = {}
+  local families = #ARGV - 6
+  for f = 7, #ARGV do
+    family[ARGV[f]] = f - 7
+  end
+  local overflow = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
+  local index, members = {}, {}
+  -- Redis' own glob keeps only the fields of this layout (in C, far cheaper than in Lua).
+  local function glob(text)
+    return (string.gsub(text, '[%*%?%[%]\\]', '\\%0'))
+  end
+  local pattern = '~*' .. glob(before) .. '*' .. glob(after)
+  local all, cursor = {}, '0'
+  repeat
+    local page = redis.call('HSCAN', KEYS[1], cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    for _, item in ipairs(page[2]) do
+      all[#all + 1] = item
+    end
+  until cursor == '0'
+  for i = 1, #all, 2 do
+    local name = all[i]
+    local prefix = string.match(name, '^~%d+')
+    local f = prefix and family[prefix]
+    if f then
+      local combination = string.sub(name, #prefix + 1)
+      if string.sub(combination, 1, #before) == before
+        and (after == '' or string.sub(combination, -#after) == after) then
+        local member = string.sub(combination, #before + 1, #combination - #after)
+        if member ~= '*' and string.find(member, '|', 1, true) == nil
+          and (member == overflow or (string.sub(member, 1, 1) ~= '!' and is_child_of(parent, member))) then
+          local m = index[member]
+          if not m then
+            members[#members + 1] = member
+            m = #members
+            index[member] = m
+          end
+          add((m - 1) * families + f + 1, all[i + 1])
+        end
+      end
+    end
+  end
+  return {members, summed(#members * families), -1}
+end
+
 -- mode 'axis'
 local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
 local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
