@@ -186,7 +186,7 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     columns: dict[str, Any] = {}
     values: list[Any] = []
     for measure in [m for m in wanted if m in MEASURES]:
-        rows = pie_spec_rows(query, axis, measure, window)
+        rows = measure_by_value(query, axis, measure, window)
         values = [value for value, _ in rows]
         columns[measure] = [number for _, number in rows]
     return {"values": values, **columns}
@@ -218,7 +218,7 @@ def add_percentiles(state: PageState, query: MetricaValues, window: dict[str, An
             columns[f"p{p}"][i] = result.get(p)
 
 
-def pie_spec_rows(query: MetricaValues, axis: str, measure: str, window: dict[str, Any]) -> list[tuple[Any, Any]]:
+def measure_by_value(query: MetricaValues, axis: str, measure: str, window: dict[str, Any]) -> list[tuple[Any, Any]]:
     """(value, number) of ``measure`` per value of ``axis``, over the query's span or a range."""
     if window:
         return range_breakdown(query, axis, measure, window["since"], window["until"], window["scale"])

@@ -181,7 +181,7 @@
         // Chart.js gives a side axis at most half the width: a label longer than that is cut.
         labelTicks.callback = function (value) {
           var room = Math.max(10, Math.floor((this.chart.width / 2 - 16) / 6.5));
-          return shorten(this.getLabelForValue(value), Math.min(LEGEND_CHARS, room));
+          return shorten(this.getLabelForValue(value), Math.min(48, room));
         };
         labelTicks.autoSkip = false;
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
