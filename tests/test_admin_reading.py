@@ -175,6 +175,10 @@ def test_future_buckets_are_not_drawn_and_the_current_one_is_partial(staff_clien
     assert "staste-badge" in text(today)  # the table marks it too
     ranged = json_script(staff_client.get(page("test_ages") + "?_last=24+hours"), "staste-line-data")
     assert len(ranged["labels"]) == 24 and ranged["partial"] == [23] and ranged["expired"] == []
+    dashboard = staff_client.get("/admin/staste/")
+    row = text(dashboard).split('data-metrica="test_ages"', 1)[1].split("</tr>", 1)[0]
+    spark = json_script(dashboard, re.search(r'data-staste-chart="(staste-spark-\d+)"', row).group(1))
+    assert spark["partial"] == [23]  # the small chart's hour still filling up: dashed, not a fall
 
 
 def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None:  # noqa: F811

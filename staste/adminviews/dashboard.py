@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, formats, timescale
-from staste.charts.spec import Range, Spec, line_spec, parse_last
+from staste.charts.spec import Range, Spec, line_spec, mark_time, parse_last
 from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.http import json_response
 from staste.metrica import Metrica
@@ -65,6 +65,8 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
         except ValueError:  # e.g. STASTE_MAX_BUCKETS below the range
             pass
         else:
+            # The hour still filling up is drawn dashed, not as a fall at the end.
+            spec, _spans = mark_time(spec, everything.series_spans(since, until, scale)[1], now)
             spec = formats.localized_spec(spec)
             spec["compact"] = True
             numbers["spark"] = spec
