@@ -33,7 +33,8 @@ class BufferedRow:
     redis_cpu_us: float  # Redis CPU per kick (INFO cpu)
     script_us: float  # time Redis spent in kick.lua per kick (INFO commandstats)
     distinct: float  # kicks written per round: what merging identical kicks leaves
-    calls: float  # kick.lua calls per round
+    calls: float  # script calls per round
+    mean_call_ms: float  # the time Redis spent in one script call, on average
     longest_ms: float  # the longest Redis call of the rounds (SLOWLOG), 0 when under the floor
     dropped: int  # over every round: must be 0
 
@@ -50,6 +51,8 @@ def script_usec(client: redis.Redis) -> tuple[float, int]:
 
 
 def longest_call_ms(client: redis.Redis) -> float:
+    """The longest command in SLOWLOG: a script call, or a command a script ran (Redis 7 logs
+    those too); on a loaded machine, often one the scheduler stretched, whatever its work."""
     entries = client.slowlog_get(100_000)
     return max((entry["duration"] for entry in entries), default=0) / 1000
 
@@ -92,6 +95,7 @@ def buffered_rates(axis_counts: Sequence[int], kicks: int, rounds: int) -> list[
                     (usec_after - usec_before) / (kicks * rounds),
                     (after["written"] - before["written"]) / rounds,
                     (calls_after - calls_before) / rounds,
+                    (usec_after - usec_before) / max(1, calls_after - calls_before) / 1000,
                     longest_call_ms(client),
                     after["dropped"] - before["dropped"],
                 )

@@ -18,11 +18,12 @@ What a flush promises:
 
 * nothing lost while Redis takes writes: a kick that finds the buffer full
   (``STASTE_BUFFER_MAX_KEYS`` distinct kicks) waits for room — for the flush under way, then
-  it writes the buffer itself — for at most ``STASTE_BUFFER_MAX_WAIT`` seconds.  That is the
-  trade-off: a thread that kicks faster than Redis takes the counters is slowed down to Redis'
-  pace rather than losing kicks.  Only while Redis is unreachable or refuses writes (the last
-  flush failed), or when a flush under way did not end within the wait, is a new kick dropped,
-  counted (``stats()["dropped"]``) and logged;
+  it writes the buffer itself — as long as Redis takes the flush's calls: at most what one
+  full buffer takes to write.  That is the trade-off: a thread that kicks faster than Redis
+  takes the counters is slowed down to Redis' pace rather than losing kicks.  Only while Redis
+  is unreachable or refuses writes (the last flush failed), or when no call went through for
+  ``STASTE_BUFFER_MAX_WAIT`` seconds (a stalled Redis), is a new kick dropped, counted
+  (``stats()["dropped"]``) and logged;
 * no long call: Redis serves nobody else while a script runs, so a flush is cut into calls by
   the work they give Redis (``CALL_BUDGET`` HINCRBYs), not by a number of kicks: a call takes
   a few milliseconds, the backlog of a long outage included.  On a Redis Cluster a call holds
@@ -203,6 +204,7 @@ class Buffer:
         # Who this writer is to Redis, and the number of its last call: unique per process.
         self._writer_id = uuid.uuid4().hex
         self._calls_made = 0
+        self._progress = 0.0  # when a call last went through (monotonic)
         self._in_flight = 0
         self._dropped = 0
         self._dropped_before_outage = 0
@@ -265,10 +267,13 @@ class Buffer:
     def _add_when_room(self, kick: Kick, key: Hashable) -> None:
         """Backpressure: hold ``kick`` once a flush made room; drop it only when Redis fails.
 
-        The kicking thread waits for the flush under way, or writes the buffer itself, for at
-        most ``STASTE_BUFFER_MAX_WAIT`` seconds.
+        The kicking thread waits for the flush under way, then writes the buffer itself.  It
+        waits as long as Redis takes the calls of the flush under way, and gives up (drops the
+        kick) when no call went through for ``STASTE_BUFFER_MAX_WAIT`` seconds: so the longest
+        wait is what writing one full buffer takes, and a stalled Redis costs a kick that wait.
         """
-        deadline = time.monotonic() + max(0.0, float(conf.get("STASTE_BUFFER_MAX_WAIT")))
+        patience = max(0.0, float(conf.get("STASTE_BUFFER_MAX_WAIT")))
+        deadline = time.monotonic() + patience
         waited = False
         while True:
             with self._lock:
@@ -279,16 +284,19 @@ class Buffer:
                     self._waits += waited
                     return
                 failing = self._failing
+            deadline = max(deadline, self._progress + patience)  # a call went through: Redis takes writes
             remaining = deadline - time.monotonic()
-            if failing or remaining <= 0 or not self._flush_lock.acquire(timeout=remaining):
+            if failing or remaining <= 0:
                 self._drop(timed_out=not failing)
                 return
             waited = True
+            if not self._flush_lock.acquire(timeout=min(remaining, 0.1)):
+                continue
             try:
                 with self._lock:
                     full = len(self._held) >= conf.get("STASTE_BUFFER_MAX_KEYS")
                 if full:  # nobody else made room meanwhile
-                    self._flush(deadline)
+                    self._flush()
             finally:
                 self._flush_lock.release()
 
@@ -302,7 +310,7 @@ class Buffer:
                 "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
                 "until it can be written (%s)",
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
-                f"Redis did not take them within STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
+                f"Redis took no call for STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
                 if timed_out
                 else self._last_error,
             )
@@ -321,13 +329,13 @@ class Buffer:
         with self._flush_lock:
             return self._flush()
 
-    def _flush(self, deadline: float | None = None) -> int:
-        """flush(), under the flush lock; past ``deadline`` (monotonic) no new call is sent.
+    def _flush(self) -> int:
+        """flush(), under the flush lock.
 
         First what an earlier flush left (its first call maybe in doubt), then the kicks held
         now: their stored values decided (choices.lua), their counters merged and written.
         """
-        done, written = self._send(deadline)
+        done, written = self._send()
         if not done:
             return written
         with self._lock:
@@ -361,7 +369,7 @@ class Buffer:
         ]
         with self._lock:
             self._queue, self._queued, self._in_flight = calls, len(batch), 0
-        return written + self._send(deadline)[1]
+        return written + self._send()[1]
 
     def _decide(self, batch: list[Kick]) -> dict[kicks.Chain, int]:
         """Which members of the stored axes the kicks' values are (choices.lua, in kick order)."""
@@ -416,14 +424,12 @@ class Buffer:
         calls[-1].last = True
         return calls
 
-    def _send(self, deadline: float | None) -> tuple[bool, int]:
+    def _send(self) -> tuple[bool, int]:
         """Send the queued calls in order: (whether all were written, kicks written)."""
         written = 0
         if not self._queue:
             return True, 0
         while self._queue:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False, written
             call = self._queue[0]
             try:
                 result = scripts.run(call.script, call.keys, call.args)
@@ -498,6 +504,7 @@ class Buffer:
 
     def _reachable(self) -> None:
         """A call went through: Redis takes writes again, so a full buffer waits, not drops."""
+        self._progress = time.monotonic()
         if not self._failing:
             return
         with self._lock:

@@ -73,8 +73,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
     "STASTE_BUFFER_MAX_KEYS": 10_000,
-    # Longest a buffered kick waits (seconds) for room in a full buffer while Redis takes writes (it
-    # writes the buffer itself meanwhile); past it, or at once while Redis is unreachable, it is dropped.
+    # A buffered kick that finds the buffer full waits for a flush while Redis takes its calls; it is
+    # dropped when no call went through for this many seconds (at once while Redis is unreachable).
     "STASTE_BUFFER_MAX_WAIT": 5.0,
     # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
     # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).

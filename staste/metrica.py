@@ -159,10 +159,15 @@ class Metrica:
         elif type(value) is float and math.isfinite(value) and self.multiplier is not None:
             # As below (the shortest decimal text of the float, times the multiplier, rounded
             # half to even), in integers rather than Fractions: response times are floats.
-            numerator, denominator = decimal.Decimal(repr(value)).as_integer_ratio()
-            amount, rest = divmod(numerator * self.multiplier, denominator)
-            if 2 * rest > denominator or (2 * rest == denominator and amount % 2):
-                amount += 1
+            # The float product is within a few ulps of that exact product, so away from a
+            # half (x.5) both round alike and the product is enough; near one, the exact way.
+            product = value * self.multiplier
+            amount = round(product)
+            if abs(abs(product - amount) - 0.5) <= abs(product) * 1e-12 + 1e-9:
+                numerator, denominator = decimal.Decimal(repr(value)).as_integer_ratio()
+                amount, rest = divmod(numerator * self.multiplier, denominator)
+                if 2 * rest > denominator or (2 * rest == denominator and amount % 2):
+                    amount += 1
         elif isinstance(value, bool) or not isinstance(value, numbers.Number) or isinstance(value, complex):
             raise ValueError(f"{self.name}: value must be a number, not {value!r}")
         elif isinstance(value, numbers.Integral):
@@ -199,7 +204,6 @@ class Metrica:
                 options.append(axis.kick_option(axis_values.get(axis_name)))
             except ValueError as exc:
                 raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
-        amount = self.scaled(value)
         # Every kick of one minute lands in the same buckets: remember them.
         if date is None:
             spans = self._spans_now()
@@ -212,11 +216,25 @@ class Metrica:
             else:
                 spans = tuple(timescale.spans_of(moment, self.date_scales))
                 self._last_spans = (minute, spans)
-        increments = (amount, 1) if self.averaged else (amount,)
+        families, increments = self.increments(value)
+        return Kick(self, spans, families, increments, tuple(options))
+
+    def increments(self, value: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """The counter families a kick of ``value`` bumps, and by how much each.
+
+        The one place that knows the layout: the value scaled (:meth:`scaled`), then the
+        count of an averaged metrica, then the histogram bucket's count.  ``kick()`` and the
+        response-time middleware's fast path both use it, so they never store a value
+        differently.
+
+        >>> AveragedMetrica(name="t", multiplier=1000, histogram=True).increments(0.5015)
+        (('', '#', '~28'), (502, 1, 1))
+        """
+        amount = self.scaled(value)
         if self.histogram:
             bucket = histogram_bucket(value if type(value) is int or type(value) is float else float(value))
-            return Kick(self, spans, self._histogram_families[bucket], (*increments, 1), tuple(options))
-        return Kick(self, spans, self.families, increments, tuple(options))
+            return self._histogram_families[bucket], ((amount, 1, 1) if self.averaged else (amount, 1))
+        return self.families, ((amount, 1) if self.averaged else (amount,))
 
     def _spans_now(self) -> tuple[timescale.Span, ...]:
         """The spans of a kick made now: those of ``conf.local()``, remembered for the minute."""

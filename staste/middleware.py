@@ -25,7 +25,6 @@ its body is streamed).
 
 from __future__ import annotations
 
-import bisect
 import datetime
 import logging
 import re
@@ -43,7 +42,6 @@ from django.utils.module_loading import import_string
 
 from staste import buffer, conf
 from staste.axis import Axis, StoredChoiceAxis
-from staste.histogram import UPPER_BOUNDS
 from staste.metrica import AveragedMetrica
 from staste.registration import registry
 
@@ -58,7 +56,6 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", 
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 
 _METHODS = frozenset(METHODS)
-_bisect_left = bisect.bisect_left
 _STATUS_BY_HUNDRED = {index + 1: text for index, text in enumerate(STATUS_CLASSES)}
 #: Exception classes the ``exception`` axis keeps apart; more count as "(other)".
 EXCEPTION_CHOICES = 100
@@ -299,17 +296,15 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
         hundred = response.status_code // 100
         exception = request.__dict__.get(_EXCEPTION_ATTRIBUTE)  # no AttributeError raised and caught
         milliseconds = seconds * 1000
-        bucket = _bisect_left(UPPER_BOUNDS, milliseconds)
+        families, increments = metrica.increments(milliseconds)  # the histogram bucket's families
         now = time.time()
-        amount = round(milliseconds * (metrica.multiplier or 1))
-        increments = (amount, 1, 1) if metrica.histogram else (amount, 1)
         # Local minutes start with UTC minutes (time zones are whole minutes apart), so one
         # key per UTC minute never mixes two local minutes' buckets.
         minute = int(now // 60)
         if match is None:
-            key: tuple[Any, ...] = (metrica, id(config), minute, None, None, method, hundred, exception, bucket)
+            key: tuple[Any, ...] = (metrica, id(config), minute, None, None, method, hundred, exception, families)
         else:
-            key = (metrica, id(config), minute, match.func, match.view_name, method, hundred, exception, bucket)
+            key = (metrica, id(config), minute, match.func, match.view_name, method, hundred, exception, families)
         if not buffer.default.bump(key, increments):
             kick = metrica.prepare_kick(
                 milliseconds,

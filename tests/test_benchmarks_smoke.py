@@ -70,11 +70,11 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     assert "Redis 7" in text or "Redis 6" in text
     # One table row per axis count, with a ratio.
     for count in workloads.AXIS_COUNTS:
-        # ... kick(buffered=True), dropped (none), buffered / kick(), kicks, written, Redis µs, longest
+        # ... kick(buffered=True), dropped (none), buffered / kick(), kicks, written, Redis µs, mean call, longest
         number = r"[\d.,]+"
         row = (
-            rf"^\| {count} \| [\d,]+ \| [\d,]+ \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
-            rf"\| {number} \| {number} \| {number} \|$"
+            rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
+            rf"\| {number} \| {number} \| {number} \| {number} \|$"
         )
         assert re.search(row, text, re.MULTILINE), count
     # The middleware: no round trip on the request's thread, and every request recorded.

@@ -635,3 +635,44 @@ def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
     stats = buffer.stats()
     assert (stats["pending"], stats["flushes"], stats["written"], stats["dropped"]) == (0, 1, 2, 0)
     assert stats["last_flush"] >= before
+
+
+def test_a_counter_that_would_overflow_late_in_a_flush_takes_the_flush_back_and_refuses_one_kick(
+    staste_redis, monkeypatch, caplog
+) -> None:
+    """The flush's first calls went in before a later one found a counter at Redis' limit:
+    they are taken back, and the kicks written one by one, refusing only the one that overflows.
+    Redis ends up as if the other kicks had been written synchronously."""
+    big = 2**63 // 1024 - 1
+    run = uuid.uuid4().hex[:10]
+    monkeypatch.setattr(buffer, "CALL_BUDGET", 12)  # two counters a call: many calls
+    kicks_made = [(n, f"p{n % 7}") for n in range(1, 30)]
+
+    def metrica() -> Metrica:
+        return Metrica(name="late", axes=[("page", StoredChoiceAxis())])
+
+    with override_settings(STASTE_METRICS_PREFIX=f"sync{run}"):
+        for value, page in kicks_made:
+            metrica().kick(value, date=D(2010, 1, 1), page=page)
+    with override_settings(STASTE_METRICS_PREFIX=f"buf{run}"):
+        near = metrica()
+        for _ in range(1024):  # p6's counters near the limit, in buckets of their own (1999)
+            near.kick(big, date=D(1999, 1, 1), page="zz")
+        for value, page in kicks_made:
+            near.kick(value, date=D(2010, 1, 1), page=page, buffered=True)
+        near.kick(big, date=D(1999, 1, 1), page="zz", buffered=True)  # the last counters written
+        with caplog.at_level(logging.WARNING, logger="staste"):
+            assert buffer.flush() == 7  # the 29 kicks merged into one a page; the big one refused
+        assert buffer.stats()["dropped"] == 1
+        assert any("writing its" in r.getMessage() for r in caplog.records)
+        assert near.filter(page="zz").total() == 1024 * big
+    written = {key: value for key, value in dump(staste_redis, f"sync{run}").items()}
+    mine = {key: value for key, value in dump(staste_redis, f"buf{run}").items() if ":1999" not in key}
+    mine = {key: value for key, value in mine.items() if not key.endswith(":all") and ":years" not in key}
+    written = {key: value for key, value in written.items() if not key.endswith(":all") and ":years" not in key}
+    assert mine.keys() == written.keys()
+    for key, value in written.items():
+        if isinstance(value, set):
+            assert mine[key] - {b"=zz"} == value, key
+        else:
+            assert mine[key] == value, key

@@ -197,6 +197,22 @@ def test_percentiles_of_known_durations() -> None:
     assert rt().values().average() == pytest.approx(sum(durations_ms) / len(durations_ms))
 
 
+def test_record_stores_a_duration_as_a_kick_would() -> None:
+    """One rule for scaling and bucketing (Metrica.increments): 0.5015 ms is 502 µs both ways
+    (the shortest decimal text of the float, times the multiplier, rounded half to even)."""
+    request = RequestFactory().get("/mw/hello/")
+    request.resolver_match = resolve("/mw/hello/")
+    for milliseconds in (0.5015, 2.5, 0.0001, 1234.5675):
+        middleware.record(request, HttpResponse(), milliseconds / 1000)
+    buffer.flush()
+    metrica = rt()
+    expected = sum(
+        metrica.increments(milliseconds / 1000 * 1000)[1][0] for milliseconds in (0.5015, 2.5, 0.0001, 1234.5675)
+    )
+    assert metrica.increments(0.5015) == (metrica.increments(0.5015)[0], (502, 1, 1))
+    assert round(metrica.filter(view=HELLO).total() * 1000) == expected
+
+
 # -- what is not recorded -----------------------------------------------------------------------
 
 
