@@ -165,6 +165,9 @@ def test_compare_draws_the_previous_24_hours_dashed_in_the_same_round_trip(staff
     assert 'id="staste-compare" name="_compare" value="previous" form="staste-controls" checked' in body
     card = body.split('data-card="total"', 1)[1].split("</div>", 1)[0]
     assert "staste-change staste-down" in card and "▼" in card
+    with count_round_trips() as trips:
+        staff_client.get(page("test_hits") + "data.json?_last=24+hours&_compare=previous")
+    assert trips.count == 1  # a live refresh with the comparison: still one round trip
     # The table and the exports carry the previous period too: what is drawn is exported.
     data = json.loads(staff_client.get("/admin/staste/test_hits/data.json?_last=24+hours&_compare=previous").content)
     assert data["line"]["header"] == ["hour", "total", "total (previous period)"]
