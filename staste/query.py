@@ -102,7 +102,7 @@ class MetricaValues:
         hour: int | None = None,
         minute: int | None = None,
     ) -> MetricaValues:
-        """The same query narrowed to a calendar span, merged into the span it has (as the seed did).
+        """The same query narrowed to a calendar span, merged into the span it has.
 
         ``q.timespan(year=2006).timespan(month=2)`` is ``q.timespan(year=2006, month=2)``; a
         scale given again replaces that scale only, and no arguments keep the span.  Widen back
@@ -809,7 +809,7 @@ class Fetch:
     * "axis": the families ``fields`` of every stored value of an axis (set ``keys[0]``),
       added up over the hashes ``keys[1:]`` -> {member: [int or None per family]};
       ``extra`` is (before, after, parent, cap);
-    * "years": the stored years' counters (members.lua) -> its flat reply.
+    * "years": the stored years' counters (years.lua) -> its flat reply.
     """
 
     kind: str
@@ -869,7 +869,7 @@ class Fetch:
             return []
         if self.kind == "years":
             years_key, (base, field) = self.keys[0], self.extra
-            return [("script", "members", [years_key], ["years", base, "", field, "", *self.fields])]
+            return [("script", "years", [years_key], [base, field, *self.fields])]
         if self.kind == "axis":
             return self._axis_slices()
         if cluster or len(self.keys) == 1:  # a cluster pipeline takes no script; one hash: HMGET

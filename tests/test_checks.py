@@ -44,7 +44,7 @@ def test_the_project_passes_its_checks(settings) -> None:
     assert check_name_clashes() == []
     assert check_axes_signatures() == []
     # The test servers keep nothing on disk on purpose: that warning is silenced as a project would.
-    assert ids(check_redis_servers()) == ["staste.W004"]
+    assert set(ids(check_redis_servers())) == {"staste.W004"}  # once per server: three on a cluster
     settings.SILENCED_SYSTEM_CHECKS = ["staste.W004"]
     call_command("check", "--fail-level", "WARNING")
 

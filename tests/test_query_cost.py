@@ -19,7 +19,7 @@ from django.template import Context, Template, TemplateSyntaxError
 from django.test import Client
 from django.urls import path
 
-from staste import conf, query, scripts, timescale
+from staste import async_connection, conf, query, scripts, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.charts.views import PieChart
 from staste.exceptions import QueryTooExpensive
@@ -373,3 +373,18 @@ def test_top_of_a_hierarchical_axis_ranks_the_children_of_the_node() -> None:
     slowest = sources.filter(source=("out", "se")).top("source", by="p95")
     assert [value for value, _ in slowest] == [("out", "se", "g"), ("out", "se", "b")]
     assert sources.top("source", by="p50") == [(("out",), sources.filter(source=("out",)).percentile(50))]
+
+
+def test_ranges_top_and_budgets_through_the_async_api(pages, settings) -> None:
+    """atop, and any awaited query over a range, run the same plans: same numbers, same bounds."""
+    from tests.test_async import run
+
+    ranged = pages.values().over(conf.local() - datetime.timedelta(hours=5), scale="hour")
+    assert run(ranged.atop("page", 5, by="count")) == ranged.top("page", 5, by="count")
+    assert run(ranged.atop("page", 3, by="p95")) == ranged.top("page", 3, by="p95")
+    assert run(ranged.acount()) == ranged.count()
+    assert run(ranged.aiterate_counts("method")) == ranged.iterate_counts("method")
+    settings.STASTE_MAX_QUERY_WORK = 500
+    with pytest.raises(QueryTooExpensive):
+        run(ranged.aiterate("page"))
+    async_connection.forget()

@@ -9,7 +9,7 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from staste import conf, timescale
@@ -77,13 +77,15 @@ def test_weeks_and_their_count() -> None:
     st.dates(min_value=datetime.date(1, 1, 1), max_value=datetime.date(9999, 12, 20)),
     st.integers(min_value=0, max_value=400),
 )
+@example(datetime.date(9999, 8, 1), 400)  # the range runs past the calendar's end
+@example(datetime.date(1, 1, 1), 0)
 def test_week_properties(day: datetime.date, length: int) -> None:
     monday = datetime.date(*timescale.week_of(day))
     assert monday.weekday() == 0 and 0 <= (day - monday).days < 7
     assert monday.isocalendar()[:2] == day.isocalendar()[:2]
     days = timescale.week_days(timescale.week_of(day))
     assert (day.year, day.month, day.day) in days
-    until = min(day + datetime.timedelta(days=length), datetime.date(9999, 12, 31))
+    until = datetime.date.fromordinal(min(day.toordinal() + length, datetime.date.max.toordinal()))
     mondays = timescale.weeks(day, until)
     assert len(mondays) == timescale.count_buckets(
         D(day.year, day.month, day.day), D(until.year, until.month, until.day), "week"

@@ -204,7 +204,13 @@ def live_config(url: str, kind: str = "metrica") -> dict[str, Any] | None:
         "url": url,
         "interval": interval,
         "kind": kind,
-        "labels": {"live": _("live"), "paused": _("live · paused"), "failed": _("live · no answer")},
+        "labels": {
+            "live": _("live"),
+            "paused": _("live · paused"),
+            "failed": _("live · no answer"),
+            "partial": _("partial"),
+            "partial_title": _("This bucket is still filling up"),
+        },
     }
 
 

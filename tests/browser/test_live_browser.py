@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
@@ -50,7 +51,7 @@ def live_settings(settings) -> Any:
 
 def log_in(page: Any, live_server: Any, path: str) -> None:
     User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
-    page.goto(f"{live_server.url}/admin/login/?next={path}")
+    page.goto(f"{live_server.url}/admin/login/?next={quote(path)}")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "staste-pw")
     page.click("input[type=submit]")
@@ -184,3 +185,29 @@ def test_the_dashboard_today_numbers_and_sparklines_are_live(live_server, browse
         spark_id,
     )
     assert spark_after == spark_before + 2
+
+
+def test_live_and_compare_speak_the_page_language(live_server, chromium, live_settings) -> None:
+    fill_sample_data()
+    context = chromium.new_context(locale="ru-RU", viewport={"width": 1366, "height": 768})
+    try:
+        page = context.new_page()
+        log_in(page, live_server, "/admin/staste/guest_visits_gender_age/?_last=24+hours&_compare=previous")
+        button = page.locator("#staste-live")
+        assert button.inner_text() == "онлайн"
+        drawn = page.evaluate(CHART_DATA, "staste-line")
+        assert [d["label"] for d in drawn["datasets"]] == ["сумма", "сумма (предыдущий период)"]
+        assert page.evaluate("() => Object.values(Chart.instances)[0].options.locale") == "ru"
+        change = page.locator('.staste-stat[data-card="total"] .staste-versus').inner_text()
+        assert change.startswith("было ")
+        before = chart_sum(page, "staste-line")
+        for _ in range(1000):
+            gender_age.kick(gender="girl", age="16")
+        page.wait_for_function(f"() => ({CHART_SUM})(['staste-line', 0]) === {before + 1000}", timeout=PATIENCE_MS)
+        total = page.locator('.staste-stat[data-card="total"] dd').first.inner_text()
+        assert "\xa0" in total or " " in total  # refreshed in place, still with Russian digit grouping
+        assert page.locator("#staste-line-table thead th").first.text_content() == "час"
+        page.evaluate(HIDE, True)
+        assert button.inner_text() == "онлайн · пауза"
+    finally:
+        context.close()

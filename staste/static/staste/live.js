@@ -91,6 +91,14 @@
       } else {
         th.textContent = row.label;
       }
+      if (row.partial) {  // as the page marks a bucket still filling up
+        var badge = document.createElement("span");
+        badge.className = "staste-badge";
+        badge.title = labels().partial_title || "This bucket is still filling up";
+        badge.textContent = labels().partial || "partial";
+        th.appendChild(document.createTextNode(" "));
+        th.appendChild(badge);
+      }
       tr.appendChild(th);
       row.values.forEach(function (value) {
         var td = document.createElement("td");
