@@ -1,7 +1,7 @@
 """staste: a Redis-backed, multi-dimensional event tracker for Django sites.
 
-The public names are re-exported here; the seed's import paths (``staste.metrica``,
-``staste.axis``) work as well.
+The public names are re-exported here; they can be imported from the modules that define
+them too (``staste.metrica``, ``staste.axis``, ``staste.registration``).
 """
 
 from typing import Any

@@ -157,6 +157,7 @@ def localized_spec(spec: dict[str, Any]) -> dict[str, Any]:
     for dataset in spec.get("datasets", []):
         copy = dict(dataset)
         measure = dataset.get("measure", dataset.get("label"))
+        copy["measure"] = measure  # the key, for code that needs it after the label changed
         if "previous_of" in dataset:
             copy["label"] = str(_("%(measure)s (previous period)") % {"measure": measure_label(measure)})
         else:

@@ -102,7 +102,7 @@ class MetricaValues:
         hour: int | None = None,
         minute: int | None = None,
     ) -> MetricaValues:
-        """The same query narrowed to a calendar span, merged into the span it has (as the seed did).
+        """The same query narrowed to a calendar span, merged into the span it has.
 
         ``q.timespan(year=2006).timespan(month=2)`` is ``q.timespan(year=2006, month=2)``; a
         scale given again replaces that scale only, and no arguments keep the span.  Widen back

@@ -89,7 +89,7 @@ def narrow(
     hour: int | None = None,
     minute: int | None = None,
 ) -> Span:
-    """``span`` with the given scales set, as the seed's chained ``timespan()`` calls merge them.
+    """``span`` with the given scales set, as chained ``timespan()`` calls merge them.
 
     A scale given again replaces that scale only; the others stay.  The result is checked as
     :func:`make_span` checks a flat call (so a finer scale still needs its coarser ones, from

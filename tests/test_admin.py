@@ -255,7 +255,7 @@ def test_metrica_page_defaults_to_the_last_30_days(staff_client: Client, visits)
     assert response.status_code == 200
     line = json_script(response, "staste-line-data")
     assert line["x"] == "day" and len(line["labels"]) == 30
-    assert line["datasets"] == [{"label": "total", "data": [0] * 29 + [3], "axis": "y"}]
+    assert line["datasets"] == [{"label": "total", "data": [0] * 29 + [3], "axis": "y", "measure": "total"}]
     pie = json_script(response, "staste-breakdown-data")
     # largest first, with each value's share
     assert (pie["type"], pie["x"], pie["labels"]) == ("pie", "gender", ["girl", "boy"])

@@ -283,3 +283,19 @@ def test_a_translated_range_and_measure() -> None:
         assert formats.measure_label("count") == "количество"
     with translation.override("en"):
         assert formats.range_label("24 hours") == "Last 24 hours"
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.test_chart_views")
+def test_the_generic_chart_views_speak_the_language(client: Any) -> None:
+    from tests.statsapp.stats import gender_age, pocket_money
+
+    pocket_money.kick(value=2.5, gender="girl")
+    gender_age.kick(gender="girl", age="16")
+    money = client.get("/money/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert '<html lang="ru">' in money
+    assert "Диапазон" in money and ">Последние 60 минут</option>" in money and ">Показать</button>" in money
+    pie = client.get("/pie-any/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Разбить по" in pie and ">времени</option>" in pie
+    for page in (money, pie):
+        assert english_left(page) <= {"girl", "boy", "gender", "age"}, page

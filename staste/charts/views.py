@@ -171,11 +171,12 @@ class Chart(TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        header, rows = specs.table(self.spec)
+        shown = formats.localized_spec(self.spec)  # its measures and scales in the page's language
+        header, rows = specs.table(shown)
         context.update(
             metrica=self.options.metrica,
             options=self.options,
-            spec=self.spec,
+            spec=shown,
             title=self.spec.get("title") or self.options.metrica.title,
             kind=self.spec.get("type", self.kind),
             chart_id=self.chart_id,

@@ -219,6 +219,7 @@ class ChartNode(_MetricaNode):
             _fail(self.tag, exc)
             return ""
         chart_id = presentation.get("id") or _next_chart_id(context)
+        spec = formats.localized_spec(spec)  # its measures and scales in the page's language
         header, rows = specs.table(spec)
         html = _render(
             context,
