@@ -405,6 +405,8 @@ QUERY_METHODS: tuple[str, ...] = (
     "over",
     "top",
     "atop",
+    "iterate_percentiles",
+    "aiterate_percentiles",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (
