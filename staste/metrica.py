@@ -456,6 +456,8 @@ QUERY_METHODS: tuple[str, ...] = (
     "over",
     "top",
     "atop",
+    "iterate_percentiles",
+    "aiterate_percentiles",
     "uniques",
     "iterate_uniques",
     "timeserie_uniques",

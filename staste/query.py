@@ -733,6 +733,36 @@ class MetricaValues:
         """:meth:`top`, awaited."""
         return await self._plan_top(axis, n, by).arun()
 
+    def _plan_iterate_percentiles(
+        self, axis: str, ps: Iterable[float]
+    ) -> Read[list[tuple[Any, dict[float, float | None]]]]:
+        wanted, base = self._histogram_base(ps)
+        return self._axis_rows(axis, list(histogram.PREFIXES), base, scan=True).then(
+            lambda found: [
+                (value, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
+                for value, raw in found
+                if any(raw)
+            ]
+        )
+
+    def iterate_percentiles(
+        self, axis: str, ps: Iterable[float] = (50, 95, 99)
+    ) -> list[tuple[Any, dict[float, float | None]]]:
+        """[(value, {p: value})] for each value of ``axis`` that counted something, in the axis'
+        order: every value's percentiles in one round trip, each bucket's histogram scanned
+        once (as ``top(by="p95")`` reads them), rather than one read of 102 fields per value.
+
+        >>> response_time.over(since).iterate_percentiles("view", [50, 95])   # doctest: +SKIP
+        [('shop.views.item', {50: 31.2, 95: 240.1}), ...]
+        """
+        return self._plan_iterate_percentiles(axis, ps).run()
+
+    async def aiterate_percentiles(
+        self, axis: str, ps: Iterable[float] = (50, 95, 99)
+    ) -> list[tuple[Any, dict[float, float | None]]]:
+        """:meth:`iterate_percentiles`, awaited."""
+        return await self._plan_iterate_percentiles(axis, ps).arun()
+
     # -- the async API (Django's ``a`` prefix): same plans and decoding, through redis.asyncio --
 
     async def atotal(self) -> int | float:
@@ -1106,7 +1136,7 @@ class Fetch:
                     _stored_sizes[self.keys[0]] = int(str(reply).split()[1])  # the set outgrew the slices
                     raise _Reslice(self)
             found: dict[str, list[Any]] = {}
-            for members, sums, stored in replies:
+            for members, sums, stored, _ in replies:
                 if stored >= 0:  # (a scan does not count the set)
                     _stored_sizes[self.keys[0]] = stored
                 values = _summed(sums, len(members) * width)
@@ -1214,8 +1244,8 @@ def _decoded(
             answers.append(exc.fetch)
             again.append(len(answers) - 1)
         else:
-            if one.kind in ("axis", "uniques_axis") and current is not None:  # the values it really read
-                current.spent += len(answers[-1]) * len(one.fields) * (len(one.keys) - 1)
+            if one.kind in ("axis", "uniques_axis") and current is not None:  # what the script really read
+                current.spent += sum(reply[3] for reply in replies[at : at + len(commands)]) - one.work
         at += len(commands)
     return answers, again
 

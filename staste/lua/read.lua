@@ -22,9 +22,9 @@
 --   buckets of the whole read; ARGV[7]: the most counters this call may touch; ARGV[8],
 --   ARGV[9]: the first member (from 0, in sorted order) and how many (0: to the end);
 --   ARGV[10..]: field prefixes (families).
---   Sums each member's fields over the buckets; returns {members, sums, stored} where sums
---   are triplets as in 'sums' (the index counting member by member, family by family) and
---   stored the size of the set.  The overflow member ('!' or '!' .. parent) comes after the
+--   Sums each member's fields over the buckets; returns {members, sums, stored, work} where
+--   sums are triplets as in 'sums' (the index counting member by member, family by family),
+--   stored the size of the set and work the counters read.  The overflow member ('!' or '!' .. parent) comes after the
 --   stored ones, in the last slice.  Reads nothing and answers an error when
 --   * the whole read would touch more than ARGV[5] counters: 'STASTE_TOO_EXPENSIVE <counters>';
 --   * this call would touch more than ARGV[7] (the client sliced it for fewer members than
@@ -140,7 +140,7 @@ if mode == 'scan' then
   -- reads the values' fields instead ('STASTE_HMGET'); ARGV[7..]: the families.  Sums every
   -- field of the hash whose combination is some value of the axis between before and after:
   -- a histogram holds few of its 102 fields per value, so reading what is there beats asking
-  -- for every field of every value.  Returns {members, sums, -1} as 'axis' does.
+  -- for every field of every value.  Returns {members, sums, -1, fields scanned} as 'axis' does.
   local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
   local limit, scan_max = tonumber(ARGV[5]), tonumber(ARGV[6])
   local size = redis.call('HLEN', KEYS[1])
@@ -192,7 +192,7 @@ if mode == 'scan' then
       end
     end
   end
-  return {members, summed(#members * families), -1}
+  return {members, summed(#members * families), -1, size}
 end
 
 -- mode 'axis'
@@ -250,4 +250,4 @@ for _, member in ipairs(members) do
   end
 end
 sum_keys(2, fields)
-return {members, summed(#fields), #stored}
+return {members, summed(#fields), #stored, #fields * (#KEYS - 1)}

@@ -15,7 +15,8 @@
 --   prefixes (keys.unique_prefix) and the one family is '': each member's count is the
 --   PFCOUNT of the union of prefix .. before .. member .. after over all the buckets (so a
 --   slice of members always holds every bucket: counts of unions cannot be added up).
---   Answers {members, counts as read.lua's sums (index, count, 0), stored}, and the same
+--   Answers {members, counts as read.lua's sums (index, count, 0), stored, HyperLogLogs
+--   read}, and the same
 --   errors (STASTE_TOO_EXPENSIVE, STASTE_RESLICE).
 --
 -- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
@@ -135,4 +136,4 @@ for i, member in ipairs(members) do
     counts[#counts + 1], counts[#counts + 2], counts[#counts + 3] = i - 1, count, 0
   end
 end
-return {members, counts, #stored}
+return {members, counts, #stored, #members * (#KEYS - 1)}

@@ -1,6 +1,6 @@
 -- Read, in one call, the counters of every stored year (all time, iterated by year).
 --
--- KEYS[1]: the set of stored years ('2010', ...), which only kick.lua writes (from dates).
+-- KEYS[1]: the set of stored years ('2010', ...), which only kick.lua and counters.lua (a buffer flush) write, from dates.
 -- ARGV[1]: the key prefix of the year hashes (the metrica's base); ARGV[2]: the field.
 -- ARGV[3..]: field prefixes to read for each year ('' for the sum, '#' for the count).
 -- Returns a flat list: year, value per prefix, year, value per prefix, ...
