@@ -341,9 +341,10 @@ def counters_keys_and_args(
         years = index(group.years_key) if group.year else 0
         hashes = "|".join([str(index(key)) for key in group.hashes])
         args.append(f"{len(items)}|{int(every)}|{years}|{group.year}|{len(group.hashes)}|{ttls}|{hashes}")
-        for name, amount in items:
-            args.append(name)
-            args.append(-amount if back else amount)
+        if back:
+            args += [f"{-amount}|{name}" for name, amount in items]
+        else:
+            args += [f"{amount}|{name}" for name, amount in items]
     if writer is not None:
         args[0] += f"|{writer[1]}|{WRITER_TTL}"
         script_keys.append(keys.writer_key(chunks[0][0].base, writer[0]))

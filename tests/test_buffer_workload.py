@@ -207,5 +207,5 @@ def counters_work(args: list[object]) -> int:
         header = str(args[at]).split("|")
         counters, buckets = int(header[0]), int(header[4])
         total += counters * buckets
-        at += 1 + 2 * counters
+        at += 1 + counters
     return total

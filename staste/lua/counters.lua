@@ -7,8 +7,8 @@
 --   last key is the writer's string holding the number of its last call written, and a call
 --   numbered no higher already ran (its reply was lost and it was sent again): the script
 --   answers -1 and writes nothing (kick.lua's rule).
--- Then each group: 'n|every|y|year|T|ttl...|k...' followed by n pairs field, amount:
---   n counters; every = 1 when the first is the every-value field (its new value equals its
+-- Then each group: 'n|every|y|year|T|ttl...|k...' followed by n counters, 'amount|field' each
+--   (the field may hold '|'s: the amount is what comes before the first); every = 1 when the first is the every-value field (its new value equals its
 --   amount exactly when the hash was just created: then the hash gets its ttl, 0: none);
 --   KEYS[y] the metrica's years set and the year to add to it (y = 0: none); the T hashes
 --   KEYS[k]... of the family's time buckets.
@@ -50,15 +50,20 @@ local groups, ai = {}, 2
 for g = 1, G do
   local parts = split(ARGV[ai])
   local n, T = tonumber(parts[1]), tonumber(parts[5])
-  local group = {n = n, every = parts[2] == '1', year = parts[4], at = ai, keys = {}, ttls = {}}
+  local group = {n = n, every = parts[2] == '1', year = parts[4], keys = {}, ttls = {}, names = {}, amounts = {}}
   local y = tonumber(parts[3])
   group.years = y > 0 and KEYS[y] or nil
   for t = 1, T do
     group.ttls[t] = tonumber(parts[5 + t])
     group.keys[t] = KEYS[tonumber(parts[5 + T + t])]
   end
+  for j = 1, n do
+    local counter = ARGV[ai + j]
+    local bar = find(counter, '|', 1, true)
+    group.amounts[j], group.names[j] = sub(counter, 1, bar - 1), sub(counter, bar + 1)
+  end
   groups[g] = group
-  ai = ai + 1 + 2 * n
+  ai = ai + 1 + n
 end
 
 local at_g, at_t, at_j = 0, 0, 0  -- the HINCRBY write() is at
@@ -72,18 +77,18 @@ local function write()
     if group.years and not back and call('SADD', group.years, group.year) == 1 then
       added[#added + 1], added[#added + 2] = group.years, group.year
     end
-    local at, n = group.at, group.n
+    local names, amounts, n = group.names, group.amounts, group.n
     for t = 1, #group.keys do
       at_t = t
       local key = group.keys[t]
       for j = 1, n do
         at_j = j
-        local value = call('HINCRBY', key, ARGV[at + 2 * j - 1], ARGV[at + 2 * j])
+        local value = call('HINCRBY', key, names[j], amounts[j])
         if back then
           if value == 0 then
-            call('HDEL', key, ARGV[at + 2 * j - 1])
+            call('HDEL', key, names[j])
           end
-        elseif j == 1 and group.every and value == tonumber(ARGV[at + 2]) and group.ttls[t] > 0 then
+        elseif j == 1 and group.every and value == tonumber(amounts[1]) and group.ttls[t] > 0 then
           call('EXPIRE', key, group.ttls[t])
         end
       end
@@ -99,11 +104,10 @@ if ok then
 end
 for g = 1, at_g do
   local group = groups[g]
-  local at = group.at
   for t = 1, (g == at_g) and at_t or #group.keys do
     local key = group.keys[t]
     for j = 1, (g == at_g and t == at_t) and (at_j - 1) or group.n do
-      local name, amount = ARGV[at + 2 * j - 1], ARGV[at + 2 * j]
+      local name, amount = group.names[j], group.amounts[j]
       local back_amount = sub(amount, 1, 1) == '-' and sub(amount, 2) or ('-' .. amount)
       if tonumber(amount) == 0 then
         if call('HGET', key, name) == '0' then
