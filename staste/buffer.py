@@ -81,6 +81,11 @@ logger = logging.getLogger("staste")
 CALL_BUDGET = 1000
 #: Most stored-choices decisions (members) one choices.lua call makes (each costs a few calls).
 DECISIONS_PER_CALL = 300
+#: What one uniques.lua call may cost Redis, in ids PFADDed (a key costs ``KEY_COST`` more:
+#: EXISTS, PFADD, EXPIRE).  Adding an id to a HyperLogLog costs about as much as a HINCRBY,
+#: a sparse one turning dense (past ~3 KB) about 100 µs once: see docs/uniques.md.
+UNIQUES_BUDGET = 2000
+KEY_COST = 3
 
 _buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
@@ -96,31 +101,42 @@ def _cluster() -> bool:
 class Held:
     """The kicks a buffer holds, each under its key with the sums merged into it so far."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "uniques")
 
     def __init__(self) -> None:
         # key -> [kick, sum, sum...]: the kick's counters and the increments added up for them
         self.entries: dict[Hashable, list[Any]] = {}
+        # key -> the unique ids of the kicks merged under it (kick(unique=...)), when some had one
+        self.uniques: dict[Hashable, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def add(self, key: Hashable, increments: Sequence[int]) -> bool:
-        """Add ``increments`` to the kick held under ``key``; False (nothing done) when none is."""
+    def add(self, key: Hashable, increments: Sequence[int], unique: Sequence[str] = ()) -> bool:
+        """Add ``increments`` (and ``unique`` ids) to the kick held under ``key``; False
+        (nothing done) when none is."""
         held = self.entries.get(key)
         if held is None:
             return False
         for index, increment in enumerate(increments, 1):
             held[index] += increment
+        if unique:
+            self.uniques.setdefault(key, set()).update(unique)
         return True
 
     def hold(self, key: Hashable, kick: Kick) -> None:
         """Hold ``kick`` under ``key`` (not held yet)."""
         self.entries[key] = [kick, *kick.increments]
+        if kick.unique:
+            self.uniques[key] = set(kick.unique)
 
     def kicks(self) -> list[Kick]:
-        """Each held kick with its sums as increments."""
-        return [entry[0]._replace(increments=tuple(entry[1:])) for entry in self.entries.values()]
+        """Each held kick with its sums as increments (and the union of its ids)."""
+        uniques = self.uniques
+        return [
+            entry[0]._replace(increments=tuple(entry[1:]), unique=tuple(uniques.get(key, ())))
+            for key, entry in self.entries.items()
+        ]
 
 
 @dataclass(eq=False)
@@ -137,7 +153,7 @@ class _Call:
     """One numbered script call of a flush, kept until Redis confirmed it."""
 
     number: int
-    script: str  # "counters" or "kick"
+    script: str  # "counters", "uniques" or "kick"
     keys: list[str]
     args: list[Any]
     flush: _Flush
@@ -173,6 +189,34 @@ def _slices(groups: list[kicks.Group], budget: int) -> list[list[kicks.Chunk]]:
             piece = items[start : start + room]
             current.append((group, piece, start == 0))
             cost += len(piece) * per_field
+            start += len(piece)
+    if current:
+        calls.append(current)
+    return calls
+
+
+def _uniques_slices(items: list[kicks.Uniques], budget: int) -> list[list[kicks.Uniques]]:
+    """The ids of ``items`` cut into calls of at most ``budget`` (ids, plus ``KEY_COST`` per
+    key), one metrica a call on a cluster; a HyperLogLog with more ids is split over calls."""
+    calls: list[list[kicks.Uniques]] = []
+    current: list[kicks.Uniques] = []
+    cost = 0
+    cluster = _cluster()
+    if cluster:
+        items = sorted(items, key=lambda item: item[0])
+    for base, key, expiry, ids in items:
+        if cluster and current and base != current[-1][0]:
+            calls.append(current)
+            current, cost = [], 0
+        start = 0
+        while start < len(ids):
+            if cost + KEY_COST + 1 > budget and current:
+                calls.append(current)
+                current, cost = [], 0
+            room = max(1, budget - cost - KEY_COST)
+            piece = ids[start : start + room]
+            current.append((base, key, expiry, piece))
+            cost += KEY_COST + len(piece)
             start += len(piece)
     if current:
         calls.append(current)
@@ -238,7 +282,7 @@ class Buffer:
             key = kick.merge_key()
         with self._lock:
             held = self._held
-            if held.add(key, kick.increments):
+            if held.add(key, kick.increments, kick.unique):
                 kept = True
             else:
                 limit = conf.get("STASTE_BUFFER_MAX_KEYS")
@@ -278,7 +322,7 @@ class Buffer:
         while True:
             with self._lock:
                 held = self._held
-                if held.add(key, kick.increments) or len(held) < conf.get("STASTE_BUFFER_MAX_KEYS"):
+                if held.add(key, kick.increments, kick.unique) or len(held) < conf.get("STASTE_BUFFER_MAX_KEYS"):
                     if key not in held.entries:
                         held.hold(key, kick)
                     self._waits += waited
@@ -364,9 +408,14 @@ class Buffer:
         flush = _Flush(batch)
         decided = [kicks.decided(kick, depths) for kick in batch]
         slices = _slices(kicks.merged_counters(decided), CALL_BUDGET)
-        calls = [
-            self._counters_call(flush, chunks, last=index == len(slices) - 1) for index, chunks in enumerate(slices)
-        ]
+        calls = [self._counters_call(flush, chunks, last=False) for chunks in slices]
+        # Then the ids of kicks with unique=, in the HyperLogLogs of the same (decided)
+        # combinations; PFADD is idempotent, so a call sent again never counts an id twice.
+        for items in _uniques_slices(kicks.merged_uniques(decided), UNIQUES_BUDGET):
+            self._calls_made += 1
+            script_keys, args = kicks.uniques_keys_and_args(items, writer=(self._writer_id, self._calls_made))
+            calls.append(_Call(self._calls_made, "uniques", script_keys, args, flush, [], [], False))
+        calls[-1].last = True
         with self._lock:
             self._queue, self._queued, self._in_flight = calls, len(batch), 0
         return written + self._send()[1]
@@ -499,7 +548,7 @@ class Buffer:
         held = self._held
         for kick in batch:
             key = kick.merge_key()
-            if not held.add(key, kick.increments):
+            if not held.add(key, kick.increments, kick.unique):
                 held.hold(key, kick)
 
     def _reachable(self) -> None:

@@ -9,7 +9,9 @@ Layout (see docs/keys.md):
   ``*`` for "every value" or ``=`` followed by the escaped value;
 * ``#`` before a field names the event count of that combination (AveragedMetrica);
 * the part ``!`` counts the values of an axis beyond its ``max_choices``; below a node of a
-  hierarchical axis the overflow part is ``!`` followed by the node's path (``!out/se``).
+  hierarchical axis the overflow part is ``!`` followed by the node's path (``!out/se``);
+* a metrica made with ``uniques=True`` also keeps one HyperLogLog per bucket and combination,
+  ``<prefix>:{<metrica>}:u:<bucket>:<field>`` (no family prefix: ids are counted once).
 
 Escaping maps ``\\`` to ``\\\\``, ``|`` to ``\\p`` and ``/`` to ``\\s`` so a value can never
 contain the part separator nor the hierarchy separator; every string, including ``""``,
@@ -129,6 +131,15 @@ def signature_key(base: str) -> str:
 def writer_key(base: str, writer_id: str) -> str:
     """Where a buffered writer (one process) records the number of its last call written."""
     return base + "w:" + writer_id
+
+
+def unique_prefix(base: str, bucket: str) -> str:
+    """The start of the HyperLogLog keys of one bucket; a combination's field completes it.
+
+    HyperLogLogs cannot live in a hash, so each (bucket, combination) is a key of its own,
+    under the metrica's hash tag like every other key of it.
+    """
+    return base + "u:" + bucket + ":"
 
 
 def family_infix(prefix: str) -> str:

@@ -8,6 +8,7 @@ buffered writer both write through here, so the two can never encode a kick diff
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Sequence
@@ -30,7 +31,9 @@ class Kick(NamedTuple):
 
     ``spans`` are the buckets it lands in, ``families`` the field prefixes whose counters it
     bumps by ``increments``, and ``options`` each axis' field parts with the axis' cap on
-    stored choices (-1: stores none, 0: unbounded; see kick.lua).
+    stored choices (-1: stores none, 0: unbounded; see kick.lua).  ``unique``: the ids it adds
+    to the HyperLogLogs of its combinations (``kick(unique=...)``; many once merged in a
+    buffer): they are not part of ``merge_key()``, so kicks of different ids still merge.
     """
 
     metrica: Metrica
@@ -38,13 +41,14 @@ class Kick(NamedTuple):
     families: tuple[str, ...]
     increments: tuple[int, ...]
     options: tuple[tuple[tuple[str, ...], int], ...]
+    unique: tuple[str, ...] = ()
 
     def merge_key(self) -> tuple[Any, ...]:
         return (self.metrica.base, self.spans, self.families, self.options)
 
     def merged(self, other: Kick) -> Kick:
         total = tuple(a + b for a, b in zip(self.increments, other.increments, strict=True))
-        return self._replace(increments=total)
+        return self._replace(increments=total, unique=tuple(dict.fromkeys(self.unique + other.unique)))
 
     def combinations(self) -> int:
         """How many fields this kick bumps in each of its hashes (before any overflow)."""
@@ -63,6 +67,10 @@ class _Plan:
     years_key: str
     expiry: tuple[tuple[int | None, float], ...]  # (retention or None, bucket end) per span
     choices_keys: tuple[str, ...]
+    # The HyperLogLog key prefix of each span that keeps uniques (keys.unique_prefix), and
+    # its (retention or None, bucket end): () for a metrica without uniques.
+    unique_prefixes: tuple[str, ...] = ()
+    unique_expiry: tuple[tuple[int | None, float], ...] = ()
 
 
 _plans: dict[tuple[Any, ...], _Plan] = {}
@@ -79,7 +87,7 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
 
     Building keys and bucket ends is most of the cost of encoding a kick.
     """
-    cache_key = (metrica.name, tuple(metrica.axes), spans, families)
+    cache_key = (metrica.name, tuple(metrica.axes), spans, families, metrica.uniques_scales, metrica.keeps_uniques)
     plan = _plans.get(cache_key)
     if plan is None:
         if len(_plans) > 4096:
@@ -102,6 +110,14 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
             expiry=tuple(expiry),
             choices_keys=tuple(keys.choices_key(base, axis_name) for axis_name in metrica.axes),
         )
+        if metrica.keeps_uniques:
+            # Spans nest coarsest first: those no finer than the last uniques scale keep HLLs.
+            kept = [i for i, span in enumerate(spans) if len(span) <= len(metrica.uniques_scales)]
+            plan = dataclasses.replace(
+                plan,
+                unique_prefixes=tuple(keys.unique_prefix(base, timescale.bucket_id(spans[i])) for i in kept),
+                unique_expiry=tuple(expiry[i] for i in kept),
+            )
         _plans[cache_key] = plan
     return plan
 
@@ -111,6 +127,12 @@ def _span_end_timestamp(span: timescale.Span, zone_key: str) -> float:
     # The last buckets before the year 10000 end with the calendar: datetime.max, which still
     # gives a finite timestamp, hence a finite TTL (a date that far off is user input too).
     return timescale.end(span).replace(tzinfo=ZoneInfo(zone_key)).timestamp()
+
+
+def _ttls(expiry: Sequence[tuple[int | None, float]], now: float) -> list[str]:
+    """The TTL a key of each bucket gets when it is created (0: kept forever): its retention
+    after the bucket's end, so a bucket written late still lives its whole retention."""
+    return [str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in expiry]
 
 
 def batch_keys_and_args(
@@ -153,9 +175,7 @@ def batch_keys_and_args(
         plan = _plan(kick.metrica, kick.spans, kick.families)
         known = encoded.get(id(plan))
         if known is None:
-            ttls = "|".join(
-                [str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in plan.expiry]
-            )
+            ttls = "|".join(_ttls(plan.expiry, now))
             numbers = []
             for prefix, family_keys in zip(kick.families, plan.family_keys, strict=True):
                 number = groups.get((family_keys, prefix))
@@ -170,11 +190,16 @@ def batch_keys_and_args(
             ]
             known = encoded[id(plan)] = (plan, f"{len(kick.options)}|{years}|{plan.year}", tuple(numbers), sets)
         _, head, numbers, sets = known
-        kick_args.append(
-            head + "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
-        )
+        counters = "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
+        ids = kick.unique if plan.unique_prefixes else ()
+        # 'u' after the axis count: the kick's ids follow its axes (see kick.lua).
+        kick_args.append(head.replace("|", "u|", 1) + counters if ids else head + counters)
         for (parts, cap), choices_set in zip(kick.options, sets, strict=True):
             kick_args.append(f"{cap}|{choices_set}|" + "|".join(parts))
+        if ids:
+            kick_args.append(f"{len(plan.unique_prefixes)}|{len(ids)}|" + "|".join(_ttls(plan.unique_expiry, now)))
+            kick_args.extend(plan.unique_prefixes)
+            kick_args.extend(ids)
     header = f"{len(kicks)}|{len(group_args)}"
     if writer is not None:
         header += f"|{writer[1]}|{writer_ttl}"
@@ -312,7 +337,7 @@ def counters_keys_and_args(
 
     args: list[Any] = [f"{len(chunks)}|{int(back)}"]
     for group, items, every in chunks:
-        ttls = "|".join([str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in group.expiry])
+        ttls = "|".join(_ttls(group.expiry, now))
         years = index(group.years_key) if group.year else 0
         hashes = "|".join([str(index(key)) for key in group.hashes])
         args.append(f"{len(items)}|{int(every)}|{years}|{group.year}|{len(group.hashes)}|{ttls}|{hashes}")
@@ -324,3 +349,51 @@ def counters_keys_and_args(
         args[0] += f"|{writer[1]}|{WRITER_TTL}"
         script_keys.append(keys.writer_key(chunks[0][0].base, writer[0]))
     return script_keys, args
+
+
+# -- unique ids: the HyperLogLogs a buffered flush adds to ---------------------------------------
+
+#: The ids a flush adds to one HyperLogLog: (its metrica's base, its key, (retention or None,
+#: bucket end), the ids).
+Uniques = tuple[str, str, tuple[int | None, float], list[str]]
+
+
+def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
+    """Every HyperLogLog ``kicks`` (decided: see :func:`decided`) add ids to, each once with
+    the union of their ids: the same combinations as their counters, in the buckets that keep
+    uniques."""
+    found: dict[str, tuple[str, tuple[int | None, float], dict[str, None]]] = {}
+    for kick in kicks:
+        if not kick.unique:
+            continue
+        plan = _plan(kick.metrica, kick.spans, kick.families)
+        if not plan.unique_prefixes:
+            continue
+        fields = [""]
+        for index, (parts, _) in enumerate(kick.options):
+            fields = [head + ("|" if index else "") + part for head in fields for part in parts]
+        for prefix, expiry in zip(plan.unique_prefixes, plan.unique_expiry, strict=True):
+            for name in fields:
+                key = prefix + name
+                held = found.get(key)
+                if held is None:
+                    held = found[key] = (kick.metrica.base, expiry, {})
+                held[2].update(dict.fromkeys(kick.unique))
+    return [(base, key, expiry, list(ids)) for key, (base, expiry, ids) in found.items()]
+
+
+def uniques_keys_and_args(
+    items: Sequence[Uniques], now: float | None = None, writer: tuple[str, int] | None = None
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of uniques.lua adding the ids of ``items`` (see the script's header)."""
+    now = time.time() if now is None else now
+    script_keys: list[str] = []
+    args: list[Any] = [str(len(items))]
+    for _, key, expiry, ids in items:
+        script_keys.append(key)
+        args.append(f"{_ttls([expiry], now)[0]}|{len(ids)}")
+        args.extend(ids)
+    if writer is not None:
+        args[0] += f"|{writer[1]}|{WRITER_TTL}"
+        script_keys.append(keys.writer_key(items[0][0], writer[0]))
+    return script_keys, ["add", *args]

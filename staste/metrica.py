@@ -50,11 +50,16 @@ def _forget_settings() -> None:
 
 #: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
 NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
-RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered"})
+RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered", "unique"})
 #: Units of time: the values of an AveragedMetrica in one of them are durations, whose sum
 #: (809.84 ms of answering three requests) means nothing to a reader; pages hide it.
 DURATION_UNITS = frozenset({"ns", "µs", "us", "ms", "s", "sec", "min", "h"})
 MAX_UNIT_LENGTH = 20
+#: The longest id ``kick(unique=...)`` takes (a HyperLogLog hashes it: longer ids only cost).
+MAX_UNIQUE_LENGTH = 1000
+#: The scales whose buckets keep HyperLogLogs unless ``uniques_scales=`` says otherwise (and
+#: all time, always): a dense one is 12 KB per bucket and combination, so not per minute.
+DEFAULT_UNIQUES_SCALES: tuple[str, ...] = ("year", "month", "day")
 REDIS_INT_LIMIT = 2**63 - 1
 
 
@@ -82,6 +87,8 @@ class Metrica:
         buffered: bool = False,
         histogram: bool = False,
         unit: str = "",
+        uniques: bool = False,
+        uniques_scales: Iterable[str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
@@ -121,6 +128,22 @@ class Metrica:
         self.histogram = bool(histogram)
         self._histogram_families: tuple[tuple[str, ...], ...] = (
             tuple((*self.families, prefix) for prefix in HISTOGRAM_PREFIXES) if self.histogram else ()
+        )
+        #: Whether ``kick(unique=id)`` also counts distinct ids (HyperLogLogs, see docs/uniques.md).
+        self.keeps_uniques = bool(uniques)
+        if uniques_scales is not None and not self.keeps_uniques:
+            raise TypeError(f"{name}: uniques_scales= needs uniques=True")
+        if isinstance(uniques_scales, str):
+            raise TypeError(f"{name}: uniques_scales must be a list of scales, not the text {uniques_scales!r}")
+        wanted = DEFAULT_UNIQUES_SCALES if uniques_scales is None else tuple(uniques_scales)
+        for scale in wanted:
+            timescale.depth(scale)
+        #: The scales (coarsest first, nested like ``date_scales``) whose buckets keep the ids'
+        #: HyperLogLogs, besides all time; () when the metrica counts no uniques.
+        self.uniques_scales: tuple[str, ...] = (
+            self.date_scales[: min(len(self.date_scales), max(map(timescale.depth, wanted), default=0))]
+            if self.keeps_uniques
+            else ()
         )
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
@@ -190,10 +213,32 @@ class Metrica:
             raise ValueError(f"{self.name}: value {value!r} is too large to count")
         return int(amount)
 
+    def unique_id(self, unique: Any) -> str:
+        """The id ``kick(unique=...)`` adds to the HyperLogLogs, as text (``7`` and ``"7"`` are one id).
+
+        TypeError on a metrica without ``uniques=True`` or for an id neither str nor int.
+        """
+        if not self.keeps_uniques:
+            raise TypeError(f"{self.name}.kick() got unique=, but {self.name} was not made with uniques=True")
+        if type(unique) is str:
+            text = unique
+        elif isinstance(unique, int) and not isinstance(unique, bool):
+            text = str(int(unique))
+        else:
+            raise TypeError(f"{self.name}: unique= must be a str or an int, not {type(unique).__name__}")
+        if len(text) > MAX_UNIQUE_LENGTH:
+            raise ValueError(f"{self.name}: unique= is longer than {MAX_UNIQUE_LENGTH} characters")
+        return text
+
     def prepare_kick(
-        self, value: Any = 1, date: datetime.date | datetime.datetime | None = None, **axis_values: Any
+        self,
+        value: Any = 1,
+        date: datetime.date | datetime.datetime | None = None,
+        unique: str | int | None = None,
+        **axis_values: Any,
     ) -> Kick:
         """Validate a kick completely, without touching Redis."""
+        ids = () if unique is None else (self.unique_id(unique),)
         axes = self.axes
         for name in axis_values:
             if name not in axes:
@@ -217,7 +262,7 @@ class Metrica:
                 spans = tuple(timescale.spans_of(moment, self.date_scales))
                 self._last_spans = (minute, spans)
         families, increments = self.increments(value)
-        return Kick(self, spans, families, increments, tuple(options))
+        return Kick(self, spans, families, increments, tuple(options), ids)
 
     def increments(self, value: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """The counter families a kick of ``value`` bumps, and by how much each.
@@ -254,6 +299,7 @@ class Metrica:
         value: Any = 1,
         date: datetime.date | datetime.datetime | None = None,
         buffered: bool | None = None,
+        unique: str | int | None = None,
         **axis_values: Any,
     ) -> None:
         """Count one event (of weight ``value``) at ``date`` (default: now) in one round trip.
@@ -272,8 +318,12 @@ class Metrica:
         only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
         background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
         RedisUnavailable.
+
+        ``unique`` (a metrica made with ``uniques=True``): an id (a visitor, a user: str or
+        int) also added to the HyperLogLogs of the kick's buckets and combinations, so that
+        ``uniques()`` counts distinct ids (see docs/uniques.md).
         """
-        kick = self.prepare_kick(value, date, **axis_values)
+        kick = self.prepare_kick(value, date, unique, **axis_values)
         if self.buffered if buffered is None else buffered:
             buffer.add(kick)
         else:
@@ -284,6 +334,7 @@ class Metrica:
         value: Any = 1,
         date: datetime.date | datetime.datetime | None = None,
         buffered: bool | None = None,
+        unique: str | int | None = None,
         **axis_values: Any,
     ) -> None:
         """:meth:`kick` for async code (``await metrica.akick(gender="girl")``).
@@ -293,7 +344,7 @@ class Metrica:
         on Redis.  Buffered, it is the same dict update as ``kick()`` (no I/O, nothing awaited
         in vain).
         """
-        kick = self.prepare_kick(value, date, **axis_values)
+        kick = self.prepare_kick(value, date, unique, **axis_values)
         if self.buffered if buffered is None else buffered:
             buffer.add(kick)
         else:
@@ -407,6 +458,12 @@ QUERY_METHODS: tuple[str, ...] = (
     "atop",
     "iterate_percentiles",
     "aiterate_percentiles",
+    "uniques",
+    "iterate_uniques",
+    "timeserie_uniques",
+    "auniques",
+    "aiterate_uniques",
+    "atimeserie_uniques",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (

@@ -57,7 +57,7 @@ SPARSE_FIELDS = 8
 #: larger hashes are read value by value, in slices.
 SCAN_FIELDS = 50_000
 #: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
-TOP_MEASURES: tuple[str, ...] = ("total", "count", "average")
+TOP_MEASURES: tuple[str, ...] = ("total", "count", "average", "uniques")
 
 
 class MetricaValues:
@@ -526,6 +526,150 @@ class MetricaValues:
         (at the week scale, None for a week whose day buckets may have expired)."""
         return self._plan_timeserie_percentiles(since, until, scale, ps).run()
 
+    # -- unique counts (metricas made with uniques=True; see docs/uniques.md) ------------------
+
+    def _unique_prefixes(self, spans: Sequence[timescale.Span]) -> list[str]:
+        """The HyperLogLog key prefix of each of ``spans``: TypeError without uniques,
+        ValueError for a span finer than the metrica keeps uniques for."""
+        metrica = self.metrica
+        if not metrica.keeps_uniques:
+            raise TypeError(f"{metrica.name} counts no unique ids: make it with uniques=True")
+        kept = len(metrica.uniques_scales)
+        for span in spans:
+            if len(span) > kept:
+                scales = ", ".join(["all time", *metrica.uniques_scales])
+                raise ValueError(
+                    f"{metrica.name} counts unique ids by {scales} only, not by {timescale.scale_of(span)}: "
+                    "read uniques over whole days (over(..., scale='day')) or set uniques_scales="
+                )
+        base = metrica.base
+        return [keys.unique_prefix(base, timescale.bucket_id(span)) for span in spans]
+
+    def _unique_counts(self, groups: Sequence[Sequence[timescale.Span]]) -> Fetch:
+        """One PFCOUNT per group of buckets: the distinct ids of the union of the group's
+        HyperLogLogs of this query's combination (never a sum: an id seen in two buckets is
+        one id)."""
+        field = self._field()
+        flat: list[str] = []
+        for group in groups:
+            flat += [prefix + field for prefix in self._unique_prefixes(group)]
+        return Fetch("uniques", tuple(flat), (), tuple(len(group) for group in groups))
+
+    def _plan_uniques(self) -> Read[int]:
+        return Read([self._unique_counts([self._buckets()])], lambda replies: replies[0][0])
+
+    def _plan_iterate_uniques(self, axis: str | None) -> Read[list[tuple[Any, int]]]:
+        buckets = self._buckets()
+        if axis is None:
+            if self.cover is not None:
+                raise ValueError(f"{self.metrica.name}: a range has no time scale to iterate; use timeserie_uniques()")
+            if self.span:
+                if len(self.span) >= len(self.metrica.uniques_scales):
+                    self._unique_prefixes([(*self.span, 1)])  # the error: no finer uniques
+                spans = timescale.children(self.span)
+                return Read(
+                    [self._unique_counts([[span] for span in spans])],
+                    lambda replies: [(span[-1], count) for span, count in zip(spans, replies[0], strict=True)],
+                )
+            if not self.metrica.uniques_scales:
+                self._unique_prefixes([(1,)])
+            base = self.metrica.base
+            fetch = Fetch("uniques_years", (keys.years_key(base),), (), (base + "u:", ":" + self._field()))
+            return Read(
+                [fetch],
+                lambda replies: sorted(
+                    (int(_text(replies[0][i])), replies[0][i + 1]) for i in range(0, len(replies[0]), 2)
+                ),
+            )
+        chosen = self._axis(axis)
+        parts = self._parts()
+        index = list(self.metrica.axes).index(axis)
+        prefixes = self._unique_prefixes(buckets)
+        if chosen.choices is not None:
+            labelled = chosen.declared_parts()
+            flat = []
+            for _, part in labelled:
+                parts[index] = part
+                combination = keys.field(parts)
+                flat += [prefix + combination for prefix in prefixes]
+            fetch = Fetch("uniques", tuple(flat), (), (len(prefixes),) * len(labelled))
+            return Read(
+                [fetch],
+                lambda replies: [(value, count) for (value, _), count in zip(labelled, replies[0], strict=True)],
+            )
+        before = keys.field(parts[:index]) + keys.PART_SEPARATOR if index else ""
+        after = keys.PART_SEPARATOR + keys.field(parts[index + 1 :]) if index < len(parts) - 1 else ""
+        parent = chosen.member_parent(self.filters.get(axis)) if chosen.hierarchical else ""
+        choices = keys.choices_key(self.metrica.base, axis)
+        fetch = Fetch("uniques_axis", (choices, *prefixes), ("",), (before, after, parent, chosen.cap(), False))
+
+        def decode(replies: list[Any]) -> list[tuple[Any, int]]:
+            rows = [(chosen.from_part(member), raw[0] or 0) for member, raw in replies[0].items()]
+            return sorted(rows, key=lambda row: chosen.sort_key(row[0]))
+
+        return Read([fetch], decode)
+
+    def _plan_timeserie_uniques(self, since: Any, until: Any, scale: str | None) -> Read[list[tuple[Any, Any]]]:
+        if scale is None:
+            self._unique_prefixes([])  # a metrica without uniques: TypeError first
+            start = conf.local(since)
+            scale = timescale.finest_retained(start, conf.local(), self.metrica.uniques_scales, conf.retention())
+        scale, points = self.series_spans(since, until, scale)
+        if scale != timescale.WEEK:
+            return Read(
+                [self._unique_counts([[point] for point in points])],
+                lambda replies: list(zip(bucket_datetimes(points), replies[0], strict=True)),
+            )
+        available = _available_weeks(points)
+        weeks = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
+
+        def decode(replies: list[Any]) -> list[tuple[Any, Any]]:
+            counts = iter(replies[0])
+            return [
+                (bucket_datetime(monday), next(counts) if kept else None)
+                for monday, kept in zip(points, available, strict=True)
+            ]
+
+        return Read([self._unique_counts(weeks)], decode)
+
+    def uniques(self) -> int:
+        """How many distinct ids ``kick(unique=...)`` counted in this query's span (or range)
+        and combination: a HyperLogLog estimate, within about 1% (docs/uniques.md).
+
+        A range of many buckets is the count of their union, in one PFCOUNT: a visitor of
+        every day of a month is one visitor of the month, not thirty.
+
+        >>> visitors.filter(gender="girl").over(now - timedelta(days=30), scale="day").uniques()  # doctest: +SKIP
+        812
+        """
+        return self._plan_uniques().run()
+
+    def iterate_uniques(self, axis: str | None = None) -> list[tuple[Any, int]]:
+        """(value, distinct ids) for each value of ``axis``, or for each finer time bucket of the
+        span (each year of all time), like ``iterate()``."""
+        return self._plan_iterate_uniques(axis).run()
+
+    def timeserie_uniques(self, since: Any, until: Any = None, scale: str | None = None) -> list[tuple[Any, Any]]:
+        """(bucket start, distinct ids) for every bucket from ``since`` to ``until``, like
+        ``timeserie()``; the default scale is the finest that keeps uniques and is retained at
+        ``since``.  At ``scale="week"`` a point is the union of its seven days (None for a week
+        whose day buckets may have expired)."""
+        return self._plan_timeserie_uniques(since, until, scale).run()
+
+    async def auniques(self) -> int:
+        """:meth:`uniques`, awaited."""
+        return await self._plan_uniques().arun()
+
+    async def aiterate_uniques(self, axis: str | None = None) -> list[tuple[Any, int]]:
+        """:meth:`iterate_uniques`, awaited."""
+        return await self._plan_iterate_uniques(axis).arun()
+
+    async def atimeserie_uniques(
+        self, since: Any, until: Any = None, scale: str | None = None
+    ) -> list[tuple[Any, Any]]:
+        """:meth:`timeserie_uniques`, awaited."""
+        return await self._plan_timeserie_uniques(since, until, scale).arun()
+
     # -- top-N -----------------------------------------------------------------------------
 
     def _plan_top(self, axis: str, n: int, by: str) -> Read[list[tuple[Any, int | float]]]:
@@ -549,6 +693,10 @@ class MetricaValues:
             measured = self._axis_rows(axis, [""]).then(
                 lambda found: [(value, None if raw[0] is None else self._sum(raw[0])) for value, raw in found]
             )
+        elif by == "uniques":
+            measured = self._plan_iterate_uniques(axis).then(
+                lambda found: [(value, number or None) for value, number in found]
+            )
         elif by == "count":
             measured = self._axis_rows(axis, self._families(keys.COUNT_MARK)).then(
                 lambda found: [(value, int(raw[0]) if raw[0] else None) for value, raw in found]
@@ -570,8 +718,9 @@ class MetricaValues:
     def top(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
         """The ``n`` values of ``axis`` with the largest ``by``, largest first: [(value, measure)].
 
-        ``by`` is "total", "count" or "average" (the last two for an AveragedMetrica), or a
-        percentile such as "p95" or "p99.9" (a metrica made with ``histogram=True``).  Values
+        ``by`` is "total", "count" or "average" (the last two for an AveragedMetrica), "uniques"
+        (distinct ids, a metrica made with ``uniques=True``), or a percentile such as "p95" or
+        "p99.9" (a metrica made with ``histogram=True``).  Values
         with nothing counted are left out; ties keep the axis' order.  One round trip, the
         counters summed in Redis (over the range of an ``over()`` query too).
 
@@ -839,7 +988,12 @@ class Fetch:
     * "axis": the families ``fields`` of every stored value of an axis (set ``keys[0]``),
       added up over the hashes ``keys[1:]`` -> {member: [int or None per family]};
       ``extra`` is (before, after, parent, cap);
-    * "years": the stored years' counters (years.lua) -> its flat reply.
+    * "years": the stored years' counters (years.lua) -> its flat reply;
+    * "uniques": HyperLogLogs ``keys``, in groups of the sizes ``extra`` -> [PFCOUNT of each
+      group's union];
+    * "uniques_axis": as "axis", ``keys[1:]`` being the buckets' HyperLogLog key prefixes and
+      the sums distinct ids (uniques.lua 'axis'; a slice of members holds every bucket);
+    * "uniques_years": each stored year's distinct ids (uniques.lua 'years') -> its flat reply.
     """
 
     kind: str
@@ -878,8 +1032,10 @@ class Fetch:
         """Counters read: buckets x fields.  A stored axis counts one value here (its overflow
         part): read.lua checks the exact number, values x families x buckets, against what the
         budget leaves before it reads anything, and the rest is charged from its reply."""
-        if self.kind == "axis":
+        if self.kind in ("axis", "uniques_axis"):
             return (len(self.keys) - 1) * len(self.fields)
+        if self.kind == "uniques":  # each HyperLogLog merged into its group's count
+            return max(1, len(self.keys))
         return max(1, len(self.keys) * len(self.fields))
 
     def blank(self) -> Any:
@@ -888,15 +1044,28 @@ class Fetch:
             return [None] * len(self.fields)
         if self.kind == "rows":
             return [[None] * len(self.fields) for _ in self.keys]
-        if self.kind == "axis":
+        if self.kind in ("axis", "uniques_axis"):
             return {}
+        if self.kind == "uniques":
+            return [0] * len(self.extra)
         return []
 
-    # Commands are ("hmget", key, fields) or ("script", name, keys, args).
+    # Commands are ("hmget", key, fields), ("pfcount", key...) or ("script", name, keys, args).
 
     def commands(self, cluster: bool) -> list[tuple[Any, ...]]:
-        if len(self.keys) == (1 if self.kind == "axis" else 0):
+        if len(self.keys) == (1 if self.kind in ("axis", "uniques_axis") else 0):
             return []
+        if self.kind == "uniques":
+            commands, at = [], 0
+            for size in self.extra:
+                commands.append(("pfcount", *self.keys[at : at + size]))
+                at += size
+            return commands
+        if self.kind == "uniques_years":
+            before, after = self.extra
+            return [("script", "uniques", [self.keys[0]], ["years", before, after])]
+        if self.kind == "uniques_axis":
+            return self._axis_slices(script="uniques")
         if self.kind == "years":
             years_key, (base, field) = self.keys[0], self.extra
             return [("script", "years", [years_key], [base, field, *self.fields])]
@@ -911,7 +1080,7 @@ class Fetch:
             for i in range(0, len(self.keys), per_call)
         ]
 
-    def _axis_slices(self) -> list[tuple[Any, ...]]:
+    def _axis_slices(self, script: str = "read") -> list[tuple[Any, ...]]:
         choices, buckets = self.keys[0], self.keys[1:]
         before, after, parent, cap, scan = self.extra
         if scan:  # histograms: each bucket's fields scanned once (read.lua 'scan')
@@ -919,7 +1088,9 @@ class Fetch:
                 ("script", "read", [bucket], ["scan", before, after, parent, _left(self), SCAN_FIELDS, *self.fields])
                 for bucket in buckets
             ]
-        families = len(self.fields)
+        # What one member costs a call: its families' counters in the call's buckets, or for
+        # uniques the HyperLogLogs of all the buckets (a union is counted in one call).
+        families = len(self.fields) if script == "read" else len(buckets)
         seen = _stored_sizes.get(choices)
         if seen is not None:  # its size last time, with room to grow
             members = seen + 1 + seen // 4
@@ -935,10 +1106,12 @@ class Fetch:
             member_slices = [(start, width) for start in starts[:-1]] + [(starts[-1], 0)]
         per_call = max(1, SLICE_WORK // (width * families))
         limit, call_limit = _left(self), 2 * SLICE_WORK
+        if script == "uniques":  # the count of a union: every slice holds all the buckets
+            per_call, call_limit = len(buckets), max(call_limit, (width + 1) * len(buckets))
         return [
             (
                 "script",
-                "read",
+                script,
                 [choices, *buckets[i : i + per_call]],
                 ["axis", before, after, parent, limit, len(buckets), call_limit, first, count, *self.fields],
             )
@@ -950,10 +1123,12 @@ class Fetch:
         """The decoded answer from the replies to :meth:`commands`, in order."""
         if not commands:  # nothing to read (a series of no point)
             return self.blank()
-        if self.kind == "years":
+        if self.kind in ("years", "uniques_years"):
             return replies[0]
+        if self.kind == "uniques":
+            return [int(reply) for reply in replies]
         width = len(self.fields)
-        if self.kind == "axis":
+        if self.kind in ("axis", "uniques_axis"):
             for reply in replies:
                 if isinstance(reply, Exception):
                     if str(reply).startswith("STASTE_HMGET"):  # a hash too large to scan
@@ -1069,7 +1244,7 @@ def _decoded(
             answers.append(exc.fetch)
             again.append(len(answers) - 1)
         else:
-            if one.kind == "axis" and current is not None:  # what read.lua really read
+            if one.kind in ("axis", "uniques_axis") and current is not None:  # what the script really read
                 current.spent += sum(reply[3] for reply in replies[at : at + len(commands)]) - one.work
         at += len(commands)
     return answers, again
@@ -1080,19 +1255,19 @@ def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[A
         return []
     if len(commands) == 1:
         command = commands[0]
-        return [client.hmget(command[1], command[2]) if command[0] == "hmget" else _script(client, command)]
+        return [_plain(client, command) if command[0] != "script" else _script(client, command)]
     if cluster:
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            if command[0] == "hmget":
-                pipe.hmget(command[1], command[2])
+            if command[0] != "script":
+                _plain(pipe, command)
         replies = iter(pipe.execute() if len(pipe) else [])
-        return [next(replies) if command[0] == "hmget" else _script(client, command) for command in commands]
+        return [next(replies) if command[0] != "script" else _script(client, command) for command in commands]
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            if command[0] == "hmget":
-                pipe.hmget(command[1], command[2])
+            if command[0] != "script":
+                _plain(pipe, command)
             else:
                 _, name, script_keys, args = command
                 pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
@@ -1106,6 +1281,15 @@ def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[A
                 raise _too_expensive(reply) or reply
         return replies
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _plain(client: Any, command: tuple[Any, ...]) -> Any:
+    """Send (or queue, on a pipeline) a command that is not a script."""
+    if command[0] == "hmget":
+        return client.hmget(command[1], command[2])
+    # execute_command: redis-py's cluster pipeline blocks its pfcount() (a multi-key command);
+    # the keys of one PFCOUNT share the metrica's hash slot, so the node can answer it.
+    return client.execute_command("PFCOUNT", *command[1:])
 
 
 def _script(client: Any, command: tuple[Any, ...]) -> Any:
@@ -1124,21 +1308,21 @@ async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) ->
         return []
     if len(commands) == 1:
         command = commands[0]
-        if command[0] == "hmget":
-            return [await client.hmget(command[1], command[2])]
+        if command[0] != "script":
+            return [await _plain(client, command)]
         return [await _ascript(client, command)]
     if cluster:
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            if command[0] == "hmget":
-                pipe.hmget(command[1], command[2])
+            if command[0] != "script":
+                _plain(pipe, command)
         replies = iter(await pipe.execute() if len(pipe) else [])
-        return [next(replies) if command[0] == "hmget" else await _ascript(client, command) for command in commands]
+        return [next(replies) if command[0] != "script" else await _ascript(client, command) for command in commands]
     for attempt in range(2):
         pipe = client.pipeline(transaction=False)
         for command in commands:
-            if command[0] == "hmget":
-                pipe.hmget(command[1], command[2])
+            if command[0] != "script":
+                _plain(pipe, command)
             else:
                 _, name, script_keys, args = command
                 pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)

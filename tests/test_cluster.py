@@ -373,6 +373,7 @@ ALSO_IF_PRESENT = (
     "test_chart_views.py",
     "test_weeks.py",
     "test_async.py",
+    "test_uniques.py",
 )
 
 

@@ -8,6 +8,7 @@ never by wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import random
 from collections.abc import Iterator
@@ -231,16 +232,16 @@ def test_hostile_requests_cost_a_few_default_pages_or_a_400(pages, staff_client,
         f"\n[cost] default page {default} commands, {default_work.spent} counters; "
         f"_last=1500 minutes {admin} commands, {admin_work.spent} counters"
     )
-    # With the percentiles of its 100 busiest pages (10 M counters before the exact cover),
-    # past the admin's budget: a 400 saying so, and no counter read.
+    # With the p50/p95/p99 of its 100 busiest pages (read value by value, 100 x 102 fields per
+    # bucket, that was 860,000 counters; from one scan of each histogram bucket now): within the
+    # admin's budget, and a few HMGETs per point of the line and per bucket of the cover.
     del settings.STASTE_MAX_QUERY_WORK
     before_reads = server_calls(staste_redis, "hmget")
-    response = staff_client.get(page(NAME) + "?_last=1500+minutes")
-    if response.status_code == 400:
-        assert "STASTE_MAX_QUERY_WORK" in response.content.decode()
-    else:
-        assert response.status_code == 200
-    assert server_calls(staste_redis, "hmget") - before_reads <= 3 * 1501 + 100 * 84 * 2
+    with query.budget(10**12) as full_work:
+        assert staff_client.get(page(NAME) + "?_last=1500+minutes").status_code == 200
+    assert full_work.spent <= conf.get("STASTE_MAX_QUERY_WORK")
+    assert server_calls(staste_redis, "hmget") - before_reads <= 3 * 1501 + 6 * 84
+    print(f"[cost] and with the percentiles of the 100 busiest pages: {full_work.spent} counters")
 
     before, reads_before = server_calls(staste_redis), server_calls(staste_redis, "hmget")
     response = Client().get("/pie/?last=10000+minutes")
@@ -265,28 +266,39 @@ def test_no_script_call_holds_redis_up_for_50_ms(pages, staff_client, staste_red
 
     SLOWLOG counts wall time, so on a loaded host a call the OS put aside can pass 50 ms
     whatever it does (measured: the same 1.3 ms call, 1,600 times, logged up to 190 ms at a load
-    average of 8 on 2 cores): the reads run again (up to 5 times) until one pass logs nothing.
-    A call that really took 50 ms would be logged every time.
+    average of 8 on 2 cores): each read runs again (up to 8 times) until a run of it logs
+    nothing.  A call that really took 50 ms would be logged every time.
     """
     now = conf.local()
     settings.STASTE_MAX_QUERY_WORK = 10**12
-
-    def heaviest() -> None:
-        assert staff_client.get(page(NAME) + "?_last=1500+minutes").status_code == 200
-        with query.budget(10**9):
+    heaviest = {
+        "the admin page of 1,500 minutes": lambda: staff_client.get(page(NAME) + "?_last=1500+minutes"),
+        "a breakdown of 10,000 minutes": lambda: (
             pages.values().over(now - datetime.timedelta(minutes=9999), now, "minute").iterate_averages("page")
-            pages.values().timespan(*timescale.truncate(now, "day")).top("page", 10, by="p95")  # 51 slices
-            pages.values().timeserie_counts_and_averages(now - datetime.timedelta(minutes=9999), now, "minute")
+        ),
+        "the slowest pages of a day": lambda: (
+            pages.values().timespan(*timescale.truncate(now, "day")).top("page", 10, by="p95")
+        ),
+        "p95 of 1,000 pages, value by value": lambda: query.Read(
+            [dataclasses.replace(fetch, extra=(*fetch.extra[:4], False)) for fetch in by_value.reads], by_value.decode
+        ).run(),
+        "a series of 10,000 minutes": lambda: pages.values().timeserie_counts_and_averages(
+            now - datetime.timedelta(minutes=9999), now, "minute"
+        ),
+    }
+    by_value = pages.values().timespan(*timescale.truncate(now, "day"))._plan_iterate_percentiles("page", [95])
 
     staste_redis.config_set("slowlog-log-slower-than", 50_000)  # 50 ms
     try:
-        for _ in range(5):
-            staste_redis.slowlog_reset()
-            heaviest()
-            slow = [entry for entry in staste_redis.slowlog_get(128) if b"slowlog" not in entry["command"].lower()]
-            if not slow:
-                break
-        assert slow == [], [(entry["duration"], entry["command"][:80]) for entry in slow]
+        for what, read in heaviest.items():
+            for _ in range(8):
+                staste_redis.slowlog_reset()
+                with query.budget(10**12):
+                    read()
+                slow = [e for e in staste_redis.slowlog_get(128) if b"slowlog" not in e["command"].lower()]
+                if not slow:
+                    break
+            assert slow == [], (what, [(entry["duration"], entry["command"][:80]) for entry in slow])
     finally:
         staste_redis.config_set("slowlog-log-slower-than", 10_000)
 
@@ -396,7 +408,7 @@ def test_every_values_percentiles_in_one_round_trip(pages) -> None:
     ranged.top("page", 1, by="p50")  # read.lua loaded
     with query.budget() as spent, count_round_trips() as trips:
         found = ranged.iterate_percentiles("page", [50, 95])
-    assert trips.count == 1 and found
+    assert (trips.count == 1 or CLUSTER_MODE) and found  # a cluster takes each script call on its own
     assert [value for value, _ in found] == sorted(value for value, _ in found)
     assert spent.spent < len(found) * 102 * len(ranged.cover)  # not a read per value
     for value, ps in found[:5]:

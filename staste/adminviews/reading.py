@@ -193,27 +193,24 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
 
 
 def add_percentiles(state: PageState, query: MetricaValues, window: dict[str, Any], columns: dict[str, Any]) -> None:
-    """p50/p95/p99 per value of the breakdown into ``columns``: one pipeline for every value.
+    """p50/p95/p99 per value of the breakdown into ``columns``, for the ``MAX_PERCENTILE_VALUES``
+    values with the most events (the others get None).
 
-    Read after the values are known (a second round trip), for the ``MAX_PERCENTILE_VALUES``
-    values with the most events; the others get None.
+    Read after the values are known (a second round trip), every value's at once
+    (``iterate_percentiles``: each bucket's histogram scanned once, not 102 fields per value).
     """
     axis, values = state.by, columns["values"]
     counts = columns.get("count") or [0] * len(values)
     ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
     chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
-    since = window.get("since")
-
-    def read(value: Any) -> Any:
-        one = query.filter(**{axis: value})
-        if since is not None:
-            return lambda: one.percentiles_over(since, window["until"], window["scale"], PERCENTILES)
-        return lambda: one.percentiles(list(PERCENTILES))
-
-    found = pipelined([read(values[i]) for i in chosen])
     for p in PERCENTILES:
         columns[f"p{p}"] = [None] * len(values)
-    for i, result in zip(chosen, found, strict=True):
+    if not chosen:
+        return
+    ranged = query.over(window["since"], window["until"], window["scale"]) if window.get("since") else query
+    found = dict(ranged.iterate_percentiles(axis, PERCENTILES))
+    for i in chosen:
+        result = found.get(values[i], {})
         for p in PERCENTILES:
             columns[f"p{p}"][i] = result.get(p)
 

@@ -19,8 +19,9 @@
 --   buckets: its fields start with prefix, its T ttls in seconds (0: keep forever) are set
 --   when a hash is created, and its T hashes are KEYS[k]... (groups share keys: kicks of
 --   two minutes share their hour, day... buckets).
--- Then, for each kick, 1 + A arguments:
---   'A|y|year|g|increment|g|increment...': its A axes; KEYS[y] its metrica's years set and
+-- Then, for each kick, 1 + A arguments (1 + A + 1 + T + n with unique ids):
+--   'A|y|year|g|increment|g|increment...': its A axes (written 'Au' when the kick has
+--     unique ids: they follow its axes, see below); KEYS[y] its metrica's years set and
 --     the year to add to it (y = 0 and year '' when no year bucket); the groups it bumps,
 --     each by its increment;
 --   for each axis, 'cap|s|option|...': KEYS[s] the axis' stored-choices set (s = 0 when it
@@ -33,6 +34,14 @@
 --             value (so '=out/se' overflowing below '=out' counts under '!out'); the
 --             deeper levels of that path are not counted at all.  Kicks are decided in
 --             their order in the batch, against the set as the earlier kicks left it.
+--   with unique ids ('Au'): 'T|n|ttl...', then T key prefixes (keys.unique_prefix: the
+--     buckets that keep uniques), then n ids.  Once the kick's counters are written, the ids
+--     are PFADDed to the HyperLogLog prefix .. field of each of its combinations (as decided
+--     above, overflow parts included) in each of those buckets; a key created gets its ttl
+--     (0: none).  These keys are built here from their prefixes, not listed in KEYS: they
+--     share the metrica's hash tag, so they are in the slot of every other key of the call.
+--     A kick refused (overflow) adds no id.  PFADD is idempotent: a batch written again
+--     kick by kick adds nothing twice.
 -- Returns the number of HINCRBYs run.
 --
 -- A kick that would push a counter past Redis' 64-bit limit is taken back entirely (its
@@ -85,6 +94,38 @@ for g = 1, G do
   groups[g] = group
 end
 local FIRST_KICK = G + 2
+
+-- A kick's axis count, and how many arguments its unique ids take (0: none) after its axes.
+local function kick_shape(parts, ai)
+  local head = parts[1]
+  if sub(head, -1) ~= 'u' then
+    return tonumber(head), 0
+  end
+  local A = tonumber(sub(head, 1, -2))
+  local spec = split(ARGV[ai + 1 + A])
+  return A, 1 + tonumber(spec[1]) + tonumber(spec[2])
+end
+
+-- PFADD a kick's ids (its spec argument at ui) to each of its combinations' HyperLogLogs.
+local ID_PIECE = 1000  -- unpack() of too many values overflows Lua's stack
+local function add_uniques(ui, fields, count)
+  local spec = split(ARGV[ui])
+  local T, n = tonumber(spec[1]), tonumber(spec[2])
+  local first_id, last_id = ui + T + 1, ui + T + n
+  for t = 1, T do
+    local prefix, ttl = ARGV[ui + t], tonumber(spec[2 + t])
+    for j = 1, count do
+      local key = prefix .. fields[j]
+      local new = call('EXISTS', key) == 0
+      for at = first_id, last_id, ID_PIECE do
+        call('PFADD', key, unpack(ARGV, at, math.min(at + ID_PIECE - 1, last_id)))
+      end
+      if new and ttl > 0 then
+        call('EXPIRE', key, ttl)
+      end
+    end
+  end
+end
 
 -- The options of one axis argument, deciding what is stored; `added` collects the members
 -- the kick added (set, member, set, member...), to take them back if it is refused.
@@ -242,11 +283,13 @@ local function exact()
   local ai, bumped, refused = FIRST_KICK, 0, {}
   for k = 1, N do
     local parts, size = split(ARGV[ai])
-    local A, F = tonumber(parts[1]), (size - 3) / 2
+    local A, U = kick_shape(parts, ai)
+    local F = (size - 3) / 2
     local added = {}
     add_year(parts, added, nil)
     local fields, count = kick_fields(ai, A, added, nil)
-    ai = ai + 1 + A
+    local ui = ai + 1 + A
+    ai = ui + U
     -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends
     -- write() at the counter in (at_f, at_t, at_j), so what it bumped can be taken back.
     -- (pcall costs once per kick; checking each HINCRBY's reply would cost once per counter.)
@@ -255,6 +298,9 @@ local function exact()
     if ok then
       for f = 1, F do
         bumped = bumped + #groups[tonumber(parts[2 + 2 * f])].keys * count
+      end
+      if U > 0 then
+        add_uniques(ui, fields, count)
       end
     else
       for f = 1, at_f or 0 do
@@ -294,12 +340,16 @@ end
 local added, known = {}, {}
 local magnitude = 0  -- the sum of |increment| over kicks and groups: bounds every sum
 local ai = FIRST_KICK
+local with_ids = {}  -- {ui, fields, count} of each kick with unique ids, added once all is written
 for _ = 1, N do
   local parts, size = split(ARGV[ai])
-  local A = tonumber(parts[1])
+  local A, U = kick_shape(parts, ai)
   add_year(parts, added, known)
   local fields, count = kick_fields(ai, A, added, known)
-  ai = ai + 1 + A
+  if U > 0 then
+    with_ids[#with_ids + 1] = {ai + 1 + A, fields, count}
+  end
+  ai = ai + 1 + A + U
   for i = 4, size - 1, 2 do
     local g, amount = tonumber(parts[i]), tonumber(parts[i + 1])
     magnitude = magnitude + (amount < 0 and -amount or amount)
@@ -354,6 +404,9 @@ end
 
 local ok, result = pcall(merged_write)
 if ok then
+  for _, kick in ipairs(with_ids) do
+    add_uniques(kick[1], kick[2], kick[3])
+  end
   return result
 end
 -- Take back what was bumped, then write kick by kick: that refuses exactly the kicks that

@@ -1,0 +1,139 @@
+-- Unique ids (HyperLogLogs, one key per bucket and combination: keys.unique_prefix .. field).
+--
+-- ARGV[1] is the mode:
+--
+-- 'add' (a buffer flush; see staste/buffer.py): ARGV[2] is 'K' or 'K|seq|ttl': K keys; with
+--   seq, the last key is the writer's string holding the number of its last call written,
+--   and a call numbered no higher already ran (its reply was lost and it was sent again): the
+--   script answers -1 and writes nothing (kick.lua's rule; PFADD is idempotent anyway, so a
+--   call run twice would not count an id twice either).  Then, for each KEYS[k], 'ttl|n'
+--   followed by its n ids: they are PFADDed to KEYS[k], which gets the ttl (0: none) when it
+--   is created.  Returns the number of ids sent.  The caller bounds the ids of a call.
+--
+-- 'axis' (query: the distinct ids of each stored value of an axis over some buckets):
+--   read.lua's 'axis' mode with the same arguments, where KEYS[2..] are the buckets' key
+--   prefixes (keys.unique_prefix) and the one family is '': each member's count is the
+--   PFCOUNT of the union of prefix .. before .. member .. after over all the buckets (so a
+--   slice of members always holds every bucket: counts of unions cannot be added up).
+--   Answers {members, counts as read.lua's sums (index, count, 0), stored, HyperLogLogs
+--   read}, and the same
+--   errors (STASTE_TOO_EXPENSIVE, STASTE_RESLICE).
+--
+-- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
+--   ARGV[2] and ARGV[3] what comes before and after the year in its key (the base .. 'u:' and
+--   ':' .. field).  Answers {year, count, year, count...}.
+local call = redis.call
+local find, sub = string.find, string.sub
+local mode = ARGV[1]
+
+local function split(text)
+  local out, n, at = {}, 0, 1
+  while true do
+    local bar = find(text, '|', at, true)
+    n = n + 1
+    if not bar then
+      out[n] = sub(text, at)
+      return out, n
+    end
+    out[n] = sub(text, at, bar - 1)
+    at = bar + 1
+  end
+end
+
+if mode == 'add' then
+  local header = split(ARGV[2])
+  local K = tonumber(header[1])
+  if header[2] then
+    local last = call('GET', KEYS[#KEYS])
+    if last and tonumber(last) >= tonumber(header[2]) then
+      return -1
+    end
+    call('SET', KEYS[#KEYS], header[2], 'EX', header[3])
+  end
+  local PIECE = 1000 -- unpack() of too many values overflows Lua's stack
+  local ai, sent = 3, 0
+  for k = 1, K do
+    local spec = split(ARGV[ai])
+    local ttl, n = tonumber(spec[1]), tonumber(spec[2])
+    local key = KEYS[k]
+    local new = call('EXISTS', key) == 0
+    for at = ai + 1, ai + n, PIECE do
+      call('PFADD', key, unpack(ARGV, at, math.min(at + PIECE - 1, ai + n)))
+    end
+    if new and ttl > 0 then
+      call('EXPIRE', key, ttl)
+    end
+    sent = sent + n
+    ai = ai + 1 + n
+  end
+  return sent
+end
+
+if mode == 'years' then
+  local members = call('SMEMBERS', KEYS[1])
+  local out = {}
+  for _, year in ipairs(members) do
+    out[#out + 1] = year
+    out[#out + 1] = call('PFCOUNT', ARGV[2] .. year .. ARGV[3])
+  end
+  return out
+end
+
+-- mode 'axis'
+local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
+local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local offset, wanted = tonumber(ARGV[8]), tonumber(ARGV[9])
+
+local function is_child(member)
+  if parent == '' then
+    return true
+  end
+  if parent == '*' then
+    return find(member, '/', 1, true) == nil
+  end
+  local head = parent .. '/'
+  if sub(member, 1, #head) ~= head then
+    return false
+  end
+  return find(member, '/', #head + 1, true) == nil
+end
+
+local stored = call('SMEMBERS', KEYS[1])
+local children = 0
+for i = 1, #stored do
+  if is_child(stored[i]) then
+    children = children + 1
+  end
+end
+local work = (children + 1) * buckets_in_all
+if limit > 0 and work > limit then
+  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
+end
+if offset > 0 or wanted > 0 then
+  table.sort(stored)
+end
+local members = {}
+local last = wanted > 0 and offset + wanted or #stored
+for i = offset + 1, math.min(last, #stored) do
+  if is_child(stored[i]) then
+    members[#members + 1] = stored[i]
+  end
+end
+if wanted == 0 then
+  members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. sub(parent, 2))
+end
+if #members * (#KEYS - 1) > call_limit then
+  return redis.error_reply('STASTE_RESLICE ' .. #stored)
+end
+local counts = {}
+for i, member in ipairs(members) do
+  local names = {}
+  for b = 2, #KEYS do
+    names[#names + 1] = KEYS[b] .. before .. member .. after
+  end
+  local count = call('PFCOUNT', unpack(names))
+  if count > 0 then
+    counts[#counts + 1], counts[#counts + 2], counts[#counts + 3] = i - 1, count, 0
+  end
+end
+return {members, counts, #stored, #members * (#KEYS - 1)}
