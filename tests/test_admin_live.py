@@ -359,3 +359,16 @@ def test_every_view_but_all_time_compares_point_for_point(staff_client, hits, vi
     assert len(previous["data"]) == len(current["data"]) == len(line["labels"]) == len(previous["labels"])
     assert sum(value or 0 for value in current["data"]) == 1
     assert "staste-change" in text(response)
+
+
+def test_the_change_names_the_previous_number_in_its_unit(staff_client, register) -> None:
+    latency = register(AveragedMetrica(name="test_ms", axes=[], unit="ms", title="Latency"))
+    shown, before = months_ago(1), months_ago(2)
+    latency.kick(date=D(*shown, 3, 10), value=50)
+    latency.kick(date=D(*before, 3, 10), value=40)
+    query = f"data.json?_span={shown[0]:04d}-{shown[1]:02d}&_compare=previous"
+    cards = {
+        card["key"]: card for card in json.loads(staff_client.get(page("test_ms") + query).content)["shown"]["cards"]
+    }
+    assert cards["average"]["value"] == "50 ms" and cards["average"]["change"]["versus"] == "vs 40 ms"
+    assert cards["count"]["change"]["versus"] == "vs 1"  # events have no unit

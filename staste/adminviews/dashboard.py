@@ -182,7 +182,11 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
         row["all"] = [with_unit(found["all"], unit)]
     if "yesterday" in found:
         today = found["today_count"] if metrica.averaged else found["today"]
-        row["change"] = change_label(compare.change(today, found["yesterday"]), like(found["yesterday"], today))
+        row["change"] = change_label(
+            compare.change(today, found["yesterday"]),
+            like(found["yesterday"], today),
+            "" if metrica.averaged else unit,  # an AveragedMetrica compares its events
+        )
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row

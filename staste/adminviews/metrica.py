@@ -435,20 +435,20 @@ def _summary_items(
             "key": key,
             "label": text,
             "value": with_unit(value, shown_unit),
-            "change": change_label(compare.change(value, then), like(then, value)) if compared else None,
+            "change": change_label(compare.change(value, then), like(then, value), shown_unit) if compared else None,
             "previous": with_unit(like(then, value), shown_unit) if compared else None,
         }
         for key, text, value, then, shown_unit in found
     ]
 
 
-def change_label(percent: float | None, previous: Any = None) -> dict[str, str]:
+def change_label(percent: float | None, previous: Any = None, unit: str = "") -> dict[str, str]:
     """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
 
     Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
     (the previous number was 0), reads as such.  ``versus`` names the previous number.
     """
-    versus = _("vs %(previous)s") % {"previous": display(previous)}
+    versus = _("vs %(previous)s") % {"previous": with_unit(previous, unit)}
     if percent is None:
         return {"text": "—", "direction": "none", "versus": versus}
     places = 0 if abs(percent) >= 10 else 1

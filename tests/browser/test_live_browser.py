@@ -211,3 +211,24 @@ def test_live_and_compare_speak_the_page_language(live_server, chromium, live_se
         assert button.inner_text() == "онлайн · пауза"
     finally:
         context.close()
+
+
+def test_a_refresh_without_redis_says_so_keeps_the_numbers_and_recovers(
+    live_server, browser_page, live_settings, redis_server
+) -> None:
+    fill_sample_data()
+    page = browser_page
+    log_in(page, live_server, "/admin/staste/guest_visits_gender_age/?_last=24+hours")
+    before = chart_sum(page, "staste-line")
+    button = page.locator("#staste-live")
+    live_settings.STASTE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: 503 from data.json
+    page.wait_for_function(
+        "() => document.getElementById('staste-live').dataset.state === 'failed'", timeout=PATIENCE_MS
+    )
+    assert button.inner_text() == "live · no answer"
+    assert chart_sum(page, "staste-line") == before  # the numbers shown stay
+    live_settings.STASTE_REDIS_URL = redis_server.url
+    gender_age.kick(gender="boy", age="15")
+    page.wait_for_function(f"() => ({CHART_SUM})(['staste-line', 0]) === {before + 1}", timeout=PATIENCE_MS)
+    assert button.inner_text() == "live"
+    page.js_errors[:] = [error for error in page.js_errors if "503" not in error]  # the failed fetches, expected
