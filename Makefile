@@ -79,8 +79,8 @@ bench: $(VENV)/.installed-test
 # Refreshes the translation catalogues after a user-facing string changed (needs GNU gettext);
 # tests/test_i18n.py fails until this is run and the new entries are translated.
 messages: $(VENV)/.installed-test
-	cd staste && ../$(PY) -m django makemessages -l ru --no-location --no-obsolete
-	cd staste && ../$(PY) -m django compilemessages -l ru
+	cd staste && $(abspath $(PY)) -m django makemessages -l ru --no-location --no-obsolete
+	cd staste && $(abspath $(PY)) -m django compilemessages -l ru
 
 clean:
 	rm -rf $(VENV) .venv-django* build dist *.egg-info demo/db.sqlite3 demo/.staste artifacts

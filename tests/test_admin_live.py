@@ -14,7 +14,7 @@ from django.test import Client
 
 from staste import conf, timescale
 from staste.adminviews import compare
-from staste.adminviews.metrica import change_label, like
+from staste.adminviews.metrica import change_label, like, live_config
 from staste.axis import Axis
 from staste.charts.spec import Range
 from staste.metrica import AveragedMetrica, Metrica
@@ -372,3 +372,17 @@ def test_the_change_names_the_previous_number_in_its_unit(staff_client, register
     }
     assert cards["average"]["value"] == "50 ms" and cards["average"]["change"]["versus"] == "vs 40 ms"
     assert cards["count"]["change"]["versus"] == "vs 1"  # events have no unit
+
+
+def test_the_live_interval_comes_from_the_environment_too(monkeypatch) -> None:
+    monkeypatch.setenv("STASTE_LIVE_INTERVAL", "2.5")
+    conf.get_config.cache_clear()
+    try:
+        assert conf.get("STASTE_LIVE_INTERVAL") == 2.5
+        assert live_config("/x")["interval"] == 2.5
+        monkeypatch.setenv("STASTE_LIVE_INTERVAL", "0")
+        conf.get_config.cache_clear()
+        assert live_config("/x") is None  # 0 turns the refresh off
+    finally:
+        monkeypatch.delenv("STASTE_LIVE_INTERVAL")
+        conf.get_config.cache_clear()
