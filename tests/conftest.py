@@ -15,11 +15,17 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from staste.testing import RedisCluster, RedisServer, cluster_support
 from tests.keydump import dump
 
 CLUSTER_MODE = os.environ.get("STASTE_TEST_REDIS") == "cluster"
+
+# Property tests are deterministic (the same examples every run) and never timed: this machine
+# is shared and noisy, and Hypothesis' default 200 ms deadline would be a timing assertion.
+settings.register_profile("staste", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("staste")
 
 
 def pytest_configure(config: pytest.Config) -> None:
