@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -262,43 +263,76 @@ class Group:
         self.sums: dict[str, int] = {}
 
 
+#: Most field names :func:`merged_counters` keeps built for the first axes of kicks (a few MB).
+PREFIX_CACHE_FIELDS = 100_000
+
+
 def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
     """Every counter ``kicks`` bump, each once with the sum of what they add to it.
 
-    Kicks whose axis options were decided (see :func:`decided`).  The combinations are rolled
-    up one axis at a time, from the last: a kick's combinations that share their first axes'
-    options merge before they are expanded further, so the work is in proportion to the
-    distinct counters more than to kicks x 2^axes.
+    Kicks whose axis options were decided (see :func:`decided`).  Why it is quick: a kick's
+    fields (every combination of its axes' options, ``'|'``-joined) are built on the fields
+    of its first axes, which are cached (Zipf-like values repeat heavily, so a 5-axis kick
+    usually finds its first four axes' combinations built); the fields of the kicks that add
+    the same amount are counted by ``collections.Counter`` (in C), then scaled by that
+    amount.  And they are expanded once per kick, not once per time bucket: counters.lua
+    bumps each field in every hash of its group.
     """
     groups: dict[tuple[tuple[str, ...], str], Group] = {}
-    cubes: dict[int, dict[tuple[tuple[tuple[str, ...], ...], str], int]] = {}
+    counted: dict[int, dict[int, Counter[str]]] = {}  # per group: amount -> field -> kicks
+    first: dict[int, str] = {}  # per group: its every-value field (without the prefix)
+    prefixes = _Prefixes()
     for kick in kicks:
+        fields = prefixes.fields(tuple([parts for parts, _ in kick.options]))
         plan = _plan(kick.metrica, kick.spans, kick.families)
-        options = tuple([parts for parts, _ in kick.options])
         for family, (prefix, amount) in enumerate(zip(kick.families, kick.increments, strict=True)):
             group_key = (plan.family_keys[family], prefix)
             group = groups.get(group_key)
             if group is None:
                 group = groups[group_key] = Group(plan, family, prefix, kick.metrica.base)
-                cubes[id(group)] = {}
-            cube = cubes[id(group)]
-            entry = (options, "")
-            cube[entry] = cube.get(entry, 0) + amount
+                counted[id(group)] = {}
+                first[id(group)] = fields[0]
+            by_amount = counted[id(group)]
+            counter = by_amount.get(amount)
+            if counter is None:
+                counter = by_amount[amount] = Counter()
+            counter.update(fields)
     for group in groups.values():
-        cube = cubes[id(group)]
-        # An entry is (the options of the axes not expanded yet, the field part of the rest).
-        for _ in range(len(next(iter(cube))[0])):
-            expanded: dict[tuple[tuple[tuple[str, ...], ...], str], int] = {}
-            get = expanded.get
-            for (rest, tail), amount in cube.items():
-                head = rest[:-1]
-                for option in rest[-1]:
-                    entry = (head, option + "|" + tail if tail else option)
-                    expanded[entry] = get(entry, 0) + amount
-            cube = expanded
+        sums = {first[id(group)]: 0}  # the every-value field first (counters.lua's TTL check)
+        get = sums.get
+        for amount, counter in counted[id(group)].items():
+            for name, count in counter.items():
+                sums[name] = get(name, 0) + amount * count
         prefix = group.prefix
-        group.sums = {prefix + tail: amount for (_, tail), amount in cube.items()}
+        group.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
     return list(groups.values())
+
+
+class _Prefixes:
+    """The fields of the first axes of kicks, built once each (up to PREFIX_CACHE_FIELDS)."""
+
+    __slots__ = ("cached", "size")
+
+    def __init__(self) -> None:
+        self.cached: dict[tuple[tuple[str, ...], ...], list[str]] = {(): [""]}
+        self.size = 0
+
+    def fields(self, options: tuple[tuple[str, ...], ...]) -> list[str]:
+        """Every field of ``options``: the product of the axes' parts, ``'|'``-joined, the
+        every-value field first."""
+        cached = self.cached
+        depth = len(options)
+        while options[:depth] not in cached:
+            depth -= 1
+        fields = cached[options[:depth]]
+        last = len(options) - 1
+        for index in range(depth, last + 1):
+            parts = options[index]
+            fields = [head + "|" + part for head in fields for part in parts] if index else list(parts)
+            if index < last and self.size < PREFIX_CACHE_FIELDS:
+                cached[options[: index + 1]] = fields
+                self.size += len(fields)
+        return fields
 
 
 def choices_keys_and_args(decisions: Sequence[Chain]) -> tuple[list[str], list[str]]:
