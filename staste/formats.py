@@ -117,6 +117,7 @@ MEASURE_LABELS = {
     "total": pgettext_lazy("measure", "total"),
     "count": pgettext_lazy("measure", "count"),
     "average": pgettext_lazy("measure", "average"),
+    "uniques": pgettext_lazy("measure", "uniques"),
 }
 #: What each time scale is called as a table's first column or an axis title.
 SCALE_LABELS = {

@@ -15,6 +15,7 @@ from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.buffer import Buffer
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
+from tests.test_admin import make_user, register, staff_client, viewer  # noqa: F401  (fixtures)
 
 D = datetime.datetime
 
@@ -348,3 +349,75 @@ def test_nothing_without_unique_on_a_uniques_metrica(visitors, staste_redis) -> 
     buffer.flush()
     assert not staste_redis.keys(visitors.base + "u:*")
     assert visitors.uniques() == 0 and visitors.total() == 2
+
+
+# -- the admin: a "uniques" measure --------------------------------------------------------
+
+
+@pytest.fixture
+def admin_visitors(register) -> Metrica:  # noqa: F811
+    """10 visitors, each kicking 3 times today; girls are v0-v3."""
+    metrica = register(
+        Metrica(
+            name="test_uvisitors",
+            axes=[("gender", Axis(choices=["boy", "girl"])), ("page", StoredChoiceAxis())],
+            uniques=True,
+        )
+    )
+    for visitor in range(10):
+        for page_name in ("home", "shop", "home"):
+            metrica.kick(gender="girl" if visitor < 4 else "boy", page=page_name, unique=f"v{visitor}")
+    return metrica
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_uniques_in_cards_line_breakdowns_and_dashboard(staff_client, admin_visitors) -> None:  # noqa: F811
+    from tests.test_admin import json_script, page, text
+
+    response = staff_client.get(page("test_uvisitors") + "?_last=30+days&_by=gender&_measure=uniques")
+    assert response.status_code == 200
+    data = staff_client.get(page("test_uvisitors") + "data.json?_last=30+days&_by=gender&_measure=uniques").json()
+    cards = {card["key"]: card["value"] for card in data["shown"]["cards"]}
+    assert cards["total"] == "30" and cards["uniques"] == "10"
+    line = json_script(response, "staste-line-data")
+    uniques = next(d for d in line["datasets"] if d.get("measure") == "uniques")
+    assert uniques["data"][-1] == 10
+    chart = json_script(response, "staste-breakdown-data")
+    assert chart["type"] == "bar"
+    assert dict(zip(chart["labels"], chart["datasets"][0]["data"], strict=True)) == {"boy": 6, "girl": 4}
+    by_page = staff_client.get(page("test_uvisitors") + "data.json?_span=all&_by=page&_measure=uniques").json()
+    assert {card["key"]: card["value"] for card in by_page["shown"]["cards"]}["uniques"] == "10"
+    # A range by hours: counters as always, no uniques (the buckets keep none), no error.
+    hours = staff_client.get(page("test_uvisitors") + "data.json?_last=24+hours&_by=gender")
+    assert hours.status_code == 200 and "uniques" not in {card["key"] for card in hours.json()["shown"]["cards"]}
+    dashboard = text(staff_client.get("/admin/staste/"))
+    assert "10 unique ids" in dashboard
+
+
+def test_a_kick_refused_for_overflow_adds_no_id(visitors, staste_redis) -> None:
+    visitors.kick(gender="boy", page="home", unique="before")
+    staste_redis.hset(visitors.base + "all", "=boy|=home", 2**63 - 1)
+    with pytest.raises(ValueError, match="past Redis' limit"):
+        visitors.kick(gender="boy", page="home", unique="refused")
+    assert visitors.uniques() == 1 and visitors.timespan(year=conf.local().year).uniques() == 1
+
+
+def test_a_uniques_call_sent_again_is_skipped(visitors, staste_redis) -> None:
+    from staste import kicks, scripts
+
+    items = kicks.merged_uniques([visitors.prepare_kick(gender="boy", page="home", unique="x")])
+    script_keys, args = kicks.uniques_keys_and_args(items, writer=("again", 5))
+    assert scripts.run("uniques", script_keys, args) == 4 * 4
+    assert scripts.run("uniques", script_keys, args) == -1  # its reply was lost: sent again
+    assert visitors.uniques() == 1
+
+
+def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> None:
+    from staste.exceptions import QueryTooExpensive
+
+    visitors.kick(gender="boy", page="home", unique="x")
+    now = conf.local()
+    settings.STASTE_MAX_QUERY_WORK = 20
+    with pytest.raises(QueryTooExpensive):
+        visitors.timeserie_uniques(now - datetime.timedelta(days=60), now, "day")  # 61 HyperLogLogs
+    assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1

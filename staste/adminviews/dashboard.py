@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, formats, timescale
-from staste.charts.spec import Range, Spec, line_spec, mark_time, parse_last
+from staste.charts.spec import Range, Spec, keeps_uniques_by, line_spec, mark_time, parse_last
 from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.http import json_response
 from staste.metrica import Metrica
@@ -55,6 +55,10 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
         numbers["yesterday"] = _same_time_yesterday(metrica, timescale.shift(today, -1), now)
         if metrica.histogram:
             numbers["today_p95"] = day.percentiles([95]).get(95)
+        if keeps_uniques_by(metrica, "day"):
+            numbers["today_uniques"] = day.uniques()
+    if metrica.keeps_uniques:
+        numbers["all_uniques"] = everything.uniques()
     text = first_recorded(SPARKLINE_RANGES, metrica.date_scales)
     numbers["range"] = text
     numbers["spark"] = None
@@ -187,6 +191,10 @@ def _row(index: int, metrica: Metrica, found: dict[str, Any] | None) -> dict[str
             like(found["yesterday"], today),
             "" if metrica.averaged else unit,  # an AveragedMetrica compares its events
         )
+    for when in ("today", "all"):  # distinct ids (uniques=True), on a line of their own
+        if found.get(f"{when}_uniques") is not None:
+            count = found[f"{when}_uniques"]
+            row[when].append(ngettext("%(count)s unique id", "%(count)s unique ids", count) % {"count": display(count)})
     row["spark"] = found["spark"]
     row["range"] = found["range"]
     return row

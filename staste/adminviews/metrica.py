@@ -430,6 +430,8 @@ def _summary_items(
             found.append((name, name, value, earlier.get(name), unit))
     if "total" in summary:
         found.append(("total", _("Total"), summary.get("total"), before.get("total"), unit))
+    if "uniques" in summary:  # distinct ids (uniques=True): no unit, no previous period read
+        found.append(("uniques", _("Unique ids"), summary["uniques"], None, ""))
     return [
         {
             "key": key,

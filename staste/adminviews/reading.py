@@ -24,6 +24,7 @@ from staste.charts.spec import (
     Range,
     Spec,
     bucket_status,
+    keeps_uniques_by,
     line_spec,
     mark_time,
     range_breakdown,
@@ -125,6 +126,11 @@ def read_page(state: PageState) -> PageData:
         if metrica.averaged:
             calls["count"] = query.count
             calls["average"] = query.average
+    if found is not None and keeps_uniques_by(metrica, found.scale):
+        # The distinct ids of the whole range: the union of its buckets, not a sum.
+        calls["uniques"] = lambda: query.over(since, until, scale).uniques()
+    elif found is None and keeps_uniques_by(metrica, timescale.scale_of(query.span)):
+        calls["uniques"] = query.uniques
     if metrica.histogram:
         if found is not None:
             calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
@@ -185,10 +191,18 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     wanted = measures(metrica)
     columns: dict[str, Any] = {}
     values: list[Any] = []
-    for measure in [m for m in wanted if m in MEASURES]:
+    for measure in [m for m in wanted if m in MEASURES and m != "uniques"]:
         rows = measure_by_value(query, axis, measure, window)
         values = [value for value, _ in rows]
         columns[measure] = [number for _, number in rows]
+    if "uniques" in wanted:
+        # By value (the counters list the values), None where the buckets keep no ids (a
+        # range by hours or minutes).
+        if keeps_uniques_by(metrica, window["scale"] if window else timescale.scale_of(query.span)):
+            distinct = dict(measure_by_value(query, axis, "uniques", window))
+            columns["uniques"] = [distinct.get(value, 0) for value in values]
+        else:
+            columns["uniques"] = [None] * len(values)
     return {"values": values, **columns}
 
 
@@ -223,6 +237,8 @@ def measure_by_value(query: MetricaValues, axis: str, measure: str, window: dict
         return query.iterate(axis)
     if measure == "count":
         return query.iterate_counts(axis)
+    if measure == "uniques":
+        return query.iterate_uniques(axis)
     return query.iterate_averages(axis)
 
 
@@ -379,6 +395,8 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
         summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
     if not metrica.summable:
         del summary["total"]
+    if "uniques" in results:
+        summary["uniques"] = results["uniques"]
     if results.get("percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["percentiles"].get(p) for p in PERCENTILES}
     return summary

@@ -335,10 +335,12 @@ class PageState:
 def measures(metrica: Metrica) -> tuple[str, ...]:
     """What a breakdown can be ranked by: the total; for an AveragedMetrica the count, the
     average (and the total, unless it is a sum of durations), and the percentiles when it
-    keeps a histogram."""
+    keeps a histogram; and the distinct ids of a metrica made with ``uniques=True``."""
+    uniques = ("uniques",) if metrica.keeps_uniques else ()
     if not metrica.averaged:
-        return ("total",)
+        return ("total", *uniques)
     found = ("count", "average", "total") if metrica.summable else ("count", "average")
+    found += uniques
     return found + tuple(f"p{p}" for p in PERCENTILES) if metrica.histogram else found
 
 

@@ -46,7 +46,7 @@ from staste.query import MetricaValues, pipelined
 
 Spec = dict[str, Any]
 
-MEASURES = ("total", "count", "average")
+MEASURES = ("total", "count", "average", "uniques")
 BREAKDOWN_TYPES = ("pie", "bar")
 #: Most slices a pie shows (the rest pooled into one); more values are drawn as bars.
 PIE_LIMIT = 10
@@ -58,6 +58,16 @@ REST_LABEL = "(rest)"
 _UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
 _PERCENTILE = re.compile(r"^p\d+(\.\d+)?$")
 _LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+
+
+def keeps_uniques_by(metrica: Any, scale: str | None) -> bool:
+    """Whether ``metrica`` counts distinct ids (``uniques=True``) in buckets of ``scale``
+    (None: all time; a week is read from its days)."""
+    if not metrica.keeps_uniques:
+        return False
+    if scale is None:
+        return True
+    return timescale.depth("day" if scale == timescale.WEEK else scale) <= len(metrica.uniques_scales)
 
 
 class Range(NamedTuple):
@@ -120,22 +130,26 @@ def line_spec(
     """
     scale, _ = query.series_spans(since, until, scale)  # validates before touching Redis
     metrica = query.metrica
+    # A metrica counting distinct ids draws them too, where its buckets keep them (same round trip).
+    uniques = keeps_uniques_by(metrica, scale)
     if metrica.averaged:
-        rows = query.timeserie_counts_and_averages(since, until, scale)
-        return with_units(
-            series_spec(
-                [bucket_label(moment, scale) for moment, _, _ in rows],
-                [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")],
-                title=metrica.title if title is None else title,
-                x=scale,
-            ),
-            metrica,
-        )
-    rows = query.timeserie(since, until, scale)
+        calls: list[Any] = [lambda: query.timeserie_counts_and_averages(since, until, scale)]
+        if uniques:
+            calls.append(lambda: query.timeserie_uniques(since, until, scale))
+        rows, *distinct = pipelined(calls)
+        datasets = [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")]
+    else:
+        calls = [lambda: query.timeserie(since, until, scale)]
+        if uniques:
+            calls.append(lambda: query.timeserie_uniques(since, until, scale))
+        rows, *distinct = pipelined(calls)
+        datasets = [("total", [total for _, total in rows], "y")]
+    if distinct:
+        datasets.append(("uniques", [count for _, count in distinct[0]], "y"))
     return with_units(
         series_spec(
-            [bucket_label(moment, scale) for moment, _ in rows],
-            [("total", [total for _, total in rows], "y")],
+            [bucket_label(row[0], scale) for row in rows],
+            datasets,
             title=metrica.title if title is None else title,
             x=scale,
         ),
@@ -179,17 +193,25 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
     metrica = query.metrica
     x = timescale.SCALES[len(query.span)] if len(query.span) < len(timescale.SCALES) else "minute"
     name = metrica.title if title is None else title
+    uniques = keeps_uniques_by(metrica, x) and (bool(query.span) or bool(metrica.uniques_scales))
+    extra: list[Any] = [query.iterate_uniques] if uniques else []
     if metrica.averaged:
-        counts, averages = pipelined([query.iterate_counts, query.iterate_averages])
+        counts, averages, *distinct = pipelined([query.iterate_counts, query.iterate_averages, *extra])
         labels = [bucket_label((*query.span, number)) for number, _ in counts]
         datasets = [
             ("count", [count for _, count in counts], "y"),
             ("average", [average for _, average in averages], "y1"),
         ]
-        return with_units(series_spec(labels, datasets, title=name, x=x), metrica)
-    rows = query.iterate()
-    labels = [bucket_label((*query.span, number)) for number, _ in rows]
-    return with_units(series_spec(labels, [("total", [total for _, total in rows], "y")], title=name, x=x), metrica)
+        numbers = [number for number, _ in counts]
+    else:
+        rows, *distinct = pipelined([query.iterate, *extra])
+        labels = [bucket_label((*query.span, number)) for number, _ in rows]
+        datasets = [("total", [total for _, total in rows], "y")]
+        numbers = [number for number, _ in rows]
+    if distinct:  # (all time: the years of the counters; a year without ids counts 0)
+        found = dict(distinct[0])
+        datasets.append(("uniques", [found.get(number, 0) for number in numbers], "y"))
+    return with_units(series_spec(labels, datasets, title=name, x=x), metrica)
 
 
 def pie_spec(
@@ -206,7 +228,8 @@ def pie_spec(
     """``query`` broken down by ``axis`` (None: by the next finer time scale), as a pie or bars.
 
     ``measure`` is "total", "count" or "average" (the last two for an AveragedMetrica;
-    averages do not add up, so they are drawn as bars).  With ``since`` the breakdown covers
+    averages do not add up, so they are drawn as bars), or "uniques" (distinct ids, a metrica
+    made with ``uniques=True``; bars too: an id may be under several values).  With ``since`` the breakdown covers
     the buckets from ``since`` to ``until`` at ``scale`` (as :func:`line_spec` would draw
     them) instead of the query's span, read from the fewest buckets that cover the range
     exactly and summed in Redis (``MetricaValues.over``).  One round trip.
@@ -216,9 +239,12 @@ def pie_spec(
         raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
     if chart not in BREAKDOWN_TYPES:
         raise ValueError(f"unknown breakdown chart {chart!r}; use one of {', '.join(BREAKDOWN_TYPES)}")
-    if measure != "total" and not query.metrica.averaged:
+    if measure == "uniques":
+        if not query.metrica.keeps_uniques:
+            raise ValueError(f"{query.metrica.name} counts no unique ids (make it with uniques=True)")
+    elif measure != "total" and not query.metrica.averaged:
         raise ValueError(f"{query.metrica.name} is a Metrica: only an AveragedMetrica has {measure}s")
-    if measure == "average":
+    if measure in ("average", "uniques"):  # neither adds up: bars, not a pie
         chart = "bar"
     if since is not None:
         if axis is None:
@@ -228,6 +254,8 @@ def pie_spec(
         rows = query.iterate(axis)
     elif measure == "count":
         rows = query.iterate_counts(axis)
+    elif measure == "uniques":
+        rows = query.iterate_uniques(axis)
     else:
         rows = query.iterate_averages(axis)
     if axis is None:
@@ -251,6 +279,8 @@ def range_breakdown(
         return ranged.iterate(axis)
     if measure == "count":
         return ranged.iterate_counts(axis)
+    if measure == "uniques":
+        return ranged.iterate_uniques(axis)
     return ranged.iterate_averages(axis)
 
 
@@ -323,7 +353,7 @@ def with_units(spec: Spec, metrica: Any) -> Spec:
     integer: list[str] = []
     for dataset in spec.get("datasets", []):
         axis, measure = dataset.get("axis", "y"), dataset["label"]
-        if measure == "count" or (measure == "total" and not metrica.multiplier):
+        if measure in ("count", "uniques") or (measure == "total" and not metrica.multiplier):
             integer.append(axis)
         if (measure in ("total", "average") or _PERCENTILE.match(measure)) and metrica.unit:
             units[axis] = metrica.unit
