@@ -72,7 +72,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Buffered kicks (staste.buffer): seconds between two writes of each process' buffer.
     "STASTE_FLUSH_INTERVAL": 1.0,
     # Most distinct kicks a process' buffer holds (while Redis is down); later ones are dropped and counted.
-    "STASTE_BUFFER_MAX_KEYS": 10_000,
+    # A held kick takes ~450 bytes (about 22 MB when full); a flush merges what it holds, so a buffer
+    # that flushes at half full only past 25,000 distinct kicks merges a whole second of a busy
+    # 5-axis metrica (~7 HINCRBYs a kick, against ~18 when it flushed every 5,000).
+    "STASTE_BUFFER_MAX_KEYS": 50_000,
     # A buffered kick that finds the buffer full waits for a flush while Redis takes its calls; it is
     # dropped when no call went through for this many seconds (at once while Redis is unreachable).
     "STASTE_BUFFER_MAX_WAIT": 5.0,

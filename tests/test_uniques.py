@@ -392,3 +392,32 @@ def test_the_admin_shows_uniques_in_cards_line_breakdowns_and_dashboard(staff_cl
     assert hours.status_code == 200 and "uniques" not in {card["key"] for card in hours.json()["shown"]["cards"]}
     dashboard = text(staff_client.get("/admin/staste/"))
     assert "10 unique ids" in dashboard
+
+
+def test_a_kick_refused_for_overflow_adds_no_id(visitors, staste_redis) -> None:
+    visitors.kick(gender="boy", page="home", unique="before")
+    staste_redis.hset(visitors.base + "all", "=boy|=home", 2**63 - 1)
+    with pytest.raises(ValueError, match="past Redis' limit"):
+        visitors.kick(gender="boy", page="home", unique="refused")
+    assert visitors.uniques() == 1 and visitors.timespan(year=conf.local().year).uniques() == 1
+
+
+def test_a_uniques_call_sent_again_is_skipped(visitors, staste_redis) -> None:
+    from staste import kicks, scripts
+
+    items = kicks.merged_uniques([visitors.prepare_kick(gender="boy", page="home", unique="x")])
+    script_keys, args = kicks.uniques_keys_and_args(items, writer=("again", 5))
+    assert scripts.run("uniques", script_keys, args) == 4 * 4
+    assert scripts.run("uniques", script_keys, args) == -1  # its reply was lost: sent again
+    assert visitors.uniques() == 1
+
+
+def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> None:
+    from staste.exceptions import QueryTooExpensive
+
+    visitors.kick(gender="boy", page="home", unique="x")
+    now = conf.local()
+    settings.STASTE_MAX_QUERY_WORK = 20
+    with pytest.raises(QueryTooExpensive):
+        visitors.timeserie_uniques(now - datetime.timedelta(days=60), now, "day")  # 61 HyperLogLogs
+    assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
