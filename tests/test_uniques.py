@@ -449,3 +449,17 @@ def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis
         assert trips.count == 1 and trips.packets[0].upper().count(b"EVALSHA") > 1
     assert found == [(f"p{number:03}", 2) for number in range(250)]
     assert within(ranged.uniques(), 500)
+
+
+def test_the_ids_a_buffer_holds_are_bounded(visitors, quiet_buffer, monkeypatch) -> None:
+    monkeypatch.setattr(buffer, "MAX_HELD_IDS", 10)
+    for i in range(30):
+        visitors.kick(gender="boy", page="home", unique=f"id{i}", buffered=True)
+    visitors.kick(gender="girl", page="home", unique="late", buffered=True)
+    assert quiet_buffer.stats()["dropped_ids"] == 21 and quiet_buffer.stats()["pending"] == 2
+    buffer.flush()
+    assert visitors.total() == 31 and visitors.uniques() == 10
+    assert quiet_buffer.stats()["dropped_ids"] == 21
+    visitors.kick(gender="boy", page="home", unique="after", buffered=True)  # room again
+    buffer.flush()
+    assert visitors.uniques() == 11
