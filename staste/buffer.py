@@ -86,6 +86,10 @@ DECISIONS_PER_CALL = 300
 #: a sparse one turning dense (past ~3 KB) about 100 µs once: see docs/uniques.md.
 UNIQUES_BUDGET = 2000
 KEY_COST = 3
+#: Most distinct ids a buffer holds between flushes (kick(unique=...); about 100 bytes each in
+#: Python): past half of it a flush starts at once, and past it (Redis unreachable for long)
+#: new ids are not held (their kicks' counters still are), counted in stats()["dropped_ids"].
+MAX_HELD_IDS = 1_000_000
 
 _buffers: weakref.WeakSet[Buffer] = weakref.WeakSet()
 
@@ -101,13 +105,15 @@ def _cluster() -> bool:
 class Held:
     """The kicks a buffer holds, each under its key with the sums merged into it so far."""
 
-    __slots__ = ("entries", "uniques")
+    __slots__ = ("entries", "ids", "ids_dropped", "uniques")
 
     def __init__(self) -> None:
         # key -> [kick, sum, sum...]: the kick's counters and the increments added up for them
         self.entries: dict[Hashable, list[Any]] = {}
         # key -> the unique ids of the kicks merged under it (kick(unique=...)), when some had one
         self.uniques: dict[Hashable, set[str]] = {}
+        self.ids = 0  # ids held (their sets' sizes added up)
+        self.ids_dropped = 0  # ids not held: MAX_HELD_IDS reached
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -121,14 +127,29 @@ class Held:
         for index, increment in enumerate(increments, 1):
             held[index] += increment
         if unique:
-            self.uniques.setdefault(key, set()).update(unique)
+            self._hold_ids(key, unique)
         return True
 
     def hold(self, key: Hashable, kick: Kick) -> None:
         """Hold ``kick`` under ``key`` (not held yet)."""
         self.entries[key] = [kick, *kick.increments]
         if kick.unique:
-            self.uniques[key] = set(kick.unique)
+            self._hold_ids(key, kick.unique)
+
+    def _hold_ids(self, key: Hashable, unique: Sequence[str]) -> None:
+        if self.ids >= MAX_HELD_IDS:
+            if not self.ids_dropped:
+                logger.warning(
+                    "staste: the kick buffer holds MAX_HELD_IDS (%d) unique ids; new ids are dropped "
+                    "until it is written (their kicks are still counted)",
+                    MAX_HELD_IDS,
+                )
+            self.ids_dropped += len(unique)
+            return
+        ids = self.uniques.setdefault(key, set())
+        before = len(ids)
+        ids.update(unique)
+        self.ids += len(ids) - before
 
     def kicks(self) -> list[Kick]:
         """Each held kick with its sums as increments (and the union of its ids)."""
@@ -257,6 +278,7 @@ class Buffer:
         self._dropped = 0
         self._dropped_before_outage = 0
         self._waits = 0
+        self._dropped_ids = 0
         self._flushes = 0
         self._failed_flushes = 0
         self._written = 0
@@ -288,6 +310,8 @@ class Buffer:
             held = self._held
             if held.add(key, kick.increments, kick.unique):
                 kept = True
+                if held.ids * 2 >= MAX_HELD_IDS and not self._failing and not self._wake.is_set():
+                    self._wake.set()  # half the ids it may hold: write now
             else:
                 limit = conf.get("STASTE_BUFFER_MAX_KEYS")
                 kept = len(held) < limit
@@ -392,6 +416,7 @@ class Buffer:
                 return written
             self._held = Held()
             self._in_flight = len(held)
+            self._dropped_ids += held.ids_dropped
         batch = held.kicks()
         try:
             for metrica in {id(kick.metrica): kick.metrica for kick in batch}.values():
@@ -660,7 +685,8 @@ class Buffer:
 
         ``pending``: distinct kicks held (a merged kick counts once); ``dropped``: kicks lost
         because the buffer was full while Redis failed, or Redis refused them; ``waits``: kicks
-        that found the buffer full and waited for a flush to make room (backpressure); ``flushes``: successful writes;
+        that found the buffer full and waited for a flush to make room (backpressure); ``dropped_ids``: unique ids
+        not held because the buffer held ``MAX_HELD_IDS`` (their kicks were counted); ``flushes``: successful writes;
         ``failed_flushes``: flushes that failed (what they held was kept, or dropped when
         Redis refused it); ``written``: kicks written; ``last_error``: why the last flush
         failed, None once a flush succeeds again (so: Redis is unreachable right now);
@@ -672,6 +698,7 @@ class Buffer:
                 "pending": len(self._held) + self._in_flight + self._queued,
                 "dropped": self._dropped,
                 "waits": self._waits,
+                "dropped_ids": self._dropped_ids + self._held.ids_dropped,
                 "flushes": self._flushes,
                 "failed_flushes": self._failed_flushes,
                 "written": self._written,
@@ -688,7 +715,7 @@ class Buffer:
             count = len(self._held) + self._queued
             self._held, self._queue, self._queued = Held(), [], 0
             self._dropped = self._dropped_before_outage = self._flushes = self._failed_flushes = self._written = 0
-            self._waits = 0
+            self._waits = self._dropped_ids = 0
             self._last_error = self._last_flush = None
             self._failing = self._full_reported = False
         return count

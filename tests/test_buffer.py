@@ -622,6 +622,7 @@ def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
         "pending": 0,
         "dropped": 0,
         "waits": 0,
+        "dropped_ids": 0,
         "flushes": 0,
         "failed_flushes": 0,
         "written": 0,

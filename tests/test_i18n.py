@@ -205,7 +205,8 @@ def russian(client: Any, django_user_model: Any) -> Any:
     user = django_user_model.objects.create_superuser("админ", "admin@example.com", "pw")
     client.force_login(user)
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ru"
-    return client
+    yield client
+    translation.deactivate()  # LocaleMiddleware leaves the last request's language active in this thread
 
 
 @pytest.fixture
@@ -297,5 +298,6 @@ def test_the_generic_chart_views_speak_the_language(client: Any) -> None:
     assert "Диапазон" in money and ">Последние 60 минут</option>" in money and ">Показать</button>" in money
     pie = client.get("/pie-any/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
     assert "Разбить по" in pie and ">времени</option>" in pie
+    translation.deactivate()
     for page in (money, pie):
         assert english_left(page) <= {"girl", "boy", "gender", "age"}, page

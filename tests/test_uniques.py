@@ -14,6 +14,7 @@ from staste import buffer, conf, keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.buffer import Buffer
 from staste.metrica import AveragedMetrica, Metrica
+from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
 from tests.test_admin import make_user, register, staff_client, viewer  # noqa: F401  (fixtures)
 
@@ -141,6 +142,7 @@ def test_weeks_are_the_union_of_their_days(visitors) -> None:
     assert [count for _, count in series] == [8]
 
 
+@pytest.mark.single_redis(reason="on a cluster each script call is a round trip of its own")
 def test_every_query_is_one_round_trip(visitors) -> None:
     visitors.kick(gender="boy", page="home", unique="a")
     now = conf.local()
@@ -421,3 +423,43 @@ def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> No
     with pytest.raises(QueryTooExpensive):
         visitors.timeserie_uniques(now - datetime.timedelta(days=60), now, "day")  # 61 HyperLogLogs
     assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
+
+
+def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis) -> None:
+    """250 values x 4 buckets of a range: more HyperLogLogs than one call merges
+    (query.UNIQUES_SLICE_WORK), so the members are sliced, each slice holding every bucket."""
+    from staste import query as query_module
+
+    pages = Metrica(name="many_pages", axes=[("page", StoredChoiceAxis())], uniques=True)
+    now = conf.local().replace(hour=12)
+    for number in range(250):
+        for day in range(4):  # ids a and b on four days: 2 distinct a value, whatever the days
+            pages.kick(
+                page=f"p{number:03}",
+                unique=f"{number}-{'ab'[day % 2]}",
+                buffered=True,
+                date=now - datetime.timedelta(days=day * 12),
+            )
+    buffer.flush()
+    ranged = pages.values().over(now - datetime.timedelta(days=40), now, scale="day")
+    assert len(ranged.cover) * 251 > query_module.UNIQUES_SLICE_WORK
+    with count_round_trips() as trips:
+        found = ranged.iterate_uniques("page")
+    if not CLUSTER_MODE:  # (on a cluster each script call is a round trip of its own)
+        assert trips.count == 1 and trips.packets[0].upper().count(b"EVALSHA") > 1
+    assert found == [(f"p{number:03}", 2) for number in range(250)]
+    assert within(ranged.uniques(), 500)
+
+
+def test_the_ids_a_buffer_holds_are_bounded(visitors, quiet_buffer, monkeypatch) -> None:
+    monkeypatch.setattr(buffer, "MAX_HELD_IDS", 10)
+    for i in range(30):
+        visitors.kick(gender="boy", page="home", unique=f"id{i}", buffered=True)
+    visitors.kick(gender="girl", page="home", unique="late", buffered=True)
+    assert quiet_buffer.stats()["dropped_ids"] == 21 and quiet_buffer.stats()["pending"] == 2
+    buffer.flush()
+    assert visitors.total() == 31 and visitors.uniques() == 10
+    assert quiet_buffer.stats()["dropped_ids"] == 21
+    visitors.kick(gender="boy", page="home", unique="after", buffered=True)  # room again
+    buffer.flush()
+    assert visitors.uniques() == 11

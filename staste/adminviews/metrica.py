@@ -437,8 +437,11 @@ def _summary_items(
             "key": key,
             "label": text,
             "value": with_unit(value, shown_unit),
-            "change": change_label(compare.change(value, then), like(then, value), shown_unit) if compared else None,
-            "previous": with_unit(like(then, value), shown_unit) if compared else None,
+            # (no change where the previous period has no such number: unique ids are not read for it)
+            "change": change_label(compare.change(value, then), like(then, value), shown_unit)
+            if compared and then is not None
+            else None,
+            "previous": with_unit(like(then, value), shown_unit) if compared and then is not None else None,
         }
         for key, text, value, then, shown_unit in found
     ]
