@@ -157,8 +157,8 @@ class Held:
         found = []
         for key, entry in self.entries.items():
             kick, sums, ids = entry[0], tuple(entry[1:]), uniques.get(key)
-            if ids is None and sums == kick.increments:
-                found.append(kick)  # held once (no ids: hold() keeps a kick's ids): as it is
+            if ids is None and not kick.unique and sums == kick.increments:
+                found.append(kick)  # held once, without ids: as it is
             else:
                 found.append(kick._replace(increments=sums, unique=tuple(ids or ())))
         return found
