@@ -140,3 +140,12 @@ def test_report_tables() -> None:
         "| y | 0.50 | 0.50x |",
     ]
     assert report.kib(2048) == "2.0 KiB" and report.kib(3 * 1024 * 1024) == "3.0 MiB"
+
+
+def test_the_uniques_benchmark_measures_real_keys(staste_redis) -> None:
+    from benchmarks import uniques
+
+    lines = uniques.measure(ids=(1, 100), kicks=2, rounds=1, flush_ids=50)
+    sizes = [int(line.split("|")[2].replace(",", "")) for line in lines[2:4]]
+    assert 0 < sizes[0] < sizes[1]  # a sparse HyperLogLog grows with its ids
+    assert any(line.startswith("sync kick") for line in lines) and "50 distinct ids" in lines[-1]
