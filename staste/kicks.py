@@ -295,15 +295,15 @@ def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
     fields (every combination of its axes' options, ``'|'``-joined) are built on the fields
     of its first axes, which are cached (Zipf-like values repeat heavily, so a 5-axis kick
     usually finds its first four axes' combinations built); the fields of the kicks that add
-    the same amount are counted by ``collections.Counter`` (in C), then scaled by that
-    amount.  And they are expanded once per kick, not once per time bucket: counters.lua
-    bumps each field in every hash of its group.
+    1 (a count: most of them) are counted by ``collections.Counter``, in C, in batches of
+    COUNT_BATCH names (so memory stays in proportion to the distinct counters); other amounts
+    (a value, a response time) are added up field by field.  And they are expanded once per
+    kick, not once per time bucket: counters.lua bumps each field in every hash of its group.
     """
     groups: dict[tuple[tuple[str, ...], str], Group] = {}
-    # per group: amount -> (field -> kicks counted so far, fields of kicks not counted yet):
-    # the fields of many kicks are counted at once (one Counter.update per COUNT_BATCH fields)
-    counted: dict[int, dict[int, tuple[Counter[str], list[str]]]] = {}
-    first: dict[int, str] = {}  # per group: its every-value field (without the prefix)
+    tallies: dict[int, _Tally] = {}
+    waiting: list[_Tally] = []  # tallies holding names not counted yet
+    waiting_names = 0
     prefixes = _Prefixes()
     plans = Plans()
     for kick in kicks:
@@ -314,33 +314,50 @@ def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
             group = groups.get(group_key)
             if group is None:
                 group = groups[group_key] = Group(plan, family, prefix, kick.metrica.base)
-                counted[id(group)] = {}
-                first[id(group)] = fields[0]
-            by_amount = counted[id(group)]
-            held = by_amount.get(amount)
-            if held is None:
-                held = by_amount[amount] = (Counter(), [])
-            pending = held[1]
-            pending += fields
-            if len(pending) >= COUNT_BATCH:
-                held[0].update(pending)
-                pending.clear()
+                tallies[id(group)] = _Tally(fields[0])
+            tally = tallies[id(group)]
+            if amount == 1:
+                if not tally.pending:
+                    waiting.append(tally)
+                tally.pending += fields
+                waiting_names += len(fields)
+                if waiting_names >= COUNT_BATCH:
+                    for full in waiting:
+                        full.count()
+                    waiting.clear()
+                    waiting_names = 0
+            else:
+                weighted = tally.weighted
+                get = weighted.get
+                for name in fields:
+                    weighted[name] = get(name, 0) + amount
     for group in groups.values():
-        sums = {first[id(group)]: 0}  # the every-value field first (counters.lua's TTL check)
-        by_amount = {}
-        for amount, (counter, pending) in counted[id(group)].items():
-            counter.update(pending)
-            by_amount[amount] = counter
-        once = by_amount.pop(1, None)
-        if once is not None:  # the commonest amount: its counts are the sums (a copy in C)
-            sums.update(once)
+        tally = tallies[id(group)]
+        tally.count()
+        sums = {tally.first: 0}  # the every-value field first (counters.lua's TTL check)
+        sums.update(tally.ones)
         get = sums.get
-        for amount, counter in by_amount.items():
-            for name, count in counter.items():
-                sums[name] = get(name, 0) + amount * count
+        for name, total in tally.weighted.items():
+            sums[name] = get(name, 0) + total
         prefix = group.prefix
         group.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
     return list(groups.values())
+
+
+class _Tally:
+    """What the kicks of a flush add to one group's fields (see :func:`merged_counters`)."""
+
+    __slots__ = ("first", "ones", "pending", "weighted")
+
+    def __init__(self, first: str) -> None:
+        self.first = first  # the every-value field
+        self.ones: Counter[str] = Counter()  # field -> kicks adding 1 to it
+        self.pending: list[str] = []  # fields of kicks adding 1, not counted yet
+        self.weighted: dict[str, int] = {}  # field -> what the kicks adding other amounts add
+
+    def count(self) -> None:
+        self.ones.update(self.pending)
+        self.pending.clear()
 
 
 class _Prefixes:

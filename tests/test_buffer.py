@@ -4,6 +4,7 @@ fork() and several processes."""
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import multiprocessing
 import os
@@ -165,6 +166,29 @@ def test_calls_are_cut_by_the_counters_they_bump() -> None:
     ]
     assert [(group, name) for group, name in every] == [(group, next(iter(group.sums))) for group in groups]
     assert all(name.startswith("*|*|*|*|*|*") for _, name in every)
+
+
+def test_merged_counters_match_a_naive_expansion(monkeypatch) -> None:
+    # Counts (amount 1, counted in batches: a tiny batch drains them many times), values of
+    # other amounts (added field by field), three families, two minutes (two groups each).
+    monkeypatch.setattr(kicks, "COUNT_BATCH", 7)
+    monkeypatch.setattr(kicks, "PREFIX_CACHE_FIELDS", 5)  # the cache fills up: fields built whole
+    timed = AveragedMetrica(name="naive", axes=[("a", Axis(choices=["x", "y", "z"])), ("b", StoredChoiceAxis())])
+    events = [
+        timed.prepare_kick([1, 1, 3, 0, -2, 250][n % 6], D(2010, 1, 1, 0, n % 2), a="xyz"[n % 3], b=f"v{n % 4}")
+        for n in range(60)
+    ]
+    expected: dict[tuple[tuple[str, ...], str], dict[str, int]] = {}
+    for kick in events:
+        plan = kicks._plan(kick.metrica, kick.spans, kick.families)
+        fields = ["|".join(combination) for combination in itertools.product(*[parts for parts, _ in kick.options])]
+        for family, (prefix, amount) in enumerate(zip(kick.families, kick.increments, strict=True)):
+            sums = expected.setdefault((plan.family_keys[family], prefix), {})
+            for name in fields:
+                sums[prefix + name] = sums.get(prefix + name, 0) + amount
+    groups = kicks.merged_counters(events)
+    assert {(group.hashes, group.prefix): group.sums for group in groups} == expected
+    assert all(next(iter(group.sums)) == group.prefix + "*|*" for group in groups)  # every-value first
 
 
 # -- merging is exact ---------------------------------------------------------------------------
