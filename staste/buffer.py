@@ -154,10 +154,14 @@ class Held:
     def kicks(self) -> list[Kick]:
         """Each held kick with its sums as increments (and the union of its ids)."""
         uniques = self.uniques
-        return [
-            entry[0]._replace(increments=tuple(entry[1:]), unique=tuple(uniques.get(key, ())))
-            for key, entry in self.entries.items()
-        ]
+        found = []
+        for key, entry in self.entries.items():
+            kick, sums, ids = entry[0], tuple(entry[1:]), uniques.get(key)
+            if ids is None and not kick.unique and sums == kick.increments:
+                found.append(kick)  # held once, without ids: as it is
+            else:
+                found.append(kick._replace(increments=sums, unique=tuple(ids or ())))
+        return found
 
 
 @dataclass(eq=False)
@@ -431,7 +435,8 @@ class Buffer:
             self._failed(exc, dropped=0 if retry else len(batch))
             return written
         flush = _Flush(batch)
-        decided = [kicks.decided(kick, depths) for kick in batch]
+        plans = kicks.Plans()
+        decided = [kicks.decided(kick, depths, plans) for kick in batch]
         slices = _slices(kicks.merged_counters(decided), CALL_BUDGET)
         calls = [self._counters_call(flush, chunks, last=False) for chunks in slices]
         # Then the ids of kicks with unique=, in the HyperLogLogs of the same (decided)

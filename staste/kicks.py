@@ -218,21 +218,40 @@ Chain = tuple[str, int, tuple[str, ...]]
 def chains(kicks: Sequence[Kick]) -> list[Chain]:
     """The stored-choices decisions ``kicks`` need, in kick order, each once."""
     found: dict[Chain, None] = {}
+    plans = Plans()
     for kick in kicks:
-        plan = _plan(kick.metrica, kick.spans, kick.families)
+        plan = plans.of(kick)
         for (parts, cap), choices_key in zip(kick.options, plan.choices_keys, strict=True):
             if cap >= 0 and len(parts) > 1:
                 found.setdefault((choices_key, cap, parts[1:]), None)
     return list(found)
 
 
-def decided(kick: Kick, depths: dict[Chain, int]) -> Kick:
+class Plans:
+    """The plans of the kicks of one flush, found by the identity of their parts (quicker
+    than :func:`_plan`'s key; the kicks are alive meanwhile, so their ids are unique)."""
+
+    __slots__ = ("found",)
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[int, int, int], _Plan] = {}
+
+    def of(self, kick: Kick) -> _Plan:
+        key = (id(kick.metrica), id(kick.spans), id(kick.families))
+        plan = self.found.get(key)
+        if plan is None:
+            plan = self.found[key] = _plan(kick.metrica, kick.spans, kick.families)
+        return plan
+
+
+def decided(kick: Kick, depths: dict[Chain, int], plans: Plans | None = None) -> Kick:
     """``kick`` with its stored axes' options as their decisions say: a member that did not
     fit its set counts under the overflow part (kick.lua's rule), and deeper levels not at all.
 
-    ``depths``: how many members of each chain are stored (a chain missing is stored whole).
+    ``depths``: how many members of each chain are stored (a chain missing is stored whole);
+    ``plans``: the flush's (quicker when one is shared by its kicks).
     """
-    plan = _plan(kick.metrica, kick.spans, kick.families)
+    plan = plans.of(kick) if plans is not None else _plan(kick.metrica, kick.spans, kick.families)
     options = kick.options
     changed = None
     for index, ((parts, cap), choices_key) in enumerate(zip(options, plan.choices_keys, strict=True)):
@@ -265,6 +284,8 @@ class Group:
 
 #: Most field names :func:`merged_counters` keeps built for the first axes of kicks (a few MB).
 PREFIX_CACHE_FIELDS = 100_000
+#: How many field names :func:`merged_counters` collects before it counts them (a few MB).
+COUNT_BATCH = 50_000
 
 
 def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
@@ -279,12 +300,15 @@ def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
     bumps each field in every hash of its group.
     """
     groups: dict[tuple[tuple[str, ...], str], Group] = {}
-    counted: dict[int, dict[int, Counter[str]]] = {}  # per group: amount -> field -> kicks
+    # per group: amount -> (field -> kicks counted so far, fields of kicks not counted yet):
+    # the fields of many kicks are counted at once (one Counter.update per COUNT_BATCH fields)
+    counted: dict[int, dict[int, tuple[Counter[str], list[str]]]] = {}
     first: dict[int, str] = {}  # per group: its every-value field (without the prefix)
     prefixes = _Prefixes()
+    plans = Plans()
     for kick in kicks:
         fields = prefixes.fields(tuple([parts for parts, _ in kick.options]))
-        plan = _plan(kick.metrica, kick.spans, kick.families)
+        plan = plans.of(kick)
         for family, (prefix, amount) in enumerate(zip(kick.families, kick.increments, strict=True)):
             group_key = (plan.family_keys[family], prefix)
             group = groups.get(group_key)
@@ -293,14 +317,25 @@ def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
                 counted[id(group)] = {}
                 first[id(group)] = fields[0]
             by_amount = counted[id(group)]
-            counter = by_amount.get(amount)
-            if counter is None:
-                counter = by_amount[amount] = Counter()
-            counter.update(fields)
+            held = by_amount.get(amount)
+            if held is None:
+                held = by_amount[amount] = (Counter(), [])
+            pending = held[1]
+            pending += fields
+            if len(pending) >= COUNT_BATCH:
+                held[0].update(pending)
+                pending.clear()
     for group in groups.values():
         sums = {first[id(group)]: 0}  # the every-value field first (counters.lua's TTL check)
+        by_amount = {}
+        for amount, (counter, pending) in counted[id(group)].items():
+            counter.update(pending)
+            by_amount[amount] = counter
+        once = by_amount.pop(1, None)
+        if once is not None:  # the commonest amount: its counts are the sums (a copy in C)
+            sums.update(once)
         get = sums.get
-        for amount, counter in counted[id(group)].items():
+        for amount, counter in by_amount.items():
             for name, count in counter.items():
                 sums[name] = get(name, 0) + amount * count
         prefix = group.prefix
@@ -311,11 +346,12 @@ def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
 class _Prefixes:
     """The fields of the first axes of kicks, built once each (up to PREFIX_CACHE_FIELDS)."""
 
-    __slots__ = ("cached", "size")
+    __slots__ = ("cached", "size", "suffixes")
 
     def __init__(self) -> None:
         self.cached: dict[tuple[tuple[str, ...], ...], list[str]] = {(): [""]}
         self.size = 0
+        self.suffixes: dict[tuple[str, ...], list[str]] = {}  # an axis' parts, each after a '|'
 
     def fields(self, options: tuple[tuple[str, ...], ...]) -> list[str]:
         """Every field of ``options``: the product of the axes' parts, ``'|'``-joined, the
@@ -328,7 +364,13 @@ class _Prefixes:
         last = len(options) - 1
         for index in range(depth, last + 1):
             parts = options[index]
-            fields = [head + "|" + part for head in fields for part in parts] if index else list(parts)
+            if index:
+                suffixes = self.suffixes.get(parts)
+                if suffixes is None:
+                    suffixes = self.suffixes[parts] = ["|" + part for part in parts]
+                fields = [head + suffix for head in fields for suffix in suffixes]
+            else:
+                fields = list(parts)
             if index < last and self.size < PREFIX_CACHE_FIELDS:
                 cached[options[: index + 1]] = fields
                 self.size += len(fields)
