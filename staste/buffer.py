@@ -492,7 +492,9 @@ class Buffer:
                 kick = batch[end]
                 if cluster and kick.metrica.base != batch[start].metrica.base:
                     break
-                cost += kick.combinations() * len(kick.families) * len(kick.spans)
+                # (its ids are PFADDed to each combination in up to 4 buckets: counted too; a
+                # kick is never split, so one holding very many ids is a long call of its own)
+                cost += kick.combinations() * (len(kick.families) * len(kick.spans) + 4 * len(kick.unique))
                 if cost > CALL_BUDGET and end > start:
                     break
                 end += 1

@@ -463,3 +463,16 @@ def test_the_ids_a_buffer_holds_are_bounded(visitors, quiet_buffer, monkeypatch)
     visitors.kick(gender="boy", page="home", unique="after", buffered=True)  # room again
     buffer.flush()
     assert visitors.uniques() == 11
+
+
+def test_a_flush_that_would_overflow_adds_the_ids_of_the_kicks_it_writes_only(staste_redis, quiet_buffer) -> None:
+    m = Metrica(name="near_limit", axes=[("gender", Axis(choices=["boy", "girl"]))], uniques=True)
+    m.kick(gender="boy", unique="first")
+    staste_redis.hset(m.base + "all", "=boy", 2**63 - 1)
+    m.kick(gender="girl", unique="a", buffered=True)
+    m.kick(gender="girl", unique="b", buffered=True)
+    m.kick(gender="boy", unique="refused", buffered=True)
+    quiet_buffer.flush()
+    assert quiet_buffer.stats()["dropped"] == 1
+    assert m.filter(gender="girl").uniques() == 2
+    assert m.filter(gender="boy").uniques() == 1 and m.uniques() == 3

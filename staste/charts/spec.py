@@ -136,13 +136,13 @@ def line_spec(
         calls: list[Any] = [lambda: query.timeserie_counts_and_averages(since, until, scale)]
         if uniques:
             calls.append(lambda: query.timeserie_uniques(since, until, scale))
-        rows, *distinct = pipelined(calls)
+        rows, *distinct = _read(calls)
         datasets = [("count", [count for _, count, _ in rows], "y"), ("average", [avg for _, _, avg in rows], "y1")]
     else:
         calls = [lambda: query.timeserie(since, until, scale)]
         if uniques:
             calls.append(lambda: query.timeserie_uniques(since, until, scale))
-        rows, *distinct = pipelined(calls)
+        rows, *distinct = _read(calls)
         datasets = [("total", [total for _, total in rows], "y")]
     if distinct:
         datasets.append(("uniques", [count for _, count in distinct[0]], "y"))
@@ -155,6 +155,12 @@ def line_spec(
         ),
         metrica,
     )
+
+
+def _read(calls: list[Any]) -> list[Any]:
+    """The results of ``calls``: one call as it is, several in one round trip (``pipelined``
+    runs each call twice, which a long series would pay for in Python)."""
+    return [calls[0]()] if len(calls) == 1 else pipelined(calls)
 
 
 def series_spec(
@@ -204,7 +210,7 @@ def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
         ]
         numbers = [number for number, _ in counts]
     else:
-        rows, *distinct = pipelined([query.iterate, *extra])
+        rows, *distinct = _read([query.iterate, *extra])
         labels = [bucket_label((*query.span, number)) for number, _ in rows]
         datasets = [("total", [total for _, total in rows], "y")]
         numbers = [number for number, _ in rows]
