@@ -253,12 +253,18 @@ def test_pages_rendered_in_russian_keep_no_english_label(russian: Any, russian_m
         "/admin/staste/ru_hits/?_span=2024-02-30",  # a 400 keeps its controls and says why in Russian
         "/admin/staste/ru_hits/?_compare=next",
     ]
+    # Django's own admin chrome (skip link, theme toggle, sidebar) is translated by Django's
+    # catalogue, which leaves a few strings English in some versions: what Django's own
+    # pages show untranslated (an index and a change list) is Django's, not staste's.
+    djangos = set().union(
+        *(english_left(russian.get(url).content.decode()) for url in ("/admin/", "/admin/auth/user/"))
+    )
     for path in pages:
         response = russian.get(path)
         assert response.status_code in (200, 400), path
         page = response.content.decode()
         assert '<html lang="ru"' in page, path
-        assert english_left(page) == set(), path
+        assert english_left(page) - djangos == set(), path
     data = json.loads(russian.get("/admin/staste/ru_hits/data.json?_last=24+hours&_compare=previous").content)
     shown = " ".join(card["label"] + " " + (card["change"] or {}).get("versus", "") for card in data["shown"]["cards"])
     assert english_left(f"<p>{shown}</p>") == set()
