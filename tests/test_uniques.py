@@ -129,7 +129,7 @@ def test_a_range_of_many_buckets_is_the_union_not_a_sum(visitors) -> None:
         assert query.uniques() == 20
     assert trips.count == 1 and b"PFCOUNT" in trips.packets[0].upper()
     # A cover with hours or minutes cannot be counted from day buckets: a clear error.
-    with pytest.raises(ValueError, match="by all time, year, month, day only, not by (hour|minute)"):
+    with pytest.raises(ValueError, match=r"by all time, year, month, day only, not by (hour|minute)"):
         visitors.values().over(now - datetime.timedelta(hours=3), now, "minute").uniques()
 
 

@@ -139,6 +139,8 @@ def read_page(state: PageState) -> PageData:
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: breakdown_columns(state, query, window)
+        if metrica.histogram and metrica.averaged:
+            calls["value_percentiles"] = lambda: value_percentiles(state, query, window)
     for name, axis in metrica.axes.items():
         if axis.choices is None:
             calls[f"options:{name}"] = _stored_values(metrica, name, state)
@@ -156,9 +158,8 @@ def read_page(state: PageState) -> PageData:
     options = {name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()}
     full, chart = None, None
     if "breakdown" in results:
-        if metrica.histogram and metrica.averaged:
-            window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
-            add_percentiles(state, query, window, results["breakdown"])
+        if "value_percentiles" in results:
+            add_percentiles(results["value_percentiles"], results["breakdown"])
         full, chart = _breakdown_specs(state, results["breakdown"])
     summary = _summary(metrica, results)
     previous = _previous(metrica, period, results, line) if period is not None else None
@@ -184,7 +185,7 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     """{"values": [...], measure: [number per value]} of the breakdown by ``state.by``.
 
     Counts, sums and averages come from the same reads (a pipelined batch sends each once);
-    percentiles are added by :func:`add_percentiles`, once the values are known.
+    percentiles come from :func:`value_percentiles`, read in the same batch.
     """
     metrica, axis = state.metrica, state.by
     assert axis is not None
@@ -206,23 +207,24 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     return {"values": values, **columns}
 
 
-def add_percentiles(state: PageState, query: MetricaValues, window: dict[str, Any], columns: dict[str, Any]) -> None:
-    """p50/p95/p99 per value of the breakdown into ``columns``, for the ``MAX_PERCENTILE_VALUES``
-    values with the most events (the others get None).
+def value_percentiles(
+    state: PageState, query: MetricaValues, window: dict[str, Any]
+) -> dict[Any, dict[float, float | None]]:
+    """p50/p95/p99 of every value of the breakdown's axis: one read (``iterate_percentiles``
+    scans each bucket's histogram once), pipelined with the rest of the page."""
+    ranged = query.over(window["since"], window["until"], window["scale"]) if window else query
+    return dict(ranged.iterate_percentiles(state.by, PERCENTILES))
 
-    Read after the values are known (a second round trip), every value's at once
-    (``iterate_percentiles``: each bucket's histogram scanned once, not 102 fields per value).
-    """
-    axis, values = state.by, columns["values"]
+
+def add_percentiles(found: dict[Any, dict[float, float | None]], columns: dict[str, Any]) -> None:
+    """p50/p95/p99 per value into ``columns``, for the ``MAX_PERCENTILE_VALUES`` values with the
+    most events (the others get None, so a table of thousands of values stays readable)."""
+    values = columns["values"]
     counts = columns.get("count") or [0] * len(values)
     ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
     chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
     for p in PERCENTILES:
         columns[f"p{p}"] = [None] * len(values)
-    if not chosen:
-        return
-    ranged = query.over(window["since"], window["until"], window["scale"]) if window.get("since") else query
-    found = dict(ranged.iterate_percentiles(axis, PERCENTILES))
     for i in chosen:
         result = found.get(values[i], {})
         for p in PERCENTILES:
