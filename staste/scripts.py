@@ -17,7 +17,12 @@ from staste.exceptions import RedisUnavailable
 
 @functools.cache
 def source(name: str) -> str:
-    return resources.files("staste").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text Redis runs for script ``name``: lua/prelude.lua (``call``, ``split``...), then
+    lua/<name>.lua.  One prelude for every script, since a script cannot load another."""
+    folder = resources.files("staste").joinpath("lua")
+    return folder.joinpath("prelude.lua").read_text(encoding="utf-8") + folder.joinpath(f"{name}.lua").read_text(
+        encoding="utf-8"
+    )
 
 
 def script(client: redis.Redis, name: str) -> Any:

@@ -9,22 +9,7 @@
 --   value's path from its top level down); a level is decided only when its parent is stored.
 -- Returns, for each chain, how many of its members are stored (the first level that did not
 -- fit is counted under the overflow part; deeper levels are not counted).
-local call = redis.call
-local find, sub = string.find, string.sub
-
-local function split(text)
-  local out, n, at = {}, 0, 1
-  while true do
-    local bar = find(text, '|', at, true)
-    n = n + 1
-    if not bar then
-      out[n] = sub(text, at)
-      return out, n
-    end
-    out[n] = sub(text, at, bar - 1)
-    at = bar + 1
-  end
-end
+-- call, find, sub and split: prelude.lua
 
 local stored = {}
 for i = 1, #ARGV do

@@ -18,22 +18,7 @@
 -- it answers 'STASTE_OVERFLOW' (the caller then writes the flush kick by kick, kick.lua
 -- refusing exactly the kicks that overflow).  Any other error is answered the same way,
 -- after taking back: the call wrote nothing.
-local call = redis.call
-local find, sub = string.find, string.sub
-
-local function split(text)
-  local out, n, at = {}, 0, 1
-  while true do
-    local bar = find(text, '|', at, true)
-    n = n + 1
-    if not bar then
-      out[n] = sub(text, at)
-      return out, n
-    end
-    out[n] = sub(text, at, bar - 1)
-    at = bar + 1
-  end
-end
+-- call, find, sub and split: prelude.lua
 
 local header = split(ARGV[1])
 local G, back = tonumber(header[1]), header[2] == '1'

@@ -54,23 +54,7 @@
 --
 -- Hot path: every redis.call costs more than the Lua around it, so a member already
 -- stored costs one SISMEMBER (no SADD), and in a merged batch at most one per call.
-local call = redis.call
-local find, sub, format = string.find, string.sub, string.format
-
--- 'a|b||c' -> {'a', 'b', '', 'c'}, 4
-local function split(text)
-  local out, n, at = {}, 0, 1
-  while true do
-    local bar = find(text, '|', at, true)
-    n = n + 1
-    if not bar then
-      out[n] = sub(text, at)
-      return out, n
-    end
-    out[n] = sub(text, at, bar - 1)
-    at = bar + 1
-  end
-end
+local format = string.format  -- call, find, sub and split: prelude.lua
 
 local header = split(ARGV[1])
 local N, G = tonumber(header[1]), tonumber(header[2])

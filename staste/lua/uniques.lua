@@ -22,23 +22,8 @@
 -- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
 --   ARGV[2] and ARGV[3] what comes before and after the year in its key (the base .. 'u:' and
 --   ':' .. field).  Answers {year, count, year, count...}.
-local call = redis.call
-local find, sub = string.find, string.sub
+-- call, find, sub and split: prelude.lua
 local mode = ARGV[1]
-
-local function split(text)
-  local out, n, at = {}, 0, 1
-  while true do
-    local bar = find(text, '|', at, true)
-    n = n + 1
-    if not bar then
-      out[n] = sub(text, at)
-      return out, n
-    end
-    out[n] = sub(text, at, bar - 1)
-    at = bar + 1
-  end
-end
 
 if mode == 'add' then
   local header = split(ARGV[2])
