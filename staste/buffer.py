@@ -55,6 +55,7 @@ kicks.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import sys
@@ -62,16 +63,18 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Hashable, Sequence
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import redis.cluster
 
-from staste import conf, connection, kicks, scripts, shutdown
+from staste import conf, connection, keys, kicks, scripts, shutdown
 from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick
+from staste.pipe import Pipe
 
 logger = logging.getLogger("staste")
 
@@ -79,6 +82,12 @@ logger = logging.getLogger("staste")
 #: script): about a millisecond, ten times under the 10 ms a shared Redis may pause for, so
 #: that a loaded machine (where a call's wall time stretches) keeps the bound too.
 CALL_BUDGET = 1000
+#: Most calls a flush has sent without having their replies: enough that Redis always has the
+#: next call at hand while Python adds up the one after (staste.pipe).
+WINDOW = 16
+#: Most times a flush sends its queue again at once (after NOSCRIPT, a lost writer number, an
+#: overflow); then it waits for the next flush.
+RESENDS = 4
 #: Most stored-choices decisions (members) one choices.lua call makes (each costs a few calls).
 DECISIONS_PER_CALL = 300
 #: What one uniques.lua call may cost Redis, in ids PFADDed (a key costs ``KEY_COST`` more:
@@ -171,53 +180,61 @@ class _Flush:
     kicks: list[Kick]
     written: list[_Call] = field(default_factory=list)
     refused: int = 0
+    unconfirmed: int = 0  # its calls queued and not confirmed yet
+    whole: bool = False  # its last call is queued: written once none is unconfirmed
 
 
 @dataclass(eq=False)
 class _Call:
-    """One numbered script call of a flush, kept until Redis confirmed it."""
+    """One script call of a flush, kept until Redis confirmed it.
 
-    number: int
+    Numbered when first sent (``number``, after the writer's call ``prev``: None when that
+    is not known, and the call is then sent alone), and sent again under the same numbers
+    until confirmed: see :meth:`Buffer._number`.
+    """
+
     script: str  # "counters", "uniques" or "kick"
-    keys: list[str]
+    keys: list[str]  # the writer's key last
     args: list[Any]
+    head: int  # the index in args of the header the numbers are added to
     flush: _Flush
     chunks: list[kicks.Chunk]  # counters calls: what they bump (to take it back)
     batch: list[Kick]  # kick calls: their kicks (to name those refused)
-    last: bool  # the flush's last call: its kicks are written once it is
+    last: bool = False  # the flush's last call: its kicks are written once it is
+    header: str = ""  # args[head] without the numbers
+    number: int | None = None
+    prev: int | None = None
+
+    def __post_init__(self) -> None:
+        self.header = self.args[self.head]
 
 
-def _slices(groups: list[kicks.Group], budget: int) -> list[list[kicks.Chunk]]:
+def _calls_of(groups: Iterable[kicks.Group], budget: int) -> Iterator[list[kicks.Chunk]]:
     """The counters of ``groups`` cut into calls of at most ``budget`` HINCRBYs (one metrica
-    a call on a cluster)."""
-    calls: list[list[kicks.Chunk]] = []
+    a call on a cluster), each call as soon as it is full."""
     current: list[kicks.Chunk] = []
     cost = 0
     base = None
     cluster = _cluster()
-    if cluster:
-        groups = sorted(groups, key=lambda group: group.base)  # stable: each group's order kept
     for group in groups:
         per_field = len(group.hashes)
         items = list(group.sums.items())
         start = 0
         if cluster and current and group.base != base:
-            calls.append(current)
+            yield current
             current, cost = [], 0
         base = group.base
         while start < len(items):
-            room = max(1, (budget - cost) // per_field)
             if cost and cost + per_field > budget:
-                calls.append(current)
+                yield current
                 current, cost = [], 0
-                room = max(1, budget // per_field)
+            room = max(1, (budget - cost) // per_field)
             piece = items[start : start + room]
-            current.append((group, piece, start == 0))
+            current.append((group, piece, group.every and start == 0))
             cost += len(piece) * per_field
             start += len(piece)
     if current:
-        calls.append(current)
-    return calls
+        yield current
 
 
 def _uniques_slices(items: list[kicks.Uniques], budget: int) -> list[list[kicks.Uniques]]:
@@ -273,6 +290,9 @@ class Buffer:
         # Who this writer is to Redis, and the number of its last call: unique per process.
         self._writer_id = uuid.uuid4().hex
         self._calls_made = 0
+        # Per writer key: the number of the last call that ran or may have (what the next call
+        # follows); missing: none yet (0); None: not known (calls were dropped).
+        self._tails: dict[str, int | None] = {}
         self._progress = 0.0  # when a call last went through (monotonic)
         self._in_flight = 0
         self._dropped = 0
@@ -436,18 +456,28 @@ class Buffer:
             return written
         flush = _Flush(batch)
         decided = kicks.all_decided(batch, depths)
-        slices = _slices(kicks.merged_counters(decided), CALL_BUDGET)
-        calls = [self._counters_call(flush, chunks, last=False) for chunks in slices]
+        with self._lock:
+            self._queued, self._in_flight = len(batch), 0
+        return written + self._send(self._calls(flush, decided))[1]
+
+    def _calls(self, flush: _Flush, decided: list[Kick]) -> Iterator[_Call]:
+        """The calls writing a flush, each made as its counters are added up (so that the
+        first are sent while the next are added up); the last one marked."""
+        made: _Call | None = None
+        for chunks in _calls_of(kicks.merged_counters(decided), CALL_BUDGET):
+            if made is not None:
+                yield made
+            made = self._counters_call(flush, chunks)
         # Then the ids of kicks with unique=, in the HyperLogLogs of the same (decided)
         # combinations; PFADD is idempotent, so a call sent again never counts an id twice.
         for items in _uniques_slices(kicks.merged_uniques(decided), UNIQUES_BUDGET):
-            self._calls_made += 1
-            script_keys, args = kicks.uniques_keys_and_args(items, writer=(self._writer_id, self._calls_made))
-            calls.append(_Call(self._calls_made, "uniques", script_keys, args, flush, [], [], False))
-        calls[-1].last = True
-        with self._lock:
-            self._queue, self._queued, self._in_flight = calls, len(batch), 0
-        return written + self._send()[1]
+            if made is not None:
+                yield made
+            script_keys, args = kicks.uniques_keys_and_args(items)
+            made = _Call("uniques", [*script_keys, self._writer_key(items[0][0])], args, 1, flush, [], [])
+        if made is not None:
+            made.last = True
+            yield made
 
     def _decide(self, batch: list[Kick]) -> dict[kicks.Chain, int]:
         """Which members of the stored axes the kicks' values are (choices.lua, in kick order)."""
@@ -474,10 +504,12 @@ class Buffer:
                 start = end
         return depths
 
-    def _counters_call(self, flush: _Flush, chunks: list[kicks.Chunk], last: bool, back: bool = False) -> _Call:
-        self._calls_made += 1
-        script_keys, args = kicks.counters_keys_and_args(chunks, writer=(self._writer_id, self._calls_made), back=back)
-        return _Call(self._calls_made, "counters", script_keys, args, flush, chunks, [], last)
+    def _writer_key(self, base: str) -> str:
+        return keys.writer_key(base, self._writer_id)
+
+    def _counters_call(self, flush: _Flush, chunks: list[kicks.Chunk], back: bool = False) -> _Call:
+        script_keys, args = kicks.counters_keys_and_args(chunks, back=back)
+        return _Call("counters", [*script_keys, self._writer_key(chunks[0][0].base)], args, 0, flush, chunks, [])
 
     def _kick_calls(self, flush: _Flush) -> list[_Call]:
         """The flush's kicks, kick by kick through kick.lua, in calls of about CALL_BUDGET."""
@@ -497,59 +529,162 @@ class Buffer:
                 if cost > CALL_BUDGET and end > start:
                     break
                 end += 1
-            self._calls_made += 1
-            script_keys, args = kicks.batch_keys_and_args(batch[start:end], writer=(self._writer_id, self._calls_made))
-            calls.append(_Call(self._calls_made, "kick", script_keys, args, flush, [], batch[start:end], False))
+            script_keys, args = kicks.batch_keys_and_args(batch[start:end])
+            writer_key = self._writer_key(batch[start].metrica.base)
+            calls.append(_Call("kick", [*script_keys, writer_key], args, 0, flush, [], batch[start:end]))
             start = end
         calls[-1].last = True
         return calls
 
-    def _send(self) -> tuple[bool, int]:
-        """Send the queued calls in order: (whether all were written, kicks written)."""
-        written = 0
-        if not self._queue:
+    def _number(self, call: _Call) -> None:
+        """Give ``call`` its numbers when it is first sent, and put them in its header.
+
+        ``prev`` is the call before it under the same writer key (one per metrica: a script
+        reaches one hash slot), the last numbered that ran or may have run; the script refuses
+        to run a call whose predecessor has not (STASTE_GAP), so calls can be sent before the
+        replies of those before them came back.  A call whose predecessor is not known (after
+        calls were dropped) goes without ``prev``, and alone.
+        """
+        if call.number is None:
+            self._calls_made += 1
+            writer_key = call.keys[-1]
+            call.number, call.prev = self._calls_made, self._tails.get(writer_key, 0)
+            self._tails[writer_key] = call.number
+        numbers = f"{call.header}|{call.number}|{kicks.WRITER_TTL}"
+        call.args[call.head] = numbers if call.prev is None else f"{numbers}|{call.prev}"
+
+    def _send(self, new: Iterable[_Call] = ()) -> tuple[bool, int]:
+        """Send the queued calls, then ``new`` ones (queued as they come), in order: (whether
+        all were written, kicks written).  Calls that could not be sent stay queued."""
+        if not new and not self._queue:
             return True, 0
-        while self._queue:
-            call = self._queue[0]
-            try:
-                result = scripts.run(call.script, call.keys, call.args)
-            except redis.ResponseError as exc:
-                if _retryable(exc):
-                    self._failed(exc)
-                    return False, written
-                if not str(exc).startswith(scripts.OVERFLOW):
-                    self._give_up(exc, call)
-                    return False, written
-                if call.script == "counters":
-                    self._overflowed(call)
-                    continue
-                refused = [call.batch[int(number) - 1] for number in str(exc).split()[1:]]
-                logger.error(
-                    "staste: dropped %d buffered kicks of %s: they would push a counter past Redis' limit (2**63 - 1)",
-                    len(refused),
-                    ", ".join(sorted({kick.metrica.name for kick in refused})),
-                )
-                call.flush.refused += len(refused)
+        written = 0
+        for _ in range(RESENDS):
+            outcome, count = self._send_once(new)
+            written += count
+            new = ()
+            if outcome != "again":
+                break
+        else:
+            outcome = "failed"
+        if outcome == "done":
+            self._succeeded(written)
+        return outcome == "done", written
+
+    def _send_once(self, new: Iterable[_Call]) -> tuple[str, int]:
+        """One pass of :meth:`_send`: up to WINDOW calls in flight, their replies read in order.
+
+        The outcome: "done", "failed" (what is left stays queued, or was dropped), or "again"
+        (send the queue again now: after NOSCRIPT, a lost writer number or an overflow).
+        """
+        pipe: Pipe | None = None
+        flying: deque[_Call] = deque()
+        failure: tuple[_Call | None, BaseException] | None = None
+        written = 0
+
+        def read_reply() -> None:
+            nonlocal failure, written
+            call = flying.popleft()
+            assert pipe is not None
+            result = pipe.reply()
+            if isinstance(result, redis.ResponseError):
+                if call.script != "kick" or not str(result).startswith(scripts.OVERFLOW):
+                    if failure is None:
+                        failure = (call, result)
+                    return  # (the calls after it under its writer key did not run: STASTE_GAP)
+                self._refused(call, result)  # it wrote its other kicks
+            elif result == -1:
+                logger.info("staste: buffered call %d had already been written; not written again", call.number)
+            written += self._confirmed(call)
+
+        def queued_as_they_come() -> Iterator[_Call]:
+            for call in new:
                 with self._lock:
-                    self._dropped += len(refused)
-            except Exception as exc:
-                if not _retryable(exc):
-                    self._give_up(exc, call)
-                    return False, written
-                self._failed(exc)
-                return False, written
-            else:
-                if result == -1:
-                    logger.info("staste: buffered call %d had already been written; not written again", call.number)
-            self._reachable()
+                    self._queue.append(call)
+                    call.flush.unconfirmed += 1
+                    call.flush.whole = call.flush.whole or call.last
+                yield call
+
+        try:
+            pipe = Pipe()
             with self._lock:
-                self._queue.pop(0)
-                call.flush.written.append(call)
-                if call.last:
-                    written += len(call.flush.kicks) - call.flush.refused
-                    self._queued = 0
-        self._succeeded(written)
-        return True, written
+                queued = list(self._queue)
+            # Every new call is queued (so kept) even once sending stopped.
+            for call in itertools.chain(queued, queued_as_they_come()):
+                if failure is not None:
+                    continue
+                try:
+                    self._number(call)
+                    pipe.send(call.script, call.keys, call.args)  # type: ignore[union-attr]
+                    flying.append(call)
+                    while flying and (len(flying) > WINDOW or call.prev is None):
+                        read_reply()
+                except RedisUnavailable as exc:
+                    failure = (None, exc)
+            # Every reply, those after a failure too: which calls ran must be known.
+            while flying and (failure is None or failure[0] is not None):
+                read_reply()
+        except RedisUnavailable as exc:
+            failure = (None, exc)
+        finally:
+            if pipe is not None:
+                pipe.close()
+        if failure is None:
+            return "done", written
+        call, exc = failure
+        return self._failure(call, exc), written
+
+    def _failure(self, call: _Call | None, exc: BaseException) -> str:
+        """What a failed call means: the outcome of :meth:`_send_once`."""
+        if call is None or _retryable(exc):  # unreachable, or refused: kept for the next flush
+            self._failed(exc)  # type: ignore[arg-type]
+            return "failed"
+        text = str(exc)
+        if isinstance(exc, redis.exceptions.NoScriptError):
+            # Redis lost its scripts (SCRIPT FLUSH): send the source again (pipe sends EVAL)
+            scripts.forget(connection.get_redis(), call.script)
+            return "again"
+        if text.startswith(scripts.GAP):
+            # The first failure, so the call before it ran: Redis lost the writer's number (a
+            # failover to a replica that was behind, a restore).  Send it alone.
+            call.prev = None
+            return "again"
+        if call.script == "counters" and text.startswith(scripts.OVERFLOW):
+            self._overflowed(call)
+            return "again"
+        self._give_up(exc, call)  # type: ignore[arg-type]
+        return "failed"
+
+    def _confirmed(self, call: _Call) -> int:
+        """Redis ran ``call`` (or had run it): the flush's kicks, when it was its last call
+        unconfirmed (calls of several writer keys may be confirmed out of order)."""
+        self._reachable()
+        flush = call.flush
+        with self._lock:
+            self._queue.remove(call)
+            flush.written.append(call)
+            flush.unconfirmed -= 1
+            if flush.unconfirmed or not flush.whole:
+                return 0
+            self._queued = 0
+        return len(flush.kicks) - flush.refused
+
+    def _dropped_calls(self, calls: Iterable[_Call]) -> None:
+        """Calls dropped unwritten: the calls after them cannot name them (see :meth:`_number`)."""
+        for call in calls:
+            if call.number is not None:
+                self._tails[call.keys[-1]] = None
+
+    def _refused(self, call: _Call, exc: redis.ResponseError) -> None:
+        refused = [call.batch[int(number) - 1] for number in str(exc).split()[1:]]
+        logger.error(
+            "staste: dropped %d buffered kicks of %s: they would push a counter past Redis' limit (2**63 - 1)",
+            len(refused),
+            ", ".join(sorted({kick.metrica.name for kick in refused})),
+        )
+        call.flush.refused += len(refused)
+        with self._lock:
+            self._dropped += len(refused)
 
     def _overflowed(self, call: _Call) -> None:
         """A counter of ``call`` would overflow (counters.lua took the call back): take back
@@ -559,15 +694,19 @@ class Buffer:
             "staste: a buffered flush would push a counter past Redis' limit; writing its %d kicks one by one",
             len(flush.kicks),
         )
-        back = [self._counters_call(flush, done.chunks, last=False, back=True) for done in flush.written if done.chunks]
+        back = [self._counters_call(flush, done.chunks, back=True) for done in flush.written if done.chunks]
         flush.written = []
+        calls = back + self._kick_calls(flush)
         with self._lock:
-            self._queue = back + self._kick_calls(flush)
+            self._dropped_calls(self._queue)
+            self._queue = calls
+            flush.unconfirmed, flush.whole = len(calls), True
 
     def _give_up(self, exc: Exception, call: _Call) -> None:
         """Redis answered an error that may follow a partial write: drop the flush's kicks."""
         dropped = len(call.flush.kicks) - call.flush.refused
         with self._lock:
+            self._dropped_calls(queued for queued in self._queue if queued.flush is call.flush)
             self._queue = [queued for queued in self._queue if queued.flush is not call.flush]
             self._queued = 0
             self._dropped += dropped

@@ -8,11 +8,12 @@ buffered writer both write through here, so the two can never encode a kick diff
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -291,9 +292,10 @@ def decided(kick: Kick, depths: dict[Chain, int], plans: Plans | None = None) ->
 
 
 class Group:
-    """The counters of one family in one set of time buckets, merged over many kicks."""
+    """Counters of one family in one set of time buckets, merged over many kicks: a piece of
+    them (:func:`merged_counters` yields a family's counters in several pieces)."""
 
-    __slots__ = ("base", "expiry", "hashes", "prefix", "sums", "year", "years_key")
+    __slots__ = ("base", "every", "expiry", "hashes", "prefix", "sums", "year", "years_key")
 
     def __init__(self, plan: _Plan, family: int, prefix: str, base: str) -> None:
         self.base = base
@@ -302,86 +304,154 @@ class Group:
         self.expiry = plan.expiry
         self.year = plan.year
         self.years_key = plan.years_key
-        #: field (prefix included) -> sum, the every-value field first
+        #: field (prefix included) -> sum
         self.sums: dict[str, int] = {}
+        #: whether the first of ``sums`` is the every-value field (counters.lua's TTL check)
+        self.every = False
+
+    def piece(self, sums: dict[str, int], every: bool = False) -> Group:
+        """These counters (field names without the family prefix) in this group's hashes."""
+        piece = copy.copy(self)
+        prefix = self.prefix
+        piece.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
+        piece.every = every
+        return piece
 
 
 #: Most field names :func:`merged_counters` keeps built for the first axes of kicks (a few MB).
 PREFIX_CACHE_FIELDS = 100_000
-#: How many field names :func:`merged_counters` collects before it counts them (a few MB).
+#: How many field names a tally collects before it counts them (a few MB).
 COUNT_BATCH = 50_000
 
 
-def merged_counters(kicks: Sequence[Kick]) -> list[Group]:
-    """Every counter ``kicks`` bump, each once with the sum of what they add to it.
+def merged_counters(kicks: Sequence[Kick]) -> Iterator[Group]:
+    """Every counter ``kicks`` bump, each once with the sum of what they add to it, yielded in
+    pieces as soon as they are complete, so that a flush sends the first while it is still
+    adding up the next (see staste/buffer.py).
 
-    Kicks whose axis options were decided (see :func:`decided`).  Why it is quick: a kick's
-    fields (every combination of its axes' options, ``'|'``-joined) are built on the fields
-    of its first axes, which are cached (Zipf-like values repeat heavily, so a 5-axis kick
-    usually finds its first four axes' combinations built); the fields of the kicks that add
-    1 (a count: most of them) are counted by ``collections.Counter``, in C, in batches of
-    COUNT_BATCH names (so memory stays in proportion to the distinct counters); other amounts
-    (a value, a response time) are added up field by field.  And they are expanded once per
-    kick, not once per time bucket: counters.lua bumps each field in every hash of its group.
+    Kicks whose axis options were decided (see :func:`decided`).  The kicks of one metrica in
+    one set of buckets are taken together: first the every-value field of each family (its sum
+    is known before any kick is expanded, and sent first, the first call to touch a hash gives
+    it its TTL: counters.lua), then, for each value of the first axis, the fields that start
+    with it (no kick of another value reaches them: a deeper part of a path starts with its
+    top), then the fields that start with '*', which every kick reaches.
+
+    Why it is quick: a kick's fields (every combination of its axes' options, ``'|'``-joined)
+    are built on the fields of its first axes, which are cached (Zipf-like values repeat
+    heavily, so a 5-axis kick usually finds its first four axes' combinations built); the
+    fields of the kicks that add 1 (a count: most of them) are counted by
+    ``collections.Counter``, in C, in batches (so memory stays in proportion to the distinct
+    counters); other amounts (a value, a response time) are added up field by field.  And they
+    are expanded once per kick, not once per time bucket: counters.lua bumps each field in
+    every hash of its group.
     """
-    groups: dict[tuple[tuple[str, ...], str], Group] = {}
-    tallies: dict[int, _Tally] = {}
-    waiting: list[_Tally] = []  # tallies holding names not counted yet
-    waiting_names = 0
+    units: dict[tuple[str, tuple[timescale.Span, ...]], list[Kick]] = {}
+    for kick in kicks:
+        unit = units.get((kick.metrica.base, kick.spans))
+        if unit is None:
+            unit = units[(kick.metrica.base, kick.spans)] = []
+        unit.append(kick)
     prefixes = _Prefixes()
     plans = Plans()
-    for kick in kicks:
-        fields = prefixes.fields(tuple([parts for parts, _ in kick.options]))
+    # One metrica after the other (a call reaches one metrica's keys on a cluster).
+    for base_and_spans in sorted(units, key=lambda found: found[0]):
+        yield from _unit_counters(units[base_and_spans], prefixes, plans)
+
+
+GroupKey = tuple[tuple[str, ...], str]
+
+
+def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Iterator[Group]:
+    """:func:`merged_counters` for the kicks of one metrica in one set of buckets."""
+    groups: dict[GroupKey, Group] = {}
+    totals: dict[GroupKey, int] = {}
+    plan_groups: dict[int, list[GroupKey]] = {}
+    by_value: dict[str | None, list[tuple[Kick, list[GroupKey]]]] = {}
+    for kick in unit:
         plan = plans.of(kick)
-        for family, (prefix, amount) in enumerate(zip(kick.families, kick.increments, strict=True)):
-            group_key = (plan.family_keys[family], prefix)
-            group = groups.get(group_key)
-            if group is None:
-                group = groups[group_key] = Group(plan, family, prefix, kick.metrica.base)
-                tallies[id(group)] = _Tally(fields[0])
-            tally = tallies[id(group)]
-            if amount == 1:
-                if not tally.pending:
-                    waiting.append(tally)
-                tally.pending += fields
-                waiting_names += len(fields)
-                if waiting_names >= COUNT_BATCH:
-                    for full in waiting:
-                        full.count()
-                    waiting.clear()
-                    waiting_names = 0
-            else:
-                weighted = tally.weighted
-                get = weighted.get
-                for name in fields:
-                    weighted[name] = get(name, 0) + amount
-    for group in groups.values():
-        tally = tallies[id(group)]
-        tally.count()
-        sums = {tally.first: 0}  # the every-value field first (counters.lua's TTL check)
-        sums.update(tally.ones)
-        get = sums.get
-        for name, total in tally.weighted.items():
-            sums[name] = get(name, 0) + total
-        prefix = group.prefix
-        group.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
-    return list(groups.values())
+        group_keys = plan_groups.get(id(plan))
+        if group_keys is None:
+            group_keys = plan_groups[id(plan)] = []
+            for family, prefix in enumerate(kick.families):
+                group_key = (plan.family_keys[family], prefix)
+                if group_key not in groups:
+                    groups[group_key] = Group(plan, family, prefix, kick.metrica.base)
+                    totals[group_key] = 0
+                group_keys.append(group_key)
+        for group_key, amount in zip(group_keys, kick.increments, strict=True):
+            totals[group_key] += amount
+        first = kick.options[0][0] if kick.options else ()
+        value = first[1] if len(first) > 1 else None  # None: the first axis has no value
+        found = by_value.get(value)
+        if found is None:
+            found = by_value[value] = []
+        found.append((kick, group_keys))
+    every_mark = keys.ALL  # (one character, which no value part starts with)
+    every_field = "|".join([every_mark] * len(unit[0].options))
+    for group_key, group in groups.items():
+        yield group.piece({every_field: totals[group_key]}, every=True)
+    if not unit[0].options:
+        return  # no axis: the every-value field is the only one
+    rest: dict[GroupKey, dict[str, int]] = {}  # the fields that start with '*'
+    for members in by_value.values():
+        tallies: dict[GroupKey, _Tally] = {}
+        for kick, group_keys in members:
+            fields = prefixes.fields(tuple([parts for parts, _ in kick.options]))
+            for group_key, amount in zip(group_keys, kick.increments, strict=True):
+                tally = tallies.get(group_key)
+                if tally is None:
+                    tally = tallies[group_key] = _Tally()
+                tally.add(fields, amount)
+        # The fields that start with this value are complete: no other kick reaches them.
+        for group_key, tally in tallies.items():
+            own = {}
+            starred = rest.get(group_key)
+            if starred is None:
+                starred = rest[group_key] = {}
+            get = starred.get
+            for name, total in tally.sums().items():
+                if name[0] == every_mark:
+                    starred[name] = get(name, 0) + total
+                else:
+                    own[name] = total
+            if own:
+                yield groups[group_key].piece(own)
+    for group_key, sums in rest.items():
+        del sums[every_field]  # sent first
+        if sums:
+            yield groups[group_key].piece(sums)
 
 
 class _Tally:
-    """What the kicks of a flush add to one group's fields (see :func:`merged_counters`)."""
+    """What kicks add to some fields of one group (see :func:`merged_counters`)."""
 
-    __slots__ = ("first", "ones", "pending", "weighted")
+    __slots__ = ("ones", "pending", "weighted")
 
-    def __init__(self, first: str) -> None:
-        self.first = first  # the every-value field
+    def __init__(self) -> None:
         self.ones: Counter[str] = Counter()  # field -> kicks adding 1 to it
         self.pending: list[str] = []  # fields of kicks adding 1, not counted yet
         self.weighted: dict[str, int] = {}  # field -> what the kicks adding other amounts add
 
-    def count(self) -> None:
+    def add(self, names: list[str], amount: int) -> None:
+        if amount == 1:
+            self.pending += names
+            if len(self.pending) >= COUNT_BATCH:
+                self.ones.update(self.pending)
+                self.pending.clear()
+        else:
+            weighted = self.weighted
+            get = weighted.get
+            for name in names:
+                weighted[name] = get(name, 0) + amount
+
+    def sums(self) -> dict[str, int]:
         self.ones.update(self.pending)
         self.pending.clear()
+        sums: dict[str, int] = dict(self.ones)
+        get = sums.get
+        for name, total in self.weighted.items():
+            sums[name] = get(name, 0) + total
+        return sums
 
 
 class _Prefixes:

@@ -33,9 +33,29 @@ def script(client: redis.Redis, name: str) -> Any:
     return registered[name]
 
 
+def command(client: redis.Redis, name: str) -> tuple[str, str]:
+    """How staste.pipe (which sends calls itself) runs script ``name`` on ``client``: EVAL with
+    the source the first time (Redis caches the script: no NOSCRIPT, no extra round trip),
+    EVALSHA after."""
+    sent = client.__dict__.setdefault("_staste_sent", set())
+    if name in sent:
+        return "EVALSHA", script(client, name).sha
+    sent.add(name)
+    return "EVAL", source(name)
+
+
+def forget(client: redis.Redis, name: str) -> None:
+    """Redis answered NOSCRIPT (it was restarted, or SCRIPT FLUSH ran): send the source again."""
+    client.__dict__.setdefault("_staste_sent", set()).discard(name)
+
+
 #: How kick.lua's error reply starts when it refused kicks that would overflow a counter
 #: (followed by their numbers in the batch, from 1); it wrote the batch's other kicks.
 OVERFLOW = "STASTE_OVERFLOW"
+
+#: How a numbered call's error reply starts when the call before it has not run (followed by
+#: the writer's last number): it wrote nothing (see claim() in lua/prelude.lua).
+GAP = "STASTE_GAP"
 
 #: What an unreachable server, or a cluster with a primary down, looks like from redis-py.
 UNAVAILABLE = (

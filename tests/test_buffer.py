@@ -153,19 +153,32 @@ def test_calls_are_cut_by_the_counters_they_bump() -> None:
         )
         for n in range(64)
     ]
-    groups = kicks.merged_counters(events)
-    slices = buffer._slices(groups, 500)
+    groups = list(kicks.merged_counters(events))
+    slices = list(buffer._calls_of(groups, 500))
     assert len(slices) > 1
     every = []
     for chunks in slices:
         assert sum(len(items) * len(group.hashes) for group, items, _ in chunks) <= 500
         every += [(group, items[0][0]) for group, items, first in chunks if first]
-    # each counter once, in the slices in the order of its group, the every-value one first
+    # each counter once, in the slices in the order of the pieces, each family's every-value
+    # counter in a piece of its own, before any other of its hashes' counters
     assert [item for chunks in slices for _, items, _ in chunks for item in items] == [
         item for group in groups for item in group.sums.items()
     ]
-    assert [(group, name) for group, name in every] == [(group, next(iter(group.sums))) for group in groups]
+    assert [(group, name) for group, name in every] == [
+        (group, next(iter(group.sums))) for group in groups if group.every
+    ]
     assert all(name.startswith("*|*|*|*|*|*") for _, name in every)
+    counters = [(group.hashes, name) for group in groups for name in group.sums]
+    naive = {
+        (kicks._plan(kick.metrica, kick.spans, kick.families).family_keys[0], "|".join(combination))
+        for kick in events
+        for combination in itertools.product(*[parts for parts, _ in kick.options])
+    }
+    assert len(counters) == len(set(counters)) and set(counters) == naive  # each counter once
+    for hashes in {group.hashes for group in groups}:
+        first = next(group for group in groups if group.hashes == hashes)
+        assert first.every and list(first.sums) == ["*|*|*|*|*|*"]
 
 
 def test_merged_counters_match_a_naive_expansion(monkeypatch) -> None:
@@ -186,9 +199,17 @@ def test_merged_counters_match_a_naive_expansion(monkeypatch) -> None:
             sums = expected.setdefault((plan.family_keys[family], prefix), {})
             for name in fields:
                 sums[prefix + name] = sums.get(prefix + name, 0) + amount
-    groups = kicks.merged_counters(events)
-    assert {(group.hashes, group.prefix): group.sums for group in groups} == expected
-    assert all(next(iter(group.sums)) == group.prefix + "*|*" for group in groups)  # every-value first
+    merged: dict[tuple[tuple[str, ...], str], dict[str, int]] = {}
+    seen_hashes: set[tuple[str, ...]] = set()
+    for group in kicks.merged_counters(events):
+        sums = merged.setdefault((group.hashes, group.prefix), {})
+        assert not set(sums) & set(group.sums)  # each counter in one piece only
+        sums.update(group.sums)
+        # a family's every-value counter comes first, alone, before its hashes see another
+        assert group.every == (list(group.sums) == [group.prefix + "*|*"])
+        assert group.every or group.hashes in seen_hashes
+        seen_hashes.add(group.hashes)
+    assert merged == expected
 
 
 # -- merging is exact ---------------------------------------------------------------------------

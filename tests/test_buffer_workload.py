@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from staste import buffer, connection, scripts
+from staste import buffer, connection, pipe
 from staste.axis import Axis, StoredChoiceAxis
 from staste.buffer import Buffer
 from staste.metrica import Metrica
@@ -180,14 +180,14 @@ def test_a_large_backlog_after_an_outage_is_written_in_short_calls(
     admin.config_set("slowlog-max-len", 10_000)
     admin.slowlog_reset()
     work = []  # HINCRBYs each counters.lua call asked for
-    run = scripts.run
+    send = pipe.Pipe.send
 
-    def counting(name, script_keys, args):  # type: ignore[no-untyped-def]
+    def counting(self, name, script_keys, args):  # type: ignore[no-untyped-def]
         if name == "counters":
             work.append(counters_work(args))
-        return run(name, script_keys, args)
+        return send(self, name, script_keys, args)
 
-    monkeypatch.setattr(scripts, "run", counting)
+    monkeypatch.setattr(pipe.Pipe, "send", counting)
     assert box.flush() == held
     assert len(work) > 50 and max(work) <= buffer.CALL_BUDGET
     slow = [entry["duration"] for entry in admin.slowlog_get(10_000) if entry["command"].startswith(b"EVALSHA")]

@@ -2,11 +2,13 @@
 -- flush once, by the sum of what its kicks add to it, in every time bucket of its family.
 -- The stored-choices decisions were made before (choices.lua), so the fields are final.
 --
--- ARGV[1]: 'G|back' or 'G|back|seq|ttl': G groups; back = 1 takes counters back (adds the
---   negated sums the caller sends, and deletes a counter back at 0: no trace); with seq, the
---   last key is the writer's string holding the number of its last call written, and a call
---   numbered no higher already ran (its reply was lost and it was sent again): the script
---   answers -1 and writes nothing (kick.lua's rule).
+-- ARGV[1]: 'G|back' or 'G|back|seq|ttl|prev': G groups; back = 1 takes counters back (adds
+--   the negated sums the caller sends, and deletes a counter back at 0: no trace); with seq,
+--   the last key is the writer's string holding the number of its last call written, and a
+--   call numbered no higher already ran (its reply was lost and it was sent again): the
+--   script answers -1 and writes nothing (kick.lua's rule); with prev (optional), a call
+--   whose predecessor has not run answers STASTE_GAP and writes nothing (see claim() in
+--   prelude.lua).
 -- Then each group: 'n|every|y|year|T|ttl...|k...' followed by n counters, 'amount|field' each
 --   (the field may hold '|'s: the amount is what comes before the first); every = 1 when the first is the every-value field (its new value equals its
 --   amount exactly when the hash was just created: then the hash gets its ttl, 0: none);
@@ -18,17 +20,19 @@
 -- it answers 'STASTE_OVERFLOW' (the caller then writes the flush kick by kick, kick.lua
 -- refusing exactly the kicks that overflow).  Any other error is answered the same way,
 -- after taking back: the call wrote nothing.
--- call, find, sub and split: prelude.lua
+-- call, find, sub, split and claim: prelude.lua
 
 local header = split(ARGV[1])
 local G, back = tonumber(header[1]), header[2] == '1'
 local last  -- the writer's last call number before this one
 if header[3] then
-  last = call('GET', KEYS[#KEYS])
-  if last and tonumber(last) >= tonumber(header[3]) then
+  local claimed
+  claimed, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
+  if claimed == 'ran' then
     return -1
+  elseif claimed == 'gap' then
+    return redis.error_reply('STASTE_GAP ' .. last)
   end
-  call('SET', KEYS[#KEYS], header[3], 'EX', header[4])
 end
 
 local groups, ai = {}, 2
@@ -109,8 +113,8 @@ for i = 1, #added, 2 do
 end
 -- Nothing was written: the same call may be sent again (after a refusal) and must then run.
 if header[3] then
-  if last then
-    call('SET', KEYS[#KEYS], last, 'EX', header[4])
+  if last or header[5] then  -- (the number before this call's: the calls after it must wait)
+    call('SET', KEYS[#KEYS], last or header[5], 'EX', header[4])
   else
     call('DEL', KEYS[#KEYS])
   end

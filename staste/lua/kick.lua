@@ -11,10 +11,12 @@
 -- Arguments are few and '|'-separated (no part, prefix or number can hold a '|': values are
 -- escaped): every argument costs the client and the server more than splitting one does.
 -- KEYS are listed once each, in any order; arguments name them by their index in KEYS.
--- ARGV[1]: 'N|G', N kicks and G counter groups, or 'N|G|seq|ttl' for a buffered writer's
---   call: then the last key is that writer's string, holding the number of its last call
---   written, and a call numbered no higher already ran (its reply was lost and the writer
---   sent it again): the script answers -1 and writes nothing.
+-- ARGV[1]: 'N|G', N kicks and G counter groups, or 'N|G|seq|ttl' (a synchronous writer's
+--   call) or 'N|G|seq|ttl|prev' (a buffer's): then the last key is that writer's string,
+--   holding the number of its last call written, and a call numbered no higher already ran
+--   (its reply was lost and the writer sent it again): the script answers -1 and writes
+--   nothing; with prev, a call whose predecessor has not run answers STASTE_GAP and writes
+--   nothing (see claim() in prelude.lua).
 -- Then G groups, one argument each, 'prefix|ttl|...|k|...': one counter family in T time
 --   buckets: its fields start with prefix, its T ttls in seconds (0: keep forever) are set
 --   when a hash is created, and its T hashes are KEYS[k]... (groups share keys: kicks of
@@ -54,16 +56,17 @@
 --
 -- Hot path: every redis.call costs more than the Lua around it, so a member already
 -- stored costs one SISMEMBER (no SADD), and in a merged batch at most one per call.
-local format = string.format  -- call, find, sub and split: prelude.lua
+local format = string.format  -- call, find, sub, split and claim: prelude.lua
 
 local header = split(ARGV[1])
 local N, G = tonumber(header[1]), tonumber(header[2])
 if header[3] then
-  local last = call('GET', KEYS[#KEYS])
-  if last and tonumber(last) >= tonumber(header[3]) then
+  local claimed, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
+  if claimed == 'ran' then
     return -1
+  elseif claimed == 'gap' then
+    return redis.error_reply('STASTE_GAP ' .. last)
   end
-  call('SET', KEYS[#KEYS], header[3], 'EX', header[4])
 end
 
 local groups = {}  -- g -> {prefix = ..., keys = {key...}, ttls = {ttl...}}

@@ -2,11 +2,12 @@
 --
 -- ARGV[1] is the mode:
 --
--- 'add' (a buffer flush; see staste/buffer.py): ARGV[2] is 'K' or 'K|seq|ttl': K keys; with
---   seq, the last key is the writer's string holding the number of its last call written,
---   and a call numbered no higher already ran (its reply was lost and it was sent again): the
---   script answers -1 and writes nothing (kick.lua's rule; PFADD is idempotent anyway, so a
---   call run twice would not count an id twice either).  Then, for each KEYS[k], 'ttl|n'
+-- 'add' (a buffer flush; see staste/buffer.py): ARGV[2] is 'K' or 'K|seq|ttl|prev': K keys;
+--   with seq (and prev: see claim() in prelude.lua), the last key is the writer's string
+--   holding the number of its last call written, and a call numbered no higher already ran
+--   (its reply was lost and it was sent again): the script answers -1 and writes nothing
+--   (kick.lua's rule; PFADD is idempotent anyway, so a call run twice would not count an id
+--   twice either).  Then, for each KEYS[k], 'ttl|n'
 --   followed by its n ids: they are PFADDed to KEYS[k], which gets the ttl (0: none) when it
 --   is created.  Returns the number of ids sent.  The caller bounds the ids of a call.
 --
@@ -22,18 +23,19 @@
 -- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
 --   ARGV[2] and ARGV[3] what comes before and after the year in its key (the base .. 'u:' and
 --   ':' .. field).  Answers {year, count, year, count...}.
--- call, find, sub and split: prelude.lua
+-- call, find, sub, split and claim: prelude.lua
 local mode = ARGV[1]
 
 if mode == 'add' then
   local header = split(ARGV[2])
   local K = tonumber(header[1])
   if header[2] then
-    local last = call('GET', KEYS[#KEYS])
-    if last and tonumber(last) >= tonumber(header[2]) then
+    local claimed, last = claim(KEYS[#KEYS], header[2], header[3], header[4])
+    if claimed == 'ran' then
       return -1
+    elseif claimed == 'gap' then
+      return redis.error_reply('STASTE_GAP ' .. last)
     end
-    call('SET', KEYS[#KEYS], header[2], 'EX', header[3])
   end
   local PIECE = 1000 -- unpack() of too many values overflows Lua's stack
   local ai, sent = 3, 0

@@ -1,0 +1,220 @@
+"""A flush sends its calls ahead of their replies (staste.pipe): each call names the one before
+it, and Redis runs a call only after its predecessor ran (claim() in lua/prelude.lua).  These
+tests break the chain every way a real Redis can: a call taken back midway, a refused call,
+scripts lost, a writer number lost, and check each kick is counted once."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from collections import Counter
+
+import pytest
+import redis
+
+from staste import buffer, connection, keys, kicks, pipe, scripts
+from staste.axis import Axis, StoredChoiceAxis
+from staste.buffer import Buffer
+from staste.metrica import Metrica
+from staste.testing import RedisServer
+from tests.conftest import CLUSTER_MODE
+
+D = datetime.datetime
+
+
+@pytest.fixture(autouse=True)
+def quiet_buffer(monkeypatch) -> Buffer:
+    box = Buffer(background=False)
+    monkeypatch.setattr(buffer, "default", box)
+    return box
+
+
+@pytest.fixture
+def pages() -> Metrica:
+    return Metrica(
+        name="pages", axes=[("page", StoredChoiceAxis()), ("method", Axis(choices=["GET", "POST"]))], buffered=True
+    )
+
+
+@pytest.fixture
+def in_flight(monkeypatch) -> list[int]:
+    """How many calls were in flight each time a reply was read (a spy on the real Pipe)."""
+    seen: list[int] = []
+    reply = pipe.Pipe.reply
+
+    def spying(self):  # type: ignore[no-untyped-def]
+        seen.append(len(self))
+        return reply(self)
+
+    monkeypatch.setattr(pipe.Pipe, "reply", spying)
+    return seen
+
+
+MINUTE = D(2010, 2, 7, 13, 5)
+
+
+def kick_many(metrica: Metrica, count: int, date: D = MINUTE) -> list[tuple[str, str]]:
+    """``count`` kicks of 97 pages and two methods; their (page, method)s."""
+    sent = [(f"p{n % 97}", "GET" if n % 3 else "POST") for n in range(count)]
+    for page, method in sent:
+        metrica.kick(date=date, page=page, method=method)
+    return sent
+
+
+def assert_counted_once(metrica: Metrica, sent: list[tuple[str, str]]) -> None:
+    assert metrica.total() == len(sent)
+    assert dict(metrica.iterate("page")) == Counter(page for page, _ in sent)
+    assert dict(metrica.iterate("method")) == Counter(method for _, method in sent)
+    assert metrica.filter(page="p1", method="GET").total() == sent.count(("p1", "GET"))
+
+
+def counters_call(base: str, writer: str, seq: int, prev: int | None, field: str, amount: int) -> object:
+    """One numbered counters.lua call bumping ``field`` of the hash ``<base>h`` (and nothing else)."""
+    group = kicks.Group.__new__(kicks.Group)
+    group.base, group.hashes, group.prefix, group.expiry = base, (base + "h",), "", ((None, 0.0),)
+    group.year, group.years_key, group.sums, group.every = "", "", {field: amount}, False
+    script_keys, args = kicks.counters_keys_and_args([(group, [(field, amount)], False)])
+    args[0] += f"|{seq}|60" + ("" if prev is None else f"|{prev}")
+    return scripts.run("counters", [*script_keys, keys.writer_key(base, writer)], args)
+
+
+def test_a_call_runs_only_after_the_call_it_follows(staste_redis, prefix: str) -> None:
+    base, writer = f"{prefix}:{{numbers}}:", uuid.uuid4().hex
+    assert counters_call(base, writer, 1, 0, "a", 1) == 1  # the writer's first call
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 1$"):
+        counters_call(base, writer, 3, 2, "a", 10)  # call 2 has not run: 3 waits for it
+    assert counters_call(base, writer, 2, 1, "a", 100) == 1
+    assert counters_call(base, writer, 3, 2, "a", 10) == 1
+    assert counters_call(base, writer, 3, 2, "a", 10) == -1  # sent again: already ran
+    assert counters_call(base, writer, 2, 1, "a", 100) == -1
+    assert staste_redis.hget(base + "h", "a") == b"111"
+    # A call that fails takes itself back and leaves the number it followed: the call after it
+    # waits, even for a writer whose very first call failed.
+    staste_redis.hset(base + "h", "big", 2**63 - 1)
+    with pytest.raises(redis.ResponseError, match="STASTE_OVERFLOW"):
+        counters_call(base, writer, 4, 3, "big", 1)
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 3$"):
+        counters_call(base, writer, 5, 4, "a", 1000)
+    fresh = uuid.uuid4().hex
+    with pytest.raises(redis.ResponseError, match="STASTE_OVERFLOW"):
+        counters_call(base, fresh, 1, 0, "big", 1)
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 0$"):
+        counters_call(base, fresh, 2, 1, "a", 1000)
+    # Without a predecessor (a synchronous writer, or one that lost track) a call just runs.
+    assert counters_call(base, fresh, 2, None, "a", 1000) == 1
+    assert staste_redis.hget(base + "h", "a") == b"1111"
+
+
+@pytest.mark.skipif(CLUSTER_MODE, reason="on a cluster each call is sent and answered in turn")
+def test_a_flush_sends_calls_before_the_replies_of_those_before_them(
+    pages: Metrica, monkeypatch, in_flight: list[int]
+) -> None:
+    monkeypatch.setattr(buffer, "CALL_BUDGET", 60)  # ten counters (in six buckets) a call
+    sent = kick_many(pages, 2000)
+    assert buffer.flush() == len(set(sent))  # distinct kicks
+    assert max(in_flight) == buffer.WINDOW + 1  # the window full: more than one in flight
+    assert_counted_once(pages, sent)
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_call_taken_back_midway_stops_the_calls_sent_after_it(
+    staste_redis, monkeypatch, caplog, where: str, in_flight: list[int]
+) -> None:
+    """The overflowing call takes itself back; the calls already sent after it must not run (they
+    would be written again kick by kick): each kick but the refused one counted once."""
+    big = 2**63 // 1024 - 1
+    monkeypatch.setattr(buffer, "CALL_BUDGET", 12)  # two counters a call: many calls
+    late = Metrica(name="late", axes=[("page", StoredChoiceAxis())])
+    for _ in range(1024):
+        late.kick(big, date=D(1999, 1, 1), page="zz")
+    if where == "first":  # its calls go first, the 2010 ones are in flight behind them
+        late.kick(big, date=D(1999, 1, 1), page="zz", buffered=True)
+    for n in range(300):  # (300 more fit under the limit in the all-time bucket, the big one not)
+        late.kick(1, date=D(2010, 1, 1), page=f"p{n % 40}", buffered=True)
+    if where == "last":
+        late.kick(big, date=D(1999, 1, 1), page="zz", buffered=True)
+    # Another metrica (another writer key) in the same flush: its calls, sent after the
+    # overflowing one, ran; they are not written again.
+    other = Metrica(name="other", axes=[("page", StoredChoiceAxis())])
+    for n in range(300):
+        other.kick(date=D(2010, 1, 1), page=f"o{n % 30}", buffered=True)
+    with caplog.at_level(logging.WARNING, logger="staste"):
+        assert buffer.flush() == 40 + 30
+    assert buffer.stats()["dropped"] == 1
+    assert other.total() == 300 and dict(other.iterate("page")) == {f"o{n}": 10 for n in range(30)}
+    assert late.timespan(year=2010).total() == 300
+    counted = {page: total for page, total in late.timespan(year=2010).iterate("page") if total}
+    assert counted == {f"p{page}": len(range(page, 300, 40)) for page in range(40)}
+    assert late.timespan(year=1999).total() == 1024 * big
+    if not CLUSTER_MODE:
+        assert max(in_flight) > 1
+
+
+def test_a_refused_call_is_sent_again_with_those_after_it(
+    pages: Metrica, own_redis: RedisServer, monkeypatch, in_flight: list[int]
+) -> None:
+    """Redis refuses writes (full) from some call of a flush on: that call and the calls after it
+    wrote nothing; the next flush sends them again, under the same numbers, once each."""
+    monkeypatch.setattr(buffer, "CALL_BUDGET", 60)
+    admin = redis.Redis.from_url(own_redis.url)
+    sent = kick_many(pages, 1)
+    buffer.flush()
+    sends = 0
+    send = pipe.Pipe.send
+
+    def filling_up(self, name, script_keys, args):  # type: ignore[no-untyped-def]
+        nonlocal sends
+        sends += 1
+        if sends == 5:  # Redis fills up while the flush's calls are in flight
+            admin.config_set("maxmemory-policy", "noeviction")
+            admin.config_set("maxmemory", 1)
+        return send(self, name, script_keys, args)
+
+    monkeypatch.setattr(pipe.Pipe, "send", filling_up)
+    more = kick_many(pages, 2000)
+    try:
+        assert buffer.flush() == 0
+        assert "used memory" in buffer.stats()["last_error"]
+        # (reading is allowed) the every-value counters went first, the pages not all
+        assert pages.total() == 2001 and sum(total for _, total in pages.iterate("page")) < 2001
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert buffer.flush() == len(set(more))
+    assert_counted_once(pages, sent + more)
+
+
+def test_scripts_lost_by_redis_are_loaded_again(pages: Metrica, staste_redis, redis_server) -> None:
+    sent = kick_many(pages, 500)
+    buffer.flush()
+    (redis_server.client() if CLUSTER_MODE else staste_redis).script_flush()
+    sent += kick_many(pages, 500, date=D(2010, 2, 7, 13, 6))
+    assert buffer.flush() > 0
+    assert buffer.stats()["last_error"] is None
+    assert_counted_once(pages, sent)
+
+
+def test_a_writer_number_redis_lost_does_not_stop_the_writer(pages: Metrica, staste_redis, prefix: str) -> None:
+    """A failover to a replica that had not got the last calls, or a restored dump: the writer's
+    number in Redis is behind its own.  Its next call would wait forever for one Redis lost:
+    it is sent without a predecessor, and the calls after it follow it."""
+    sent = kick_many(pages, 500)
+    buffer.flush()
+    writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]
+    assert len(writer_keys) == 1
+    staste_redis.set(writer_keys[0], 1)  # far behind the buffer's calls
+    sent += kick_many(pages, 500)
+    assert buffer.flush() > 0 and buffer.stats()["last_error"] is None
+    assert_counted_once(pages, sent)
+
+
+def test_a_flush_gives_its_connection_back_clean(pages: Metrica) -> None:
+    """Calls in flight take one connection of the client's pool and give it back with no reply
+    left unread on it (the next command on it would read a stale reply)."""
+    sent = kick_many(pages, 300)
+    buffer.flush()
+    client = connection.get_redis()
+    if not CLUSTER_MODE:
+        assert not client.connection_pool._in_use_connections
+    assert all(client.ping() for _ in range(20))
+    assert_counted_once(pages, sent)
