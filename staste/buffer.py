@@ -435,8 +435,7 @@ class Buffer:
             self._failed(exc, dropped=0 if retry else len(batch))
             return written
         flush = _Flush(batch)
-        plans = kicks.Plans()
-        decided = [kicks.decided(kick, depths, plans) for kick in batch]
+        decided = kicks.all_decided(batch, depths)
         slices = _slices(kicks.merged_counters(decided), CALL_BUDGET)
         calls = [self._counters_call(flush, chunks, last=False) for chunks in slices]
         # Then the ids of kicks with unique=, in the HyperLogLogs of the same (decided)
@@ -755,6 +754,11 @@ default = Buffer()
 def add(kick: Kick, key: Hashable = None) -> None:
     """Hold ``kick`` in the process' buffer (see :meth:`Buffer.add`)."""
     default.add(kick, key)
+
+
+def bump(key: Hashable, increments: Sequence[int]) -> bool:
+    """Add to the kick the process' buffer holds under ``key`` (see :meth:`Buffer.bump`)."""
+    return default.bump(key, increments)
 
 
 def flush() -> int:

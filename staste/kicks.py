@@ -216,15 +216,39 @@ Chain = tuple[str, int, tuple[str, ...]]
 
 
 def chains(kicks: Sequence[Kick]) -> list[Chain]:
-    """The stored-choices decisions ``kicks`` need, in kick order, each once."""
+    """The stored-choices decisions ``kicks`` need, each once, in kick order within each set.
+
+    choices.lua must decide a set's members in the order kicks brought them; different sets
+    (axes, metricas) are independent.  So the kicks' options are read a column (an axis) at a
+    time, and each distinct value of a stored axis once (``dict.fromkeys``, in C).
+    """
     found: dict[Chain, None] = {}
-    plans = Plans()
+    rows: dict[int, tuple[Metrica, list[tuple[tuple[tuple[str, ...], int], ...]]]] = {}
     for kick in kicks:
-        plan = plans.of(kick)
-        for (parts, cap), choices_key in zip(kick.options, plan.choices_keys, strict=True):
-            if cap >= 0 and len(parts) > 1:
-                found.setdefault((choices_key, cap, parts[1:]), None)
+        held = rows.get(id(kick.metrica))
+        if held is None:
+            held = rows[id(kick.metrica)] = (kick.metrica, [])
+        held[1].append(kick.options)
+    for metrica, options in rows.values():
+        base = metrica.base
+        for (axis_name, axis), column in zip(metrica.axes.items(), zip(*options, strict=True), strict=False):
+            if not axis.stores_choices:
+                continue
+            choices_key = keys.choices_key(base, axis_name)
+            for parts, cap in dict.fromkeys(column):
+                if cap >= 0 and len(parts) > 1:
+                    found[(choices_key, cap, parts[1:])] = None
     return list(found)
+
+
+def all_decided(kicks: Sequence[Kick], depths: dict[Chain, int]) -> list[Kick]:
+    """:func:`decided` for every kick; the kicks themselves when every member was stored (the
+    common case: a site's values fit in ``max_choices``)."""
+    cut = {chain: depth for chain, depth in depths.items() if depth != len(chain[2])}
+    if not cut:
+        return list(kicks)
+    plans = Plans()
+    return [decided(kick, cut, plans) for kick in kicks]
 
 
 class Plans:

@@ -48,6 +48,9 @@ def _forget_settings() -> None:
         metrica._now_spans = None
 
 
+#: An axis missing from a kick's values (None is a value: ``kick(age=None)``).
+_MISSING = object()
+
 #: \A and \Z, not ^ and $: "$" also matches before a trailing newline ("bad\n" would pass).
 NAME_PATTERN = re.compile(r"\A[A-Za-z0-9_.\-]{1,200}\Z")
 RESERVED_AXIS_NAMES = frozenset({"value", "date", "buffered", "unique"})
@@ -239,30 +242,76 @@ class Metrica:
     ) -> Kick:
         """Validate a kick completely, without touching Redis."""
         ids = () if unique is None else (self.unique_id(unique),)
-        axes = self.axes
-        for name in axis_values:
-            if name not in axes:
-                raise TypeError(f"{self.name}.kick() got unknown axis {name!r}; its axes are {list(axes) or 'none'}")
-        options: list[tuple[tuple[str, ...], int]] = []
-        for axis_name, axis in axes.items():
-            try:
-                options.append(axis.kick_option(axis_values.get(axis_name)))
-            except ValueError as exc:
-                raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
-        # Every kick of one minute lands in the same buckets: remember them.
-        if date is None:
-            spans = self._spans_now()
-        else:
-            moment = conf.local(date)
-            minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
-            last = self._last_spans
-            if last is not None and last[0] == minute:
-                spans = last[1]
-            else:
-                spans = tuple(timescale.spans_of(moment, self.date_scales))
-                self._last_spans = (minute, spans)
+        options = self._options(axis_values)
+        spans = self._spans_now() if date is None else self._spans_at(date)
         families, increments = self.increments(value)
-        return Kick(self, spans, families, increments, tuple(options), ids)
+        return Kick(self, spans, families, increments, options, ids)
+
+    def _options(self, axis_values: dict[str, Any]) -> tuple[tuple[tuple[str, ...], int], ...]:
+        """The validated options (``Axis.kick_option``) of a kick's axis values.
+
+        The hot path of every kick: a str value an axis checked before is found in that
+        axis' memo without a method call (its memo holds only what ``kick_option`` would
+        answer), and unknown axis names are found by counting the names matched.
+        """
+        options = []
+        matched = 0
+        for axis_name, axis in self.axes.items():
+            value = axis_values.get(axis_name, _MISSING)
+            if value is _MISSING:
+                value = None
+            else:
+                matched += 1
+            option = axis._memo.get(value) if type(value) is str else None
+            if option is None:
+                try:
+                    option = axis.kick_option(value)
+                except ValueError as exc:
+                    self._check_axis_names(axis_values)
+                    raise ValueError(f"{self.name}: axis {axis_name!r}: {exc}") from None
+            options.append(option)
+        if matched != len(axis_values):
+            self._check_axis_names(axis_values)
+        return tuple(options)
+
+    def _check_axis_names(self, axis_values: dict[str, Any]) -> None:
+        """TypeError naming the first of ``axis_values`` that is not an axis of this metrica."""
+        for name in axis_values:
+            if name not in self.axes:
+                axes = list(self.axes) or "none"
+                raise TypeError(f"{self.name}.kick() got unknown axis {name!r}; its axes are {axes}")
+
+    def _spans_at(self, date: datetime.date | datetime.datetime) -> tuple[timescale.Span, ...]:
+        """The spans of a kick dated ``date``, remembered for the last minute asked for."""
+        moment = conf.local(date)
+        minute = (moment.year, moment.month, moment.day, moment.hour, moment.minute)
+        last = self._last_spans
+        if last is not None and last[0] == minute:
+            return last[1]
+        spans = tuple(timescale.spans_of(moment, self.date_scales))
+        self._last_spans = (minute, spans)
+        return spans
+
+    def _buffer(
+        self, value: Any, date: datetime.date | datetime.datetime | None, unique: Any, axis_values: dict[str, Any]
+    ) -> None:
+        """Hold a kick in the process' buffer (``kick(buffered=True)``), validated first.
+
+        The hot path of buffered kicks: a kick landing on counters already held only adds its
+        increments to them, under a key cheaper to hash than ``Kick.merge_key()``: the options,
+        and the identities of the spans and families tuples (the metrica's, and the held kick
+        keeps them alive, so no other object takes their ids meanwhile; equal tuples under
+        other ids make another entry, merged at the flush).  A Kick is built only for a new key.
+        """
+        if unique is not None:
+            buffer.add(self.prepare_kick(value, date, unique, **axis_values))
+            return
+        options = self._options(axis_values)
+        spans = self._spans_now() if date is None else self._spans_at(date)
+        families, increments = self.increments(value)
+        key = (options, id(spans), id(families))
+        if not buffer.bump(key, increments):
+            buffer.add(Kick(self, spans, families, increments, options), key)
 
     def increments(self, value: Any) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """The counter families a kick of ``value`` bumps, and by how much each.
@@ -323,11 +372,10 @@ class Metrica:
         int) also added to the HyperLogLogs of the kick's buckets and combinations, so that
         ``uniques()`` counts distinct ids (see docs/uniques.md).
         """
-        kick = self.prepare_kick(value, date, unique, **axis_values)
         if self.buffered if buffered is None else buffered:
-            buffer.add(kick)
+            self._buffer(value, date, unique, axis_values)
         else:
-            self.write(kick)
+            self.write(self.prepare_kick(value, date, unique, **axis_values))
 
     async def akick(
         self,
@@ -344,11 +392,10 @@ class Metrica:
         on Redis.  Buffered, it is the same dict update as ``kick()`` (no I/O, nothing awaited
         in vain).
         """
-        kick = self.prepare_kick(value, date, unique, **axis_values)
         if self.buffered if buffered is None else buffered:
-            buffer.add(kick)
+            self._buffer(value, date, unique, axis_values)
         else:
-            await self.awrite(kick)
+            await self.awrite(self.prepare_kick(value, date, unique, **axis_values))
 
     def write(self, kick: Kick) -> None:
         """Write one prepared kick now, numbered by this thread's writer (exactly once)."""

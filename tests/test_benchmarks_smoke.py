@@ -12,9 +12,10 @@ import re
 
 import pytest
 
-from benchmarks import kicks, measure, memory, queries, report, run, workloads
+from benchmarks import kicks, measure, memory, previous, queries, report, run, workloads
 from benchmarks.seed import SeedMetrica
-from staste import keys
+from staste import buffer, keys
+from tests.keydump import dump
 
 # The benchmarks start and measure one plain server of their own (INFO, PING in pipelines).
 pytestmark = pytest.mark.single_redis("benchmarks measure one plain redis-server")
@@ -43,6 +44,40 @@ def test_the_seed_baseline_writes_exactly_what_staste_writes(count, staste_redis
     assert staste_buckets["all"][keys.field([keys.ALL] * count).encode()] == b"20"
 
 
+def metrica_contents(client, prefix: str, base: str) -> dict[str, object]:
+    """Every key of the metrica at ``base`` (but its writers' call numbers), by what follows it."""
+    return {
+        key[len(base) :]: content
+        for key, content in dump(client, prefix, ttl=True).items()
+        if key.startswith(base) and not key[len(base) :].startswith("w:")
+    }
+
+
+@pytest.mark.parametrize("count", workloads.AXIS_COUNTS)
+def test_the_previous_writer_writes_what_the_buffered_writer_writes(count, staste_redis, prefix, monkeypatch) -> None:
+    # The baseline is only a baseline if it does the same work: the same counters, stored
+    # values, years and TTLs.  Small limits, so that it writes several times, in several calls.
+    monkeypatch.setattr(previous, "MAX_KEYS", 7)
+    monkeypatch.setattr(previous, "MAX_KICKS_PER_CALL", 3)
+    metrica = workloads.metrica(f"new_{count}", count)
+    shadow = workloads.metrica(f"old_{count}", count)
+    writer = previous.PreviousWriter(staste_redis)
+    date = datetime.datetime(2010, 2, 7, 13, 5)
+    events = workloads.events(count, 40)
+    for event in events:
+        metrica.kick(date=date, buffered=True, **event)
+        writer.add(shadow.prepare_kick(date=date, **event))
+    buffer.flush()
+    writer.flush()
+    written = metrica_contents(staste_redis, prefix, metrica.base)
+    assert written["all"][0][keys.field([keys.ALL] * count).encode()] == b"40"  # (content, has a TTL)
+    assert written == metrica_contents(staste_redis, prefix, shadow.base)
+    distinct = len({shadow.prepare_kick(date=date, **event).merge_key() for event in events})
+    assert writer.written >= distinct
+    assert writer.calls_made >= -(-writer.written // 3)  # numbered calls of at most 3 kicks
+    assert staste_redis.get(keys.writer_key(shadow.base, writer.writer_id)) == str(writer.calls_made).encode()
+
+
 def test_seeded_events_are_the_same_every_run() -> None:
     assert workloads.events(3, 50) == workloads.events(3, 50)
     assert workloads.events(3, 50) != workloads.events(3, 50, seed=1)
@@ -68,15 +103,18 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "middleware",
     ]
     assert "Redis 7" in text or "Redis 6" in text
-    # One table row per axis count, with a ratio.
+    # One row per axis count in each table: kicks per second with the drops next to the
+    # buffered rate, then what the buffered writer and the previous one gave Redis.
+    number = r"[\d.,]+"
     for count in workloads.AXIS_COUNTS:
-        # ... kick(buffered=True), dropped (none), buffered / kick(), kicks, written, Redis µs, mean call, longest
-        number = r"[\d.,]+"
-        row = (
-            rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
-            rf"\| {number} \| {number} \| {number} \| {number} \|$"
-        )
+        # axes, kick(), seed, staste / seed, kick(buffered=True), dropped (none), buffered / kick()
+        row = rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \|$"
         assert re.search(row, text, re.MULTILINE), count
+        # axes, kicks, written, calls, Redis µs, mean call, longest, the previous writer's
+        # written, calls, Redis µs, longest, and previous / new
+        row = rf"^\| {count} \| 20 \|( {number} \|){{9}} ([\d.]+|inf)x \|$"
+        assert re.search(row, text, re.MULTILINE), count
+    assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.]+ \|", text, re.MULTILINE)
     # The middleware: no round trip on the request's thread, and every request recorded.
     assert re.search(
         r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.]+ µs \(-?[\d.]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE
