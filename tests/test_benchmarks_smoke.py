@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 
 import pytest
 
@@ -157,13 +158,22 @@ def test_memory_benchmark_measures_real_keys(staste_redis) -> None:
 
 def test_round_trip_counter_and_server_cpu(staste_redis) -> None:
     staste_redis.ping()  # connects (a connection's set-up sends commands of its own)
-    with measure.count_round_trips() as trips:
+    with measure.count_round_trips(this_thread=True) as trips:
         staste_redis.ping()
         pipe = staste_redis.pipeline(transaction=False)
         pipe.ping()
         pipe.ping()
         pipe.execute()
+        # What another thread sends meanwhile (a buffer's flush) is not the measured code's.
+        other = threading.Thread(target=staste_redis.ping)
+        other.start()
+        other.join()
     assert trips.count == 2
+    with measure.count_round_trips() as trips:
+        other = threading.Thread(target=staste_redis.ping)
+        other.start()
+        other.join()
+    assert trips.count >= 1
     assert measure.server_cpu(staste_redis) > 0
     medians = measure.interleaved({"a": lambda: None, "b": staste_redis.ping}, rounds=3)
     assert set(medians) == {"a", "b"}
@@ -178,6 +188,14 @@ def test_report_tables() -> None:
         "| y | 0.50 | 0.50x |",
     ]
     assert report.kib(2048) == "2.0 KiB" and report.kib(3 * 1024 * 1024) == "3.0 MiB"
+    assert [report.significant(v) for v in (0.0009, 0.0123, 7.591, 76.23, 846.8, 12345.6)] == [
+        "0.000900",
+        "0.0123",
+        "7.59",
+        "76.2",
+        "847",
+        "12,346",
+    ]
 
 
 def test_the_uniques_benchmark_measures_real_keys(staste_redis) -> None:
