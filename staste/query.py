@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import redis
 import redis.asyncio.cluster
 import redis.cluster
+import redis.crc
 from django.conf import settings
 
 from staste import async_connection, conf, connection, histogram, keys, scripts, timescale
@@ -920,12 +921,30 @@ def _charge(reads: Sequence[Fetch]) -> None:
     current.charge(sum(one.work for one in reads))
 
 
-def _left(one: Fetch) -> int:
-    """What the budget leaves ``one`` (charged already), for the script to check exactly."""
+#: The reads whose work only Redis knows (the stored values of an axis, the fields of a hash).
+VARIABLE = ("axis", "uniques_axis")
+#: The budget argument of a script call that checks none (budget.lua: limit 0, no terms).
+NO_BOUND = (0, 0)
+
+
+def _gate(reads: Sequence[Fetch]) -> tuple[Any, ...]:
+    """The budget every read script sent for ``reads`` checks before reading (budget.lua).
+
+    Their fixed work is charged already; what their stored axes and scanned hashes cost is
+    counted by Redis, so every call gets the terms of all of them and the budget left for
+    them, and either every call reads or none does: the batch's total is what is bounded, not
+    each read on its own.
+    """
+    variable = [one for one in reads if one.kind in VARIABLE and len(one.keys) > 1]
+    if not variable:
+        return NO_BOUND
+    terms = [term for one in variable for term in one.terms()]
     current = _budget.get()
     if current is None:
-        return conf.get("STASTE_MAX_QUERY_WORK")
-    return max(1, current.limit - current.spent + one.work)
+        limit = conf.get("STASTE_MAX_QUERY_WORK")
+    else:  # their minimum (the overflow part) is charged already: it is theirs to spend
+        limit = max(1, current.limit - current.spent + sum(one.work for one in variable))
+    return (limit, len(terms) // 3, *terms)
 
 
 #: The size of each axis' set of stored values when last read (by its key), to slice the next
@@ -1033,13 +1052,25 @@ class Fetch:
     @property
     def work(self) -> int:
         """Counters read: buckets x fields.  A stored axis counts one value here (its overflow
-        part): read.lua checks the exact number, values x families x buckets, against what the
-        budget leaves before it reads anything, and the rest is charged from its reply."""
-        if self.kind in ("axis", "uniques_axis"):
-            return (len(self.keys) - 1) * len(self.fields)
+        part): the scripts check the exact number of the whole batch, values x families x
+        buckets, against what the budget leaves before they read anything (:func:`_gate`),
+        and the rest is charged from their replies.  A scan of histogram hashes counts one a
+        hash here (the fields present are what it reads, often fewer than its families)."""
+        if self.kind in VARIABLE:
+            return (len(self.keys) - 1) * (1 if self.extra[4] else len(self.fields))
         if self.kind == "uniques":  # each HyperLogLog merged into its group's count
             return max(1, len(self.keys))
         return max(1, len(self.keys) * len(self.fields))
+
+    def terms(self) -> list[Any]:
+        """What budget.lua counts for this read, three arguments a term: (key, parent, weight)
+        for an axis' set (each child value of parent costs weight counters, as does the
+        overflow part), (hash, "", 0) for a hash whose every field is scanned."""
+        choices, buckets = self.keys[0], self.keys[1:]
+        parent, scan = self.extra[2], self.extra[4]
+        if scan:
+            return [item for bucket in buckets for item in (bucket, "", 0)]
+        return [choices, parent, len(buckets) * len(self.fields)]
 
     def blank(self) -> Any:
         """What a batch's recording pass answers: no counters."""
@@ -1055,40 +1086,46 @@ class Fetch:
 
     # Commands are ("hmget", key, fields), ("pfcount", key...) or ("script", name, keys, args).
 
-    def commands(self, cluster: bool) -> list[tuple[Any, ...]]:
-        if len(self.keys) == (1 if self.kind in ("axis", "uniques_axis") else 0):
+    def commands(self, cluster: bool, gate: tuple[Any, ...] = NO_BOUND) -> list[tuple[Any, ...]]:
+        """What to send, each script call checking the budget ``gate`` (:func:`_gate`).
+
+        Within a gated batch every read goes as a script, even one HMGET or PFCOUNT, so that
+        nothing is read when the batch is refused (a cluster checks first, see execute)."""
+        if len(self.keys) == (1 if self.kind in VARIABLE else 0):
             return []
+        gated = gate != NO_BOUND and not cluster
         if self.kind == "uniques":
             commands, at = [], 0
             for size in self.extra:
-                commands.append(("pfcount", *self.keys[at : at + size]))
+                group = self.keys[at : at + size]
+                commands.append(("script", "uniques", list(group), ["count", *gate]) if gated else ("pfcount", *group))
                 at += size
             return commands
         if self.kind == "uniques_years":
             before, after = self.extra
             return [("script", "uniques", [self.keys[0]], ["years", before, after])]
         if self.kind == "uniques_axis":
-            return self._axis_slices(script="uniques")
+            return self._axis_slices(gate, script="uniques")
         if self.kind == "years":
             years_key, (base, field) = self.keys[0], self.extra
             return [("script", "years", [years_key], [base, field, *self.fields])]
         if self.kind == "axis":
-            return self._axis_slices()
-        if cluster or len(self.keys) == 1:  # a cluster pipeline takes no script; one hash: HMGET
+            return self._axis_slices(gate)
+        if cluster or (len(self.keys) == 1 and not gated):  # a cluster pipeline takes no script
             return [("hmget", key, list(self.fields)) for key in self.keys]
         per_call = max(1, SLICE_WORK // max(1, len(self.fields)))
         mode = "sparse" if self.kind == "rows" and len(self.fields) > SPARSE_FIELDS else self.kind
         return [
-            ("script", "read", list(self.keys[i : i + per_call]), [mode, *self.fields])
+            ("script", "read", list(self.keys[i : i + per_call]), [mode, *gate, *self.fields])
             for i in range(0, len(self.keys), per_call)
         ]
 
-    def _axis_slices(self, script: str = "read") -> list[tuple[Any, ...]]:
+    def _axis_slices(self, gate: tuple[Any, ...], script: str = "read") -> list[tuple[Any, ...]]:
         choices, buckets = self.keys[0], self.keys[1:]
         before, after, parent, cap, scan = self.extra
         if scan:  # histograms: each bucket's fields scanned once (read.lua 'scan')
             return [
-                ("script", "read", [bucket], ["scan", before, after, parent, _left(self), SCAN_FIELDS, *self.fields])
+                ("script", "read", [bucket], ["scan", *gate, before, after, parent, SCAN_FIELDS, *self.fields])
                 for bucket in buckets
             ]
         # What one member costs a call: its families' counters in the call's buckets, or for
@@ -1109,7 +1146,7 @@ class Fetch:
             starts = list(range(0, members - 1, width)) or [0]
             member_slices = [(start, width) for start in starts[:-1]] + [(starts[-1], 0)]
         per_call = max(1, work // (width * families))
-        limit, call_limit = _left(self), 2 * work
+        call_limit = 2 * work
         if script == "uniques":  # the count of a union: every slice holds all the buckets
             per_call, call_limit = len(buckets), max(call_limit, (width + 1) * len(buckets))
         return [
@@ -1117,7 +1154,7 @@ class Fetch:
                 "script",
                 script,
                 [choices, *buckets[i : i + per_call]],
-                ["axis", before, after, parent, limit, len(buckets), call_limit, first, count, *self.fields],
+                ["axis", *gate, before, after, parent, call_limit, first, count, *self.fields],
             )
             for i in range(0, len(buckets), per_call)
             for first, count in member_slices
@@ -1208,7 +1245,9 @@ def execute(reads: Sequence[Fetch]) -> list[Any]:
     with scripts.translated_errors():
         client = connection.get_redis()
         cluster = isinstance(client, redis.cluster.RedisCluster)
-        planned = [one.commands(cluster) for one in reads]
+        planned, checks, limit = _plan(reads, cluster)
+        if checks:
+            _refuse_past(limit, _send(client, cluster, checks))
         replies = _send(client, cluster, [command for commands in planned for command in commands])
     answers, again = _decoded(reads, planned, replies)
     if again:  # sliced for the axis' real size this time (one more round trip, rarely)
@@ -1224,13 +1263,53 @@ async def aexecute(reads: Sequence[Fetch]) -> list[Any]:
     with scripts.translated_errors():
         async with async_connection.using() as client:
             cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
-            planned = [one.commands(cluster) for one in reads]
+            planned, checks, limit = _plan(reads, cluster)
+            if checks:
+                _refuse_past(limit, await _asend(client, cluster, checks))
             replies = await _asend(client, cluster, [command for commands in planned for command in commands])
     answers, again = _decoded(reads, planned, replies)
     if again:
         for index, answer in zip(again, await aexecute([answers[i] for i in again]), strict=True):
             answers[index] = answer
     return answers
+
+
+def _plan(reads: Sequence[Fetch], cluster: bool) -> tuple[list[list[tuple[Any, ...]]], list[tuple[Any, ...]], int]:
+    """The commands of each read, and the budget checks to send before them, with their limit.
+
+    One Redis gets every read script of the batch gated by the batch's budget (:func:`_gate`),
+    in the one pipeline.  A cluster sends its script calls one by one, and each can only see
+    the keys of its own hash slot: there each read is gated by itself, and a batch of several
+    axis reads is first counted slot by slot (read.lua 'work'), its sum checked before any
+    read is sent.
+    """
+    if not cluster:
+        gate = _gate(reads)
+        return [one.commands(cluster, gate) for one in reads], [], 0
+    planned = [one.commands(cluster, _gate([one])) for one in reads]
+    gate = _gate(reads)
+    if sum(one.kind in VARIABLE and len(one.keys) > 1 for one in reads) < 2:
+        return planned, [], 0
+    by_slot: dict[int, list[Any]] = {}
+    for at in range(2, len(gate), 3):
+        by_slot.setdefault(redis.crc.key_slot(gate[at].encode()), []).extend(gate[at : at + 3])
+    checks = [("script", "read", [terms[0]], ["work", 0, len(terms) // 3, *terms]) for terms in by_slot.values()]
+    return planned, checks, gate[0]
+
+
+def _refuse_past(limit: int, counted: list[Any]) -> None:
+    """QueryTooExpensive when the work Redis counted for a batch's reads, slot by slot, is past ``limit``."""
+    if sum(counted) > limit:
+        raise _past(sum(counted), limit)
+
+
+def _past(work: int, limit: int) -> QueryTooExpensive:
+    """The error for reads that would touch ``work`` counters where the budget left them ``limit``
+    (their charged minimum included): it names the work the whole budget would have reached."""
+    current = _budget.get()
+    if current is None:
+        return QueryTooExpensive(work, limit, "STASTE_MAX_QUERY_WORK")
+    return QueryTooExpensive(current.limit - limit + work, current.limit, current.setting)
 
 
 def _decoded(
@@ -1247,6 +1326,8 @@ def _decoded(
         except _Reslice as exc:
             answers.append(exc.fetch)
             again.append(len(answers) - 1)
+            if current is not None:  # the read sent again is charged its own minimum
+                current.spent += exc.fetch.work - one.work
         else:
             if one.kind in ("axis", "uniques_axis") and current is not None:  # what the script really read
                 current.spent += sum(reply[3] for reply in replies[at : at + len(commands)]) - one.work
@@ -1357,14 +1438,12 @@ def _reslice(exc: BaseException) -> bool:
 
 
 def _too_expensive(exc: BaseException) -> QueryTooExpensive | None:
-    """read.lua's refusal of an axis without a cap that holds too many values."""
+    """budget.lua's refusal of a batch whose stored axes hold too many values."""
     text = str(exc)
     if not text.startswith("STASTE_TOO_EXPENSIVE"):
         return None
-    current = _budget.get()
-    setting = current.setting if current is not None else "STASTE_MAX_QUERY_WORK"
-    limit = current.limit if current is not None else conf.get(setting)
-    return QueryTooExpensive(int(text.split()[1]), limit, setting)
+    _, work, limit = text.split()[:3]
+    return _past(int(work), int(limit))
 
 
 class _Batch:

@@ -14,15 +14,18 @@ import redis
 from staste import async_connection, connection
 from staste.exceptions import RedisUnavailable
 
+#: The shared parts put before a script's own text, in order: prelude.lua (``call``,
+#: ``split``...) before every one, budget.lua (the batch's work budget) before the reads.
+_PARTS = {"read": ("prelude", "budget"), "uniques": ("prelude", "budget")}
+
 
 @functools.cache
 def source(name: str) -> str:
-    """The text Redis runs for script ``name``: lua/prelude.lua (``call``, ``split``...), then
-    lua/<name>.lua.  One prelude for every script, since a script cannot load another."""
+    """The text Redis runs for script ``name``: its shared parts (:data:`_PARTS`), then
+    lua/<name>.lua.  Shared parts are pasted in, since a script cannot load another."""
     folder = resources.files("staste").joinpath("lua")
-    return folder.joinpath("prelude.lua").read_text(encoding="utf-8") + folder.joinpath(f"{name}.lua").read_text(
-        encoding="utf-8"
-    )
+    parts = (*_PARTS.get(name, ("prelude",)), name)
+    return "".join(folder.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def script(client: redis.Redis, name: str) -> Any:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 
 import pytest
 
-from benchmarks import kicks, measure, memory, queries, report, run, workloads
+from benchmarks import kicks, measure, memory, previous, queries, report, run, workloads
 from benchmarks.seed import SeedMetrica
-from staste import keys
+from staste import buffer, keys
+from tests.keydump import dump
 
 # The benchmarks start and measure one plain server of their own (INFO, PING in pipelines).
 pytestmark = pytest.mark.single_redis("benchmarks measure one plain redis-server")
@@ -43,6 +45,40 @@ def test_the_seed_baseline_writes_exactly_what_staste_writes(count, staste_redis
     assert staste_buckets["all"][keys.field([keys.ALL] * count).encode()] == b"20"
 
 
+def metrica_contents(client, prefix: str, base: str) -> dict[str, object]:
+    """Every key of the metrica at ``base`` (but its writers' call numbers), by what follows it."""
+    return {
+        key[len(base) :]: content
+        for key, content in dump(client, prefix, ttl=True).items()
+        if key.startswith(base) and not key[len(base) :].startswith("w:")
+    }
+
+
+@pytest.mark.parametrize("count", workloads.AXIS_COUNTS)
+def test_the_previous_writer_writes_what_the_buffered_writer_writes(count, staste_redis, prefix, monkeypatch) -> None:
+    # The baseline is only a baseline if it does the same work: the same counters, stored
+    # values, years and TTLs.  Small limits, so that it writes several times, in several calls.
+    monkeypatch.setattr(previous, "MAX_KEYS", 7)
+    monkeypatch.setattr(previous, "MAX_KICKS_PER_CALL", 3)
+    metrica = workloads.metrica(f"new_{count}", count)
+    shadow = workloads.metrica(f"old_{count}", count)
+    writer = previous.PreviousWriter(staste_redis)
+    date = datetime.datetime(2010, 2, 7, 13, 5)
+    events = workloads.events(count, 40)
+    for event in events:
+        metrica.kick(date=date, buffered=True, **event)
+        writer.add(shadow.prepare_kick(date=date, **event))
+    buffer.flush()
+    writer.flush()
+    written = metrica_contents(staste_redis, prefix, metrica.base)
+    assert written["all"][0][keys.field([keys.ALL] * count).encode()] == b"40"  # (content, has a TTL)
+    assert written == metrica_contents(staste_redis, prefix, shadow.base)
+    distinct = len({shadow.prepare_kick(date=date, **event).merge_key() for event in events})
+    assert writer.written >= distinct
+    assert writer.calls_made >= -(-writer.written // 3)  # numbered calls of at most 3 kicks
+    assert staste_redis.get(keys.writer_key(shadow.base, writer.writer_id)) == str(writer.calls_made).encode()
+
+
 def test_seeded_events_are_the_same_every_run() -> None:
     assert workloads.events(3, 50) == workloads.events(3, 50)
     assert workloads.events(3, 50) != workloads.events(3, 50, seed=1)
@@ -68,15 +104,18 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "middleware",
     ]
     assert "Redis 7" in text or "Redis 6" in text
-    # One table row per axis count, with a ratio.
+    # One row per axis count in each table: kicks per second with the drops next to the
+    # buffered rate, then what the buffered writer and the previous one gave Redis.
+    number = r"[\d.,]+"
     for count in workloads.AXIS_COUNTS:
-        # ... kick(buffered=True), dropped (none), buffered / kick(), kicks, written, Redis µs, mean call, longest
-        number = r"[\d.,]+"
-        row = (
-            rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \| 20 "
-            rf"\| {number} \| {number} \| {number} \| {number} \|$"
-        )
+        # axes, kick(), seed, staste / seed, kick(buffered=True), dropped (none), buffered / kick()
+        row = rf"^\| {count} \| {number} \| {number} \| [\d.]+x \| {number} \| 0 \| {number}x \|$"
         assert re.search(row, text, re.MULTILINE), count
+        # axes, kicks, written, calls, Redis µs, mean call, longest, the previous writer's
+        # written, calls, Redis µs, longest, and previous / new
+        row = rf"^\| {count} \| 20 \|( {number} \|){{9}} ([\d.]+|inf)x \|$"
+        assert re.search(row, text, re.MULTILINE), count
+    assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.]+ \|", text, re.MULTILINE)
     # The middleware: no round trip on the request's thread, and every request recorded.
     assert re.search(
         r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.]+ µs \(-?[\d.]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE
@@ -119,13 +158,22 @@ def test_memory_benchmark_measures_real_keys(staste_redis) -> None:
 
 def test_round_trip_counter_and_server_cpu(staste_redis) -> None:
     staste_redis.ping()  # connects (a connection's set-up sends commands of its own)
-    with measure.count_round_trips() as trips:
+    with measure.count_round_trips(this_thread=True) as trips:
         staste_redis.ping()
         pipe = staste_redis.pipeline(transaction=False)
         pipe.ping()
         pipe.ping()
         pipe.execute()
+        # What another thread sends meanwhile (a buffer's flush) is not the measured code's.
+        other = threading.Thread(target=staste_redis.ping)
+        other.start()
+        other.join()
     assert trips.count == 2
+    with measure.count_round_trips() as trips:
+        other = threading.Thread(target=staste_redis.ping)
+        other.start()
+        other.join()
+    assert trips.count >= 1
     assert measure.server_cpu(staste_redis) > 0
     medians = measure.interleaved({"a": lambda: None, "b": staste_redis.ping}, rounds=3)
     assert set(medians) == {"a", "b"}
@@ -140,6 +188,14 @@ def test_report_tables() -> None:
         "| y | 0.50 | 0.50x |",
     ]
     assert report.kib(2048) == "2.0 KiB" and report.kib(3 * 1024 * 1024) == "3.0 MiB"
+    assert [report.significant(v) for v in (0.0009, 0.0123, 7.591, 76.23, 846.8, 12345.6)] == [
+        "0.000900",
+        "0.0123",
+        "7.59",
+        "76.2",
+        "847",
+        "12,346",
+    ]
 
 
 def test_the_uniques_benchmark_measures_real_keys(staste_redis) -> None:

@@ -21,9 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from staste import connection, keys, metrica
+from staste import connection, keys, metrica, query
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.exceptions import RedisUnavailable
+from staste.exceptions import QueryTooExpensive, RedisUnavailable
 from staste.metrica import AveragedMetrica, Metrica
 from staste.testing import RedisCluster, RedisServer
 from tests.roundtrips import count_round_trips
@@ -212,6 +212,37 @@ def test_different_metricas_spread_across_the_nodes(on_cluster, cluster, prefix)
 
 
 # -- kicks and queries ------------------------------------------------------------------------
+
+
+def test_a_batch_over_several_slots_is_bounded_as_a_whole(on_cluster, cluster) -> None:
+    """A cluster sends each script call on its own, where it sees only its slot's keys: a batch
+    of stored-axis reads of metricas on different nodes is counted slot by slot first, and
+    refused before anything is read when their sum, not each, is past the budget."""
+    names = [name for name in (f"slotted{i}" for i in range(24)) if key_slot(f"{{{name}}}".encode()) < 5461][:1]
+    names += [name for name in (f"slotted{i}" for i in range(24)) if key_slot(f"{{{name}}}".encode()) > 10922][:1]
+    assert len(names) == 2  # one on the first primary, one on the third
+    tagged = [Metrica(name=name, axes=[("tag", StoredChoiceAxis())]) for name in names]
+    for each in tagged:
+        for n in range(40):
+            each.kick(tag=f"t{n}")
+    calls = [lambda each=each: each.values().iterate("tag") for each in tagged]
+    alone = [call() for call in calls]
+
+    def counters_read() -> int:
+        clients = node_clients(cluster)
+        read = sum(client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0) for client in clients)
+        for client in clients:
+            client.close()
+        return read
+
+    before = counters_read()
+    with query.budget(2 * 41 - 1), pytest.raises(QueryTooExpensive) as caught:
+        query.pipelined(calls)  # each fits (41 counters: 40 values and the overflow part)
+    assert counters_read() == before
+    assert (caught.value.work, caught.value.limit) == (2 * 41, 2 * 41 - 1)
+    with query.budget(2 * 41) as spent:
+        assert query.pipelined(calls) == alone
+    assert spent.spent == 2 * 41
 
 
 def visits_metrica() -> AveragedMetrica:

@@ -187,8 +187,72 @@ def test_the_budget_is_shared_by_every_read_within_it(pages, settings) -> None:
             query.pipelined(
                 [lambda: pages.values().iterate("method"), lambda: pages.values().top("page", by="average")]
             )
-    assert caught.value.work == 2002 and caught.value.limit == 2500  # 1,001 values x 2 families
+    # what the budget would have reached: 2,002 spent, the method's 2 counters, 1,001 values x 2 families
+    assert caught.value.work == 2002 + 2 + 2002 and caught.value.limit == 2500
     assert spent.spent <= 2500
+
+
+#: What reading counters runs, inside scripts or not (a refused batch runs none of them).
+COUNTER_READS = ("hmget", "hscan", "pfcount")
+
+
+def counters_read(client: redis.Redis) -> int:
+    return sum(server_calls(client, command) for command in COUNTER_READS)
+
+
+@pytest.mark.single_redis(reason="INFO commandstats of one server")
+def test_a_batch_is_bounded_by_the_sum_of_its_reads(pages, staste_redis, settings) -> None:
+    """Several stored-axis reads in one pipeline (an admin page's breakdowns) are checked
+    together, before anything is read: each fits the budget, their sum does not."""
+    calls = [
+        lambda: pages.values().total(),  # 1 counter
+        lambda: pages.values().iterate("page"),  # 1,001 values x 1 family
+        lambda: pages.values().top("page", by="average"),  # 1,001 values x 2 families
+    ]
+    whole = 1 + 1001 + 2002
+    alone = [call() for call in calls]  # (scripts loaded)
+    for call in calls[1:]:
+        with query.budget(2002):
+            call()  # each fits on its own
+
+    before = counters_read(staste_redis)
+    with (
+        count_round_trips() as trips,
+        query.budget(whole - 1) as spent,
+        pytest.raises(QueryTooExpensive) as caught,
+    ):
+        query.pipelined(calls)
+    assert counters_read(staste_redis) == before  # nothing read, not even the total's one HMGET
+    assert trips.count == 1
+    assert (caught.value.work, caught.value.limit) == (whole, whole - 1)
+    assert spent.spent <= whole - 1
+
+    with count_round_trips() as trips, query.budget(whole) as spent:
+        assert query.pipelined(calls) == alone
+    assert trips.count == 1 and spent.spent == whole
+
+
+@pytest.mark.single_redis(reason="INFO commandstats of one server")
+def test_the_histograms_of_a_range_are_bounded_together(pages, staste_redis, settings) -> None:
+    """top(by="p95") scans one histogram hash per bucket of the cover, each call on its own:
+    the budget bounds the fields of all of them, not of each, through the async API too."""
+    from tests.test_async import run
+
+    ranged = pages.values().over(conf.local() - datetime.timedelta(hours=5), scale="hour")
+    (fetch,) = ranged._plan_iterate_percentiles("page", [95]).reads
+    sizes = [staste_redis.hlen(bucket) for bucket in fetch.keys[1:]]
+    assert len(sizes) > 1 and max(sizes) < sum(sizes) - 1
+    expected = ranged.top("page", 3, by="p95")
+    for read in (lambda: ranged.top("page", 3, by="p95"), lambda: run(ranged.atop("page", 3, by="p95"))):
+        before = counters_read(staste_redis)
+        with query.budget(sum(sizes) - 1), pytest.raises(QueryTooExpensive) as caught:
+            read()
+        assert counters_read(staste_redis) == before
+        assert caught.value.work == sum(sizes)
+        with query.budget(sum(sizes)) as spent:
+            assert read() == expected
+        assert spent.spent == sum(sizes)
+    async_connection.forget()
 
 
 def test_an_axis_without_a_cap_is_bounded_by_the_script(settings) -> None:

@@ -2,34 +2,44 @@
 -- A query plans its slices so that no call reads more than a few tens of thousands of
 -- counters (a few milliseconds of Redis time; see query.SLICE_WORK).
 --
--- ARGV[1] is the mode:
+-- ARGV[1] is the mode; then the budget of the batch the call belongs to (budget.lua: a call
+-- whose batch would touch more counters than it allows reads nothing and answers
+-- 'STASTE_TOO_EXPENSIVE <counters> <limit>'); then the mode's arguments, numbered below from
+-- A, the first of them:
 --
--- 'rows': KEYS are bucket hashes, ARGV[2..] fields.  Returns every field of every key, flat
+-- 'rows': KEYS are bucket hashes, ARGV[A..] fields.  Returns every field of every key, flat
 --   (key 1's fields, then key 2's...); an absent counter is false (nil for the client).
 --   A series of 1,441 minutes is one reply of 1,441 values instead of 1,441 replies.
 --
 -- 'sparse': as 'rows', but returns only the counters present, as triplets: the key's index and
 --   the field's (from 0), and the value.  For histograms, whose 102 fields are mostly absent.
 --
--- 'sums': KEYS are bucket hashes, ARGV[2..] fields.  Adds each field up over the keys and
+-- 'sums': KEYS are bucket hashes, ARGV[A..] fields.  Adds each field up over the keys and
 --   returns, for each field present in some key, three numbers: its index (from 0) and the
 --   sum as low + high * 10^9 (see add below).  Fields absent everywhere are left out.
 --
 -- 'axis': KEYS[1] is an axis' set of stored members, KEYS[2..] bucket hashes.
---   ARGV[2], ARGV[3]: the field text before and after the member; ARGV[4]: the parent path
---   part for a hierarchical axis ('' for a flat axis, '*' for the root); ARGV[5]: the most
---   counters the whole read (every slice) may touch (0: no bound); ARGV[6]: the number of
---   buckets of the whole read; ARGV[7]: the most counters this call may touch; ARGV[8],
---   ARGV[9]: the first member (from 0, in sorted order) and how many (0: to the end);
---   ARGV[10..]: field prefixes (families).
+--   ARGV[A], ARGV[A+1]: the field text before and after the member; ARGV[A+2]: the parent path
+--   part for a hierarchical axis ('' for a flat axis, '*' for the root); ARGV[A+3]: the most
+--   counters this call may touch; ARGV[A+4], ARGV[A+5]: the first member (from 0, in sorted
+--   order) and how many (0: to the end); ARGV[A+6..]: field prefixes (families).
 --   Sums each member's fields over the buckets; returns {members, sums, stored, work} where
 --   sums are triplets as in 'sums' (the index counting member by member, family by family),
---   stored the size of the set and work the counters read.  The overflow member ('!' or '!' .. parent) comes after the
---   stored ones, in the last slice.  Reads nothing and answers an error when
---   * the whole read would touch more than ARGV[5] counters: 'STASTE_TOO_EXPENSIVE <counters>';
---   * this call would touch more than ARGV[7] (the client sliced it for fewer members than
---     the axis now holds): 'STASTE_RESLICE <stored>', and the client slices it again.
+--   stored the size of the set and work the counters read.  The overflow member ('!' or
+--   '!' .. parent) comes after the stored ones, in the last slice.  Reads nothing and answers
+--   'STASTE_RESLICE <stored>' when this call would touch more than ARGV[A+3] (the client
+--   sliced it for fewer members than the axis now holds), and the client slices it again.
+--
+-- 'work': the counters the budget's terms would touch (a cluster, whose calls go one by one,
+--   checks a batch spread over several hash slots first, slot by slot).
 local mode = ARGV[1]
+if mode == 'work' then
+  return (batch_work())
+end
+local at, refused = within_budget()
+if not at then
+  return refused
+end
 
 -- Lua numbers are doubles: exact up to 2^53.  Counters are 64-bit integers, so a counter of
 -- more than 12 digits is split into its last 9 digits and the rest, each summed on its own
@@ -88,7 +98,7 @@ local function sum_keys(first_key, fields)
 end
 
 if mode == 'rows' then
-  local fields = {unpack(ARGV, 2)}
+  local fields = {unpack(ARGV, at)}
   local out = {}
   for k = 1, #KEYS do
     hmget(KEYS[k], fields, function(_, value)
@@ -99,7 +109,7 @@ if mode == 'rows' then
 end
 
 if mode == 'sparse' then -- 'rows' of mostly absent counters (histograms): only those present
-  local fields = {unpack(ARGV, 2)}
+  local fields = {unpack(ARGV, at)}
   local out = {}
   for k = 1, #KEYS do
     hmget(KEYS[k], fields, function(i, value)
@@ -114,7 +124,7 @@ if mode == 'sparse' then -- 'rows' of mostly absent counters (histograms): only 
 end
 
 if mode == 'sums' then
-  local fields = {unpack(ARGV, 2)}
+  local fields = {unpack(ARGV, at)}
   sum_keys(1, fields)
   return summed(#fields)
 end
@@ -134,26 +144,24 @@ local function is_child_of(parent, member)
 end
 
 if mode == 'scan' then
-  -- KEYS[1]: one bucket hash of histogram families ('~' and a number).  ARGV[2], ARGV[3],
-  -- ARGV[4]: before, after and parent as in 'axis'; ARGV[5]: the most counters this call may
-  -- touch (the budget; 0: no bound); ARGV[6]: the most fields to scan, past which the client
-  -- reads the values' fields instead ('STASTE_HMGET'); ARGV[7..]: the families.  Sums every
-  -- field of the hash whose combination is some value of the axis between before and after:
-  -- a histogram holds few of its 102 fields per value, so reading what is there beats asking
-  -- for every field of every value.  Returns {members, sums, -1, fields scanned} as 'axis' does.
-  local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
-  local limit, scan_max = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local size = redis.call('HLEN', KEYS[1])
-  if limit > 0 and size > limit then
-    return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. size)
-  end
+  -- KEYS[1]: one bucket hash of histogram families ('~' and a number).  ARGV[A], ARGV[A+1],
+  -- ARGV[A+2]: before, after and parent as in 'axis'; ARGV[A+3]: the most fields to scan,
+  -- past which the client reads the values' fields instead ('STASTE_HMGET'); ARGV[A+4..]: the
+  -- families.  Sums every field of the hash whose combination is some value of the axis
+  -- between before and after: a histogram holds few of its 102 fields per value, so reading
+  -- what is there beats asking for every field of every value.  Returns {members, sums, -1,
+  -- fields scanned} as 'axis' does.  (The budget counts the whole hash: a term of weight 0.)
+  local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local scan_max = tonumber(ARGV[at + 3])
+  local size = call('HLEN', KEYS[1])
   if size > scan_max then
     return redis.error_reply('STASTE_HMGET ' .. size)
   end
   local family = {}
-  local families = #ARGV - 6
-  for f = 7, #ARGV do
-    family[ARGV[f]] = f - 7
+  local first_family = at + 4
+  local families = #ARGV - first_family + 1
+  for f = first_family, #ARGV do
+    family[ARGV[f]] = f - first_family
   end
   local overflow = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
   local index, members = {}, {}
@@ -196,10 +204,9 @@ if mode == 'scan' then
 end
 
 -- mode 'axis'
-local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
-local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local offset, wanted = tonumber(ARGV[8]), tonumber(ARGV[9])
-local prefixes = {unpack(ARGV, 10)}
+local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
+local prefixes = {unpack(ARGV, at + 6)}
 
 local function is_child(member)
   if parent == '' then
@@ -216,16 +223,6 @@ local function is_child(member)
 end
 
 local stored = redis.call('SMEMBERS', KEYS[1])
-local children = 0
-for i = 1, #stored do
-  if is_child(stored[i]) then
-    children = children + 1
-  end
-end
-local work = (children + 1) * #prefixes * buckets_in_all
-if limit > 0 and work > limit then
-  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
-end
 if offset > 0 or wanted > 0 then -- slices of members need one order for all of them
   table.sort(stored)
 end

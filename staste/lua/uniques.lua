@@ -11,14 +11,20 @@
 --   followed by its n ids: they are PFADDed to KEYS[k], which gets the ttl (0: none) when it
 --   is created.  Returns the number of ids sent.  The caller bounds the ids of a call.
 --
--- 'axis' (query: the distinct ids of each stored value of an axis over some buckets):
---   read.lua's 'axis' mode with the same arguments, where KEYS[2..] are the buckets' key
---   prefixes (keys.unique_prefix) and the one family is '': each member's count is the
---   PFCOUNT of the union of prefix .. before .. member .. after over all the buckets (so a
---   slice of members always holds every bucket: counts of unions cannot be added up).
---   Answers {members, counts as read.lua's sums (index, count, 0), stored, HyperLogLogs
---   read}, and the same
---   errors (STASTE_TOO_EXPENSIVE, STASTE_RESLICE).
+-- 'count' and 'axis' (queries) take the budget of their batch after the mode (budget.lua: a
+--   call whose batch would touch more counters than it allows reads nothing and answers
+--   'STASTE_TOO_EXPENSIVE <counters> <limit>'), then their own arguments, from ARGV[A]:
+--
+-- 'count': the PFCOUNT of the union of KEYS (read.lua's budget gates it: a pipeline holding
+--   axis reads sends its PFCOUNTs this way, so that nothing is read past the budget).
+--
+-- 'axis' (the distinct ids of each stored value of an axis over some buckets): read.lua's
+--   'axis' mode with the same arguments, where KEYS[2..] are the buckets' key prefixes
+--   (keys.unique_prefix) and the one family is '': each member's count is the PFCOUNT of the
+--   union of prefix .. before .. member .. after over all the buckets (so a slice of members
+--   always holds every bucket: counts of unions cannot be added up).  Answers {members,
+--   counts as read.lua's sums (index, count, 0), stored, HyperLogLogs read}, and the same
+--   error STASTE_RESLICE.
 --
 -- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
 --   ARGV[2] and ARGV[3] what comes before and after the year in its key (the base .. 'u:' and
@@ -66,10 +72,18 @@ if mode == 'years' then
   return out
 end
 
+local at, refused = within_budget()
+if not at then
+  return refused
+end
+
+if mode == 'count' then
+  return call('PFCOUNT', unpack(KEYS))
+end
+
 -- mode 'axis'
-local before, after, parent = ARGV[2], ARGV[3], ARGV[4]
-local limit, buckets_in_all, call_limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local offset, wanted = tonumber(ARGV[8]), tonumber(ARGV[9])
+local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
 
 local function is_child(member)
   if parent == '' then
@@ -86,16 +100,6 @@ local function is_child(member)
 end
 
 local stored = call('SMEMBERS', KEYS[1])
-local children = 0
-for i = 1, #stored do
-  if is_child(stored[i]) then
-    children = children + 1
-  end
-end
-local work = (children + 1) * buckets_in_all
-if limit > 0 and work > limit then
-  return redis.error_reply('STASTE_TOO_EXPENSIVE ' .. work)
-end
 if offset > 0 or wanted > 0 then
   table.sort(stored)
 end
