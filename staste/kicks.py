@@ -362,11 +362,18 @@ GroupKey = tuple[tuple[str, ...], str]
 
 
 def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Iterator[Group]:
-    """:func:`merged_counters` for the kicks of one metrica in one set of buckets."""
+    """:func:`merged_counters` for the kicks of one metrica in one set of buckets.
+
+    A field is a part of the first axis, then a *tail* (a combination of the other axes'
+    parts).  Kicks with the same first-axis parts are taken together: their tails are counted
+    once, then each tail's count goes to every field of those parts and to the '*' one, so the
+    fields are built once per distinct tail rather than once per kick.
+    """
     groups: dict[GroupKey, Group] = {}
     totals: dict[GroupKey, int] = {}
     plan_groups: dict[int, list[GroupKey]] = {}
-    by_value: dict[str | None, list[tuple[Kick, list[GroupKey]]]] = {}
+    # the first axis' value -> its options (parts differ below a path's top) -> kicks
+    by_value: dict[str | None, dict[Any, list[tuple[Kick, list[GroupKey]]]]] = {}
     for kick in unit:
         plan = plans.of(kick)
         group_keys = plan_groups.get(id(plan))
@@ -380,46 +387,55 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
                 group_keys.append(group_key)
         for group_key, amount in zip(group_keys, kick.increments, strict=True):
             totals[group_key] += amount
-        first = kick.options[0][0] if kick.options else ()
-        value = first[1] if len(first) > 1 else None  # None: the first axis has no value
-        found = by_value.get(value)
+        first = kick.options[0] if kick.options else ((), 0)
+        value = first[0][1] if len(first[0]) > 1 else None  # None: the first axis has no value
+        options = by_value.get(value)
+        if options is None:
+            options = by_value[value] = {}
+        found = options.get(first)
         if found is None:
-            found = by_value[value] = []
+            found = options[first] = []
         found.append((kick, group_keys))
-    every_mark = keys.ALL  # (one character, which no value part starts with)
+    every_mark = keys.ALL
     every_field = "|".join([every_mark] * len(unit[0].options))
     for group_key, group in groups.items():
         yield group.piece({every_field: totals[group_key]}, every=True)
     if not unit[0].options:
         return  # no axis: the every-value field is the only one
-    rest: dict[GroupKey, dict[str, int]] = {}  # the fields that start with '*'
-    for members in by_value.values():
-        tallies: dict[GroupKey, _Tally] = {}
-        for kick, group_keys in members:
-            fields = prefixes.fields(tuple([parts for parts, _ in kick.options]))
-            for group_key, amount in zip(group_keys, kick.increments, strict=True):
-                tally = tallies.get(group_key)
-                if tally is None:
-                    tally = tallies[group_key] = _Tally()
-                tally.add(fields, amount)
-        # The fields that start with this value are complete: no other kick reaches them.
-        for group_key, tally in tallies.items():
-            own = {}
-            starred = rest.get(group_key)
-            if starred is None:
-                starred = rest[group_key] = {}
-            get = starred.get
-            for name, total in tally.sums().items():
-                if name[0] == every_mark:
-                    starred[name] = get(name, 0) + total
-                else:
-                    own[name] = total
-            if own:
-                yield groups[group_key].piece(own)
-    for group_key, sums in rest.items():
-        del sums[every_field]  # sent first
-        if sums:
-            yield groups[group_key].piece(sums)
+    join = "|" if len(unit[0].options) > 1 else ""  # between the first part and a tail
+    rest: dict[GroupKey, dict[str, int]] = {}  # per tail: what its '*' field adds up to
+    for options in by_value.values():
+        own: dict[GroupKey, dict[str, int]] = {}  # the fields that start with this value
+        for (parts, _), members in options.items():
+            tallies: dict[GroupKey, _Tally] = {}
+            for kick, group_keys in members:
+                tails = prefixes.fields(tuple([parts for parts, _ in kick.options[1:]]))
+                for group_key, amount in zip(group_keys, kick.increments, strict=True):
+                    tally = tallies.get(group_key)
+                    if tally is None:
+                        tally = tallies[group_key] = _Tally()
+                    tally.add(tails, amount)
+            for group_key, tally in tallies.items():
+                starred = rest.get(group_key)
+                if starred is None:
+                    starred = rest[group_key] = {}
+                fields = own.get(group_key)
+                if fields is None:
+                    fields = own[group_key] = {}
+                get, add = starred.get, fields.get
+                for tail, total in tally.sums().items():
+                    starred[tail] = get(tail, 0) + total
+                    for part in parts[1:]:
+                        name = part + join + tail
+                        fields[name] = add(name, 0) + total
+        # No kick of another value reaches these: they are complete.
+        for group_key, fields in own.items():
+            yield groups[group_key].piece(fields)
+    every_tail = every_field[len(every_mark) + len(join) :]
+    for group_key, starred in rest.items():
+        del starred[every_tail]  # sent first
+        if starred:
+            yield groups[group_key].piece({every_mark + join + tail: total for tail, total in starred.items()})
 
 
 class _Tally:
