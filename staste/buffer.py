@@ -294,6 +294,7 @@ class Buffer:
         # follows); missing: none yet (0); None: not known (calls were dropped).
         self._tails: dict[str, int | None] = {}
         self._progress = 0.0  # when a call last went through (monotonic)
+        self._flush_started = time.monotonic()  # when the last flush began, by any thread
         self._in_flight = 0
         self._dropped = 0
         self._dropped_before_outage = 0
@@ -427,6 +428,7 @@ class Buffer:
         First what an earlier flush left (its first call maybe in doubt), then the kicks held
         now: their stored values decided (choices.lua), their counters merged and written.
         """
+        self._flush_started = time.monotonic()
         done, written = self._send()
         if not done:
             return written
@@ -786,26 +788,30 @@ class Buffer:
                 self._thread.start()
 
     def _run(self) -> None:
-        last = time.monotonic()
+        """Write the buffer every STASTE_FLUSH_INTERVAL seconds after the last write began, by
+        whichever thread (a flush() just made needs no second one: the longer a flush's window,
+        the more its kicks share counters), or at once when woken (the buffer is half full)."""
         while True:
             try:
                 interval = max(0.001, float(conf.get("STASTE_FLUSH_INTERVAL")))
             except (TypeError, ValueError):
                 interval = 1.0
-            remaining = interval - (time.monotonic() - last)
-            # Wait at most a second at a time, so a changed interval applies within a second.
-            if remaining > 0 and not self._wake.wait(min(remaining, 1.0)) and remaining > 1.0:
+            remaining = interval - (time.monotonic() - self._flush_started)
+            if remaining > 0:
+                # At most a second at a time, so a changed interval applies within a second.
+                woken = self._wake.wait(min(remaining, 1.0))
                 if self._stopping:
                     return
-                continue
+                if not woken:
+                    continue
             self._wake.clear()
             if self._stopping:
                 return
-            last = time.monotonic()
             try:
                 self.flush()
             except Exception:  # a bug must not stop the thread: later kicks still need writing
                 logger.exception("staste: flushing the kick buffer failed")
+                self._flush_started = time.monotonic()  # (not at once again)
 
     def close(self) -> None:
         """Stop the background thread and write what is held (at exit)."""

@@ -218,3 +218,22 @@ def test_a_flush_gives_its_connection_back_clean(pages: Metrica) -> None:
         assert not client.connection_pool._in_use_connections
     assert all(client.ping() for _ in range(20))
     assert_counted_once(pages, sent)
+
+
+def test_counters_past_the_exact_range_of_lua_numbers_stay_exact(staste_redis) -> None:
+    """counters.lua adds up in Lua (doubles, exact below 2**53) and hands anything past that to
+    HINCRBY: a sum that crosses 2**53 either way is still exact to the unit."""
+    limit = 2**53
+    sizes = Metrica(name="sizes", axes=[("kind", Axis(choices=["a", "b", "c"]))])
+    biggest = limit // 1024 * 1024 - 1  # the largest single value a kick takes (about 2**53)
+    for kind, value in (("a", biggest), ("b", biggest), ("c", -biggest)):
+        sizes.kick(value, kind=kind)  # synchronous: the counters start near the edge
+    sizes.kick(biggest, kind="a", buffered=True)  # past 2**53
+    for _ in range(2):
+        sizes.kick(11, kind="b", buffered=True)  # from just under 2**53 to just over it (odd)
+    sizes.kick(-biggest, kind="c", buffered=True)  # below -2**53
+    sizes.kick(1, kind="c", buffered=True)
+    buffer.flush()
+    assert dict(sizes.iterate("kind")) == {"a": 2 * biggest, "b": biggest + 22, "c": -2 * biggest + 1}
+    assert sizes.total() == 2 * biggest + biggest + 22 - 2 * biggest + 1
+    assert buffer.stats()["dropped"] == 0
