@@ -1336,36 +1336,79 @@ def _decoded(
 
 
 def _send(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """The replies to ``commands``, in one round trip where Redis allows (see :func:`execute`)."""
     if not commands:
         return []
     if len(commands) == 1:
         command = commands[0]
         return [_plain(client, command) if command[0] != "script" else _script(client, command)]
     if cluster:
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            if command[0] != "script":
-                _plain(pipe, command)
+        pipe = _pipeline(client, commands, scripts_too=False)
         replies = iter(pipe.execute() if len(pipe) else [])
         return [next(replies) if command[0] != "script" else _script(client, command) for command in commands]
     for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            if command[0] != "script":
-                _plain(pipe, command)
-            else:
-                _, name, script_keys, args = command
-                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
-        replies = pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-            for name in {command[1] for command in commands if command[0] == "script"}:
-                client.script_load(scripts.source(name))
-            continue
-        for reply in replies:
-            if isinstance(reply, Exception) and not _reslice(reply):
-                raise _too_expensive(reply) or reply
-        return replies
+        replies = _pipeline(client, commands).execute(raise_on_error=False)
+        lost = _lost_scripts(commands, replies) if attempt == 0 else set()
+        if not lost:
+            return _checked(replies)
+        for name in lost:
+            client.script_load(scripts.source(name))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """:func:`_send` through a ``redis.asyncio`` client."""
+    if not commands:
+        return []
+    if len(commands) == 1:
+        command = commands[0]
+        return [await _plain(client, command) if command[0] != "script" else await _ascript(client, command)]
+    if cluster:
+        pipe = _pipeline(client, commands, scripts_too=False)
+        replies = iter(await pipe.execute() if len(pipe) else [])
+        return [next(replies) if command[0] != "script" else await _ascript(client, command) for command in commands]
+    for attempt in range(2):
+        replies = await _pipeline(client, commands).execute(raise_on_error=False)
+        lost = _lost_scripts(commands, replies) if attempt == 0 else set()
+        if not lost:
+            return _checked(replies)
+        for name in lost:
+            await client.script_load(scripts.source(name))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# What follows is the part of sending that does no I/O, shared by the sync and async clients
+# (redis-py's pipelines queue commands the same way in both; only execute() is awaited).
+
+
+def _pipeline(client: Any, commands: list[tuple[Any, ...]], scripts_too: bool = True) -> Any:
+    """A pipeline of ``commands``, queued, not sent: scripts as EVALSHA (a cluster pipeline
+    takes none: ``scripts_too=False`` leaves them out, to be called one by one)."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        if command[0] != "script":
+            _plain(pipe, command)
+        elif scripts_too:
+            _, name, script_keys, args = command
+            pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
+    return pipe
+
+
+def _lost_scripts(commands: list[tuple[Any, ...]], replies: list[Any]) -> set[str]:
+    """The scripts to load and send again when Redis lost them (a restart, SCRIPT FLUSH): the
+    pipeline is safe to send twice, since reads write nothing.  Empty when none was lost."""
+    if not any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+        return set()
+    return {command[1] for command in commands if command[0] == "script"}
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """``replies``, or the first error among them raised (a refused budget as QueryTooExpensive);
+    an axis read to slice again stays a reply (see Fetch.combine)."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not _reslice(reply):
+            raise _too_expensive(reply) or reply
+    return replies
 
 
 def _plain(client: Any, command: tuple[Any, ...]) -> Any:
@@ -1382,45 +1425,7 @@ def _script(client: Any, command: tuple[Any, ...]) -> Any:
     try:
         return scripts.script(client, name)(keys=script_keys, args=args, client=client)
     except redis.ResponseError as exc:
-        if _reslice(exc):
-            return exc
-        raise _too_expensive(exc) or exc from None
-
-
-async def _asend(client: Any, cluster: bool, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """:func:`_send` through a ``redis.asyncio`` client."""
-    if not commands:
-        return []
-    if len(commands) == 1:
-        command = commands[0]
-        if command[0] != "script":
-            return [await _plain(client, command)]
-        return [await _ascript(client, command)]
-    if cluster:
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            if command[0] != "script":
-                _plain(pipe, command)
-        replies = iter(await pipe.execute() if len(pipe) else [])
-        return [next(replies) if command[0] != "script" else await _ascript(client, command) for command in commands]
-    for attempt in range(2):
-        pipe = client.pipeline(transaction=False)
-        for command in commands:
-            if command[0] != "script":
-                _plain(pipe, command)
-            else:
-                _, name, script_keys, args = command
-                pipe.evalsha(scripts.script(client, name).sha, len(script_keys), *script_keys, *args)
-        replies = await pipe.execute(raise_on_error=False)
-        if attempt == 0 and any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-            for name in {command[1] for command in commands if command[0] == "script"}:
-                await client.script_load(scripts.source(name))
-            continue
-        for reply in replies:
-            if isinstance(reply, Exception) and not _reslice(reply):
-                raise _too_expensive(reply) or reply
-        return replies
-    raise AssertionError("unreachable")  # pragma: no cover
+        return _failed(exc)
 
 
 async def _ascript(client: Any, command: tuple[Any, ...]) -> Any:
@@ -1428,9 +1433,15 @@ async def _ascript(client: Any, command: tuple[Any, ...]) -> Any:
     try:
         return await scripts.script(client, name)(keys=script_keys, args=args, client=client)
     except redis.ResponseError as exc:
-        if _reslice(exc):
-            return exc
-        raise _too_expensive(exc) or exc from None
+        return _failed(exc)
+
+
+def _failed(exc: redis.ResponseError) -> Any:
+    """What a script call that Redis answered with an error gives: the error itself when the
+    read is to be sliced again (a reply like the others), else raised."""
+    if _reslice(exc):
+        return exc
+    raise _too_expensive(exc) or exc from None
 
 
 def _reslice(exc: BaseException) -> bool:

@@ -8,6 +8,7 @@ import datetime
 import json
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -239,6 +240,90 @@ def test_compare_an_averaged_metrica_counts_averages_and_percentiles(staff_clien
     assert cards["count"]["change"]["text"] == "▲ 200%"
     assert cards["average"]["change"]["text"] == "▼ 80%"
     assert cards["p95"]["change"]["direction"] == "down"
+
+
+@pytest.fixture
+def visitors(register) -> Metrica:
+    return register(Metrica(name="test_visitors", axes=[], uniques=True, title="Visitors"))
+
+
+def cards_of(client: Client, name: str, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cards of a page's JSON by key, and its previous period."""
+    data = json.loads(client.get(page(name) + "data.json?" + query).content)
+    return {card["key"]: card for card in data["shown"]["cards"]}, data["previous"]
+
+
+def test_compare_counts_the_distinct_ids_of_the_whole_previous_month(staff_client, visitors) -> None:
+    shown, before = months_ago(1), months_ago(2)
+    for day, ids in ((2, "abc"), (9, "ab")):  # 3 distinct ids, however many days they came back
+        for unique in ids:
+            visitors.kick(date=D(*shown, day, 10), unique=unique)
+    for day, ids in ((1, "uvwx"), (20, "uvyz")):  # 6
+        for unique in ids:
+            visitors.kick(date=D(*before, day, 10), unique=unique)
+    query = f"_span={shown[0]:04d}-{shown[1]:02d}&_compare=previous"
+    cards, previous = cards_of(staff_client, "test_visitors", query)
+    assert previous["summary"]["uniques"] == 6
+    assert cards["uniques"]["value"] == "3" and cards["uniques"]["previous"] == "6"
+    assert cards["uniques"]["change"] == {"text": "▼ 50%", "direction": "down", "versus": "vs 6"}
+    card = text(staff_client.get(page("test_visitors") + "?" + query)).split('data-card="uniques"', 1)[1]
+    assert "staste-change staste-down" in card.split("</div>", 1)[0] and "▼ 50%" in card
+    assert cards_of(staff_client, "test_visitors", query.split("&")[0])[0]["uniques"]["change"] is None  # not compared
+
+
+def between(low: float, high: float) -> Callable[[float], bool]:
+    return lambda value: low - 1e-9 <= value <= high + 1e-9
+
+
+@pytest.mark.single_redis("a pipeline costs one round trip per node on a cluster")
+def test_a_running_range_compares_distinct_ids_up_to_the_same_point(staff_client, visitors) -> None:
+    """The last 30 days against the 30 before, today still running: the previous period's ids
+    are the union of its first 29 days and its 30th day prorated (a union, not a sum)."""
+    now = conf.local()
+    first = timescale.start(timescale.truncate(now, "day")) - datetime.timedelta(days=29)
+    for days, ids in ((-30, "ab"), (-5, "ab"), (-1, "abcdef")):  # 2 ids before the day at the point, 4 new on it
+        for unique in ids:
+            visitors.kick(date=first + datetime.timedelta(days=days, hours=12), unique=unique)
+    for unique in "abc":
+        visitors.kick(date=now, unique=unique)
+    query = "_last=30+days&_compare=previous"
+    staff_client.get(page("test_visitors") + "data.json?" + query)  # scripts loaded
+    early = compare.previous_period(Range(first, conf.local(), "day"), None, None).fraction
+    with count_round_trips(this_thread_only=True) as trips:
+        cards, previous = cards_of(staff_client, "test_visitors", query)
+    late = compare.previous_period(Range(first, conf.local(), "day"), None, None).fraction
+    assert trips.count == 1  # with the previous period's ids, in the page's one round trip
+    assert between(2 + 4 * early, 2 + 4 * late)(previous["summary"]["uniques"])
+    assert cards["uniques"]["value"] == "3" and cards["uniques"]["change"]["direction"] in ("up", "down", "flat")
+    then = previous["summary"]["uniques"]
+    assert cards["uniques"]["change"] == change_label(compare.change(3, then), round(then))
+
+
+def test_today_compares_distinct_ids_with_yesterdays_prorated(staff_client, visitors) -> None:
+    """Hours keep no ids: today so far is compared with the part of yesterday's that has elapsed."""
+    now = conf.local()
+    yesterday = timescale.start(timescale.truncate(now, "day")) - datetime.timedelta(days=1)
+    for n in range(10):
+        visitors.kick(date=yesterday + datetime.timedelta(hours=n), unique=f"id{n}")
+    visitors.kick(date=now, unique="someone")
+    today = now.strftime("%Y-%m-%d")
+    elapsed = lambda: (conf.local() - timescale.start(timescale.truncate(now, "day"))) / datetime.timedelta(days=1)  # noqa: E731
+    early = elapsed()
+    cards, previous = cards_of(staff_client, "test_visitors", f"_span={today}&_compare=previous")
+    assert between(10 * early, 10 * elapsed())(previous["summary"]["uniques"])
+    assert cards["uniques"]["value"] == "1" and cards["uniques"]["change"] is not None
+
+
+@pytest.mark.parametrize("view", ["_last=30+days", "_last=12+weeks", "_last=12+months", "today", "month", "year"])
+def test_every_view_that_counts_distinct_ids_compares_them(staff_client, visitors, view) -> None:
+    now = conf.local()
+    for unique in "ab":
+        visitors.kick(date=now, unique=unique)
+    spans = {"today": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m"), "year": now.strftime("%Y")}
+    query = f"_span={spans[view]}" if view in spans else view
+    cards, previous = cards_of(staff_client, "test_visitors", query + "&_compare=previous")
+    assert cards["uniques"]["value"] == "2" and previous["summary"]["uniques"] == 0
+    assert cards["uniques"]["change"]["text"] == "—"  # nothing to compare with: said so, as for the total
 
 
 @pytest.mark.parametrize(

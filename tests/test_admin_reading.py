@@ -230,6 +230,12 @@ def test_staff_without_the_permission_get_an_admin_page_naming_it(client: Client
     assert '<code class="staste-permission">staste.view_metrica</code>' in body
     assert "clerk" in body
     assert all(record.exc_info is None for record in caplog.records)  # no traceback for a refusal
+    # the section's breadcrumbs, the dashboard's own (one template block for both)
+    crumbs = re.search(r'<div class="breadcrumbs">.*?</div>', body, re.S).group(0)
+    home = '<a href="/admin/">Home</a>'
+    assert re.sub(r"\s+", " ", crumbs) == f'<div class="breadcrumbs"> {home} &rsaquo; Statistics </div>'
+    client.force_login(make_user("viewer", staff=True, permitted=True))
+    assert crumbs in text(client.get("/admin/staste/"))
 
 
 def test_a_400_keeps_the_controls_around_a_clear_message(staff_client, ages) -> None:  # noqa: F811

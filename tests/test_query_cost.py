@@ -255,6 +255,26 @@ def test_the_histograms_of_a_range_are_bounded_together(pages, staste_redis, set
     async_connection.forget()
 
 
+@pytest.mark.single_redis(reason="SCRIPT FLUSH of one server")
+def test_a_pipeline_whose_scripts_redis_lost_loads_them_and_is_sent_again(pages, staste_redis) -> None:
+    """After a restart or SCRIPT FLUSH the EVALSHAs of a pipeline answer NOSCRIPT: the scripts
+    are loaded and the pipeline sent once more (reads write nothing), sync and async alike."""
+    from tests.test_async import run
+
+    ranged = pages.values().over(conf.local() - datetime.timedelta(hours=3), scale="hour")
+    reads = [lambda: ranged.iterate_counts("page"), lambda: ranged.top("page", 3, by="p95"), ranged.count]
+    expected = query.pipelined(reads)
+    assert len(expected[0]) > 0
+    staste_redis.script_flush()
+    with count_round_trips() as trips:
+        assert query.pipelined(reads) == expected
+    assert trips.count == 3  # NOSCRIPT, SCRIPT LOAD of read.lua, the pipeline again
+    staste_redis.script_flush()
+    assert run(ranged.atop("page", 3, by="p95")) == expected[1]
+    assert staste_redis.script_exists(scripts.script(staste_redis, "read").sha) == [True]
+    async_connection.forget()
+
+
 def test_an_axis_without_a_cap_is_bounded_by_the_script(settings) -> None:
     free = Metrica(name="free", axes=[("tag", StoredChoiceAxis(max_choices=0))])
     now = conf.local()

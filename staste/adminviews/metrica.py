@@ -430,14 +430,14 @@ def _summary_items(
             found.append((name, name, value, earlier.get(name), unit))
     if "total" in summary:
         found.append(("total", _("Total"), summary.get("total"), before.get("total"), unit))
-    if "uniques" in summary:  # distinct ids (uniques=True): no unit, no previous period read
-        found.append(("uniques", _("Unique ids"), summary["uniques"], None, ""))
+    if "uniques" in summary:  # distinct ids (uniques=True): no unit
+        found.append(("uniques", _("Unique ids"), summary["uniques"], before.get("uniques"), ""))
     return [
         {
             "key": key,
             "label": text,
             "value": with_unit(value, shown_unit),
-            # (no change where the previous period has no such number: unique ids are not read for it)
+            # (no change where the previous period has no such number)
             "change": change_label(compare.change(value, then), like(then, value), shown_unit)
             if compared and then is not None
             else None,

@@ -149,7 +149,7 @@ def read_page(state: PageState) -> PageData:
         line_scale = timescale.SCALES[len(query.span)] if "line" in calls and found is None else None
         period = compare.previous_period(found, state.span, line_scale)
         if period is not None and period.unavailable is None:
-            calls.update(_previous_calls(state, period))
+            calls.update(_previous_calls(state, period, uniques="uniques" in calls))
     results = dict(zip(calls, pipelined(list(calls.values())), strict=True))
 
     line = results.get("line")
@@ -289,11 +289,14 @@ def breakdown_title(state: PageState) -> str:
     return _("%(title)s by %(axis)s") % {"title": state.metrica.title, "axis": state.by}
 
 
-def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:
-    """The reads of the previous period, to join the page's pipeline."""
+def _previous_calls(state: PageState, period: compare.Period, uniques: bool = False) -> dict[str, Any]:
+    """The reads of the previous period, to join the page's pipeline (its distinct ids too
+    when the page shows those of the current one)."""
     metrica = state.metrica
     query = metrica.values().filter(**state.filters)
     calls: dict[str, Any] = {}
+    if uniques:
+        calls["previous:uniques"] = lambda: _previous_uniques(query, period)
     if period.range is not None:
         since, until, scale = period.range
         calls["previous:sums"] = lambda: query.timeserie(since, until, scale)
@@ -313,6 +316,39 @@ def _previous_calls(state: PageState, period: compare.Period) -> dict[str, Any]:
     if metrica.histogram:
         calls["previous:percentiles"] = lambda: before.percentiles(list(PERCENTILES))
     return calls
+
+
+def _previous_uniques(query: MetricaValues, period: compare.Period) -> float:
+    """The previous period's distinct ids up to the point the current one has reached.
+
+    A count of distinct ids is the count of a union, not a sum: up to the point it is the
+    union of the buckets before it, and of the bucket at it prorated, i.e. the union without
+    that bucket plus ``fraction`` of what the bucket adds to it.  Where those buckets keep no
+    ids (the hours of a day), the whole previous period's count is prorated by the part of
+    the period that has elapsed.  A period that is over counts whole.
+    """
+    if period.range is not None:
+        since, until, scale = period.range
+        whole = query.over(since, until, scale)
+    else:
+        whole = query.timespan(*(period.span or ()))
+    if period.index is None:
+        return float(whole.uniques())
+    if period.range is not None:
+        starts = [timescale.start(bucket) for bucket in query.series_spans(since, until, scale)[1]]
+    else:
+        span = period.span or ()
+        scale = timescale.SCALES[len(span)] if len(span) < len(query.metrica.date_scales) else None
+        buckets = timescale.children(span) if scale is not None else []
+        if scale is None or not keeps_uniques_by(query.metrica, scale):
+            elapsed = (period.index + period.fraction) / len(buckets) if buckets else period.fraction
+            return whole.uniques() * min(1.0, elapsed)
+        since, starts = timescale.start(span), [timescale.start(bucket) for bucket in buckets]
+    if period.index >= len(starts):  # a 31st day over a 30-day month: the previous one whole
+        return float(whole.uniques())
+    at = query.over(since, starts[period.index], scale).uniques()
+    before = query.over(since, starts[period.index - 1], scale).uniques() if period.index > 0 else 0
+    return before + (at - before) * period.fraction
 
 
 def _previous(metrica: Metrica, period: compare.Period, results: dict[str, Any], line: Spec | None) -> dict[str, Any]:
@@ -342,6 +378,8 @@ def _previous(metrica: Metrica, period: compare.Period, results: dict[str, Any],
     summary: dict[str, Any] = {"total": total}
     if metrica.averaged:
         summary.update(count=count, average=total / count if count else None)
+    if "previous:uniques" in results:
+        summary["uniques"] = results["previous:uniques"]
     if results.get("previous:percentiles") is not None:
         summary["percentiles"] = {f"p{p}": results["previous:percentiles"].get(p) for p in PERCENTILES}
     out["summary"] = summary

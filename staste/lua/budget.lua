@@ -13,6 +13,8 @@
 
 -- Whether the stored value ``member`` is a child of ``parent``: '' for a flat axis (every
 -- value), '*' for the root of a hierarchical axis, else the node's path part ('=out/se').
+-- The one member filter: the budget counts with it what the axis reads of read.lua ('axis',
+-- 'scan') and uniques.lua ('axis') read with it.
 local function is_child_of(parent, member)
   if parent == '' then
     return true

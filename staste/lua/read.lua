@@ -30,6 +30,8 @@
 --   'STASTE_RESLICE <stored>' when this call would touch more than ARGV[A+3] (the client
 --   sliced it for fewer members than the axis now holds), and the client slices it again.
 --
+-- Members are filtered by budget.lua's is_child_of, as the budget counts them.
+--
 -- 'work': the counters the budget's terms would touch (a cluster, whose calls go one by one,
 --   checks a batch spread over several hash slots first, slot by slot).
 local mode = ARGV[1]
@@ -129,20 +131,6 @@ if mode == 'sums' then
   return summed(#fields)
 end
 
-local function is_child_of(parent, member)
-  if parent == '' then
-    return true
-  end
-  if parent == '*' then
-    return string.find(member, '/', 1, true) == nil
-  end
-  local head = parent .. '/'
-  if string.sub(member, 1, #head) ~= head then
-    return false
-  end
-  return string.find(member, '/', #head + 1, true) == nil
-end
-
 if mode == 'scan' then
   -- KEYS[1]: one bucket hash of histogram families ('~' and a number).  ARGV[A], ARGV[A+1],
   -- ARGV[A+2]: before, after and parent as in 'axis'; ARGV[A+3]: the most fields to scan,
@@ -208,20 +196,6 @@ local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
 local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
 local prefixes = {unpack(ARGV, at + 6)}
 
-local function is_child(member)
-  if parent == '' then
-    return true
-  end
-  if parent == '*' then
-    return string.find(member, '/', 1, true) == nil
-  end
-  local head = parent .. '/'
-  if string.sub(member, 1, #head) ~= head then
-    return false
-  end
-  return string.find(member, '/', #head + 1, true) == nil
-end
-
 local stored = redis.call('SMEMBERS', KEYS[1])
 if offset > 0 or wanted > 0 then -- slices of members need one order for all of them
   table.sort(stored)
@@ -229,7 +203,7 @@ end
 local members = {}
 local last = wanted > 0 and offset + wanted or #stored
 for i = offset + 1, math.min(last, #stored) do
-  if is_child(stored[i]) then
+  if is_child_of(parent, stored[i]) then
     members[#members + 1] = stored[i]
   end
 end

@@ -85,20 +85,6 @@ end
 local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
 local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
 
-local function is_child(member)
-  if parent == '' then
-    return true
-  end
-  if parent == '*' then
-    return find(member, '/', 1, true) == nil
-  end
-  local head = parent .. '/'
-  if sub(member, 1, #head) ~= head then
-    return false
-  end
-  return find(member, '/', #head + 1, true) == nil
-end
-
 local stored = call('SMEMBERS', KEYS[1])
 if offset > 0 or wanted > 0 then
   table.sort(stored)
@@ -106,7 +92,7 @@ end
 local members = {}
 local last = wanted > 0 and offset + wanted or #stored
 for i = offset + 1, math.min(last, #stored) do
-  if is_child(stored[i]) then
+  if is_child_of(parent, stored[i]) then
     members[#members + 1] = stored[i]
   end
 end

@@ -171,6 +171,7 @@ def test_staff_without_the_permission_see_an_admin_page_naming_it(live_server, b
     page.wait_for_load_state()
     assert page.locator("#header").count() == 1 and page.locator("#nav-sidebar").count() == 1  # the admin's chrome
     assert page.locator("code.staste-permission").inner_text() == "staste.view_metrica"
+    assert page.locator(".breadcrumbs").inner_text() == "Home \u203a Statistics"  # the section's
     assert overflow(page) <= 0
     # the browser reports a 403 resource as a console error: not a script error of the page
     page.js_errors[:] = [error for error in page.js_errors if "403" not in error]

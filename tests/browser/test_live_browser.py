@@ -7,6 +7,7 @@ draws through Chart.js' own registry, ``Chart.instances``.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,9 @@ from urllib.parse import quote
 import pytest
 from django.contrib.auth.models import User
 
+from staste import conf
+from staste.metrica import Metrica
+from staste.registration import registry
 from tests.browser.test_admin_browser import fill_sample_data, wait_drawn
 from tests.statsapp.stats import gender_age
 
@@ -155,6 +159,40 @@ def test_compare_draws_the_previous_period_dashed_and_the_cards_show_the_change(
     page.wait_for_url(lambda url: "_compare" not in url)
     wait_drawn(page)
     assert len(page.evaluate(CHART_DATA, "staste-line")["datasets"]) == 1
+
+
+def test_compare_shows_the_change_of_distinct_ids_and_keeps_it_live(live_server, browser_page, live_settings) -> None:
+    visitors = Metrica(name="browser_visitors", axes=[], uniques=True, title="Visitors")
+    registry.register(visitors)
+    try:
+        now = conf.local()
+        month_ago = now - datetime.timedelta(days=30)
+        for unique in "abcd":  # the 30 days before the last 30: 4 distinct ids, in a day past the point
+            visitors.kick(date=month_ago - datetime.timedelta(days=3), unique=unique)
+        for unique in "ab":
+            visitors.kick(date=now, unique=unique)
+        page = browser_page
+        log_in(page, live_server, "/admin/staste/browser_visitors/?_last=30+days&_compare=previous")
+        card = page.locator('.staste-stat[data-card="uniques"]')
+        assert card.locator("dd").first.inner_text() == "2"
+        assert card.locator(".staste-change").inner_text() == "▼ 50% vs 4"
+        assert "staste-down" in card.locator(".staste-change").get_attribute("class")
+
+        for unique in "xyz":  # three new visitors: 5 against 4
+            visitors.kick(date=conf.local(), unique=unique)
+        page.wait_for_function(
+            "sel => document.querySelector(sel).textContent === '5'",
+            arg='.staste-stat[data-card="uniques"] dd',
+            timeout=PATIENCE_MS,
+        )
+        page.wait_for_function(
+            "sel => document.querySelector(sel).textContent.startsWith('▲ 25%')",
+            arg='.staste-stat[data-card="uniques"] .staste-change',
+            timeout=PATIENCE_MS,
+        )
+        assert page.js_errors == []
+    finally:
+        registry.unregister(visitors)
 
 
 def test_the_dashboard_today_numbers_and_sparklines_are_live(live_server, browser_page, live_settings) -> None:
