@@ -232,6 +232,23 @@ def test_a_batch_is_bounded_by_the_sum_of_its_reads(pages, staste_redis, setting
     assert trips.count == 1 and spent.spent == whole
 
 
+@pytest.mark.django_db
+@pytest.mark.single_redis(reason="INFO commandstats of one server")
+def test_an_admin_page_of_several_breakdowns_is_bounded_whole(pages, staff_client, staste_redis, settings) -> None:
+    """The page's breakdown by page (totals, counts, averages), its percentiles and its dropdown
+    of 1,000 pages are read in one round trip: one counter past the budget refuses it whole."""
+    url = page(NAME) + "?_last=30+days&_by=page"
+    with query.budget(10**12) as whole:  # sees the work of the page's own budget
+        assert staff_client.get(url).status_code == 200
+    settings.STASTE_MAX_QUERY_WORK = whole.spent - 1
+    before = counters_read(staste_redis)
+    response = staff_client.get(url)
+    assert response.status_code == 400 and "STASTE_MAX_QUERY_WORK" in response.content.decode()
+    assert counters_read(staste_redis) == before
+    settings.STASTE_MAX_QUERY_WORK = whole.spent
+    assert staff_client.get(url).status_code == 200
+
+
 @pytest.mark.single_redis(reason="INFO commandstats of one server")
 def test_the_histograms_of_a_range_are_bounded_together(pages, staste_redis, settings) -> None:
     """top(by="p95") scans one histogram hash per bucket of the cover, each call on its own:
