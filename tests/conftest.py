@@ -112,3 +112,15 @@ def staste_keys(staste_redis: redis.Redis, prefix: str):
         return dump(staste_redis, prefix)
 
     return listing
+
+
+@pytest.fixture
+def quiet_buffer(monkeypatch):  # type: ignore[no-untyped-def]
+    """The process' buffer, replaced by one without a background thread: a test flushes when
+    it chooses and sees what is held in between (the thread has tests of its own).  Modules
+    use it for every test with ``pytestmark = pytest.mark.usefixtures("quiet_buffer")``."""
+    from staste import buffer
+
+    box = buffer.Buffer(background=False)
+    monkeypatch.setattr(buffer, "default", box)
+    return box

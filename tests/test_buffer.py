@@ -36,13 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 D = datetime.datetime
 
 
-@pytest.fixture(autouse=True)
-def quiet_buffer(monkeypatch) -> Buffer:
-    """The process' buffer, replaced by one without a background thread: tests flush when they
-    choose, and see what is held in between (the thread has tests of its own)."""
-    box = Buffer(background=False)
-    monkeypatch.setattr(buffer, "default", box)
-    return box
+pytestmark = pytest.mark.usefixtures("quiet_buffer")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import redis
 
 from staste import buffer, connection, keys, kicks, pipe, scripts
 from staste.axis import Axis, StoredChoiceAxis
-from staste.buffer import Buffer
 from staste.metrica import Metrica
 from staste.testing import RedisServer
 from tests.conftest import CLUSTER_MODE
@@ -23,11 +22,7 @@ from tests.conftest import CLUSTER_MODE
 D = datetime.datetime
 
 
-@pytest.fixture(autouse=True)
-def quiet_buffer(monkeypatch) -> Buffer:
-    box = Buffer(background=False)
-    monkeypatch.setattr(buffer, "default", box)
-    return box
+pytestmark = pytest.mark.usefixtures("quiet_buffer")
 
 
 @pytest.fixture

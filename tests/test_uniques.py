@@ -12,7 +12,6 @@ import pytest
 
 from staste import buffer, conf, keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
-from staste.buffer import Buffer
 from staste.metrica import AveragedMetrica, Metrica
 from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
@@ -21,11 +20,7 @@ from tests.test_admin import make_user, register, staff_client, viewer  # noqa: 
 D = datetime.datetime
 
 
-@pytest.fixture(autouse=True)
-def quiet_buffer(monkeypatch) -> Buffer:
-    box = Buffer(background=False)
-    monkeypatch.setattr(buffer, "default", box)
-    return box
+pytestmark = pytest.mark.usefixtures("quiet_buffer")
 
 
 @pytest.fixture
