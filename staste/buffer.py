@@ -114,9 +114,10 @@ def _cluster() -> bool:
 class Held:
     """The kicks a buffer holds, each under its key with the sums merged into it so far."""
 
-    __slots__ = ("entries", "ids", "ids_dropped", "uniques")
+    __slots__ = ("entries", "ids", "ids_dropped", "since", "uniques")
 
     def __init__(self) -> None:
+        self.since: float | None = None  # when the first kick was held (monotonic)
         # key -> [kick, sum, sum...]: the kick's counters and the increments added up for them
         self.entries: dict[Hashable, list[Any]] = {}
         # key -> the unique ids of the kicks merged under it (kick(unique=...)), when some had one
@@ -141,6 +142,8 @@ class Held:
 
     def hold(self, key: Hashable, kick: Kick) -> None:
         """Hold ``kick`` under ``key`` (not held yet)."""
+        if self.since is None:
+            self.since = time.monotonic()
         self.entries[key] = [kick, *kick.increments]
         if kick.unique:
             self._hold_ids(key, kick.unique)
@@ -788,15 +791,21 @@ class Buffer:
                 self._thread.start()
 
     def _run(self) -> None:
-        """Write the buffer every STASTE_FLUSH_INTERVAL seconds after the last write began, by
-        whichever thread (a flush() just made needs no second one: the longer a flush's window,
-        the more its kicks share counters), or at once when woken (the buffer is half full)."""
+        """Write the buffer STASTE_FLUSH_INTERVAL seconds after its first kick came in (and at
+        least that long after the last write began, by whichever thread: a failing Redis is
+        tried once an interval), or at once when woken (the buffer is half full).  So a kick
+        waits at most an interval to be written, and a flush holds as many kicks as that
+        allows: the longer its window, the more its kicks share counters."""
         while True:
             try:
                 interval = max(0.001, float(conf.get("STASTE_FLUSH_INTERVAL")))
             except (TypeError, ValueError):
                 interval = 1.0
-            remaining = interval - (time.monotonic() - self._flush_started)
+            since = self._held.since
+            if since is None and self._queue:
+                since = self._flush_started  # calls left by a failed flush: retried
+            remaining = interval if since is None else interval - (time.monotonic() - since)
+            remaining = max(remaining, interval - (time.monotonic() - self._flush_started))
             if remaining > 0:
                 # At most a second at a time, so a changed interval applies within a second.
                 woken = self._wake.wait(min(remaining, 1.0))
