@@ -4,8 +4,8 @@ Why: a synchronous kick pays a Redis round trip on the request path; a buffered 
 dictionary update.  Kicks that land on the same counters (same metrica, time buckets, families
 and axis values: ``Kick.merge_key()``) are merged by adding their increments, so a busy view
 adds to one entry a minute however many requests it serves.  A daemon thread writes the buffer
-every ``STASTE_FLUSH_INTERVAL`` seconds (at once when it is half full), and the process writes
-it once more when it exits.
+``STASTE_FLUSH_INTERVAL`` seconds after its first kick came in (at once when it is half full),
+and the process writes it once more when it exits.
 
 A flush merges again, at the level of the counters: every combination of every kick held is
 expanded here, in Python, and each distinct counter (bucket x field x family) is incremented

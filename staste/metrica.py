@@ -365,7 +365,7 @@ class Metrica:
 
         Buffered (``buffered=True``, or a metrica made with ``buffered=True``), the kick is
         only added to this process' buffer (no round trip; see :mod:`staste.buffer`), which a
-        background thread writes every ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
+        background thread writes within ``STASTE_FLUSH_INTERVAL`` seconds; it never raises
         RedisUnavailable.
 
         ``unique`` (a metrica made with ``uniques=True``): an id (a visitor, a user: str or
