@@ -13,6 +13,9 @@ once, by the sum of what its kicks add to it (counters.lua).  Rollups such as ``
 method=GET`` are shared by thousands of kicks, so Redis does a fraction of the work of one
 kick.lua call per kick.  Under which part a stored axis' value counts (``max_choices``) is
 decided first, in Redis and atomically, by choices.lua, with kick.lua's rule and in kick order.
+The counters are added up one value of the first axis at a time, and sent as soon as they are
+complete, several calls ahead of their replies (staste.pipe): Redis bumps the counters of one
+call while Python adds up the next.
 
 What a flush promises:
 
@@ -29,11 +32,13 @@ What a flush promises:
   a few milliseconds, the backlog of a long outage included.  On a Redis Cluster a call holds
   one metrica (a script reaches one hash slot);
 * when Redis cannot be reached, what was not written is kept and the next flush retries it:
-  nothing is lost and nothing counted twice.  The calls of a flush are numbered; the call
-  whose reply was lost (a timeout, a connection reset after Redis ran it) is sent again as it
-  was, first, under its number, and the script skips a call that already ran (it remembers
-  each writer's last call number in ``<base>w:<writer>``).  One warning is logged when the
-  outage starts and one line when it ends;
+  nothing is lost and nothing counted twice.  The calls of a flush are numbered, and each
+  names the call before it under its writer key (``<base>w:<writer>``, which holds the number
+  of the writer's last call that ran): the script skips a call that already ran (its reply
+  was lost, a timeout or a connection reset after Redis ran it, and it was sent again under
+  its number), and refuses one whose predecessor has not run, so the calls sent behind a
+  refused one write nothing and go again, in order.  One warning is logged when the outage
+  starts and one line when it ends;
 * a counter a flush would push past Redis' 64-bit limit: the call is taken back, the calls of
   the flush already written are taken back too, and its kicks are written one by one through
   kick.lua, which refuses exactly the kicks that overflow (counted as dropped);

@@ -400,6 +400,7 @@ ALSO_IF_PRESENT = (
     "test_histogram.py",
     "test_admin*.py",
     "test_buffer.py",
+    "test_pipelined_flush.py",
     "test_templatetags.py",
     "test_chart_views.py",
     "test_weeks.py",

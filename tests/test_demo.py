@@ -57,6 +57,42 @@ def demo_metricas() -> tuple[Metrica, Metrica, AveragedMetrica]:
     )
 
 
+def shop_visitors_metrica() -> Metrica:
+    """The demo's ``shop_visitors`` as its stats.py defines it: visits by shop, distinct guests."""
+    return Metrica(name="shop_visitors", axes=[("shop", StoredChoiceAxis())], uniques=True)
+
+
+DEMO_SHOPS = {"candy", "books", "toys", "cinema", "cafe"}
+
+
+MARK = "--- output ---"
+
+
+def demo_client(env: dict[str, str], code: str) -> str:
+    """Run ``code`` in the demo's own process, with ``client``, a Django test Client (requests go
+    through the demo's whole middleware stack, without a server), and ``admin`` logged in with
+    ``login()``; returns what it printed."""
+    prelude = (
+        "from django.contrib.auth import get_user_model\n"
+        "from django.test import Client\n"
+        "from django.test.utils import setup_test_environment\n"
+        "setup_test_environment()\n"  # responses keep their context
+        "client = Client()\n"
+        "def login():\n"
+        "    client.force_login(get_user_model().objects.get(username='admin'))\n"
+        f"print({MARK!r})\n"
+    )
+    done = manage(env, "shell", "-c", prelude + code)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split(MARK + "\n", 1)[1]  # (Django 5.2's shell prints what it imported first)
+
+
+def unique_ids_card(page: str) -> str | None:
+    """The number on the admin page's "Unique ids" card, as shown, and its change when compared."""
+    found = re.search(r'data-card="uniques"><dt>[^<]*</dt><dd>([^<]*)</dd>(<dd class="staste-change)?', page)
+    return None if found is None else found[1] + (" (compared)" if found[2] else "")
+
+
 def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> None:
     env = demo_env(tmp_path, redis_server.url, prefix)
     outputs = []
@@ -88,6 +124,37 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> No
     assert length.count() == total and 5 <= length.average() <= 240
     assert "Added" in outputs[-1] and "guests over 365 days" in outputs[-1]
 
+    # Distinct guests: the HyperLogLogs hold about as many ids as the fill drew different people
+    # (0.81% standard error: 2% is more than 2 sigmas), and guests did come back.
+    people = int(re.search(r"guests over 365 days \(([\d,]+) different people\)", outputs[-1])[1].replace(",", ""))
+    visitors = shop_visitors_metrica()
+    assert visitors.total() == total  # one kick per visit
+    assert 0.3 * total < people < 0.7 * total
+    assert abs(visitors.uniques() - people) <= 0.02 * people
+    by_shop = dict(visitors.iterate_uniques("shop"))
+    # A guest who went to two shops is one guest: the shops' counts add up to more.
+    assert set(by_shop) == DEMO_SHOPS and max(by_shop.values()) < people < sum(by_shop.values())
+    # Day HyperLogLogs are written for the days Redis keeps (185), not for older ones; months are.
+    now = conf.local()
+    recent, old = now - datetime.timedelta(days=3), now - datetime.timedelta(days=300)
+    assert 0 < visitors.timespan(year=recent.year, month=recent.month, day=recent.day).uniques() <= people
+    assert visitors.timespan(year=old.year, month=old.month, day=old.day).uniques() == 0
+    assert visitors.timespan(year=old.year, month=old.month).uniques() > 0
+    month = visitors.over(now - datetime.timedelta(days=30), scale="day")
+    assert month.uniques() < month.total()  # regulars came back within the month
+
+    # The admin page of shop_visitors shows the distinct guests, compared with the period before.
+    shown = demo_client(
+        env,
+        "login()\n"
+        "page = client.get('/admin/staste/shop_visitors/?_compare=previous')\n"
+        "print(page.status_code)\n"
+        "print(page.content.decode())\n",
+    )
+    assert shown.startswith("200\n")
+    card = unique_ids_card(shown)
+    assert card is not None and card.endswith(" (compared)") and int(card.split()[0].replace(",", "")) > 0
+
     # Running the set-up again changes nothing and prints the same login.
     again = manage(env, "demo_setup")
     assert again.returncode == 0, again.stderr
@@ -103,6 +170,38 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> No
     checked = manage(env, "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "staste.I001" not in checked.stdout + checked.stderr
+
+
+def test_the_form_counts_a_guest_with_a_card_once(tmp_path: Path, redis_server, prefix: str) -> None:
+    """The guest form kicks shop_visitors with the card number as the guest's id: the same card
+    twice is two visits of one guest; a guest with no card is a new guest every time."""
+    env = demo_env(tmp_path, redis_server.url, prefix)
+    for step in (["migrate", "--noinput"], ["demo_setup", "--no-data"]):
+        done = manage(env, *step)
+        assert done.returncode == 0, done.stdout + done.stderr
+    visitors = shop_visitors_metrica()
+    posted = demo_client(
+        env,
+        "form = {'gender': 'girl', 'age': 30, 'shop': 'books', 'spent': '2.50', 'minutes': 20}\n"
+        "for card in ('4242', '4242', '', ''):\n"
+        "    response = client.post('/visit/', {**form, 'card': card}, follow=True)\n"
+        "    print(response.status_code, [str(message) for message in response.context['messages']])\n"
+        "for card in ('0', '-1', 'abc', '1e3'):\n"  # refused: the form again, nothing kicked
+        "    response = client.post('/visit/', {**form, 'card': card})\n"
+        "    print(response.status_code, 'card' in response.context['form'].errors)\n"
+        "login()\n"
+        "page = client.get('/admin/staste/shop_visitors/?shop=books')\n"
+        "print(page.status_code)\n"
+        "print(page.content.decode())\n",
+    )
+    lines = posted.splitlines()
+    assert lines[:2] == ["200 ['Recorded a 30-year-old girl (card 4242).']"] * 2
+    assert lines[2:4] == ["200 ['Recorded a 30-year-old girl.']"] * 2
+    assert lines[4:8] == ["200 True"] * 4
+    assert visitors.filter(shop="books").total() == 4 == visitors.total()
+    assert visitors.filter(shop="books").uniques() == 3  # card 4242 once, and two guests without a card
+    assert visitors.filter(shop="cafe").uniques() == 0
+    assert lines[8] == "200" and unique_ids_card(posted) == "3"
 
 
 def test_demo_setup_says_which_redis_it_could_not_reach(tmp_path: Path, prefix: str) -> None:

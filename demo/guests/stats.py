@@ -1,4 +1,5 @@
-"""The demo's metricas: the seed's guests, their pocket money, and how long they stay.
+"""The demo's metricas: the seed's guests, their pocket money, how long they stay, and how many
+different guests each shop sees.
 
 staste registers every metrica defined here when Django starts (the way the admin finds
 ``admin.py``), so the template tags and the admin know them by name.
@@ -27,6 +28,21 @@ pocket_money = Metrica(
     multiplier=100,
     title="Pocket money spent",
     description="The sum of what guests spent, by shop and gender.",
+    category="Guests",
+)
+
+#: Distinct guests as well as visits: a regular who comes twenty times is twenty visits but one
+#: guest.  The ids go to HyperLogLogs (one per shop and bucket, days and coarser), so the
+#: number of distinct guests of any shop and period is read back within about 1%.
+shop_visitors = Metrica(
+    name="shop_visitors",
+    axes=[("shop", StoredChoiceAxis())],
+    uniques=True,
+    title="Shop visitors",
+    description=(
+        "Visits per shop, and the distinct guests among them (a guest who comes back counts once), "
+        "estimated within about 1%."
+    ),
     category="Guests",
 )
 

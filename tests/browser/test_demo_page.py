@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.browser.test_admin_browser import INKED_PIXELS
-from tests.test_demo import MANAGE, REPO, demo_env, demo_metricas, manage
+from tests.test_demo import MANAGE, REPO, demo_env, demo_metricas, manage, shop_visitors_metrica
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -105,6 +105,8 @@ def test_public_page_draws_its_charts_under_a_strict_csp(demo_url: str, browser_
 
     # A guest noted on the form is counted on the public page.
     before = guests.total()
+    books = shop_visitors_metrica().filter(shop="books")
+    books_before = books.total()
     today = int(shown["guests today"].replace(",", ""))
     page.goto(demo_url + "visit/")
     page.select_option("select[name=gender]", "girl")
@@ -112,9 +114,11 @@ def test_public_page_draws_its_charts_under_a_strict_csp(demo_url: str, browser_
     page.select_option("select[name=shop]", "books")
     page.fill("input[name=spent]", "2.50")
     page.fill("input[name=minutes]", "20")
+    page.fill("input[name=card]", "987654321")  # not one of the fake data's guest ids
     page.click("button[type=submit]")
-    page.wait_for_selector("text=Recorded a 33-year-old girl.")
+    page.wait_for_selector("text=Recorded a 33-year-old girl (card 987654321).")
     assert guests.total() == before + 1
+    assert books.total() == books_before + 1
     page.goto(demo_url)
     drawn_canvases(page, PUBLIC_PAGE_CHARTS)
     assert int(numbers(page)["guests today"].replace(",", "")) == today + 1

@@ -14,7 +14,9 @@ from staste.exceptions import RedisUnavailable
 
 
 class Command(BaseCommand):
-    help = "Add --days days of realistic sample guests (visits, pocket money, visit lengths) up to now."
+    help = (
+        "Add --days days of realistic sample guests (visits, pocket money, visit lengths, returning guests) up to now."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=int, default=365, help="how many days back to fill (default 365)")
@@ -40,7 +42,7 @@ class Command(BaseCommand):
             bar.set_postfix(guests=f"{written[0]:,}", refresh=False)
 
         try:
-            guests, writer = fakedata.fill(days=days, per_day=per_day, seed=seed, progress=advance)
+            filled = fakedata.fill(days=days, per_day=per_day, seed=seed, progress=advance)
         except RedisUnavailable as exc:
             raise CommandError(
                 f"{exc}\nStart that Redis server, or unset STASTE_REDIS_URL to use the embedded one."
@@ -48,7 +50,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
         seconds = time.perf_counter() - started
+        writer = filled.writer
         self.stdout.write(
-            f"Added {guests:,} guests over {days} days: {writer.kicks:,} kicks in {writer.calls:,} script calls, "
+            f"Added {filled.guests:,} guests over {days} days ({filled.distinct_guests:,} different people): "
+            f"{writer.kicks:,} kicks in {writer.calls:,} script calls, "
             f"{seconds:.1f} s ({writer.kicks / max(seconds, 1e-9):,.0f} kicks/s) into {connection.describe()}."
         )
