@@ -4,7 +4,8 @@ The core modules (``axis``, ``query``, the range parser of ``charts.spec``) stay
 Django's translation machinery: they raise English errors for logs and developers, with the
 facts as attributes (:class:`~staste.exceptions.ValueRefused`,
 :class:`~staste.exceptions.BadRange`, :class:`~staste.exceptions.TooManyBuckets`,
-:class:`~staste.exceptions.QueryTooExpensive`).  The views build their sentences here from
+:class:`~staste.exceptions.QueryTooExpensive`, :class:`~staste.timescale.SpanOutOfRange`,
+:class:`~staste.timescale.SpanMisgiven`).  The views build their sentences here from
 those attributes, so a Russian staff user reads a Russian 400.  An error no sentence foresees
 is still introduced in the reader's language; its English detail follows, as a last resort.
 
@@ -23,12 +24,13 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from staste.exceptions import BadRange, QueryTooExpensive, TooManyBuckets, ValueRefused
 from staste.formats import SCALE_PLURALS
+from staste.timescale import SpanMisgiven, SpanOutOfRange
 
 #: Longest raw detail quoted (the values in it may come from the query string).
 MAX_DETAIL = 500
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
 TYPE_WORDS = {"int": gettext_lazy("whole numbers, such as 18"), "float": gettext_lazy("numbers, such as 2.5")}
-KNOWN = (ValueRefused, BadRange, TooManyBuckets, QueryTooExpensive)
+KNOWN = (ValueRefused, BadRange, TooManyBuckets, QueryTooExpensive, SpanOutOfRange, SpanMisgiven)
 
 
 def refusal(exc: BaseException, axis_name: str | None = None) -> str:
@@ -41,6 +43,22 @@ def refusal(exc: BaseException, axis_name: str | None = None) -> str:
         return bad_range(known)
     if isinstance(known, TooManyBuckets):
         return too_many_buckets(known)
+    if isinstance(known, SpanOutOfRange):
+        return _("%(scale)s=%(number)s is out of range %(low)s..%(high)s") % {
+            "scale": known.scale,
+            "number": known.number,
+            "low": known.low,
+            "high": known.high,
+        }
+    if isinstance(known, SpanMisgiven) and known.needs:
+        return _(
+            "%(scale)s= needs %(needs)s= too: give the scales from the top down (year, month, day, hour, minute)"
+        ) % {
+            "scale": known.scale,
+            "needs": known.needs,
+        }
+    if isinstance(known, SpanMisgiven):
+        return _("%(name)s= must be a whole number") % {"name": known.scale}
     if isinstance(known, ValueRefused) and axis_name is None and "axis" in known.details and "value" in known.details:
         # A filter of a chart's query string: name it, as the admin does.
         name = str(known.details["axis"])

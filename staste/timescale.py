@@ -14,6 +14,23 @@ import datetime
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+
+class SpanOutOfRange(ValueError):
+    """A timespan's ``scale`` given ``number``, outside ``low``..``high`` (pages say it in their words)."""
+
+    def __init__(self, message: str, scale: str, number: int, low: int, high: int) -> None:
+        super().__init__(message)
+        self.scale, self.number, self.low, self.high = scale, number, low, high
+
+
+class SpanMisgiven(TypeError):
+    """A timespan's ``scale`` given as no int (``needs`` None), or without the coarser ``needs``."""
+
+    def __init__(self, message: str, scale: str, needs: str | None = None) -> None:
+        super().__init__(message)
+        self.scale, self.needs = scale, needs
+
+
 SCALES: tuple[str, ...] = ("year", "month", "day", "hour", "minute")
 #: ISO weeks (Monday to Sunday) are a scale of time series only: a week is read from its seven
 #: day buckets, so kicks write nothing for it.  A week is named by the day span of its Monday.
@@ -74,9 +91,11 @@ def make_span(
     if any(number is not None for number in rest):
         missing = SCALES[len(span)]
         extra = [s for s, n in zip(SCALES[len(span) :], rest, strict=True) if n is not None]
-        raise TypeError(
+        raise SpanMisgiven(
             f"timespan: {extra[0]}= needs {missing}= too; give the scales from the top down "
-            "(year, month, day, hour, minute)"
+            "(year, month, day, hour, minute)",
+            extra[0],
+            missing,
         )
     return tuple(span)
 
@@ -107,7 +126,7 @@ def narrow(
 
 def _check_number(scale: str, number: object, above: list[int]) -> int:
     if isinstance(number, bool) or not isinstance(number, int):
-        raise TypeError(f"timespan: {scale}= must be an int, got {number!r}")
+        raise SpanMisgiven(f"timespan: {scale}= must be an int, got {number!r}", scale)
     if scale == "year":
         low, high = 1, MAX_YEAR
     elif scale == "day":
@@ -115,7 +134,7 @@ def _check_number(scale: str, number: object, above: list[int]) -> int:
     else:
         low, high = _LIMITS[scale]
     if not low <= number <= high:
-        raise ValueError(f"timespan: {scale}={number} is out of range {low}..{high}")
+        raise SpanOutOfRange(f"timespan: {scale}={number} is out of range {low}..{high}", scale, number, low, high)
     return number
 
 

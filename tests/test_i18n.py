@@ -401,19 +401,46 @@ def test_what_a_page_refuses_is_said_in_its_language(
 
 
 @pytest.mark.django_db
+def test_a_dashboard_past_the_query_budget_says_so_in_its_language(
+    russian: Any, russian_ages: Metrica, settings: Any
+) -> None:
+    settings.STASTE_MAX_QUERY_WORK = 2  # far below what the rows read together
+    english = "more than STASTE_MAX_QUERY_WORK allows (2); choose a shorter range"
+    in_english = russian.get("/admin/staste/", HTTP_ACCEPT_LANGUAGE="en")
+    assert in_english.status_code == 200 and english in html.unescape(in_english.content.decode())
+    translation.deactivate()
+    page = russian.get("/admin/staste/")
+    assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert english not in text and "больше счётчиков" in text and "STASTE_MAX_QUERY_WORK" in text
+    assert russian.get("/admin/staste/data.json").status_code == 503  # the live refresh keeps what it shows
+
+
+@pytest.mark.django_db
 @pytest.mark.urls("tests.test_chart_views")
 @pytest.mark.parametrize(
     ("query", "english"),
     [
         ("gender=robot", "bad filter gender='robot': gender takes one of boy, girl"),
         ("last=forever", "bad range 'forever': give a number and a unit of time"),
+        ("year=soon", "year= must be a whole number, not 'soon'"),
+        ("month=2", "month= needs year= too"),
+        ("year=2010&month=13", "month=13 is out of range 1..12"),
+        ("measure=average", "measure='average' needs an AveragedMetrica"),
+        ("limit=0", "limit= must be at least 1, not 0"),
     ],
 )
 def test_a_chart_views_refusal_is_said_in_its_language(client: Any, query: str, english: str) -> None:
+    """What a visitor can get wrong in a chart view's query string is a 400 in the page's
+    language (the query string's own words, and the class a metrica must be, aside)."""
     in_english = client.get(f"/pie/?{query}", HTTP_ACCEPT_LANGUAGE="en")
     assert in_english.status_code == 400 and english in html.unescape(in_english.content.decode())
     translation.deactivate()
     page = client.get(f"/pie/?{query}", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
     translation.deactivate()
     assert english not in html.unescape(page)
-    assert english_left(page) <= {"girl", "boy", "gender", "robot", "forever"} | REFUSAL_LATIN, page
+    query_words = {"year", "month", "day", "hour", "minute", "last", "limit", "measure", "AveragedMetrica"}
+    query_words |= {"soon", "average"}  # the refused values
+    assert english_left(page) <= {"girl", "boy", "gender", "robot", "forever"} | REFUSAL_LATIN | query_words, page
+    assert client.get(f"/pie/?{query}&format=json", HTTP_ACCEPT_LANGUAGE="ru").status_code == 400
+    translation.deactivate()

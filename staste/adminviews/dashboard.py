@@ -18,8 +18,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from staste import buffer, conf, formats, timescale
+from staste import buffer, conf, formats, refusals, timescale
 from staste.charts.spec import Range, Spec, keeps_uniques_by, line_spec, mark_time, parse_last
+from staste.exceptions import QueryTooExpensive
 from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.http import json_response
 from staste.metrica import Metrica
@@ -109,6 +110,8 @@ def read_rows(metricas: list[Metrica]) -> tuple[list[dict[str, Any]], str | None
         numbers = pipelined([lambda m=m: summarise(m, now, ranges) for m in metricas])
     except READ_FAILURES as exc:
         error, numbers = redis_failure(exc), [None] * len(metricas)
+    except QueryTooExpensive as exc:  # STASTE_MAX_QUERY_WORK below what the rows read together
+        error, numbers = refusals.refusal(exc), [None] * len(metricas)
     rows = [_row(index, metrica, found) for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True))]
     return rows, error
 

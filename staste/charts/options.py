@@ -33,7 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from staste import formats, timescale
+from django.utils.translation import gettext, pgettext
+
+from staste import formats, refusals, timescale
 from staste.axis import OTHER
 from staste.charts import spec as specs
 from staste.metrica import Metrica
@@ -64,7 +66,11 @@ REST_LABEL = specs.REST_LABEL
 
 
 class OptionError(ValueError):
-    """An option that the chart cannot take; the message says what it accepts instead."""
+    """An option that the chart cannot take; the message says what it accepts instead.
+
+    What a query string can get wrong is said in the active language (a chart view's 400 is
+    a page a visitor reads); what only a template or a urlconf can get wrong stays English.
+    """
 
 
 def find_metrica(metrica: Metrica | str) -> Metrica:
@@ -126,14 +132,15 @@ def _hint(kind: str, name: str) -> str:
 
 
 def _as_int(name: str, value: Any) -> int:
+    problem = gettext("%(name)s= must be a whole number, not %(value)s") % {"name": name, "value": repr(value)}
     if isinstance(value, bool):
-        raise OptionError(f"{name}= must be a whole number, not {value!r}")
+        raise OptionError(problem)
     if isinstance(value, int):
         return value
     try:
         return int(str(value).strip())
     except ValueError:
-        raise OptionError(f"{name}= must be a whole number, not {value!r}") from None
+        raise OptionError(problem) from None
 
 
 def _filter_value(metrica: Metrica, axis_name: str, value: Any) -> Any:
@@ -144,7 +151,7 @@ def _filter_value(metrica: Metrica, axis_name: str, value: Any) -> Any:
     try:
         metrica.values().filter(**{axis_name: value})
     except (TypeError, ValueError) as exc:
-        raise OptionError(str(exc)) from None
+        raise OptionError(refusals.refusal(exc)) from None
     return value
 
 
@@ -152,31 +159,43 @@ def _coerce_option(metrica: Metrica, kind: str, name: str, value: Any) -> Any:
     """One option's value, checked on its own (checks across options come in ``parse``)."""
     if name == "axis":
         if value not in metrica.axes:
-            axes = ", ".join(metrica.axes) or "none"
-            raise OptionError(f"{metrica.name} has no axis {value!r}; its axes are: {axes}")
+            axes = ", ".join(metrica.axes) or pgettext("axes", "none")
+            raise OptionError(
+                gettext("%(metrica)s has no axis %(value)s; its axes are: %(axes)s")
+                % {"metrica": metrica.name, "value": repr(value), "axes": axes}
+            )
         return value
     if name == "last":
         try:
             specs.parse_last(value)
         except ValueError as exc:
-            raise OptionError(f"last=: {exc}") from None
+            raise OptionError(f"last=: {refusals.refusal(exc)}") from None
         return value.strip()
     if name == "scale":
         if value not in timescale.SERIES_SCALES or not timescale.readable(value, metrica.date_scales):
             recorded = ", ".join(metrica.date_scales) + (", week" if "day" in metrica.date_scales else "")
-            recorded = recorded or "only all time"
-            raise OptionError(f"scale= must be a time scale {metrica.name} records ({recorded}), not {value!r}")
+            recorded = recorded or gettext("only all time")
+            raise OptionError(
+                gettext("scale= must be a time scale %(metrica)s records (%(scales)s), not %(value)s")
+                % {"metrica": metrica.name, "scales": recorded, "value": repr(value)}
+            )
         return value
     if name == "measure":
         if value not in specs.MEASURES:
-            raise OptionError(f"measure= must be one of {', '.join(specs.MEASURES)}, not {value!r}")
+            raise OptionError(
+                gettext("measure= must be one of %(measures)s, not %(value)s")
+                % {"measures": ", ".join(specs.MEASURES), "value": repr(value)}
+            )
         if value != "total" and not metrica.averaged:
-            raise OptionError(f"measure={value!r} needs an AveragedMetrica; {metrica.name} only sums")
+            raise OptionError(
+                gettext("measure=%(value)s needs an AveragedMetrica; %(metrica)s only sums")
+                % {"value": repr(value), "metrica": metrica.name}
+            )
         return value
     if name == "limit":
         number = _as_int("limit", value)
         if number < 1:
-            raise OptionError(f"limit= must be at least 1, not {number}")
+            raise OptionError(gettext("limit= must be at least 1, not %(number)s") % {"number": number})
         return number
     if name == "title":
         return str(value)
@@ -228,18 +247,18 @@ class ChartOptions:
                 options[key] = _coerce_option(metrica, kind, key, value)
             elif category == "timespan":
                 if key in numbers:
-                    raise OptionError(f"{key}= is given twice")
+                    raise OptionError(gettext("%(name)s= is given twice") % {"name": key})
                 numbers[key] = _as_int(key, value)
             else:
                 if key in filters:
-                    raise OptionError(f"the {key} axis is filtered twice")
+                    raise OptionError(gettext("the %(axis)s axis is filtered twice") % {"axis": key})
                 filters[key] = _filter_value(metrica, key, value)
         try:
             span = metrica.values().timespan(**numbers).span
         except (TypeError, ValueError) as exc:
-            raise OptionError(str(exc)) from None
+            raise OptionError(refusals.refusal(exc)) from None
         if options.get("last") and span:
-            raise OptionError("give either last= or a timespan (year=, month=, ...), not both")
+            raise OptionError(gettext("give either last= or a timespan (year=, month=, ...), not both"))
         chart = cls(metrica=metrica, kind=kind, span=span, filters=filters, **options)
         chart._check_range()
         return chart
@@ -265,7 +284,10 @@ class ChartOptions:
             return specs.Range(timescale.start(self.span), last_minute, scale)
         default = formats.first_recorded(formats.DEFAULT_RANGES, self.metrica.date_scales)
         if default is None:
-            raise OptionError(f"{self.metrica.name} records only all time: there is no time line to draw")
+            raise OptionError(
+                gettext("%(metrica)s records only all time: there is no time line to draw")
+                % {"metrica": self.metrica.name}
+            )
         found = specs.parse_last(default, now=now)
         return specs.Range(found.since, found.until, self.scale or found.scale)
 
@@ -273,11 +295,16 @@ class ChartOptions:
         """Fail now, not at render time, on a line or number whose buckets cannot be read."""
         if self.kind in ("pie", "bar"):
             if self.last and self.axis is None:
-                raise OptionError(f"a breakdown over last={self.last!r} needs axis=: the buckets are summed per value")
-            if not self.last and len(self.span) >= len(self.metrica.date_scales) and self.axis is None:
-                where = f"a {timescale.scale_of(self.span)}" if self.span else "all time"
                 raise OptionError(
-                    f"{self.metrica.name} records no time scale finer than {where} to break down by; give axis="
+                    gettext("a breakdown over last=%(last)s needs axis=: the buckets are summed per value")
+                    % {"last": repr(self.last)}
+                )
+            if not self.last and len(self.span) >= len(self.metrica.date_scales) and self.axis is None:
+                scale = timescale.scale_of(self.span)
+                where = formats.SCALE_LABELS[scale] if scale else gettext("all time")
+                raise OptionError(
+                    gettext("%(metrica)s records no time scale finer than %(where)s to break down by; give axis=")
+                    % {"metrica": self.metrica.name, "where": where}
                 )
             if not self.last:
                 return
@@ -285,17 +312,20 @@ class ChartOptions:
             return
         order = timescale.SERIES_SCALES
         if self.span and self.scale and order.index(self.scale) <= order.index(timescale.scale_of(self.span)):
-            raise OptionError(f"scale={self.scale!r} is not finer than the timespan's {timescale.scale_of(self.span)}")
+            raise OptionError(
+                gettext("scale=%(scale)s is not finer than the timespan's scale (%(span)s)")
+                % {"scale": repr(self.scale), "span": formats.SCALE_LABELS[timescale.scale_of(self.span) or "year"]}
+            )
         if self.span and len(self.span) >= len(self.metrica.date_scales) and not self.scale:
             raise OptionError(
-                f"{self.metrica.name} records nothing finer than a {timescale.scale_of(self.span)}: "
-                "a line needs a longer timespan"
+                gettext("%(metrica)s records nothing finer than this timespan (%(span)s): a line needs a longer one")
+                % {"metrica": self.metrica.name, "span": formats.SCALE_LABELS[timescale.scale_of(self.span) or "year"]}
             )
         found = self.range()
         try:
             self.query().series_spans(found.since, found.until, found.scale)
         except (TypeError, ValueError) as exc:
-            raise OptionError(str(exc)) from None
+            raise OptionError(refusals.refusal(exc)) from None
 
     # -- charts ------------------------------------------------------------------------------
 

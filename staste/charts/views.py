@@ -34,7 +34,7 @@ import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from django.views.generic import TemplateView
 
 from staste import formats, refusals, timescale
@@ -148,9 +148,10 @@ class Chart(TemplateView):
         try:
             self.options = self.get_chart_options()
             self.spec = self.get_spec(self.options)
-        except (OptionError, ValueError) as exc:
-            # What a core module refused (a range, a value, the budget) is said in the page's language.
-            return self.problem(refusals.refusal(exc) if refusals.structured(exc) else str(exc), status=400)
+        except OptionError as exc:  # said in the page's language already
+            return self.problem(str(exc), status=400)
+        except ValueError as exc:  # what a core module refused (the budget...), said in the page's language
+            return self.problem(refusals.refusal(exc), status=400)
         except (RedisUnavailable, redis.RedisError) as exc:
             logger.warning("staste: %s not drawn: %s", type(self).__name__, exc)
             detail = f"{UNAVAILABLE_MESSAGE} ({exc})" if settings.DEBUG else str(UNAVAILABLE_MESSAGE)
@@ -244,7 +245,9 @@ class TimelineChart(Chart):
 
     def get_spec(self, options: ChartOptions) -> specs.Spec:
         if not options.span and not options.metrica.date_scales:
-            raise OptionError(f"{options.metrica.name} records only all time: it has no timeline")
+            raise OptionError(
+                gettext("%(metrica)s records only all time: it has no timeline") % {"metrica": options.metrica.name}
+            )
         return specs.timeline_spec(options.query(), title=options.title)
 
     def span_url(self, span: timescale.Span) -> str:
