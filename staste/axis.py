@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from staste import conf, keys
+from staste.exceptions import ValueRefused
 
 Value = Any
 
@@ -188,15 +189,22 @@ class Axis:
             try:
                 value = integer(value) if self.value_type is int else self.value_type(value)
             except (TypeError, ValueError, OverflowError) as exc:  # int(float("inf")) overflows
-                raise ValueError(f"cannot read {value!r} as {self._type_name()}: {exc}") from None
+                message = f"cannot read {value!r} as {self._type_name()}: {exc}"
+                raise ValueRefused(message, "type", type_name=self._type_name(), value=value) from None
         text = value if isinstance(value, str) else str(value)
         limit = self.max_length or conf.get("STASTE_MAX_VALUE_LENGTH")
         if len(text) > limit:
-            raise ValueError(f"value is {len(text)} characters long; at most {limit} are accepted")
+            raise ValueRefused(
+                f"value is {len(text)} characters long; at most {limit} are accepted",
+                "length",
+                value=text,
+                length=len(text),
+                limit=limit,
+            )
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError(f"value {text[:40]!r} is not valid Unicode text") from None
+            raise ValueRefused(f"value {text[:40]!r} is not valid Unicode text", "unicode") from None
         return text
 
     def _type_name(self) -> str:
@@ -209,7 +217,8 @@ class Axis:
                 if same_value(value, choice) or (isinstance(value, str) and value == text):
                     return text
             allowed = ", ".join(repr(choice) for choice in self.choices)
-            raise ValueError(f"{value!r} is not one of the choices ({allowed})")
+            message = f"{value!r} is not one of the choices ({allowed})"
+            raise ValueRefused(message, "choice", choices=self.choices, value=value)
         return self._text(value)
 
     def kick_parts(self, value: Value) -> list[str]:
@@ -312,13 +321,17 @@ class HierarchicalAxis(Axis):
         if isinstance(value, str):
             value = (value,)
         if not isinstance(value, (tuple, list)):
-            raise ValueError(f"{value!r} is not a path; give a tuple such as ('out', 'se')")
+            raise ValueRefused(f"{value!r} is not a path; give a tuple such as ('out', 'se')", "path")
         if len(value) > self.max_depth:
-            raise ValueError(f"path {tuple(value)!r} is deeper than max_depth={self.max_depth}")
+            raise ValueRefused(
+                f"path {tuple(value)!r} is deeper than max_depth={self.max_depth}", "depth", limit=self.max_depth
+            )
         for element in value:
             # str() would make ('a', 'b') inside a path the text "('a', 'b')", None "None".
             if not isinstance(element, str):
-                raise ValueError(f"every part of a path must be a string, not {element!r} in {tuple(value)!r}")
+                raise ValueRefused(
+                    f"every part of a path must be a string, not {element!r} in {tuple(value)!r}", "path"
+                )
         return tuple(self._text(element) for element in value)
 
     def check(self, value: Value) -> str:

@@ -35,3 +35,49 @@ class QueryTooExpensive(StasteError, ValueError):
             f"this query would read {work:,} counters, more than {setting} allows ({limit:,}); "
             "choose a shorter range, a coarser scale or fewer values"
         )
+
+
+class ValueRefused(StasteError, ValueError):
+    """An axis refused a value; nothing was counted or read.
+
+    ``reason`` names the rule broken, with its numbers as attributes, so that a page can say
+    it in its reader's language (the message is English, for logs and developers):
+
+    * ``"type"``: ``value_type`` cannot read it (``type_name``: the type's name);
+    * ``"length"``: ``length`` characters, more than ``limit``;
+    * ``"unicode"``: not valid Unicode text;
+    * ``"choice"``: not one of ``choices``;
+    * ``"path"``: not a path of strings; ``"depth"``: a path deeper than ``limit``.
+    """
+
+    def __init__(self, message: str, reason: str, **details: object) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.details = details
+
+
+class BadRange(StasteError, ValueError):
+    """A quick range (``"24 hours"``) that cannot be read.
+
+    ``text`` is what was given and ``reason`` why: ``"form"`` (not a number and a unit),
+    ``"number"`` (the number of ``scale`` buckets is not between 1 and ``limit``) or
+    ``"start"`` (it would start before the year 1).
+    """
+
+    def __init__(self, message: str, text: object, reason: str, scale: str | None = None, limit: int = 0) -> None:
+        super().__init__(message)
+        self.text = text
+        self.reason = reason
+        self.scale = scale
+        self.limit = limit
+
+
+class TooManyBuckets(StasteError, ValueError):
+    """A time series would read more than ``limit`` buckets (STASTE_MAX_BUCKETS) of ``scale``;
+    ``fits`` is the finest recorded scale that would fit, or None."""
+
+    def __init__(self, message: str, limit: int, scale: str, fits: str | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.scale = scale
+        self.fits = fits

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.core.exceptions import SuspiciousOperation
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, QueryDict
+from django.utils.translation import gettext as _
 
 from staste import formats
 
@@ -21,9 +23,14 @@ def unreadable_query(request: HttpRequest) -> str | None:
     """
     try:
         request.GET  # noqa: B018 - parsed (and cached) on first access
+    except TooManyFieldsSent:
+        request.GET = QueryDict()
+        return _("bad query string: it has more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS allows (%(count)s)") % {
+            "count": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        }
     except SuspiciousOperation as exc:
         request.GET = QueryDict()
-        return f"bad query string: {exc}"
+        return _("bad query string: %(detail)s") % {"detail": exc}
     return None
 
 

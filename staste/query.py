@@ -40,7 +40,7 @@ import redis.crc
 from django.conf import settings
 
 from staste import async_connection, conf, connection, histogram, keys, scripts, timescale
-from staste.exceptions import QueryTooExpensive
+from staste.exceptions import QueryTooExpensive, TooManyBuckets, ValueRefused
 
 if TYPE_CHECKING:
     from staste.axis import Axis
@@ -170,6 +170,9 @@ class MetricaValues:
         axis = self._axis(axis_name)
         try:
             return axis.filter_part(value)
+        except ValueRefused as exc:  # the same facts, and the axis: pages say it in their own words
+            message = f"{self.metrica.name}: axis {axis_name!r}: {exc}"
+            raise ValueRefused(message, exc.reason, **{**exc.details, "axis": axis_name}) from None
         except ValueError as exc:
             raise ValueError(f"{self.metrica.name}: axis {axis_name!r}: {exc}") from None
 
@@ -360,9 +363,12 @@ class MetricaValues:
                 if timescale.readable(s, self.metrica.date_scales) and timescale.count_buckets(start, stop, s) <= limit
             ]
             advice = f"use scale={fits[0]!r} or a shorter range" if fits else "choose a shorter range"
-            raise ValueError(
+            raise TooManyBuckets(
                 f"timeserie: more than {limit // per_point} {scale}s between {start} and {stop} "
-                f"(STASTE_MAX_BUCKETS); {advice}"
+                f"(STASTE_MAX_BUCKETS); {advice}",
+                limit // per_point,
+                scale,
+                fits[0] if fits else None,
             )
         return scale, timescale.series(start, stop, scale)
 

@@ -93,7 +93,9 @@ def test_json_format_returns_the_spec(client: Client, guests: Metrica) -> None:
     [
         ("year=soon", "year= must be a whole number"),
         ("month=2", "month= needs year="),
-        ("gender=robot", "&#x27;robot&#x27; is not one of the choices"),
+        ("gender=robot", "bad filter gender=&#x27;robot&#x27;: gender takes one of boy, girl"),
+        ("age=" + "x" * 1001, "age takes at most 1,000 characters; this value is 1,001 characters long"),
+        ("last=forever", "bad range &#x27;forever&#x27;: give a number and a unit of time"),
         ("measure=average", "needs an AveragedMetrica"),
     ],
 )

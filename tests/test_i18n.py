@@ -307,3 +307,113 @@ def test_the_generic_chart_views_speak_the_language(client: Any) -> None:
     translation.deactivate()
     for page in (money, pie):
         assert english_left(page) <= {"girl", "boy", "gender", "age"}, page
+
+
+# -- what a page refuses, in its reader's language ---------------------------------------------
+
+#: The refused value quoted back, the units a range is written with, the settings named.
+REFUSAL_LATIN = {
+    "forever",
+    "yesterday",
+    "abc",
+    "x" * 80,  # a long value is cut short
+    "T14",  # a span's hour, as the query string writes it
+    "minutes",
+    "hours",
+    "days",
+    "weeks",
+    "months",
+    "years",
+    "STASTE_MAX_QUERY_WORK",
+    "STASTE_MAX_BUCKETS",
+    "DATA_UPLOAD_MAX_NUMBER_FIELDS",
+}
+
+
+def refusal_of(page: str) -> str:
+    found = re.search(r'<li class="error staste-bad-request">(.*?)</li>', page, re.S)
+    assert found, page[-2000:]
+    return html.unescape(found.group(1))
+
+
+@pytest.fixture
+def russian_ages() -> Iterator[Metrica]:
+    made = Metrica(
+        name="ru_ages",
+        axes=[("age", Axis(value_type=int)), ("path", HierarchicalAxis(max_depth=2)), ("kind", StoredChoiceAxis())],
+        date_scales=["year", "month", "day"],
+        title="Возрасты",
+    )
+    registry.register(made)
+    made.kick(age=18, path=("out", "se"), kind="out")
+    yield made
+    registry.unregister(made)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "english"),
+    [
+        ("age=%2B1", "bad filter age='+1': age takes whole numbers, such as 18"),
+        ("age=abc", "bad filter age='abc': age takes whole numbers, such as 18"),
+        ("kind=" + "x" * 1001, "kind takes at most 1,000 characters; this value is 1,001 characters long"),
+        ("path=out&path=se&path=google", "path takes paths of at most 2 levels"),
+        ("_last=forever", "bad range 'forever': give a number and a unit of time"),
+        ("_last=0+days", "bad range '0 days': the number of days must be between 1 and 10,000"),
+        ("_last=9999+years", "bad range '9999 years': it starts before the year 1"),
+        ("_span=yesterday", "bad _span 'yesterday': give all, a year (2024)"),
+        ("_span=2024-13", "bad _span '2024-13': this date or time is out of range"),
+        ("_span=2024-03-10T14", "bad _span '2024-03-10T14': ru_ages does not record hours"),
+        ("_last=60+minutes", "bad _last '60 minutes': ru_ages does not record minutes"),
+        ("_last=30+days&_scale=week", "more than 4 weeks (STASTE_MAX_BUCKETS): draw it by days or"),
+        ("_last=30+days", "more than STASTE_MAX_QUERY_WORK allows (2); choose a shorter range"),
+        ("&".join(["a="] * 1001), "bad query string: it has more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS allows"),
+    ],
+)
+def test_what_a_page_refuses_is_said_in_its_language(
+    russian: Any, russian_ages: Metrica, settings: Any, query: str, english: str
+) -> None:
+    """Each kind of bad input (a value an axis refuses, a range, a span, the query budget, too
+    many buckets, a query string Django cannot parse) is a 400 whose message is the page's
+    language: the English sentence is nowhere on the Russian page, which keeps no English word
+    but the refused value, the units a range is written with and the settings named."""
+    if "_scale=week" in query:
+        settings.STASTE_MAX_BUCKETS = 31  # 30 days fit, the 5 or 6 weeks read as their 35 or 42 days do not
+    if query == "_last=30+days":
+        settings.STASTE_MAX_QUERY_WORK = 2  # the page reads more counters than that
+    url = f"/admin/staste/ru_ages/?{query}"
+    in_english = russian.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    assert in_english.status_code == 400
+    english_message = refusal_of(in_english.content.decode())
+    assert english in english_message
+    translation.deactivate()
+    response = russian.get(url)
+    assert response.status_code == 400
+    page = response.content.decode()
+    message = refusal_of(page)
+    assert english_message not in html.unescape(page) and re.search("[\u0430-\u044f]", message), message
+    djangos = english_left(russian.get("/admin/").content.decode())
+    assert english_left(page) - djangos - REFUSAL_LATIN == set(), message
+    as_json = russian.get(f"/admin/staste/ru_ages/data.json?{query}")
+    json_page = as_json["Content-Type"] == "application/json"
+    assert as_json.status_code == 400
+    assert (as_json.json()["error"] if json_page else as_json.content.decode()) == message  # the same words
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.test_chart_views")
+@pytest.mark.parametrize(
+    ("query", "english"),
+    [
+        ("gender=robot", "bad filter gender='robot': gender takes one of boy, girl"),
+        ("last=forever", "bad range 'forever': give a number and a unit of time"),
+    ],
+)
+def test_a_chart_views_refusal_is_said_in_its_language(client: Any, query: str, english: str) -> None:
+    in_english = client.get(f"/pie/?{query}", HTTP_ACCEPT_LANGUAGE="en")
+    assert in_english.status_code == 400 and english in html.unescape(in_english.content.decode())
+    translation.deactivate()
+    page = client.get(f"/pie/?{query}", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    translation.deactivate()
+    assert english not in html.unescape(page)
+    assert english_left(page) <= {"girl", "boy", "gender", "robot", "forever"} | REFUSAL_LATIN, page

@@ -78,7 +78,8 @@ def redis_failure(exc: BaseException) -> str:
         # The cause is Redis' or the operating system's own words: kept as they are.
         return _("Statistics could not reach Redis at %(where)s: %(cause)s") % {"where": exc.where, "cause": exc.cause}
     if isinstance(exc, ImproperlyConfigured):
-        return str(exc)
+        # The setting at fault and the detail are in the error's own (English) words.
+        return _("Statistics cannot be read: staste's settings are wrong: %(detail)s") % {"detail": exc}
     return _("Redis at %(where)s answered with an error: %(error)s") % {"where": connection.describe(), "error": exc}
 
 

@@ -14,7 +14,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from staste import conf, formats, timescale
+from staste import conf, formats, refusals, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
 from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
@@ -92,8 +92,8 @@ def _data(state: PageState) -> tuple[PageData | None, str | None, int]:
         return read_page(state), None, 200
     except READ_FAILURES as exc:
         return None, redis_failure(exc), 200
-    except (TypeError, ValueError) as exc:  # e.g. STASTE_MAX_BUCKETS lower than the range
-        return None, _message(exc), 400
+    except (TypeError, ValueError) as exc:  # past the query budget, STASTE_MAX_BUCKETS lower than the range...
+        return None, refusals.refusal(exc), 400
 
 
 def _read(request: HttpRequest, metrica: Metrica, ignore: tuple[str, ...] = ()) -> tuple[Any, Any, str | None, int]:
@@ -142,13 +142,15 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     metrica = get_metrica(name)
     which = request.GET.get("_table") or "line"
     if which not in TABLES:
-        return HttpResponse(f"bad _table: use one of {', '.join(TABLES)}", status=400, content_type="text/plain")
-    _, data, error, status = _read(request, metrica, ignore=("_table",))
+        problem = _("bad %(name)s: use one of %(values)s") % {"name": "_table", "values": ", ".join(TABLES)}
+        return HttpResponse(problem, status=400, content_type="text/plain; charset=utf-8")
+    _state, data, error, status = _read(request, metrica, ignore=("_table",))
     if data is None:
         return HttpResponse(error, status=400 if status == 400 else 503, content_type="text/plain; charset=utf-8")
     spec = data.line if which == "line" else data.breakdown_table
     if spec is None:
-        return HttpResponse(f"this view has no {which} table", status=400, content_type="text/plain")
+        problem = _("this view has no %(table)s table") % {"table": which}
+        return HttpResponse(problem, status=400, content_type="text/plain; charset=utf-8")
     header, rows = table(spec)
     return csv_response([header, *rows], f"{metrica.name}-{which}.csv")
 

@@ -28,9 +28,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import pgettext
 
-from staste import conf, formats, timescale
+from staste import conf, formats, refusals, timescale
 from staste.charts.spec import Range, parse_last
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
@@ -146,7 +146,7 @@ class PageState:
             try:
                 metrica.values().filter(**{name: value})
             except (TypeError, ValueError) as exc:
-                reason = _refusal(name, axis, value, exc)
+                reason = refusals.refusal(exc, name)
                 raise BadRequest(
                     _("bad filter %(name)s=%(value)s: %(why)s") % {"name": name, "value": _shown(value), "why": reason},
                     param=name,
@@ -162,10 +162,16 @@ class PageState:
         span: timescale.Span | None = None
         if span_text:
             span = parse_span(span_text)
+            if len(span) > len(metrica.date_scales):  # what timespan() refuses: say it in the page's words
+                why = _("%(metrica)s does not record %(scale)s") % {
+                    "metrica": metrica.name,
+                    "scale": formats.SCALE_PLURALS[timescale.scale_of(span) or "year"],
+                }
+                raise BadRequest(_bad(SPAN, repr(span_text), why), param=SPAN)
             try:
                 metrica.values().timespan(*span)
             except ValueError as exc:
-                raise BadRequest(_bad(SPAN, repr(span_text), exc), param=SPAN) from None
+                raise BadRequest(_bad(SPAN, repr(span_text), refusals.refusal(exc)), param=SPAN) from None
         elif last:
             cls._check_range(metrica, last)
         else:
@@ -221,7 +227,7 @@ class PageState:
         try:
             found = parse_last(text)
         except ValueError as exc:
-            raise BadRequest(str(exc), param=LAST) from None
+            raise BadRequest(refusals.refusal(exc), param=LAST) from None
         param, value = LAST, repr(text)
         if scale is not None:
             param, value = SCALE, repr(scale)
@@ -358,22 +364,6 @@ def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
         if name not in filters or axis.hierarchical:
             return name
     return None
-
-
-#: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
-_TYPE_WORDS = {int: gettext_lazy("whole numbers, such as 18"), float: gettext_lazy("numbers, such as 2.5")}
-
-
-def _refusal(name: str, axis: Any, value: Any, exc: Exception) -> str:
-    """Why the axis refused a value, in the words of the page's user."""
-    if axis.choices is not None:
-        return _("%(name)s takes one of %(values)s") % {"name": name, "values": ", ".join(map(str, axis.choices))}
-    if not axis.hierarchical and axis.value_type in _TYPE_WORDS:
-        try:
-            axis.value_type(value)
-        except (TypeError, ValueError):
-            return _("%(name)s takes %(values)s") % {"name": name, "values": _TYPE_WORDS[axis.value_type]}
-    return str(exc)
 
 
 def _bad(name: str, value: str, why: Any) -> str:

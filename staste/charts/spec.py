@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from staste import conf, timescale
+from staste.exceptions import BadRange
 from staste.formats import bucket_label, value_label
 from staste.query import MetricaValues, pipelined
 
@@ -89,15 +90,19 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
     """
     match = _LAST.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(
+        raise BadRange(
             f"bad range {text!r}: give a number and a unit, e.g. 'last 24 hours' "
-            "(units: minutes, hours, days, weeks, months, years)"
+            "(units: minutes, hours, days, weeks, months, years)",
+            text,
+            "form",
         )
     number, unit = int(match.group(1)), match.group(2).lower()
     scale = _UNITS[unit]
     limit = conf.get("STASTE_MAX_BUCKETS") // (7 if scale == timescale.WEEK else 1)
     if not 1 <= number <= limit:
-        raise ValueError(f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}")
+        raise BadRange(
+            f"bad range {text!r}: the number of {scale}s must be between 1 and {limit}", text, "number", scale, limit
+        )
     until = conf.local(now)
     last = timescale.start(timescale.truncate(until, "day" if scale == timescale.WEEK else scale))
     try:
@@ -111,7 +116,7 @@ def parse_last(text: str, now: datetime.datetime | None = None) -> Range:
         else:
             since = last - datetime.timedelta(**{f"{scale}s": number - 1})
     except (OverflowError, ValueError):
-        raise ValueError(f"bad range {text!r}: it starts before the year 1") from None
+        raise BadRange(f"bad range {text!r}: it starts before the year 1", text, "start", scale) from None
     return Range(since, until, scale)
 
 

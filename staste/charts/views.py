@@ -34,9 +34,10 @@ import redis
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 
-from staste import formats, timescale
+from staste import formats, refusals, timescale
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
@@ -46,7 +47,7 @@ from staste.query import MetricaValues, budget
 
 logger = logging.getLogger("staste")
 
-UNAVAILABLE_MESSAGE = "Statistics are unavailable right now: staste cannot reach its Redis server."
+UNAVAILABLE_MESSAGE = gettext_lazy("Statistics are unavailable right now: staste cannot reach its Redis server.")
 
 
 class Chart(TemplateView):
@@ -148,10 +149,11 @@ class Chart(TemplateView):
             self.options = self.get_chart_options()
             self.spec = self.get_spec(self.options)
         except (OptionError, ValueError) as exc:
-            return self.problem(str(exc), status=400)
+            # What a core module refused (a range, a value, the budget) is said in the page's language.
+            return self.problem(refusals.refusal(exc) if refusals.structured(exc) else str(exc), status=400)
         except (RedisUnavailable, redis.RedisError) as exc:
             logger.warning("staste: %s not drawn: %s", type(self).__name__, exc)
-            detail = f"{UNAVAILABLE_MESSAGE} ({exc})" if settings.DEBUG else UNAVAILABLE_MESSAGE
+            detail = f"{UNAVAILABLE_MESSAGE} ({exc})" if settings.DEBUG else str(UNAVAILABLE_MESSAGE)
             return self.problem(detail, status=503)
         if request.GET.get("format") == "json":
             return json_response(self.spec)
