@@ -186,6 +186,8 @@ def test_the_form_counts_a_guest_with_a_card_once(tmp_path: Path, redis_server, 
         "for card in ('4242', '4242', '', ''):\n"
         "    response = client.post('/visit/', {**form, 'card': card}, follow=True)\n"
         "    print(response.status_code, [str(message) for message in response.context['messages']])\n"
+        "response = client.post('/visit/', {**form, 'age': 18}, follow=True)\n"
+        "print(response.status_code, [str(message) for message in response.context['messages']])\n"
         "for card in ('0', '-1', 'abc', '1e3'):\n"  # refused: the form again, nothing kicked
         "    response = client.post('/visit/', {**form, 'card': card})\n"
         "    print(response.status_code, 'card' in response.context['form'].errors)\n"
@@ -197,11 +199,12 @@ def test_the_form_counts_a_guest_with_a_card_once(tmp_path: Path, redis_server, 
     lines = posted.splitlines()
     assert lines[:2] == ["200 ['Recorded a 30-year-old girl (card 4242).']"] * 2
     assert lines[2:4] == ["200 ['Recorded a 30-year-old girl.']"] * 2
-    assert lines[4:8] == ["200 True"] * 4
-    assert visitors.filter(shop="books").total() == 4 == visitors.total()
-    assert visitors.filter(shop="books").uniques() == 3  # card 4242 once, and two guests without a card
+    assert lines[4] == "200 ['Recorded an 18-year-old girl.']"
+    assert lines[5:9] == ["200 True"] * 4
+    assert visitors.filter(shop="books").total() == 5 == visitors.total()
+    assert visitors.filter(shop="books").uniques() == 4  # card 4242 once, and three guests without a card
     assert visitors.filter(shop="cafe").uniques() == 0
-    assert lines[8] == "200" and unique_ids_card(posted) == "3"
+    assert lines[9] == "200" and unique_ids_card(posted) == "4"
 
 
 def test_demo_setup_says_which_redis_it_could_not_reach(tmp_path: Path, prefix: str) -> None:

@@ -46,6 +46,8 @@ def visit(request: HttpRequest) -> HttpResponse:
             messages.error(request, "The guest could not be recorded: the statistics server is unavailable.")
         else:
             card_text = f" (card {card})" if card is not None else ""
-            messages.success(request, f"Recorded a {guest['age']}-year-old {guest['gender']}{card_text}.")
+            age = guest["age"]
+            article = "an" if age in (8, 11, 18) or 80 <= age <= 89 else "a"  # "an 18-year-old"
+            messages.success(request, f"Recorded {article} {age}-year-old {guest['gender']}{card_text}.")
         return redirect("visit")
     return render(request, "guests/visit.html", {"form": form})
