@@ -179,6 +179,11 @@ def test_future_buckets_are_not_drawn_and_the_current_one_is_partial(staff_clien
     row = text(dashboard).split('data-metrica="test_ages"', 1)[1].split("</tr>", 1)[0]
     spark = json_script(dashboard, re.search(r'data-staste-chart="(staste-spark-\d+)"', row).group(1))
     assert spark["partial"] == [23]  # the small chart's hour still filling up: dashed, not a fall
+    weekly = staff_client.get(page("test_ages") + "?_last=12+weeks&_scale=week")
+    weeks = json_script(weekly, "staste-line-data")
+    # the week now falls in (read from its days) is still filling up, Monday or not
+    assert len(weeks["labels"]) == 12 and weeks["partial"] == [11]
+    assert "staste-badge" in text(weekly)
 
 
 def test_expired_buckets_say_so_and_lead_nowhere(staff_client, register) -> None:  # noqa: F811

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from staste import conf, timescale
 from staste.axis import Axis
-from staste.charts.spec import Range, line_spec, parse_last
+from staste.charts.spec import Range, line_spec, mark_time, parse_last
 from staste.formats import QUICK_RANGES, bucket_label
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
@@ -292,3 +292,16 @@ def test_a_line_by_week(kept) -> None:
     assert spec["labels"] == ["2020-W52", "2020-W53", "2021-W01"]
     assert spec["datasets"][0]["data"] == [0, 1, 0]
     assert spec["x"] == "week"
+
+
+def test_a_week_is_partial_until_its_sunday_ends() -> None:
+    spec = {"labels": ["W1", "W2"], "datasets": [{"data": [3, 4]}]}
+    mondays = [(2024, 3, 4), (2024, 3, 11)]
+    for moment, partial in [
+        (D(2024, 3, 11, 0, 0), [1]),  # the Monday of the second week
+        (D(2024, 3, 17, 23, 59), [1]),  # its Sunday night
+    ]:
+        marked, spans = mark_time(spec, mondays, moment, timescale.WEEK)
+        assert marked["partial"] == partial and spans == mondays
+    marked, _ = mark_time(spec, mondays, D(2024, 3, 13), "day")  # read as days, only Mondays
+    assert marked["partial"] == []

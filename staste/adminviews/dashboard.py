@@ -71,7 +71,7 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
             pass
         else:
             # The hour still filling up is drawn dashed, not as a fall at the end.
-            spec, _spans = mark_time(spec, everything.series_spans(since, until, scale)[1], now)
+            spec, _spans = mark_time(spec, everything.series_spans(since, until, scale)[1], now, scale)
             spec = formats.localized_spec(spec)
             spec["compact"] = True
             numbers["spark"] = spec

@@ -112,8 +112,7 @@ def read_page(state: PageState) -> PageData:
     if found is not None:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
-        if scale != timescale.WEEK:  # a week is no calendar span to drill into
-            line_spans = list(query.series_spans(since, until, scale)[1])
+        line_spans = list(query.series_spans(since, until, scale)[1])  # (a week: its Monday)
         calls["sums"] = lambda: query.timeserie(since, until, scale)
         if metrica.averaged:
             calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
@@ -164,7 +163,9 @@ def read_page(state: PageState) -> PageData:
     summary = _summary(metrica, results)
     previous = _previous(metrica, period, results, line) if period is not None else None
     if line is not None:
-        line, line_spans = mark_time(line, line_spans, now)
+        line, line_spans = mark_time(line, line_spans, now, found.scale if found is not None else None)
+        if found is not None and found.scale == timescale.WEEK:
+            line_spans = [None] * len(line_spans)  # a week is no calendar span to drill into
     return PageData(
         # Named in the page's language from here on: the page, its JSON and CSV show the same.
         line=formats.localized_spec(line) if line is not None else None,

@@ -295,17 +295,21 @@ def range_breakdown(
     return ranged.iterate_averages(axis)
 
 
-def bucket_status(span: timescale.Span, now: datetime.datetime | None = None) -> str:
+def bucket_status(span: timescale.Span, now: datetime.datetime | None = None, week: bool = False) -> str:
     """Whether a bucket is "future", "partial" (now falls in it), "expired" or "complete".
 
     A bucket's counters expire ``conf.retention()[scale]`` seconds after it ends (kick.lua
     sets that TTL), so an expired bucket reads as 0 although events happened: pages must say
     "expired", not 0.  ``now`` is a naive local datetime (default: ``conf.local()``).
+    ``week``: ``span`` is the Monday of an ISO week, read from its seven days (it ends a week
+    later, and expires with its last day).
     """
     now = conf.local() if now is None else now
     if not span:
         return "partial"
     begin, finish = timescale.start(span), timescale.end(span)
+    if week:
+        finish = begin + datetime.timedelta(days=7)
     if begin > now:
         return "future"
     if now < finish:
@@ -317,7 +321,10 @@ def bucket_status(span: timescale.Span, now: datetime.datetime | None = None) ->
 
 
 def mark_time(
-    spec: Spec, spans: Sequence[timescale.Span | None], now: datetime.datetime | None = None
+    spec: Spec,
+    spans: Sequence[timescale.Span | None],
+    now: datetime.datetime | None = None,
+    scale: str | None = None,
 ) -> tuple[Spec, list[timescale.Span | None]]:
     """A line spec told the truth about time, and the spans still worth drilling into.
 
@@ -325,13 +332,15 @@ def mark_time(
     listed in ``"partial"``; a bucket past its retention that reads nothing is listed in
     ``"expired"``, its numbers None (not 0) and its span None, so no link leads into it.  (A
     bucket past its retention that still holds numbers was written late, a backfill: kick.lua
-    keeps it ``retention`` seconds from the write, and it is shown as it is.)
+    keeps it ``retention`` seconds from the write, and it is shown as it is.)  ``scale``: the
+    series' (weeks are told by their Mondays' day spans).
     """
     labels = spec.get("labels", [])
     if len(spans) != len(labels):
         return spec, list(spans)
     datasets = spec.get("datasets", [])
-    statuses = [bucket_status(span, now) if span is not None else "complete" for span in spans]
+    week = scale == timescale.WEEK
+    statuses = [bucket_status(span, now, week) if span is not None else "complete" for span in spans]
     for i, status in enumerate(statuses):
         if status == "expired" and any(d["data"][i] for d in datasets):
             statuses[i] = "complete"
