@@ -17,18 +17,16 @@ claim.  Nothing runs in a thread; what is compared is the work each writer gives
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis
 
-from staste import conf, keys, timescale
-from staste.kicks import WRITER_TTL, Kick
+from staste import keys, timescale
+from staste.kicks import WRITER_TTL, Kick, span_expiry
 from staste.metrica import Metrica
 
 COMMIT = "957f8bd"
@@ -37,11 +35,6 @@ MAX_KICKS_PER_CALL = 500
 #: Most distinct kicks the buffer held (the default of STASTE_BUFFER_MAX_KEYS at 957f8bd).
 MAX_KEYS = 10_000
 SCRIPT = Path(__file__).with_name("previous_kick.lua")
-
-
-@functools.lru_cache(maxsize=4096)
-def _span_end(span: timescale.Span, zone_key: str) -> float:
-    return timescale.end(span).replace(tzinfo=ZoneInfo(zone_key)).timestamp()
 
 
 #: 957f8bd's plan of the kicks of one metrica into the same buckets: hash keys (family by
@@ -59,13 +52,7 @@ def plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[st
         for span in spans
     ]
     year = next((str(span[0]) for span in spans if len(span) == 1), "")
-    retention = conf.retention()
-    zone_key = conf.time_zone().key
-    expiry = []
-    for span in spans:
-        scale = timescale.scale_of(span)
-        keep = retention.get(scale) if scale else None
-        expiry.append((keep, 0.0 if keep is None else _span_end(span, zone_key)))
+    expiry = span_expiry(spans)  # (unchanged since 957f8bd)
     return (
         (*hash_keys, keys.years_key(base)) if year else tuple(hash_keys),
         f"{len(spans)}|{len(metrica.axes)}|{year}",

@@ -95,13 +95,7 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
         if len(_plans) > 4096:
             _plans.clear()
         base = metrica.base
-        retention = conf.retention()
-        zone_key = conf.time_zone().key
-        expiry = []
-        for span in spans:
-            scale = timescale.scale_of(span)
-            keep = retention.get(scale) if scale else None
-            expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, zone_key)))
+        expiry = span_expiry(spans)
         plan = _Plan(
             family_keys=tuple(
                 tuple(keys.bucket_key(base + keys.family_infix(prefix), timescale.bucket_id(span)) for span in spans)
@@ -122,6 +116,19 @@ def _plan(metrica: Metrica, spans: tuple[timescale.Span, ...], families: tuple[s
             )
         _plans[cache_key] = plan
     return plan
+
+
+def span_expiry(spans: Sequence[timescale.Span]) -> list[tuple[int | None, float]]:
+    """What the TTL of each span's bucket is made of: (its retention, None when it is kept
+    forever; the timestamp of its end, 0.0 then), under the current settings."""
+    retention = conf.retention()
+    zone_key = conf.time_zone().key
+    expiry = []
+    for span in spans:
+        scale = timescale.scale_of(span)
+        keep = retention.get(scale) if scale else None
+        expiry.append((keep, 0.0 if keep is None else _span_end_timestamp(span, zone_key)))
+    return expiry
 
 
 @functools.lru_cache(maxsize=4096)
