@@ -216,6 +216,35 @@ def test_numbers(guests: Metrica, money: Metrica) -> None:
     assert render('{% staste_average "pocket_money" year=2011 %}') == ""  # nothing counted
 
 
+@pytest.fixture
+def visitors():
+    metrica = Metrica(name="tag_test_visitors", axes=[("shop", StoredChoiceAxis())], uniques=True)
+    registry_module.register(metrica)
+    now = timezone.now()
+    for n in range(30):  # 30 visits today by 12 people, and 5 visits by 5 others 3 days ago
+        metrica.kick(shop="candy" if n % 3 else "books", unique=f"guest{n % 12}", date=now)
+    for n in range(5):
+        metrica.kick(shop="candy", unique=f"old{n}", date=now - datetime.timedelta(days=3))
+    yield metrica
+    registry_module.registry.unregister(metrica)
+
+
+def test_distinct_ids(visitors: Metrica) -> None:
+    """HyperLogLog counts are exact at these sizes (sparse encoding, well under a thousand ids)."""
+    assert render('{% staste_total "tag_test_visitors" %}') == "35"
+    assert render('{% staste_uniques "tag_test_visitors" %}') == "17"
+    assert render('{% staste_uniques "tag_test_visitors" last="2 days" %}') == "12"  # a range: one PFCOUNT
+    assert render('{% staste_uniques "tag_test_visitors" shop="books" %}') == "4"  # guest0, 3, 6, 9
+    assert render('{% staste_uniques "tag_test_visitors" year=2010 %}') == "0"
+    assert render('{% staste_uniques "tag_test_visitors" as people %}[{{ people }}]') == "[17]"
+
+
+def test_distinct_ids_need_a_metrica_that_keeps_them(settings, guests: Metrica) -> None:
+    settings.DEBUG = True
+    with pytest.raises(TemplateSyntaxError, match="needs a metrica made with uniques=True"):
+        Template('{% load staste %}{% staste_uniques "guest_visits_gender_age" %}')
+
+
 def test_numbers_group_thousands() -> None:
     pocket_money.kick(value=12345, gender="boy")
     assert render('{% staste_total "pocket_money" %}') == "12,345"

@@ -43,7 +43,7 @@ from staste.query import MetricaValues, pipelined
 from staste.registration import NotRegistered, registry
 
 CHART_KINDS: tuple[str, ...] = ("line", "pie", "bar")
-NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average")
+NUMBER_KINDS: tuple[str, ...] = ("total", "count", "average", "uniques")
 KINDS = CHART_KINDS + NUMBER_KINDS
 
 #: The options each kind takes, besides timespans and axis filters.
@@ -54,6 +54,7 @@ KIND_OPTIONS: dict[str, tuple[str, ...]] = {
     "total": ("last",),
     "count": ("last",),
     "average": ("last",),
+    "uniques": ("last",),
 }
 ALL_OPTIONS = frozenset(name for names in KIND_OPTIONS.values() for name in names)
 
@@ -395,18 +396,30 @@ class ChartOptions:
         """The total, count or average: one Redis round trip; None for an average of nothing."""
         if self.kind not in NUMBER_KINDS:
             raise OptionError(f"a {self.kind} chart is not a number")
-        if self.kind != "total" and not self.metrica.averaged:
-            raise OptionError(f"staste_{self.kind} needs an AveragedMetrica; {self.metrica.name} only sums")
+        check_number_kind(self.metrica, self.kind)
         query = self.query()
         if not self.last:
-            return {"total": query.total, "count": query.count, "average": query.average}[self.kind]()
+            return {"total": query.total, "count": query.count, "average": query.average, "uniques": query.uniques}[
+                self.kind
+            ]()
         found = self.range(now)
         ranged = query.over(found.since, found.until, found.scale)  # the range's exact cover
+        if self.kind == "uniques":
+            return ranged.uniques()  # one PFCOUNT of the union of the cover's HyperLogLogs
         if self.kind == "total":
             return formats.rounded(ranged.total(), self.metrica.multiplier)
         if self.kind == "count":
             return ranged.count()
         return formats.rounded(ranged.average(), self.metrica.multiplier, average=True)
+
+
+def check_number_kind(metrica: Metrica, kind: str) -> None:
+    """OptionError when ``metrica`` keeps no such number: counts and averages need an
+    AveragedMetrica, distinct ids a metrica made with ``uniques=True``."""
+    if kind in ("count", "average") and not metrica.averaged:
+        raise OptionError(f"{metrica.name} is not an AveragedMetrica: it has totals only (staste_{kind} needs one)")
+    if kind == "uniques" and not metrica.keeps_uniques:
+        raise OptionError(f"staste_uniques needs a metrica made with uniques=True; {metrica.name} counts no ids")
 
 
 def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:

@@ -38,7 +38,15 @@ from django.utils.safestring import SafeString, mark_safe
 
 from staste import formats
 from staste.charts import spec as specs
-from staste.charts.options import CHART_KINDS, ChartOptions, OptionError, check_names, check_values, find_metrica
+from staste.charts.options import (
+    CHART_KINDS,
+    ChartOptions,
+    OptionError,
+    check_names,
+    check_number_kind,
+    check_values,
+    find_metrica,
+)
 from staste.exceptions import RedisUnavailable
 from staste.query import budget
 
@@ -353,13 +361,13 @@ def _number_tag(parser: Parser, token: Token) -> Node:
                 raise OptionError(f"{name}= is an option of staste_chart, not of numbers")
         node = NumberNode(tag, args[0], options, target)
         node.prepare()
-        if node.ready is not None and node.ready.kind != "total" and not node.ready.metrica.averaged:
-            raise OptionError(f"{node.ready.metrica.name} is not an AveragedMetrica: it has totals only")
+        if node.ready is not None:
+            check_number_kind(node.ready.metrica, node.ready.kind)
     except (OptionError, template.TemplateSyntaxError) as exc:
         _fail(tag, exc)
         return _Nothing()
     return node
 
 
-for _name in ("staste_total", "staste_count", "staste_average"):
+for _name in ("staste_total", "staste_count", "staste_average", "staste_uniques"):
     register.tag(_name, _number_tag)

@@ -101,6 +101,10 @@ def test_public_page_draws_its_charts_under_a_strict_csp(demo_url: str, browser_
     guests, _, _ = demo_metricas()
     shown = numbers(page)
     assert shown["guests, ever"] == f"{guests.total():,}"
+    # distinct guests (staste_uniques; its count is checked in tests/test_templatetags.py):
+    # some, and fewer than all the visits ever made
+    different = int(shown["different guests in 30 days"].replace(",", ""))
+    assert 0 < different < shop_visitors_metrica().total()
     page.screenshot(path=str(artifacts_dir / "demo-public-page.png"), full_page=True)
 
     # A guest noted on the form is counted on the public page.
