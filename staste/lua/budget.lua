@@ -29,6 +29,28 @@ local function is_child_of(parent, member)
   return find(member, '/', #head + 1, true) == nil
 end
 
+-- The members of the stored-choices set `set` that one call of an axis read counts: the
+-- children of `parent` among the stored members offset + 1 to offset + wanted (wanted = 0: to
+-- the last, and then the overflow member after them; slices need one order for all, so the
+-- members are sorted when sliced).  Also answers every member stored.
+local function member_slice(set, parent, offset, wanted)
+  local stored = call('SMEMBERS', set)
+  if offset > 0 or wanted > 0 then
+    table.sort(stored)
+  end
+  local members = {}
+  local last = wanted > 0 and offset + wanted or #stored
+  for i = offset + 1, math.min(last, #stored) do
+    if is_child_of(parent, stored[i]) then
+      members[#members + 1] = stored[i]
+    end
+  end
+  if wanted == 0 then  -- the last slice of members
+    members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. sub(parent, 2))
+  end
+  return members, stored
+end
+
 local function children_of(set, parent)
   if parent == '' then
     return call('SCARD', set)

@@ -26,12 +26,10 @@ local header = split(ARGV[1])
 local G, back = tonumber(header[1]), header[2] == '1'
 local last  -- the writer's last call number before this one
 if header[3] then
-  local claimed
-  claimed, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
-  if claimed == 'ran' then
-    return -1
-  elseif claimed == 'gap' then
-    return redis.error_reply('STASTE_GAP ' .. last)
+  local refused
+  refused, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
+  if refused then
+    return refused
   end
 end
 

@@ -61,11 +61,9 @@ local format = string.format  -- call, find, sub, split and claim: prelude.lua
 local header = split(ARGV[1])
 local N, G = tonumber(header[1]), tonumber(header[2])
 if header[3] then
-  local claimed, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
-  if claimed == 'ran' then
-    return -1
-  elseif claimed == 'gap' then
-    return redis.error_reply('STASTE_GAP ' .. last)
+  local refused = claim(KEYS[#KEYS], header[3], header[4], header[5])
+  if refused then
+    return refused
   end
 end
 

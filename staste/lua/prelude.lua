@@ -23,19 +23,19 @@ end
 -- of the writer's last call that ran, `seq` is this call's number, `prev` (optional) the
 -- number of the call it follows.  A buffer sends calls before the replies of the calls before
 -- them came back, so a call must not run when the one before it did not (it was refused, or
--- failed and took itself back: it will be sent again, then this one after it).  Answers:
--- 'ran' when a call numbered no lower already ran (this one's reply was lost and it was sent
--- again: write nothing, answer -1); 'gap' when the call before it has not run (write nothing,
--- answer STASTE_GAP); else 'new', having claimed the number.  The second value is the number
--- the key held before (nil: none, or forgotten after `ttl` seconds without a call).
+-- failed and took itself back: it will be sent again, then this one after it).  Answers the
+-- script's reply when the call must write nothing: -1 when a call numbered no lower already
+-- ran (this one's reply was lost and it was sent again), STASTE_GAP when the call before it
+-- has not run; else nil, having claimed the number.  The second value is the number the key
+-- held before (nil: none, or forgotten after `ttl` seconds without a call).
 local function claim(key, seq, ttl, prev)
   local last = call('GET', key)
   if last and tonumber(last) >= tonumber(seq) then
-    return 'ran', last
+    return -1, last
   end
   if prev and last and tonumber(last) < tonumber(prev) then
-    return 'gap', last
+    return redis.error_reply('STASTE_GAP ' .. last), last
   end
   call('SET', key, seq, 'EX', ttl)
-  return 'new', last
+  return nil, last
 end

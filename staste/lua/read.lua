@@ -196,20 +196,7 @@ local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
 local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
 local prefixes = {unpack(ARGV, at + 6)}
 
-local stored = redis.call('SMEMBERS', KEYS[1])
-if offset > 0 or wanted > 0 then -- slices of members need one order for all of them
-  table.sort(stored)
-end
-local members = {}
-local last = wanted > 0 and offset + wanted or #stored
-for i = offset + 1, math.min(last, #stored) do
-  if is_child_of(parent, stored[i]) then
-    members[#members + 1] = stored[i]
-  end
-end
-if wanted == 0 then -- the last slice of members
-  members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. string.sub(parent, 2))
-end
+local members, stored = member_slice(KEYS[1], parent, offset, wanted)
 if #members * #prefixes * (#KEYS - 1) > call_limit then
   return redis.error_reply('STASTE_RESLICE ' .. #stored)
 end

@@ -36,11 +36,9 @@ if mode == 'add' then
   local header = split(ARGV[2])
   local K = tonumber(header[1])
   if header[2] then
-    local claimed, last = claim(KEYS[#KEYS], header[2], header[3], header[4])
-    if claimed == 'ran' then
-      return -1
-    elseif claimed == 'gap' then
-      return redis.error_reply('STASTE_GAP ' .. last)
+    local refused = claim(KEYS[#KEYS], header[2], header[3], header[4])
+    if refused then
+      return refused
     end
   end
   local PIECE = 1000 -- unpack() of too many values overflows Lua's stack
@@ -85,20 +83,7 @@ end
 local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
 local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
 
-local stored = call('SMEMBERS', KEYS[1])
-if offset > 0 or wanted > 0 then
-  table.sort(stored)
-end
-local members = {}
-local last = wanted > 0 and offset + wanted or #stored
-for i = offset + 1, math.min(last, #stored) do
-  if is_child_of(parent, stored[i]) then
-    members[#members + 1] = stored[i]
-  end
-end
-if wanted == 0 then
-  members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. sub(parent, 2))
-end
+local members, stored = member_slice(KEYS[1], parent, offset, wanted)
 if #members * (#KEYS - 1) > call_limit then
   return redis.error_reply('STASTE_RESLICE ' .. #stored)
 end
