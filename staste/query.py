@@ -182,6 +182,18 @@ class MetricaValues:
     def _field(self) -> str:
         return keys.field(self._parts())
 
+    def _declared_fields(self, axis_name: str, labelled: list[tuple[Any, str]], prefixes: Sequence[str]) -> list[str]:
+        """The fields of each declared part of ``axis_name`` (the query's other filters kept),
+        each behind every one of ``prefixes`` (counter families, or HyperLogLog key prefixes)."""
+        parts = self._parts()
+        index = list(self.metrica.axes).index(axis_name)
+        fields = []
+        for _, part in labelled:
+            parts[index] = part
+            combination = keys.field(parts)
+            fields += [prefix + combination for prefix in prefixes]
+        return fields
+
     def _key(self, span: timescale.Span, base: str | None = None) -> str:
         return keys.bucket_key(self.metrica.base if base is None else base, timescale.bucket_id(span))
 
@@ -244,11 +256,7 @@ class MetricaValues:
         width = len(families)
         if axis.choices is not None:
             labelled = axis.declared_parts()
-            fields = []
-            for _, part in labelled:
-                parts[index] = part
-                combination = keys.field(parts)
-                fields += [prefix + combination for prefix in families]
+            fields = self._declared_fields(axis_name, labelled, families)
             return Read(
                 [Fetch.sums(bucket_keys, fields)],
                 lambda replies: [
@@ -597,11 +605,7 @@ class MetricaValues:
         prefixes = self._unique_prefixes(buckets)
         if chosen.choices is not None:
             labelled = chosen.declared_parts()
-            flat = []
-            for _, part in labelled:
-                parts[index] = part
-                combination = keys.field(parts)
-                flat += [prefix + combination for prefix in prefixes]
+            flat = self._declared_fields(axis, labelled, prefixes)
             fetch = Fetch("uniques", tuple(flat), (), (len(prefixes),) * len(labelled))
             return Read(
                 [fetch],
