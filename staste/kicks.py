@@ -531,7 +531,7 @@ Chunk = tuple[Group, list[tuple[str, int]], bool]
 
 
 def counters_keys_and_args(
-    chunks: Sequence[Chunk], now: float | None = None, writer: tuple[str, int] | None = None, back: bool = False
+    chunks: Sequence[Chunk], now: float | None = None, back: bool = False
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of counters.lua bumping (``back``: taking back) the counters of ``chunks``."""
     now = time.time() if now is None else now
@@ -555,10 +555,7 @@ def counters_keys_and_args(
             args += [f"{-amount}|{name}" for name, amount in items]
         else:
             args += [f"{amount}|{name}" for name, amount in items]
-    if writer is not None:
-        args[0] += f"|{writer[1]}|{WRITER_TTL}"
-        script_keys.append(keys.writer_key(chunks[0][0].base, writer[0]))
-    return script_keys, args
+    return script_keys, args  # (the buffer adds its writer's key and numbers: Buffer._number)
 
 
 # -- unique ids: the HyperLogLogs a buffered flush adds to ---------------------------------------
