@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -163,7 +162,7 @@ def batch_keys_and_args(
     which are only ever sent again within one ``kick()``, use a shorter time: see
     ``staste.writers``).
     """
-    now = time.time() if now is None else now
+    now = timescale.now() if now is None else now
     script_keys: list[str] = []
     indexes: dict[str, int] = {}
 
@@ -534,7 +533,7 @@ def counters_keys_and_args(
     chunks: Sequence[Chunk], now: float | None = None, back: bool = False
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of counters.lua bumping (``back``: taking back) the counters of ``chunks``."""
-    now = time.time() if now is None else now
+    now = timescale.now() if now is None else now
     script_keys: list[str] = []
     indexes: dict[str, int] = {}
 
@@ -593,7 +592,7 @@ def uniques_keys_and_args(
     items: Sequence[Uniques], now: float | None = None, writer: tuple[str, int] | None = None
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of uniques.lua adding the ids of ``items`` (see the script's header)."""
-    now = time.time() if now is None else now
+    now = timescale.now() if now is None else now
     script_keys: list[str] = []
     args: list[Any] = [str(len(items))]
     for _, key, expiry, ids in items:

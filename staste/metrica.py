@@ -18,7 +18,6 @@ import math
 import numbers
 import os
 import re
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -332,7 +331,7 @@ class Metrica:
 
     def _spans_now(self) -> tuple[timescale.Span, ...]:
         """The spans of a kick made now: those of ``conf.local()``, remembered for the minute."""
-        now = time.time()
+        now = timescale.now()
         cached = self._now_spans
         if cached is not None and cached[0] <= now < cached[1]:
             return cached[2]

@@ -40,7 +40,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.module_loading import import_string
 
-from staste import buffer, conf
+from staste import buffer, conf, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica
 from staste.registration import registry
@@ -297,7 +297,7 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
         exception = request.__dict__.get(_EXCEPTION_ATTRIBUTE)  # no AttributeError raised and caught
         milliseconds = seconds * 1000
         families, increments = metrica.increments(milliseconds)  # the histogram bucket's families
-        now = time.time()
+        now = timescale.now()
         # Local minutes start with UTC minutes (time zones are whole minutes apart), so one
         # key per UTC minute never mixes two local minutes' buckets.
         minute = int(now // 60)

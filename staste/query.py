@@ -29,7 +29,6 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -844,7 +843,7 @@ class MetricaValues:
 def _available_weeks(mondays: Sequence[timescale.Span]) -> list[bool]:
     """Per week, whether all its day buckets are still within their retention."""
     keep = conf.retention().get("day")
-    now, zone = time.time(), conf.time_zone()
+    now, zone = timescale.now(), conf.time_zone()
     # The Monday expires first; weeks are in order, so only the first few can have expired.
     return [not timescale.expired(monday, keep, now, zone) for monday in mondays]
 

@@ -4,13 +4,14 @@ A *span* is a tuple of calendar numbers given from the top down: ``()`` is all t
 ``(2010,)`` the year 2010, ``(2010, 2)`` February 2010, up to ``(2010, 2, 7, 13, 5)`` for
 one minute.  Spans are in the staste time zone's local calendar and carry no tzinfo.
 
-Nothing here touches Redis or Django.
+Nothing here touches Redis or Django.  :func:`now` is the one clock staste reads.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime
+import time
 from collections.abc import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -397,6 +398,21 @@ def finest_retained(
     return recorded[0]
 
 
+def now() -> float:
+    """The present, in seconds since the epoch: the one clock staste reads.
+
+    Everything that depends on the present reads it here: the date of a kick made without
+    one, its keys' TTLs, ``conf.local()`` (the present of queries, time series, pages, chart
+    views and template tags) and which buckets have expired.  Only the buffer's timers (how
+    long a kick may wait) measure intervals with ``time.monotonic()`` instead.  So a test puts
+    staste on another date by replacing this function, as tests/conftest.py does for every
+    test (``STASTE_TEST_NOW``):
+
+    >>> monkeypatch.setattr(timescale, "now", lambda: 1710028800.0)  # doctest: +SKIP
+    """
+    return time.time()
+
+
 def to_local(moment: datetime.date | datetime.datetime | None, zone: ZoneInfo) -> datetime.datetime:
     """A naive datetime on the wall clock of ``zone``, the calendar spans are counted in.
 
@@ -404,7 +420,7 @@ def to_local(moment: datetime.date | datetime.datetime | None, zone: ZoneInfo) -
     with ``USE_TZ``); dates are midnight; ``None`` is now.
     """
     if moment is None:
-        return datetime.datetime.now(zone).replace(tzinfo=None)
+        return datetime.datetime.fromtimestamp(now(), zone).replace(tzinfo=None)
     if not isinstance(moment, datetime.datetime):
         if isinstance(moment, datetime.date):
             return datetime.datetime(moment.year, moment.month, moment.day)

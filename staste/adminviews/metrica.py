@@ -516,7 +516,7 @@ def previous_span(span: timescale.Span) -> timescale.Span | None:
 def time_zone_label() -> str:
     """The zone every time on the page is in, with its current offset: "Europe/Paris (UTC+01:00)"."""
     zone = conf.time_zone()
-    offset = datetime.datetime.now(zone).strftime("%z")
+    offset = datetime.datetime.fromtimestamp(timescale.now(), zone).strftime("%z")
     if not offset or zone.key == "UTC":
         return zone.key
     return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
