@@ -70,7 +70,12 @@ def free_cluster_port() -> int:
 
 
 class RedisServer:
-    """A redis-server child process on 127.0.0.1."""
+    """A redis-server child process on 127.0.0.1.
+
+    ``extra_args`` are added to its command line, after the defaults they may override, one
+    word an argument as in a shell: ``["--save", "3600", "1"]`` (Redis 6.2 ignores
+    ``["--save", "3600 1"]``, which 7.0 accepts).
+    """
 
     def __init__(self, port: int | None = None, extra_args: list[str] | None = None) -> None:
         self.port = port or free_port()
