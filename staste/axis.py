@@ -237,14 +237,15 @@ class Axis:
 
         Checking a value (conversion, length, Unicode, escaping) is most of the cost of
         preparing a kick, and kicks repeat a few values.  Only None, str, int and tuples of
-        str are remembered, and only when ``value_type`` is a class, so the same value always
-        gives the same parts; the memo is dropped when a setting changes (the checks read
-        settings) and when it grows past ``option_memo_size``.
+        str and int are remembered (never a bool, which is equal to 1 as a key), and only
+        when ``value_type`` is a class, so the same value always gives the same parts; the
+        memo is dropped when a setting changes (the checks read settings) and when it grows
+        past ``option_memo_size``.
         """
         kind = type(value)
         if kind is str:
             memo_key: Any = value  # the commonest case; a str never equals the tuples below
-        elif kind is int or value is None or (kind is tuple and all(type(v) is str for v in value)):
+        elif kind is int or value is None or (kind is tuple and all(type(v) is str or type(v) is int for v in value)):
             memo_key = (kind, value)
         else:
             memo_key = None
@@ -300,12 +301,29 @@ class StoredChoiceAxis(Axis):
         super().__init__(choices=None, value_type=value_type, max_length=max_length, max_choices=max_choices)
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)`` for an error message, cut short; even an int too long to write out."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} holding an int too long to write out"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class HierarchicalAxis(Axis):
     """An axis whose values are paths, such as ``('out', 'se', 'google')``.
 
     A kick counts under every prefix of its path, so ``filter(label=('out', 'se'))`` selects
     everything below ``out/se`` and ``filter(label=('out',)).iterate('label')`` yields the
     direct children as tuples.  A plain string is a path of one element.
+
+    A part is a string or an int, as in the seed's ``('exp', 'city', 'all', 1)``; an int is
+    stored as its decimal text, so ``1`` and ``'1'`` name the same node and iterate reads it
+    back as ``'1'``.  Anything else (a bool, None, a float, a tuple, bytes) is refused: its
+    text would be ambiguous (``True``, ``1.0``) or not the value at all (``"('a', 'b')"``).
+
+    >>> HierarchicalAxis().path(("exp", "city", "all", 1))
+    ('exp', 'city', 'all', '1')
     """
 
     hierarchical = True
@@ -326,13 +344,21 @@ class HierarchicalAxis(Axis):
             raise ValueRefused(
                 f"path {tuple(value)!r} is deeper than max_depth={self.max_depth}", "depth", limit=self.max_depth
             )
-        for element in value:
-            # str() would make ('a', 'b') inside a path the text "('a', 'b')", None "None".
-            if not isinstance(element, str):
-                raise ValueRefused(
-                    f"every part of a path must be a string, not {element!r} in {tuple(value)!r}", "path"
-                )
-        return tuple(self._text(element) for element in value)
+        return tuple(self._text(self._part_text(element, value)) for element in value)
+
+    def _part_text(self, element: Value, path: Sequence[Value]) -> str:
+        """The text of one part of ``path``: a str as itself, an int (never a bool) as its
+        decimal digits; str() would make ('a', 'b') the text "('a', 'b')", None "None"."""
+        if isinstance(element, str):
+            return element
+        if isinstance(element, int) and not isinstance(element, bool):
+            try:
+                return str(int(element))  # int(): an IntEnum member is its number too
+            except ValueError:  # more digits than Python writes (sys.get_int_max_str_digits)
+                raise ValueRefused("a part of a path is an int too long to be written out", "path") from None
+        raise ValueRefused(
+            f"every part of a path must be a string or an int, not {_shown(element)} in {_shown(tuple(path))}", "path"
+        )
 
     def check(self, value: Value) -> str:
         return keys.path_part(self.path(value))

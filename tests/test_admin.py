@@ -396,6 +396,16 @@ def test_hierarchical_axes_drill_down_level_by_level(staff_client: Client, regis
     assert "<dt>Total</dt><dd>2</dd>" in body
 
 
+def test_a_path_with_int_parts_drills_down_to_its_decimal_text(staff_client: Client, register) -> None:
+    clicks = register(Metrica(name="test_seed_clicks", axes=[("label", HierarchicalAxis())]))
+    clicks.kick(label=("exp", "city", "all", 1))
+    clicks.kick(label=("exp", "city", "all", 12))
+    body = text(staff_client.get(page("test_seed_clicks") + "?label=exp&label=city&label=all&_span=all"))
+    assert '<option value="1">1</option>' in body and '<option value="12">12</option>' in body
+    leaf = staff_client.get(page("test_seed_clicks") + "?label=exp&label=city&label=all&label=1&_span=all")
+    assert leaf.status_code == 200 and "<dt>Total</dt><dd>1</dd>" in text(leaf)
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [

@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from staste.axis import Axis, StoredChoiceAxis
+from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 
 
@@ -91,3 +91,25 @@ def test_averaged_metrica() -> None:
 
     chars = list(metrica.filter().iterate_averages("c"))
     assert chars == [("a", (12 + 7.5 + 0.16) / 3), ("b", 1.5)]
+
+
+def test_hierarchical_paths_with_int_parts_as_the_seed_kicks_them() -> None:
+    """The original staste's scenarios kick ``label=("exp", "city", "all", 1)``: a path whose
+    last part is an id.  It is counted under its decimal text at every level, read back as
+    that text, and found by 1 or "1" alike."""
+    clicks = Metrica(name="clicks", axes=[("label", HierarchicalAxis())])
+    feb = datetime.datetime(2010, 2, 14, 12, 0)
+    kick_many(clicks, 3, date=feb, label=("exp", "city", "all", 1))
+    kick_many(clicks, 2, date=feb, label=("exp", "city", "all", 2))
+    kick_many(clicks, 1, date=feb, label=("exp", "city", "top", 1))
+    kick_many(clicks, 4, date=feb, label=("exp", "country", "all", 1))
+    assert clicks.total() == 10
+    assert clicks.filter(label=("exp", "city")).total() == 6
+    assert clicks.filter(label=("exp", "city", "all", 1)).total() == 3
+    assert clicks.filter(label=("exp", "city", "all", "1")).total() == 3
+    assert clicks.timespan(year=2010, month=2).filter(label=("exp", "city", "all", 2)).total() == 2
+    assert clicks.filter(label=("exp", "city", "all")).iterate("label") == [
+        (("exp", "city", "all", "1"), 3),
+        (("exp", "city", "all", "2"), 2),
+    ]
+    assert clicks.filter(label=("exp",)).iterate("label") == [(("exp", "city"), 6), (("exp", "country"), 4)]

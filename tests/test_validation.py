@@ -12,13 +12,14 @@ import datetime
 import decimal
 import fractions
 import io
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from staste import export
+from staste import buffer, export
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis, integer
 from staste.metrica import NAME_PATTERN, Metrica
 
@@ -69,15 +70,54 @@ def test_a_bool_choice_is_counted_as_itself(staste_redis) -> None:
     assert metrica.iterate("on") == [(True, 1), (False, 1)]
 
 
-@pytest.mark.parametrize(
-    "path", [(("a", "b"), "c"), ("a", None), ("a", 1), (b"a",), ["a", ("b",)], ("a", decimal.Decimal(1))]
-)
-def test_a_hierarchical_axis_refuses_parts_that_are_not_strings(path, staste_keys) -> None:
-    metrica = Metrica(name="tree", axes=[("path", HierarchicalAxis())])
-    with pytest.raises(ValueError, match="every part of a path must be a string"):
-        metrica.kick(path=path)
-    with pytest.raises(ValueError, match="every part of a path must be a string"):
-        metrica.filter(path=path)
+NOT_PARTS = [("a", "b"), None, True, False, 1.0, 2.5, b"a", decimal.Decimal(1), fractions.Fraction(1), ["b"]]
+
+
+@pytest.mark.parametrize("part", NOT_PARTS, ids=repr)
+def test_a_hierarchical_axis_refuses_parts_that_are_neither_strings_nor_ints(part, staste_keys, quiet_buffer) -> None:
+    """A bool is no int here (True would be stored as "True", or as 1), nor is a float 1.0."""
+    metrica = Metrica(name="tree", axes=[("path", HierarchicalAxis()), ("n", Axis(value_type=int))], uniques=True)
+    for path in (("a", part), [part], ("a", 1, part)):
+        for buffered in (False, True):
+            with pytest.raises(ValueError, match="every part of a path must be a string or an int"):
+                metrica.kick(path=path, n=1, unique="someone", buffered=buffered)
+        with pytest.raises(ValueError, match="every part of a path must be a string or an int"):
+            metrica.filter(path=path)
+    assert buffer.flush() == 0
+    assert staste_keys() == {}
+
+
+def test_int_parts_of_a_path_are_their_decimal_text(staste_redis, quiet_buffer) -> None:
+    """The seed kicks ("exp", "city", "all", 1): the node is "1", found by 1 or "1" alike."""
+    metrica = Metrica(name="tree", axes=[("label", HierarchicalAxis())])
+    metrica.kick(label=("exp", "city", "all", 1), date=D(2020, 1, 1))
+    metrica.kick(label=("exp", "city", "all", "1"), date=D(2020, 1, 1))
+    metrica.kick(label=("exp", "city", "all", -7), buffered=True, date=D(2020, 1, 1))
+    metrica.kick(label=("exp", 2**64, 0), date=D(2020, 1, 1))
+    buffer.flush()
+    assert metrica.filter(label=("exp", "city", "all", 1)).total() == 2
+    assert metrica.filter(label=("exp", "city", "all", "1")).total() == 2
+    assert metrica.filter(label=("exp", "city", "all")).iterate("label") == [
+        (("exp", "city", "all", "-7"), 1),
+        (("exp", "city", "all", "1"), 2),
+    ]
+    assert metrica.filter(label=("exp", 18446744073709551616)).iterate("label") == [
+        (("exp", "18446744073709551616", "0"), 1)
+    ]
+    assert metrica.filter(label=("exp",)).iterate("label") == [
+        (("exp", "18446744073709551616"), 1),
+        (("exp", "city"), 3),
+    ]
+
+
+def test_an_int_part_too_long_to_write_out_is_refused_clearly(staste_keys) -> None:
+    metrica = Metrica(name="tree", axes=[("label", HierarchicalAxis())])
+    with pytest.raises(ValueError, match="an int too long to be written out"):
+        metrica.kick(label=("exp", 10**5000))
+    with pytest.raises(ValueError, match="at most 1000 are accepted"):
+        metrica.kick(label=("exp", 10**1000))  # 1,001 digits: longer than STASTE_MAX_VALUE_LENGTH
+    with pytest.raises(ValueError, match=r"not None in a tuple holding an int too long"):
+        metrica.kick(label=(None, 10**5000))
     assert staste_keys() == {}
 
 
@@ -242,29 +282,50 @@ def test_a_choices_axis_counts_exactly_what_the_model_says(staste_redis, value) 
 
 
 paths = st.recursive(
-    st.one_of(st.text(max_size=3), st.none(), st.integers(), st.binary(max_size=2)),
+    st.one_of(st.text(max_size=3), st.none(), st.integers(), st.booleans(), st.floats(), st.binary(max_size=2)),
     lambda inner: st.one_of(st.tuples(inner, inner), st.lists(inner, max_size=3)),
     max_leaves=6,
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.one_of(paths, st.tuples(st.text(max_size=3), paths)).filter(lambda path: path is not None))
-def test_a_hierarchical_axis_counts_a_path_of_strings_as_itself_or_refuses_it(staste_redis, path) -> None:
-    """A path is a string or a sequence of at most max_depth strings; it is read back as the
-    tuple of those strings, and anything else is refused (None alone means every value)."""
-    metrica = Metrica(name="paths", axes=[("p", HierarchicalAxis(max_depth=3))])
+def _stored_path(path: Any) -> tuple[str, ...] | None:
+    """The model: the path a hierarchical axis (max_depth 3) stores ``path`` as, or None when
+    it refuses it.  A part is a str, or an int (not a bool) stored as its decimal text."""
     if isinstance(path, str):
         path = (path,)
-    valid = isinstance(path, (tuple, list)) and len(path) <= 3 and all(isinstance(part, str) for part in path)
-    if not valid:
+    if not isinstance(path, (tuple, list)) or len(path) > 3:
+        return None
+    parts = []
+    for part in path:
+        if isinstance(part, str):
+            parts.append(part)
+        elif isinstance(part, int) and not isinstance(part, bool):
+            parts.append(str(part))
+        else:
+            return None
+    return tuple(parts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.one_of(paths, st.tuples(st.text(max_size=3), paths)).filter(lambda path: path is not None))
+def test_a_hierarchical_axis_counts_a_path_as_the_model_stores_it_or_refuses_it(staste_redis, path) -> None:
+    """A path is a string or a sequence of at most max_depth strings and ints; it is read back
+    as the tuple of their texts (an int's decimal digits, so that 1 and "1" are one node),
+    filtered by either spelling, and anything else is refused, writing nothing (None alone
+    means every value)."""
+    metrica = Metrica(name="paths", axes=[("p", HierarchicalAxis(max_depth=3))])
+    stored = _stored_path(path)
+    if stored is None:
+        before = metrica.total()
         with pytest.raises(ValueError):
             metrica.kick(p=path, date=D(2020, 1, 1))
+        assert metrica.total() == before
         return
-    before = metrica.filter(p=tuple(path)).total() if path else metrica.total()
+    before = metrica.filter(p=stored).total() if stored else metrica.total()
     metrica.kick(p=path, date=D(2020, 1, 1))
-    assert (metrica.filter(p=tuple(path)).total() if path else metrica.total()) == before + 1
-    if path:
-        parent = tuple(path[:-1])
+    assert (metrica.filter(p=stored).total() if stored else metrica.total()) == before + 1
+    if stored:
+        assert metrica.filter(p=path if not isinstance(path, str) else (path,)).total() == before + 1
+        parent = stored[:-1]
         children = dict(metrica.filter(p=parent).iterate("p")) if parent else dict(metrica.iterate("p"))
-        assert tuple(path) in children
+        assert stored in children
