@@ -9,15 +9,18 @@ plain server, e.g. its per-server command statistics) are skipped in that mode.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 from hypothesis import settings
 
 from staste.testing import RedisCluster, RedisServer, cluster_support
+from tests import clock as clocks
 from tests.keydump import dump
 
 CLUSTER_MODE = os.environ.get("STASTE_TEST_REDIS") == "cluster"
@@ -30,6 +33,39 @@ settings.load_profile("staste")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "single_redis: needs one plain redis-server; skipped in cluster mode")
+    pinned_moment()  # now, before any worker or child process is started: they inherit it
+
+
+@functools.cache
+def pinned_moment() -> float:
+    from django.conf import settings as django_settings
+
+    return clocks.session_moment(ZoneInfo(django_settings.TIME_ZONE))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from django.conf import settings as django_settings
+
+    moment = clocks.describe(pinned_moment(), ZoneInfo(django_settings.TIME_ZONE))
+    return f"staste clock: every test runs at {moment}; {clocks.ENVIRON}={os.environ[clocks.ENVIRON]} runs at it again"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_clock() -> Iterator[clocks.Clock]:
+    """staste's clock, pinned for the whole session (module fixtures that kick included)."""
+    from staste import timescale
+
+    pinned = clocks.Clock(pinned_moment())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(timescale, "now", pinned)
+        yield pinned
+
+
+@pytest.fixture(autouse=True)
+def clock(pinned_clock: clocks.Clock) -> Iterator[clocks.Clock]:
+    """The pinned clock; a test may move it, and the next one starts at the pinned moment again."""
+    yield pinned_clock
+    pinned_clock.reset()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

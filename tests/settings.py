@@ -1,5 +1,10 @@
-"""Settings for staste's own test suite; STASTE_REDIS_URL is set by the session fixture."""
+"""Settings for staste's own test suite; STASTE_REDIS_URL is set by the session fixture.
 
+``STASTE_TEST_TIME_ZONE`` runs the suite in another time zone than UTC (tests/run_on_dates.py
+does, to run it across a change of daylight saving time).
+"""
+
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -7,7 +12,7 @@ SECRET_KEY = "staste-tests-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
-TIME_ZONE = "UTC"
+TIME_ZONE = os.environ.get("STASTE_TEST_TIME_ZONE") or "UTC"
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
