@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from staste import buffer, conf, connection, keys, timescale
+from staste.adminviews.metrica import time_zone_label
 from staste.axis import Axis, StoredChoiceAxis
 from staste.charts.spec import BAR_LIMIT, PIE_LIMIT, REST_LABEL
 from staste.metrica import AveragedMetrica, Metrica
@@ -216,7 +217,9 @@ def test_previous_and_next_step_the_calendar_span_and_the_time_zone_is_shown(sta
     assert 'href="/admin/staste/test_ages/?_span=2023-12-31"' in january
     today = text(staff_client.get(page("test_ages") + "?_span=" + conf.local().strftime("%Y-%m-%d")))
     assert "staste-next" not in today  # tomorrow holds nothing yet
-    assert '<span class="staste-quiet staste-zone"' in today and ">UTC</span>" in today
+    assert '<span class="staste-quiet staste-zone"' in today and f">{time_zone_label()}</span>" in today
+    settings.STASTE_TIME_ZONE = "UTC"
+    assert ">UTC</span>" in text(staff_client.get(page("test_ages")))
     settings.STASTE_TIME_ZONE = "Asia/Tokyo"
     assert "Asia/Tokyo (UTC+09:00)" in text(staff_client.get(page("test_ages")))
     assert "Times are in Asia/Tokyo (UTC+09:00)." in text(staff_client.get("/admin/staste/"))

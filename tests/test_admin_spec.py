@@ -50,11 +50,11 @@ def test_parse_last_rejects_ranges_before_year_one() -> None:
         parse_last("9000 years", now=D(2024, 1, 1))
 
 
-def test_parse_last_defaults_to_now_in_the_staste_zone(settings) -> None:
+def test_parse_last_defaults_to_now_in_the_staste_zone(settings, clock) -> None:
     settings.STASTE_TIME_ZONE = "Pacific/Kiritimati"  # UTC+14: a calendar day ahead of UTC mostly
-    result = parse_last("60 minutes")
-    local_now = datetime.datetime.now(datetime.UTC).astimezone(datetime.timezone(datetime.timedelta(hours=14)))
-    assert abs(result.until - local_now.replace(tzinfo=None)) < datetime.timedelta(minutes=5)
+    clock.set(D(2024, 3, 9, 23, 30, 15, tzinfo=datetime.UTC))
+    assert parse_last("60 minutes") == Range(D(2024, 3, 10, 12, 31), D(2024, 3, 10, 13, 30, 15), "minute")
+    assert parse_last("2 days") == Range(D(2024, 3, 9), D(2024, 3, 10, 13, 30, 15), "day")
 
 
 def test_labels() -> None:

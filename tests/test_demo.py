@@ -93,7 +93,7 @@ def unique_ids_card(page: str) -> str | None:
     return None if found is None else found[1] + (" (compared)" if found[2] else "")
 
 
-def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> None:
+def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str, clock) -> None:
     env = demo_env(tmp_path, redis_server.url, prefix)
     outputs = []
     for step in MAKEFILE_STEPS:
@@ -112,7 +112,9 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str) -> No
     assert username == "admin" and is_staff and is_superuser
     assert check_password(password, stored)
 
-    # A year of data, in the test Redis under this test's prefix.
+    # A year of data, in the test Redis under this test's prefix, up to the real present (the
+    # demo's processes read the real clock): this test reads it from there.
+    clock.set_to_real_time()
     guests, money, length = demo_metricas()
     total = guests.total()
     assert total > 10_000

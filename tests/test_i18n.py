@@ -202,7 +202,7 @@ def english_left(page: str) -> set[str]:
     reader.feed(page)
     text = " ".join(reader.parts)
     text = re.sub(r"(?:redis|unix|https?)://\S+", " ", text)  # addresses are what they are
-    allowed = ALLOWED_LATIN | project_words()
+    allowed = ALLOWED_LATIN | project_words() | set(conf.time_zone().key.split("/"))  # "America", "New_York"
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]+", text))
     return {word for word in words if word not in allowed and not re.fullmatch(r"W\d\d", word)}  # ISO weeks
 

@@ -6,11 +6,10 @@ import datetime
 import decimal
 import fractions
 import math
-import zoneinfo
 
 import pytest
 
-from staste import keys
+from staste import conf, keys
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
@@ -158,10 +157,9 @@ def test_date_scales_limit_what_is_written(staste_keys, prefix) -> None:
 
 def test_retention_sets_ttls(staste_redis, prefix, settings) -> None:
     metrica = Metrica(name="live", axes=[])
-    now = datetime.datetime.now(datetime.UTC)
-    metrica.kick(date=now)
+    metrica.kick()  # now, by staste's clock
     base = f"{prefix}:{{live}}:"
-    local = now.astimezone(zoneinfo.ZoneInfo(settings.TIME_ZONE))
+    local = conf.local()
     ttl = {
         scale: staste_redis.ttl(base + local.strftime(fmt))
         for scale, fmt in [

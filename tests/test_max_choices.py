@@ -12,7 +12,7 @@ import threading
 import pytest
 import redis
 
-from staste import keys, scripts
+from staste import conf, keys, scripts
 from staste.axis import OTHER, Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica, Metrica
@@ -331,7 +331,7 @@ def breakdown(admin_client, name: str, **params: str) -> dict[str, object]:
 @pytest.mark.parametrize("params", [{"_span": "2010-02"}, {"_last": "24 hours"}])
 def test_the_admin_shows_the_overflow_as_other(admin_client, registered, params) -> None:
     metrica = registered(Metrica(name="admin_tags", axes=[("tag", StoredChoiceAxis(max_choices=2))]))
-    date = FEB if "_span" in params else datetime.datetime.now(datetime.UTC)
+    date = FEB if "_span" in params else conf.local()
     for tag in ["a", "b", "c", "d", "a", "(other)"]:
         metrica.kick(tag=tag, date=date)
     assert breakdown(admin_client, "admin_tags", _by="tag", **params) == {"a": 2, "b": 1, "(other)": 3}
@@ -343,7 +343,7 @@ def test_the_admin_shows_the_overflow_as_other(admin_client, registered, params)
 @pytest.mark.django_db
 def test_the_admin_tells_a_real_other_value_from_the_overflow(admin_client, registered) -> None:
     metrica = registered(Metrica(name="admin_spelled", axes=[("tag", StoredChoiceAxis(max_choices=1))]))
-    now = datetime.datetime.now(datetime.UTC)
+    now = conf.local()
     for tag in ["(other)", "x", "y", "(other)"]:
         metrica.kick(tag=tag, date=now)
     for params in ({"_span": f"{now.year}"}, {"_last": "24 hours"}):

@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 
+from staste import conf
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
@@ -210,7 +211,7 @@ def test_timeserie_returns_naive_datetimes_without_use_tz(visits, settings) -> N
 
 def test_timeserie_picks_the_finest_retained_scale(settings) -> None:
     metrica = Metrica(name="recent", axes=[])
-    now = datetime.datetime.now(datetime.UTC)
+    now = conf.local()
     metrica.kick(date=now)
     last_hour = metrica.timeserie(now - datetime.timedelta(minutes=59), now)
     assert len(last_hour) == 60 and last_hour[-1][1] == 1  # minutes

@@ -12,9 +12,9 @@ from html.parser import HTMLParser
 import pytest
 from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.test import RequestFactory
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from staste import conf
 from staste import registration as registry_module
 from staste.axis import HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import Metrica
@@ -86,7 +86,7 @@ def assert_no_inline_script(html: str) -> None:
 
 @pytest.fixture
 def guests() -> Metrica:
-    now = timezone.now()
+    now = conf.local()
     for gender, age, times in (("boy", 17, 3), ("girl", 18, 2), ("girl", 19, 1)):
         for _ in range(times):
             gender_age.kick(gender=gender, age=age, date=now)
@@ -98,7 +98,7 @@ def guests() -> Metrica:
 
 @pytest.fixture
 def money() -> Metrica:
-    now = timezone.now()
+    now = conf.local()
     pocket_money.kick(value=12.5, gender="girl", date=now)
     pocket_money.kick(value=7.5, gender="girl", date=now)
     pocket_money.kick(value=3, gender="boy", date=now - datetime.timedelta(days=2))
@@ -151,7 +151,7 @@ def test_line_chart_of_the_last_30_days_filtered(guests: Metrica) -> None:
     spec = Page(html).only_spec()
     assert spec["type"] == "line"
     assert len(spec["labels"]) == 30
-    assert spec["labels"][-1] == timezone.now().strftime("%Y-%m-%d")
+    assert spec["labels"][-1] == conf.local().strftime("%Y-%m-%d")
     data = spec["datasets"][0]["data"]
     assert data[-1] == 3  # girls today
     assert data[-4] == 1  # three days ago
@@ -159,7 +159,7 @@ def test_line_chart_of_the_last_30_days_filtered(guests: Metrica) -> None:
 
 
 def test_line_by_week(guests: Metrica) -> None:
-    monday = timezone.localdate() - datetime.timedelta(days=timezone.localdate().weekday())
+    monday = conf.local().date() - datetime.timedelta(days=conf.local().date().weekday())
     for source in (
         '{% staste_chart "guest_visits_gender_age" "line" last="12 weeks" gender="girl" %}',
         '{% staste_chart "guest_visits_gender_age" "line" last="80 days" scale="week" gender="girl" %}',
@@ -220,7 +220,7 @@ def test_numbers(guests: Metrica, money: Metrica) -> None:
 def visitors():
     metrica = Metrica(name="tag_test_visitors", axes=[("shop", StoredChoiceAxis())], uniques=True)
     registry_module.register(metrica)
-    now = timezone.now()
+    now = conf.local()
     for n in range(30):  # 30 visits today by 12 people, and 5 visits by 5 others 3 days ago
         metrica.kick(shop="candy" if n % 3 else "books", unique=f"guest{n % 12}", date=now)
     for n in range(5):

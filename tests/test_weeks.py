@@ -134,13 +134,13 @@ def test_a_week_straddling_a_year_and_a_month_sums_its_seven_days(kept) -> None:
     m.kick(date=D(2021, 2, 28), plan="free")
     m.kick(date=D(2021, 3, 1), plan="free")  # the Monday after: another week
     weeks = m.timeserie(D(2020, 12, 28), D(2021, 1, 10), scale="week")
-    assert weeks == [(D(2020, 12, 28, tzinfo=UTC), 15), (D(2021, 1, 4, tzinfo=UTC), 16)]
+    assert weeks == [(D(2020, 12, 28, tzinfo=conf.time_zone()), 15), (D(2021, 1, 4, tzinfo=conf.time_zone()), 16)]
     assert m.filter(plan="free").timeserie(D(2021, 2, 22), D(2021, 3, 1), scale="week") == [
-        (D(2021, 2, 22, tzinfo=UTC), 1),
-        (D(2021, 3, 1, tzinfo=UTC), 1),
+        (D(2021, 2, 22, tzinfo=conf.time_zone()), 1),
+        (D(2021, 3, 1, tzinfo=conf.time_zone()), 1),
     ]
     assert m.filter(plan="free").timeserie(D(2020, 12, 28), D(2021, 1, 3), scale="week") == [
-        (D(2020, 12, 28, tzinfo=UTC), 0)
+        (D(2020, 12, 28, tzinfo=conf.time_zone()), 0)
     ]
 
 
@@ -237,13 +237,24 @@ def test_expired_weeks_are_none_not_zero(settings) -> None:
     assert trips.count == 0
 
 
-def test_an_expired_week_of_percentiles_is_none(settings) -> None:
-    settings.STASTE_RETENTION = {"day": 24 * 3600}
+def test_an_expired_week_of_percentiles_is_none(settings, clock) -> None:
+    """Days kept a week: the week now falls in is whole whatever its day (its Monday ended at
+    most six days ago), three weeks back is gone.  The clock is then set to each day of a week,
+    and a retention of one day loses this week's Monday from its Wednesday on."""
+    settings.STASTE_RETENTION = {"day": 7 * 24 * 3600}
     m = Metrica(name="latency", axes=[], histogram=True)
     m.kick(value=12)
     rows = m.values().timeserie_percentiles(conf.local() - datetime.timedelta(weeks=3), scale="week", ps=[50])
-    assert rows[0][1] is None
+    assert len(rows) == 4 and rows[0][1] is None
     assert rows[-1][1] == {50: pytest.approx(12, rel=0.1)}
+
+    settings.STASTE_RETENTION = {"day": 24 * 3600}
+    for day in range(7):  # Monday 11 March 2024 to Sunday 17 March, at noon
+        clock.set(D(2024, 3, 11 + day, 12))
+        m.kick(value=12)
+        rows = m.values().timeserie_percentiles(D(2024, 3, 4), scale="week", ps=[50])
+        kept = [week for week, percentiles in rows if percentiles is not None]
+        assert kept == ([] if day >= 2 else [D(2024, 3, 11, tzinfo=conf.time_zone())]), day
 
 
 def test_weeks_follow_the_staste_time_zone(settings) -> None:
