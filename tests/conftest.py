@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
@@ -19,7 +21,7 @@ import pytest
 import redis
 from hypothesis import settings
 
-from staste.testing import RedisCluster, RedisServer, cluster_support
+from staste.testing import RedisCluster, RedisServer, cluster_support, redis_server_binary
 from tests import clock as clocks
 from tests.keydump import dump
 
@@ -43,11 +45,25 @@ def pinned_moment() -> float:
     return clocks.session_moment(ZoneInfo(django_settings.TIME_ZONE))
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     from django.conf import settings as django_settings
 
     moment = clocks.describe(pinned_moment(), ZoneInfo(django_settings.TIME_ZONE))
-    return f"staste clock: every test runs at {moment}; {clocks.ENVIRON}={os.environ[clocks.ENVIRON]} runs at it again"
+    return [
+        f"staste clock: every test runs at {moment}; {clocks.ENVIRON}={os.environ[clocks.ENVIRON]} runs at it again",
+        f"redis-server: {redis_server_version()} (STASTE_TEST_REDIS_SERVER chooses another)",
+    ]
+
+
+def redis_server_version() -> str:
+    """Which redis-server the session starts, and its version (CI runs two: say which)."""
+    binary = redis_server_binary()
+    try:
+        found = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError as exc:
+        return f"{binary}: {exc}"
+    version = re.search(r"v=(\S+)", found)
+    return f"{binary} {version[1] if version else found.strip()}"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,8 @@ tests/clock.py) and, for the changes of daylight saving time, the tests' time zo
     .venv/bin/python -m tests.run_on_dates --list
 
 Arguments after ``--`` go to pytest (default: the suite without the browser and slow tests,
-as ``make test-django`` runs it).  ``make test-dates`` runs it.
+as ``make test-django`` runs it).  ``make test-dates`` runs it.  Each run's whole output is
+kept in ``artifacts/dates/<moment>.txt``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import NamedTuple
+
+LOGS = Path(__file__).resolve().parents[1] / "artifacts" / "dates"
 
 
 class Moment(NamedTuple):
@@ -67,6 +71,8 @@ def run(moment: Moment, pytest_args: list[str]) -> tuple[int, str, float]:
         capture_output=True,
         text=True,
     )
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / f"{moment.name}.txt").write_text(result.stdout + result.stderr)
     lines = result.stdout.strip().splitlines()
     failures = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
     summary = "\n    ".join([*failures, lines[-1] if lines else result.stderr.strip()[-300:]])
