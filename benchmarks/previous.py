@@ -17,7 +17,6 @@ claim.  Nothing runs in a thread; what is compared is the work each writer gives
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -118,7 +117,7 @@ class PreviousWriter:
         self.held = {}
         for metrica in {id(kick.metrica): kick.metrica for kick in batch}.values():
             metrica.record_signature()
-        now = time.time()
+        now = timescale.now()
         for start in range(0, len(batch), MAX_KICKS_PER_CALL):
             self.calls_made += 1
             script_keys, args = keys_and_args(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import measure, workloads
-from staste import scripts
+from staste import scripts, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica
@@ -101,7 +101,7 @@ def values_in(result: Any) -> int:
 
 
 def query_latency(kicks: int, repeats: int) -> list[QueryRow]:
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.fromtimestamp(timescale.now(), datetime.UTC)  # staste's clock
     metrica = requests_metrica()
     fill_month(metrica, now, kicks)
     rows = []
@@ -135,10 +135,10 @@ def series_against_bare_pipeline(kicks: int, rounds: int) -> list[SeriesRow]:
     The bare pipeline only fetches: it returns Redis' replies, with no datetimes nor numbers;
     staste returns (datetime, value) rows, so the ratio is everything staste costs on top.
     """
-    from staste import connection, histogram, keys, timescale
+    from staste import connection, histogram, keys
     from staste.query import bucket_datetime
 
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.fromtimestamp(timescale.now(), datetime.UTC)  # staste's clock
     metrica = AveragedMetrica(
         name="bench_series",
         axes=[("view", StoredChoiceAxis()), ("method", Axis(choices=workloads.METHODS))],
