@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import measure, workloads
-from staste import scripts, timescale
+from staste import conf, scripts, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica
@@ -101,7 +101,7 @@ def values_in(result: Any) -> int:
 
 
 def query_latency(kicks: int, repeats: int) -> list[QueryRow]:
-    now = datetime.datetime.fromtimestamp(timescale.now(), datetime.UTC)  # staste's clock
+    now = conf.local()  # staste's clock, on its wall clock: a day of minutes is 1,441 buckets, DST or not
     metrica = requests_metrica()
     fill_month(metrica, now, kicks)
     rows = []
@@ -138,7 +138,7 @@ def series_against_bare_pipeline(kicks: int, rounds: int) -> list[SeriesRow]:
     from staste import connection, histogram, keys
     from staste.query import bucket_datetime
 
-    now = datetime.datetime.fromtimestamp(timescale.now(), datetime.UTC)  # staste's clock
+    now = conf.local()  # staste's clock, on its wall clock: a day of minutes is 1,441 buckets, DST or not
     metrica = AveragedMetrica(
         name="bench_series",
         axes=[("view", StoredChoiceAxis()), ("method", Axis(choices=workloads.METHODS))],
