@@ -417,6 +417,7 @@ def suite_files() -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)  # a suite in itself (about 2 minutes alone, more beside another worker)
 @pytest.mark.skipif(IN_CLUSTER_MODE, reason="already running the whole suite on a cluster")
 def test_core_and_admin_suites_pass_on_a_cluster(cluster, capsys) -> None:
     """Runs the suites in a child pytest with STASTE_TEST_REDIS=cluster (its own cluster)."""
@@ -430,7 +431,7 @@ def test_core_and_admin_suites_pass_on_a_cluster(cluster, capsys) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     with capsys.disabled():
