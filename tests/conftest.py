@@ -10,15 +10,18 @@ plain server, e.g. its per-server command statistics) are skipped in that mode.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+import redis.cluster
 from hypothesis import settings
 
 from staste.testing import RedisCluster, RedisServer, cluster_support, redis_server_binary
@@ -109,6 +112,26 @@ def redis_server() -> Iterator[RedisServer | RedisCluster]:
         yield server
 
 
+@functools.cache
+def script_sources() -> dict[str, str]:
+    """Every Lua script staste runs, by its SHA1 (what EVALSHA names)."""
+    from staste import scripts
+
+    found = (scripts.source(path.stem) for path in (Path(scripts.__file__).parent / "lua").glob("*.lua"))
+    return {hashlib.sha1(text.encode()).hexdigest(): text for text in found}
+
+
+def load_scripts(client: redis.Redis | redis.cluster.RedisCluster) -> None:
+    """SCRIPT LOAD whichever of staste's scripts Redis does not hold (a test may have flushed
+    them), so that a test's first call of a script is one round trip wherever it runs: round
+    trips are counted, and a script Redis does not know costs redis-py two more (NOSCRIPT,
+    SCRIPT LOAD).  Tests of that answer flush or restart the server themselves."""
+    shas = list(script_sources())
+    for sha, known in zip(shas, client.script_exists(*shas), strict=True):
+        if not known:
+            client.script_load(script_sources()[sha])
+
+
 @pytest.fixture(autouse=True)
 def staste_redis(redis_server: RedisServer | RedisCluster, settings) -> Iterator[redis.Redis]:
     """Point staste at the session's server, under a key prefix unique to this test."""
@@ -118,6 +141,7 @@ def staste_redis(redis_server: RedisServer | RedisCluster, settings) -> Iterator
     settings.STASTE_METRICS_PREFIX = f"t{uuid.uuid4().hex[:12]}"
     connection.reset()
     client = redis_server.client() if isinstance(redis_server, RedisCluster) else redis.Redis.from_url(redis_server.url)
+    load_scripts(client)
     yield client
     client.close() if isinstance(redis_server, RedisCluster) else client.connection_pool.disconnect()
     connection.reset()
