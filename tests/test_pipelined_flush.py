@@ -101,6 +101,44 @@ def test_a_call_runs_only_after_the_call_it_follows(staste_redis, prefix: str) -
     assert staste_redis.hget(base + "h", "a") == b"1111"
 
 
+def test_a_call_behind_a_refused_first_call_waits_for_it(own_redis: RedisServer, prefix: str) -> None:
+    """The writer's first call under a key is refused before it wrote anything (a full Redis):
+    the key is still missing when the call after it comes.  That call must wait (it used to run
+    on the empty key, and the first call, sent again, then answered "already written": its
+    counters were lost without an error)."""
+    admin = redis.Redis.from_url(own_redis.url)
+    base, writer = f"{prefix}:{{numbers}}:", uuid.uuid4().hex
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match="used memory"):
+            counters_call(base, writer, 1, 0, "a", 1)  # Redis itself refuses it: OOM
+    finally:
+        admin.config_set("maxmemory", 0)
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 0$"):
+        counters_call(base, writer, 2, 1, "a", 10)  # call 1 has not run: 2 waits for it
+    assert admin.hget(base + "h", "a") is None
+    assert counters_call(base, writer, 1, 0, "a", 1) == 1  # sent again: it runs
+    assert counters_call(base, writer, 2, 1, "a", 10) == 1
+    assert admin.hget(base + "h", "a") == b"11"
+
+
+def test_a_writer_key_that_expired_while_idle_does_not_stop_the_writer(
+    pages: Metrica, staste_redis, prefix: str
+) -> None:
+    """WRITER_TTL after its last call Redis forgets a writer's number: the next call names a
+    predecessor Redis no longer knows (a gap), which the writer had confirmed; it is sent again
+    alone, and the chain goes on from it."""
+    sent = kick_many(pages, 500)
+    buffer.flush()
+    writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]
+    assert len(writer_keys) == 1
+    staste_redis.delete(writer_keys[0])  # as its TTL would
+    sent += kick_many(pages, 500)
+    assert buffer.flush() > 0 and buffer.stats()["last_error"] is None
+    assert_counted_once(pages, sent)
+
+
 @pytest.mark.skipif(CLUSTER_MODE, reason="on a cluster each call is sent and answered in turn")
 def test_a_flush_sends_calls_before_the_replies_of_those_before_them(
     pages: Metrica, monkeypatch, in_flight: list[int]

@@ -33,8 +33,10 @@ local function claim(key, seq, ttl, prev)
   if last and tonumber(last) >= tonumber(seq) then
     return -1, last
   end
-  if prev and last and tonumber(last) < tonumber(prev) then
-    return redis.error_reply('STASTE_GAP ' .. last), last
+  -- (a missing key with a predecessor is a gap too: the predecessor was refused before it
+  -- wrote its number, or Redis lost the key; only the writer can tell which)
+  if prev and tonumber(prev) > 0 and (not last or tonumber(last) < tonumber(prev)) then
+    return redis.error_reply('STASTE_GAP ' .. (last or '0')), last
   end
   call('SET', key, seq, 'EX', ttl)
   return nil, last
