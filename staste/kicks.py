@@ -13,7 +13,6 @@ staste.numbering's job.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import time
@@ -302,7 +301,9 @@ class Group:
 
     def piece(self, sums: dict[str, int], every: bool = False) -> Group:
         """These counters (field names without the family prefix) in this group's hashes."""
-        piece = copy.copy(self)
+        piece = Group.__new__(Group)  # (copy.copy of a slotted object costs several times this)
+        piece.base, piece.hashes, piece.prefix, piece.expiry = self.base, self.hashes, self.prefix, self.expiry
+        piece.year, piece.years_key = self.year, self.years_key
         prefix = self.prefix
         piece.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
         piece.every = every
@@ -531,8 +532,11 @@ def counters_keys_and_args(
         return found
 
     args: list[Any] = [numbering.UNNUMBERED, f"{len(chunks)}|{int(back)}"]
+    ttls_of: dict[tuple[tuple[int | None, float], ...], str] = {}  # (a call's groups share buckets)
     for group, items, every in chunks:
-        ttls = "|".join(_ttls(group.expiry, now))
+        ttls = ttls_of.get(group.expiry)
+        if ttls is None:
+            ttls = ttls_of[group.expiry] = "|".join(_ttls(group.expiry, now))
         years = index(group.years_key) if group.year else 0
         hashes = "|".join([str(index(key)) for key in group.hashes])
         args.append(f"{len(items)}|{int(every)}|{years}|{group.year}|{len(group.hashes)}|{ttls}|{hashes}")

@@ -48,14 +48,19 @@ end
 
 local at_g, at_t, at_j = 0, 0, 0  -- the HINCRBY write() is at
 local added = {}  -- years set, year: what this call added, taken back on failure
+local years_seen = {}  -- years set .. '|' .. year: added once a call (groups share their year)
 
 local function write()
   local done = 0
   for g = 1, G do
     local group = groups[g]
     at_g, at_t, at_j = g, 0, 0
-    if group.years and not back and call('SADD', group.years, group.year) == 1 then
-      added[#added + 1], added[#added + 2] = group.years, group.year
+    local year_id = group.years and not back and (group.years .. '|' .. group.year)
+    if year_id and not years_seen[year_id] then
+      years_seen[year_id] = true
+      if call('SADD', group.years, group.year) == 1 then
+        added[#added + 1], added[#added + 2] = group.years, group.year
+      end
     end
     local names, amounts, n = group.names, group.amounts, group.n
     for t = 1, #group.keys do
