@@ -1,5 +1,5 @@
 """A flush sends its calls ahead of their replies (staste.pipe): each call names the one before
-it, and Redis runs a call only after its predecessor ran (claim() in lua/prelude.lua).  These
+it, and Redis runs a call only after its predecessor ran (numbered() in lua/prelude.lua).  These
 tests break the chain every way a real Redis can: a call taken back midway, a refused call,
 scripts lost, a writer number lost, and check each kick is counted once."""
 
@@ -135,9 +135,9 @@ def test_a_call_behind_a_refused_first_call_waits_for_it(own_redis: RedisServer,
 def test_a_writer_key_that_expired_while_idle_does_not_stop_the_writer(
     pages: Metrica, staste_redis, prefix: str
 ) -> None:
-    """WRITER_TTL after its last call Redis forgets a writer's number: the next call names a
-    predecessor Redis no longer knows (a gap), which the writer had confirmed; it is sent again
-    alone, and the chain goes on from it."""
+    """BUFFER_TTL after its last call Redis forgets a writer's number: the next call names a
+    predecessor Redis no longer knows (a gap), which the writer had confirmed: the chain under the
+    key starts again, behind a new opening call."""
     sent = kick_many(pages, 500)
     buffer.flush()
     writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]
@@ -239,7 +239,7 @@ def test_scripts_lost_by_redis_are_loaded_again(pages: Metrica, staste_redis, re
 def test_a_writer_number_redis_lost_does_not_stop_the_writer(pages: Metrica, staste_redis, prefix: str) -> None:
     """A failover to a replica that had not got the last calls, or a restored dump: the writer's
     number in Redis is behind its own.  Its next call would wait forever for one Redis lost:
-    it is sent without a predecessor, and the calls after it follow it."""
+    the chain under the key starts again, renumbered behind a new opening call."""
     sent = kick_many(pages, 500)
     buffer.flush()
     writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]
