@@ -9,11 +9,14 @@ kick.lua calls of the overflow fallback.  On a Redis Cluster a call holds one me
 reaches one hash slot).
 
 What a budget leaves out: a numbered call's GET and SET of its writer key, a counters.lua
-call's SADD of a year per group of counters and EXPIRE of each hash it creates (at most one a
-hash), and the HDEL of each counter a take-back brings back to 0 (up to one a HINCRBY).  A call
-that fails midway takes back what it did (up to its HINCRBYs again).  So a call runs its budget
-and a few commands more, up to about twice its budget when it takes counters back and three
-times when it fails after its last counter; all of these are as cheap as a HINCRBY.
+call's SADD of each year it writes (once a call) and EXPIRE of each hash it creates (at most
+one a hash), and the HDEL of each counter a take-back brings back to 0 (up to one a HINCRBY).
+A call that fails midway takes back what it did (up to its HINCRBYs again).  So a call runs its
+budget and a few commands more, up to about twice its budget when it takes counters back and
+three times when it fails after its last counter; all of these are as cheap as a HINCRBY.
+What no count of commands sees is what one HINCRBY costs: a field of a hash still in Redis'
+compact listpack encoding (up to ``hash-max-listpack-entries`` fields) is found by a scan, so a
+call into big listpack hashes takes longer than one into small or hashtable ones.
 
 The budgets are the contract a test checks: the work each call was given, which is
 deterministic, not how long it took (tests/test_buffer_workload.py; the time a call takes is
