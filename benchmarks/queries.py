@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import measure, workloads
-from staste import scripts
+from staste import buffer
 from staste.axis import Axis, StoredChoiceAxis
-from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica
 
 PIE_CHOICES = 50
@@ -45,7 +44,7 @@ def requests_metrica(name: str = "bench_requests") -> AveragedMetrica:
     )
 
 
-def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int) -> None:
     """``kicks`` requests spread over the 31 days before ``now``, over 50 views."""
     rng = random.Random(workloads.SEED)
     views = [f"app.views.page_{n}" for n in range(PIE_CHOICES)]
@@ -65,9 +64,7 @@ def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, bat
                 status=rng.choice(workloads.STATUSES[:4]),
             )
         )
-    for start in range(0, kicks, batch):
-        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
-        scripts.run("kick", script_keys, args)
+    buffer.write(prepared)
 
 
 def admin_queries(metrica: AveragedMetrica) -> dict[str, Callable[[], Any]]:
@@ -196,7 +193,7 @@ def series_against_bare_pipeline(kicks: int, rounds: int) -> list[SeriesRow]:
     return rows
 
 
-def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int) -> None:
     """``kicks`` requests over the last 24 hours: every minute bucket holds something."""
     rng = random.Random(workloads.SEED)
     latencies = workloads.latencies(kicks)
@@ -209,6 +206,4 @@ def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch
         )
         for n in range(kicks)
     ]
-    for start in range(0, kicks, batch):
-        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
-        scripts.run("kick", script_keys, args)
+    buffer.write(prepared)

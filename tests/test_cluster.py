@@ -401,6 +401,7 @@ ALSO_IF_PRESENT = (
     "test_admin*.py",
     "test_buffer.py",
     "test_pipelined_flush.py",
+    "test_flush_faults.py",
     "test_templatetags.py",
     "test_chart_views.py",
     "test_weeks.py",

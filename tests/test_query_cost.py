@@ -20,11 +20,10 @@ from django.template import Context, Template, TemplateSyntaxError
 from django.test import Client
 from django.urls import path
 
-from staste import async_connection, conf, query, scripts, timescale
+from staste import async_connection, buffer, conf, query, scripts, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.charts.views import PieChart
 from staste.exceptions import QueryTooExpensive
-from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from tests.conftest import CLUSTER_MODE
@@ -54,8 +53,7 @@ def fill(metrica: Metrica, now: D, kicks: int = 6000, days: int = 8) -> None:
         )
         for n in range(kicks)
     ]
-    for start in range(0, kicks, 500):
-        scripts.run("kick", *batch_keys_and_args(prepared[start : start + 500]))
+    buffer.write(prepared)
 
 
 @pytest.fixture
@@ -296,7 +294,7 @@ def test_an_axis_without_a_cap_is_bounded_by_the_script(settings) -> None:
     free = Metrica(name="free", axes=[("tag", StoredChoiceAxis(max_choices=0))])
     now = conf.local()
     prepared = [free.prepare_kick(date=now, tag=f"t{n}") for n in range(300)]
-    scripts.run("kick", *batch_keys_and_args(prepared))
+    buffer.write(prepared)
     assert len(free.values().iterate("tag")) == 300
     with query.budget(200), pytest.raises(QueryTooExpensive) as caught:
         free.values().iterate("tag")
