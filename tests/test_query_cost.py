@@ -452,7 +452,8 @@ def test_no_call_of_the_heaviest_reads_is_given_more_than_its_bound(
             continue
         # far more than one call's worth: the slicing is what bounds the calls
         assert spent.spent > 5 * reads.SLICE_WORK and sum(work["counters"]) > 5 * reads.SLICE_WORK, what
-        assert max(work["counters"]) > reads.SLICE_WORK // 2, what  # slices are full, not needlessly small
+        if not CLUSTER_MODE:  # (a cluster reads series by HMGET, one bucket a command)
+            assert max(work["counters"]) > reads.SLICE_WORK // 2, what  # slices are full, not needlessly small
 
 
 def test_an_axis_that_outgrew_its_slices_is_read_again_within_the_bound(calls) -> None:

@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "staste"
 
 #: Modules that must import neither Django, nor Redis, nor a module that does.
-PURE = ("staste.keys", "staste.timescale", "staste.histogram")
+PURE = ("staste.keys", "staste.timescale", "staste.histogram", "staste.measures")
 
 
 def module_name(path: Path) -> str:
