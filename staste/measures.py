@@ -263,9 +263,12 @@ def get(metrica: Metrica, name: Any) -> Measure:
 
 def _missing(metrica: Metrica, measure: str, needs: str) -> str:
     if needs == "averaged":
-        return f"{metrica.name} is a Metrica: only an AveragedMetrica has {measure}s (it counts its events)"
+        return (
+            f"{metrica.name} is not an AveragedMetrica, and only an AveragedMetrica has {measure}s "
+            "(it counts its events)"
+        )
     if needs == "uniques":
-        return f"{metrica.name} counts no unique ids: make it with uniques=True to read {measure}"
+        return f"{measure} needs a metrica made with uniques=True; {metrica.name} counts no unique ids"
     if needs == "histogram":
         return f"{metrica.name} keeps no histogram: make it with histogram=True to read percentiles ({measure})"
     return (
