@@ -202,7 +202,7 @@ class MetricaValues:
     def _here(self, families: list[str]) -> Read[list[Raw]]:
         """The query's counters of ``families``, summed over its buckets."""
         field = self._field()
-        fetch = Sums(tuple(self._key(span) for span in self._buckets()), tuple(p + field for p in families))
+        fetch = Sums(tuple([self._key(span) for span in self._buckets()]), tuple([p + field for p in families]))
         return Read([fetch], lambda replies: replies[0])
 
     def _spans(self, spans: Sequence[timescale.Span], families: Sequence[str], base: str | None = None) -> list[Fetch]:
@@ -210,7 +210,8 @@ class MetricaValues:
         field = self._field()
         prefix = self.metrica.base if base is None else base
         bucket_id = timescale.bucket_id
-        return [Rows(tuple(prefix + bucket_id(span) for span in spans), tuple(p + field for p in families))]
+        # (tuple([...]), not a generator: a series of 1,441 buckets would resume it 1,441 times)
+        return [Rows(tuple([prefix + bucket_id(span) for span in spans]), tuple([p + field for p in families]))]
 
     def _time_children(self, families: list[str]) -> Read[list[Row]]:
         if self.cover is not None:
@@ -460,8 +461,8 @@ class MetricaValues:
 
     def _histogram_fetch(self, spans: Sequence[timescale.Span], base: str, kind: type[Sums] | type[Rows]) -> Fetch:
         field = self._field()
-        fields = tuple(prefix + field for prefix in histogram.PREFIXES)
-        return kind(tuple(base + timescale.bucket_id(span) for span in spans), fields)
+        fields = tuple([prefix + field for prefix in histogram.PREFIXES])
+        return kind(tuple([base + timescale.bucket_id(span) for span in spans]), fields)
 
     def _plan_percentiles(self, ps: Iterable[float]) -> Read[dict[float, float | None]]:
         wanted, base = self._histogram_base(ps)
@@ -563,7 +564,7 @@ class MetricaValues:
         flat: list[str] = []
         for group in groups:
             flat += [prefix + field for prefix in self._unique_prefixes(group)]
-        return UniqueCounts(tuple(flat), tuple(len(group) for group in groups))
+        return UniqueCounts(tuple(flat), tuple([len(group) for group in groups]))
 
     def _plan_uniques(self) -> Read[int]:
         return Read([self._unique_counts([self._buckets()])], lambda replies: replies[0][0])

@@ -388,7 +388,7 @@ def _breakdown_context(
     unit = full.get("units", {}).get("y", "")
     columns = []
     for name in header[1:]:
-        shown_unit = unit if name not in ("count", "share") else ""
+        shown_unit = unit if measures.is_measure(name) and measures.find(name).in_unit else ""  # (not the share)
         shown = measure_label(name)
         column: dict[str, Any] = {"name": name, "label": f"{shown} ({shown_unit})" if shown_unit else shown}
         if name == "share":
