@@ -220,3 +220,19 @@ def test_what_pages_draw_of_a_measure() -> None:
     assert measures.find("count").whole(money) and measures.find("uniques").whole(money)
     assert not measures.find("total").whole(money) and measures.find("total").whole(METRICAS["plain"][0])
     assert [name for name in measures.of(durations) if measures.find(name).in_unit] == ["average", "p50", "p95", "p99"]
+
+
+@pytest.mark.django_db
+def test_what_pages_offer_is_what_they_accept(kicked, client: Client) -> None:
+    """The admin's measure menu and the pie view's list are the metrica's measures; a
+    percentile asked for that pages do not list (p99.9) gets its menu entry and its column."""
+    metrica, has = METRICAS["durations"]
+    client.force_login(make_user("viewer", staff=True, permitted=True))
+    response = client.get(page(metrica.name), {"_span": "2024", "_measure": "p99.9"})
+    menu = response.context["measure_choices"]
+    assert [name for name, _, _ in menu] == [*has, "p99.9"] and [name for name, _, on in menu if on] == ["p99.9"]
+    table = response.context["breakdown"]["columns"]
+    assert [column["name"] for column in table] == [*has, "p99.9"] and table[-1]["active"]
+    assert table[-1]["label"] == "p99.9 (ms)" and table[0]["label"] == "count"  # a count is in no unit
+    assert client.get("/pie/durations/").context["measures"] == list(has)
+    assert client.get("/pie/everything/").context["measures"] == list(METRICAS["everything"][1])

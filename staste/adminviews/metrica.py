@@ -24,7 +24,7 @@ from staste.registration import NotRegistered, registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .reading import PageData, axis_options, read_page
+from .reading import PageData, axis_options, read_page, shown_measures
 from .state import BadRequest, PageState, default_by, format_span, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
@@ -246,7 +246,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
             for name, axis in metrica.axes.items()
             if name == state.by or name not in state.filters or axis.hierarchical
         ],
-        "measure_choices": [(m, measure_label(m), m == state.measure) for m in measures.of(metrica)]
+        "measure_choices": [(m, measure_label(m), m == state.measure) for m in shown_measures(state)]
         if metrica.averaged
         else [],
         "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
