@@ -407,6 +407,7 @@ ALSO_IF_PRESENT = (
     "test_weeks.py",
     "test_async.py",
     "test_uniques.py",
+    "test_measures.py",
 )
 
 

@@ -422,8 +422,8 @@ def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> No
 
 def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis) -> None:
     """250 values x 4 buckets of a range: more HyperLogLogs than one call merges
-    (query.UNIQUES_SLICE_WORK), so the members are sliced, each slice holding every bucket."""
-    from staste import query as query_module
+    (reads.UNIQUES_SLICE_WORK), so the members are sliced, each slice holding every bucket."""
+    from staste import reads
 
     pages = Metrica(name="many_pages", axes=[("page", StoredChoiceAxis())], uniques=True)
     now = conf.local().replace(hour=12)
@@ -437,7 +437,7 @@ def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis
             )
     buffer.flush()
     ranged = pages.values().over(now - datetime.timedelta(days=40), now, scale="day")
-    assert len(ranged.cover) * 251 > query_module.UNIQUES_SLICE_WORK
+    assert len(ranged.cover) * 251 > reads.UNIQUES_SLICE_WORK
     with count_round_trips() as trips:
         found = ranged.iterate_uniques("page")
     if not CLUSTER_MODE:  # (on a cluster each script call is a round trip of its own)
