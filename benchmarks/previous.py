@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from staste import keys, timescale
-from staste.kicks import WRITER_TTL, Kick, span_expiry
+from staste.kicks import Kick, span_expiry
 from staste.metrica import Metrica
 
 COMMIT = "957f8bd"
@@ -34,6 +34,8 @@ MAX_KICKS_PER_CALL = 500
 #: Most distinct kicks the buffer held (the default of STASTE_BUFFER_MAX_KEYS at 957f8bd).
 MAX_KEYS = 10_000
 SCRIPT = Path(__file__).with_name("previous_kick.lua")
+#: How long 957f8bd's kick.lua kept a writer's last call number (kicks.WRITER_TTL then).
+WRITER_TTL = 7 * 24 * 3600
 
 
 #: 957f8bd's plan of the kicks of one metrica into the same buckets: hash keys (family by

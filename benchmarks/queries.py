@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import measure, workloads
-from staste import conf, scripts, timescale
+from staste import buffer, conf, keys, timescale
 from staste.axis import Axis, StoredChoiceAxis
-from staste.kicks import batch_keys_and_args
 from staste.metrica import AveragedMetrica
 
 PIE_CHOICES = 50
@@ -45,7 +44,7 @@ def requests_metrica(name: str = "bench_requests") -> AveragedMetrica:
     )
 
 
-def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int) -> None:
     """``kicks`` requests spread over the 31 days before ``now``, over 50 views."""
     rng = random.Random(workloads.SEED)
     views = [f"app.views.page_{n}" for n in range(PIE_CHOICES)]
@@ -65,9 +64,7 @@ def fill_month(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, bat
                 status=rng.choice(workloads.STATUSES[:4]),
             )
         )
-    for start in range(0, kicks, batch):
-        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
-        scripts.run("kick", script_keys, args)
+    buffer.write(prepared)
 
 
 def admin_queries(metrica: AveragedMetrica) -> dict[str, Callable[[], Any]]:
@@ -196,7 +193,7 @@ def series_against_bare_pipeline(kicks: int, rounds: int) -> list[SeriesRow]:
     return rows
 
 
-def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch: int = 500) -> None:
+def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int) -> None:
     """``kicks`` requests over the last 24 hours: every minute bucket holds something."""
     rng = random.Random(workloads.SEED)
     latencies = workloads.latencies(kicks)
@@ -209,6 +206,89 @@ def fill_day(metrica: AveragedMetrica, now: datetime.datetime, kicks: int, batch
         )
         for n in range(kicks)
     ]
-    for start in range(0, kicks, batch):
-        script_keys, args = batch_keys_and_args(prepared[start : start + batch])
-        scripts.run("kick", script_keys, args)
+    buffer.write(prepared)
+
+
+@dataclass
+class HeavyRow:
+    what: str
+    calls: int  # script calls (EVALSHA) Redis ran for one read
+    longest_ms: float  # the longest of them, by SLOWLOG, median over the rounds
+    ms: float  # the whole read, median over the rounds
+
+
+def fill_pages(metrica: AveragedMetrica, now: datetime.datetime, kicks: int = 6000, days: int = 8) -> None:
+    """``kicks`` over the last ``days`` into a stored axis of 1,000 pages, every one of them stored."""
+    rng = random.Random(13)
+    pages = [f"/page/{n:04d}" for n in range(1000)]
+    prepared = [
+        metrica.prepare_kick(
+            value=rng.choice((0.004, 0.02, 0.15, 0.9, 3.0)),
+            date=now - datetime.timedelta(minutes=rng.randrange(days * 1440)),
+            page=pages[n % len(pages)],
+            method=rng.choice(("GET", "POST")),
+        )
+        for n in range(kicks)
+    ]
+    buffer.write(prepared)
+
+
+def heaviest_reads(rounds: int, kicks: int = 6000) -> list[HeavyRow]:
+    """The heaviest reads of tests/test_query_cost.py (a stored axis of 1,000 values with
+    histograms), their budget lifted: how many script calls each makes and how long the
+    longest of them holds Redis (SLOWLOG, every call logged), next to the whole read's time.
+
+    The tests assert the work each call is given (deterministic); the time it takes is here.
+    """
+    from staste import conf, connection, timescale
+    from staste.query import budget
+
+    metrica = AveragedMetrica(
+        name="bench_pages",
+        axes=[("page", StoredChoiceAxis()), ("method", Axis(choices=["GET", "POST"]))],
+        multiplier=1000,
+        histogram=True,
+    )
+    now = conf.local()
+    fill_pages(metrica, now, kicks)
+    values = metrica.values()
+    day = values.timespan(*timescale.truncate(now, "day"))
+    reads: dict[str, Callable[[], Any]] = {
+        "a breakdown of 1,500 minutes (sums, counts)": lambda: values.over(
+            now - datetime.timedelta(minutes=1499), now, "minute"
+        ).iterate_counts("page"),
+        "p50/p95/p99 of 1,000 pages over 1,500 minutes": lambda: values.over(
+            now - datetime.timedelta(minutes=1499), now, "minute"
+        ).iterate_percentiles("page"),
+        "a breakdown of 10,000 minutes (averages)": lambda: values.over(
+            now - datetime.timedelta(minutes=9999), now, "minute"
+        ).iterate_averages("page"),
+        "the slowest pages of a day (top by p95)": lambda: day.top("page", 10, by="p95"),
+        "a series of 10,000 minutes (counts, averages)": lambda: values.timeserie_counts_and_averages(
+            now - datetime.timedelta(minutes=9999), now, "minute"
+        ),
+    }
+    client = connection.get_redis()
+    threshold = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    length = client.config_get("slowlog-max-len")["slowlog-max-len"]
+    client.config_set("slowlog-log-slower-than", 0)  # every command logged, with its duration
+    client.config_set("slowlog-max-len", 100_000)
+    rows = []
+    try:
+        with budget(10**12):
+            for what, read in reads.items():
+                read()  # scripts loaded, axis sizes known
+                longest, spent, calls = [], [], 0
+                for _ in range(rounds):
+                    client.slowlog_reset()
+                    start = time.perf_counter()
+                    read()
+                    spent.append(time.perf_counter() - start)
+                    logged = [e for e in client.slowlog_get(100_000) if e["command"].upper().startswith(b"EVALSHA")]
+                    calls = len(logged)
+                    longest.append(max((e["duration"] for e in logged), default=0) / 1000)
+                rows.append(HeavyRow(what, calls, statistics.median(longest), statistics.median(spent) * 1000))
+    finally:
+        client.config_set("slowlog-log-slower-than", threshold)
+        client.config_set("slowlog-max-len", length)
+    return rows

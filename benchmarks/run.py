@@ -41,6 +41,8 @@ class Counts:
     month_kicks: int = 20_000
     query_repeats: int = 30
     series_rounds: int = 30
+    heavy_kicks: int = 6000  # into the 1,000 pages of the heaviest reads
+    heavy_rounds: int = 7
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -58,6 +60,8 @@ TINY = Counts(
     month_kicks=30,
     query_repeats=1,
     series_rounds=1,
+    heavy_kicks=60,
+    heavy_rounds=1,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -233,6 +237,22 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         + report.table(
             ["series", "points", "staste ms", "bare pipeline ms", "staste / bare"],
             [(row.what, row.points, row.staste_ms, row.bare_ms, f"{row.ratio:.2f}") for row in series_rows],
+        )
+    )
+
+    progress("heaviest reads")
+    heavy_rows = queries.heaviest_reads(counts.heavy_rounds, counts.heavy_kicks)
+    out.append(
+        "### Heaviest reads: how long one call holds Redis\n\n"
+        f"The heaviest reads of tests/test_query_cost.py, their budget lifted: an averaged metrica with a histogram "
+        f"and a stored axis of 1,000 pages, {counts.heavy_kicks:,} requests over 8 days. Every call is sliced to a "
+        "bounded work (at most 2,000 counters, or one histogram hash of at most 50,000 fields to scan: "
+        'docs/queries.md, "What one call is given"), which the tests check; here is the time that work takes. '
+        "*script calls* is what one read sends, *longest call* the longest of them by SLOWLOG (every command "
+        f"logged), and *read* the whole read; medians of {counts.heavy_rounds} rounds.\n\n"
+        + report.table(
+            ["read", "script calls", "longest call (ms)", "read (ms)"],
+            [(row.what, row.calls, row.longest_ms, row.ms) for row in heavy_rows],
         )
     )
 

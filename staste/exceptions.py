@@ -81,3 +81,29 @@ class TooManyBuckets(StasteError, ValueError):
         self.limit = limit
         self.scale = scale
         self.fits = fits
+
+
+class UnknownMeasure(StasteError, ValueError):
+    """``name`` is no measure: not total, count, average, uniques, nor a percentile from p0 to
+    p100 (see :mod:`staste.measures`)."""
+
+    def __init__(self, message: str, name: object) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class MeasureMissing(StasteError, TypeError, ValueError):
+    """Metrica ``metrica`` (its name) does not have the measure ``measure``; ``needs`` says what
+    it would have to be: ``"averaged"`` (an AveragedMetrica), ``"uniques"`` (made with
+    ``uniques=True``), ``"histogram"`` (made with ``histogram=True``) or ``"summable"`` (values
+    that are no durations, whose total means something).
+
+    A TypeError, as the query methods raise for a metrica of the wrong kind, and a ValueError,
+    as views answer a bad request with a 400.
+    """
+
+    def __init__(self, message: str, metrica: str, measure: str, needs: str) -> None:
+        super().__init__(message)
+        self.metrica = metrica
+        self.measure = measure
+        self.needs = needs

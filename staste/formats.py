@@ -7,6 +7,7 @@ exports all spell things through this module (as Django's pages go through
 * :func:`rounded`: a sum of fractional buckets to the precision its metrica keeps;
 * :data:`QUICK_RANGES`, :data:`DEFAULT_RANGES`, :data:`SPARKLINE_RANGES` and :func:`first_recorded`;
 * :func:`value_label`: an axis value as text; :func:`bucket_label`: a time bucket as text;
+  :func:`measure_label`: a measure (:mod:`staste.measures`) as a page names it;
 * :func:`spreadsheet_safe` and :func:`csv_writer`: CSV that a spreadsheet never runs as a formula;
 * :func:`inert_json`: JSON that stays inert even where a browser sniffs it as HTML.
 """
@@ -24,7 +25,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from staste import timescale
+from staste import measures, timescale
 from staste.axis import OTHER
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -112,12 +113,13 @@ LABEL_FORMATS: dict[str, str] = {
 }
 
 
-#: What each measure is called on a page (the spec and the query string keep the key).
+#: What each named measure (staste.measures) is called on a page; the spec and the query
+#: string keep the name, and a percentile is called by its name ("p95").
 MEASURE_LABELS = {
-    "total": pgettext_lazy("measure", "total"),
-    "count": pgettext_lazy("measure", "count"),
-    "average": pgettext_lazy("measure", "average"),
-    "uniques": pgettext_lazy("measure", "uniques"),
+    measures.TOTAL: pgettext_lazy("measure", "total"),
+    measures.COUNT: pgettext_lazy("measure", "count"),
+    measures.AVERAGE: pgettext_lazy("measure", "average"),
+    measures.UNIQUES: pgettext_lazy("measure", "uniques"),
 }
 #: What each time scale is called as a table's first column or an axis title.
 SCALE_LABELS = {

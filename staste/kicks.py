@@ -1,14 +1,18 @@
-"""The Python half of kick.lua: a validated kick, and the KEYS and ARGV that write kicks.
+"""How kicks are encoded for Redis: a validated kick, and the arguments of the scripts that
+write it.
 
 A :class:`Kick` is what ``Metrica.prepare_kick()`` makes of ``kick(**axes)`` after every check
-has passed; ``batch_keys_and_args()`` turns one or many of them into a single kick.lua call
-(see the script's header for the layout of its arguments).  The synchronous ``kick()`` and the
-buffered writer both write through here, so the two can never encode a kick differently.
+has passed.  A synchronous ``kick()`` is one kick.lua call (``batch_keys_and_args()``, which
+expands the kick's combinations in Redis); a buffer flush adds the counters of all its kicks up
+here, in Python (``merged_counters()``), and writes each distinct counter once through
+counters.lua, and the unique ids through ids.lua.  Both paths encode a kick's keys, fields and
+TTLs through the same plans, so they never disagree about what a kick writes.  Every builder
+here makes an unnumbered call (ARGV[1] is ``numbering.UNNUMBERED``): numbering a call is
+staste.numbering's job.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 from collections import Counter
@@ -17,14 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from staste import conf, keys, timescale
+from staste import conf, keys, numbering, timescale
 
 if TYPE_CHECKING:
     from staste.metrica import Metrica
-
-#: How long Redis remembers a writer's last call (``<base>w:<writer>``): a call whose reply
-#: was lost is recognised when it is sent again within this time.
-WRITER_TTL = 7 * 24 * 3600
 
 
 class Kick(NamedTuple):
@@ -143,24 +143,11 @@ def _ttls(expiry: Sequence[tuple[int | None, float]], now: float) -> list[str]:
     return [str(0 if keep is None else int(keep + max(0.0, end - now)) + 1) for keep, end in expiry]
 
 
-def batch_keys_and_args(
-    kicks: Sequence[Kick],
-    now: float | None = None,
-    writer: tuple[str, int] | None = None,
-    writer_ttl: int = WRITER_TTL,
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of kick.lua for writing ``kicks`` in one atomic call.
+def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of kick.lua writing ``kicks`` kick by kick in one atomic call (unnumbered).
 
     Each key is listed once and each counter group (a family's hashes in the kicks' buckets)
-    described once, however many kicks share them; kick.lua adds the kicks' counters up
-    before it bumps any (see its header for the layout).
-
-    ``writer`` — (writer id, call number), numbers increasing per writer — makes the call
-    idempotent: a writer that lost a reply (a timeout, a reset connection) cannot know whether
-    the call ran, so it sends the same call again and kick.lua skips it if it already ran.
-    Redis forgets a writer ``writer_ttl`` seconds after its last call (synchronous kicks,
-    which are only ever sent again within one ``kick()``, use a shorter time: see
-    ``staste.writers``).
+    described once, however many kicks share them (see the script's header for the layout).
     """
     now = timescale.now() if now is None else now
     script_keys: list[str] = []
@@ -208,11 +195,7 @@ def batch_keys_and_args(
             kick_args.append(f"{len(plan.unique_prefixes)}|{len(ids)}|" + "|".join(_ttls(plan.unique_expiry, now)))
             kick_args.extend(plan.unique_prefixes)
             kick_args.extend(ids)
-    header = f"{len(kicks)}|{len(group_args)}"
-    if writer is not None:
-        header += f"|{writer[1]}|{writer_ttl}"
-        script_keys.append(keys.writer_key(kicks[0].metrica.base, writer[0]))
-    return script_keys, [header, *group_args, *kick_args]
+    return script_keys, [numbering.UNNUMBERED, f"{len(kicks)}|{len(group_args)}", *group_args, *kick_args]
 
 
 # -- the buffered writer's encoding: counters merged over a whole flush ---------------------------
@@ -317,7 +300,9 @@ class Group:
 
     def piece(self, sums: dict[str, int], every: bool = False) -> Group:
         """These counters (field names without the family prefix) in this group's hashes."""
-        piece = copy.copy(self)
+        piece = Group.__new__(Group)  # (copy.copy of a slotted object costs several times this)
+        piece.base, piece.hashes, piece.prefix, piece.expiry = self.base, self.hashes, self.prefix, self.expiry
+        piece.year, piece.years_key = self.year, self.years_key
         prefix = self.prefix
         piece.sums = {prefix + name: total for name, total in sums.items()} if prefix else sums
         piece.every = every
@@ -333,7 +318,7 @@ COUNT_BATCH = 50_000
 def merged_counters(kicks: Sequence[Kick]) -> Iterator[Group]:
     """Every counter ``kicks`` bump, each once with the sum of what they add to it, yielded in
     pieces as soon as they are complete, so that a flush sends the first while it is still
-    adding up the next (see staste/buffer.py).
+    adding up the next (see staste/buffer/).
 
     Kicks whose axis options were decided (see :func:`decided`).  The kicks of one metrica in
     one set of buckets are taken together: first the every-value field of each family (its sum
@@ -532,7 +517,8 @@ Chunk = tuple[Group, list[tuple[str, int]], bool]
 def counters_keys_and_args(
     chunks: Sequence[Chunk], now: float | None = None, back: bool = False
 ) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of counters.lua bumping (``back``: taking back) the counters of ``chunks``."""
+    """KEYS and ARGV of counters.lua bumping (``back``: taking back) the counters of ``chunks``
+    (unnumbered)."""
     now = timescale.now() if now is None else now
     script_keys: list[str] = []
     indexes: dict[str, int] = {}
@@ -544,9 +530,12 @@ def counters_keys_and_args(
             found = indexes[key] = len(script_keys)
         return found
 
-    args: list[Any] = [f"{len(chunks)}|{int(back)}"]
+    args: list[Any] = [numbering.UNNUMBERED, f"{len(chunks)}|{int(back)}"]
+    ttls_of: dict[tuple[tuple[int | None, float], ...], str] = {}  # (a call's groups share buckets)
     for group, items, every in chunks:
-        ttls = "|".join(_ttls(group.expiry, now))
+        ttls = ttls_of.get(group.expiry)
+        if ttls is None:
+            ttls = ttls_of[group.expiry] = "|".join(_ttls(group.expiry, now))
         years = index(group.years_key) if group.year else 0
         hashes = "|".join([str(index(key)) for key in group.hashes])
         args.append(f"{len(items)}|{int(every)}|{years}|{group.year}|{len(group.hashes)}|{ttls}|{hashes}")
@@ -554,7 +543,7 @@ def counters_keys_and_args(
             args += [f"{-amount}|{name}" for name, amount in items]
         else:
             args += [f"{amount}|{name}" for name, amount in items]
-    return script_keys, args  # (the buffer adds its writer's key and numbers: Buffer._number)
+    return script_keys, args
 
 
 # -- unique ids: the HyperLogLogs a buffered flush adds to ---------------------------------------
@@ -588,18 +577,13 @@ def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
     return [(base, key, expiry, list(ids)) for key, (base, expiry, ids) in found.items()]
 
 
-def uniques_keys_and_args(
-    items: Sequence[Uniques], now: float | None = None, writer: tuple[str, int] | None = None
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of uniques.lua adding the ids of ``items`` (see the script's header)."""
+def ids_keys_and_args(items: Sequence[Uniques], now: float | None = None) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of ids.lua adding the ids of ``items`` (unnumbered; see the script's header)."""
     now = timescale.now() if now is None else now
     script_keys: list[str] = []
-    args: list[Any] = [str(len(items))]
+    args: list[Any] = [numbering.UNNUMBERED, str(len(items))]
     for _, key, expiry, ids in items:
         script_keys.append(key)
         args.append(f"{_ttls([expiry], now)[0]}|{len(ids)}")
         args.extend(ids)
-    if writer is not None:
-        args[0] += f"|{writer[1]}|{WRITER_TTL}"
-        script_keys.append(keys.writer_key(items[0][0], writer[0]))
-    return script_keys, ["add", *args]
+    return script_keys, args

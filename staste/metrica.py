@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from staste import async_connection, buffer, conf, connection, keys, scripts, timescale, writers
+from staste import async_connection, buffer, conf, connection, keys, numbering, scripts, timescale, writers
 from staste.axis import Axis
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
@@ -398,9 +398,7 @@ class Metrica:
 
     def write(self, kick: Kick) -> None:
         """Write one prepared kick now, numbered by this thread's writer (exactly once)."""
-        script_keys, args = batch_keys_and_args(
-            [kick], writer=writers.current().next_call(), writer_ttl=writers.SYNC_WRITER_TTL
-        )
+        script_keys, args = numbering.stamped(*batch_keys_and_args([kick]), writers.current().numbers(self.base))
         try:
             self.record_signature()
             scripts.run("kick", script_keys, args)
@@ -412,9 +410,7 @@ class Metrica:
         numbered by a writer borrowed for the call (:func:`staste.writers.borrowed`), so a call
         sent again after a lost reply is counted once, as for ``kick()``."""
         with writers.borrowed() as writer:
-            script_keys, args = batch_keys_and_args(
-                [kick], writer=writer.next_call(), writer_ttl=writers.SYNC_WRITER_TTL
-            )
+            script_keys, args = numbering.stamped(*batch_keys_and_args([kick]), writer.numbers(self.base))
             try:
                 await self.arecord_signature()
                 await scripts.arun("kick", script_keys, args)

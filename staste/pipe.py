@@ -7,11 +7,14 @@ atomic and short, and it reads a client's input 16 KB at a time, serving other c
 two reads: calls in flight keep a shared Redis no busier than one call does.
 
 What a lost connection means for the calls whose replies were not read (each may have run, or
-not) is the caller's to settle: staste/buffer.py numbers its calls so that a call sent again
-never runs twice, and so that a call never runs when the one before it did not.
+not) is the caller's to settle (staste/buffer/chain.py numbers its calls), so this tells the two
+failures apart: :meth:`Pipe.send` raises only when the call never left (it did not run), and
+:meth:`Pipe.reply` raises when the reply was lost (the call, and those sent after it, may have
+run).  Nothing here sends a call twice: redis-py's own retry would hide a lost reply.
 
-On a Redis Cluster a call goes to the node of its keys, which this does not track: there each
-call is sent and answered in turn (through ``scripts.run``, which follows redirections).
+A NOSCRIPT reply (Redis lost its scripts: SCRIPT FLUSH, a restart) makes the next call of that
+script carry its source (EVAL); sending the call again is the caller's choice.  On a Redis
+Cluster a call goes to the node of its keys: there each call is sent and answered in turn.
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ import redis
 import redis.cluster
 
 from staste import connection, scripts
+from staste.exceptions import RedisUnavailable
+
+#: Replies with which a cluster refuses a call it did not run (it will run on a healthy cluster).
+_CLUSTER_REFUSALS = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
+
+
+class _Lost:
+    """A direct call's reply that never came (reply() raises it)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: RedisUnavailable) -> None:
+        self.error = error
 
 
 class Pipe:
@@ -33,8 +49,10 @@ class Pipe:
         self._client = connection.get_redis()
         self._direct = isinstance(self._client, redis.cluster.RedisCluster)
         self._connection: Any = None
-        # Per call sent and not answered: its reply when already known (direct calls), else None.
+        # Per call sent and not answered: its reply when already known (direct calls), else
+        # None; and its script and node (for a NOSCRIPT reply).
         self._waiting: deque[Any] = deque()
+        self._sent: deque[tuple[str, str]] = deque()
         self._broken = False
 
     def __len__(self) -> int:
@@ -42,14 +60,12 @@ class Pipe:
         return len(self._waiting)
 
     def send(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
-        """Send a call of script ``name``; RedisUnavailable when the connection fails (then
-        the calls sent and not answered, this one too, may have run or not)."""
+        """Send a call of script ``name``; RedisUnavailable when it never left (it did not run;
+        the calls sent before it and not answered may have)."""
         if self._direct:
-            try:
-                self._waiting.append(scripts.run(name, keys, args))
-            except redis.ResponseError as exc:
-                self._waiting.append(exc)
+            self._waiting.append(self._run_on_node(name, keys, args))
             return
+        self._sent.append((name, ""))
         with scripts.translated_errors():
             try:
                 if self._connection is None:
@@ -58,24 +74,59 @@ class Pipe:
                 # A health check would read a PING's reply before the replies still due.
                 self._connection.send_packed_command(packed, check_health=not self._waiting)
             except BaseException:
+                self._sent.pop()
                 self._broken = True
                 raise
         self._waiting.append(None)
 
-    def reply(self) -> Any:
-        """The reply of the oldest call not answered yet: its result, or the ResponseError
-        Redis answered (returned, not raised); RedisUnavailable when the connection fails."""
-        known = self._waiting.popleft()
-        if self._direct:
-            return known
+    def _run_on_node(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A call on a cluster, on the node of its keys: its reply, the ResponseError Redis
+        answered, or _Lost.  The connection is made first, so that a failure to connect (the
+        call never left) raises here, and anything later means the reply was lost."""
+        client = self._client
         with scripts.translated_errors():
             try:
-                return self._connection.read_response()
-            except redis.ResponseError as exc:
-                return exc
-            except BaseException:
-                self._broken = True
-                raise
+                node = client.get_node_from_key(keys[0])
+                pool = client.get_redis_connection(node).connection_pool
+                pool.release(pool.get_connection())  # connected (redis-py reuses it at once)
+            except _CLUSTER_REFUSALS as exc:
+                raise RedisUnavailable(connection.describe(), exc) from exc
+        command, body = scripts.command(client, name, node.name)
+        self._sent.append((name, node.name))
+        try:
+            with scripts.translated_errors():
+                try:
+                    # target_nodes: no retry by redis-py (it would send the call again unseen);
+                    # a MOVED reply is still followed.
+                    return client.execute_command(command, body, len(keys), *keys, *args, target_nodes=node)
+                except _CLUSTER_REFUSALS as exc:
+                    return exc
+        except redis.ResponseError as exc:
+            return exc
+        except RedisUnavailable as exc:
+            return _Lost(exc)
+
+    def reply(self) -> Any:
+        """The reply of the oldest call not answered yet: its result, or the ResponseError Redis
+        answered (returned, not raised); RedisUnavailable when the reply was lost."""
+        known = self._waiting.popleft()
+        name, node = self._sent.popleft()
+        if self._direct:
+            if isinstance(known, _Lost):
+                raise known.error
+            result = known
+        else:
+            with scripts.translated_errors():
+                try:
+                    result = self._connection.read_response()
+                except redis.ResponseError as exc:
+                    result = exc
+                except BaseException:
+                    self._broken = True
+                    raise
+        if isinstance(result, redis.exceptions.NoScriptError):
+            scripts.forget(self._client, name, node)
+        return result
 
     def close(self) -> None:
         """Give the connection back to the pool: closed first when replies are still due or it
@@ -87,3 +138,4 @@ class Pipe:
         self._client.connection_pool.release(self._connection)
         self._connection = None
         self._waiting.clear()
+        self._sent.clear()

@@ -1,13 +1,14 @@
 """What a page says when it refuses a request, in its reader's language.
 
-The core modules (``axis``, ``query``, the range parser of ``charts.spec``) stay free of
-Django's translation machinery: they raise English errors for logs and developers, with the
-facts as attributes (:class:`~staste.exceptions.ValueRefused`,
+The core modules (``axis``, ``query``, ``measures``, the range parser of ``charts.spec``)
+stay free of Django's translation machinery: they raise English errors for logs and
+developers, with the facts as attributes (:class:`~staste.exceptions.ValueRefused`,
 :class:`~staste.exceptions.BadRange`, :class:`~staste.exceptions.TooManyBuckets`,
-:class:`~staste.exceptions.QueryTooExpensive`, :class:`~staste.timescale.SpanOutOfRange`,
-:class:`~staste.timescale.SpanMisgiven`).  The views build their sentences here from
-those attributes, so a Russian staff user reads a Russian 400.  An error no sentence foresees
-is still introduced in the reader's language; its English detail follows, as a last resort.
+:class:`~staste.exceptions.QueryTooExpensive`, :class:`~staste.exceptions.MeasureMissing`,
+:class:`~staste.timescale.SpanOutOfRange`, :class:`~staste.timescale.SpanMisgiven`).  The
+views build their sentences here from those attributes, so a Russian staff user reads a
+Russian 400.  An error no sentence foresees is still introduced in the reader's language; its
+English detail follows, as a last resort.
 
 >>> from staste.exceptions import QueryTooExpensive
 >>> refusal(QueryTooExpensive(2_000_000, 1_000_000, "STASTE_MAX_QUERY_WORK"))[:47]
@@ -22,7 +23,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from staste.exceptions import BadRange, QueryTooExpensive, TooManyBuckets, ValueRefused
+from staste.exceptions import BadRange, MeasureMissing, QueryTooExpensive, TooManyBuckets, ValueRefused
 from staste.formats import SCALE_PLURALS
 from staste.timescale import SpanMisgiven, SpanOutOfRange
 
@@ -30,7 +31,7 @@ from staste.timescale import SpanMisgiven, SpanOutOfRange
 MAX_DETAIL = 500
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
 TYPE_WORDS = {"int": gettext_lazy("whole numbers, such as 18"), "float": gettext_lazy("numbers, such as 2.5")}
-KNOWN = (ValueRefused, BadRange, TooManyBuckets, QueryTooExpensive, SpanOutOfRange, SpanMisgiven)
+KNOWN = (ValueRefused, BadRange, TooManyBuckets, QueryTooExpensive, SpanOutOfRange, SpanMisgiven, MeasureMissing)
 
 
 def refusal(exc: BaseException, axis_name: str | None = None) -> str:
@@ -43,6 +44,8 @@ def refusal(exc: BaseException, axis_name: str | None = None) -> str:
         return bad_range(known)
     if isinstance(known, TooManyBuckets):
         return too_many_buckets(known)
+    if isinstance(known, MeasureMissing):
+        return missing_measure(known)
     if isinstance(known, SpanOutOfRange):
         return _("%(scale)s=%(number)s is out of range %(low)s..%(high)s") % {
             "scale": known.scale,
@@ -109,6 +112,18 @@ def too_many_buckets(exc: TooManyBuckets) -> str:
             "or choose a shorter range"
         ) % {**words, "fits": SCALE_PLURALS[exc.fits]}
     return _("this would read more than %(limit)s %(scales)s (STASTE_MAX_BUCKETS): choose a shorter range") % words
+
+
+def missing_measure(exc: MeasureMissing) -> str:
+    """Why a chart's ``measure=`` names a measure its metrica does not have (staste.measures)."""
+    words = {"value": repr(exc.measure), "metrica": exc.metrica}
+    if exc.needs == "averaged":
+        return _("measure=%(value)s needs an AveragedMetrica; %(metrica)s only sums") % words
+    if exc.needs == "uniques":
+        return _("measure=%(value)s needs a metrica made with uniques=True; %(metrica)s counts no ids") % words
+    if exc.needs == "histogram":
+        return _("measure=%(value)s needs a metrica made with histogram=True; %(metrica)s keeps no histogram") % words
+    return _("measure=%(value)s: %(metrica)s has no total, its values are durations") % words
 
 
 def value_refused(exc: ValueRefused, name: str | None = None) -> str:

@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 import redis
+import redis.cluster
 
 from staste import async_connection, connection
 from staste.exceptions import RedisUnavailable
@@ -36,29 +37,25 @@ def script(client: redis.Redis, name: str) -> Any:
     return registered[name]
 
 
-def command(client: redis.Redis, name: str) -> tuple[str, str]:
-    """How staste.pipe (which sends calls itself) runs script ``name`` on ``client``: EVAL with
-    the source the first time (Redis caches the script: no NOSCRIPT, no extra round trip),
-    EVALSHA after."""
+def command(client: redis.Redis | redis.cluster.RedisCluster, name: str, node: str = "") -> tuple[str, str]:
+    """How staste.pipe (which sends calls itself) runs script ``name`` on ``client`` (on a
+    cluster, on ``node``): EVAL with the source the first time (Redis caches the script: no
+    NOSCRIPT, no extra round trip), EVALSHA after."""
     sent = client.__dict__.setdefault("_staste_sent", set())
-    if name in sent:
+    if (name, node) in sent:
         return "EVALSHA", script(client, name).sha
-    sent.add(name)
+    sent.add((name, node))
     return "EVAL", source(name)
 
 
-def forget(client: redis.Redis, name: str) -> None:
+def forget(client: redis.Redis | redis.cluster.RedisCluster, name: str, node: str = "") -> None:
     """Redis answered NOSCRIPT (it was restarted, or SCRIPT FLUSH ran): send the source again."""
-    client.__dict__.setdefault("_staste_sent", set()).discard(name)
+    client.__dict__.setdefault("_staste_sent", set()).discard((name, node))
 
 
 #: How kick.lua's error reply starts when it refused kicks that would overflow a counter
 #: (followed by their numbers in the batch, from 1); it wrote the batch's other kicks.
 OVERFLOW = "STASTE_OVERFLOW"
-
-#: How a numbered call's error reply starts when the call before it has not run (followed by
-#: the writer's last number): it wrote nothing (see claim() in lua/prelude.lua).
-GAP = "STASTE_GAP"
 
 #: What an unreachable server, or a cluster with a primary down, looks like from redis-py.
 UNAVAILABLE = (
@@ -71,7 +68,16 @@ UNAVAILABLE = (
 
 
 #: Replies that refuse a script before it wrote anything: safe to retry, or to drop as a whole.
-_REFUSALS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError)
+#: (A cluster's CLUSTERDOWN and TRYAGAIN too: staste.pipe sees them as replies; and NOSCRIPT,
+#: which redis-py's Script answers itself once, by loading the script, but not twice.)
+_REFUSALS = (
+    redis.exceptions.NoScriptError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+)
 _REFUSAL_CODES = ("BUSY", "NOREPLICAS", "MASTERDOWN", "OOM", "READONLY")
 #: Redis before 7 refuses from inside the script, at its first write (so nothing was written).
 _REFUSED_IN_SCRIPT = re.compile(r"Error running script .*?: -(?:OOM|READONLY|NOREPLICAS|MASTERDOWN)\b", re.S)

@@ -3,10 +3,11 @@
 A kick whose reply is lost (a socket timeout while Redis is stalled, a connection reset) is
 sent again by redis-py's one quick retry; without more, a call that had run would then be
 counted twice while ``kick()`` returns normally.  So every synchronous kick.lua call carries
-a *writer id* and a *call number*, increasing per writer: kick.lua remembers each writer's
-last number (the key ``keys.writer_key(base, writer_id)``, in the metrica's hash slot) and
-skips a call numbered no higher (see ``staste.kicks.batch_keys_and_args``).  The buffer does
-the same for its flushes, with a writer of its own.
+a *writer id* and a *call number*, increasing per writer (staste.numbering): kick.lua
+remembers each writer's last number (the key ``keys.writer_key(base, writer_id)``, in the
+metrica's hash slot) and skips a call numbered no higher.  A synchronous call names no
+predecessor: it is the only call its writer has in flight.  The buffer numbers its flushes'
+calls the same way, with a writer of its own (staste.buffer.chain).
 
 One writer serves one thread at a time: two threads sharing a number sequence could reach
 Redis out of order, and the later number would make kick.lua skip the earlier call.  A
@@ -14,7 +15,7 @@ thread leases a writer from its process' pool on its first kick and gives it bac
 ends, so a server that starts a thread per request (``runserver``) reuses a few writers
 rather than making a new one per request: a process has at most as many writers as it ever
 had threads kicking at once.  Redis holds one small string (about 100 bytes) per writer
-and metrica it kicked, for ``SYNC_WRITER_TTL`` after that writer's last kick.
+and metrica it kicked, for ``numbering.SYNC_TTL`` after that writer's last kick.
 
 After ``fork()`` the child starts a new pool under a new process id: a child reusing its
 parent's writer would send the parent's next numbers, and one of the two calls would be
@@ -29,11 +30,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-#: How long Redis remembers a synchronous writer's last call, in seconds.  A call is only
-#: ever sent again within one ``kick()`` (redis-py's retry, within the socket timeouts), and a
-#: copy held up in a stalled Redis runs right after the original once Redis resumes; ten
-#: minutes is ample, and bounds the keys to the writers that kicked in the last ten minutes.
-SYNC_WRITER_TTL = 600
+from staste import keys, numbering
 
 
 class Writer:
@@ -45,10 +42,11 @@ class Writer:
         self.id = writer_id
         self.calls = 0
 
-    def next_call(self) -> tuple[str, int]:
-        """(writer id, number) for the next call: numbers start at 1 and only grow."""
+    def numbers(self, base: str) -> numbering.Numbers:
+        """The numbers of this writer's next call, to the metrica of ``base``: they start at 1
+        and only grow."""
         self.calls += 1
-        return self.id, self.calls
+        return numbering.Numbers(keys.writer_key(base, self.id), self.calls, numbering.SYNC_TTL)
 
     def __repr__(self) -> str:
         return f"<Writer {self.id} calls={self.calls}>"

@@ -20,7 +20,7 @@ from django.http import JsonResponse
 from django.test import AsyncClient
 from django.urls import path
 
-from staste import async_connection, buffer, conf, connection, keys, writers
+from staste import async_connection, buffer, conf, connection, keys, numbering, writers
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.exceptions import RedisUnavailable
 from staste.metrica import AveragedMetrica, Metrica
@@ -507,4 +507,4 @@ def test_a_loop_borrows_as_many_writers_as_it_has_kicks_in_flight(staste_redis) 
     assert writers.stats()["made"] - made_before <= 20
     writer_keys = list(staste_redis.scan_iter(match=keys.writer_key(metrica.base, "*")))
     assert 1 <= len(writer_keys) <= 20
-    assert all(0 < staste_redis.ttl(key) <= writers.SYNC_WRITER_TTL for key in writer_keys)
+    assert all(0 < staste_redis.ttl(key) <= numbering.SYNC_TTL for key in writer_keys)

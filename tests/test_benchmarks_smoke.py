@@ -99,6 +99,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "Redis CPU per kick",
         "queries",
         "series reads against a bare pipeline",
+        "heaviest reads",
         "async API",
         "memory",
         "middleware",
@@ -130,6 +131,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         assert re.search(
             rf"^\| {re.escape(series)}[^|]* \| 1,441 \| [\d.,]+ \| [\d.,]+ \| [\d.]+ \|$", text, re.MULTILINE
         ), series
+    # The heaviest reads: the script calls of each, and the longest of them.
+    for read in ("a breakdown of 10,000 minutes (averages)", "the slowest pages of a day (top by p95)"):
+        assert re.search(rf"^\| {re.escape(read)} \| [\d,]+ \| [\d.,]+ \| [\d.,]+ \|$", text, re.MULTILINE), read
     # The async API: every query one round trip through redis.asyncio, as its sync twin.
     for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
         assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| 1 \|$", text, re.MULTILINE), call

@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-import redis
 
-from staste import buffer, connection, pipe
+from staste import buffer, connection
 from staste.axis import Axis, StoredChoiceAxis
-from staste.buffer import Buffer
+from staste.buffer import Buffer, calls
 from staste.metrica import Metrica
 from staste.testing import RedisServer
+from tests.callwork import CallWork, call_work  # noqa: F401
 
 PAGES = [f"/shop/item-{n}" for n in range(60)]
 METHODS = ["GET", "POST", "PUT", "DELETE"]
@@ -160,11 +160,18 @@ def test_kicking_at_full_speed_through_a_redis_restart(own_server: RedisServer, 
     assert_matches(metrica, sent)
 
 
-@pytest.mark.single_redis("reads the SLOWLOG of one server of its own")
+@pytest.mark.single_redis("kills and restarts one server of its own")
 def test_a_large_backlog_after_an_outage_is_written_in_short_calls(
-    own_redis: RedisServer, monkeypatch, settings
+    own_redis: RedisServer,
+    monkeypatch,
+    settings,
+    call_work: CallWork,  # noqa: F811
 ) -> None:
-    """No call of the flush takes Redis 10 ms: a shared Redis keeps serving its other clients."""
+    """Every call of the flush is given at most its budget of work, however large the backlog:
+    HINCRBYs for counters.lua, decisions for choices.lua (counted from what each call is sent,
+    and checked against what the script says it did).  That is what keeps a call about a
+    millisecond of Redis' time, so that a shared Redis keeps serving its other clients; the
+    time itself is measured by ``make bench`` (a loaded machine stretches any call)."""
     box = Buffer(background=False)
     monkeypatch.setattr(buffer, "default", box)
     settings.STASTE_BUFFER_MAX_KEYS = 50_000
@@ -175,38 +182,10 @@ def test_a_large_backlog_after_an_outage_is_written_in_short_calls(
     held = box.stats()["pending"]
     assert held > 10_000
     own_redis.start()
-    admin = redis.Redis.from_url(own_redis.url)
-    admin.config_set("slowlog-log-slower-than", 10_000)  # µs
-    admin.config_set("slowlog-max-len", 10_000)
-    admin.slowlog_reset()
-    work = []  # HINCRBYs each counters.lua call asked for
-    send = pipe.Pipe.send
-
-    def counting(self, name, script_keys, args):  # type: ignore[no-untyped-def]
-        if name == "counters":
-            work.append(counters_work(args))
-        return send(self, name, script_keys, args)
-
-    monkeypatch.setattr(pipe.Pipe, "send", counting)
     assert box.flush() == held
-    assert len(work) > 50 and max(work) <= buffer.CALL_BUDGET
-    # (EVAL: the first call of a script on a client sends its source, EVALSHA after)
-    slow = [entry["duration"] for entry in admin.slowlog_get(10_000) if entry["command"].startswith(b"EVAL")]
-    # A call is about a millisecond of Redis' time.  On a machine shared with other work the
-    # scheduler can still stretch one past 10 ms now and then (a lone HINCRBY too: Redis logs
-    # a script's commands as well), so the bound is checked on nine calls in ten; a flush of
-    # long calls (the writer before: up to 300 ms) fails it.
-    assert len(slow) <= len(work) // 10, sorted(slow)
+    assert len(call_work.counters) > 50 and max(call_work.counters) <= calls.CALL_BUDGET
+    assert sum(call_work.counters) > 40 * calls.CALL_BUDGET  # the calls are full, not many tiny ones
+    assert call_work.choices and max(call_work.choices) <= calls.DECISIONS_PER_CALL
+    assert not call_work.mismatches
     assert box.stats()["dropped"] == 0
     assert_matches(metrica, sent)
-
-
-def counters_work(args: list[object]) -> int:
-    """The HINCRBYs a counters.lua call makes: counters times buckets, group by group."""
-    total, at = 0, 1
-    for _ in range(int(str(args[0]).split("|")[0])):
-        header = str(args[at]).split("|")
-        counters, buckets = int(header[0]), int(header[4])
-        total += counters * buckets
-        at += 1 + counters
-    return total

@@ -401,11 +401,13 @@ ALSO_IF_PRESENT = (
     "test_admin*.py",
     "test_buffer.py",
     "test_pipelined_flush.py",
+    "test_flush_faults.py",
     "test_templatetags.py",
     "test_chart_views.py",
     "test_weeks.py",
     "test_async.py",
     "test_uniques.py",
+    "test_measures.py",
 )
 
 

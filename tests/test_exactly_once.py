@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from staste import connection, keys, writers
+from staste import connection, keys, numbering, writers
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
 from staste.testing import RedisServer
@@ -179,7 +179,7 @@ def test_threads_that_come_and_go_reuse_a_few_writers(staste_redis) -> None:
     assert writers.stats()["made"] - made_before <= 1
     writer_keys = list(staste_redis.scan_iter(match=keys.writer_key(metrica.base, "*")))
     assert len(writer_keys) == 1
-    assert 0 < staste_redis.ttl(writer_keys[0]) <= writers.SYNC_WRITER_TTL
+    assert 0 < staste_redis.ttl(writer_keys[0]) <= numbering.SYNC_TTL
 
 
 def test_concurrent_threads_hold_writers_of_their_own(staste_redis) -> None:

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from staste import conf, keys, timescale
+from staste import conf, keys, timescale, writers
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
 from tests.roundtrips import count_round_trips
@@ -33,6 +33,12 @@ def test_kick_writes_every_combination_at_every_scale(guests, staste_keys, prefi
     assert written[base + "years"] == {b"2010"}
     assert written[base + "choices:age"] == {b"=18"}
     assert written[base + "signature"]  # recorded on first write
+    # and the writer's number (staste.numbering): the 10 keys of docs/keys.md's "What it costs"
+    writer_key = keys.writer_key(base, writers.current().id)
+    assert written[writer_key] == str(writers.current().calls).encode()
+    assert sorted(written) == sorted(
+        [base + b for b in buckets] + [base + "years", base + "choices:age"] + [base + "signature", writer_key]
+    )
 
 
 def test_one_kick_is_one_round_trip_and_one_command(guests, staste_redis) -> None:

@@ -25,6 +25,7 @@ from django.urls import resolve
 
 from staste import buffer, histogram, keys, middleware
 from staste.axis import Axis
+from staste.buffer import calls
 from staste.checks import check_response_time_middleware
 from staste.metrica import AveragedMetrica
 from staste.registration import registry
@@ -266,7 +267,7 @@ def test_a_failure_to_record_never_breaks_a_request(client: Client, settings, ca
 
 
 def test_no_redis_round_trip_on_the_request_path(client: Client, monkeypatch) -> None:
-    monkeypatch.setattr(buffer, "CALL_BUDGET", 10_000)  # every counter of the flush in one call
+    monkeypatch.setattr(calls, "CALL_BUDGET", 10_000)  # every counter of the flush in one call
     client.get("/mw/hello/")
     buffer.flush()  # the process' first flush records the signature too
     with count_round_trips(this_thread_only=True) as trips:

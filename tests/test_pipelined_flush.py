@@ -1,5 +1,5 @@
 """A flush sends its calls ahead of their replies (staste.pipe): each call names the one before
-it, and Redis runs a call only after its predecessor ran (claim() in lua/prelude.lua).  These
+it, and Redis runs a call only after its predecessor ran (numbered() in lua/prelude.lua).  These
 tests break the chain every way a real Redis can: a call taken back midway, a refused call,
 scripts lost, a writer number lost, and check each kick is counted once."""
 
@@ -13,8 +13,9 @@ from collections import Counter
 import pytest
 import redis
 
-from staste import buffer, connection, keys, kicks, pipe, scripts
+from staste import buffer, connection, keys, kicks, numbering, pipe, scripts
 from staste.axis import Axis, StoredChoiceAxis
+from staste.buffer import calls, chain
 from staste.metrica import Metrica
 from staste.testing import RedisServer
 from tests.conftest import CLUSTER_MODE
@@ -69,14 +70,15 @@ def counters_call(base: str, writer: str, seq: int, prev: int | None, field: str
     group = kicks.Group.__new__(kicks.Group)
     group.base, group.hashes, group.prefix, group.expiry = base, (base + "h",), "", ((None, 0.0),)
     group.year, group.years_key, group.sums, group.every = "", "", {field: amount}, False
-    script_keys, args = kicks.counters_keys_and_args([(group, [(field, amount)], False)])
-    args[0] += f"|{seq}|60" + ("" if prev is None else f"|{prev}")
-    return scripts.run("counters", [*script_keys, keys.writer_key(base, writer)], args)
+    numbers = numbering.Numbers(keys.writer_key(base, writer), seq, 60, prev)
+    return scripts.run(
+        "counters", *numbering.stamped(*kicks.counters_keys_and_args([(group, [(field, amount)], False)]), numbers)
+    )
 
 
 def test_a_call_runs_only_after_the_call_it_follows(staste_redis, prefix: str) -> None:
     base, writer = f"{prefix}:{{numbers}}:", uuid.uuid4().hex
-    assert counters_call(base, writer, 1, 0, "a", 1) == 1  # the writer's first call
+    assert counters_call(base, writer, 1, None, "a", 1) == 1  # the writer's first call: it names none
     with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 1$"):
         counters_call(base, writer, 3, 2, "a", 10)  # call 2 has not run: 3 waits for it
     assert counters_call(base, writer, 2, 1, "a", 100) == 1
@@ -84,8 +86,8 @@ def test_a_call_runs_only_after_the_call_it_follows(staste_redis, prefix: str) -
     assert counters_call(base, writer, 3, 2, "a", 10) == -1  # sent again: already ran
     assert counters_call(base, writer, 2, 1, "a", 100) == -1
     assert staste_redis.hget(base + "h", "a") == b"111"
-    # A call that fails takes itself back and leaves the number it followed: the call after it
-    # waits, even for a writer whose very first call failed.
+    # A call that fails takes itself back and puts the key back as it was: the call after it
+    # waits, even behind a writer's very first call.
     staste_redis.hset(base + "h", "big", 2**63 - 1)
     with pytest.raises(redis.ResponseError, match="STASTE_OVERFLOW"):
         counters_call(base, writer, 4, 3, "big", 1)
@@ -93,22 +95,67 @@ def test_a_call_runs_only_after_the_call_it_follows(staste_redis, prefix: str) -
         counters_call(base, writer, 5, 4, "a", 1000)
     fresh = uuid.uuid4().hex
     with pytest.raises(redis.ResponseError, match="STASTE_OVERFLOW"):
-        counters_call(base, fresh, 1, 0, "big", 1)
+        counters_call(base, fresh, 1, None, "big", 1)
+    assert staste_redis.get(keys.writer_key(base, fresh)) is None
     with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 0$"):
         counters_call(base, fresh, 2, 1, "a", 1000)
-    # Without a predecessor (a synchronous writer, or one that lost track) a call just runs.
+    # A key holding a number between a call's predecessor and the call is not the chain's own
+    # (set back by hand): the call waits too.
+    staste_redis.set(keys.writer_key(base, writer), 2)
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 2$"):
+        counters_call(base, writer, 5, 3, "a", 1000)
+    # A call that names no predecessor (a synchronous writer) just runs, once.
     assert counters_call(base, fresh, 2, None, "a", 1000) == 1
+    assert counters_call(base, fresh, 2, None, "a", 1000) == -1
     assert staste_redis.hget(base + "h", "a") == b"1111"
+
+
+def test_a_call_behind_a_refused_first_call_waits_for_it(own_redis: RedisServer, prefix: str) -> None:
+    """The writer's first call under a key is refused before it wrote anything (a full Redis):
+    the key is still missing when the call after it comes.  That call must wait (it used to run
+    on the empty key, and the first call, sent again, then answered "already written": its
+    counters were lost without an error)."""
+    admin = redis.Redis.from_url(own_redis.url)
+    base, writer = f"{prefix}:{{numbers}}:", uuid.uuid4().hex
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match="used memory"):
+            counters_call(base, writer, 1, None, "a", 1)  # Redis itself refuses it: OOM
+    finally:
+        admin.config_set("maxmemory", 0)
+    with pytest.raises(redis.ResponseError, match=r"^STASTE_GAP 0$"):
+        counters_call(base, writer, 2, 1, "a", 10)  # call 1 has not run: 2 waits for it
+    assert admin.hget(base + "h", "a") is None
+    assert counters_call(base, writer, 1, None, "a", 1) == 1  # sent again: it runs
+    assert counters_call(base, writer, 2, 1, "a", 10) == 1
+    assert admin.hget(base + "h", "a") == b"11"
+
+
+def test_a_writer_key_that_expired_while_idle_does_not_stop_the_writer(
+    pages: Metrica, staste_redis, prefix: str
+) -> None:
+    """BUFFER_TTL after its last call Redis forgets a writer's number: the next call names a
+    predecessor Redis no longer knows (a gap), which the writer had confirmed: the chain under the
+    key starts again, behind a new opening call."""
+    sent = kick_many(pages, 500)
+    buffer.flush()
+    writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]
+    assert len(writer_keys) == 1
+    staste_redis.delete(writer_keys[0])  # as its TTL would
+    sent += kick_many(pages, 500)
+    assert buffer.flush() > 0 and buffer.stats()["last_error"] is None
+    assert_counted_once(pages, sent)
 
 
 @pytest.mark.skipif(CLUSTER_MODE, reason="on a cluster each call is sent and answered in turn")
 def test_a_flush_sends_calls_before_the_replies_of_those_before_them(
     pages: Metrica, monkeypatch, in_flight: list[int]
 ) -> None:
-    monkeypatch.setattr(buffer, "CALL_BUDGET", 60)  # ten counters (in six buckets) a call
+    monkeypatch.setattr(calls, "CALL_BUDGET", 60)  # ten counters (in six buckets) a call
     sent = kick_many(pages, 2000)
     assert buffer.flush() == len(set(sent))  # distinct kicks
-    assert max(in_flight) == buffer.WINDOW + 1  # the window full: more than one in flight
+    assert max(in_flight) == chain.WINDOW + 1  # the window full: more than one in flight
     assert_counted_once(pages, sent)
 
 
@@ -119,7 +166,7 @@ def test_a_call_taken_back_midway_stops_the_calls_sent_after_it(
     """The overflowing call takes itself back; the calls already sent after it must not run (they
     would be written again kick by kick): each kick but the refused one counted once."""
     big = 2**63 // 1024 - 1
-    monkeypatch.setattr(buffer, "CALL_BUDGET", 12)  # two counters a call: many calls
+    monkeypatch.setattr(calls, "CALL_BUDGET", 12)  # two counters a call: many calls
     late = Metrica(name="late", axes=[("page", StoredChoiceAxis())])
     for _ in range(1024):
         late.kick(big, date=D(1999, 1, 1), page="zz")
@@ -151,7 +198,7 @@ def test_a_refused_call_is_sent_again_with_those_after_it(
 ) -> None:
     """Redis refuses writes (full) from some call of a flush on: that call and the calls after it
     wrote nothing; the next flush sends them again, under the same numbers, once each."""
-    monkeypatch.setattr(buffer, "CALL_BUDGET", 60)
+    monkeypatch.setattr(calls, "CALL_BUDGET", 60)
     admin = redis.Redis.from_url(own_redis.url)
     sent = kick_many(pages, 1)
     buffer.flush()
@@ -192,7 +239,7 @@ def test_scripts_lost_by_redis_are_loaded_again(pages: Metrica, staste_redis, re
 def test_a_writer_number_redis_lost_does_not_stop_the_writer(pages: Metrica, staste_redis, prefix: str) -> None:
     """A failover to a replica that had not got the last calls, or a restored dump: the writer's
     number in Redis is behind its own.  Its next call would wait forever for one Redis lost:
-    it is sent without a predecessor, and the calls after it follow it."""
+    the chain under the key starts again, renumbered behind a new opening call."""
     sent = kick_many(pages, 500)
     buffer.flush()
     writer_keys = [key for key in staste_redis.scan_iter(f"{prefix}:*w:*")]

@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "staste"
 
 #: Modules that must import neither Django, nor Redis, nor a module that does.
-PURE = ("staste.keys", "staste.timescale", "staste.histogram")
+PURE = ("staste.keys", "staste.timescale", "staste.histogram", "staste.measures")
 
 
 def module_name(path: Path) -> str:
@@ -217,3 +217,49 @@ def test_a_changed_setting_reaches_every_derived_cache(settings) -> None:
     settings.STASTE_MAX_VALUE_LENGTH = 1
     with pytest.raises(ValueError, match="at most 1"):  # ...until a setting changes
         metrica.prepare_kick(v="xx")
+
+
+#: The read side, bottom up: each layer imports only the layers below it (at run time), so the
+#: query API, the read engine, the budget and the kinds of read stay apart.
+READ_LAYERS = ("staste.reads", "staste.budget", "staste.roundtrip", "staste.measures", "staste.query")
+
+
+@pytest.mark.parametrize("name", READ_LAYERS)
+def test_the_read_layers_point_down(name: str) -> None:
+    above = set(READ_LAYERS[READ_LAYERS.index(name) + 1 :])
+    reaching = {target for target, _, _ in imports_of(name)}
+    assert not reaching & above, f"{name} imports {sorted(reaching & above)}, a layer above it"
+    # the core stays free of Django's translation machinery: pages say things (staste.refusals)
+    assert not any(target.startswith("django.utils.translation") for target in reaching), name
+    docstring = ast.get_docstring(ast.parse(MODULES[name].read_text()))
+    assert docstring and len(docstring.splitlines()[0]) > 20, f"{name} says its one job in its docstring"
+
+
+def test_every_awaited_query_method_runs_the_plan_of_its_sync_twin() -> None:
+    """``atotal`` is ``_plan_total(...).arun()`` where ``total`` is ``_plan_total(...).run()``:
+    the async API shares every plan (and so every validation and decoding) with the sync one."""
+    from staste.query import MetricaValues
+
+    tree = ast.parse(MODULES["staste.query"].read_text())
+    (values,) = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "MetricaValues"]
+
+    def plans(method: ast.AST, runner: str) -> set[str]:
+        return {
+            call.func.value.func.attr
+            for call in ast.walk(method)
+            if isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == runner
+            and isinstance(call.func.value, ast.Call)
+            and isinstance(call.func.value.func, ast.Attribute)
+            and call.func.value.func.attr.startswith("_plan_")
+        }
+
+    methods = {node.name: node for node in values.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    awaited = [name for name, node in methods.items() if isinstance(node, ast.AsyncFunctionDef)]
+    assert len(awaited) >= 15  # the async API is really read
+    for name in awaited:
+        twin = name.removeprefix("a")
+        assert twin in methods and callable(getattr(MetricaValues, twin)), name
+        assert plans(methods[name], "arun"), f"{name} runs no plan"
+        assert plans(methods[name], "arun") == plans(methods[twin], "run"), f"{name} and {twin} run other plans"

@@ -1,9 +1,10 @@
 """A believable history of guests for the demo: daily and weekly rhythms, a summer high, a
 growing audience, and ages, shops and spending that vary the way real ones do.
 
-Writing goes through staste's batch kick script: kicks are validated with ``prepare_kick``,
-identical ones merged, and up to ``KICKS_PER_CALL`` written per atomic EVALSHA, so a year of
-data takes seconds rather than one round trip per kick.  Buckets that Redis would already have
+Writing goes the way a buffer flush writes (``staste.buffer.write``): kicks are validated with
+``prepare_kick``, identical ones merged, and up to ``KICKS_PER_WRITE`` of them written at once,
+each counter they share bumped once, in short script calls, so a year of data takes seconds
+rather than one round trip per kick.  Buckets that Redis would already have
 expired (minutes older than a day, hours older than two weeks...) are not written at all, so
 the data looks like what a site running for a year really holds.
 
@@ -24,14 +25,14 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from guests import stats
-from staste import conf, scripts, timescale
-from staste.kicks import Kick, batch_keys_and_args
+from staste import buffer, conf, timescale
+from staste.kicks import Kick
 from staste.metrica import Metrica
 
-KICKS_PER_CALL = 500
-#: Most unique ids one script call adds: each goes to every HyperLogLog of its kick (a shop
-#: and '*', in up to four buckets), so this bounds how long a call holds Redis.
-IDS_PER_CALL = 2000
+KICKS_PER_WRITE = 500
+#: Most unique ids one write adds (each goes to every HyperLogLog of its kick: a shop and '*',
+#: in up to four buckets): the ids a write holds in memory while it merges.
+IDS_PER_WRITE = 2000
 
 #: Relative traffic per hour of the day: quiet nights, a lunch bump, a busy evening.
 HOURLY = [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3, 4, 5, 6, 7, 6.5, 6, 6, 7, 8, 9, 9, 8, 6, 4, 2]
@@ -138,11 +139,7 @@ def history(days: int, per_day: float, rng: random.Random, now: datetime.datetim
 
 
 class Writer:
-    """Kicks merged and written in batches through staste's kick script.
-
-    A batch holds the kicks of one metrica: all its keys share a Redis Cluster hash tag, so
-    the script call also works on a cluster.
-    """
+    """Kicks merged and written in batches (``staste.buffer.write``), one metrica a batch."""
 
     def __init__(self, now: datetime.datetime) -> None:
         self.now = now
@@ -153,7 +150,7 @@ class Writer:
         self.ids: dict[tuple, dict[str, None]] = {}
         self.batch_ids: dict[str, int] = {}
         self.kicks = 0
-        self.calls = 0
+        self.writes = 0
         self.retention = conf.retention()
 
     def kept_depth(self, when: datetime.datetime) -> int:
@@ -191,19 +188,19 @@ class Writer:
         held = batch.get(key)
         batch[key] = held.merged(kick) if held else kick
         self.kicks += 1
-        if len(batch) >= KICKS_PER_CALL or self.batch_ids.get(name, 0) >= IDS_PER_CALL:
+        if len(batch) >= KICKS_PER_WRITE or self.batch_ids.get(name, 0) >= IDS_PER_WRITE:
             self.write(name)
 
     def write(self, name: str) -> None:
-        """Write the pending kicks of metrica ``name`` in one script call."""
+        """Write the pending kicks of metrica ``name``."""
         batch = self.pending[name]
         if batch:
             kicks = [
                 kick._replace(unique=tuple(self.ids.pop(key))) if key in self.ids else kick
                 for key, kick in batch.items()
             ]
-            scripts.run("kick", *batch_keys_and_args(kicks))
-            self.calls += 1
+            buffer.write(kicks)
+            self.writes += 1
             batch.clear()
             self.batch_ids[name] = 0
 

@@ -19,10 +19,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, formats, refusals, timescale
-from staste.charts.spec import Range, Spec, keeps_uniques_by, line_spec, mark_time, parse_last
+from staste.charts.spec import Range, Spec, line_spec, mark_time, parse_last
 from staste.exceptions import QueryTooExpensive
 from staste.formats import SPARKLINE_RANGES, first_recorded
 from staste.http import json_response
+from staste.measures import keeps_uniques_by
 from staste.metrica import Metrica
 from staste.query import pipelined
 from staste.registration import registry

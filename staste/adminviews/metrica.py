@@ -14,7 +14,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
-from staste import conf, formats, refusals, timescale
+from staste import conf, formats, measures, refusals, timescale
 from staste.charts.spec import REST_LABEL, Spec, table
 from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
 from staste.formats import value_label as label
@@ -24,8 +24,8 @@ from staste.registration import NotRegistered, registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .reading import PageData, axis_options, read_page
-from .state import BadRequest, PageState, default_by, format_span, measures, quick_ranges
+from .reading import PageData, axis_options, read_page, shown_measures
+from .state import BadRequest, PageState, default_by, format_span, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
 #: The links that choose the scale of a range's buckets.
@@ -246,7 +246,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
             for name, axis in metrica.axes.items()
             if name == state.by or name not in state.filters or axis.hierarchical
         ],
-        "measure_choices": [(m, measure_label(m), m == state.measure) for m in measures(metrica)]
+        "measure_choices": [(m, measure_label(m), m == state.measure) for m in shown_measures(state)]
         if metrica.averaged
         else [],
         "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
@@ -388,12 +388,12 @@ def _breakdown_context(
     unit = full.get("units", {}).get("y", "")
     columns = []
     for name in header[1:]:
-        shown_unit = unit if name not in ("count", "share") else ""
+        shown_unit = unit if measures.is_measure(name) and measures.find(name).in_unit else ""  # (not the share)
         shown = measure_label(name)
         column: dict[str, Any] = {"name": name, "label": f"{shown} ({shown_unit})" if shown_unit else shown}
         if name == "share":
             column["label"] = _("share")
-        if name in measures(metrica):
+        if measures.is_measure(name):  # (not the share)
             column["url"] = base + state.replace(measure=name).querystring()
             column["active"] = name == state.measure
         columns.append(column)

@@ -14,20 +14,17 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from staste import conf, formats, timescale
+from staste import conf, formats, measures, timescale
 from staste.axis import OTHER, Axis
 from staste.charts.spec import (
     BAR_LIMIT,
-    MEASURES,
     PIE_LIMIT,
     REST_LABEL,
     Range,
     Spec,
     bucket_status,
-    keeps_uniques_by,
     line_spec,
     mark_time,
-    range_breakdown,
     series_spec,
     timeline_spec,
     top_values,
@@ -35,11 +32,12 @@ from staste.charts.spec import (
 )
 from staste.formats import bucket_label
 from staste.formats import value_label as label
+from staste.measures import PERCENTILES, keeps_uniques_by
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
 
 from . import compare
-from .state import PERCENTILES, PageState, measures
+from .state import PageState
 
 #: Most stored values a dropdown lists.
 MAX_OPTIONS = 1000
@@ -138,7 +136,7 @@ def read_page(state: PageState) -> PageData:
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: breakdown_columns(state, query, window)
-        if metrica.histogram and metrica.averaged:
+        if measures.percentiles_of(shown_measures(state)):
             calls["value_percentiles"] = lambda: value_percentiles(state, query, window)
     for name, axis in metrica.axes.items():
         if axis.choices is None:
@@ -158,7 +156,7 @@ def read_page(state: PageState) -> PageData:
     full, chart = None, None
     if "breakdown" in results:
         if "value_percentiles" in results:
-            add_percentiles(results["value_percentiles"], results["breakdown"])
+            add_percentiles(results["value_percentiles"], results["breakdown"], shown_measures(state))
         full, chart = _breakdown_specs(state, results["breakdown"])
     summary = _summary(metrica, results)
     previous = _previous(metrica, period, results, line) if period is not None else None
@@ -182,6 +180,13 @@ def read_page(state: PageState) -> PageData:
     )
 
 
+def shown_measures(state: PageState) -> tuple[str, ...]:
+    """The measures of the breakdown's table: the metrica's (measures.of), and the one it is
+    ranked by when that is another percentile (``_measure=p99.9``)."""
+    found = measures.of(state.metrica)
+    return found if state.measure in found else (*found, state.measure)
+
+
 def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, Any]) -> dict[str, Any]:
     """{"values": [...], measure: [number per value]} of the breakdown by ``state.by``.
 
@@ -190,59 +195,54 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     """
     metrica, axis = state.metrica, state.by
     assert axis is not None
-    wanted = measures(metrica)
+    wanted = shown_measures(state)
+    ranged = query.over(window["since"], window["until"], window["scale"]) if window else query
     columns: dict[str, Any] = {}
     values: list[Any] = []
-    for measure in [m for m in wanted if m in MEASURES and m != "uniques"]:
-        rows = measure_by_value(query, axis, measure, window)
+    for name in wanted:
+        if name == measures.UNIQUES or measures.is_percentile(name):
+            continue
+        rows = measures.find(name).by_value(ranged, axis)
         values = [value for value, _ in rows]
-        columns[measure] = [number for _, number in rows]
-    if "uniques" in wanted:
+        columns[name] = [number for _, number in rows]
+    if measures.UNIQUES in wanted:
         # By value (the counters list the values), None where the buckets keep no ids (a
         # range by hours or minutes).
         if keeps_uniques_by(metrica, window["scale"] if window else timescale.scale_of(query.span)):
-            distinct = dict(measure_by_value(query, axis, "uniques", window))
-            columns["uniques"] = [distinct.get(value, 0) for value in values]
+            distinct = dict(measures.find(measures.UNIQUES).by_value(ranged, axis))
+            columns[measures.UNIQUES] = [distinct.get(value, 0) for value in values]
         else:
-            columns["uniques"] = [None] * len(values)
+            columns[measures.UNIQUES] = [None] * len(values)
     return {"values": values, **columns}
 
 
 def value_percentiles(
     state: PageState, query: MetricaValues, window: dict[str, Any]
 ) -> dict[Any, dict[float, float | None]]:
-    """p50/p95/p99 of every value of the breakdown's axis: one read (``iterate_percentiles``
-    scans each bucket's histogram once), pipelined with the rest of the page."""
+    """The percentiles of the breakdown's table (p50/p95/p99) for every value of its axis: one
+    read (``iterate_percentiles`` scans each bucket's histogram once), pipelined with the rest
+    of the page."""
     ranged = query.over(window["since"], window["until"], window["scale"]) if window else query
-    return dict(ranged.iterate_percentiles(state.by, PERCENTILES))
+    return dict(ranged.iterate_percentiles(state.by, measures.percentiles_of(shown_measures(state))))
 
 
-def add_percentiles(found: dict[Any, dict[float, float | None]], columns: dict[str, Any]) -> None:
-    """p50/p95/p99 per value into ``columns``, for the ``MAX_PERCENTILE_VALUES`` values with the
-    most events (the others get None, so a table of thousands of values stays readable)."""
+def add_percentiles(
+    found: dict[Any, dict[float, float | None]], columns: dict[str, Any], shown: tuple[str, ...]
+) -> None:
+    """The percentile columns of ``shown`` into ``columns``, for the ``MAX_PERCENTILE_VALUES``
+    values with the most events (or the largest totals, where events are not counted); the
+    others get None, so a table of thousands of values stays readable."""
     values = columns["values"]
-    counts = columns.get("count") or [0] * len(values)
-    ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
-    chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
-    for p in PERCENTILES:
-        columns[f"p{p}"] = [None] * len(values)
+    weights = columns.get(measures.COUNT) or columns.get(measures.TOTAL) or [0] * len(values)
+    ranked = sorted(range(len(values)), key=lambda i: -(weights[i] or 0))
+    chosen = [i for i in ranked if values[i] is not OTHER and weights[i]][:MAX_PERCENTILE_VALUES]
+    names = [name for name in shown if measures.is_percentile(name)]
+    for name in names:
+        columns[name] = [None] * len(values)
     for i in chosen:
         result = found.get(values[i], {})
-        for p in PERCENTILES:
-            columns[f"p{p}"][i] = result.get(p)
-
-
-def measure_by_value(query: MetricaValues, axis: str, measure: str, window: dict[str, Any]) -> list[tuple[Any, Any]]:
-    """(value, number) of ``measure`` per value of ``axis``, over the query's span or a range."""
-    if window:
-        return range_breakdown(query, axis, measure, window["since"], window["until"], window["scale"])
-    if measure == "total":
-        return query.iterate(axis)
-    if measure == "count":
-        return query.iterate_counts(axis)
-    if measure == "uniques":
-        return query.iterate_uniques(axis)
-    return query.iterate_averages(axis)
+        for name, p in zip(names, measures.percentiles_of(names), strict=True):
+            columns[name][i] = result.get(p)
 
 
 def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, Spec]:
@@ -250,7 +250,7 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
     metrica, axis = state.metrica, state.by
     assert axis is not None
     values = columns["values"]
-    names = [m for m in measures(metrica) if m in columns]
+    names = [m for m in shown_measures(state) if m in columns]
     key = columns[state.measure]
     order = sorted(range(len(values)), key=lambda i: (key[i] is None, -(key[i] or 0)))
     shown_filter = state.filters.get(axis)
@@ -259,7 +259,7 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         order = [i for i in order if values[i] == shown_filter or label(values[i]) == label(shown_filter)]
     labels = [label(values[i]) for i in order]
     datasets = [(name, [columns[name][i] for i in order], "y") for name in names]
-    additive = state.measure in ("total", "count")
+    additive = measures.find(state.measure).additive
     if additive:
         whole = sum(columns[state.measure][i] or 0 for i in order)
         shares = [100 * (columns[state.measure][i] or 0) / whole if whole else None for i in order]
@@ -283,9 +283,9 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
 
 def breakdown_title(state: PageState) -> str:
     """The breakdown chart's title: what is ranked, by what (the slowest first for percentiles)."""
-    if state.measure.startswith("p"):
+    if measures.is_percentile(state.measure):
         return _("Slowest by %(measure)s") % {"measure": state.measure}
-    if state.measure == "average":
+    if state.measure == measures.AVERAGE:
         return _("Highest average by %(axis)s") % {"axis": state.by}
     return _("%(title)s by %(axis)s") % {"title": state.metrica.title, "axis": state.by}
 
@@ -434,7 +434,7 @@ def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
     summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
     if metrica.averaged:
         summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
-    if not metrica.summable:
+    if measures.TOTAL not in measures.of(metrica):  # a sum of durations means nothing: no card
         del summary["total"]
     if "uniques" in results:
         summary["uniques"] = results["uniques"]

@@ -30,8 +30,9 @@ from urllib.parse import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from staste import conf, formats, refusals, timescale
+from staste import conf, formats, measures, refusals, timescale
 from staste.charts.spec import Range, parse_last
+from staste.exceptions import MeasureMissing, UnknownMeasure
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
@@ -42,8 +43,6 @@ CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
 COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
 MAX_RANGE_BUCKETS = 1500
-#: The percentiles shown for a metrica with a histogram.
-PERCENTILES = (50, 95, 99)
 
 _SPAN = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2})(?::(\d{2}))?)?)?)?$")
 
@@ -187,17 +186,19 @@ class PageState:
                 ),
                 param=BY,
             )
-        measure = params.get(MEASURE) or default_measure(metrica)
-        allowed = measures(metrica)
-        if measure not in allowed:
+        measure = params.get(MEASURE) or measures.default_for_page(metrica)
+        try:
+            measure = measures.get(metrica, measure).name  # (p95.0 is p95)
+        except (UnknownMeasure, MeasureMissing):
+            shown = ", ".join(measures.of(metrica))
             raise BadRequest(
                 _bad(
                     MEASURE,
                     repr(measure),
-                    _("%(metrica)s shows %(measures)s") % {"metrica": metrica.name, "measures": ", ".join(allowed)},
+                    _("%(metrica)s shows %(measures)s") % {"metrica": metrica.name, "measures": shown},
                 ),
                 param=MEASURE,
-            )
+            ) from None
         compared = params.get(COMPARE) or None
         if compared is not None and compared not in COMPARISONS:
             raise BadRequest(
@@ -328,7 +329,7 @@ class PageState:
                 pairs.append((SCALE, self.scale))
         if self.by is not None and self.by != default_by(self.metrica, self.filters):
             pairs.append((BY, self.by))
-        if self.measure != default_measure(self.metrica):
+        if self.measure != measures.default_for_page(self.metrica):
             pairs.append((MEASURE, self.measure))
         if self.compare:
             pairs.append((COMPARE, COMPARISONS[0]))
@@ -336,25 +337,6 @@ class PageState:
 
     def querystring(self, **extra: str) -> str:
         return "?" + urlencode(self.params() + list(extra.items()))
-
-
-def measures(metrica: Metrica) -> tuple[str, ...]:
-    """What a breakdown can be ranked by: the total; for an AveragedMetrica the count, the
-    average (and the total, unless it is a sum of durations), and the percentiles when it
-    keeps a histogram; and the distinct ids of a metrica made with ``uniques=True``."""
-    uniques = ("uniques",) if metrica.keeps_uniques else ()
-    if not metrica.averaged:
-        return ("total", *uniques)
-    found = ("count", "average", "total") if metrica.summable else ("count", "average")
-    found += uniques
-    return found + tuple(f"p{p}" for p in PERCENTILES) if metrica.histogram else found
-
-
-def default_measure(metrica: Metrica) -> str:
-    """A response-time page answers "which views are slowest?": p95 where there is a histogram."""
-    if metrica.histogram and metrica.averaged:
-        return "p95"
-    return "count" if metrica.averaged else "total"
 
 
 def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:

@@ -35,9 +35,10 @@ from typing import Any
 
 from django.utils.translation import gettext, pgettext
 
-from staste import formats, refusals, timescale
+from staste import formats, measures, refusals, timescale
 from staste.axis import OTHER
 from staste.charts import spec as specs
+from staste.exceptions import MeasureMissing, UnknownMeasure
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
 from staste.registration import NotRegistered, registry
@@ -181,18 +182,16 @@ def _coerce_option(metrica: Metrica, kind: str, name: str, value: Any) -> Any:
                 % {"metrica": metrica.name, "scales": recorded, "value": repr(value)}
             )
         return value
-    if name == "measure":
-        if value not in specs.MEASURES:
+    if name == "measure":  # what the metrica has, as for top(by=) and the admin (staste.measures)
+        try:
+            return measures.get(metrica, value).name
+        except UnknownMeasure:
             raise OptionError(
                 gettext("measure= must be one of %(measures)s, not %(value)s")
-                % {"measures": ", ".join(specs.MEASURES), "value": repr(value)}
-            )
-        if value != "total" and not metrica.averaged:
-            raise OptionError(
-                gettext("measure=%(value)s needs an AveragedMetrica; %(metrica)s only sums")
-                % {"value": repr(value), "metrica": metrica.name}
-            )
-        return value
+                % {"measures": ", ".join(measures.of(metrica)), "value": repr(value)}
+            ) from None
+        except MeasureMissing as exc:
+            raise OptionError(refusals.missing_measure(exc)) from None
     if name == "limit":
         number = _as_int("limit", value)
         if number < 1:
@@ -295,6 +294,10 @@ class ChartOptions:
     def _check_range(self) -> None:
         """Fail now, not at render time, on a line or number whose buckets cannot be read."""
         if self.kind in ("pie", "bar"):
+            if self.axis is None and self.measure and measures.is_percentile(self.measure):
+                raise OptionError(
+                    gettext("measure=%(value)s is read per value of an axis: give axis=") % {"value": self.measure}
+                )
             if self.last and self.axis is None:
                 raise OptionError(
                     gettext("a breakdown over last=%(last)s needs axis=: the buckets are summed per value")
@@ -356,15 +359,7 @@ class ChartOptions:
         return self.metrica.title if self.title is None else self.title
 
     def _series(self, query: MetricaValues, found: specs.Range, measure: str) -> tuple[list[str], list[Any]]:
-        if measure == "total":
-            rows = query.timeserie(found.since, found.until, found.scale)
-        elif measure == "count":
-            rows = query.timeserie_counts(found.since, found.until, found.scale)
-        else:
-            rows = [
-                (moment, average)
-                for moment, _, average in query.timeserie_counts_and_averages(found.since, found.until, found.scale)
-            ]
+        rows = measures.find(measure).series(query, found.since, found.until, found.scale)
         return [formats.bucket_label(moment, found.scale) for moment, _ in rows], [value for _, value in rows]
 
     def lines_per_value(self, found: specs.Range, *, with_total: bool) -> specs.Spec:
@@ -374,9 +369,10 @@ class ChartOptions:
         """
         assert self.axis is not None
         query = self.query()
-        measure = self.measure or specs.default_measure(query)
-        ranking = query.iterate_counts(self.axis) if measure == "count" else query.iterate(self.axis)
-        ranked = sorted(ranking, key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
+        measure = self.measure or measures.default(self.metrica)
+        # The values with the most of it, or (for what does not add up) with the most events.
+        ranking = measures.find(measure if measures.find(measure).additive else measures.default(self.metrica))
+        ranked = sorted(ranking.by_value(query, self.axis), key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
         values = [value for value, _ in sorted(ranked, key=lambda row: self.metrica.axes[self.axis].sort_key(row[0]))]
         queries = [query.filter(**{self.axis: value}) for value in values if value is not OTHER]
         names = [formats.value_label(value) for value in values if value is not OTHER]
@@ -397,29 +393,24 @@ class ChartOptions:
         if self.kind not in NUMBER_KINDS:
             raise OptionError(f"a {self.kind} chart is not a number")
         check_number_kind(self.metrica, self.kind)
+        measure = measures.find(self.kind)
         query = self.query()
         if not self.last:
-            return {"total": query.total, "count": query.count, "average": query.average, "uniques": query.uniques}[
-                self.kind
-            ]()
+            return measure.number(query)
         found = self.range(now)
-        ranged = query.over(found.since, found.until, found.scale)  # the range's exact cover
-        if self.kind == "uniques":
-            return ranged.uniques()  # one PFCOUNT of the union of the cover's HyperLogLogs
-        if self.kind == "total":
-            return formats.rounded(ranged.total(), self.metrica.multiplier)
-        if self.kind == "count":
-            return ranged.count()
-        return formats.rounded(ranged.average(), self.metrica.multiplier, average=True)
+        # The range's exact cover (its distinct ids: one PFCOUNT of the union of its HyperLogLogs).
+        number = measure.number(query.over(found.since, found.until, found.scale))
+        return formats.rounded(number, self.metrica.multiplier, average=self.kind == measures.AVERAGE)
 
 
 def check_number_kind(metrica: Metrica, kind: str) -> None:
-    """OptionError when ``metrica`` keeps no such number: counts and averages need an
-    AveragedMetrica, distinct ids a metrica made with ``uniques=True``."""
-    if kind in ("count", "average") and not metrica.averaged:
-        raise OptionError(f"{metrica.name} is not an AveragedMetrica: it has totals only (staste_{kind} needs one)")
-    if kind == "uniques" and not metrica.keeps_uniques:
-        raise OptionError(f"staste_uniques needs a metrica made with uniques=True; {metrica.name} counts no ids")
+    """OptionError when ``metrica`` does not have the measure ``kind`` (staste.measures: counts
+    and averages need an AveragedMetrica, distinct ids a metrica made with ``uniques=True``, a
+    total values that are no durations), as ``measure=`` and ``top(by=)`` refuse it."""
+    try:
+        measures.get(metrica, kind)
+    except MeasureMissing as exc:
+        raise OptionError(str(exc)) from None
 
 
 def limit_breakdown(spec: specs.Spec, limit: int) -> specs.Spec:

@@ -40,14 +40,14 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from staste import conf, timescale
+from staste import conf, measures, timescale
 from staste.exceptions import BadRange
 from staste.formats import bucket_label, value_label
+from staste.measures import keeps_uniques_by
 from staste.query import MetricaValues, pipelined
 
 Spec = dict[str, Any]
 
-MEASURES = ("total", "count", "average", "uniques")
 BREAKDOWN_TYPES = ("pie", "bar")
 #: Most slices a pie shows (the rest pooled into one); more values are drawn as bars.
 PIE_LIMIT = 10
@@ -57,18 +57,7 @@ BAR_LIMIT = 15
 REST_LABEL = "(rest)"
 
 _UNITS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week", "month": "month", "year": "year"}
-_PERCENTILE = re.compile(r"^p\d+(\.\d+)?$")
 _LAST = re.compile(r"^\s*(?:last\s+)?(\d{1,7})\s+(minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
-
-
-def keeps_uniques_by(metrica: Any, scale: str | None) -> bool:
-    """Whether ``metrica`` counts distinct ids (``uniques=True``) in buckets of ``scale``
-    (None: all time; a week is read from its days)."""
-    if not metrica.keeps_uniques:
-        return False
-    if scale is None:
-        return True
-    return timescale.depth("day" if scale == timescale.WEEK else scale) <= len(metrica.uniques_scales)
 
 
 class Range(NamedTuple):
@@ -190,11 +179,6 @@ def series_spec(
     }
 
 
-def default_measure(query: MetricaValues) -> str:
-    """What a breakdown shows by default: events for an AveragedMetrica, sums otherwise."""
-    return "count" if query.metrica.averaged else "total"
-
-
 def timeline_spec(query: MetricaValues, *, title: str | None = None) -> Spec:
     """A line chart of ``query``'s span bucket by bucket one scale finer (all time: by year).
 
@@ -238,37 +222,25 @@ def pie_spec(
 ) -> Spec:
     """``query`` broken down by ``axis`` (None: by the next finer time scale), as a pie or bars.
 
-    ``measure`` is "total", "count" or "average" (the last two for an AveragedMetrica;
-    averages do not add up, so they are drawn as bars), or "uniques" (distinct ids, a metrica
-    made with ``uniques=True``; bars too: an id may be under several values).  With ``since`` the breakdown covers
-    the buckets from ``since`` to ``until`` at ``scale`` (as :func:`line_spec` would draw
-    them) instead of the query's span, read from the fewest buckets that cover the range
-    exactly and summed in Redis (``MetricaValues.over``).  One round trip.
+    ``measure`` is one the metrica has (:mod:`staste.measures`; by default ``measures.default``):
+    "total", "count", "average", "uniques" or a percentile such as "p95" (per value of an
+    axis).  Only a measure that adds up (a total, a count) is drawn as a pie; the others are
+    bars (averages and percentiles do not add up; an id may be under several values).  With
+    ``since`` the breakdown covers the buckets from ``since`` to ``until`` at ``scale`` (as
+    :func:`line_spec` would draw them) instead of the query's span, read from the fewest buckets
+    that cover the range exactly and summed in Redis (``MetricaValues.over``).  One round trip.
     """
-    measure = measure or default_measure(query)
-    if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
+    chosen = measures.get(query.metrica, measure or measures.default(query.metrica))
     if chart not in BREAKDOWN_TYPES:
         raise ValueError(f"unknown breakdown chart {chart!r}; use one of {', '.join(BREAKDOWN_TYPES)}")
-    if measure == "uniques":
-        if not query.metrica.keeps_uniques:
-            raise ValueError(f"{query.metrica.name} counts no unique ids (make it with uniques=True)")
-    elif measure != "total" and not query.metrica.averaged:
-        raise ValueError(f"{query.metrica.name} is a Metrica: only an AveragedMetrica has {measure}s")
-    if measure in ("average", "uniques"):  # neither adds up: bars, not a pie
+    if not chosen.additive:
         chart = "bar"
     if since is not None:
         if axis is None:
             raise ValueError("a breakdown over a range of buckets needs an axis")
-        rows = range_breakdown(query, axis, measure, since, until, scale)
-    elif measure == "total":
-        rows = query.iterate(axis)
-    elif measure == "count":
-        rows = query.iterate_counts(axis)
-    elif measure == "uniques":
-        rows = query.iterate_uniques(axis)
+        rows = range_breakdown(query, axis, chosen.name, since, until, scale)
     else:
-        rows = query.iterate_averages(axis)
+        rows = chosen.by_value(query, axis)
     if axis is None:
         labels = [bucket_label((*query.span, number)) for number, _ in rows]
         x = timescale.SCALES[len(query.span)] if query.span else "year"
@@ -276,7 +248,7 @@ def pie_spec(
         labels = [value_label(value) for value, _ in rows]
         x = axis
     name = query.metrica.title if title is None else title
-    spec = series_spec(labels, [(measure, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
+    spec = series_spec(labels, [(chosen.name, [value for _, value in rows], "y")], title=name, x=x, chart=chart)
     return with_units(spec, query.metrica)
 
 
@@ -285,14 +257,7 @@ def range_breakdown(
 ) -> list[tuple[Any, Any]]:
     """(value, measure) per value of ``axis`` over a range, read from the fewest buckets that
     cover it exactly (``MetricaValues.over``)."""
-    ranged = query.over(since, until, scale)
-    if measure == "total":
-        return ranged.iterate(axis)
-    if measure == "count":
-        return ranged.iterate_counts(axis)
-    if measure == "uniques":
-        return ranged.iterate_uniques(axis)
-    return ranged.iterate_averages(axis)
+    return measures.get(query.metrica, measure).by_value(query.over(since, until, scale), axis)
 
 
 def bucket_status(span: timescale.Span, now: datetime.datetime | None = None, week: bool = False) -> str:
@@ -372,10 +337,13 @@ def with_units(spec: Spec, metrica: Any) -> Spec:
     units: dict[str, str] = {}
     integer: list[str] = []
     for dataset in spec.get("datasets", []):
-        axis, measure = dataset.get("axis", "y"), dataset["label"]
-        if measure in ("count", "uniques") or (measure == "total" and not metrica.multiplier):
+        axis, name = dataset.get("axis", "y"), dataset["label"]
+        if not measures.is_measure(name):
+            continue
+        measure = measures.find(name)
+        if measure.whole(metrica):
             integer.append(axis)
-        if (measure in ("total", "average") or _PERCENTILE.match(measure)) and metrica.unit:
+        if measure.in_unit and metrica.unit:
             units[axis] = metrica.unit
     spec["units"] = units
     spec["integer"] = sorted(set(integer))
@@ -396,7 +364,7 @@ def top_values(spec: Spec, limit: int, rest_label: str = REST_LABEL) -> Spec:
         zip(spec["labels"], dataset["data"], strict=True),
         key=lambda row: (row[1] is None, -(row[1] or 0)),
     )
-    additive = dataset["label"] in ("total", "count")
+    additive = measures.is_measure(dataset["label"]) and measures.find(dataset["label"]).additive
     pooled = 0
     if len(rows) > limit:
         if additive:

@@ -37,7 +37,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext, gettext_lazy
 from django.views.generic import TemplateView
 
-from staste import formats, refusals, timescale
+from staste import formats, measures, refusals, timescale
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
@@ -208,7 +208,8 @@ class Chart(TemplateView):
 
 class PieChart(Chart):
     """The metrica broken down by ``axis_keyword`` over the timespan (without one: by ``?axis=``,
-    or by the next finer time scale); ``?measure=`` picks total, count or average."""
+    or by the next finer time scale); ``?measure=`` picks one of the metrica's measures
+    (:mod:`staste.measures`: total, count, average, uniques, a percentile per value of an axis)."""
 
     template_name = "staste/charts/pie.html"
     kind = "pie"
@@ -231,7 +232,10 @@ class PieChart(Chart):
             "values": list(zip(self.spec["labels"], dataset["data"], strict=True)),
         }
         context["axes"] = list(self.options.metrica.axes)
-        context["measures"] = specs.MEASURES if self.options.metrica.averaged else ()
+        metrica = self.options.metrica
+        # What the metrica has (percentiles only per value of an axis); a Metrica shows its total.
+        offered = [m for m in measures.of(metrica) if self.options.axis or not measures.is_percentile(m)]
+        context["measures"] = offered if metrica.averaged else ()
         return context
 
 

@@ -1,39 +1,32 @@
--- Bump counters a buffer flush merged (see staste/buffer.py): each distinct counter of the
+-- Bump counters a buffer flush merged (see staste/buffer/): each distinct counter of the
 -- flush once, by the sum of what its kicks add to it, in every time bucket of its family.
 -- The stored-choices decisions were made before (choices.lua), so the fields are final.
 --
--- ARGV[1]: 'G|back' or 'G|back|seq|ttl|prev': G groups; back = 1 takes counters back (adds
---   the negated sums the caller sends, and deletes a counter back at 0: no trace); with seq,
---   the last key is the writer's string holding the number of its last call written, and a
---   call numbered no higher already ran (its reply was lost and it was sent again): the
---   script answers -1 and writes nothing (kick.lua's rule); with prev (optional), a call
---   whose predecessor has not run answers STASTE_GAP and writes nothing (see claim() in
---   prelude.lua).
+-- ARGV[1]: the call's numbers (see numbered() in prelude.lua: a call that already ran, or
+--   whose predecessor has not, writes nothing).
+-- ARGV[2]: 'G|back': G groups; back = 1 takes counters back (adds the negated sums the caller
+--   sends, and deletes a counter back at 0: no trace).
 -- Then each group: 'n|every|y|year|T|ttl...|k...' followed by n counters, 'amount|field' each
---   (the field may hold '|'s: the amount is what comes before the first); every = 1 when the first is the every-value field (its new value equals its
---   amount exactly when the hash was just created: then the hash gets its ttl, 0: none);
---   KEYS[y] the metrica's years set and the year to add to it (y = 0: none); the T hashes
---   KEYS[k]... of the family's time buckets.
--- Returns the number of HINCRBYs run.
+--   (the field may hold '|'s: the amount is what comes before the first); every = 1 when the
+--   first is the every-value field (its new value equals its amount exactly when the hash was
+--   just created: then the hash gets its ttl, 0: none); KEYS[y] the metrica's years set and
+--   the year to add to it (y = 0: none); the T hashes KEYS[k]... of the family's time buckets.
+-- Returns the number of HINCRBYs run: the work the caller budgets (staste/buffer/calls.py).
 --
--- A counter that would pass Redis' 64-bit limit: everything the call did is taken back and
--- it answers 'STASTE_OVERFLOW' (the caller then writes the flush kick by kick, kick.lua
--- refusing exactly the kicks that overflow).  Any other error is answered the same way,
--- after taking back: the call wrote nothing.
--- call, find, sub, split and claim: prelude.lua
+-- A counter that would pass Redis' 64-bit limit: everything the call did is taken back (its
+-- number too) and it answers 'STASTE_OVERFLOW' (the caller then writes the flush kick by kick,
+-- kick.lua refusing exactly the kicks that overflow).  Any other error is answered the same
+-- way, after taking back: the call wrote nothing.
+-- call, find, sub, split and numbered: prelude.lua
 
-local header = split(ARGV[1])
-local G, back = tonumber(header[1]), header[2] == '1'
-local last  -- the writer's last call number before this one
-if header[3] then
-  local refused
-  refused, last = claim(KEYS[#KEYS], header[3], header[4], header[5])
-  if refused then
-    return refused
-  end
+local refused, unclaim = numbered()
+if refused then
+  return refused
 end
+local header = split(ARGV[2])
+local G, back = tonumber(header[1]), header[2] == '1'
 
-local groups, ai = {}, 2
+local groups, ai = {}, 3
 for g = 1, G do
   local parts = split(ARGV[ai])
   local n, T = tonumber(parts[1]), tonumber(parts[5])
@@ -55,14 +48,19 @@ end
 
 local at_g, at_t, at_j = 0, 0, 0  -- the HINCRBY write() is at
 local added = {}  -- years set, year: what this call added, taken back on failure
+local years_seen = {}  -- years set .. '|' .. year: added once a call (groups share their year)
 
 local function write()
   local done = 0
   for g = 1, G do
     local group = groups[g]
     at_g, at_t, at_j = g, 0, 0
-    if group.years and not back and call('SADD', group.years, group.year) == 1 then
-      added[#added + 1], added[#added + 2] = group.years, group.year
+    local year_id = group.years and not back and (group.years .. '|' .. group.year)
+    if year_id and not years_seen[year_id] then
+      years_seen[year_id] = true
+      if call('SADD', group.years, group.year) == 1 then
+        added[#added + 1], added[#added + 2] = group.years, group.year
+      end
     end
     local names, amounts, n = group.names, group.amounts, group.n
     for t = 1, #group.keys do
@@ -110,13 +108,7 @@ for i = 1, #added, 2 do
   call('SREM', added[i], added[i + 1])
 end
 -- Nothing was written: the same call may be sent again (after a refusal) and must then run.
-if header[3] then
-  if last or header[5] then  -- (the number before this call's: the calls after it must wait)
-    call('SET', KEYS[#KEYS], last or header[5], 'EX', header[4])
-  else
-    call('DEL', KEYS[#KEYS])
-  end
-end
+unclaim()
 local message = type(result) == 'table' and result.err or tostring(result)
 if find(message, 'overflow', 1, true) then
   return redis.error_reply('STASTE_OVERFLOW')

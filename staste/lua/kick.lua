@@ -1,22 +1,15 @@
--- Write a batch of kicks (one for a plain kick(), many for a buffer flush) in one atomic
--- call: for each kick, expand every combination of axis options server-side and bump its
--- counters in each time bucket.
---
--- A batch of several kicks is merged before anything is incremented: every kick's counters
--- are added up in a Lua table, so a counter that many kicks bump (the every-value field of a
--- minute, a rollup such as 'page=*, method=GET') costs one HINCRBY per flush, not one per
--- kick.  The work of a call is then in proportion to its kicks' combinations plus its
--- distinct counters, not to kicks x 2^axes x buckets.
+-- Write kicks (one for a plain kick(); a batch for the buffer's overflow fallback, or a test
+-- that decides stored choices in order) in one atomic call: for each kick, expand every
+-- combination of axis options server-side and bump its counters in each time bucket, kick by
+-- kick, so that a kick that would overflow a counter is refused alone.  (Merging the counters
+-- of many kicks is the buffer's job, in Python: staste/kicks.py, then counters.lua.)
 --
 -- Arguments are few and '|'-separated (no part, prefix or number can hold a '|': values are
 -- escaped): every argument costs the client and the server more than splitting one does.
 -- KEYS are listed once each, in any order; arguments name them by their index in KEYS.
--- ARGV[1]: 'N|G', N kicks and G counter groups, or 'N|G|seq|ttl' (a synchronous writer's
---   call) or 'N|G|seq|ttl|prev' (a buffer's): then the last key is that writer's string,
---   holding the number of its last call written, and a call numbered no higher already ran
---   (its reply was lost and the writer sent it again): the script answers -1 and writes
---   nothing; with prev, a call whose predecessor has not run answers STASTE_GAP and writes
---   nothing (see claim() in prelude.lua).
+-- ARGV[1]: the call's numbers (see numbered() in prelude.lua: a call that already ran, or whose
+--   predecessor has not, writes nothing).
+-- ARGV[2]: 'N|G', N kicks and G counter groups.
 -- Then G groups, one argument each, 'prefix|ttl|...|k|...': one counter family in T time
 --   buckets: its fields start with prefix, its T ttls in seconds (0: keep forever) are set
 --   when a hash is created, and its T hashes are KEYS[k]... (groups share keys: kicks of
@@ -49,27 +42,21 @@
 -- A kick that would push a counter past Redis' 64-bit limit is taken back entirely (its
 -- counters, and the stored values and year it added) and the others are still written; the
 -- script then answers the error 'STASTE_OVERFLOW <kick numbers>' naming the refused kicks.
--- Merged sums cannot say which kick overflowed: when a merged write fails (or a sum could
--- outgrow a double's 53 bits), everything it did is taken back and the batch is written
--- again kick by kick (the exact path, also the one of a single kick).  Redis runs a script
--- alone, so nobody sees the state in between.
 --
 -- Hot path: every redis.call costs more than the Lua around it, so a member already
--- stored costs one SISMEMBER (no SADD), and in a merged batch at most one per call.
-local format = string.format  -- call, find, sub, split and claim: prelude.lua
+-- stored costs one SISMEMBER (no SADD).
+-- call, find, sub, split and numbered: prelude.lua
 
-local header = split(ARGV[1])
-local N, G = tonumber(header[1]), tonumber(header[2])
-if header[3] then
-  local refused = claim(KEYS[#KEYS], header[3], header[4], header[5])
-  if refused then
-    return refused
-  end
+local refused = numbered()
+if refused then
+  return refused
 end
+local header = split(ARGV[2])
+local N, G = tonumber(header[1]), tonumber(header[2])
 
 local groups = {}  -- g -> {prefix = ..., keys = {key...}, ttls = {ttl...}}
 for g = 1, G do
-  local parts, n = split(ARGV[1 + g])
+  local parts, n = split(ARGV[2 + g])
   local T = (n - 1) / 2
   local group = {prefix = parts[1], keys = {}, ttls = {}}
   for t = 1, T do
@@ -78,7 +65,7 @@ for g = 1, G do
   end
   groups[g] = group
 end
-local FIRST_KICK = G + 2
+local FIRST_KICK = G + 3
 
 -- A kick's axis count, and how many arguments its unique ids take (0: none) after its axes.
 local function kick_shape(parts, ai)
@@ -114,9 +101,7 @@ end
 
 -- The options of one axis argument, deciding what is stored; `added` collects the members
 -- the kick added (set, member, set, member...), to take them back if it is refused.
--- `known` (merged batches only) remembers each decision of the call: sets only grow during
--- a merged batch, so a decision once made stays true for the later kicks.
-local function axis_options(text, added, known)
+local function axis_options(text, added)
   local given, size = split(text)  -- cap, set index, then the options
   local cap, n = tonumber(given[1]), size - 2
   local options = {given[3]}
@@ -127,32 +112,22 @@ local function axis_options(text, added, known)
     return options
   end
   local set = KEYS[tonumber(given[2])]
-  local decided = known and known[set]
-  if known and not decided then
-    decided = {}
-    known[set] = decided
-  end
   for o = 2, n do
     local member = given[o + 2]
-    local stored = decided and decided[member]
-    if stored == nil then
-      if cap == 0 then
-        if call('SADD', set, member) == 1 then
-          added[#added + 1], added[#added + 2] = set, member
-        end
-        stored = true
-      elseif call('SISMEMBER', set, member) == 1 then
-        stored = true
-      elseif call('SCARD', set) < cap then
-        call('SADD', set, member)
+    local stored
+    if cap == 0 then
+      if call('SADD', set, member) == 1 then
         added[#added + 1], added[#added + 2] = set, member
-        stored = true
-      else
-        stored = false
       end
-      if decided then
-        decided[member] = stored
-      end
+      stored = true
+    elseif call('SISMEMBER', set, member) == 1 then
+      stored = true
+    elseif call('SCARD', set) < cap then
+      call('SADD', set, member)
+      added[#added + 1], added[#added + 2] = set, member
+      stored = true
+    else
+      stored = false
     end
     if not stored then
       options[o] = (o == 2) and '!' or ('!' .. sub(options[o - 1], 2))
@@ -164,10 +139,10 @@ local function axis_options(text, added, known)
 end
 
 -- Every combination of a kick's axis options: its field names (before the group prefix).
-local function kick_fields(ai, A, added, known)
+local function kick_fields(ai, A, added)
   local fields, count = {''}, 1
   for a = 1, A do
-    local options = axis_options(ARGV[ai + a], added, known)
+    local options = axis_options(ARGV[ai + a], added)
     if a == 1 then
       fields, count = options, #options
     else
@@ -185,21 +160,13 @@ local function kick_fields(ai, A, added, known)
   return fields, count
 end
 
-local function add_year(parts, added, known)
+local function add_year(parts, added)
   local y, year = tonumber(parts[2]), parts[3]
   if y == 0 or year == '' then
     return
   end
-  local set = KEYS[y]
-  if known then
-    local id = set .. '|' .. year
-    if known[id] then
-      return
-    end
-    known[id] = true
-  end
-  if call('SADD', set, year) == 1 then
-    added[#added + 1], added[#added + 2] = set, year
+  if call('SADD', KEYS[y], year) == 1 then
+    added[#added + 1], added[#added + 2] = KEYS[y], year
   end
 end
 
@@ -271,8 +238,8 @@ local function exact()
     local A, U = kick_shape(parts, ai)
     local F = (size - 3) / 2
     local added = {}
-    add_year(parts, added, nil)
-    local fields, count = kick_fields(ai, A, added, nil)
+    add_year(parts, added)
+    local fields, count = kick_fields(ai, A, added)
     local ui = ai + 1 + A
     ai = ui + U
     -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends
@@ -313,97 +280,4 @@ local function exact()
   return bumped
 end
 
-if N == 1 then
-  return exact()
-end
-
--- A merged batch: add every kick's counters up, then bump each distinct counter once.
-local sums, names = {}, {}  -- per group: field -> sum, and the fields in their first order
-for g = 1, G do
-  sums[g], names[g] = {}, {}
-end
-local added, known = {}, {}
-local magnitude = 0  -- the sum of |increment| over kicks and groups: bounds every sum
-local ai = FIRST_KICK
-local with_ids = {}  -- {ui, fields, count} of each kick with unique ids, added once all is written
-for _ = 1, N do
-  local parts, size = split(ARGV[ai])
-  local A, U = kick_shape(parts, ai)
-  add_year(parts, added, known)
-  local fields, count = kick_fields(ai, A, added, known)
-  if U > 0 then
-    with_ids[#with_ids + 1] = {ai + 1 + A, fields, count}
-  end
-  ai = ai + 1 + A + U
-  for i = 4, size - 1, 2 do
-    local g, amount = tonumber(parts[i]), tonumber(parts[i + 1])
-    magnitude = magnitude + (amount < 0 and -amount or amount)
-    local held, order, prefix = sums[g], names[g], groups[g].prefix
-    for j = 1, count do
-      local name = prefix .. fields[j]
-      local sum = held[name]
-      if sum == nil then
-        order[#order + 1] = name
-        held[name] = amount
-      else
-        held[name] = sum + amount
-      end
-    end
-  end
-end
-
--- Doubles hold integers exactly up to 2^53: past that, sums are made kick by kick instead.
-if magnitude >= 2 ^ 52 then
-  take_back_members(added)
-  return exact()
-end
-
-local at_g  -- and at_t, at_j: the counter merged_write() is at
-local function merged_write()
-  local done = 0
-  for g = 1, G do
-    local group, held, order = groups[g], sums[g], names[g]
-    local texts = {}
-    for j = 1, #order do
-      texts[j] = format('%.0f', held[order[j]])
-    end
-    for t = 1, #group.keys do
-      at_g, at_t, at_j = g, t, 1
-      local key = group.keys[t]
-      -- order[1] is the group's every-value field (every kick's first): see write().
-      if #order > 0 and call('HINCRBY', key, order[1], texts[1]) == held[order[1]] then
-        local ttl = group.ttls[t]
-        if ttl > 0 then
-          call('EXPIRE', key, ttl)
-        end
-      end
-      for j = 2, #order do
-        at_j = j
-        call('HINCRBY', key, order[j], texts[j])
-      end
-      done = done + #order
-    end
-  end
-  return done
-end
-
-local ok, result = pcall(merged_write)
-if ok then
-  for _, kick in ipairs(with_ids) do
-    add_uniques(kick[1], kick[2], kick[3])
-  end
-  return result
-end
--- Take back what was bumped, then write kick by kick: that refuses exactly the kicks that
--- overflow, and answers any other error as a single kick's write would.
-for g = 1, at_g do
-  local group, held, order = groups[g], sums[g], names[g]
-  for t = 1, (g == at_g) and at_t or #group.keys do
-    local key = group.keys[t]
-    for j = 1, (g == at_g and t == at_t) and (at_j - 1) or #order do
-      take_back(key, order[j], format('%.0f', held[order[j]]))
-    end
-  end
-end
-take_back_members(added)
 return exact()

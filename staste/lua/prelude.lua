@@ -19,23 +19,32 @@ local function split(text)
 end
 
 
--- A numbered call of a writer (staste/buffer.py, staste/writers.py): `key` holds the number
--- of the writer's last call that ran, `seq` is this call's number, `prev` (optional) the
--- number of the call it follows.  A buffer sends calls before the replies of the calls before
--- them came back, so a call must not run when the one before it did not (it was refused, or
--- failed and took itself back: it will be sent again, then this one after it).  Answers the
--- script's reply when the call must write nothing: -1 when a call numbered no lower already
--- ran (this one's reply was lost and it was sent again), STASTE_GAP when the call before it
--- has not run; else nil, having claimed the number.  The second value is the number the key
--- held before (nil: none, or forgotten after `ttl` seconds without a call).
-local function claim(key, seq, ttl, prev)
-  local last = call('GET', key)
-  if last and tonumber(last) >= tonumber(seq) then
-    return -1, last
+-- A numbered call (staste/numbering.py owns the format and the rules): ARGV[1] is
+-- 'number|ttl|prev', or '' for a call not numbered; KEYS[#KEYS] is then the writer's key,
+-- holding the number of its last call that ran.  The script's own arguments start at ARGV[2].
+-- Answers the reply of a call that must write nothing: -1 when it already ran (a copy sent
+-- again), STASTE_GAP when the call it follows has not run or the key is gone; else nil and a
+-- function that puts the key back as it was, for a call that takes itself back.
+local function numbered()
+  if ARGV[1] == '' then
+    return nil, function() end
   end
-  if prev and last and tonumber(last) < tonumber(prev) then
-    return redis.error_reply('STASTE_GAP ' .. last), last
+  local numbers = split(ARGV[1])
+  local key, number, ttl, prev = KEYS[#KEYS], tonumber(numbers[1]), numbers[2], tonumber(numbers[3])
+  local held = call('GET', key)
+  local last = tonumber(held)
+  if last and last >= number then
+    return -1
   end
-  call('SET', key, seq, 'EX', ttl)
-  return nil, last
+  if prev and last ~= prev then
+    return redis.error_reply('STASTE_GAP ' .. (held or '0'))
+  end
+  call('SET', key, number, 'EX', ttl)
+  return nil, function()
+    if held then
+      call('SET', key, held, 'EX', ttl)
+    else
+      call('DEL', key)
+    end
+  end
 end

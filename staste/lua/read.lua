@@ -1,6 +1,7 @@
 -- Read counters of many buckets in one call, with the reply as small as the question allows.
--- A query plans its slices so that no call reads more than a few tens of thousands of
--- counters (a few milliseconds of Redis time; see query.SLICE_WORK).
+-- A query plans its slices so that no call reads more than reads.SLICE_WORK counters (about a
+-- millisecond of Redis time), and a scan no more than one hash of reads.SCAN_FIELDS fields
+-- (staste/reads.py; docs/queries.md, "What one call is given").
 --
 -- ARGV[1] is the mode; then the budget of the batch the call belongs to (budget.lua: a call
 -- whose batch would touch more counters than it allows reads nothing and answers

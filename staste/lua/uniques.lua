@@ -1,15 +1,7 @@
--- Unique ids (HyperLogLogs, one key per bucket and combination: keys.unique_prefix .. field).
+-- Unique ids (HyperLogLogs, one key per bucket and combination: keys.unique_prefix .. field),
+-- read.  (ids.lua adds them.)
 --
 -- ARGV[1] is the mode:
---
--- 'add' (a buffer flush; see staste/buffer.py): ARGV[2] is 'K' or 'K|seq|ttl|prev': K keys;
---   with seq (and prev: see claim() in prelude.lua), the last key is the writer's string
---   holding the number of its last call written, and a call numbered no higher already ran
---   (its reply was lost and it was sent again): the script answers -1 and writes nothing
---   (kick.lua's rule; PFADD is idempotent anyway, so a call run twice would not count an id
---   twice either).  Then, for each KEYS[k], 'ttl|n'
---   followed by its n ids: they are PFADDed to KEYS[k], which gets the ttl (0: none) when it
---   is created.  Returns the number of ids sent.  The caller bounds the ids of a call.
 --
 -- 'count' and 'axis' (queries) take the budget of their batch after the mode (budget.lua: a
 --   call whose batch would touch more counters than it allows reads nothing and answers
@@ -29,36 +21,8 @@
 -- 'years' (query: the distinct ids of each year of all time): KEYS[1] the metrica's years set,
 --   ARGV[2] and ARGV[3] what comes before and after the year in its key (the base .. 'u:' and
 --   ':' .. field).  Answers {year, count, year, count...}.
--- call, find, sub, split and claim: prelude.lua
+-- call, find, sub and split: prelude.lua; within_budget and member_slice: budget.lua
 local mode = ARGV[1]
-
-if mode == 'add' then
-  local header = split(ARGV[2])
-  local K = tonumber(header[1])
-  if header[2] then
-    local refused = claim(KEYS[#KEYS], header[2], header[3], header[4])
-    if refused then
-      return refused
-    end
-  end
-  local PIECE = 1000 -- unpack() of too many values overflows Lua's stack
-  local ai, sent = 3, 0
-  for k = 1, K do
-    local spec = split(ARGV[ai])
-    local ttl, n = tonumber(spec[1]), tonumber(spec[2])
-    local key = KEYS[k]
-    local new = call('EXISTS', key) == 0
-    for at = ai + 1, ai + n, PIECE do
-      call('PFADD', key, unpack(ARGV, at, math.min(at + PIECE - 1, ai + n)))
-    end
-    if new and ttl > 0 then
-      call('EXPIRE', key, ttl)
-    end
-    sent = sent + n
-    ai = ai + 1 + n
-  end
-  return sent
-end
 
 if mode == 'years' then
   local members = call('SMEMBERS', KEYS[1])

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from staste import conf, scripts
-from staste.kicks import batch_keys_and_args
+from staste import buffer, conf
 from staste.registration import registry
 from tests.statsapp.stats import gender_age, pocket_money
 
@@ -46,8 +45,7 @@ def fill_sample_data() -> dict[str, int]:
             )
         )
     for kicks in (visits, money):
-        kicks[0].metrica.record_signature()
-        scripts.run("kick", *batch_keys_and_args(kicks))
+        buffer.write(kicks)
     return {"girls": girls, "all": len(visits)}
 
 

@@ -53,6 +53,6 @@ class Command(BaseCommand):
         writer = filled.writer
         self.stdout.write(
             f"Added {filled.guests:,} guests over {days} days ({filled.distinct_guests:,} different people): "
-            f"{writer.kicks:,} kicks in {writer.calls:,} script calls, "
+            f"{writer.kicks:,} kicks in {writer.writes:,} writes, "
             f"{seconds:.1f} s ({writer.kicks / max(seconds, 1e-9):,.0f} kicks/s) into {connection.describe()}."
         )

@@ -1,0 +1,120 @@
+"""What a buffer tells about itself: the counters of ``stats()``, and one log line when an
+outage starts and one when it ends (never one per kick or per flush).
+
+Why on its own: every part of the buffer reports here (a kick dropped while waiting for room, a
+flush refused, a call confirmed), and the admin dashboard and monitoring read it; one place
+keeps the counts and the outage state consistent under the buffer's lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from staste import conf, connection
+
+logger = logging.getLogger("staste")
+
+
+class Status:
+    """The counters and the outage state of one buffer (see ``Buffer.stats()``)."""
+
+    def __init__(self, lock: threading.Lock, pending: Callable[[], int]) -> None:
+        self._lock = lock  # the buffer's
+        self._pending = pending  # how many kicks the buffer holds (for the log lines)
+        self.dropped = 0
+        self.dropped_before_outage = 0
+        self.waits = 0
+        self.dropped_ids = 0
+        self.flushes = 0
+        self.failed_flushes = 0
+        self.written = 0
+        self.error: BaseException | None = None  # why the last flush failed (None: it did not)
+        self.last_flush: float | None = None
+        self.failing = False  # the last flush failed: Redis is away or refuses writes
+        self.full_reported = False
+        self.progress = 0.0  # when a call last went through (monotonic)
+
+    def counters(self) -> dict[str, Any]:
+        """The part of ``stats()`` kept here (under the buffer's lock)."""
+        return {
+            "dropped": self.dropped,
+            "waits": self.waits,
+            "flushes": self.flushes,
+            "failed_flushes": self.failed_flushes,
+            "written": self.written,
+            "last_error": self.last_error,
+            "last_flush": self.last_flush,
+        }
+
+    @property
+    def last_error(self) -> str | None:
+        return None if self.error is None else f"{type(self.error).__name__}: {self.error}"
+
+    def reachable(self) -> None:
+        """A call went through: Redis takes writes again, so a full buffer waits, not drops."""
+        self.progress = time.monotonic()
+        if not self.failing:
+            return
+        with self._lock:
+            recovered = self.failing
+            dropped = self.dropped - self.dropped_before_outage
+            self.failing = False
+            self.full_reported = False
+            self.error = None
+        if recovered:
+            logger.warning(
+                "staste: Redis at %s is back: writing %d held kicks; %d were dropped while it was away",
+                connection.describe(),
+                self._pending(),
+                dropped,
+            )
+
+    def succeeded(self, written: int) -> None:
+        with self._lock:
+            self.error = None
+            self.flushes += 1
+            self.written += written
+            self.last_flush = time.time()
+
+    def failed(self, exc: BaseException, dropped: int = 0) -> None:
+        """A flush failed: what it held is kept (queued or held again), or ``dropped``."""
+        with self._lock:
+            starting = not self.failing
+            if starting:
+                self.failing = True
+                self.dropped_before_outage = self.dropped
+            self.failed_flushes += 1
+            self.error = exc
+        if not dropped and starting:
+            logger.warning(
+                "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
+                "STASTE_BUFFER_MAX_KEYS=%s)",
+                exc,
+                self._pending(),
+                conf.get("STASTE_BUFFER_MAX_KEYS"),
+            )
+
+    def drop(self, kicks: int) -> None:
+        """``kicks`` will never be written (the caller logs why)."""
+        with self._lock:
+            self.dropped += kicks
+
+    def drop_for_room(self, timed_out: bool) -> None:
+        """A kick found the buffer full and could not wait for room: dropped, said once."""
+        with self._lock:
+            self.dropped += 1
+            report = not self.full_reported
+            self.full_reported = True
+        if report:
+            logger.warning(
+                "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
+                "until it can be written (%s)",
+                conf.get("STASTE_BUFFER_MAX_KEYS"),
+                f"Redis took no call for STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
+                if timed_out
+                else self.last_error,
+            )
