@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import measure, workloads
-from staste import buffer, conf, keys, timescale
+from staste import buffer, conf, timescale
 from staste.axis import Axis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica
 
