@@ -39,7 +39,7 @@ import redis.cluster
 import redis.crc
 from django.conf import settings
 
-from staste import async_connection, conf, connection, histogram, keys, scripts, timescale
+from staste import apdex, async_connection, conf, connection, histogram, keys, scripts, timescale
 from staste.exceptions import QueryTooExpensive, TooManyBuckets, ValueRefused
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ SPARSE_FIELDS = 8
 #: larger hashes are read value by value, in slices.
 SCAN_FIELDS = 50_000
 #: What ``top(by=...)`` ranks by besides a percentile ("p95", "p99.9").
-TOP_MEASURES: tuple[str, ...] = ("total", "count", "average", "uniques")
+TOP_MEASURES: tuple[str, ...] = ("total", "count", "average", "uniques", "apdex")
 
 
 class MetricaValues:
@@ -544,6 +544,46 @@ class MetricaValues:
         (at the week scale, None for a week whose day buckets may have expired)."""
         return self._plan_timeserie_percentiles(since, until, scale, ps).run()
 
+    # -- Apdex (metricas made with histogram=True; see staste.apdex) ---------------------------
+
+    def _apdex_threshold(self, threshold: float | None) -> tuple[float, str]:
+        """T (``STASTE_APDEX_T`` unless given) and the histogram's base; errors before any read."""
+        _, base = self._histogram_base(())
+        return apdex.check_threshold(conf.get("STASTE_APDEX_T") if threshold is None else threshold), base
+
+    def _plan_apdex(self, threshold: float | None) -> Read[float | None]:
+        target, base = self._apdex_threshold(threshold)
+        return Read(
+            [self._histogram_fetch(self._buckets(), base, "sums")],
+            lambda replies: apdex.score([int(c) if c is not None else 0 for c in replies[0]], target),
+        )
+
+    def _plan_iterate_apdex(self, axis: str, threshold: float | None) -> Read[list[tuple[Any, float | None]]]:
+        target, base = self._apdex_threshold(threshold)
+        return self._axis_rows(axis, list(histogram.PREFIXES), base, scan=True).then(
+            lambda found: [
+                (value, apdex.score([int(c) if c is not None else 0 for c in raw], target))
+                for value, raw in found
+                if any(raw)
+            ]
+        )
+
+    def apdex(self, threshold: float | None = None) -> float | None:
+        """The Apdex (0 to 1) of the values kicked for a target time ``threshold`` (default
+        ``STASTE_APDEX_T``, 500 ms), read from the histogram (one read, as ``percentiles()``);
+        None when nothing was counted.  Its precision is in :mod:`staste.apdex`.
+
+        >>> response_time.over(since).filter(view="shop.views.item [shop:item]").apdex()  # doctest: +SKIP
+        0.94
+        """
+        return self._plan_apdex(threshold).run()
+
+    def iterate_apdex(self, axis: str, threshold: float | None = None) -> list[tuple[Any, float | None]]:
+        """[(value, Apdex)] for each value of ``axis`` that counted something, in one round trip
+        (each bucket's histogram scanned once, the read ``iterate_percentiles`` makes: pipelined
+        with it, the two are one read)."""
+        return self._plan_iterate_apdex(axis, threshold).run()
+
     # -- unique counts (metricas made with uniques=True; see docs/uniques.md) ------------------
 
     def _unique_prefixes(self, spans: Sequence[timescale.Span]) -> list[str]:
@@ -703,6 +743,8 @@ class MetricaValues:
                     for value, raw in found
                 ]
             )
+        elif by == "apdex":  # ranked lowest first below: the least satisfying values
+            measured = self._plan_iterate_apdex(axis, None)
         elif by == "total":
             measured = self._axis_rows(axis, [""]).then(
                 lambda found: [(value, None if raw[0] is None else self._sum(raw[0])) for value, raw in found]
@@ -722,9 +764,11 @@ class MetricaValues:
         else:
             raise ValueError(unknown)
 
+        worst_first = -1 if by == "apdex" else 1  # a low Apdex is what needs looking at, as a high p95
+
         def ranked(found: list[tuple[Any, Any]]) -> list[tuple[Any, int | float]]:
             kept = [(value, number) for value, number in found if number is not None]
-            kept.sort(key=lambda row: -row[1])  # stable: ties keep the axis' order
+            kept.sort(key=lambda row: -row[1] * worst_first)  # stable: ties keep the axis' order
             return kept[:n]
 
         return measured.then(ranked)
@@ -733,8 +777,9 @@ class MetricaValues:
         """The ``n`` values of ``axis`` with the largest ``by``, largest first: [(value, measure)].
 
         ``by`` is "total", "count" or "average" (the last two for an AveragedMetrica), "uniques"
-        (distinct ids, a metrica made with ``uniques=True``), or a percentile such as "p95" or
-        "p99.9" (a metrica made with ``histogram=True``).  Values
+        (distinct ids, a metrica made with ``uniques=True``), a percentile such as "p95" or
+        "p99.9", or "apdex" (a metrica made with ``histogram=True``; the *lowest* Apdex first,
+        the values that satisfy their users least, at ``STASTE_APDEX_T``).  Values
         with nothing counted are left out; ties keep the axis' order.  One round trip, the
         counters summed in Redis (over the range of an ``over()`` query too).
 
@@ -742,6 +787,14 @@ class MetricaValues:
         [('shop.views.search', 812.3), ('shop.views.item', 240.1), ...]
         """
         return self._plan_top(axis, n, by).run()
+
+    async def aapdex(self, threshold: float | None = None) -> float | None:
+        """:meth:`apdex`, awaited."""
+        return await self._plan_apdex(threshold).arun()
+
+    async def aiterate_apdex(self, axis: str, threshold: float | None = None) -> list[tuple[Any, float | None]]:
+        """:meth:`iterate_apdex`, awaited."""
+        return await self._plan_iterate_apdex(axis, threshold).arun()
 
     async def atop(self, axis: str, n: int = 10, by: str = "total") -> list[tuple[Any, int | float]]:
         """:meth:`top`, awaited."""
