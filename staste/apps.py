@@ -1,7 +1,9 @@
+import importlib.util
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
-from staste import shutdown
+from staste import conf, shutdown
 
 
 class StasteConfig(AppConfig):
@@ -16,3 +18,7 @@ class StasteConfig(AppConfig):
 
         autodiscover()
         shutdown.install()  # buffered kicks are written on SIGTERM (where it has no handler)
+        if conf.get("STASTE_CELERY_TIMING") and importlib.util.find_spec("celery") is not None:
+            from staste import celery  # Celery's signals: every task run is timed (staste[celery])
+
+            celery.connect()
