@@ -39,6 +39,10 @@ STATEMENT_LENGTH = 200
 #: Distinct statements ``db_n_plus_one`` keeps; later ones count as "(other)".
 STATEMENTS = 200
 
+#: How many SQL texts :func:`statement_text` remembers the normalised text of.
+MAX_REMEMBERED = 1000
+_texts: dict[str, str] = {}
+
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _NUMBER = re.compile(r"(?<![\w\"`.$])-?\d+(?:\.\d+)?(?![\w\"`])")
 _PLACEHOLDER = re.compile(r"%s|%\(\w+\)s|\?|:\w+|\$\d+")
@@ -48,7 +52,17 @@ _SPACE = re.compile(r"\s+")
 
 def statement_text(sql: str) -> str:
     """``sql`` as the ``statement`` axis keeps it: one line, literals and parameters as ``?``
-    (an ``IN`` list of any length as one), at most ``STATEMENT_LENGTH`` characters."""
+    (an ``IN`` list of any length as one), at most ``STATEMENT_LENGTH`` characters.  Remembered
+    for the last ``MAX_REMEMBERED`` texts: a view's N+1 repeats its SQL request after request."""
+    text = _texts.get(sql)
+    if text is None:
+        if len(_texts) >= MAX_REMEMBERED:
+            _texts.clear()
+        text = _texts[sql] = _normalised(sql)
+    return text
+
+
+def _normalised(sql: str) -> str:
     text = _SPACE.sub(" ", sql).strip()
     text = _STRING.sub("?", text)
     text = _PLACEHOLDER.sub("?", text)

@@ -394,9 +394,13 @@ def _record_work(
         if threshold and spent.queries >= threshold:
             repeated = spent.repeated()
             if repeated is not None and repeated[1] >= threshold:
-                moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
-                statement = database.statement_text(repeated[0])
-                n_plus_one.kick(repeated[1], moment, buffered=True, view=view_name(request), statement=statement)
+                sql, times = repeated
+                key = (n_plus_one, *where, sql)  # the SQL text names the statement: normalised once it is new
+                if not buffer.bump(key, n_plus_one.increments(times)[1]):
+                    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+                    statement = database.statement_text(sql)
+                    kick = n_plus_one.prepare_kick(times, moment, view=view_name(request), statement=statement)
+                    buffer.add(kick, key)
     if cache.in_use():
         calls, cache_time = cache.calls_metrica(), cache.time_metrica()
         _count(cache_time, (cache_time, *where), spent.cache_seconds * 1000, request, now)
