@@ -14,7 +14,8 @@
  * and optionally (see staste.charts.spec): "units" {axis: "ms"}, "integer" [axis, ...] (whole
  * ticks), "partial" / "expired" [index, ...] (a bucket still filling up: dashed; expired: a gap),
  * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
- * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true.
+ * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true, "stacked"
+ * true (a line chart's datasets stacked as areas: parts of one whole, e.g. database and the rest).
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
  * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
@@ -138,8 +139,8 @@
         });
       } else {
         out.borderColor = color(i);
-        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
-        out.fill = spec.type === "line" && (spec.datasets || []).filter(function (d) {
+        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
+        out.fill = spec.stacked ? (i === 0 ? "origin" : "-1") : spec.type === "line" && (spec.datasets || []).filter(function (d) {
           return d.previous_of === undefined;
         }).length === 1;
         out.tension = 0.25;
@@ -211,6 +212,7 @@
         };
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+        if (spec.stacked) { scales.y.stacked = true; }
       }
       if (datasets.some(function (d) { return d.yAxisID === "y1"; })) {
         scales.y1 = {
