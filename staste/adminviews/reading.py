@@ -135,6 +135,9 @@ def read_page(state: PageState) -> PageData:
             calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
         else:
             calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
+        if "line" in calls and (found is not None or query.span):
+            # p50/p95/p99 over time too, bucket by bucket, with the line (same pipeline).
+            calls["line_percentiles"] = lambda: line_percentiles(query, found)
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: breakdown_columns(state, query, window)
@@ -152,6 +155,8 @@ def read_page(state: PageState) -> PageData:
     results = dict(zip(calls, pipelined(list(calls.values())), strict=True))
 
     line = results.get("line")
+    if line is not None and results.get("line_percentiles") is not None:
+        line = with_percentile_lines(line, results["line_percentiles"])
     if found is None and not query.span and line is not None:
         line_spans = [(int(text),) for text in line["labels"]]  # all time: the stored years
     options = {name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()}
@@ -180,6 +185,26 @@ def read_page(state: PageState) -> PageData:
         and bucket_status(state.span, now) == "expired"
         and not summary.get("count", summary.get("total")),
     )
+
+
+def line_percentiles(query: MetricaValues, found: Range | None) -> list[Any]:
+    """p50/p95/p99 of each bucket of the line: the range's buckets, or the span's children."""
+    if found is not None:
+        return query.timeserie_percentiles(found.since, found.until, found.scale, PERCENTILES)
+    children = timescale.children(query.span)
+    scale = timescale.SCALES[len(query.span)]
+    first, last = timescale.start(children[0]), timescale.start(children[-1])
+    return query.metrica.values().filter(**query.filters).timeserie_percentiles(first, last, scale, PERCENTILES)
+
+
+def with_percentile_lines(line: Spec, rows: list[Any]) -> Spec:
+    """The line with p50, p95 and p99 per bucket, on the averages' axis (the same unit)."""
+    if len(rows) != len(line.get("labels", [])):
+        return line
+    datasets = [
+        {"label": f"p{p}", "data": [(found or {}).get(p) for _moment, found in rows], "axis": "y1"} for p in PERCENTILES
+    ]
+    return {**line, "datasets": [*line["datasets"], *datasets]}
 
 
 def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, Any]) -> dict[str, Any]:
@@ -219,11 +244,14 @@ def value_percentiles(
 
 def add_percentiles(found: dict[Any, dict[float, float | None]], columns: dict[str, Any]) -> None:
     """p50/p95/p99 per value into ``columns``, for the ``MAX_PERCENTILE_VALUES`` values with the
-    most events (the others get None, so a table of thousands of values stays readable)."""
+    most events that have at least ``STASTE_MIN_RANKED_COUNT`` of them (the others get None: a
+    table of thousands of values stays readable, and four slow logins do not top "slowest by
+    p95"; their count is in the table)."""
     values = columns["values"]
     counts = columns.get("count") or [0] * len(values)
+    least = max(1, int(conf.get("STASTE_MIN_RANKED_COUNT")))
     ranked = sorted(range(len(values)), key=lambda i: -(counts[i] or 0))
-    chosen = [i for i in ranked if values[i] is not OTHER and counts[i]][:MAX_PERCENTILE_VALUES]
+    chosen = [i for i in ranked if values[i] is not OTHER and (counts[i] or 0) >= least][:MAX_PERCENTILE_VALUES]
     for p in PERCENTILES:
         columns[f"p{p}"] = [None] * len(values)
     for i in chosen:
@@ -266,7 +294,14 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         datasets.insert(names.index(state.measure) + 1, ("share", shares, "y"))
     full = with_units(series_spec(labels, datasets, title=metrica.title, x=axis, chart="bar"), metrica)
     full["measure"] = state.measure
-    one = series_spec(labels, [(state.measure, [columns[state.measure][i] for i in order], "y")], x=axis)
+    charted = order
+    if state.measure.startswith("p"):  # only the values ranked by it (enough events): the others have none
+        charted = [i for i in order if columns[state.measure][i] is not None]
+    one = series_spec(
+        [label(values[i]) for i in charted],
+        [(state.measure, [columns[state.measure][i] for i in charted], "y")],
+        x=axis,
+    )
     if additive and len(labels) <= PIE_LIMIT:
         one["type"] = "pie"
         chart = top_values(one, PIE_LIMIT, REST_LABEL)
@@ -275,6 +310,10 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         chart = top_values(one, BAR_LIMIT, REST_LABEL)
         chart["horizontal"] = True
     chart["title"] = breakdown_title(state)
+    if state.measure.startswith("p") and "count" in columns:
+        # Each percentile with the number of events it is read from (the tooltip shows it).
+        count_of = {label(values[i]): columns["count"][i] for i in order}
+        chart["counts"] = [count_of.get(text) for text in chart["labels"]]
     chart = with_units(chart, metrica)
     if shown_filter is not None and chart["labels"]:
         chart["highlight"] = 0

@@ -14,7 +14,8 @@
  * and optionally (see staste.charts.spec): "units" {axis: "ms"}, "integer" [axis, ...] (whole
  * ticks), "partial" / "expired" [index, ...] (a bucket still filling up: dashed; expired: a gap),
  * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
- * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true, "stacked"
+ * "links" [url | null, ...] (a click on a slice or bar goes there), "counts" [n, ...] (the events
+ * each bar's percentile is read from, in its tooltip), "horizontal" true, "stacked"
  * true (a line chart's datasets stacked as areas: parts of one whole, e.g. database and the rest).
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
@@ -275,6 +276,10 @@
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
                 if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
                   text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + " %)";
+                }
+                // A percentile is only as telling as the events it is read from: say how many.
+                if (spec.counts && spec.counts[ctx.dataIndex] !== null && spec.counts[ctx.dataIndex] !== undefined) {
+                  text += " · " + formatNumber(spec.counts[ctx.dataIndex]) + " " + word("events", "events");
                 }
                 return text;
               },
