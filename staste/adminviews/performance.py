@@ -612,7 +612,7 @@ def statement_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "label": label(text),
             "url": None,
             "css": "",
-            "values": [display(count), shown(averages.get(text), "", in_table=True)],
+            "values": [display(count), shown(averages.get(text), "decimal", in_table=True)],
         }
         for text, count in rows
     ]
