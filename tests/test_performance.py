@@ -316,3 +316,34 @@ def test_the_page_is_escaped(settings) -> None:
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     exported = staff().get("/admin/staste/performance/data.json").content
     assert b"<script>" not in exported and json.loads(exported)["rows"][0]["view"] == "<script>alert(1)</script>"
+
+
+@pytest.mark.django_db
+def test_the_pages_in_russian_keep_no_english_label(settings) -> None:
+    from django.utils import translation
+
+    from tests.test_i18n import REFUSAL_LATIN, django_chrome, english_left
+
+    settings.STASTE_MIN_RANKED_COUNT = 10  # some views unranked: their note too
+    client = traffic(settings)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ru"
+    try:
+        djangos = django_chrome(client)
+        values = {"tests", "insight_app", "views", "same", "none", "failing", "nightly", "export", "SELECT", "AS",
+                  "FROM", "WHERE", "LIMIT", "django_content_type", "id", "a", "Apdex", "staste", "timed", "Celery",
+                  "manage", "py", "time", "view", "STASTE_MIN_RANKED_COUNT", "_compare", "_sort", "_last", "_span",
+                  "_scale", "eons", "xx", "speed", *performance.VIEW_MEASURES}  # fmt: skip
+        # (the query string's own words, which a refusal names as they are typed)
+        for path in (
+            "/admin/staste/performance/",
+            "/admin/staste/performance/?_compare=previous&_last=60+minutes",
+            f"/admin/staste/performance/view/?view={SAME}&_compare=previous",
+            "/admin/staste/performance/jobs/",
+            "/admin/staste/performance/?_sort=speed",
+            "/admin/staste/performance/?_last=3+eons",
+        ):
+            page = client.get(path).content.decode()
+            assert '<html lang="ru"' in page, path
+            assert english_left(page) - djangos - values - REFUSAL_LATIN == set(), path
+    finally:
+        translation.deactivate()

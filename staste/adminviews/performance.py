@@ -29,7 +29,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 
 from staste import conf, database, formats, performance, refusals, timescale, timing
 from staste.charts.spec import Spec, mark_time, series_spec
@@ -47,6 +47,8 @@ from .metrica import _time_widgets, change_label, display, live_config
 from .state import COMPARE, LAST, SCALE, SPAN, BadRequest, PageState
 
 SORT, VIEW = "_sort", "view"
+#: Milliseconds, as the pages write them after a duration ("мс" in Russian).
+MS = pgettext_lazy("unit", "ms")
 TIME_PARAMS = (LAST, SPAN, SCALE, COMPARE)
 #: Where a page opens when no range or span is asked for.
 DEFAULT_RANGE = "24 hours"
@@ -351,7 +353,7 @@ def shown(value: Any, unit: str, in_table: bool = False) -> str:
     if unit == "ms":
         places = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
         text = number_format(round(value, places), places, force_grouping=True)
-        return text if in_table else f"{text} ms"
+        return text if in_table else f"{text} {MS}"
     if isinstance(value, float) and not value.is_integer():
         return number_format(round(value, 2), 2, force_grouping=True)
     return display(value)
@@ -446,7 +448,7 @@ def charts_of(page: Page, results: dict[str, Any]) -> dict[str, Spec]:
     series: Series | None = results["_series"]
     if series is None:
         return {}
-    ms = {"y": "ms"}
+    ms = {"y": str(MS)}
     out: dict[str, Spec] = {}
     if page.kind == "jobs":
         counts = [count for _m, count, _a in results["counts"]]
@@ -521,7 +523,7 @@ def series_table(page: Page, charts: dict[str, Spec]) -> tuple[list[str], list[d
                 continue
             header.append(f"{dataset['label']} ({unit})" if unit else dataset["label"])
             columns.append(dataset["data"])
-            units.append(unit)
+            units.append("ms" if unit and unit == str(MS) else unit)  # (the chart's unit is in the page's language)
     labels = found[0]["labels"]
     partial, expired = set(found[0].get("partial", [])), set(found[0].get("expired", []))
     raw = [[text, *(column[i] for column in columns)] for i, text in enumerate(labels)]
@@ -548,7 +550,7 @@ def _column_heads(page: Page, columns: Sequence[tuple[str, Any, str]]) -> list[d
         heads.append(
             {
                 "measure": measure,
-                "label": f"{text} ({unit})" if unit == "ms" else str(text),
+                "label": f"{text} ({MS})" if unit == "ms" else str(text),
                 "url": page.url(sort=measure),
                 "active": measure == page.sort,
                 "arrow": "↑" if lowest else "↓",
