@@ -71,7 +71,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, insight, kicks, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, kicks, memory, middleware, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -320,8 +320,17 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         )
     )
     progress("performance insight")
+    out.append(insight_section(counts))
+    out.append(f"Load average when the run ended: {report.load()}.")
+    return out
+
+
+def insight_section(counts: Counts) -> str:
+    """The performance-insight table: staste against django-prometheus and django-silk (benchmarks/insight.py)."""
+    from benchmarks import insight
+
     found = insight.overhead(counts.insight_requests, counts.insight_rounds)
-    out.append(
+    return (
         "### Performance insight against django-prometheus and django-silk\n\n"
         f"One view running {insight.QUERIES} ORM queries on an in-memory SQLite database (an N+1 to staste), through "
         "Django's WSGI handler: bare; with staste's middleware and database instrumentation (db_queries, db_time, "
@@ -344,14 +353,12 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
                 for row in found.variants
             ],
         )
-        + f"\n\nstaste / django-prometheus: {found.ratio:.2f}x. " * (found.ratio is not None)
+        + (f"\n\nstaste / django-prometheus: {found.ratio:.2f}x. " if found.ratio is not None else "\n\n")
         + f"Per statement, on top of the middleware's own cost: {found.per_query_us:.2f} µs (target: 2 µs; a view of "
         "a hundred cheap statements through Django's cursor against one of none, bare and with staste); the "
         f"middleware's own cost on the view of none: {found.middleware_us:.1f} µs. "
         f"db_queries counted {found.recorded:,} requests and {found.statements:,} statements in the staste rounds."
     )
-    out.append(f"Load average when the run ended: {report.load()}.")
-    return out
 
 
 def main() -> int:

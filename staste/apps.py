@@ -13,7 +13,10 @@ class StasteConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
-        from staste import checks  # noqa: F401  (registers the system checks)
+        from staste import (
+            checks,  # noqa: F401  (registers the system checks)
+            work,  # noqa: F401  (its connection_created receiver: a request's new connections)
+        )
         from staste.registration import autodiscover
 
         autodiscover()

@@ -10,7 +10,8 @@ SQL statements are counted through Django's documented hook, ``connection.execut
 on every connection the request uses:
 
 * the connections of the request's thread that exist when it starts
-  (``connections.all(initialized_only=True)``), and
+  (``connections.all(initialized_only=True)``, read at the thread's first request and kept up
+  to date by ``connection_created``), and
 * every connection that connects while it runs (Django's ``connection_created`` signal): a
   database alias used for the first time, a connection reopened, and the connections of the
   thread that runs the ORM for an async view (``sync_to_async`` carries the request's
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -127,9 +129,24 @@ def begin(database: bool = True) -> RequestWork:
     work = RequestWork(database)
     work._token = current.set(work)
     if database:
-        for connection in connections.all(initialized_only=True):
+        for connection in _known():
             work.watch(connection)
     return work
+
+
+#: The connections of each thread staste knows of: those that existed at its first request
+#: (``connections.all(initialized_only=True)``, read once: it costs microseconds, a thread-local
+#: list does not), and every one that connected since (``connection_created``).
+_threads = threading.local()
+#: Past this many, the list is read again from ``connections`` (replaced connection objects).
+MAX_KNOWN = 32
+
+
+def _known() -> list[Any]:
+    known: list[Any] | None = getattr(_threads, "connections", None)
+    if known is None or len(known) > MAX_KNOWN:
+        known = _threads.connections = list(connections.all(initialized_only=True))
+    return known
 
 
 def end(work: RequestWork) -> None:
@@ -149,7 +166,11 @@ def end(work: RequestWork) -> None:
 
 @receiver(connection_created)
 def _watch_new_connection(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """A connection opened while a request runs is the request's too."""
+    """A connection opened while a request runs is the request's too; and its thread's, for
+    the requests after it."""
+    known = _known()
+    if not any(seen is connection for seen in known):
+        known.append(connection)
     work = current.get()
     if work is not None and work.database and work._token is not None:
         work.watch(connection)
