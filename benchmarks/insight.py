@@ -191,7 +191,7 @@ def silk_variant(plain: object, requests: int, rounds: int) -> Variant:
         calls = {"bare": requester(plain, "/ten/"), "silk": requester(handler(SILK), "/ten/")}  # type: ignore[arg-type]
         for call in calls.values():
             call()
-        spent = timed_rounds(calls, requests, rounds)
+        spent = timed_rounds(calls, requests, max(1, rounds // 4))  # silk is slow: a quarter of the rounds
     return Variant(
         "django-silk (middleware, its SQL recording)",
         per_request_us(spent["silk"], requests),

@@ -45,8 +45,8 @@ class Counts:
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
     request_rounds: int = 41
-    insight_requests: int = 20  # per round and per variant: ten ORM queries each, milliseconds
-    insight_rounds: int = 41
+    insight_requests: int = 10  # per round and per variant: ten ORM queries each, milliseconds
+    insight_rounds: int = 121  # many short rounds: the differences are a few percent of a request
 
 
 FULL = Counts()
@@ -335,7 +335,8 @@ def insight_section(counts: Counts) -> str:
         f"One view running {insight.QUERIES} ORM queries on an in-memory SQLite database (an N+1 to staste), through "
         "Django's WSGI handler: bare; with staste's middleware and database instrumentation (db_queries, db_time, "
         "db_n_plus_one); with django-prometheus' middleware and instrumented SQLite backend; with django-silk's "
-        f"middleware (measured last, against bare rounds of its own). Median of {counts.insight_rounds} interleaved "
+        "middleware (measured last, against bare rounds of its own, a quarter as many: it patches Django's SQL "
+        f"compiler for the process). Median of {counts.insight_rounds} interleaved "
         f"rounds of {counts.insight_requests} requests; *added* is the median of the rounds' differences with the "
         "bare view (benchmarks/insight.py). Target: staste's added cost at most 0.3x django-prometheus'.\n\n"
         + report.table(
