@@ -13,11 +13,8 @@ class StasteConfig(AppConfig):
 
     def ready(self) -> None:
         # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
-        from staste import (
-            checks,  # noqa: F401  (registers the system checks)
-            work,  # noqa: F401  (its connection_created receiver: a request's new connections)
-        )
-        from staste.registration import autodiscover
+        from staste import checks, work  # noqa: F401  (checks: the system checks; work: its connection_created receiver)
+        from staste.registration import autodiscover  # (apps are ready: stats.py modules can be imported)
 
         autodiscover()
         shutdown.install()  # buffered kicks are written on SIGTERM (where it has no handler)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from staste import conf, database, timescale, timing
@@ -326,9 +326,3 @@ def read_tasks(window: Window) -> list[TaskNumbers]:
     """Every job's row over ``window``: one round trip."""
     calls = task_calls(window)
     return tasks_from(dict(zip(calls, pipelined(list(calls.values())), strict=True)))
-
-
-def measures_of(rows: Iterable[Any], names: Sequence[str]) -> dict[str, list[Any]]:
-    """{measure: [value per row]}: a table's columns (for exports)."""
-    listed = list(rows)
-    return {name: [row.measure(name) for row in listed] for name in names}
