@@ -45,6 +45,9 @@ from .state import PERCENTILES, PageState, measures
 MAX_OPTIONS = 1000
 #: Most values of a breakdown whose percentiles are read (those with the most events).
 MAX_PERCENTILE_VALUES = 50
+#: Most buckets whose own p50/p95/p99 the line draws: each is a histogram read of its own (1,500
+#: minutes would be 1,500 of them, about 150,000 counters); a longer line draws count and average.
+MAX_PERCENTILE_POINTS = 400
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +138,7 @@ def read_page(state: PageState) -> PageData:
             calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
         else:
             calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
-        if "line" in calls and (found is not None or query.span):
+        if "line" in calls and (found is not None or query.span) and len(line_spans) <= MAX_PERCENTILE_POINTS:
             # p50/p95/p99 over time too, bucket by bucket, with the line (same pipeline).
             calls["line_percentiles"] = lambda: line_percentiles(query, found)
     if state.by is not None:
