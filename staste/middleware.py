@@ -302,11 +302,12 @@ def _begin() -> work.RequestWork | None:
 
 def own_view(match: ResolverMatch) -> bool:
     """Whether a resolved request is one of staste's own admin pages (or their live refresh):
-    a view of the staste package, or an admin URL named ``staste_...`` (its models' pages)."""
+    a view of ``staste.adminviews``, or an admin URL named ``staste_...`` (its models' pages).
+    The chart views a project mounts on its own pages (``staste.charts.views``) are its traffic."""
     cache_key = (match.func, match.view_name)
     found = _own_views.get(cache_key)
     if found is None:
-        found = _dotted(match.func).startswith("staste.") or (
+        found = _dotted(match.func).startswith("staste.adminviews.") or (
             "admin" in match.app_names and (match.url_name or "").startswith("staste_")
         )
         if len(_own_views) > 10_000:

@@ -45,11 +45,13 @@ def test_staste_pages_and_their_live_refresh_are_left_out(staff: Client) -> None
         assert staff.get(url).status_code == 200, url
     staff.get("/perf/none/")
     staff.get("/admin/")  # the admin's own index is the site's
+    assert staff.get("/perf/chart/").status_code == 200  # so is a chart view of staste on a page of the site
     buffer.flush()
     recorded = views(middleware.response_time_metrica())
     assert recorded == {
         "tests.insight_app.views.none [none]": 1,
         "django.contrib.admin.sites.AdminSite.index [admin:index]": 1,
+        "staste.charts.views.PieChart [chart]": 1,
     }
     assert views(database.queries_metrica()) == recorded
 
@@ -74,3 +76,4 @@ def test_which_views_are_staste_s_own() -> None:
     assert not middleware.own_view(resolve("/admin/"))
     assert not middleware.own_view(resolve("/admin/auth/user/"))
     assert not middleware.own_view(resolve("/perf/none/"))
+    assert not middleware.own_view(resolve("/perf/chart/"))

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from staste.charts.views import PieChart
 from tests.insight_app import views
 
 urlpatterns = [
@@ -13,4 +14,6 @@ urlpatterns = [
     path("cached/", views.cached, name="cached"),
     path("async-cached/", views.async_cached, name="async-cached"),
     path("failing/", views.failing, name="failing"),
+    # staste's own chart view, on a project's page: the site's traffic, not staste's admin.
+    path("chart/", PieChart.as_view(metrica="guest_visits_gender_age", axis_keyword="gender"), name="chart"),
 ]
