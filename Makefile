@@ -89,7 +89,13 @@ demo-setup: $(VENV)/.installed-demo
 demo: demo-setup
 	$(PY) demo/manage.py runserver $(HOST):$(PORT)
 
-bench: $(VENV)/.installed-test
+# The baselines of the performance-insight benchmark (django-prometheus, django-silk) are installed
+# for it only: they are no dependency of staste.
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 
 # Refreshes the translation catalogues after a user-facing string changed (needs GNU gettext);

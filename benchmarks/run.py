@@ -47,6 +47,8 @@ class Counts:
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
     request_rounds: int = 41
+    insight_requests: int = 10  # per round and per variant: ten ORM queries each, milliseconds
+    insight_rounds: int = 121  # many short rounds: the differences are a few percent of a request
 
 
 FULL = Counts()
@@ -66,6 +68,8 @@ TINY = Counts(
     day_kicks=30,
     requests=2,
     request_rounds=1,
+    insight_requests=2,
+    insight_rounds=1,
 )
 
 
@@ -335,8 +339,47 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
             ],
         )
     )
+    progress("performance insight")
+    out.append(insight_section(counts))
     out.append(f"Load average when the run ended: {report.load()}.")
     return out
+
+
+def insight_section(counts: Counts) -> str:
+    """The performance-insight table: staste against django-prometheus and django-silk (benchmarks/insight.py)."""
+    from benchmarks import insight
+
+    found = insight.overhead(counts.insight_requests, counts.insight_rounds)
+    return (
+        "### Performance insight against django-prometheus and django-silk\n\n"
+        f"One view running {insight.QUERIES} ORM queries on an in-memory SQLite database (an N+1 to staste), through "
+        "Django's WSGI handler: bare; with staste's middleware and database instrumentation (db_queries, db_time, "
+        "db_n_plus_one); with django-prometheus' middleware and instrumented SQLite backend; with django-silk's "
+        "middleware (measured last, against bare rounds of its own, a quarter as many: it patches Django's SQL "
+        f"compiler for the process). Median of {counts.insight_rounds} interleaved "
+        f"rounds of {counts.insight_requests} requests; *added* is the median of the rounds' differences with the "
+        "bare view (benchmarks/insight.py). Target: staste's added cost at most 0.3x django-prometheus'.\n\n"
+        + report.table(
+            ["stack", "µs per request", "added µs", "added / django-prometheus'", "note"],
+            [
+                (
+                    row.what,
+                    row.us if row.note[:3] != "not" else "—",
+                    row.added_us if row.added_us is not None else "—",
+                    f"{row.added_us / found.variants[2].added_us:.2f}x"
+                    if row.added_us is not None and found.variants[2].added_us
+                    else "—",
+                    row.note,
+                )
+                for row in found.variants
+            ],
+        )
+        + (f"\n\nstaste / django-prometheus: {found.ratio:.2f}x. " if found.ratio is not None else "\n\n")
+        + f"Per statement, on top of the middleware's own cost: {found.per_query_us:.2f} µs (target: 2 µs; a view of "
+        "a hundred cheap statements through Django's cursor against one of none, bare and with staste); the "
+        f"middleware's own cost on the view of none: {found.middleware_us:.1f} µs. "
+        f"db_queries counted {found.recorded:,} requests and {found.statements:,} statements in the staste rounds."
+    )
 
 
 def main() -> int:

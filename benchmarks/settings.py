@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import django
@@ -28,6 +29,11 @@ SETTINGS: dict[str, Any] = {
 
 
 def configure(redis_url: str) -> None:
-    """Point staste at ``redis_url`` and start Django."""
-    settings.configure(**SETTINGS, STASTE_REDIS_URL=redis_url)
+    """Point staste at ``redis_url`` and start Django (with django-silk, the performance-insight
+    benchmark's baseline, when it is installed: ``make bench`` installs it)."""
+    configured = dict(SETTINGS)
+    if importlib.util.find_spec("silk") is not None:
+        configured["INSTALLED_APPS"] = [*SETTINGS["INSTALLED_APPS"], "silk"]
+        configured.update(SILKY_PYTHON_PROFILER=False, SILKY_META=False, SILKY_AUTHENTICATION=False)
+    settings.configure(**configured, STASTE_REDIS_URL=redis_url)
     django.setup()

@@ -1,7 +1,7 @@
 """staste: a Redis-backed, multi-dimensional event tracker for Django sites.
 
 The public names are re-exported here; they can be imported from the modules that define
-them too (``staste.metrica``, ``staste.axis``, ``staste.registration``).
+them too (``staste.metrica``, ``staste.axis``, ``staste.registration``, ``staste.timing``).
 """
 
 from typing import Any
@@ -16,6 +16,7 @@ __all__ = [
     "StoredChoiceAxis",
     "register",
     "registry",
+    "timed",
 ]
 
 _EXPORTS = {
@@ -26,6 +27,7 @@ _EXPORTS = {
     "AveragedMetrica": "staste.metrica",
     "register": "staste.registration",
     "registry": "staste.registration",
+    "timed": "staste.timing",
 }
 
 

@@ -92,6 +92,21 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Request paths the middleware ignores: prefixes ("/health/"), or regular expressions (compiled
     # patterns, or strings starting with "^"); None means STATIC_URL and MEDIA_URL.
     "STASTE_MIDDLEWARE_EXCLUDE": None,
+    # Whether the middleware also records staste's own admin pages (and their live refresh): off,
+    # they are not the site's traffic (each open tab would add a dozen requests a minute).
+    "STASTE_RECORD_OWN_VIEWS": False,
+    # Whether the middleware also records each request's SQL statements and their time (db_queries,
+    # db_time, db_n_plus_one), through connection.execute_wrapper (staste.database).
+    "STASTE_DATABASE_TIMING": True,
+    # A request that ran one statement (the same SQL text) this many times kicks db_n_plus_one; 0: never.
+    "STASTE_N_PLUS_ONE": 5,
+    # Apdex' target time T in milliseconds: satisfied <= T, tolerating <= 4T, frustrated beyond.
+    "STASTE_APDEX_T": 500,
+    # Views (or tasks) with fewer requests (runs) than this in the range shown are listed but not
+    # ranked by the Performance pages, nor by "slowest by p95": four slow logins are no trend.
+    "STASTE_MIN_RANKED_COUNT": 20,
+    # Whether Celery tasks are timed into task_time (through Celery's signals) when Celery is installed.
+    "STASTE_CELERY_TIMING": True,
 }
 
 _env = environ.Env()
@@ -114,6 +129,12 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     "STASTE_LIVE_INTERVAL": float,
+    "STASTE_RECORD_OWN_VIEWS": bool,
+    "STASTE_DATABASE_TIMING": bool,
+    "STASTE_N_PLUS_ONE": int,
+    "STASTE_APDEX_T": float,
+    "STASTE_MIN_RANKED_COUNT": int,
+    "STASTE_CELERY_TIMING": bool,
     # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
     "STASTE_MIDDLEWARE_EXCLUDE": lambda text: [item.strip() for item in text.split(",") if item.strip()],
 }

@@ -1,9 +1,10 @@
 """Measures: what a number about a metrica's values can be, which ones a metrica has, and how
 each is read.
 
-A measure is ``"total"``, ``"count"``, ``"average"``, ``"uniques"`` or a percentile such as
-``"p95"`` or ``"p99.9"``.  This is the one place that says, for every caller (``top(by=)``,
-the admin's ``_measure``, the chart views' and template tags' ``measure=`` and number tags):
+A measure is ``"total"``, ``"count"``, ``"average"``, ``"uniques"``, a percentile such as
+``"p95"`` or ``"p99.9"``, or ``"apdex"`` (read from the histogram, as the percentiles).  This
+is the one place that says, for every caller (``top(by=)``, the admin's ``_measure``, the
+chart views' and template tags' ``measure=`` and number tags):
 
 * which measures a metrica has (:func:`get` accepts or refuses a name, :func:`of` lists them
   in the order pages show them): the total unless its values are durations
@@ -38,9 +39,9 @@ if TYPE_CHECKING:
     from staste.query import MetricaValues
     from staste.roundtrip import Read
 
-TOTAL, COUNT, AVERAGE, UNIQUES = "total", "count", "average", "uniques"
+TOTAL, COUNT, AVERAGE, UNIQUES, APDEX = "total", "count", "average", "uniques", "apdex"
 #: The measures with a name of their own (percentiles are "p" and a number).
-NAMES: tuple[str, ...] = (TOTAL, COUNT, AVERAGE, UNIQUES)
+NAMES: tuple[str, ...] = (TOTAL, COUNT, AVERAGE, UNIQUES, APDEX)
 #: The percentiles pages list for a metrica with a histogram (p50, p95, p99).
 PERCENTILES: tuple[int, ...] = (50, 95, 99)
 
@@ -58,6 +59,9 @@ class Measure:
     additive: bool = False
     #: Whether its numbers are in the metrica's unit (a count or a number of ids is not).
     in_unit: bool = True
+    #: Whether its *lowest* numbers are the ones to look at first (``top()`` ranks them first):
+    #: a low Apdex, as a high p95, is what needs attention.
+    lowest_first: bool = False
 
     def needs(self, metrica: Metrica) -> str | None:
         """What ``metrica`` lacks to have this measure (see MeasureMissing.needs), or None."""
@@ -215,11 +219,35 @@ class _Percentile(Measure):
         return query._plan_percentiles([p]).then(lambda found: found[p])
 
 
+class _Apdex(Measure):
+    """The Apdex (0 to 1) at ``STASTE_APDEX_T``, read from the histogram (:mod:`staste.apdex`)."""
+
+    def needs(self, metrica: Metrica) -> str | None:
+        return None if metrica.histogram else "histogram"
+
+    def plan_by_value(self, query: MetricaValues, axis: str | None) -> Read[list[tuple[Any, Any]]]:
+        if axis is None:
+            raise ValueError("apdex is read per value of an axis, or as a series over time: give an axis")
+        return query._plan_iterate_apdex(axis, None)
+
+    def plan_counted(self, query: MetricaValues, axis: str) -> Read[list[tuple[Any, Any]]]:
+        return self.plan_by_value(query, axis).then(lambda rows: [(v, n) for v, n in rows if n is not None])
+
+    def plan_series(
+        self, query: MetricaValues, since: Any, until: Any, scale: str | None
+    ) -> Read[list[tuple[Any, Any]]]:
+        return query._plan_timeserie_apdex(since, until, scale)
+
+    def plan_number(self, query: MetricaValues) -> Read[Any]:
+        return query._plan_apdex(None)
+
+
 _NAMED: dict[str, Measure] = {
     TOTAL: _Total(TOTAL, additive=True),
     COUNT: _Count(COUNT, additive=True, in_unit=False),
     AVERAGE: _Average(AVERAGE),
     UNIQUES: _Uniques(UNIQUES, in_unit=False),
+    APDEX: _Apdex(APDEX, in_unit=False, lowest_first=True),
 }
 
 
@@ -270,7 +298,8 @@ def _missing(metrica: Metrica, measure: str, needs: str) -> str:
     if needs == "uniques":
         return f"{measure} needs a metrica made with uniques=True; {metrica.name} counts no unique ids"
     if needs == "histogram":
-        return f"{metrica.name} keeps no histogram: make it with histogram=True to read percentiles ({measure})"
+        read = f"percentiles ({measure})" if measure.startswith("p") else measure
+        return f"{metrica.name} keeps no histogram: make it with histogram=True to read {read}"
     return (
         f"{metrica.name}'s values are durations ({metrica.unit}): their total means nothing; "
         f"use {', '.join(name for name in of(metrica))}"

@@ -506,6 +506,10 @@ QUERY_METHODS: tuple[str, ...] = (
     "auniques",
     "aiterate_uniques",
     "atimeserie_uniques",
+    "apdex",
+    "iterate_apdex",
+    "aapdex",
+    "aiterate_apdex",
 )
 #: Those that only an AveragedMetrica answers (it counts its events).
 AVERAGED_QUERY_METHODS: tuple[str, ...] = (

@@ -38,11 +38,12 @@ from django.core.exceptions import MiddlewareNotUsed
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import ResolverMatch
 from django.utils.module_loading import import_string
 
-from staste import buffer, conf, timescale
+from staste import buffer, cache, conf, database, timescale, work
 from staste.axis import Axis, StoredChoiceAxis
-from staste.metrica import AveragedMetrica
+from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 
 logger = logging.getLogger("staste")
@@ -255,18 +256,30 @@ class ResponseTimeMiddleware:
             return self.__acall__(request)
         if excluded(request.path):
             return self.get_response(request)
+        spent = _begin()
         start = time.perf_counter()
-        response = self.get_response(request)
-        record(request, response, time.perf_counter() - start)
+        try:
+            response = self.get_response(request)
+        finally:
+            seconds = time.perf_counter() - start
+            if spent is not None:
+                work.end(spent)
+        record(request, response, seconds, spent)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
         if excluded(request.path):
             return await get_response(request)
+        spent = _begin()
         start = time.perf_counter()
-        response = await get_response(request)
-        record(request, response, time.perf_counter() - start)
+        try:
+            response = await get_response(request)
+        finally:
+            seconds = time.perf_counter() - start
+            if spent is not None:
+                work.end(spent)
+        record(request, response, seconds, spent)
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
@@ -274,22 +287,63 @@ class ResponseTimeMiddleware:
         setattr(request, _EXCEPTION_ATTRIBUTE, type(exception))
 
 
-def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> None:
+def _begin() -> work.RequestWork | None:
+    """The request's work counter (:mod:`staste.work`): its SQL statements and cache calls are
+    counted when ``STASTE_DATABASE_TIMING`` is on or a ``TimedCache`` is configured."""
+    try:
+        database = conf.get_config()["STASTE_DATABASE_TIMING"]
+        if not (database or cache.in_use()):
+            return None
+        return work.begin(database)
+    except Exception as exc:  # never break a request over statistics
+        _failed(exc, "could not count a request's database work")
+        return None
+
+
+def own_view(match: ResolverMatch) -> bool:
+    """Whether a resolved request is one of staste's own admin pages (or their live refresh):
+    a view of ``staste.adminviews``, or an admin URL named ``staste_...`` (its models' pages).
+    The chart views a project mounts on its own pages (``staste.charts.views``) are its traffic."""
+    cache_key = (match.func, match.view_name)
+    found = _own_views.get(cache_key)
+    if found is None:
+        found = _dotted(match.func).startswith("staste.adminviews.") or (
+            "admin" in match.app_names and (match.url_name or "").startswith("staste_")
+        )
+        if len(_own_views) > 10_000:
+            _own_views.clear()
+        _own_views[cache_key] = found
+    return found
+
+
+_own_views: dict[Any, bool] = {}
+
+
+def record(
+    request: HttpRequest, response: HttpResponseBase, seconds: float, spent: work.RequestWork | None = None
+) -> None:
     """Kick the response-time metrica for one request, into the buffer; never raises.
+
+    With ``spent``, the request's work counted meanwhile (:mod:`staste.work`): its SQL
+    statements into ``db_queries``, ``db_time`` and ``db_n_plus_one``, its cache calls into
+    ``cache_calls`` and ``cache_time``, under the same ``view``.  Staste's own admin pages are
+    not recorded unless ``STASTE_RECORD_OWN_VIEWS`` is on.
 
     Public so that benchmarks (and other servers' hooks) can record a request alike.  The hot
     path builds no Kick and no axis value: a request like one already held this minute (same
     view, method, status class, exception and histogram bucket) only bumps the held sums
-    (``Buffer.bump``, keyed by what the request carries); a new one is prepared (validated)
+    (``buffer.bump``, keyed by what the request carries); a new one is prepared (validated)
     in full and added under that key.
     """
     try:
         config = conf.get_config()
         if not config["STASTE_MIDDLEWARE_ENABLED"]:
             return
+        match = request.resolver_match
+        if match is not None and not config["STASTE_RECORD_OWN_VIEWS"] and own_view(match):
+            return
         name = config["STASTE_RESPONSE_TIME_METRICA"]
         metrica = _metricas.get(name) or response_time_metrica(name)
-        match = request.resolver_match
         method = request.method
         if method not in _METHODS:
             method = OTHER_METHOD  # never key on what clients invent: the buffer is bounded
@@ -301,11 +355,11 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
         # Local minutes start with UTC minutes (time zones are whole minutes apart), so one
         # key per UTC minute never mixes two local minutes' buckets.
         minute = int(now // 60)
-        if match is None:
-            key: tuple[Any, ...] = (metrica, id(config), minute, None, None, method, hundred, exception, families)
-        else:
-            key = (metrica, id(config), minute, match.func, match.view_name, method, hundred, exception, families)
-        if not buffer.default.bump(key, increments):
+        # What names the view in a key: the resolved function and URL name (its text is made
+        # only when a key is new).
+        where = (id(config), minute, None, None) if match is None else (id(config), minute, match.func, match.view_name)
+        key = (metrica, *where, method, hundred, exception, families)
+        if not buffer.bump(key, increments):
             kick = metrica.prepare_kick(
                 milliseconds,
                 datetime.datetime.fromtimestamp(now, datetime.UTC),
@@ -314,9 +368,50 @@ def record(request: HttpRequest, response: HttpResponseBase, seconds: float) -> 
                 status=_STATUS_BY_HUNDRED.get(hundred, "5xx"),
                 exception=None if exception is None else exception_name(exception),
             )
-            buffer.default.add(kick, key)
+            buffer.add(kick, key)
+        if spent is not None:
+            _record_work(request, spent, where, now, config)
     except Exception as exc:
-        # Never break a request over statistics; say so once per kind of failure.
-        if type(exc) not in _failures:
-            _failures.add(type(exc))
-            logger.exception("staste: could not record a response time")
+        _failed(exc, "could not record a response time")
+
+
+def _count(metrica: Metrica, key: tuple[Any, ...], value: Any, request: HttpRequest, now: float, **axes: Any) -> None:
+    """Add ``value`` to what the buffer holds under ``key``, or hold a new kick of ``metrica``
+    under it (by ``view`` and ``axes``): the middleware's hot path, for any metrica."""
+    if not buffer.bump(key, metrica.increments(value)[1]):
+        moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+        buffer.add(metrica.prepare_kick(value, moment, view=view_name(request), **axes), key)
+
+
+def _record_work(
+    request: HttpRequest, spent: work.RequestWork, where: tuple[Any, ...], now: float, config: dict[str, Any]
+) -> None:
+    """The request's statements and cache calls, by the view of its response time."""
+    if spent.database:
+        queries, db_time, n_plus_one = database.metricas()
+        _count(queries, (queries, *where), spent.queries, request, now)
+        _count(db_time, (db_time, *where), spent.db_seconds * 1000, request, now)
+        threshold = config["STASTE_N_PLUS_ONE"]
+        if threshold and spent.queries >= threshold:
+            repeated = spent.repeated()
+            if repeated is not None and repeated[1] >= threshold:
+                sql, times = repeated
+                key = (n_plus_one, *where, sql)  # the SQL text names the statement: normalised once it is new
+                if not buffer.bump(key, n_plus_one.increments(times)[1]):
+                    moment = datetime.datetime.fromtimestamp(now, datetime.UTC)
+                    statement = database.statement_text(sql)
+                    kick = n_plus_one.prepare_kick(times, moment, view=view_name(request), statement=statement)
+                    buffer.add(kick, key)
+    if cache.in_use():
+        calls, cache_time = cache.calls_metrica(), cache.time_metrica()
+        _count(cache_time, (cache_time, *where), spent.cache_seconds * 1000, request, now)
+        for outcome, number in (("hit", spent.cache_hits), ("miss", spent.cache_misses), ("write", spent.cache_writes)):
+            if number:
+                _count(calls, (calls, *where, outcome), number, request, now, outcome=outcome)
+
+
+def _failed(exc: Exception, what: str) -> None:
+    """Never break a request over statistics; say so once per kind of failure."""
+    if type(exc) not in _failures:
+        _failures.add(type(exc))
+        logger.exception("staste: %s", what)

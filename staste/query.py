@@ -33,12 +33,12 @@ layers were split.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 
-from staste import conf, histogram, keys, measures, timescale
+from staste import apdex, conf, histogram, keys, measures, timescale
 from staste.budget import Budget, budget
 from staste.exceptions import TooManyBuckets, ValueRefused
 from staste.reads import AxisSums, Fetch, HistogramScan, Rows, Sums, UniqueCounts, UniquesAxis, UniqueYears, Years
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Budget", "MetricaValues", "Read", "bucket_datetime", "bucket_datetimes", "budget", "pipelined"]
 
+T = TypeVar("T")
 Raw = bytes | str | int | None
 Row = tuple[Any, list[Raw]]
 
@@ -478,13 +479,28 @@ class MetricaValues:
     def _plan_timeserie_percentiles(
         self, since: Any, until: Any, scale: str | None, ps: Iterable[float]
     ) -> Read[list[tuple[datetime.datetime, dict[float, float | None] | None]]]:
-        scale, points = self.series_spans(since, until, scale)
         wanted, base = self._histogram_base(ps)
+        return self._plan_timeserie_histograms(
+            since, until, scale, base, lambda counts: histogram.percentiles(counts, wanted)
+        )
+
+    def _plan_timeserie_apdex(
+        self, since: Any, until: Any, scale: str | None, threshold: float | None = None
+    ) -> Read[list[tuple[datetime.datetime, float | None]]]:
+        target, base = self._apdex_threshold(threshold)
+        return self._plan_timeserie_histograms(since, until, scale, base, lambda counts: apdex.score(counts, target))
+
+    def _plan_timeserie_histograms(
+        self, since: Any, until: Any, scale: str | None, base: str, summary: Callable[[list[int]], T]
+    ) -> Read[list[tuple[datetime.datetime, T | None]]]:
+        """(bucket start, ``summary`` of its histogram counts) per bucket of the range; a week
+        adds up its days' histograms, and is None where its days are no longer all held."""
+        scale, points = self.series_spans(since, until, scale)
         if scale != timescale.WEEK:
             return Read(
                 [self._histogram_fetch(points, base, Rows)],
                 lambda replies: [
-                    (moment, histogram.percentiles([int(c) if c is not None else 0 for c in raw], wanted))
+                    (moment, summary([int(c) if c is not None else 0 for c in raw]))
                     for moment, raw in zip(bucket_datetimes(points), replies[0], strict=True)
                 ],
             )
@@ -492,8 +508,8 @@ class MetricaValues:
         days = [timescale.week_days(monday) for monday, kept in zip(points, available, strict=True) if kept]
         reads = [self._histogram_fetch([day for week in days for day in week], base, Rows)]
 
-        def decode(replies: list[Any]) -> list[tuple[datetime.datetime, dict[float, float | None] | None]]:
-            rows: list[tuple[datetime.datetime, dict[float, float | None] | None]] = []
+        def decode(replies: list[Any]) -> list[tuple[datetime.datetime, T | None]]:
+            rows: list[tuple[datetime.datetime, T | None]] = []
             replies_left, week_days = iter(replies[0]), iter(days)
             for monday, kept in zip(points, available, strict=True):
                 if not kept:
@@ -504,7 +520,7 @@ class MetricaValues:
                     for column, raw in enumerate(next(replies_left)):
                         if raw is not None:
                             counts[column] += int(raw)
-                rows.append((bucket_datetime(monday), histogram.percentiles(counts, wanted)))
+                rows.append((bucket_datetime(monday), summary(counts)))
             return rows
 
         return Read(reads, decode)
@@ -535,6 +551,46 @@ class MetricaValues:
         """(bucket start, {p: value}) for every bucket from ``since`` to ``until``, like timeserie()
         (at the week scale, None for a week whose day buckets may have expired)."""
         return self._plan_timeserie_percentiles(since, until, scale, ps).run()
+
+    # -- Apdex (metricas made with histogram=True; see staste.apdex) ---------------------------
+
+    def _apdex_threshold(self, threshold: float | None) -> tuple[float, str]:
+        """T (``STASTE_APDEX_T`` unless given) and the histogram's base; errors before any read."""
+        _, base = self._histogram_base(())
+        return apdex.check_threshold(conf.get("STASTE_APDEX_T") if threshold is None else threshold), base
+
+    def _plan_apdex(self, threshold: float | None) -> Read[float | None]:
+        target, base = self._apdex_threshold(threshold)
+        return Read(
+            [self._histogram_fetch(self._buckets(), base, Sums)],
+            lambda replies: apdex.score([int(c) if c is not None else 0 for c in replies[0]], target),
+        )
+
+    def _plan_iterate_apdex(self, axis: str, threshold: float | None) -> Read[list[tuple[Any, float | None]]]:
+        target, base = self._apdex_threshold(threshold)
+        return self._axis_rows(axis, list(histogram.PREFIXES), base, scan=True).then(
+            lambda found: [
+                (value, apdex.score([int(c) if c is not None else 0 for c in raw], target))
+                for value, raw in found
+                if any(raw)
+            ]
+        )
+
+    def apdex(self, threshold: float | None = None) -> float | None:
+        """The Apdex (0 to 1) of the values kicked for a target time ``threshold`` (default
+        ``STASTE_APDEX_T``, 500 ms), read from the histogram (one read, as ``percentiles()``);
+        None when nothing was counted.  Its precision is in :mod:`staste.apdex`.
+
+        >>> response_time.over(since).filter(view="shop.views.item [shop:item]").apdex()  # doctest: +SKIP
+        0.94
+        """
+        return self._plan_apdex(threshold).run()
+
+    def iterate_apdex(self, axis: str, threshold: float | None = None) -> list[tuple[Any, float | None]]:
+        """[(value, Apdex)] for each value of ``axis`` that counted something, in one round trip
+        (each bucket's histogram scanned once, the read ``iterate_percentiles`` makes: pipelined
+        with it, the two are one read)."""
+        return self._plan_iterate_apdex(axis, threshold).run()
 
     # -- unique counts (metricas made with uniques=True; see docs/uniques.md) ------------------
 
@@ -690,9 +746,11 @@ class MetricaValues:
             raise ValueError(f"top: n must be a whole number >= 1, not {n!r}")
         measure = measures.get(self.metrica, measures.default(self.metrica) if by is None else by)
 
+        worst_first = -1 if measure.lowest_first else 1  # a low Apdex needs looking at, as a high p95
+
         def ranked(found: list[tuple[Any, Any]]) -> list[tuple[Any, int | float]]:
             kept = [(value, number) for value, number in found if number is not None]
-            kept.sort(key=lambda row: -row[1])  # stable: ties keep the axis' order
+            kept.sort(key=lambda row: -row[1] * worst_first)  # stable: ties keep the axis' order
             return kept[:n]
 
         return measure.plan_counted(self, axis).then(ranked)
@@ -702,8 +760,9 @@ class MetricaValues:
 
         ``by`` is a measure the metrica has (:mod:`staste.measures`): "total" (unless its values
         are durations), "count" or "average" (an AveragedMetrica), "uniques" (distinct ids, a
-        metrica made with ``uniques=True``), or a percentile such as "p95" or "p99.9" (a metrica
-        made with ``histogram=True``); by default ``measures.default``: the count of an
+        metrica made with ``uniques=True``), a percentile such as "p95" or "p99.9", or "apdex" (a metrica
+        made with ``histogram=True``; the *lowest* Apdex first: the values that satisfy their
+        users least, at ``STASTE_APDEX_T``); by default ``measures.default``: the count of an
         AveragedMetrica, the total of any other.  Values with nothing counted are left out; ties
         keep the axis' order.  One round trip, the counters summed in Redis (over the range of
         an ``over()`` query too).
@@ -712,6 +771,14 @@ class MetricaValues:
         [('shop.views.search', 812.3), ('shop.views.item', 240.1), ...]
         """
         return self._plan_top(axis, n, by).run()
+
+    async def aapdex(self, threshold: float | None = None) -> float | None:
+        """:meth:`apdex`, awaited."""
+        return await self._plan_apdex(threshold).arun()
+
+    async def aiterate_apdex(self, axis: str, threshold: float | None = None) -> list[tuple[Any, float | None]]:
+        """:meth:`iterate_apdex`, awaited."""
+        return await self._plan_iterate_apdex(axis, threshold).arun()
 
     async def atop(self, axis: str, n: int = 10, by: str | None = None) -> list[tuple[Any, int | float]]:
         """:meth:`top`, awaited."""

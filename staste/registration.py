@@ -10,13 +10,15 @@ rather than silently replacing each other.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, TypeVar, cast
 
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
 
 from staste.metrica import Metrica
+
+M = TypeVar("M", bound=Metrica)
 
 
 class NotRegistered(Exception):
@@ -60,6 +62,15 @@ class Registry:
         except KeyError:
             raise NotRegistered(f"no metrica named {name!r} is registered") from None
 
+    def get_or_register(self, name: str, make: Callable[[], M]) -> M:
+        """The metrica registered under ``name``, or the one ``make()`` returns, registered now.
+
+        How staste's own metricas (``db_time``, ``task_time``...) come to exist on first use;
+        a project may register its own metrica under such a name first (other date scales, say).
+        """
+        found = self._metricas.get(name)
+        return cast(M, found) if found is not None else self.register(make())
+
     def __contains__(self, name: object) -> bool:
         return name in self._metricas
 
@@ -90,6 +101,11 @@ registry = Registry()
 
 def register(metrica: Metrica) -> Metrica:
     return registry.register(metrica)
+
+
+def registered(name: str, make: Callable[[], M]) -> M:
+    """``registry.get_or_register(name, make)``: staste's own metricas, made on first use."""
+    return registry.get_or_register(name, make)
 
 
 def autodiscover(module_name: str = "stats") -> None:

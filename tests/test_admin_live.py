@@ -228,11 +228,14 @@ def test_compare_an_averaged_metrica_counts_averages_and_percentiles(staff_clien
     assert [d["label"] for d in line["datasets"]] == [
         "count",
         "average",
+        "p50",
+        "p95",
+        "p99",
         "count (previous period)",
         "average (previous period)",
     ]
-    assert [d.get("axis") for d in line["datasets"]] == ["y", "y1", "y", "y1"]
-    assert line["datasets"][2]["data"][4] == 1 and line["datasets"][3]["data"][4] == 100
+    assert [d.get("axis") for d in line["datasets"]] == ["y", "y1", "y1", "y1", "y1", "y", "y1"]
+    assert line["datasets"][5]["data"][4] == 1 and line["datasets"][6]["data"][4] == 100
     cards = {
         card["key"]: card
         for card in json.loads(staff_client.get(page("test_lat") + "data.json" + query).content)["shown"]["cards"]

@@ -136,7 +136,8 @@ def test_units_come_from_the_metrica_and_sums_of_durations_are_hidden(staff_clie
 # -- the slowest values ----------------------------------------------------------------------------
 
 
-def test_a_response_time_page_opens_on_the_slowest_values_by_p95(staff_client, latency) -> None:  # noqa: F811
+def test_a_response_time_page_opens_on_the_slowest_values_by_p95(staff_client, latency, settings) -> None:  # noqa: F811
+    settings.STASTE_MIN_RANKED_COUNT = 3  # "slow" has three events: enough, here
     staff_client.get(page("test_latency"))  # loads the scripts into Redis
     with count_round_trips() as trips:
         response = staff_client.get(page("test_latency"))
@@ -146,6 +147,7 @@ def test_a_response_time_page_opens_on_the_slowest_values_by_p95(staff_client, l
     chart = breakdown(response)
     assert chart["title"] == "Slowest by p95" and chart["x"] == "view"
     assert chart["labels"] == ["slow", "fast"] and chart["units"] == {"y": "ms"}
+    assert chart["counts"] == [3, 50]  # each percentile's events, for its tooltip
     rows = table_rows(response, "staste-breakdown-table")
     assert rows[0] == ["view", "count", "average (ms)", "p50 (ms)", "p95 (ms) ↓", "p99 (ms)"]
     assert [row[0] for row in rows[1:]] == ["slow", "fast"]
@@ -161,6 +163,27 @@ def test_a_response_time_page_opens_on_the_slowest_values_by_p95(staff_client, l
     assert staff_client.get(page("test_latency") + "?_measure=total").status_code == 400
     exported = staff_client.get(page("test_latency") + "data.json").json()
     assert exported["unit"] == "ms" and exported["breakdown"]["header"][-3:] == ["p50", "p95", "p99"]
+
+
+def test_values_with_too_few_events_are_not_ranked_by_a_percentile(staff_client, latency) -> None:  # noqa: F811
+    # The default minimum is 20 events (STASTE_MIN_RANKED_COUNT): "slow", three events, is no trend.
+    response = staff_client.get(page("test_latency"))
+    chart = breakdown(response)
+    assert chart["labels"] == ["fast"] and chart["counts"] == [50]
+    rows = table_rows(response, "staste-breakdown-table")
+    assert [row[0] for row in rows[1:]] == ["fast", "slow"]  # listed, with its count, but last
+    assert rows[2][1] == "3" and rows[2][3:] == ["—", "—", "—"]
+
+
+def test_the_line_draws_p50_p95_and_p99_over_time(staff_client, latency) -> None:  # noqa: F811
+    line = json_script(staff_client.get(page("test_latency") + "?_last=24+hours"), "staste-line-data")
+    assert [d["label"] for d in line["datasets"]] == ["count", "average", "p50", "p95", "p99"]
+    assert {d["axis"] for d in line["datasets"][1:]} == {"y1"} and line["units"]["y1"] == "ms"
+    now = len(line["labels"]) - 1  # the kicks are of now: the last bucket holds them all
+    everything = latency.values().percentiles([50, 95, 99])
+    assert [d["data"][now] for d in line["datasets"][2:]] == [pytest.approx(everything[p]) for p in (50, 95, 99)]
+    exported = staff_client.get(page("test_latency") + "data.json?_last=24+hours").json()
+    assert exported["line"]["header"] == ["hour", "count", "average", "p50", "p95", "p99"]
 
 
 # -- time ------------------------------------------------------------------------------------------

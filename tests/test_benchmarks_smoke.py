@@ -103,6 +103,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "async API",
         "memory",
         "middleware",
+        "performance insight",
     ]
     assert "Redis 7" in text or "Redis 6" in text
     # One row per axis count in each table: kicks per second with the drops next to the
@@ -121,6 +122,14 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     assert re.search(
         r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.]+ µs \(-?[\d.]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE
     )  # 2 + 2
+    # Performance insight: the same view bare and with staste (and django-prometheus where it is
+    # installed), every staste request and its ten statements counted by db_queries.
+    assert re.search(r"^\| bare \| [\d.,]+ \| — \| — \|", text, re.MULTILINE)
+    assert re.search(r"^\| staste \(middleware \+ database\) \| [\d.,]+ \| -?[\d.,]+ \|", text, re.MULTILINE)
+    assert re.search(r"^\| django-prometheus[^|]* \| ([\d.,]+|—) \|", text, re.MULTILINE)
+    assert re.search(r"^\| django-silk[^|]* \|", text, re.MULTILINE)
+    assert re.search(r"Per statement, on top of the middleware's own cost: -?[\d.]+ µs", text)
+    assert "db_queries counted 2 requests and 20 statements in the staste rounds" in text
     # The admin page's charts: one round trip each, and one for the pipelined page.
     for chart in ("last 60 minutes", "last 24 hours", "last 31 days", "pie of 50 stored choices"):
         assert re.search(rf"^\| line chart, {chart} \| \d+ \| 1 \||^\| {chart} \| \d+ \| 1 \|", text, re.MULTILINE)

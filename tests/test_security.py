@@ -17,12 +17,15 @@ pytestmark = pytest.mark.django_db
 
 
 def staste_urls() -> list[str]:
-    """Every admin view of staste, filled in with a registered metrica's name.  (The Metrica
+    """Every admin view of staste, filled in with a registered metrica's name (and a view's name
+    for a view's Performance page).  (The Metrica
     model's own admin URLs include no view: staste's pages stand in for its changelist.)"""
     found = []
     for pattern in admin.site.get_urls():
         if isinstance(pattern, URLPattern) and (pattern.name or "").startswith("staste_"):
             route = str(pattern.pattern).replace("<str:name>", gender_age.name)
+            if route.startswith("staste/performance/view/"):
+                route += "?view=x"  # a view's Performance page says which view in its query string
             found.append("/admin/" + route)
         elif isinstance(pattern, URLResolver) and str(pattern.pattern).startswith("staste/"):
             assert not pattern.url_patterns, f"{pattern}: a view staste does not protect itself"

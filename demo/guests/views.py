@@ -1,9 +1,14 @@
-"""The demo's pages: a public page made only of staste's template tags, and a form that kicks."""
+"""The demo's pages: a public page made only of staste's template tags, a form that kicks, and three
+pages that give the Performance section of the admin something to show: one with an N+1, one
+with a slow query, one cached."""
 
 import logging
 import uuid
 
 from django.contrib import messages
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -11,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from guests import stats
 from guests.csp import strict_csp
 from guests.forms import GuestForm
+from guests.models import Shop, Visit
 from staste.exceptions import RedisUnavailable
 
 logger = logging.getLogger(__name__)
@@ -51,3 +57,51 @@ def visit(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Recorded {article} {age}-year-old {guest['gender']}{card_text}.")
         return redirect("visit")
     return render(request, "guests/visit.html", {"form": form})
+
+
+#: How many recent visits the shops page lists.
+RECENT = 25
+
+
+@strict_csp
+def shops(request: HttpRequest) -> HttpResponse:
+    """The latest visits and their shop, written the naive way on purpose: one query for the
+    visits, then one per visit for its shop (an N+1, which ``select_related("shop")`` would
+    fold into one query).  Its admin Performance page shows the repeated statement."""
+    visits = [(visit.at, visit.shop.name, visit.spent) for visit in Visit.objects.all()[:RECENT]]
+    return render(request, "guests/shops.html", {"visits": visits, "shops": Shop.objects.count()})
+
+
+#: Rows the slow report walks (a recursive query: SQLite takes a noticeable time over it).
+REPORT_ROWS = 400_000
+
+
+@strict_csp
+def report(request: HttpRequest) -> HttpResponse:
+    """A slow query: a recursive SQL series summed row by row, as a careless report would."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series WHERE n < %s) "
+            "SELECT count(*), sum(n %% 7) FROM series",
+            [REPORT_ROWS],
+        )
+        rows, checksum = cursor.fetchone()
+    return render(request, "guests/report.html", {"rows": rows, "checksum": checksum})
+
+
+#: Seconds the leaderboard is cached for.
+LEADERBOARD_SECONDS = 60
+
+
+def _leaderboard() -> list[dict]:
+    return list(
+        Shop.objects.annotate(visits_count=Count("visits"), spent_total=Sum("visits__spent")).order_by("-spent_total")
+    )
+
+
+@strict_csp
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """The shops ranked by what was spent in them, cached for a minute: most requests are one
+    cache hit and no query; one a minute misses, runs the query and writes the cache."""
+    ranking = cache.get_or_set("guests:leaderboard", _leaderboard, LEADERBOARD_SECONDS)
+    return render(request, "guests/leaderboard.html", {"ranking": ranking, "seconds": LEADERBOARD_SECONDS})

@@ -1,4 +1,5 @@
-"""The staste section of the Django admin: a dashboard of every metrica and a page per metrica.
+"""The staste section of the Django admin: a dashboard of every metrica, a page per metrica, and
+the Performance pages (views, one view, jobs).
 
 ``staste.admin`` mounts these views on the admin site (see :func:`urls`) before the admin's
 own app index, so ``/admin/staste/`` is the dashboard without any urlconf change.
@@ -14,6 +15,7 @@ from django.urls import URLPattern, path
 from staste.adminviews.base import protected
 from staste.adminviews.dashboard import dashboard, dashboard_json
 from staste.adminviews.metrica import metrica_csv, metrica_json, metrica_page
+from staste.adminviews.performance import performance_csv, performance_json, performance_page
 
 
 def urls(site: AdminSite) -> list[URLPattern]:
@@ -25,7 +27,23 @@ def urls(site: AdminSite) -> list[URLPattern]:
         "json": protected(site, metrica_json),
         "csv": protected(site, metrica_csv),
     }
+    performance = [
+        # Before `staste/<name>/`, which would take `performance` for a metrica's name.
+        path(
+            f"staste/performance/{where}",
+            protected(site, view, page=page),
+            {"kind": kind},
+            name=f"staste_performance{name}",
+        )
+        for kind, prefix, suffix in (("views", "", ""), ("view", "view/", "_view"), ("jobs", "jobs/", "_jobs"))
+        for where, view, page, name in (
+            (prefix, performance_page, True, suffix),
+            (f"{prefix}data.json", performance_json, False, f"{suffix}_json"),
+            (f"{prefix}data.csv", performance_csv, False, f"{suffix}_csv"),
+        )
+    ]
     return [
+        *performance,
         path("staste/", wrapped["dashboard"], name="staste_dashboard"),
         # The admin links its index and sidebar entry for the Metrica model to this name.
         path("staste/", wrapped["dashboard"], name="staste_metrica_changelist"),

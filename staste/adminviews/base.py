@@ -67,7 +67,7 @@ def admin_context(request: HttpRequest, site: AdminSite, **extra: Any) -> dict[s
         "app_label": "staste",
         "redis_where": connection.describe(),
         # What staste/charts.js writes itself, in the page's language.
-        "staste_words": {"partial": _("partial: still counting")},
+        "staste_words": {"partial": _("partial: still counting"), "events": _("events")},
         **extra,
     }
 

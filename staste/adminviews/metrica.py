@@ -522,21 +522,32 @@ def time_zone_label() -> str:
     return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def _time_widgets(state: PageState) -> dict[str, Any]:
+def _time_widgets(
+    state: PageState, base: str | None = None, extra: dict[str, str] | None = None, all_time: bool = True
+) -> dict[str, Any]:
+    """The time controls of a page: quick ranges, calendar spans, scales, steps and crumbs.
+
+    ``base`` is the page's path (a metrica's page by default), ``extra`` parameters every link
+    keeps (the Performance pages' sort and view), ``all_time`` whether "All time" is offered.
+    """
     metrica = state.metrica
-    base = reverse("admin:staste_metrica", args=[metrica.name])
+    base = base or reverse("admin:staste_metrica", args=[metrica.name])
+    extra = extra or {}
     crumbs = []
     now = conf.local()
     steps: dict[str, Any] = {}
     if state.span is not None:
         spans = [state.span[:depth] for depth in range(len(state.span) + 1)]
-        crumbs = [{"label": span_label(span), "url": base + state.replace(span=span).querystring()} for span in spans]
+        crumbs = [
+            {"label": span_label(span), "url": base + state.replace(span=span).querystring(**extra)}
+            for span in spans[0 if all_time else 1 :]
+        ]
         if state.span:
             before = previous_span(state.span)
             after = timescale.following(state.span) if timescale.start(state.span).year < timescale.MAX_YEAR else None
             steps = {
-                "previous": base + state.replace(span=before).querystring() if before else None,
-                "next": base + state.replace(span=after).querystring()
+                "previous": base + state.replace(span=before).querystring(**extra) if before else None,
+                "next": base + state.replace(span=after).querystring(**extra)
                 if after and timescale.start(after) <= now
                 else None,
                 "previous_label": span_label(before) if before else "",
@@ -547,23 +558,36 @@ def _time_widgets(state: PageState) -> dict[str, Any]:
         if scale in metrica.date_scales:
             span = timescale.truncate(now, scale)
             calendar_links.append(
-                {"label": text, "url": base + state.replace(span=span).querystring(), "active": state.span == span}
+                {
+                    "label": text,
+                    "url": base + state.replace(span=span).querystring(**extra),
+                    "active": state.span == span,
+                }
             )
-    calendar_links.append(
-        {"label": _("All time"), "url": base + state.replace(span=()).querystring(), "active": state.span == ()}
-    )
+    if all_time:
+        calendar_links.append(
+            {
+                "label": _("All time"),
+                "url": base + state.replace(span=()).querystring(**extra),
+                "active": state.span == (),
+            }
+        )
     ranges = [
-        {"label": range_label(text), "url": base + state.replace(last=text).querystring(), "active": state.last == text}
+        {
+            "label": range_label(text),
+            "url": base + state.replace(last=text).querystring(**extra),
+            "active": state.last == text,
+        }
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
-        ranges.append({"label": range_label(state.last), "url": base + state.querystring(), "active": True})
+        ranges.append({"label": range_label(state.last), "url": base + state.querystring(**extra), "active": True})
     found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
         {
             "label": BY_SCALE[scale],
-            "url": base + state.replace(scale=None if scale == own else scale).querystring(),
+            "url": base + state.replace(scale=None if scale == own else scale).querystring(**extra),
             "active": found is not None and found.scale == scale,
         }
         for scale in state.scales()

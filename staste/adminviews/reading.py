@@ -43,6 +43,9 @@ from .state import PageState
 MAX_OPTIONS = 1000
 #: Most values of a breakdown whose percentiles are read (those with the most events).
 MAX_PERCENTILE_VALUES = 50
+#: Most buckets whose own p50/p95/p99 the line draws: each is a histogram read of its own (1,500
+#: minutes would be 1,500 of them, about 150,000 counters); a longer line draws count and average.
+MAX_PERCENTILE_POINTS = 400
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +136,9 @@ def read_page(state: PageState) -> PageData:
             calls["percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
         else:
             calls["percentiles"] = lambda: query.percentiles(list(PERCENTILES))
+        if "line" in calls and (found is not None or query.span) and len(line_spans) <= MAX_PERCENTILE_POINTS:
+            # p50/p95/p99 over time too, bucket by bucket, with the line (same pipeline).
+            calls["line_percentiles"] = lambda: line_percentiles(query, found)
     if state.by is not None:
         window = {"since": found.since, "until": found.until, "scale": found.scale} if found else {}
         calls["breakdown"] = lambda: breakdown_columns(state, query, window)
@@ -150,6 +156,8 @@ def read_page(state: PageState) -> PageData:
     results = dict(zip(calls, pipelined(list(calls.values())), strict=True))
 
     line = results.get("line")
+    if line is not None and results.get("line_percentiles") is not None:
+        line = with_percentile_lines(line, results["line_percentiles"])
     if found is None and not query.span and line is not None:
         line_spans = [(int(text),) for text in line["labels"]]  # all time: the stored years
     options = {name: axis_options(axis, results.get(f"options:{name}")) for name, axis in metrica.axes.items()}
@@ -185,6 +193,26 @@ def shown_measures(state: PageState) -> tuple[str, ...]:
     ranked by when that is another percentile (``_measure=p99.9``)."""
     found = measures.of(state.metrica)
     return found if state.measure in found else (*found, state.measure)
+
+
+def line_percentiles(query: MetricaValues, found: Range | None) -> list[Any]:
+    """p50/p95/p99 of each bucket of the line: the range's buckets, or the span's children."""
+    if found is not None:
+        return query.timeserie_percentiles(found.since, found.until, found.scale, PERCENTILES)
+    children = timescale.children(query.span)
+    scale = timescale.SCALES[len(query.span)]
+    first, last = timescale.start(children[0]), timescale.start(children[-1])
+    return query.metrica.values().filter(**query.filters).timeserie_percentiles(first, last, scale, PERCENTILES)
+
+
+def with_percentile_lines(line: Spec, rows: list[Any]) -> Spec:
+    """The line with p50, p95 and p99 per bucket, on the averages' axis (the same unit)."""
+    if len(rows) != len(line.get("labels", [])):
+        return line
+    datasets = [
+        {"label": f"p{p}", "data": [(found or {}).get(p) for _moment, found in rows], "axis": "y1"} for p in PERCENTILES
+    ]
+    return {**line, "datasets": [*line["datasets"], *datasets]}
 
 
 def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, Any]) -> dict[str, Any]:
@@ -230,12 +258,17 @@ def add_percentiles(
     found: dict[Any, dict[float, float | None]], columns: dict[str, Any], shown: tuple[str, ...]
 ) -> None:
     """The percentile columns of ``shown`` into ``columns``, for the ``MAX_PERCENTILE_VALUES``
-    values with the most events (or the largest totals, where events are not counted); the
-    others get None, so a table of thousands of values stays readable."""
+    values with the most events that have at least ``STASTE_MIN_RANKED_COUNT`` of them (or the
+    largest totals, where events are not counted); the others get None: a table of thousands of
+    values stays readable, and four slow logins do not top "slowest by p95" (their count is in
+    the table)."""
     values = columns["values"]
-    weights = columns.get(measures.COUNT) or columns.get(measures.TOTAL) or [0] * len(values)
+    counts = columns.get(measures.COUNT)
+    weights = counts or columns.get(measures.TOTAL) or [0] * len(values)
+    least = max(1, int(conf.get("STASTE_MIN_RANKED_COUNT"))) if counts else 1
     ranked = sorted(range(len(values)), key=lambda i: -(weights[i] or 0))
-    chosen = [i for i in ranked if values[i] is not OTHER and weights[i]][:MAX_PERCENTILE_VALUES]
+    chosen = [i for i in ranked if values[i] is not OTHER and weights[i] and (weights[i] or 0) >= least]
+    chosen = chosen[:MAX_PERCENTILE_VALUES]
     names = [name for name in shown if measures.is_percentile(name)]
     for name in names:
         columns[name] = [None] * len(values)
@@ -266,7 +299,14 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         datasets.insert(names.index(state.measure) + 1, ("share", shares, "y"))
     full = with_units(series_spec(labels, datasets, title=metrica.title, x=axis, chart="bar"), metrica)
     full["measure"] = state.measure
-    one = series_spec(labels, [(state.measure, [columns[state.measure][i] for i in order], "y")], x=axis)
+    charted = order
+    if state.measure.startswith("p"):  # only the values ranked by it (enough events): the others have none
+        charted = [i for i in order if columns[state.measure][i] is not None]
+    one = series_spec(
+        [label(values[i]) for i in charted],
+        [(state.measure, [columns[state.measure][i] for i in charted], "y")],
+        x=axis,
+    )
     if additive and len(labels) <= PIE_LIMIT:
         one["type"] = "pie"
         chart = top_values(one, PIE_LIMIT, REST_LABEL)
@@ -275,6 +315,10 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         chart = top_values(one, BAR_LIMIT, REST_LABEL)
         chart["horizontal"] = True
     chart["title"] = breakdown_title(state)
+    if state.measure.startswith("p") and "count" in columns:
+        # Each percentile with the number of events it is read from (the tooltip shows it).
+        count_of = {label(values[i]): columns["count"][i] for i in order}
+        chart["counts"] = [count_of.get(text) for text in chart["labels"]]
     chart = with_units(chart, metrica)
     if shown_filter is not None and chart["labels"]:
         chart["highlight"] = 0

@@ -14,7 +14,9 @@
  * and optionally (see staste.charts.spec): "units" {axis: "ms"}, "integer" [axis, ...] (whole
  * ticks), "partial" / "expired" [index, ...] (a bucket still filling up: dashed; expired: a gap),
  * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
- * "links" [url | null, ...] (a click on a slice or bar goes there), "horizontal" true.
+ * "links" [url | null, ...] (a click on a slice or bar goes there), "counts" [n, ...] (the events
+ * each bar's percentile is read from, in its tooltip), "horizontal" true, "stacked"
+ * true (a line chart's datasets stacked as areas: parts of one whole, e.g. database and the rest).
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
  * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
@@ -138,8 +140,8 @@
         });
       } else {
         out.borderColor = color(i);
-        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : 0.15);  // bars are filled; lines tinted
-        out.fill = spec.type === "line" && (spec.datasets || []).filter(function (d) {
+        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
+        out.fill = spec.stacked ? (i === 0 ? "origin" : "-1") : spec.type === "line" && (spec.datasets || []).filter(function (d) {
           return d.previous_of === undefined;
         }).length === 1;
         out.tension = 0.25;
@@ -211,6 +213,7 @@
         };
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
+        if (spec.stacked) { scales.y.stacked = true; }
       }
       if (datasets.some(function (d) { return d.yAxisID === "y1"; })) {
         scales.y1 = {
@@ -273,6 +276,10 @@
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
                 if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
                   text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + " %)";
+                }
+                // A percentile is only as telling as the events it is read from: say how many.
+                if (spec.counts && spec.counts[ctx.dataIndex] !== null && spec.counts[ctx.dataIndex] !== undefined) {
+                  text += " · " + formatNumber(spec.counts[ctx.dataIndex]) + " " + word("events", "events");
                 }
                 return text;
               },

@@ -1,7 +1,9 @@
 /*
  * staste's live refresh.  A page that shows the present (a quick range, today, this month, the
  * dashboard) carries its settings as JSON in <script type="application/json"
- * id="staste-live-config"> ({"url": ..., "interval": seconds, "kind": "metrica" | "dashboard"}).
+ * id="staste-live-config"> ({"url": ..., "interval": seconds, "kind": "metrica" | "dashboard" | "page"}).
+ * A "page" (the Performance pages) answers {"shown": {"cards": [...], "charts": {canvas id: spec},
+ * "tables": {table id: rows}}}.
  * Every interval it asks that URL (the page's JSON export: one request, one Redis round trip)
  * and puts the new numbers in place: cards, charts, table cells.  It never reloads the page.
  *
@@ -100,10 +102,14 @@
         th.appendChild(badge);
       }
       tr.appendChild(th);
-      row.values.forEach(function (value) {
+      var heads = table.tHead && table.tHead.rows.length ? table.tHead.rows[0].cells : [];
+      row.values.forEach(function (value, i) {
         var td = document.createElement("td");
         td.className = "staste-number";
         td.textContent = value;
+        // A phone shows each number under its column's name (tables of class staste-cards-table).
+        var head = heads[i + 1];
+        if (head) { td.setAttribute("data-label", head.getAttribute("data-label") || head.textContent.trim()); }
         tr.appendChild(td);
       });
       fresh.appendChild(tr);
@@ -122,6 +128,17 @@
     applyChart("staste-breakdown", data.breakdown);
     applyRows("staste-line-table", shown.line);
     applyRows("staste-breakdown-table", shown.breakdown);
+  }
+
+  // -- a page of cards, charts and tables (the Performance pages) --------------------------
+
+  function applyPage(data) {
+    var shown = data.shown || {};
+    applyCards(shown.cards);
+    if (shown.since) { setText(document.getElementById("staste-since"), shown.since); }
+    if (shown.until) { setText(document.getElementById("staste-until"), shown.until); }
+    Object.keys(shown.charts || {}).forEach(function (id) { applyChart(id, { chart: shown.charts[id] }); });
+    Object.keys(shown.tables || {}).forEach(function (id) { applyRows(id, shown.tables[id]); });
   }
 
   // -- the dashboard -----------------------------------------------------------------------
@@ -149,7 +166,9 @@
       })
       .then(function (data) {
         failed = false;
-        if (config.kind === "dashboard") { applyDashboard(data); } else { applyMetrica(data); }
+        if (config.kind === "dashboard") { applyDashboard(data); }
+        else if (config.kind === "page") { applyPage(data); }
+        else { applyMetrica(data); }
         document.documentElement.setAttribute("data-staste-refreshed", String(Date.now()));
       })
       .catch(function () {

@@ -2,9 +2,12 @@
 
 1. Creates a superuser (``admin``) with a generated password, prints it, and keeps it in
    ``<STASTE_DATA_DIR>/demo-login.txt`` so later runs can print it again;
-2. fills a year of sample data when the demo's metricas are empty (``--no-data`` skips it).
+2. fills a year of sample data when the demo's metricas are empty (``--no-data`` skips it),
+   a month of sample requests and job runs for the admin's Performance pages, and the shops and
+   visits the demo's own pages query.
 """
 
+import random
 import secrets
 from pathlib import Path
 from typing import Any
@@ -13,8 +16,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from guests import stats
-from staste import conf, connection
+from guests import stats, traffic
+from staste import conf, connection, timed
 from staste.exceptions import RedisUnavailable
 
 
@@ -74,6 +77,7 @@ class Command(BaseCommand):
             ) from None
 
     def ensure_data(self, guests: int, days: int, no_progress: bool) -> None:
+        self.ensure_traffic()
         if guests:
             self.stdout.write(
                 f"{connection.describe()} holds {guests:,} guests already; add more with "
@@ -82,3 +86,16 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Filling {days} days of sample data into {connection.describe()}...")
         call_command("staste_fake_data", days=days, no_progress=no_progress, stdout=self.stdout, stderr=self.stderr)
+
+    def ensure_traffic(self) -> None:
+        """The shops the pages query, and a month of sample requests and jobs (once)."""
+        seeded = traffic.seed_database(random.Random(7))
+        if seeded:
+            self.stdout.write(f"Added {len(traffic.fakedata.SHOPS)} shops and {seeded} visits to the database.")
+        if stats.response_time.count():
+            return
+        with timed("demo.sample_traffic"):  # a timed job of its own, on the Jobs page
+            writer = traffic.fill(days=30, seed=11)
+        self.stdout.write(
+            f"Added a month of sample requests and job runs for the Performance pages ({writer.kicks:,} kicks)."
+        )
