@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.core.signals import request_started
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 from staste import shutdown
@@ -10,9 +12,13 @@ class StasteConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        # Django's app loading: checks and metricas may use models, which exist only once apps are ready.
-        from staste import checks  # noqa: F401  (registers the system checks)
+        # Django's app loading: checks, metricas and annotations may use models, which exist only once apps are ready.
+        from staste import annotations, checks  # noqa: F401  (registers the system checks)
         from staste.registration import autodiscover
 
         autodiscover()
         shutdown.install()  # buffered kicks are written on SIGTERM (where it has no handler)
+        # No query at start-up: a new STASTE_RELEASE is annotated on the process' first request,
+        # and migrations once per `migrate` (post_migrate is sent for each app: staste's only).
+        request_started.connect(annotations.on_request_started, dispatch_uid="staste.annotations.release")
+        post_migrate.connect(annotations.on_post_migrate, sender=self, dispatch_uid="staste.annotations.migrate")
