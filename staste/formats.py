@@ -66,6 +66,18 @@ def display(number: Any) -> str:
     return text if "e" in text else number_format(float(text))
 
 
+#: The minus sign a page writes before a fall ("\u2212" 12%), wider than a hyphen.
+MINUS = "\u2212"
+
+
+def signed_percent(percent: float | None) -> str:
+    """A change in percent with its sign: "+12%", "\u22123.4%" (one decimal), "—" for none."""
+    if percent is None:
+        return "—"
+    sign = "+" if percent > 0 else MINUS if percent < 0 else ""
+    return f"{sign}{display(round(abs(percent), 1))}%"
+
+
 def with_unit(number: Any, unit: str) -> str:
     """A number as a page shows it, followed by its unit ("48.3 ms") when it has one."""
     text = display(number)

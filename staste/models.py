@@ -116,10 +116,10 @@ class Alert(models.Model):
     )
     min_count = models.PositiveIntegerField(
         _("minimum events"),
-        default=1,
+        default=0,
         help_text=_(
             "Fewer events than this in the window (or in the previous one, for a change) is “no data”, "
-            "not judged. 0 judges an empty window too."
+            "not judged: e.g. 20, so that a p95 of three requests does not fire."
         ),
     )
     recipients = models.TextField(

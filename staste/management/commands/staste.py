@@ -1,7 +1,8 @@
 """``manage.py staste``: staste's data from the shell.
 
 ``list`` the metricas and what they take in Redis, ``show`` one as a table, ``export`` its time
-series as CSV or JSON, ``purge`` or ``rename`` its data, and ``check`` the Redis it lives in.
+series as CSV or JSON, ``purge`` or ``rename`` its data, ``check`` the Redis it lives in,
+evaluate the ``alerts`` and mail a ``digest``.
 Each subcommand is a module of :mod:`staste.management.subcommands` and has ``--help``.
 Failures raise CommandError (exit status 1, message on stderr); arguments argparse cannot read
 exit with status 2, as for every Django command.
@@ -19,20 +20,25 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from staste import connection
 from staste.exceptions import RedisUnavailable
 from staste.management.subcommands import Subcommand
+from staste.management.subcommands.alerts import Alerts
 from staste.management.subcommands.check import Check
+from staste.management.subcommands.digest import Digest
 from staste.management.subcommands.exporting import Export
 from staste.management.subcommands.listing import List
 from staste.management.subcommands.purge import Purge
 from staste.management.subcommands.rename import Rename
 from staste.management.subcommands.show import Show
 
-SUBCOMMANDS: dict[str, Subcommand] = {sub.name: sub for sub in (List(), Show(), Export(), Purge(), Rename(), Check())}
+SUBCOMMANDS: dict[str, Subcommand] = {
+    sub.name: sub for sub in (List(), Show(), Export(), Purge(), Rename(), Check(), Alerts(), Digest())
+}
 
 
 class Command(BaseCommand):
     help = (
         "Operate staste's data: list metricas, show or export their numbers, purge or rename their "
-        "data in Redis, check the Redis they live in. `manage.py staste <subcommand> --help` for each."
+        "data in Redis, check the Redis they live in, evaluate alerts, mail a digest. "
+        "`manage.py staste <subcommand> --help` for each."
     )
     # `staste check` reports staste's problems itself, and purge/rename must work while they last.
     requires_system_checks: list[str] = []
