@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import URLValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -60,6 +61,15 @@ class AlertForm(forms.ModelForm):
 
     metrica = forms.ChoiceField(label=gettext_lazy("metrica"))
     measure = forms.ChoiceField(label=gettext_lazy("measure"))
+    # A plain field with an http(s) validator: the model's URLField would also take ftp://.
+    webhook = forms.CharField(
+        label=gettext_lazy("webhook"),
+        required=False,
+        max_length=500,
+        validators=[URLValidator(schemes=["http", "https"])],
+        widget=forms.URLInput(attrs={"size": 60}),
+        help_text=Alert._meta.get_field("webhook").help_text,
+    )
 
     class Meta:
         model = Alert
@@ -95,8 +105,6 @@ class AlertForm(forms.ModelForm):
             )
         if change == 0:
             self.add_error("change", _("A change of 0% would always fire: give a percent, e.g. 50 or -50."))
-        if data.get("webhook") and not data["webhook"].lower().startswith(("http://", "https://")):
-            self.add_error("webhook", _("Give an http:// or https:// URL."))
         if all(name in data for name in ("metrica", "filters", "measure", "window")):
             try:
                 state = check(data["metrica"], data["filters"], data["measure"], data["window"])

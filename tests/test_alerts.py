@@ -269,7 +269,10 @@ def test_a_failing_webhook_is_recorded_never_raised(metricas, failure: str) -> N
     first = next(event for event in report.events if event.alert.name == "Too many girls")
     assert first.mailed and first.notice.startswith("webhook failed: ")
     assert {"refused": "refused", "500": "HTTP 500", "slow": "timed out"}[failure] in first.notice
-    assert sorted(m.subject for m in mail.outbox) == ["[Django] Alert firing: Another", "[Django] Alert firing: Too many girls"]
+    assert sorted(m.subject for m in mail.outbox) == [
+        "[Django] Alert firing: Another",
+        "[Django] Alert firing: Too many girls",
+    ]
 
 
 # -- an outage -------------------------------------------------------------------------------------

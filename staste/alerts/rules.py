@@ -13,6 +13,7 @@ PageState(metrica=..., filters={'view': 'shop.views.item'}, last='60 minutes', m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,7 +90,10 @@ def check(name: str, filters: Any, measure: str, window: str) -> PageState:
         state = PageState.from_params(metrica, params)
     except BadRequest as exc:
         raise RuleError(FIELDS.get(exc.param or "", "filters"), str(exc)) from None
-    if measure == "uniques" and not keeps_uniques_by(metrica, parse_last(state.last or "").scale):
+    window_scale = parse_last(state.last or "").scale
+    count = int(re.search(r"\d+", state.last or "1").group())  # type: ignore[union-attr]  (parse_last found one)
+    state = state.replace(last=f"{count} {window_scale}{'s' if count != 1 else ''}")  # "last 60 Minutes": "60 minutes"
+    if measure == "uniques" and not keeps_uniques_by(metrica, window_scale):
         raise RuleError(
             "window",
             _("%(metrica)s keeps its distinct ids by day and coarser: give a window of days, weeks or months")
