@@ -28,7 +28,7 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.envelopes.append(envelope)
         self.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
         return "250 OK"
@@ -63,7 +63,7 @@ def http_server() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             received.requests.append((self.path, dict(self.headers), json.loads(body or b"null")))
