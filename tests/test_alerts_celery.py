@@ -3,7 +3,6 @@ broker (the session's server, under this test's key prefix)."""
 
 from __future__ import annotations
 
-
 import pytest
 from django.core import mail
 
