@@ -111,7 +111,7 @@ class Alert(models.Model):
         blank=True,
         help_text=_(
             "Fires when the number changed by this percent against the previous window of the same length: "
-            "50 for a rise of 50% or more, -50 for a fall of 50% or more."
+            "50 for a rise of 50 percent or more, -50 for a fall of 50 percent or more."
         ),
     )
     min_count = models.PositiveIntegerField(

@@ -88,8 +88,8 @@ def test_the_digest_in_russian(filled) -> None:
     assert message.to == ["a@example.com", "b@example.com"]
     text = message.body
     assert message.subject == "[Django] Сводка за день: 2024-03-09"
-    assert "Итого: 6  ▲ 50% против 4" in text
-    assert "Итого: 1\xa0234,50 €" in text
+    assert "Сумма: 6  ▲ 50% было 4" in text
+    assert "Сумма: 1\xa0234,50 €" in text
     assert "Самые медленные представления по p95" in text
     assert "10 событий" in text
     english = re.findall(r"\b(Total|Top|Slowest|events|All statistics)\b", text)

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
                     "change",
                     models.FloatField(
                         blank=True,
-                        help_text="Fires when the number changed by this percent against the previous window of the same length: 50 for a rise of 50% or more, -50 for a fall of 50% or more.",
+                        help_text="Fires when the number changed by this percent against the previous window of the same length: 50 for a rise of 50 percent or more, -50 for a fall of 50 percent or more.",
                         null=True,
                         verbose_name="change (%)",
                     ),
