@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from staste import adminviews, formats
 from staste.adminviews.base import PERMISSION
+from staste.alerts.notify import unit_of, what_text
 from staste.alerts.rules import RuleError, absolute, admin_path, check
 from staste.forms import AlertForm, AnnotationForm
 from staste.models import Alert, AlertEvent, Annotation, Metrica
@@ -134,9 +135,10 @@ class AlertAdmin(SectionAdmin):
 
     @admin.display(description=_("watches"))
     def watches(self, alert: Alert) -> str:
-        filters = ", ".join(f"{name}={formats.value_label(value)}" for name, value in (alert.filters or {}).items())
-        text = f"{formats.measure_label(alert.measure)} · {alert.metrica} · {formats.range_label(alert.window)}"
-        return f"{text} · {filters}" if filters else text
+        try:
+            return what_text(check(alert.metrica, alert.filters, alert.measure, alert.window))
+        except RuleError as exc:  # its metrica went away, or changed: say why it cannot be watched
+            return f"{alert.metrica}: {exc}"
 
     @admin.display(description=_("fires when"))
     def conditions(self, alert: Alert) -> str:
@@ -155,7 +157,11 @@ class AlertAdmin(SectionAdmin):
 
     @admin.display(description=_("last value"), ordering="value")
     def shown_value(self, alert: Alert) -> str:
-        return formats.display(alert.value)
+        try:
+            unit = unit_of(check(alert.metrica, alert.filters, alert.measure, alert.window))
+        except RuleError:
+            unit = ""
+        return formats.with_unit(alert.value, unit)
 
     @admin.display(description=_("admin page"))
     def page(self, alert: Alert) -> str:

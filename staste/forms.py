@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.core.validators import URLValidator
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -38,7 +39,7 @@ def measure_choices(*keep: str) -> list[tuple[str, str]]:
 
 class AnnotationForm(forms.ModelForm):
     metricas = forms.MultipleChoiceField(
-        label=gettext_lazy("metricas"),
+        label=capfirst(gettext_lazy("metricas")),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy("The charts that show it; none chosen means every chart."),
@@ -59,11 +60,11 @@ class AnnotationForm(forms.ModelForm):
 class AlertForm(forms.ModelForm):
     """An alert, its rule checked as the metrica's admin page reads the same query string."""
 
-    metrica = forms.ChoiceField(label=gettext_lazy("metrica"))
-    measure = forms.ChoiceField(label=gettext_lazy("measure"))
+    metrica = forms.ChoiceField(label=capfirst(gettext_lazy("metrica")))
+    measure = forms.ChoiceField(label=capfirst(gettext_lazy("measure")))
     # A plain field with an http(s) validator: the model's URLField would also take ftp://.
     webhook = forms.CharField(
-        label=gettext_lazy("webhook"),
+        label=capfirst(gettext_lazy("webhook")),
         required=False,
         max_length=500,
         validators=[URLValidator(schemes=["http", "https"])],

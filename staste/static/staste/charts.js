@@ -403,17 +403,21 @@
     var left = Math.min(Math.max(x + 10, area.left), area.right - width);
     if (x + 10 + width > area.right) { left = Math.max(area.left, x - 10 - width); }
     var top = area.top + 12;
-    ctx.fillStyle = "rgba(0,0,0,0.82)";  // as Chart.js' own tooltips, in both themes
+    // The page's colours inverted: a dark box on a light page, a light one on a dark page.
+    var colors = themeColors(chart.canvas);
+    ctx.fillStyle = colors.text;
+    ctx.globalAlpha = 0.92;
     ctx.beginPath();
     if (ctx.roundRect) { ctx.roundRect(left, top, width, height, 5); } else { ctx.rect(left, top, width, height); }
     ctx.fill();
-    ctx.fillStyle = "#fff";
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = colors.background;
     ctx.textBaseline = "top";
     ctx.font = "bold 12px " + Chart.defaults.font.family;
     ctx.fillText(text, left + 8, top + 6);
     if (when) {
       ctx.font = "11px " + Chart.defaults.font.family;
-      ctx.fillStyle = "rgba(255,255,255,0.8)";
+      ctx.globalAlpha = 0.8;
       ctx.fillText(when, left + 8, top + 22);
     }
   }
