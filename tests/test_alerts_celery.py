@@ -3,6 +3,8 @@ broker (the session's server, under this test's key prefix)."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.core import mail
 
@@ -26,6 +28,8 @@ def test_beat_s_task_runs_the_alerts_in_a_worker(transactional_db, redis_server,
         broker_transport_options={"global_keyprefix": f"{prefix}:celery:"},
         result_backend_transport_options={"global_keyprefix": f"{prefix}:celery:"},
         broker_connection_retry_on_startup=False,
+        # The worker must leave the test process' logging alone (pytest's log capture included).
+        worker_hijack_root_logger=False,
     )
     app.set_default()
     task = app.tasks[tasks.evaluate_alerts.name]  # the shared task, bound to this app
@@ -35,8 +39,14 @@ def test_beat_s_task_runs_the_alerts_in_a_worker(transactional_db, redis_server,
     )  # fmt: skip
     for _ in range(5):
         gender_age.kick(gender="girl", age=18)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        summary = task.delay().get(timeout=60)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            summary = task.delay().get(timeout=60)
+    finally:  # the worker sets the root logger's level to its own: later tests' log capture needs it back
+        root.setLevel(level)
+        root.handlers = handlers
     assert summary == {"evaluated": 1, "changes": 1, "mailed": 1, "locked": False, "outage": None}
     alert.refresh_from_db()
     assert alert.state == State.FIRING
