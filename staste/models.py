@@ -45,7 +45,7 @@ class Annotation(models.Model):
         RELEASE = "release", pgettext_lazy("annotation", "release")
         MIGRATION = "migration", pgettext_lazy("annotation", "migration")
 
-    time = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    time = models.DateTimeField(pgettext_lazy("moment", "time"), default=timezone.now, db_index=True)
     text = models.CharField(_("text"), max_length=200)
     metricas = models.JSONField(
         _("metricas"),
@@ -158,7 +158,7 @@ class AlertEvent(models.Model):
     """One change of an alert's state, and how it was told (mail, webhook)."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events", verbose_name=_("alert"))
-    time = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+    time = models.DateTimeField(pgettext_lazy("moment", "time"), default=timezone.now, db_index=True)
     state = models.CharField(_("state"), max_length=20, choices=State.choices)
     previous = models.CharField(_("previous state"), max_length=20, choices=State.choices)
     value = models.FloatField(_("value"), null=True, blank=True)

@@ -72,8 +72,13 @@ def lock_key() -> str:
 
 def run(now: datetime.datetime | None = None, alerts: Any = None) -> Report:
     """Evaluate every enabled alert (or those of the queryset ``alerts``) once, at ``now``
-    (default: the present; aware, or naive in STASTE_TIME_ZONE)."""
-    moment = conf.local(now)
+    (default: the present; aware, or naive in STASTE_TIME_ZONE).  What it records and mails
+    is in the site's language (``LANGUAGE_CODE``), whoever runs it (cron, a Celery worker)."""
+    with override(settings.LANGUAGE_CODE):
+        return _run(conf.local(now), alerts)
+
+
+def _run(moment: datetime.datetime, alerts: Any) -> Report:
     stamp = annotations.to_database(moment)
     annotations.mark_release()  # a process that only runs alerts marks its release too
     chosen = list((alerts if alerts is not None else Alert.objects.all()).filter(enabled=True))
@@ -210,14 +215,13 @@ def tell(
     alert: Alert, kind: str, state: Any, numbers: Numbers | None, verdict: Verdict | None, stamp: datetime.datetime
 ) -> tuple[bool, str]:
     """Mail (and post) the change; (mailed, what failed or what the webhook answered)."""
-    with override(settings.LANGUAGE_CODE):
-        since = formats.bucket_label(conf.local(stamp), "minute") + f" ({conf.time_zone().key})"
-        message = notify.context(alert, kind, state, numbers, verdict, since)
-        problems = []
-        failed = notify.send_mail(alert, message)
-        if failed:
-            problems.append(failed)
-        if alert.webhook:
-            value = numbers.value if numbers is not None else None
-            problems.append(notify.post_webhook(alert.webhook, notify.webhook_payload(alert, state, message, value)))
+    since = formats.bucket_label(conf.local(stamp), "minute") + f" ({conf.time_zone().key})"
+    message = notify.context(alert, kind, state, numbers, verdict, since)
+    problems = []
+    failed = notify.send_mail(alert, message)
+    if failed:
+        problems.append(failed)
+    if alert.webhook:
+        value = numbers.value if numbers is not None else None
+        problems.append(notify.post_webhook(alert.webhook, notify.webhook_payload(alert, state, message, value)))
     return failed is None, "; ".join(problems)

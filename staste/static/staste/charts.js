@@ -344,12 +344,13 @@
         ctx.moveTo(x, area.top);
         ctx.lineTo(x, area.bottom);
         ctx.stroke();
-        if (!compact) {  // a small flag on top, to point at
+        if (!compact) {  // a small flag on top, to point at (turned left at the right edge)
+          var side = x + 8 > area.right ? -8 : 8;
           ctx.setLineDash([]);
           ctx.fillStyle = ink;
           ctx.beginPath();
           ctx.moveTo(x, area.top);
-          ctx.lineTo(x + 8, area.top + 4.5);
+          ctx.lineTo(x + side, area.top + 4.5);
           ctx.lineTo(x, area.top + 9);
           ctx.closePath();
           ctx.fill();
