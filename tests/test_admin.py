@@ -170,7 +170,8 @@ def test_the_admin_index_and_sidebar_list_statistics_only_for_permitted_staff(cl
 
 def test_the_model_has_no_add_change_or_delete(staff_client: Client) -> None:
     assert staff_client.get("/admin/staste/metrica/add/").status_code == 404
-    assert Permission.objects.filter(content_type__app_label="staste").count() == 1
+    permissions = Permission.objects.filter(content_type__app_label="staste", content_type__model="metrica")
+    assert list(permissions.values_list("codename", flat=True)) == ["view_metrica"]
 
 
 # -- the dashboard -------------------------------------------------------------------------------

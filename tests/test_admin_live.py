@@ -15,9 +15,10 @@ from django.test import Client
 
 from staste import conf, timescale
 from staste.adminviews import compare
-from staste.adminviews.metrica import change_label, like, live_config
+from staste.adminviews.metrica import live_config
 from staste.axis import Axis
 from staste.charts.spec import Range
+from staste.formats import change_label, like
 from staste.metrica import AveragedMetrica, Metrica
 from staste.registration import registry
 from tests.conftest import CLUSTER_MODE

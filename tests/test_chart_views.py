@@ -112,6 +112,7 @@ def test_hostile_query_strings_are_escaped(client: Client, guests: Metrica) -> N
     assert "<script>alert" not in response.content.decode()
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_timeline_shows_the_buckets_of_the_timespan_with_drill_down_links(client: Client, guests: Metrica) -> None:
     response = client.get("/timeline/?timespan__year=2010")
     spec = spec_of(response)
@@ -126,6 +127,7 @@ def test_timeline_shows_the_buckets_of_the_timespan_with_drill_down_links(client
     assert len(spec["labels"]) == 28 and spec["datasets"][0]["data"][13] == 1
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_timeline_of_all_time_shows_the_years(client: Client, guests: Metrica) -> None:
     response = client.get("/timeline/")
     spec = spec_of(response)
@@ -135,6 +137,7 @@ def test_timeline_of_all_time_shows_the_years(client: Client, guests: Metrica) -
     assert links == ["?timespan__year=2010", f"?timespan__year={conf.local().year}"]
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_timeserie_draws_a_line_per_value_and_the_total(client: Client, guests: Metrica) -> None:
     spec = spec_of(client.get("/lines/"))  # default: the first axis over the last 24 hours
     assert [d["label"] for d in spec["datasets"]] == ["total", "boy", "girl"]
@@ -147,6 +150,7 @@ def test_timeserie_draws_a_line_per_value_and_the_total(client: Client, guests: 
     assert len(spec["labels"]) == 7
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_latest_count_and_average(client: Client) -> None:
     now = conf.local()
     pocket_money.kick(value=10, gender="girl", date=now)

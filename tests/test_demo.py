@@ -157,6 +157,30 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str, clock
     card = unique_ids_card(shown)
     assert card is not None and card.endswith(" (compared)") and int(card.split()[0].replace(",", "")) > 0
 
+    # The demo watches its data: a note on the charts, an alert quiet until the form is sent four
+    # times as it is, and the command to run printed.
+    assert ".venv/bin/python demo/manage.py staste alerts" in outputs[-1]
+    watched = demo_client(
+        env,
+        "import os\n"
+        "from django.core import mail\n"
+        "from django.core.management import call_command\n"
+        "from staste.models import Alert, Annotation\n"
+        "call_command('staste', 'alerts', stdout=open(os.devnull, 'w'))\n"
+        "print(Alert.objects.get().state, len(mail.outbox))\n"
+        "form = {'gender': 'boy', 'age': 18, 'shop': 'books', 'spent': '5', 'minutes': 45}\n"
+        "for _ in range(4):\n"
+        "    client.post('/visit/', form)\n"
+        "call_command('staste', 'alerts', stdout=open(os.devnull, 'w'))\n"
+        "print(Alert.objects.get().state, len(mail.outbox), mail.outbox[-1].subject)\n"
+        "print(sorted(Annotation.objects.values_list('kind', flat=True)))\n",
+    )
+    quiet, fired, notes = watched.splitlines()[-3:]
+    assert quiet == "ok 0"
+    assert fired == "firing 1 [Django] Alert firing: More than 3 boys of 18 in an hour"
+    assert notes == "['migration', 'note', 'release']"  # migrate's, the newsletter, demo-1.0 (first request)
+    total += 4  # the four guests of the form
+
     # Running the set-up again changes nothing and prints the same login.
     again = manage(env, "demo_setup")
     assert again.returncode == 0, again.stderr

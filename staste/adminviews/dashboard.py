@@ -19,9 +19,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from staste import buffer, conf, formats, refusals, timescale
+from staste.charts import annotations as chart_annotations
 from staste.charts.spec import Range, Spec, line_spec, mark_time, parse_last
 from staste.exceptions import QueryTooExpensive
-from staste.formats import SPARKLINE_RANGES, first_recorded
+from staste.formats import SPARKLINE_RANGES, change_label, first_recorded, like, with_unit
 from staste.http import json_response
 from staste.measures import keeps_uniques_by
 from staste.metrica import Metrica
@@ -30,7 +31,7 @@ from staste.registration import registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .metrica import change_label, display, like, live_config, time_zone_label, with_unit
+from .metrica import display, live_config, time_zone_label
 
 TEMPLATE = "staste/admin/dashboard.html"
 #: Between the lines of a number cell ("3 events · avg 15.5 ms"), as the template joins them.
@@ -113,6 +114,11 @@ def read_rows(metricas: list[Metrica]) -> tuple[list[dict[str, Any]], str | None
         error, numbers = redis_failure(exc), [None] * len(metricas)
     except QueryTooExpensive as exc:  # STASTE_MAX_QUERY_WORK below what the rows read together
         error, numbers = refusals.refusal(exc), [None] * len(metricas)
+    charts = [((found or {}).get("spark"), metrica.name) for metrica, found in zip(metricas, numbers, strict=True)]
+    sparks = chart_annotations.mark_all(charts)  # every small chart's notes: one query
+    for found, spark in zip(numbers, sparks, strict=True):
+        if found is not None:
+            found["spark"] = spark
     rows = [_row(index, metrica, found) for index, (metrica, found) in enumerate(zip(metricas, numbers, strict=True))]
     return rows, error
 

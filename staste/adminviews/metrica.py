@@ -15,8 +15,19 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
 from staste import conf, formats, measures, refusals, timescale
+from staste.charts import annotations as chart_annotations
 from staste.charts.spec import REST_LABEL, Spec, table
-from staste.formats import SCALE_PLURALS, bucket_label, measure_label, range_label, range_scale
+from staste.formats import (
+    SCALE_PLURALS,
+    bucket_label,
+    change_label,
+    display,
+    like,
+    measure_label,
+    range_label,
+    range_scale,
+    with_unit,
+)
 from staste.formats import value_label as label
 from staste.http import csv_response, json_response
 from staste.metrica import Metrica
@@ -49,25 +60,6 @@ def get_metrica(name: str) -> Metrica:
         raise Http404(_("No metrica named %(name)r is registered.") % {"name": name}) from None
 
 
-def display(number: Any) -> str:
-    """A number as the page shows it, in the active language's format (``1,234.50``,
-    ``1 234,50``), as the admin shows its own; the exports keep full precision."""
-    if number is None:
-        return "—"
-    if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return number_format(int(number), force_grouping=True)
-    if abs(number) >= 0.01:
-        return number_format(round(number, 2), 2, force_grouping=True)
-    text = f"{number:.3g}"
-    return text if "e" in text else number_format(float(text))
-
-
-def with_unit(number: Any, unit: str) -> str:
-    """A number as the page shows it, followed by its unit ("48.3 ms") when it has one."""
-    text = display(number)
-    return f"{text} {unit}" if unit and number is not None else text
-
-
 def _message(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
@@ -89,11 +81,13 @@ def lenient_state(metrica: Metrica, params: QueryDict, ignore: tuple[str, ...] =
 def _data(state: PageState) -> tuple[PageData | None, str | None, int]:
     """(data, error, status) of a state: 400 for what cannot be read, data None on a Redis failure."""
     try:
-        return read_page(state), None, 200
+        data = read_page(state)
     except READ_FAILURES as exc:
         return None, redis_failure(exc), 200
     except (TypeError, ValueError) as exc:  # past the query budget, STASTE_MAX_BUCKETS lower than the range...
         return None, refusals.refusal(exc), 400
+    data.line = chart_annotations.mark(data.line, state.metrica.name)
+    return data, None, 200
 
 
 def _read(request: HttpRequest, metrica: Metrica, ignore: tuple[str, ...] = ()) -> tuple[Any, Any, str | None, int]:
@@ -175,6 +169,8 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "summary": data.summary,
         "expired": data.expired,
         "previous": data.previous,
+        # The notes drawn on the line, in its range (staste.annotations).
+        "annotations": chart_annotations.listed(data.line),
         # What the page shows, formatted as shown (its live refresh puts these in place).
         "shown": {
             "cards": _summary_items(metrica, data.summary, data.previous),
@@ -447,31 +443,6 @@ def _summary_items(
         }
         for key, text, value, then, shown_unit in found
     ]
-
-
-def change_label(percent: float | None, previous: Any = None, unit: str = "") -> dict[str, str]:
-    """How a change in percent is shown: ``{"text": "▲ 12%", "direction": "up", "versus": "vs 98"}``.
-
-    Below 10 % one decimal is kept (``▼ 3.4%``); no change, or nothing to compare with
-    (the previous number was 0), reads as such.  ``versus`` names the previous number.
-    """
-    versus = _("vs %(previous)s") % {"previous": with_unit(previous, unit)}
-    if percent is None:
-        return {"text": "—", "direction": "none", "versus": versus}
-    places = 0 if abs(percent) >= 10 else 1
-    if round(abs(percent), places) == 0:
-        return {"text": "= 0%", "direction": "flat", "versus": versus}
-    shown = number_format(round(abs(percent), places), places, force_grouping=True)
-    arrow, direction = ("▲", "up") if percent > 0 else ("▼", "down")
-    return {"text": f"{arrow} {shown}%", "direction": direction, "versus": versus}
-
-
-def like(previous: Any, current: Any) -> Any:
-    """``previous`` shown as ``current`` is: a prorated count (11.6 events by now yesterday)
-    is compared with a whole one, so it is shown whole too."""
-    if isinstance(current, int) and isinstance(previous, float):
-        return round(previous)
-    return previous
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -18,14 +18,14 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from staste import conf, database, formats, performance, timescale, timing
 from staste.charts.spec import Spec, mark_time, series_spec
-from staste.formats import bucket_label
+from staste.formats import bucket_label, change_label
 from staste.formats import value_label as label
 from staste.middleware import response_time_metrica
 from staste.performance import PERCENTILES, TaskNumbers, ViewNumbers, Window
 from staste.query import MetricaValues, pipelined
 
 from . import compare
-from .metrica import change_label, display
+from .metrica import display
 from .performance_state import VIEW, Page, url_name
 from .state import PageState
 

@@ -38,6 +38,7 @@ from django.utils.translation import gettext, gettext_lazy
 from django.views.generic import TemplateView
 
 from staste import formats, measures, refusals, timescale
+from staste.charts import annotations
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
@@ -148,6 +149,7 @@ class Chart(TemplateView):
         try:
             self.options = self.get_chart_options()
             self.spec = self.get_spec(self.options)
+            self.spec = annotations.mark(self.spec, self.options.metrica.name)  # a line's notes (one query)
         except OptionError as exc:  # said in the page's language already
             return self.problem(str(exc), status=400)
         except ValueError as exc:  # what a core module refused (the budget...), said in the page's language

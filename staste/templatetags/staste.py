@@ -37,6 +37,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from staste import formats
+from staste.charts import annotations as chart_annotations
 from staste.charts import spec as specs
 from staste.charts.options import (
     CHART_KINDS,
@@ -227,6 +228,7 @@ class ChartNode(_MetricaNode):
             _fail(self.tag, exc)
             return ""
         chart_id = presentation.get("id") or _next_chart_id(context)
+        spec = chart_annotations.mark(spec, options.metrica.name)  # a line's notes (one query)
         spec = formats.localized_spec(spec)  # its measures and scales in the page's language
         header, rows = specs.table(spec)
         html = _render(

@@ -1,8 +1,8 @@
 """``manage.py staste``: staste's data from the shell.
 
 ``list`` the metricas and what they take in Redis, ``show`` one as a table, ``export`` its time
-series as CSV or JSON, ``purge`` or ``rename`` its data, ``check`` the Redis it lives in, and
-``time`` any management command into ``task_time``.
+series as CSV or JSON, ``purge`` or ``rename`` its data, ``check`` the Redis it lives in,
+``time`` any management command into ``task_time``, evaluate the ``alerts`` and mail a ``digest``.
 Each subcommand is a module of :mod:`staste.management.subcommands` and has ``--help``.
 Failures raise CommandError (exit status 1, message on stderr); arguments argparse cannot read
 exit with status 2, as for every Django command.
@@ -20,7 +20,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from staste import connection
 from staste.exceptions import RedisUnavailable
 from staste.management.subcommands import Subcommand
+from staste.management.subcommands.alerts import Alerts
 from staste.management.subcommands.check import Check
+from staste.management.subcommands.digest import Digest
 from staste.management.subcommands.exporting import Export
 from staste.management.subcommands.listing import List
 from staste.management.subcommands.purge import Purge
@@ -29,14 +31,14 @@ from staste.management.subcommands.show import Show
 from staste.management.subcommands.timing import Time
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    sub.name: sub for sub in (List(), Show(), Export(), Purge(), Rename(), Check(), Time())
+    sub.name: sub for sub in (List(), Show(), Export(), Purge(), Rename(), Check(), Time(), Alerts(), Digest())
 }
 
 
 class Command(BaseCommand):
     help = (
         "Operate staste's data: list metricas, show or export their numbers, purge or rename their "
-        "data in Redis, check the Redis they live in, time a management command. "
+        "data in Redis, check the Redis they live in, time a management command, evaluate alerts, mail a digest. "
         "`manage.py staste <subcommand> --help` for each."
     )
     # `staste check` reports staste's problems itself, and purge/rename must work while they last.

@@ -16,7 +16,10 @@
  * "shares" [percent, ...], "pooled" n (the last slice pools n values), "highlight" index,
  * "links" [url | null, ...] (a click on a slice or bar goes there), "counts" [n, ...] (the events
  * each bar's percentile is read from, in its tooltip), "horizontal" true, "stacked"
- * true (a line chart's datasets stacked as areas: parts of one whole, e.g. database and the rest).
+ * true (a line chart's datasets stacked as areas: parts of one whole, e.g. database and the rest),
+ * "annotations" [{"at": 12.5, "time": "2024-03-10T14:30:00+01:00", "when": "...", "text": "..."}]
+ * (notes drawn as vertical markers at bucket position "at", or at "time" on a time axis; the
+ * text shows when the pointer is on a marker: see staste.charts.annotations).
  *
  * window.StasteCharts.draw(canvas, spec) redraws a canvas with a new spec;
  * window.StasteCharts.update(canvas, spec) puts new numbers into the chart already drawn (the
@@ -230,6 +233,7 @@
     return {
       type: spec.type === "pie" ? "pie" : spec.type,
       data: { labels: spec.labels || [], datasets: datasets },
+      plugins: [annotationLayer],
       options: {
         // Numbers on axes and in tooltips in the page's language (<html lang="ru">: 1 234,5).
         locale: LANGUAGE,
@@ -293,6 +297,137 @@
         scales: scales
       }
     };
+  }
+
+  // -- annotations: a vertical dashed marker per note, its text in a box while pointed at ------
+
+  var NOTE_TEXT_CHARS = 90;
+
+  function notesOf(chart) {
+    var spec = chart.canvas.__stasteSpec || {};
+    return spec.type === "line" && Array.isArray(spec.annotations) ? spec.annotations : [];
+  }
+
+  // Where a note falls on the x axis: by its time on a time axis, else between the points of
+  // the buckets it falls in ("at" 12.5: halfway from bucket 12's point to bucket 13's).
+  function noteX(chart, note) {
+    var scale = chart.scales.x;
+    if (!scale) { return null; }
+    if (scale.type === "time" || scale.type === "timeseries") {
+      var moment = Date.parse(note.time);
+      return isNaN(moment) ? null : scale.getPixelForValue(moment);
+    }
+    var count = (chart.data.labels || []).length;
+    var index = Math.floor(note.at);
+    if (!(index >= 0 && index < count)) { return null; }
+    var here = scale.getPixelForValue(index);
+    var step = count > 1 ? (index + 1 < count ? scale.getPixelForValue(index + 1) - here : here - scale.getPixelForValue(index - 1)) : 0;
+    return here + (note.at - index) * step;
+  }
+
+  function noteColor(chart) {
+    return themeColors(chart.canvas).text;
+  }
+
+  var annotationLayer = {
+    id: "stasteAnnotations",
+    afterDatasetsDraw: function (chart) {
+      var notes = notesOf(chart);
+      var area = chart.chartArea;
+      if (!notes.length || !area) { return; }
+      var ctx = chart.ctx;
+      var compact = !!(chart.canvas.__stasteSpec || {}).compact;
+      var ink = noteColor(chart);
+      ctx.save();
+      chart.$stasteNoteX = notes.map(function (note, k) {
+        var x = noteX(chart, note);
+        if (x === null || x < area.left - 0.5 || x > area.right + 0.5) { return null; }
+        var pointed = chart.$stasteNote === k;
+        ctx.globalAlpha = pointed ? 1 : 0.7;
+        ctx.strokeStyle = ink;
+        ctx.lineWidth = pointed ? 2 : 1.25;
+        ctx.setLineDash(compact ? [2, 2] : [5, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, area.top);
+        ctx.lineTo(x, area.bottom);
+        ctx.stroke();
+        if (!compact) {  // a small flag on top, to point at (turned left at the right edge)
+          var side = x + 8 > area.right ? -8 : 8;
+          ctx.setLineDash([]);
+          ctx.fillStyle = ink;
+          ctx.beginPath();
+          ctx.moveTo(x, area.top);
+          ctx.lineTo(x + side, area.top + 4.5);
+          ctx.lineTo(x, area.top + 9);
+          ctx.closePath();
+          ctx.fill();
+        }
+        return x;
+      });
+      var shown = chart.$stasteNote;
+      if (shown !== undefined && shown !== null && notes[shown] && chart.$stasteNoteX[shown] !== null) {
+        drawNoteBox(chart, notes[shown], chart.$stasteNoteX[shown]);
+      }
+      ctx.restore();
+    },
+    afterEvent: function (chart, args) {
+      var event = args.event;
+      var notes = notesOf(chart);
+      var positions = chart.$stasteNoteX || [];
+      var found = null;
+      if (event.type !== "mouseout" && notes.length && chart.chartArea) {
+        var area = chart.chartArea;
+        var best = 7;  // pixels either side of a marker that point at it
+        if (event.y >= area.top - 2 && event.y <= area.bottom) {
+          positions.forEach(function (x, k) {
+            if (x !== null && x !== undefined && Math.abs(x - event.x) <= best) { best = Math.abs(x - event.x); found = k; }
+          });
+        }
+      }
+      if (found !== (chart.$stasteNote === undefined ? null : chart.$stasteNote)) {
+        chart.$stasteNote = found;
+        if (found === null) {
+          chart.canvas.removeAttribute("data-staste-note");
+        } else {
+          chart.canvas.setAttribute("data-staste-note", notes[found].text);
+        }
+        args.changed = true;
+      }
+    }
+  };
+
+  function drawNoteBox(chart, note, x) {
+    var ctx = chart.ctx;
+    var area = chart.chartArea;
+    var text = shorten(note.text, NOTE_TEXT_CHARS);
+    var when = note.when || "";
+    ctx.setLineDash([]);
+    ctx.globalAlpha = 1;
+    ctx.font = "bold 12px " + Chart.defaults.font.family;
+    var width = ctx.measureText(text).width;
+    ctx.font = "11px " + Chart.defaults.font.family;
+    width = Math.max(width, ctx.measureText(when).width) + 16;
+    var height = when ? 38 : 24;
+    var left = Math.min(Math.max(x + 10, area.left), area.right - width);
+    if (x + 10 + width > area.right) { left = Math.max(area.left, x - 10 - width); }
+    var top = area.top + 12;
+    // The page's colours inverted: a dark box on a light page, a light one on a dark page.
+    var colors = themeColors(chart.canvas);
+    ctx.fillStyle = colors.text;
+    ctx.globalAlpha = 0.92;
+    ctx.beginPath();
+    if (ctx.roundRect) { ctx.roundRect(left, top, width, height, 5); } else { ctx.rect(left, top, width, height); }
+    ctx.fill();
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = colors.background;
+    ctx.textBaseline = "top";
+    ctx.font = "bold 12px " + Chart.defaults.font.family;
+    ctx.fillText(text, left + 8, top + 6);
+    if (when) {
+      ctx.font = "11px " + Chart.defaults.font.family;
+      ctx.globalAlpha = 0.8;
+      ctx.fillText(when, left + 8, top + 22);
+    }
   }
 
   var charts = new Map();

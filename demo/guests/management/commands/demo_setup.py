@@ -4,9 +4,12 @@
    ``<STASTE_DATA_DIR>/demo-login.txt`` so later runs can print it again;
 2. fills a year of sample data when the demo's metricas are empty (``--no-data`` skips it),
    a month of sample requests and job runs for the admin's Performance pages, and the shops and
-   visits the demo's own pages query.
+   visits the demo's own pages query;
+3. adds a note on the charts three days ago and an alert on ``guest_visits`` (once), and prints
+   how to see the alert fire.
 """
 
+import datetime
 import random
 import secrets
 from pathlib import Path
@@ -17,8 +20,22 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from guests import stats, traffic
-from staste import conf, connection, timed
+from staste import annotations, conf, connection, timed
 from staste.exceptions import RedisUnavailable
+from staste.models import Alert, Annotation
+
+#: The demo's alert: quiet with the sample data (a few 18-year-old boys a day), firing once the
+#: guest form, whose defaults are a boy of 18, is sent four times within an hour.
+ALERT = {
+    "name": "More than 3 boys of 18 in an hour",
+    "metrica": "guest_visits",
+    "filters": {"gender": "boy", "age": 18},
+    "measure": "total",
+    "window": "60 minutes",
+    "above": 3,
+    "recipients": "",  # the ADMINS: printed on the terminal by the console e-mail backend
+}
+NOTE = "Newsletter sent"
 
 
 def login_file() -> Path:
@@ -40,9 +57,23 @@ class Command(BaseCommand):
         username, password = self.ensure_login(options["username"], options["password"])
         if not options["no_data"]:
             self.ensure_data(guests, options["days"], options["no_progress"])
+        self.ensure_watching()
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("The demo is ready: http://127.0.0.1:8000/"))
         self.stdout.write(f"  admin: http://127.0.0.1:8000/admin/staste/  user: {username}  password: {password}")
+        self.stdout.write(
+            "  alert: send the form at http://127.0.0.1:8000/visit/ four times as it is (a boy of 18), then run\n"
+            "         .venv/bin/python demo/manage.py staste alerts\n"
+            f"         and see {ALERT['name']!r} fire: its mail is printed on the terminal."
+        )
+
+    def ensure_watching(self) -> None:
+        """The demo's alert and a note on its charts, once (running again changes nothing)."""
+        if not Alert.objects.filter(name=ALERT["name"]).exists():
+            Alert.objects.create(**ALERT)
+            self.stdout.write(f"Created the alert {ALERT['name']!r} (admin: /admin/staste/alert/).")
+        if not Annotation.objects.filter(text=NOTE).exists():
+            annotations.annotate(NOTE, when=conf.local() - datetime.timedelta(days=3, hours=5))
 
     def ensure_login(self, username: str, password: str | None) -> tuple[str, str]:
         """Create the superuser once; later runs print the password kept then (if still valid)."""
