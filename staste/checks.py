@@ -32,6 +32,7 @@ from typing import Any
 import redis
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from staste import conf, connection, housekeeping, middleware, scripts
 from staste.axis import Axis
@@ -60,6 +61,34 @@ def check_name_clashes(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                 id="staste.E001",
             )
         )
+    return errors
+
+
+@checks.register(TAG, checks.Tags.urls)
+def check_shadowed_pages(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A metrica named as one of the section's own pages (``performance``, ``alert``...) is
+    counted, but its admin page is that other page: it could never be browsed."""
+    errors: list[checks.CheckMessage] = []
+    for metrica in registry:
+        name = metrica.name
+        try:
+            address = reverse("admin:staste_metrica", args=[name])
+        except NoReverseMatch:  # no admin site named "admin", or staste not in it
+            return []
+        try:
+            found = resolve(address)
+        except Resolver404:
+            continue
+        if found.url_name != "staste_metrica":
+            errors.append(
+                checks.Error(
+                    f"The admin page of the metrica {name!r}, {address}, is staste's own {found.url_name!r} "
+                    "page: the metrica's page can never be shown.",
+                    hint=f"Rename the metrica (manage.py staste rename {name} NEW_NAME moves its data).",
+                    obj=metrica,
+                    id="staste.E004",
+                )
+            )
     return errors
 
 

@@ -18,6 +18,7 @@ from staste.checks import (
     check_combinations,
     check_name_clashes,
     check_redis_servers,
+    check_shadowed_pages,
     combinations,
     fields_per_bucket,
     server_problems,
@@ -93,6 +94,18 @@ def test_two_metricas_with_one_name_are_an_error(clean_registry) -> None:
     assert "check_twins" in errors[0].msg and "rename" in errors[0].hint
     with pytest.raises(SystemCheckError, match=r"staste\.E001"):
         call_command("check")
+
+
+def test_a_metrica_named_as_a_page_of_the_section_is_an_error(clean_registry) -> None:
+    registry.register(Metrica(name="performance", axes=[("a", StoredChoiceAxis())]))
+    registry.register(Metrica(name="alert", axes=[("a", StoredChoiceAxis())]))
+    registry.register(Metrica(name="performances", axes=[("a", StoredChoiceAxis())]))  # its page is its own
+    errors = check_shadowed_pages()
+    assert ids(errors) == ["staste.E004", "staste.E004"]
+    shadowed = {error.obj.name: error for error in errors}
+    assert sorted(shadowed) == ["alert", "performance"]
+    assert "/admin/staste/performance/" in shadowed["performance"].msg
+    assert "rename performance" in shadowed["performance"].hint
 
 
 def test_changed_axes_are_an_error_once_data_was_written(clean_registry) -> None:
