@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from staste import apdex, histogram
+from staste import apdex, histogram, measures
 from staste.axis import StoredChoiceAxis
+from staste.exceptions import MeasureMissing
 from staste.metrica import AveragedMetrica, Metrica
 
 
@@ -94,6 +95,18 @@ def test_apdex_of_a_query_and_of_every_value(timings: AveragedMetrica, settings)
 
 def test_top_by_apdex_lists_the_least_satisfying_first(timings: AveragedMetrica) -> None:
     assert timings.top("view", 2, by="apdex") == [("report", 0.0), ("search", pytest.approx(0.75))]
+
+
+def test_apdex_is_a_measure_with_a_series_and_the_lowest_first(timings: AveragedMetrica) -> None:
+    measure = measures.get(timings, "apdex")
+    assert measure.lowest_first and not measure.additive
+    hours = measure.series(timings.filter(view="search"), DAY - datetime.timedelta(hours=2), DAY, "hour")
+    assert [value for _, value in hours] == [None, None, pytest.approx(0.75)]  # no request: no score
+    days = measure.series(timings.values(), DAY - datetime.timedelta(days=1), DAY, "day")
+    assert [value for _, value in days] == [None, pytest.approx(timings.apdex())]
+    assert measure.number(timings.filter(view="home")) == pytest.approx(0.95)
+    with pytest.raises(MeasureMissing, match="histogram=True to read apdex"):
+        measures.get(Metrica(name="counts", axes=[]), "apdex")
 
 
 def test_the_async_twins(timings: AveragedMetrica) -> None:
