@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from staste import keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.metrica import AveragedMetrica, Metrica
+from staste.testing import RedisCluster, RedisServer
 from tests import keydump
 
 D = datetime.datetime
@@ -109,6 +110,18 @@ axis_values = st.one_of(
         max_size=5,
     ),
 )
+
+
+@pytest.fixture(scope="module")
+def redis_server(redis_server: RedisServer | RedisCluster):
+    """A server of this module's own (a cluster stays the session's): each example proves that
+    nothing was written by dumping its prefix, a SCAN of the whole keyspace, which on the
+    session's server holds every key of the modules run before this one."""
+    if isinstance(redis_server, RedisCluster):
+        yield redis_server
+        return
+    with RedisServer() as server:
+        yield server
 
 
 def snapshot(client, prefix: str) -> dict[str, Any]:
