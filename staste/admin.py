@@ -218,8 +218,8 @@ def install(site: admin.AdminSite) -> None:
         ]
         return models + adminviews.urls(site) + site_urls()
 
-    site.get_urls = get_urls  # type: ignore[method-assign]
-    site._staste_installed = True  # type: ignore[attr-defined]
+    site.get_urls = get_urls  # type: ignore[method-assign]  # the project's own site, patched once
+    site._staste_installed = True  # type: ignore[attr-defined]  # our mark on that site
 
 
 install(admin.site)

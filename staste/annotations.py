@@ -55,6 +55,7 @@ def annotate(
     kick's date is.  ValueError for an empty or too long text."""
     text = str(text).strip()
     limit = Annotation._meta.get_field("text").max_length
+    assert limit is not None  # a CharField has one (Django's check fields.E120)
     if not text or len(text) > limit:
         raise ValueError(f"annotate: give a text of 1 to {limit} characters, not {len(text)}")
     names = sorted({str(name) for name in metricas or ()})

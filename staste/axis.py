@@ -12,6 +12,7 @@ counters live under, and turns stored parts back into values.  ``None`` always m
 from __future__ import annotations
 
 import decimal
+import math
 import numbers
 import re
 import weakref
@@ -49,12 +50,12 @@ def integer(value: Any) -> int:
         raise ValueError(f"{value[:40]!r} is not an integer written plainly, such as '42' or '-7'")
     if isinstance(value, (numbers.Real, decimal.Decimal)):  # Decimal is no numbers.Real
         try:
-            whole = int(value)
+            whole = math.trunc(value)  # a numbers.Real defines __trunc__, not necessarily __int__
         except (ValueError, OverflowError, ArithmeticError):  # NaN, infinity, Decimal('sNaN')
             raise ValueError(f"{value!r} is not a whole number") from None
         if whole != value:
             raise ValueError(f"{value!r} is not a whole number")
-        return whole
+        return int(whole)
     raise ValueError(f"{type(value).__name__} {value!r} is not an integer")
 
 

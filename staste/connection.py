@@ -233,10 +233,11 @@ def reset() -> None:
     """Forget the client, so the next use connects anew (settings changed, tests)."""
     global _client, _client_pid, _client_url
     with _lock:
-        if isinstance(_client, redis.cluster.RedisCluster) and _client_pid == os.getpid():
-            _client.close()
-        elif _client is not None and _client_pid == os.getpid():
-            _client.connection_pool.disconnect()
+        if _client is not None and _client_pid == os.getpid():
+            if isinstance(_client, redis.cluster.RedisCluster):
+                _client.close()
+            else:
+                _client.connection_pool.disconnect()
         _client, _client_pid, _client_url = None, None, None
 
 

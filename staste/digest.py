@@ -222,7 +222,7 @@ def subject(digest: Digest) -> str:
 
 def render(digest: Digest) -> tuple[str, str, str]:
     """(subject, text, HTML) of the digest's mail, in the active language."""
-    context = {
+    context: dict[str, Any] = {
         "subject": subject(digest),
         "digest": digest,
         "period": digest.period.label(),

@@ -3,7 +3,7 @@ and an alert's rule checked against its metrica before it is saved."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.validators import URLValidator
@@ -51,7 +51,9 @@ class AnnotationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["metricas"].choices = metrica_choices(*(self.instance.metricas or []))
+        cast(forms.MultipleChoiceField, self.fields["metricas"]).choices = metrica_choices(
+            *(self.instance.metricas or [])
+        )
 
     def clean_metricas(self) -> list[str]:
         return sorted(self.cleaned_data["metricas"])
@@ -86,8 +88,11 @@ class AlertForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["metrica"].choices = [("", "---------"), *metrica_choices(self.instance.metrica)]
-        self.fields["measure"].choices = measure_choices(self.instance.measure)
+        cast(forms.ChoiceField, self.fields["metrica"]).choices = [
+            ("", "---------"),
+            *metrica_choices(self.instance.metrica),
+        ]
+        cast(forms.ChoiceField, self.fields["measure"]).choices = measure_choices(self.instance.measure)
         self.fields["metrica"].help_text = Alert._meta.get_field("metrica").help_text
         self.fields["measure"].help_text = _("What the metrica offers: the measures of its admin page.")
         self.fields["window"].help_text = _("The last N units, as the admin's ranges: %(examples)s.") % {
@@ -95,7 +100,8 @@ class AlertForm(forms.ModelForm):
         }
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         above, below, change = data.get("above"), data.get("below"), data.get("change")
         if above is None and below is None and change is None and not self.has_error("above"):
             self.add_error(None, _("Give at least one condition: above, below or a change."))

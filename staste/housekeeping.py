@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 import redis.cluster
@@ -32,6 +33,9 @@ import redis.cluster
 from staste import conf, connection, keys, scripts
 from staste.connection import Client
 from staste.metrica import NAME_PATTERN, Metrica
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing's own from Python 3.13
 
 #: Keys per SCAN step, UNLINK, MEMORY USAGE pipeline or rename transaction: large enough to
 #: need few round trips, small enough that no single command keeps Redis busy for long.
@@ -70,7 +74,7 @@ def name_of(key: str, key_prefix: str | None = None) -> str | None:
     return name if NAME_PATTERN.match(name) else None
 
 
-def is_cluster(client: Client) -> bool:
+def is_cluster(client: Client) -> TypeIs[redis.cluster.RedisCluster]:
     return isinstance(client, redis.cluster.RedisCluster)
 
 
@@ -392,7 +396,9 @@ def _merge_key(source: redis.Redis, target: redis.Redis, old: str, new: str) -> 
         if members:
             pipe.sadd(new, *members)
     elif kind == "string":
-        pipe.set(new, source.get(old), nx=True)
+        value = source.get(old)
+        if value is not None:  # else it is gone since TYPE (expired, or deleted by another client)
+            pipe.set(new, value, nx=True)
     else:
         raise RenameError(f"cannot merge {old!r}: a {kind}")
     pipe.execute()

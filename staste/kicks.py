@@ -171,19 +171,19 @@ def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tupl
         known = encoded.get(id(plan))
         if known is None:
             ttls = "|".join(_ttls(plan.expiry, now))
-            numbers = []
+            group_numbers = []
             for prefix, family_keys in zip(kick.families, plan.family_keys, strict=True):
                 number = groups.get((family_keys, prefix))
                 if number is None:
                     group_args.append(f"{prefix}|{ttls}|" + "|".join([str(index(key)) for key in family_keys]))
                     number = groups[(family_keys, prefix)] = len(group_args)
-                numbers.append(number)
+                group_numbers.append(number)
             years = index(plan.years_key) if plan.year else 0
             sets = [
                 str(index(choices_key)) if cap >= 0 else "0"
                 for (_, cap), choices_key in zip(kick.options, plan.choices_keys, strict=True)
             ]
-            known = encoded[id(plan)] = (plan, f"{len(kick.options)}|{years}|{plan.year}", tuple(numbers), sets)
+            known = encoded[id(plan)] = (plan, f"{len(kick.options)}|{years}|{plan.year}", tuple(group_numbers), sets)
         _, head, numbers, sets = known
         counters = "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
         ids = kick.unique if plan.unique_prefixes else ()

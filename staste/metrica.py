@@ -20,7 +20,7 @@ import os
 import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -63,6 +63,15 @@ MAX_UNIQUE_LENGTH = 1000
 #: all time, always): a dense one is 12 KB per bucket and combination, so not per minute.
 DEFAULT_UNIQUES_SCALES: tuple[str, ...] = ("year", "month", "day")
 REDIS_INT_LIMIT = 2**63 - 1
+
+if TYPE_CHECKING:
+    from typing import Concatenate, ParamSpec, TypeVar
+
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
+
+    def _forward(method: Callable[Concatenate[MetricaValues, _P], _R]) -> Callable[Concatenate[Metrica, _P], _R]:
+        """A MetricaValues method as a metrica's (see _forwarded), its signature kept."""
 
 
 class Metrica:
@@ -461,6 +470,39 @@ class Metrica:
         """All of this metrica's values, all time: the start of every query."""
         return MetricaValues(self)
 
+    if TYPE_CHECKING:  # what the loop below sets, for type checkers (tests/test_structure.py compares)
+        timespan = _forward(MetricaValues.timespan)
+        filter = _forward(MetricaValues.filter)
+        total = _forward(MetricaValues.total)
+        iterate = _forward(MetricaValues.iterate)
+        timeserie = _forward(MetricaValues.timeserie)
+        percentile = _forward(MetricaValues.percentile)
+        percentiles = _forward(MetricaValues.percentiles)
+        percentiles_over = _forward(MetricaValues.percentiles_over)
+        timeserie_percentiles = _forward(MetricaValues.timeserie_percentiles)
+        atotal = _forward(MetricaValues.atotal)
+        aiterate = _forward(MetricaValues.aiterate)
+        atimeserie = _forward(MetricaValues.atimeserie)
+        apercentile = _forward(MetricaValues.apercentile)
+        apercentiles = _forward(MetricaValues.apercentiles)
+        apercentiles_over = _forward(MetricaValues.apercentiles_over)
+        atimeserie_percentiles = _forward(MetricaValues.atimeserie_percentiles)
+        over = _forward(MetricaValues.over)
+        top = _forward(MetricaValues.top)
+        atop = _forward(MetricaValues.atop)
+        iterate_percentiles = _forward(MetricaValues.iterate_percentiles)
+        aiterate_percentiles = _forward(MetricaValues.aiterate_percentiles)
+        uniques = _forward(MetricaValues.uniques)
+        iterate_uniques = _forward(MetricaValues.iterate_uniques)
+        timeserie_uniques = _forward(MetricaValues.timeserie_uniques)
+        auniques = _forward(MetricaValues.auniques)
+        aiterate_uniques = _forward(MetricaValues.aiterate_uniques)
+        atimeserie_uniques = _forward(MetricaValues.atimeserie_uniques)
+        apdex = _forward(MetricaValues.apdex)
+        iterate_apdex = _forward(MetricaValues.iterate_apdex)
+        aapdex = _forward(MetricaValues.aapdex)
+        aiterate_apdex = _forward(MetricaValues.aiterate_apdex)
+
 
 class AveragedMetrica(Metrica):
     """A metrica that also counts its events, so averages can be read back.
@@ -472,6 +514,20 @@ class AveragedMetrica(Metrica):
     """
 
     averaged = True
+
+    if TYPE_CHECKING:  # AVERAGED_QUERY_METHODS, as above
+        count = _forward(MetricaValues.count)
+        average = _forward(MetricaValues.average)
+        iterate_counts = _forward(MetricaValues.iterate_counts)
+        iterate_averages = _forward(MetricaValues.iterate_averages)
+        timeserie_counts = _forward(MetricaValues.timeserie_counts)
+        timeserie_counts_and_averages = _forward(MetricaValues.timeserie_counts_and_averages)
+        acount = _forward(MetricaValues.acount)
+        aaverage = _forward(MetricaValues.aaverage)
+        aiterate_counts = _forward(MetricaValues.aiterate_counts)
+        aiterate_averages = _forward(MetricaValues.aiterate_averages)
+        atimeserie_counts = _forward(MetricaValues.atimeserie_counts)
+        atimeserie_counts_and_averages = _forward(MetricaValues.atimeserie_counts_and_averages)
 
 
 #: The query methods a metrica answers itself, as ``metrica.values().<name>(...)``: every public

@@ -62,15 +62,16 @@ class Pipe:
     def send(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Send a call of script ``name``; RedisUnavailable when it never left (it did not run;
         the calls sent before it and not answered may have)."""
-        if self._direct:
-            self._waiting.append(self._run_on_node(name, keys, args))
+        client = self._client
+        if isinstance(client, redis.cluster.RedisCluster):
+            self._waiting.append(self._run_on_node(client, name, keys, args))
             return
         self._sent.append((name, ""))
         with scripts.translated_errors():
             try:
                 if self._connection is None:
-                    self._connection = self._client.connection_pool.get_connection()
-                packed = self._connection.pack_command(*scripts.command(self._client, name), len(keys), *keys, *args)
+                    self._connection = client.connection_pool.get_connection()
+                packed = self._connection.pack_command(*scripts.command(client, name), len(keys), *keys, *args)
                 # A health check would read a PING's reply before the replies still due.
                 self._connection.send_packed_command(packed, check_health=not self._waiting)
             except BaseException:
@@ -79,11 +80,12 @@ class Pipe:
                 raise
         self._waiting.append(None)
 
-    def _run_on_node(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _run_on_node(
+        self, client: redis.cluster.RedisCluster, name: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
         """A call on a cluster, on the node of its keys: its reply, the ResponseError Redis
         answered, or _Lost.  The connection is made first, so that a failure to connect (the
         call never left) raises here, and anything later means the reply was lost."""
-        client = self._client
         with scripts.translated_errors():
             try:
                 node = client.get_node_from_key(keys[0])
@@ -131,8 +133,8 @@ class Pipe:
     def close(self) -> None:
         """Give the connection back to the pool: closed first when replies are still due or it
         failed (a reply left unread would answer the next command sent on it)."""
-        if self._connection is None:
-            return
+        if self._connection is None or isinstance(self._client, redis.cluster.RedisCluster):
+            return  # a cluster's calls take no connection of their own (_run_on_node)
         if self._broken or self._waiting:
             self._connection.disconnect()
         self._client.connection_pool.release(self._connection)

@@ -392,7 +392,7 @@ class MetricaValues:
             week_days = iter(days)
             for monday, kept in zip(points, available, strict=True):
                 if not kept:
-                    rows.append((bucket_datetime(monday), None))  # type: ignore[arg-type]
+                    rows.append((bucket_datetime(monday), None))  # type: ignore[arg-type]  # expired: no values
                     continue
                 sums: list[Any] = [None] * width
                 for _ in next(week_days):
@@ -640,7 +640,7 @@ class MetricaValues:
             if not self.metrica.uniques_scales:
                 self._unique_prefixes([(1,)])
             base = self.metrica.base
-            fetch = UniqueYears(keys.years_key(base), base + "u:", ":" + self._field())
+            fetch: Fetch = UniqueYears(keys.years_key(base), base + "u:", ":" + self._field())
             return Read(
                 [fetch],
                 lambda replies: sorted(
@@ -892,7 +892,10 @@ def bucket_datetimes(spans: Sequence[timescale.Span]) -> list[datetime.datetime]
         return []
     zone = conf.time_zone() if getattr(settings, "USE_TZ", False) else None
     pad = (1, 1, 0, 0)[len(spans[0]) - 1 :]
-    return [datetime.datetime(*span, *pad, tzinfo=zone) for span in spans]
+    return [
+        datetime.datetime(year, month, day, hour, minute, tzinfo=zone)
+        for year, month, day, hour, minute in (span + pad for span in spans)
+    ]
 
 
 def bucket_datetime(span: timescale.Span) -> datetime.datetime:

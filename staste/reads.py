@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import redis
 
@@ -224,11 +224,12 @@ class Rows(Fetch):
             return self.blank()
         if isinstance(commands[0], HMGet):
             return replies
+        scripts = cast(list[Script], commands)  # plan() sent HMGETs or read.lua calls, never both
         width = len(self.fields)
-        if commands[0].args[0] == "sparse":
+        if scripts[0].args[0] == "sparse":
             rows = self.blank()
             at = 0
-            for command, reply in zip(commands, replies, strict=True):
+            for command, reply in zip(scripts, replies, strict=True):
                 for i in range(0, len(reply), 3):
                     rows[at + reply[i]][reply[i + 1]] = reply[i + 2]
                 at += len(command.keys)

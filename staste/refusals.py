@@ -131,7 +131,7 @@ def value_refused(exc: ValueRefused, name: str | None = None) -> str:
     name = name or _("this axis")
     details = exc.details
     if exc.reason == "choice":
-        shown = ", ".join(map(str, details["choices"]))  # type: ignore[call-overload]
+        shown = ", ".join(map(str, details["choices"]))  # type: ignore[call-overload]  # a list, for "choice"
         return _("%(name)s takes one of %(values)s") % {"name": name, "values": shown}
     if exc.reason == "type":
         words = TYPE_WORDS.get(str(details["type_name"]))
@@ -147,7 +147,7 @@ def value_refused(exc: ValueRefused, name: str | None = None) -> str:
     if exc.reason == "unicode":
         return _("%(name)s takes only valid Unicode text") % {"name": name}
     if exc.reason == "depth":
-        limit = int(details["limit"])  # type: ignore[call-overload]
+        limit = int(details["limit"])  # type: ignore[call-overload]  # an int, for "depth"
         return ngettext(
             "%(name)s takes paths of at most %(count)s level",
             "%(name)s takes paths of at most %(count)s levels",

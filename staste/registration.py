@@ -38,7 +38,7 @@ class Registry:
         #: (name, metrica) pairs that lost a name clash, for the system check.
         self.clashes: list[tuple[str, Metrica]] = []
 
-    def register(self, metrica: Metrica) -> Metrica:
+    def register(self, metrica: M) -> M:
         """Register ``metrica`` (returns it, so it can wrap a definition)."""
         if not isinstance(metrica, Metrica):
             raise TypeError(f"only metricas can be registered, not {metrica!r}")

@@ -29,7 +29,7 @@ def source(name: str) -> str:
     return "".join(folder.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
-def script(client: redis.Redis, name: str) -> Any:
+def script(client: connection.Client | async_connection.AsyncClient, name: str) -> Any:
     """The registered script ``name`` for ``client`` (EVALSHA, loading it when Redis lost it)."""
     registered = client.__dict__.setdefault("_staste_scripts", {})
     if name not in registered:

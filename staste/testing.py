@@ -375,7 +375,7 @@ class RedisSentinel:
                 continue
             finally:
                 client.close()
-            if address:
+            if isinstance(address, tuple):  # None while the sentinels know no primary
                 return int(address[1])
         return None
 

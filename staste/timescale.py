@@ -304,8 +304,8 @@ def count_buckets(since: datetime.datetime, until: datetime.datetime, scale: str
     if until < since:
         return 0
     if scale == WEEK:
-        first, last = week_of(since), week_of(until)
-        return (datetime.date(*last) - datetime.date(*first)).days // 7 + 1
+        first_week, last_week = week_of(since), week_of(until)
+        return (datetime.date(*last_week) - datetime.date(*first_week)).days // 7 + 1
     if scale == "year":
         return until.year - since.year + 1
     if scale == "month":

@@ -158,7 +158,7 @@ class timed:  # (named as a function: ``@staste.timed("x")``, ``with staste.time
                 record(name, time.perf_counter() - start, SUCCESS)
                 return result
 
-            return timed_coroutine  # type: ignore[return-value]
+            return timed_coroutine  # type: ignore[return-value]  # wraps() keeps F's signature
 
         @functools.wraps(function)
         def timed_function(*args: Any, **kwargs: Any) -> Any:
@@ -171,4 +171,4 @@ class timed:  # (named as a function: ``@staste.timed("x")``, ``with staste.time
             record(name, time.perf_counter() - start, SUCCESS)
             return result
 
-        return timed_function  # type: ignore[return-value]
+        return timed_function  # type: ignore[return-value]  # wraps() keeps F's signature

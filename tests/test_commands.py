@@ -562,6 +562,26 @@ def test_rename_merge_adds_the_counters(staste_redis, prefix) -> None:
     assert scan(staste_redis, f"{prefix}:{{visits_v1}}:*") == set()
 
 
+def test_rename_merge_skips_a_string_that_expires_between_its_reads(own_redis: RedisServer) -> None:
+    """A string (the signature) gone between the merge's TYPE and GET was merged as SET of None:
+    redis-py raised DataError and the rename stopped halfway.  Now it is skipped: it expired."""
+
+    class ExpiresAfterType(redis.Redis):  # as if it expired, or another client deleted it, after TYPE
+        def type(self, name):
+            kind = super().type(name)
+            self.delete(name)
+            return kind
+
+    source = ExpiresAfterType.from_url(own_redis.url)
+    target = redis.Redis.from_url(own_redis.url)
+    source.set("old", "old signature")
+    target.set("new", "new signature")
+    assert housekeeping._merge_key(source, target, "old", "new") == 1
+    assert target.get("new") == b"new signature" and not target.exists("old")
+    source.close()
+    target.close()
+
+
 def test_rename_refuses_data_written_with_other_axes(staste_redis, prefix, registered) -> None:
     kick_old_name()
     registered.append(registry.register(Metrica(name="visits", axes=[("kind", Axis(choices=["a", "b"]))])))

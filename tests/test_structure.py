@@ -174,6 +174,22 @@ def test_a_metrica_forwards_every_query_method() -> None:
         assert hasattr(AveragedMetrica, name) and not hasattr(Metrica, name)
 
 
+def test_type_checkers_see_every_forwarded_query_method() -> None:
+    """The forwarding loop is invisible to mypy: each class declares its forwarded methods again
+    under TYPE_CHECKING (so ``metrica.filter(...).total()`` type-checks in users' code, py.typed
+    ships); those declarations must name exactly what the loop sets."""
+    from staste.metrica import AVERAGED_QUERY_METHODS, QUERY_METHODS
+
+    tree = ast.parse((PACKAGE / "metrica.py").read_text(encoding="utf-8"))
+    declared: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            blocks = [n for n in node.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"]
+            declared[node.name] = [t.id for b in blocks for a in b.body if isinstance(a, ast.Assign) for t in a.targets]
+    assert declared["Metrica"] == list(QUERY_METHODS)
+    assert declared["AveragedMetrica"] == list(AVERAGED_QUERY_METHODS)
+
+
 def test_a_coroutine_method_is_forwarded_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
     import inspect

@@ -8,6 +8,7 @@ pipelined round trip, so 50 metricas cost what one does.
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -81,7 +83,7 @@ def summarise(metrica: Metrica, now: datetime.datetime, ranges: dict[str, Range]
 
 
 #: The buffer's counters a page shows, in this order, in the reader's words.
-BUFFER_COUNTERS: tuple[tuple[str, str], ...] = (
+BUFFER_COUNTERS: tuple[tuple[str, str | Promise], ...] = (
     ("pending", gettext_lazy("pending")),
     ("dropped", gettext_lazy("dropped")),
     ("written", gettext_lazy("written")),
@@ -109,7 +111,9 @@ def read_rows(metricas: list[Metrica]) -> tuple[list[dict[str, Any]], str | None
     ranges = {text: parse_last(text, now) for text in SPARKLINE_RANGES}
     error = None
     try:
-        numbers = pipelined([lambda m=m: summarise(m, now, ranges) for m in metricas])
+        numbers: list[dict[str, Any] | None] = pipelined(
+            [functools.partial(summarise, m, now, ranges) for m in metricas]
+        )
     except READ_FAILURES as exc:
         error, numbers = redis_failure(exc), [None] * len(metricas)
     except QueryTooExpensive as exc:  # STASTE_MAX_QUERY_WORK below what the rows read together

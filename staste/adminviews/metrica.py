@@ -266,7 +266,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
             "Redis no longer holds this %(scale)s: its counters expired %(days)s days after it ended "
             "(STASTE_RETENTION). The numbers of its coarser spans still count it."
         ) % {
-            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span) or "year"],
+            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span or ()) or "year"],
             "days": display((keep or 0) / 86400),
         }
     rows = shown_rows(state, data)

@@ -479,16 +479,15 @@ def site_cards(page: Page, results: dict[str, Any]) -> tuple[list[dict[str, Any]
     """The cards of a page, and the numbers behind them (now, and in the previous period)."""
     period: compare.Period | None = results["_period"]
     if page.kind == "jobs":
-        rows = performance.tasks_from(unprefixed("tasks:", results))
-        now = _jobs_total(rows)
+        jobs = _jobs_total(performance.tasks_from(unprefixed("tasks:", results)))
         earlier = unprefixed("previous:tasks:", results)
-        before = _jobs_total(performance.tasks_from(earlier)) if earlier else None
+        jobs_before = _jobs_total(performance.tasks_from(earlier)) if earlier else None
         items = [
-            ("runs", _("Runs"), now.runs, ""),
-            ("failure_rate", _("Failure rate"), now.failure_rate, "%"),
-            ("p95", _("p95, slowest job"), now.p95, "ms"),
+            ("runs", _("Runs"), jobs.runs, ""),
+            ("failure_rate", _("Failure rate"), jobs.failure_rate, "%"),
+            ("p95", _("p95, slowest job"), jobs.p95, "ms"),
         ]
-        return cards(items, before), now, before
+        return cards(items, jobs_before), jobs, jobs_before
     now = performance.site_from(unprefixed("site:", results), page.window)
     earlier = unprefixed("previous:site:", results)
     before = performance.site_from(earlier, _window(period)) if earlier and period is not None else None
@@ -545,9 +544,9 @@ def page_data(page: Page, results: dict[str, Any]) -> dict[str, Any]:
         data["rows"] = rows
         data["table"] = view_rows(page, rows, earlier)
     elif page.kind == "jobs":
-        rows = performance.tasks_from(unprefixed("tasks:", results))
-        data["rows"] = rows
-        data["table"] = task_rows(page, rows)
+        tasks = performance.tasks_from(unprefixed("tasks:", results))
+        data["rows"] = tasks
+        data["table"] = task_rows(page, tasks)
     else:
         data["statements"] = statement_rows(results)
     return data

@@ -182,9 +182,11 @@ def read_page(state: PageState) -> PageData:
         range=found,
         breakdown_table=full,
         previous=previous,
-        expired=bool(state.span)
-        and bucket_status(state.span, now) == "expired"
-        and not summary.get("count", summary.get("total")),
+        expired=bool(
+            state.span
+            and bucket_status(state.span, now) == "expired"
+            and not summary.get("count", summary.get("total"))
+        ),
     )
 
 
@@ -250,6 +252,7 @@ def value_percentiles(
     """The percentiles of the breakdown's table (p50/p95/p99) for every value of its axis: one
     read (``iterate_percentiles`` scans each bucket's histogram once), pipelined with the rest
     of the page."""
+    assert state.by is not None
     ranged = query.over(window["since"], window["until"], window["scale"]) if window else query
     return dict(ranged.iterate_percentiles(state.by, measures.percentiles_of(shown_measures(state))))
 
@@ -383,12 +386,12 @@ def _previous_uniques(query: MetricaValues, period: compare.Period) -> float:
         starts = [timescale.start(bucket) for bucket in query.series_spans(since, until, scale)[1]]
     else:
         span = period.span or ()
-        scale = timescale.SCALES[len(span)] if len(span) < len(query.metrica.date_scales) else None
-        buckets = timescale.children(span) if scale is not None else []
-        if scale is None or not keeps_uniques_by(query.metrica, scale):
+        child = timescale.SCALES[len(span)] if len(span) < len(query.metrica.date_scales) else None
+        buckets = timescale.children(span) if child is not None else []
+        if child is None or not keeps_uniques_by(query.metrica, child):
             elapsed = (period.index + period.fraction) / len(buckets) if buckets else period.fraction
             return whole.uniques() * min(1.0, elapsed)
-        since, starts = timescale.start(span), [timescale.start(bucket) for bucket in buckets]
+        since, scale, starts = timescale.start(span), child, [timescale.start(bucket) for bucket in buckets]
     if period.index >= len(starts):  # a 31st day over a 30-day month: the previous one whole
         return float(whole.uniques())
     at = query.over(since, starts[period.index], scale).uniques()

@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from staste import conf, formats, measures, refusals, timescale
+from staste.axis import HierarchicalAxis
 from staste.charts.spec import Range, parse_last
 from staste.exceptions import MeasureMissing, UnknownMeasure
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
@@ -317,7 +318,7 @@ class PageState:
             if name not in self.filters:
                 continue
             value = self.filters[name]
-            if axis.hierarchical:
+            if isinstance(axis, HierarchicalAxis):
                 pairs += [(name, element) for element in axis.path(value)]
             else:
                 pairs.append((name, axis.check(value)))

@@ -91,7 +91,7 @@ def check(name: str, filters: Any, measure: str, window: str) -> PageState:
     except BadRequest as exc:
         raise RuleError(FIELDS.get(exc.param or "", "filters"), str(exc)) from None
     window_scale = parse_last(state.last or "").scale
-    count = int(re.search(r"\d+", state.last or "1").group())  # type: ignore[union-attr]  (parse_last found one)
+    count = int(re.search(r"\d+", state.last or "1").group())  # type: ignore[union-attr]  # parse_last found a number
     state = state.replace(last=f"{count} {window_scale}{'s' if count != 1 else ''}")  # "last 60 Minutes": "60 minutes"
     if measure == "uniques" and not measures.keeps_uniques_by(metrica, window_scale):
         raise RuleError(

@@ -31,7 +31,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from staste import annotations, conf, connection, formats, refusals
+from staste import annotations as notes  # named apart from `from __future__ import annotations`
+from staste import conf, connection, formats, refusals
 from staste.alerts import notify
 from staste.alerts.judging import FIRING, NO_DATA, OK, Numbers, Rule, Verdict, judge
 from staste.alerts.reading import read
@@ -79,8 +80,8 @@ def run(now: datetime.datetime | None = None, alerts: Any = None) -> Report:
 
 
 def _run(moment: datetime.datetime, alerts: Any) -> Report:
-    stamp = annotations.to_database(moment)
-    annotations.mark_release()  # a process that only runs alerts marks its release too
+    stamp = notes.to_database(moment)
+    notes.mark_release()  # a process that only runs alerts marks its release too
     chosen = list((alerts if alerts is not None else Alert.objects.all()).filter(enabled=True))
     report = Report()
     try:

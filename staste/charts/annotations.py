@@ -21,9 +21,10 @@ from __future__ import annotations
 import bisect
 import datetime
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
-from staste import annotations, conf, formats, timescale
+from staste import annotations as staste_annotations  # apart from `from __future__ import annotations`
+from staste import conf, formats, timescale
 from staste.models import Annotation
 
 Spec = dict[str, Any]
@@ -47,6 +48,10 @@ def bucket_end(begin: datetime.datetime, scale: str) -> datetime.datetime:
     return timescale.end(timescale.truncate(begin, scale))
 
 
+@overload
+def mark(spec: Spec, metrica: str) -> Spec: ...
+@overload
+def mark(spec: None, metrica: str) -> None: ...
 def mark(spec: Spec | None, metrica: str) -> Spec | None:
     """``spec`` with the annotations of ``metrica`` that fall in its buckets (one query).
 
@@ -62,12 +67,12 @@ def mark_all(charts: Sequence[tuple[Spec | None, str]]) -> list[Spec | None]:
     found: list[tuple[int, list[datetime.datetime], datetime.datetime]] = []
     for index, (spec, _metrica) in enumerate(charts):
         starts = bucket_starts(spec) if spec is not None else None
-        if starts:
-            found.append((index, starts, bucket_end(starts[-1], spec["x"])))  # type: ignore[index]
+        if starts and spec is not None:
+            found.append((index, starts, bucket_end(starts[-1], spec["x"])))
     out = [spec for spec, _metrica in charts]
     if not found:
         return out
-    notes = annotations.between(min(item[1][0] for item in found), max(item[2] for item in found))
+    notes = staste_annotations.between(min(item[1][0] for item in found), max(item[2] for item in found))
     for index, starts, end in found:
         spec, metrica = charts[index]
         assert spec is not None
@@ -83,7 +88,7 @@ def placed(
     for note in notes:
         if not note.shown_on(metrica):
             continue
-        moment = annotations.to_local(note.time)
+        moment = staste_annotations.to_local(note.time)
         if not starts[0] <= moment < end:
             continue
         index = bisect.bisect_right(starts, moment) - 1

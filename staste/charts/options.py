@@ -29,6 +29,7 @@ Building a spec or a number costs one Redis round trip (two for lines per axis v
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,13 +374,14 @@ class ChartOptions:
         # The values with the most of it, or (for what does not add up) with the most events.
         ranking = measures.find(measure if measures.find(measure).additive else measures.default(self.metrica))
         ranked = sorted(ranking.by_value(query, self.axis), key=lambda row: -row[1])[: self.limit or DEFAULT_LINE_LIMIT]
-        values = [value for value, _ in sorted(ranked, key=lambda row: self.metrica.axes[self.axis].sort_key(row[0]))]
+        order = self.metrica.axes[self.axis].sort_key
+        values = [value for value, _ in sorted(ranked, key=lambda row: order(row[0]))]
         queries = [query.filter(**{self.axis: value}) for value in values if value is not OTHER]
         names = [formats.value_label(value) for value in values if value is not OTHER]
         if with_total:
             queries.insert(0, query)
             names.insert(0, "total")
-        found_series = pipelined([lambda q=q: self._series(q, found, measure) for q in queries])
+        found_series = pipelined([functools.partial(self._series, q, found, measure) for q in queries])
         labels = found_series[0][0] if found_series else self._series(query, found, measure)[0]
         datasets = [(name, data, "y") for name, (_, data) in zip(names, found_series, strict=True)]
         spec = specs.series_spec(labels, datasets, title=self._title(), x=found.scale)

@@ -38,7 +38,7 @@ from django.utils.translation import gettext, gettext_lazy
 from django.views.generic import TemplateView
 
 from staste import formats, measures, refusals, timescale
-from staste.charts import annotations
+from staste.charts import annotations as notes  # named apart from `from __future__ import annotations`
 from staste.charts import spec as specs
 from staste.charts.options import FILTER_PREFIX, TIMESPAN_PREFIX, ChartOptions, OptionError, find_metrica
 from staste.exceptions import RedisUnavailable
@@ -147,9 +147,9 @@ class Chart(TemplateView):
         if problem:
             return self.problem(problem, status=400)
         try:
-            self.options = self.get_chart_options()
-            self.spec = self.get_spec(self.options)
-            self.spec = annotations.mark(self.spec, self.options.metrica.name)  # a line's notes (one query)
+            self.chart_options = self.get_chart_options()
+            self.spec = self.get_spec(self.chart_options)
+            self.spec = notes.mark(self.spec, self.chart_options.metrica.name)  # a line's notes (one query)
         except OptionError as exc:  # said in the page's language already
             return self.problem(str(exc), status=400)
         except ValueError as exc:  # what a core module refused (the budget...), said in the page's language
@@ -179,10 +179,10 @@ class Chart(TemplateView):
         shown = formats.localized_spec(self.spec)  # its measures and scales in the page's language
         header, rows = specs.table(shown)
         context.update(
-            metrica=self.options.metrica,
-            options=self.options,
+            metrica=self.chart_options.metrica,
+            options=self.chart_options,
             spec=shown,
-            title=self.spec.get("title") or self.options.metrica.title,
+            title=self.spec.get("title") or self.chart_options.metrica.title,
             kind=self.spec.get("type", self.kind),
             chart_id=self.chart_id,
             height=self.height,
@@ -195,7 +195,7 @@ class Chart(TemplateView):
 
     def query_without(self, *names: str) -> list[tuple[str, str]]:
         """The query string's parameters except ``names``: hidden inputs of a form that changes them."""
-        return [(key, value) for key, value in self.request.GET.items() if key not in names and key != "format"]
+        return [(key, value) for key, value in self.request.GET.dict().items() if key not in names and key != "format"]
 
     def url_with(self, **params: Any) -> str:
         """This page's query string with ``params`` replaced (None removes one)."""
@@ -230,13 +230,13 @@ class PieChart(Chart):
         dataset = self.spec["datasets"][0] if self.spec["datasets"] else {"data": []}
         # ``axis``: its name and the chart's (label, value) pairs, for templates that list them.
         context["axis"] = {
-            "name": self.options.axis or self.spec.get("x"),
+            "name": self.chart_options.axis or self.spec.get("x"),
             "values": list(zip(self.spec["labels"], dataset["data"], strict=True)),
         }
-        context["axes"] = list(self.options.metrica.axes)
-        metrica = self.options.metrica
+        context["axes"] = list(self.chart_options.metrica.axes)
+        metrica = self.chart_options.metrica
         # What the metrica has (percentiles only per value of an axis); a Metrica shows its total.
-        offered = [m for m in measures.of(metrica) if self.options.axis or not measures.is_percentile(m)]
+        offered = [m for m in measures.of(metrica) if self.chart_options.axis or not measures.is_percentile(m)]
         context["measures"] = offered if metrica.averaged else ()
         return context
 
@@ -258,7 +258,7 @@ class TimelineChart(Chart):
 
     def span_url(self, span: timescale.Span) -> str:
         """This page over another timespan, the other parameters kept."""
-        metrica = self.options.metrica
+        metrica = self.chart_options.metrica
         params: dict[str, Any] = {TIMESPAN_PREFIX + scale: None for scale in timescale.SCALES}
         params.update({scale: None for scale in timescale.SCALES if scale not in metrica.axes})
         params.update({TIMESPAN_PREFIX + scale: n for scale, n in zip(timescale.SCALES, span, strict=False)})
@@ -266,9 +266,9 @@ class TimelineChart(Chart):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        span = self.options.span
+        span = self.chart_options.span
         children = timescale.children(span) if span else [(int(label),) for label in self.spec["labels"]]
-        drill = len(span) + 1 < len(self.options.metrica.date_scales)
+        drill = len(span) + 1 < len(self.chart_options.metrica.date_scales)
         rows = context["table_rows"]
         links = [(row, self.span_url(child) if drill else None) for child, row in zip(children, rows, strict=False)]
         parents = [span[:n] for n in range(1, len(span) + 1)]
@@ -312,7 +312,7 @@ class TimeserieChart(Chart):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context.update(axes=list(self.options.metrica.axes), current_axis=self.options.axis)
+        context.update(axes=list(self.chart_options.metrica.axes), current_axis=self.chart_options.axis)
         return context
 
 
@@ -353,17 +353,18 @@ class LatestCountAndAverageChart(Chart):
         context = super().get_context_data(**kwargs)
         choices: list[str] = []
         if self.axis_keyword:
-            if self.axis_keyword not in self.options.metrica.axes:
-                raise ImproperlyConfigured(f"{self.options.metrica.name} has no axis {self.axis_keyword!r}")
+            if self.axis_keyword not in self.chart_options.metrica.axes:
+                raise ImproperlyConfigured(f"{self.chart_options.metrica.name} has no axis {self.axis_keyword!r}")
             unfiltered = dataclasses.replace(
-                self.options, filters={k: v for k, v in self.options.filters.items() if k != self.axis_keyword}
+                self.chart_options,
+                filters={k: v for k, v in self.chart_options.filters.items() if k != self.axis_keyword},
             )
             try:
                 rows = unfiltered.query().iterate_counts(self.axis_keyword)
             except (RedisUnavailable, redis.RedisError):
                 rows = []
             choices = [formats.value_label(value) for value, count in rows if count]
-        current = self.options.filters.get(self.axis_keyword) if self.axis_keyword else None
+        current = self.chart_options.filters.get(self.axis_keyword) if self.axis_keyword else None
         if self.axis_keyword:
             context["hidden_params"] = self.query_without(
                 *self.controls, self.axis_keyword, FILTER_PREFIX + self.axis_keyword

@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django import template
 from django.conf import settings
+from django.template.backends.django import DjangoTemplates
 from django.template.base import FilterExpression, Node, Parser, Token, Variable, kwarg_re
 from django.template.defaultfilters import floatformat
 from django.templatetags.static import static
@@ -286,13 +287,22 @@ def format_number(value: int | float | None) -> str:
 
 def _render(context: template.Context, name: str, values: dict[str, Any]) -> str:
     """Render one of staste's fragments with the page's engine, sharing its render state."""
-    engine = context.template.engine if context.template is not None else template.engines["django"].engine
+    if context.template is not None:
+        engine = context.template.engine
+    else:  # staste's fragments are Django templates: the "django" backend's engine renders them
+        engine = cast(DjangoTemplates, template.engines["django"]).engine
     return engine.get_template(name).render(context.new(values))
+
+
+def _page_state(context: template.Context) -> dict[str, Any]:
+    """The render state of the whole page (its outermost dict: fragments rendered inside share it)."""
+    # django-stubs types the render context's values as str; Django keeps any object there.
+    return cast(dict[str, Any], context.render_context.dicts[0])
 
 
 def _next_chart_id(context: template.Context) -> str:
     """A page-unique id: a token per render (pages may be assembled from fragments) and a counter."""
-    state = context.render_context.dicts[0]
+    state = _page_state(context)
     token, count = state.get(_COUNTER_KEY, (uuid.uuid4().hex[:8], 0))
     state[_COUNTER_KEY] = (token, count + 1)
     return f"staste-chart-{token}-{count + 1}"
@@ -306,7 +316,7 @@ def _nonce(context: template.Context) -> str | None:
 
 def scripts_once(context: template.Context) -> str:
     """The script tags of Chart.js and staste's renderer, the first time a page asks for them."""
-    state = context.render_context.dicts[0]
+    state = _page_state(context)
     if state.get(_SCRIPTS_KEY):
         return ""
     state[_SCRIPTS_KEY] = True

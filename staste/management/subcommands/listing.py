@@ -34,7 +34,7 @@ class List(Subcommand):
     def handle(self, command: Any, **options: Any) -> None:
         measured = not options["no_memory"]
         usage = housekeeping.inventory(measure_keys=measured)
-        rows = []
+        rows: list[list[Any]] = []  # output.table's cells: names, texts and numbers
         for metrica in registry:
             found = usage.get(metrica.name, housekeeping.Usage())
             bound = checks.fields_per_bucket(metrica)
