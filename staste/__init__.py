@@ -14,8 +14,10 @@ __all__ = [
     "HierarchicalAxis",
     "Metrica",
     "StoredChoiceAxis",
+    "funnel",
     "register",
     "registry",
+    "retention",
 ]
 
 _EXPORTS = {
@@ -26,6 +28,8 @@ _EXPORTS = {
     "AveragedMetrica": "staste.metrica",
     "register": "staste.registration",
     "registry": "staste.registration",
+    "funnel": "staste.cohorts",
+    "retention": "staste.cohorts",
 }
 
 

@@ -9,6 +9,19 @@ periods.  The layout and its costs: docs/cohorts.md.
 """
 
 from staste.cohorts.errors import NotKeptForUsers, RangeNotKept, TooManyUsers
+from staste.cohorts.funnel import Funnel, FunnelStep, funnel
 from staste.cohorts.reading import user_ids, users
+from staste.cohorts.retention import Cohort, retention
 
-__all__ = ["NotKeptForUsers", "RangeNotKept", "TooManyUsers", "user_ids", "users"]
+__all__ = [
+    "Cohort",
+    "Funnel",
+    "FunnelStep",
+    "NotKeptForUsers",
+    "RangeNotKept",
+    "TooManyUsers",
+    "funnel",
+    "retention",
+    "user_ids",
+    "users",
+]
