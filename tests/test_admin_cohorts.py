@@ -31,7 +31,7 @@ def in_may(clock) -> None:
 
 
 @pytest.fixture
-def shop(register) -> tuple[Metrica, Metrica, Metrica]:
+def shop(register) -> tuple[Metrica, Metrica, Metrica]:  # noqa: F811
     signed_up = register(Metrica(name="signed_up", axes=[], users=True, title="Signed up"))
     visited = register(Metrica(name="visited", axes=[], users=True, title="Visited"))
     ordered = register(

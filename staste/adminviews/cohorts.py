@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from staste import conf, formats
 from staste.adminviews.base import READ_FAILURES, admin_context, redis_failure
@@ -44,8 +45,8 @@ def number(value: int) -> str:
 
 
 def percent(share: float | None) -> str:
-    """A share as the page writes it (one decimal), "–" when there is none."""
-    return "–" if share is None else number_format(round(share * 100, 1), 1) + "%"
+    """A share as the page writes it (one decimal), an em dash when there is none."""
+    return "\u2014" if share is None else number_format(round(share * 100, 1), 1) + "%"
 
 
 def users_metricas() -> list[Any]:
@@ -212,7 +213,11 @@ def retention_page(request: HttpRequest, site: AdminSite, unreadable: str | None
         "then": then,
         "period": period,
         "periods": periods_text,
-        "period_choices": [(layout.DAY, _("day")), (layout.WEEK, _("week")), (layout.MONTH, _("month"))],
+        "period_choices": [
+            (layout.DAY, pgettext("scale", "day")),
+            (layout.WEEK, pgettext("scale", "week")),
+            (layout.MONTH, pgettext("scale", "month")),
+        ],
     }
     status = 200
     try:
