@@ -91,6 +91,7 @@ demo: demo-setup
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.cohorts
 
 # Refreshes the translation catalogues after a user-facing string changed (needs GNU gettext);
 # tests/test_i18n.py fails until this is run and the new entries are translated.
