@@ -100,6 +100,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
+	$(PY) -m benchmarks.cohorts
 
 # Refreshes the translation catalogues after a user-facing string changed (needs GNU gettext);
 # tests/test_i18n.py fails until this is run and the new entries are translated.

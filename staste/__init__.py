@@ -16,8 +16,10 @@ __all__ = [
     "Metrica",
     "StoredChoiceAxis",
     "annotate",
+    "funnel",
     "register",
     "registry",
+    "retention",
     "timed",
 ]
 
@@ -31,6 +33,8 @@ _EXPORTS = {
     "register": "staste.registration",
     "registry": "staste.registration",
     "timed": "staste.timing",
+    "funnel": "staste.cohorts",
+    "retention": "staste.cohorts",
 }
 
 

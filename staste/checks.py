@@ -19,6 +19,7 @@ staste.W005     a metrica's axes allow more combinations than ``STASTE_COMBINATI
 staste.I001     the response-time middleware is not installed
 staste.I002     a ``volatile-*`` eviction policy may drop fine buckets early
 staste.I003     Redis' persistence cannot be read (CONFIG is disabled)
+staste.I004     the memory a metrica's users bitmaps imply (``users=True``, staste.cohorts)
 ==============  =============================================================================
 """
 
@@ -36,6 +37,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from staste import conf, connection, housekeeping, middleware, scripts
 from staste.axis import Axis
+from staste.cohorts import positions, sizing
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
 from staste.registration import registry
@@ -392,3 +394,28 @@ def check_response_time_middleware(app_configs: Any = None, **kwargs: Any) -> li
             id="staste.I001",
         )
     ]
+
+
+@checks.register(TAG)
+def check_users_memory(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """staste.I004: what the users bitmaps of each metrica made with ``users=True`` can take at
+    ``STASTE_MAX_USER_POSITION`` (a bitmap is position / 8 bytes), so the cap is chosen knowingly."""
+    cap = positions.cap()
+    retention = conf.retention()
+    found: list[checks.CheckMessage] = []
+    for metrica in registry:
+        if not metrica.keeps_users:
+            continue
+        count, size = sizing.largest(metrica, retention, cap)
+        found.append(
+            checks.Info(
+                f"Metrica {metrica.name!r} keeps users bitmaps of up to {human_bytes(cap // 8 + 1)} each "
+                f"(STASTE_MAX_USER_POSITION = {cap:,}); with up to {count:,} of them alive (days, weeks and "
+                f"months within retention), up to {human_bytes(size)}.",
+                hint="A bitmap is as long as its highest user position / 8 bytes: lower STASTE_MAX_USER_POSITION, "
+                "the day or month retention (STASTE_RETENTION) or users_axes to bound it (docs/cohorts.md).",
+                obj=metrica,
+                id="staste.I004",
+            )
+        )
+    return found

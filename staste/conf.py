@@ -82,6 +82,13 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
     # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).
     "STASTE_FLUSH_ON_SIGTERM": True,
+    # Metricas made with users=True (staste.cohorts): the highest bit position a user may have, so
+    # that no users bitmap grows past STASTE_MAX_USER_POSITION / 8 bytes (manage.py check says what
+    # it implies: staste.I004).
+    "STASTE_MAX_USER_POSITION": 10_000_000,
+    # How user ids become bit positions: "int" (integer primary keys are positions), "mapped"
+    # (any id, mapped to positions in Redis), "auto" ("int" when AUTH_USER_MODEL's key is an integer).
+    "STASTE_USER_IDS": "auto",
     # ResponseTimeMiddleware: False turns it off (it then costs nothing).
     "STASTE_MIDDLEWARE_ENABLED": True,
     # Seconds between two refreshes of an admin page that shows the present (a quick range, today,
@@ -147,6 +154,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,
+    "STASTE_MAX_USER_POSITION": int,
     "STASTE_LIVE_INTERVAL": float,
     "STASTE_RECORD_OWN_VIEWS": bool,
     "STASTE_DATABASE_TIMING": bool,

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from staste import conf, keys, numbering, timescale
 
 if TYPE_CHECKING:
+    from staste.cohorts.marks import Mark
     from staste.metrica import Metrica
 
 
@@ -43,8 +44,11 @@ class Kick(NamedTuple):
     increments: tuple[int, ...]
     options: tuple[tuple[tuple[str, ...], int], ...]
     unique: tuple[str, ...] = ()
+    users: tuple[Mark, ...] = ()  # (staste.cohorts: kick(user=...))
 
     def merge_key(self) -> tuple[Any, ...]:
+        if self.users:  # (staste.cohorts)
+            return (self.metrica.base, self.spans, self.families, self.options, self.users)
         return (self.metrica.base, self.spans, self.families, self.options)
 
     def merged(self, other: Kick) -> Kick:

@@ -26,6 +26,8 @@ import redis
 
 from staste import async_connection, buffer, conf, connection, keys, numbering, scripts, timescale, writers
 from staste.axis import Axis
+from staste.cohorts import marks, reading
+from staste.cohorts.marks import users_axes_of
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
 from staste.histogram import bucket_index as histogram_bucket
@@ -100,6 +102,8 @@ class Metrica:
         unit: str = "",
         uniques: bool = False,
         uniques_scales: Iterable[str] | None = None,
+        users: bool = False,
+        users_axes: Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
@@ -156,6 +160,10 @@ class Metrica:
             if self.keeps_uniques
             else ()
         )
+        #: Whether ``kick(user=...)`` marks users in day, week and month bitmaps (staste.cohorts),
+        #: and the axes whose values get bitmaps of their own (for funnel steps' filters).
+        self.keeps_users = bool(users)
+        self.users_axes: tuple[str, ...] = users_axes_of(self, users_axes)
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
         # Derived from settings: forgotten by _forget_settings when one changes.
@@ -249,11 +257,13 @@ class Metrica:
         **axis_values: Any,
     ) -> Kick:
         """Validate a kick completely, without touching Redis."""
+        user = axis_values.pop("user", None) if "user" not in self.axes else None
         ids = () if unique is None else (self.unique_id(unique),)
         options = self._options(axis_values)
         spans = self._spans_now() if date is None else self._spans_at(date)
         families, increments = self.increments(value)
-        return Kick(self, spans, families, increments, options, ids)
+        marked = () if user is None else (marks.kick_mark(self, user, date, options),)
+        return Kick(self, spans, families, increments, options, ids, marked)
 
     def _options(self, axis_values: dict[str, Any]) -> tuple[tuple[tuple[str, ...], int], ...]:
         """The validated options (``Axis.kick_option``) of a kick's axis values.
@@ -311,7 +321,7 @@ class Metrica:
         keeps them alive, so no other object takes their ids meanwhile; equal tuples under
         other ids make another entry, merged at the flush).  A Kick is built only for a new key.
         """
-        if unique is not None:
+        if unique is not None or ("user" in axis_values and "user" not in self.axes):
             buffer.add(self.prepare_kick(value, date, unique, **axis_values))
             return
         options = self._options(axis_values)
@@ -379,6 +389,12 @@ class Metrica:
         ``unique`` (a metrica made with ``uniques=True``): an id (a visitor, a user: str or
         int) also added to the HyperLogLogs of the kick's buckets and combinations, so that
         ``uniques()`` counts distinct ids (see docs/uniques.md).
+
+        ``user`` (a metrica made with ``users=True``): a user object or its id, marked in the
+        day, ISO week and month bitmaps of the kick, so that ``users()``, funnels and
+        retention tables count exact users (see docs/cohorts.md).  It then costs a second
+        call, made first (setting a bit is idempotent, so a kick retried after an error marks
+        nothing twice).
         """
         if self.buffered if buffered is None else buffered:
             self._buffer(value, date, unique, axis_values)
@@ -410,6 +426,8 @@ class Metrica:
         script_keys, args = numbering.stamped(*batch_keys_and_args([kick]), writers.current().numbers(self.base))
         try:
             self.record_signature()
+            if kick.users:  # (staste.cohorts) first: a kick retried after an error marks nothing twice
+                self._mark(kick)
             scripts.run("kick", script_keys, args)
         except (RedisUnavailable, redis.ResponseError) as exc:
             self._write_failed(exc)
@@ -422,9 +440,26 @@ class Metrica:
             script_keys, args = numbering.stamped(*batch_keys_and_args([kick]), writer.numbers(self.base))
             try:
                 await self.arecord_signature()
+                if kick.users:
+                    await self._amark(kick)
                 await scripts.arun("kick", script_keys, args)
             except (RedisUnavailable, redis.ResponseError) as exc:
                 self._write_failed(exc)
+
+    def _mark(self, kick: Kick) -> None:
+        """Run the users.lua call of ``kick``'s marks; ValueError (nothing written) when new
+        ids would pass STASTE_MAX_USER_POSITION."""
+        try:
+            scripts.run("users", *marks.keys_and_args(kick.users, timescale.now()))
+        except redis.ResponseError as exc:
+            raise marks.refusal(exc) from None
+
+    async def _amark(self, kick: Kick) -> None:
+        """:meth:`_mark`, awaited."""
+        try:
+            await scripts.arun("users", *marks.keys_and_args(kick.users, timescale.now()))
+        except redis.ResponseError as exc:
+            raise marks.refusal(exc) from None
 
     def _write_failed(self, exc: RedisUnavailable | redis.ResponseError) -> None:
         """Raise what a failed write means for the caller, or log it when failing silently."""
@@ -463,6 +498,22 @@ class Metrica:
             async with async_connection.using() as client:
                 await client.set(keys.signature_key(self.base), self.signature(), nx=True)
         self._signature_recorded = (pid, self.base)
+
+    # -- users (a metrica made with users=True): staste.cohorts ----------------------------------
+
+    def users(self, since: Any, until: Any = None, **axis_values: Any) -> int:
+        """Exact distinct users who kicked this metrica from the day of ``since`` to that of
+        ``until`` (default today), both included; ``axis_values``: one value of an axis of
+        ``users_axes``.  One pipeline of BITOPs (docs/cohorts.md).
+
+        >>> signups.users(datetime.date(2024, 3, 1), datetime.date(2024, 3, 31))  # doctest: +SKIP
+        1284
+        """
+        return reading.users(self.values().filter(**axis_values), since, until)
+
+    def user_ids(self, since: Any, until: Any = None, limit: int = 1000, **axis_values: Any) -> list[Any]:
+        """The ids of the users :meth:`users` counts, at most ``limit`` (TooManyUsers past it)."""
+        return reading.user_ids(self.values().filter(**axis_values), since, until, limit)
 
     # -- reading: values() and the query methods of QUERY_METHODS (below), forwarded to it ----
 

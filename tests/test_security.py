@@ -83,6 +83,10 @@ def test_every_staste_url_requires_active_staff_with_the_view_permission(who, ex
         if expected == "login":
             assert response.status_code == 302, url
             assert response["Location"].startswith("/admin/login/"), url
+        elif url.endswith("/funnel/lost.csv") and expected == 200:
+            # (staste.cohorts) past the section's permission, the ids of users need the user
+            # model's view permission (403) and the funnel's query (400 without one)
+            assert response.status_code == (400 if who == "superuser" else 403), (url, response.status_code)
         else:
             assert response.status_code == expected, (url, response.status_code)
         if response.status_code == 200 and url.endswith((".json", ".csv")):

@@ -13,6 +13,7 @@ from django.contrib.admin import AdminSite
 from django.urls import URLPattern, path
 
 from staste.adminviews.base import protected
+from staste.adminviews.cohorts import funnel_csv, funnel_page, retention_page
 from staste.adminviews.dashboard import dashboard, dashboard_json
 from staste.adminviews.metrica import metrica_csv, metrica_json, metrica_page
 from staste.adminviews.performance import performance_csv, performance_json, performance_page
@@ -48,6 +49,10 @@ def urls(site: AdminSite) -> list[URLPattern]:
         # The admin links its index and sidebar entry for the Metrica model to this name.
         path("staste/", wrapped["dashboard"], name="staste_metrica_changelist"),
         path("staste/data.json", wrapped["dashboard_json"], name="staste_dashboard_json"),
+        # staste.cohorts (before the metrica pages: "funnel" and "retention" are not metrica names there)
+        path("staste/funnel/", protected(site, funnel_page, page=True), name="staste_funnel"),
+        path("staste/funnel/lost.csv", protected(site, funnel_csv), name="staste_funnel_csv"),
+        path("staste/retention/", protected(site, retention_page, page=True), name="staste_retention"),
         path("staste/<str:name>/", wrapped["page"], name="staste_metrica"),
         path("staste/<str:name>/data.json", wrapped["json"], name="staste_metrica_json"),
         path("staste/<str:name>/data.csv", wrapped["csv"], name="staste_metrica_csv"),

@@ -30,10 +30,11 @@ from typing import Any
 
 import redis
 
-from staste import kicks, scripts
+from staste import conf, kicks, scripts, timescale
 from staste.buffer import calls
 from staste.buffer.chain import Call, Chain, Failure, Outcome
 from staste.buffer.status import Status
+from staste.cohorts import layout, marks
 from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick
 
@@ -134,6 +135,10 @@ class Flushes:
             if made is not None:
                 yield self._queued(made)
             made = Call("ids", *kicks.ids_keys_and_args(items), base=items[0][0], work=Part(flush))
+        for call in users_calls(flush, decided):  # kick(user=...): staste.cohorts
+            if made is not None:
+                yield self._queued(made)
+            made = call
         if made is not None:
             made.work.last = True
             yield self._queued(made)
@@ -219,6 +224,7 @@ class Flushes:
             Call("kick", *kicks.batch_keys_and_args(batch), base=batch[0].metrica.base, work=Part(flush, batch=batch))
             for batch in calls.kick_by_kick(flush.kicks, calls.CALL_BUDGET)
         ]
+        one_by_one += users_calls(flush, flush.kicks)  # (kick.lua writes no marks; setting a bit again is harmless)
         flush.written = []
         with self._lock:
             flush.unconfirmed, flush.whole = len(back) + len(one_by_one), True
@@ -242,6 +248,20 @@ class Flushes:
         else:
             logger.error("staste: dropped %d buffered kicks that Redis refused", dropped, exc_info=exc)
         self._status.failed(exc, dropped=dropped)
+
+
+def users_calls(flush: Flush, batch: Sequence[Kick]) -> list[Call]:
+    """The users.lua calls setting the bits of the kicks with ``user=`` (staste.cohorts.marks),
+    numbered under the users base's writer key (one hash slot for every users key)."""
+    found = marks.merged(mark for kick in batch for mark in kick.users)
+    if not found:
+        return []
+    base = layout.users_base(conf.get("STASTE_METRICS_PREFIX"))
+    now = timescale.now()
+    return [
+        Call("users", *marks.keys_and_args(part, now), base=base, work=Part(flush))
+        for part in marks.calls(found, marks.CALL_BUDGET)
+    ]
 
 
 def counters_call(flush: Flush, chunks: list[kicks.Chunk], back: bool = False) -> Call:
