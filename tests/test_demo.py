@@ -181,6 +181,34 @@ def test_make_demo_set_up_steps(tmp_path: Path, redis_server, prefix: str, clock
     assert notes == "['migration', 'note', 'release']"  # migrate's, the newsletter, demo-1.0 (first request)
     total += 4  # the four guests of the form
 
+    # The shoppers tell a story: fewer at each step of the funnel, a link to exactly the accounts
+    # lost at the last step, and cohorts that come back less and less.
+    assert "/admin/staste/funnel/?step=signed_up" in outputs[-1]
+    story = demo_client(
+        env,
+        "import datetime, re\n"
+        "from staste import conf, funnel, retention\n"
+        "from guests import stats\n"
+        "today = conf.local().date()\n"
+        "found = funnel([stats.signed_up, stats.shop_visit, stats.ordered.filter(shop='candy')],"
+        " today - datetime.timedelta(days=55), today, within=14)\n"
+        "print([step.count for step in found])\n"
+        "print(len(found[2].lost_ids(limit=5000)))\n"
+        "rows = retention(first=stats.signed_up, then=stats.shop_visit, period='week', periods=6)\n"
+        "print([round(row.returned[1] / row.size, 2) for row in rows[:4] if row.size])\n"
+        "login()\n"
+        "page = client.get('/admin/staste/funnel/?step=signed_up&step=shop_visit'"
+        "'&step=ordered%3Ashop%3Dcandy&within=14')\n"
+        "print(page.status_code, len(re.findall(r'pk__in=', page.content.decode())) > 0)\n",
+    )
+    counts, lost, returned, funnel_page = story.splitlines()[-4:]
+    steps = [int(number) for number in counts.strip("[]").split(", ")]
+    assert steps[0] > 500 and steps[0] > steps[1] > steps[2] > 0, steps
+    assert int(lost) == steps[1] - steps[2]
+    shares = [float(share) for share in returned.strip("[]").split(", ")]
+    assert shares and all(0 < share < 1 for share in shares), shares  # some come back, not all
+    assert funnel_page == "200 True"
+
     # Running the set-up again changes nothing and prints the same login.
     again = manage(env, "demo_setup")
     assert again.returncode == 0, again.stderr

@@ -60,3 +60,39 @@ visit_length = AveragedMetrica(
 #: What ResponseTimeMiddleware records (registered here too, so pages can chart it by name
 #: even before the middleware served its first request).
 response_time = response_time_metrica()
+
+
+# -- Shoppers: exact users, for the funnel and retention pages (staste.cohorts) -----------------
+# Each of these keeps, per day, ISO week and month, a bitmap of the demo's user accounts that
+# kicked it (``kick(user=...)``): who signed up, who came back, who ordered, and where.
+
+#: One kick per account, the day it was made.
+signed_up = Metrica(
+    name="signed_up",
+    axes=[],
+    users=True,
+    title="Sign-ups",
+    description="One kick per new shopper account, the day it was made (exact users: funnels, retention).",
+    category="Shoppers",
+)
+
+#: One kick per day a shopper comes to a shop.
+shop_visit = Metrica(
+    name="shop_visit",
+    axes=[("shop", Axis(choices=SHOPS))],
+    users=True,
+    title="Shopper visits",
+    description="A shopper's visit to a shop (exact users: who comes back, in the retention table).",
+    category="Shoppers",
+)
+
+#: One kick per order; its bitmaps are kept per shop too, so a funnel can end at one shop's orders.
+ordered = Metrica(
+    name="ordered",
+    axes=[("shop", Axis(choices=SHOPS))],
+    users=True,
+    users_axes=["shop"],
+    title="Orders",
+    description="A shopper's order, by shop (exact users, also per shop: the funnel's last step).",
+    category="Shoppers",
+)

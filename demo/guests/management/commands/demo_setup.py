@@ -4,7 +4,8 @@
    ``<STASTE_DATA_DIR>/demo-login.txt`` so later runs can print it again;
 2. fills a year of sample data when the demo's metricas are empty (``--no-data`` skips it),
    a month of sample requests and job runs for the admin's Performance pages, and the shops and
-   visits the demo's own pages query;
+   visits the demo's own pages query, and shopper accounts who sign up, visit and order (the
+   Funnel and Retention pages);
 3. adds a note on the charts three days ago and an alert on ``guest_visits`` (once), and prints
    how to see the alert fire.
 """
@@ -19,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from guests import stats, traffic
+from guests import shoppers, stats, traffic
 from staste import annotations, conf, connection, timed
 from staste.exceptions import RedisUnavailable
 from staste.models import Alert, Annotation
@@ -36,6 +37,8 @@ ALERT = {
     "recipients": "",  # the ADMINS: printed on the terminal by the console e-mail backend
 }
 NOTE = "Newsletter sent"
+#: The demo's funnel: sign-up, a visit, an order from the candy shop, within two weeks.
+FUNNEL = "/admin/staste/funnel/?step=signed_up&step=shop_visit&step=ordered%3Ashop%3Dcandy&within=14"
 
 
 def login_file() -> Path:
@@ -66,6 +69,8 @@ class Command(BaseCommand):
             "         .venv/bin/python demo/manage.py staste alerts\n"
             f"         and see {ALERT['name']!r} fire: its mail is printed on the terminal."
         )
+        self.stdout.write(f"  funnel: http://127.0.0.1:8000{FUNNEL}  (who signed up, came, ordered sweets)")
+        self.stdout.write("  retention: http://127.0.0.1:8000/admin/staste/retention/?first=signed_up&then=shop_visit")
 
     def ensure_watching(self) -> None:
         """The demo's alert and a note on its charts, once (running again changes nothing)."""
@@ -109,6 +114,7 @@ class Command(BaseCommand):
 
     def ensure_data(self, guests: int, days: int, no_progress: bool) -> None:
         self.ensure_traffic()
+        self.ensure_shoppers()
         if guests:
             self.stdout.write(
                 f"{connection.describe()} holds {guests:,} guests already; add more with "
@@ -117,6 +123,16 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Filling {days} days of sample data into {connection.describe()}...")
         call_command("staste_fake_data", days=days, no_progress=no_progress, stdout=self.stdout, stderr=self.stderr)
+
+    def ensure_shoppers(self) -> None:
+        """Shopper accounts and their sign-ups, visits and orders, for the Funnel and Retention pages (once)."""
+        if stats.signed_up.total():
+            return
+        accounts, kicks = shoppers.fill()
+        self.stdout.write(
+            f"Added {accounts:,} shopper accounts and {kicks:,} of their sign-ups, visits and orders "
+            "(Funnel and Retention pages)."
+        )
 
     def ensure_traffic(self) -> None:
         """The shops the pages query, and a month of sample requests and jobs (once)."""
