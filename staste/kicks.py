@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from staste import conf, keys, numbering, timescale
+from staste.combinations import Combinations
 
 if TYPE_CHECKING:
     from staste.metrica import Metrica
@@ -52,11 +53,9 @@ class Kick(NamedTuple):
         return self._replace(increments=total, unique=tuple(dict.fromkeys(self.unique + other.unique)))
 
     def combinations(self) -> int:
-        """How many fields this kick bumps in each of its hashes (before any overflow)."""
-        count = 1
-        for parts, _ in self.options:
-            count *= len(parts)
-        return count
+        """How many fields this kick bumps in each of its hashes (before any overflow): those
+        of the combinations its metrica keeps (``Metrica(combinations=...)``)."""
+        return self.metrica.combinations.count([len(parts) - 1 for parts, _ in self.options])
 
 
 @dataclass(frozen=True)
@@ -187,12 +186,18 @@ def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tupl
         _, head, numbers, sets = known
         counters = "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
         ids = kick.unique if plan.unique_prefixes else ()
-        # 'u' after the axis count: the kick's ids follow its axes (see kick.lua).
-        kick_args.append(head.replace("|", "u|", 1) + counters if ids else head + counters)
+        kept = kick.metrica.combinations.wire
+        # 'c' and 'u' after the axis count: the kept combinations and the kick's ids follow
+        # its axes (see kick.lua).
+        flags = ("c" if kept else "") + ("u" if ids else "")
+        kick_args.append(head.replace("|", flags + "|", 1) + counters if flags else head + counters)
         for (parts, cap), choices_set in zip(kick.options, sets, strict=True):
             kick_args.append(f"{cap}|{choices_set}|" + "|".join(parts))
+        if kept:
+            kick_args.append(kept)
         if ids:
             kick_args.append(f"{len(plan.unique_prefixes)}|{len(ids)}|" + "|".join(_ttls(plan.unique_expiry, now)))
+            kick_args.append(kick.metrica.uniques_axes.wire)
             kick_args.extend(plan.unique_prefixes)
             kick_args.extend(ids)
     return script_keys, [numbering.UNNUMBERED, f"{len(kicks)}|{len(group_args)}", *group_args, *kick_args]
@@ -394,28 +399,47 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
     if not unit[0].options:
         return  # no axis: the every-value field is the only one
     join = "|" if len(unit[0].options) > 1 else ""  # between the first part and a tail
+    # A metrica keeping only some combinations: its tails are those kept (see _KeptTails).
+    kept = unit[0].metrica.combinations
+    pruned = None if kept.everything else _KeptTails(kept.kept)
     rest: dict[GroupKey, dict[str, int]] = {}  # per tail: what its '*' field adds up to
     for options in by_value.values():
         own: dict[GroupKey, dict[str, int]] = {}  # the fields that start with this value
         for (parts, _), members in options.items():
             tallies: dict[GroupKey, _Tally] = {}
+            # The tails that follow this value's parts, when they are fewer than those of '*'.
+            fixed_tallies: dict[GroupKey, _Tally] = {} if pruned is not None and len(parts) > 1 else tallies
             for kick, group_keys in members:
-                tails = prefixes.fields(tuple([parts for parts, _ in kick.options[1:]]))
+                rest_parts = tuple([parts for parts, _ in kick.options[1:]])
+                if pruned is None:
+                    tails = fixed = prefixes.fields(rest_parts)
+                else:
+                    tails, fixed = pruned.tails(rest_parts)
                 for group_key, amount in zip(group_keys, kick.increments, strict=True):
                     tally = tallies.get(group_key)
                     if tally is None:
                         tally = tallies[group_key] = _Tally()
                     tally.add(tails, amount)
+                    if fixed_tallies is not tallies:
+                        tally = fixed_tallies.get(group_key)
+                        if tally is None:
+                            tally = fixed_tallies[group_key] = _Tally()
+                        tally.add(fixed, amount)
             for group_key, tally in tallies.items():
                 starred = rest.get(group_key)
                 if starred is None:
                     starred = rest[group_key] = {}
+                get = starred.get
+                sums = tally.sums()
+                for tail, total in sums.items():
+                    starred[tail] = get(tail, 0) + total
+                if len(parts) < 2:
+                    continue
                 fields = own.get(group_key)
                 if fields is None:
                     fields = own[group_key] = {}
-                get, add = starred.get, fields.get
-                for tail, total in tally.sums().items():
-                    starred[tail] = get(tail, 0) + total
+                add = fields.get
+                for tail, total in (sums if fixed_tallies is tallies else fixed_tallies[group_key].sums()).items():
                     for part in parts[1:]:
                         name = part + join + tail
                         fields[name] = add(name, 0) + total
@@ -459,6 +483,43 @@ class _Tally:
         for name, total in self.weighted.items():
             sums[name] = get(name, 0) + total
         return sums
+
+
+class _KeptTails:
+    """The tails of the kicks of a metrica that keeps only some combinations (see
+    :mod:`staste.combinations`): for the parts of the axes after the first, the tails kept
+    after the first axis' '*' and those kept after one of its values, built once each (up to
+    PREFIX_CACHE_FIELDS)."""
+
+    __slots__ = ("cached", "kept", "size")
+
+    def __init__(self, kept: frozenset[int]) -> None:
+        self.kept = kept  # the kept sets of axes, as masks (bit 0: the first axis)
+        self.cached: dict[tuple[tuple[str, ...], ...], tuple[list[str], list[str]]] = {}
+        self.size = 0
+
+    def tails(self, rest: tuple[tuple[str, ...], ...]) -> tuple[list[str], list[str]]:
+        found = self.cached.get(rest)
+        if found is not None:
+            return found
+        kept = self.kept
+        # Kept sets contain every subset of theirs, so a tail whose axes are not kept so far
+        # cannot become kept further on: it is not built.
+        partial: list[tuple[str, int]] = [("", 0)]
+        for index, parts in enumerate(rest, start=1):
+            bit = 1 << index
+            glue = "|" if index > 1 else ""
+            grown = []
+            for head, mask in partial:
+                grown.append((head + glue + parts[0], mask))
+                if len(parts) > 1 and mask | bit in kept:
+                    grown += [(head + glue + part, mask | bit) for part in parts[1:]]
+            partial = grown
+        found = ([tail for tail, _ in partial], [tail for tail, mask in partial if mask | 1 in kept])
+        if self.size < PREFIX_CACHE_FIELDS:
+            self.cached[rest] = found
+            self.size += len(partial)
+        return found
 
 
 class _Prefixes:
@@ -564,9 +625,7 @@ def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
         plan = _plan(kick.metrica, kick.spans, kick.families)
         if not plan.unique_prefixes:
             continue
-        fields = [""]
-        for index, (parts, _) in enumerate(kick.options):
-            fields = [head + ("|" if index else "") + part for head in fields for part in parts]
+        fields = kept_fields(kick.metrica.uniques_axes, [parts for parts, _ in kick.options])
         for prefix, expiry in zip(plan.unique_prefixes, plan.unique_expiry, strict=True):
             for name in fields:
                 key = prefix + name
@@ -575,6 +634,25 @@ def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
                     held = found[key] = (kick.metrica.base, expiry, {})
                 held[2].update(dict.fromkeys(kick.unique))
     return [(base, key, expiry, list(ids)) for key, (base, expiry, ids) in found.items()]
+
+
+def kept_fields(kept: Combinations, options: Sequence[tuple[str, ...]]) -> list[str]:
+    """The fields of the combinations ``kept`` of each axis' parts ``options`` (the first of
+    each '*'), the every-value field first: what kick.lua's expand() builds."""
+    if kept.everything:
+        fields = [""]
+        for index, parts in enumerate(options):
+            fields = [head + ("|" if index else "") + part for head in fields for part in parts]
+        return fields
+    found = []
+    for mask in kept.masks:
+        fields = [""]
+        for index, parts in enumerate(options):
+            glue = "|" if index else ""
+            chosen = parts[1:] if mask >> index & 1 else parts[:1]
+            fields = [head + glue + part for head in fields for part in chosen]
+        found += fields
+    return found
 
 
 def ids_keys_and_args(items: Sequence[Uniques], now: float | None = None) -> tuple[list[str], list[Any]]:
