@@ -409,7 +409,7 @@ def _too_many_hyperloglogs(metrica: Metrica, counted: int | None) -> checks.Chec
     return checks.Warning(
         f"Metrica {metrica.name!r}: {what}, {reach}.",
         hint="Keep HyperLogLogs for fewer combinations (uniques_axes=1: the totals and each single axis; "
-        "or a list of the axis sets you ask distinct ids by), fewer scales (uniques_scales=[\"month\"]) or "
+        'or a list of the axis sets you ask distinct ids by), fewer scales (uniques_scales=["month"]) or '
         "lower max_choices; docs/uniques.md says what they cost. This warning starts at "
         f"STASTE_UNIQUES_WARNING = {limit:,} HyperLogLogs a bucket.",
         obj=metrica,

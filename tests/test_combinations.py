@@ -6,20 +6,29 @@ The property test against a Python model is in tests/test_combinations_model.py.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 
 import pytest
 
 from staste import buffer, checks, keys
-from staste.registration import registry
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.combinations import Combinations
 from staste.exceptions import CombinationNotKept
 from staste.metrica import AveragedMetrica, Metrica
+from staste.registration import registry
 from tests import keydump
-from tests.test_checks import clean_registry  # noqa: F401  (a fixture)
-from tests.test_commands import fails, registered, run, table  # noqa: F401  (registered: a fixture)
+from tests.test_commands import fails, run, table
 
 pytestmark = pytest.mark.usefixtures("quiet_buffer")
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """Metricas registered by a test are taken away after it."""
+    saved = registry.save()
+    yield
+    registry.restore(saved)
+
 
 D = datetime.datetime(2024, 3, 5, 10, 30)
 SEVEN = ("view", "method", "status", "country", "device", "plan", "release")
@@ -182,7 +191,8 @@ def test_sync_and_buffered_write_the_same_keys(staste_keys, staste_redis) -> Non
         {"view": "a", "device": "phone", "plan": "pro", "release": "1.2"},
     ]
     for buffered in (False, True):
-        metrica = seven(f"same_{int(buffered)}", combinations=[("view", "method", "status"), ("country", "device"), ("plan", "release")])
+        kept = [("view", "method", "status"), ("country", "device"), ("plan", "release")]
+        metrica = seven(f"same_{int(buffered)}", combinations=kept)
         for given in values:
             metrica.kick(date=D, buffered=buffered, unique=None, **given)
         buffer.flush()
@@ -269,15 +279,15 @@ def test_the_field_check_counts_kept_fields_and_names_the_setting(clean_registry
     assert "Metrica(combinations=2)" in found[0].hint
 
 
-def test_list_shows_the_kept_fields_per_bucket(registered) -> None:
-    metrica = registered_metrica(registered, seven("list_pruned", combinations=1))
+def test_list_shows_the_kept_fields_per_bucket(clean_registry) -> None:
+    metrica = registry.register(seven("list_pruned", combinations=1))
     metrica.kick(date=D, **{axis: "x" for axis in SEVEN})
     out, _ = run("list")
     assert f"{1 + 7 * 1001:,}" in table(out)["list_pruned"][2]  # 1,000 stored values and (other) per axis
 
 
-def test_export_refuses_an_unkept_breakdown_and_reads_a_kept_one(registered) -> None:
-    metrica = registered_metrica(registered, seven("export_pruned", combinations=1))
+def test_export_refuses_an_unkept_breakdown_and_reads_a_kept_one(clean_registry) -> None:
+    metrica = registry.register(seven("export_pruned", combinations=1))
     metrica.kick(date=D, view="home", method="GET")
     message = fails("export", "export_pruned", "--filter", "view=home", "--by", "method", "--since", "2024-03-05")
     assert "export_pruned keeps no counters by view x method together (combinations=1)" in message
@@ -285,19 +295,14 @@ def test_export_refuses_an_unkept_breakdown_and_reads_a_kept_one(registered) -> 
     assert "GET" in out
 
 
-def test_rename_and_check_treat_a_changed_setting_as_changed_axes(registered, staste_redis, prefix) -> None:
+def test_rename_and_check_treat_a_changed_setting_as_changed_axes(clean_registry, staste_redis, prefix) -> None:
     seven("moved", combinations=2).kick(date=D, view="home")
     seven("target", combinations=3).kick(date=D, view="home")
     before = keydump.dump(staste_redis, prefix)
     assert "merging would mix counters" in fails("rename", "moved", "target", "--merge")
     assert keydump.dump(staste_redis, prefix) == before
-    changed = registered_metrica(registered, seven("moved", combinations=3))
+    changed = registry.register(seven("moved", combinations=3))
     errors = checks.signature_problems([changed], [staste_redis.get(changed.base + "signature").decode()])
     assert [error.id for error in errors] == ["staste.E002"] and "combinations=" in errors[0].msg
-    out, _ = run("purge", "moved", "--yes")
+    run("purge", "moved", "--yes")
     assert not list(staste_redis.scan_iter(match=changed.base + "*"))
-
-
-def registered_metrica(registered: list[Metrica], metrica: Metrica) -> Metrica:
-    registered.append(registry.register(metrica))
-    return metrica
