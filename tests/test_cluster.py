@@ -408,6 +408,8 @@ ALSO_IF_PRESENT = (
     "test_async.py",
     "test_uniques.py",
     "test_measures.py",
+    "test_combinations.py",
+    "test_combinations_model.py",
 )
 
 
