@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -398,48 +399,34 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
         yield group.piece({every_field: totals[group_key]}, every=True)
     if not unit[0].options:
         return  # no axis: the every-value field is the only one
-    join = "|" if len(unit[0].options) > 1 else ""  # between the first part and a tail
-    # A metrica keeping only some combinations: its tails are those kept (see _KeptTails).
     kept = unit[0].metrica.combinations
-    pruned = None if kept.everything else _KeptTails(kept.kept)
+    if not kept.everything:
+        members = [member for options in by_value.values() for found in options.values() for member in found]
+        yield from _kept_counters(members, groups, kept)
+        return
+    join = "|" if len(unit[0].options) > 1 else ""  # between the first part and a tail
     rest: dict[GroupKey, dict[str, int]] = {}  # per tail: what its '*' field adds up to
     for options in by_value.values():
         own: dict[GroupKey, dict[str, int]] = {}  # the fields that start with this value
         for (parts, _), members in options.items():
             tallies: dict[GroupKey, _Tally] = {}
-            # The tails that follow this value's parts, when they are fewer than those of '*'.
-            fixed_tallies: dict[GroupKey, _Tally] = {} if pruned is not None and len(parts) > 1 else tallies
             for kick, group_keys in members:
-                rest_parts = tuple([parts for parts, _ in kick.options[1:]])
-                if pruned is None:
-                    tails = fixed = prefixes.fields(rest_parts)
-                else:
-                    tails, fixed = pruned.tails(rest_parts)
+                tails = prefixes.fields(tuple([parts for parts, _ in kick.options[1:]]))
                 for group_key, amount in zip(group_keys, kick.increments, strict=True):
                     tally = tallies.get(group_key)
                     if tally is None:
                         tally = tallies[group_key] = _Tally()
                     tally.add(tails, amount)
-                    if fixed_tallies is not tallies:
-                        tally = fixed_tallies.get(group_key)
-                        if tally is None:
-                            tally = fixed_tallies[group_key] = _Tally()
-                        tally.add(fixed, amount)
             for group_key, tally in tallies.items():
                 starred = rest.get(group_key)
                 if starred is None:
                     starred = rest[group_key] = {}
-                get = starred.get
-                sums = tally.sums()
-                for tail, total in sums.items():
-                    starred[tail] = get(tail, 0) + total
-                if len(parts) < 2:
-                    continue
                 fields = own.get(group_key)
                 if fields is None:
                     fields = own[group_key] = {}
-                add = fields.get
-                for tail, total in (sums if fixed_tallies is tallies else fixed_tallies[group_key].sums()).items():
+                get, add = starred.get, fields.get
+                for tail, total in tally.sums().items():
+                    starred[tail] = get(tail, 0) + total
                     for part in parts[1:]:
                         name = part + join + tail
                         fields[name] = add(name, 0) + total
@@ -451,6 +438,66 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
         del starred[every_tail]  # sent first
         if starred:
             yield groups[group_key].piece({every_mark + join + tail: total for tail, total in starred.items()})
+
+
+def _kept_counters(
+    members: list[tuple[Kick, list[GroupKey]]], groups: dict[GroupKey, Group], kept: Combinations
+) -> Iterator[Group]:
+    """The counters (but the every-value ones) of kicks of a metrica that keeps only some
+    combinations of axes (``Metrica(combinations=k)``), counted a kept set of axes at a time.
+
+    Wide metricas are why combinations are pruned, and at 7 axes nearly every kick is distinct,
+    so what is built per kick is what counts.  Here nothing is: for each kept set, the kicks'
+    values on its axes are zipped column by column and counted by ``collections.Counter`` (in
+    C) when they add 1, and a field name is built once per distinct combination found.  A path
+    (a hierarchical axis) has a value per level: its kicks are expanded one by one.
+    """
+    width = len(members[0][0].options)
+    # Per axis, per kick: its parts after '*' (one for a value, several for a path, none when
+    # the kick gave the axis no value).
+    columns = [[kick.options[axis][0][1:] for kick, _ in members] for axis in range(width)]
+    firsts = [[parts[0] if len(parts) == 1 else None for parts in column] for column in columns]
+    single = [all(len(parts) <= 1 for parts in column) for column in columns]
+    every = [keys.ALL] * width
+    # Per group: the positions of its kicks, and what each adds.
+    by_group: dict[GroupKey, tuple[list[int], list[int]]] = {}
+    for position, (kick, group_keys) in enumerate(members):
+        for group_key, amount in zip(group_keys, kick.increments, strict=True):
+            found = by_group.get(group_key)
+            if found is None:
+                found = by_group[group_key] = ([], [])
+            found[0].append(position)
+            found[1].append(amount)
+    for group_key, (positions, amounts) in by_group.items():
+        whole = len(positions) == len(members)
+        ones = all(amount == 1 for amount in amounts)
+        fields: dict[str, int] = {}
+        for mask in kept.masks[1:]:
+            axes = [axis for axis in range(width) if mask >> axis & 1]
+            sums: dict[tuple[str, ...], int]
+            if all(single[axis] for axis in axes):
+                picked = [firsts[axis] if whole else [firsts[axis][p] for p in positions] for axis in axes]
+                if ones:
+                    sums = Counter(zip(*picked, strict=True))
+                else:
+                    sums = {}
+                    for combination, amount in zip(zip(*picked, strict=True), amounts, strict=True):
+                        sums[combination] = sums.get(combination, 0) + amount
+            else:
+                sums = {}
+                for position, amount in zip(positions, amounts, strict=True):
+                    for combination in itertools.product(*[columns[axis][position] for axis in axes]):
+                        sums[combination] = sums.get(combination, 0) + amount
+            for combination, total in sums.items():
+                if None in combination:
+                    continue  # a kick that gave one of these axes no value
+                parts = list(every)
+                for axis, part in zip(axes, combination, strict=True):
+                    parts[axis] = part
+                name = "|".join(parts)
+                fields[name] = fields.get(name, 0) + total
+        if fields:
+            yield groups[group_key].piece(fields)
 
 
 class _Tally:
@@ -483,43 +530,6 @@ class _Tally:
         for name, total in self.weighted.items():
             sums[name] = get(name, 0) + total
         return sums
-
-
-class _KeptTails:
-    """The tails of the kicks of a metrica that keeps only some combinations (see
-    :mod:`staste.combinations`): for the parts of the axes after the first, the tails kept
-    after the first axis' '*' and those kept after one of its values, built once each (up to
-    PREFIX_CACHE_FIELDS)."""
-
-    __slots__ = ("cached", "kept", "size")
-
-    def __init__(self, kept: frozenset[int]) -> None:
-        self.kept = kept  # the kept sets of axes, as masks (bit 0: the first axis)
-        self.cached: dict[tuple[tuple[str, ...], ...], tuple[list[str], list[str]]] = {}
-        self.size = 0
-
-    def tails(self, rest: tuple[tuple[str, ...], ...]) -> tuple[list[str], list[str]]:
-        found = self.cached.get(rest)
-        if found is not None:
-            return found
-        kept = self.kept
-        # Kept sets contain every subset of theirs, so a tail whose axes are not kept so far
-        # cannot become kept further on: it is not built.
-        partial: list[tuple[str, int]] = [("", 0)]
-        for index, parts in enumerate(rest, start=1):
-            bit = 1 << index
-            glue = "|" if index > 1 else ""
-            grown = []
-            for head, mask in partial:
-                grown.append((head + glue + parts[0], mask))
-                if len(parts) > 1 and mask | bit in kept:
-                    grown += [(head + glue + part, mask | bit) for part in parts[1:]]
-            partial = grown
-        found = ([tail for tail, _ in partial], [tail for tail, mask in partial if mask | 1 in kept])
-        if self.size < PREFIX_CACHE_FIELDS:
-            self.cached[rest] = found
-            self.size += len(partial)
-        return found
 
 
 class _Prefixes:
