@@ -97,10 +97,14 @@ def test_filters_disable_the_breakdowns_they_would_leave_unkept(live_server, bro
     assert page.inner_text("#staste-summary [data-card=total] dd") == "30"
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots_of_unkept_breakdowns(live_server, chromium, requests_metrica, artifacts_dir, scheme) -> None:
+@pytest.mark.parametrize(("scheme", "language"), [("light", "en"), ("dark", "en"), ("light", "ru")])
+def test_screenshots_of_unkept_breakdowns(
+    live_server, chromium, requests_metrica, artifacts_dir, scheme, language
+) -> None:
     for size, (width, height) in SIZES.items():
-        context = chromium.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+        context = chromium.new_context(
+            viewport={"width": width, "height": height}, color_scheme=scheme, locale=language
+        )
         page = context.new_page()
         try:
             log_in(page, live_server.url)
@@ -108,6 +112,7 @@ def test_screenshots_of_unkept_breakdowns(live_server, chromium, requests_metric
             page.wait_for_selector("#staste-by-why")
             scroll = page.evaluate("() => document.documentElement.scrollWidth")
             assert scroll <= width, f"the page scrolls sideways at {size}"
-            page.screenshot(path=str(artifacts_dir / f"combinations-{size}-{scheme}.png"), full_page=True)
+            name = f"combinations-{size}-{scheme}" + ("" if language == "en" else f"-{language}")
+            page.screenshot(path=str(artifacts_dir / f"{name}.png"), full_page=True)
         finally:
             context.close()
