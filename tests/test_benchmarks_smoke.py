@@ -122,7 +122,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         for kept, width in zip(("1", "2", "3", "all"), fields, strict=True):
             row = rf"^\| {count} \| {kept} \| {width} \| {number} \| [\d.]+x \| {number} \| 0 \| [\d.]+x \|"
             assert re.search(row, text, re.MULTILINE), (count, kept)
-    assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.]+ \|", text, re.MULTILINE)
+    assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.,]+ \|", text, re.MULTILINE)
     # The middleware: no round trip on the request's thread, and every request recorded.
     assert re.search(
         r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.]+ µs \(-?[\d.]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE
