@@ -38,6 +38,8 @@ class Counts:
     # axes, where a kick has 128 combinations and nearly every kick is distinct
     buffered_kicks: tuple[tuple[int, int], ...] = ((0, 100_000), (1, 100_000), (3, 100_000), (5, 60_000), (7, 10_000))
     buffered_rounds: int = 3
+    kept_kicks: int = 10_000  # buffered, per round: Metrica(combinations=k) at 5 and 7 axes
+    kept_rounds: int = 3
     month_kicks: int = 20_000
     query_repeats: int = 30
     series_rounds: int = 30
@@ -59,6 +61,8 @@ TINY = Counts(
     bare_hincrbys=10,
     buffered_kicks=tuple((count, 20) for count in AXIS_COUNTS),
     buffered_rounds=1,
+    kept_kicks=20,
+    kept_rounds=1,
     month_kicks=30,
     query_repeats=1,
     series_rounds=1,
@@ -75,7 +79,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, kicks, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, combinations, kicks, memory, middleware, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -174,6 +178,10 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
             ],
         )
     )
+
+    progress("kept combinations")
+    kept = combinations.rows((5, 7), counts.sync_kicks, counts.kept_kicks, counts.kept_rounds)
+    out.append(combinations.section(kept, counts.sync_kicks, counts.kept_kicks, counts.kept_rounds))
 
     progress("exactly-once synchronous kicks")
     once = kicks.exactly_once_cost(AXIS_COUNTS, counts.sync_kicks, counts.sync_rounds)

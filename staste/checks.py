@@ -15,7 +15,8 @@ staste.W001     Redis could not be asked
 staste.W002     an ``allkeys-*`` eviction policy may evict all-time counters
 staste.W003     Redis is nearly full (90% of maxmemory)
 staste.W004     Redis persists nothing: a restart loses every counter
-staste.W005     a metrica's axes allow more combinations than ``STASTE_COMBINATIONS_WARNING``
+staste.W005     a metrica's kept combinations exceed ``STASTE_COMBINATIONS_WARNING`` fields, or
+                its HyperLogLogs ``STASTE_UNIQUES_WARNING`` a bucket
 staste.I001     the response-time middleware is not installed
 staste.I002     a ``volatile-*`` eviction policy may drop fine buckets early
 staste.I003     Redis' persistence cannot be read (CONFIG is disabled)
@@ -38,6 +39,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from staste import conf, connection, housekeeping, middleware, scripts
 from staste.axis import Axis
 from staste.cohorts import positions, sizing
+from staste.combinations import Combinations
 from staste.exceptions import RedisUnavailable
 from staste.metrica import Metrica
 from staste.registration import registry
@@ -324,19 +326,44 @@ def axis_values(axis: Axis) -> int | None:
 
 
 def combinations(metrica: Metrica) -> int | None:
-    """The most combinations of axis values a bucket can count: the product over the axes of
-    their values + 1 (a kick also counts under "all" of each axis).  None: an axis has no limit."""
+    """The most combinations of axis values a bucket can count: those of the combinations of
+    axes it keeps (``Metrica(combinations=...)``), each the product of its axes' values (a kick
+    also counts under "all" of each axis).  None: an axis has no limit."""
+    return _kept_count(metrica, metrica.combinations)
+
+
+def hyperloglogs(metrica: Metrica) -> int | None:
+    """The most HyperLogLogs one bucket of ``metrica`` can hold (its ``uniques_axes``
+    combinations; 0 without ``uniques=True``).  None: an axis has no limit."""
+    return _kept_count(metrica, metrica.uniques_axes) if metrica.keeps_uniques else 0
+
+
+def _kept_count(metrica: Metrica, kept: Combinations) -> int | None:
+    sizes = [axis_values(axis) for axis in metrica.axes.values()]
+    if None in sizes:
+        return None
+    return kept.count(sizes)  # type: ignore[arg-type]
+
+
+#: Bytes a dense HyperLogLog takes (Redis' 12,288 registers and its header): a bucket's
+#: HyperLogLog of a combination reached by a few thousand ids.
+HYPERLOGLOG_BYTES = 12_304
+
+
+def uniques_buckets(metrica: Metrica) -> int:
+    """How many buckets keep HyperLogLogs at once: all time, and each scale of
+    ``uniques_scales`` over its retention (one year of the scales kept forever)."""
+    lengths = {"year": 366 * 86400, "month": 31 * 86400, "day": 86400, "hour": 3600, "minute": 60}
+    retention = conf.retention()
     total = 1
-    for axis in metrica.axes.values():
-        values = axis_values(axis)
-        if values is None:
-            return None
-        total *= values + 1
+    for scale in metrica.uniques_scales:
+        kept = retention.get(scale) or 366 * 86400
+        total += max(1, -(-kept // lengths[scale]))
     return total
 
 
 def fields_per_bucket(metrica: Metrica) -> int | None:
-    """The most fields one bucket hash of ``metrica`` can hold: a field per combination and
+    """The most fields one bucket hash of ``metrica`` can hold: a field per kept combination and
     counter (an AveragedMetrica keeps two: sum and count).  A histogram keeps a second hash per
     bucket, ``<base>h:<bucket>``, with a field per combination and histogram bin used."""
     found = combinations(metrica)
@@ -345,37 +372,80 @@ def fields_per_bucket(metrica: Metrica) -> int | None:
 
 @checks.register(TAG)
 def check_combinations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """staste.W005: a metrica whose axes allow more combinations than STASTE_COMBINATIONS_WARNING.
+    """staste.W005: a metrica whose kept combinations exceed STASTE_COMBINATIONS_WARNING fields a
+    bucket, or whose HyperLogLogs exceed STASTE_UNIQUES_WARNING a bucket.
 
     ``max_choices`` bounds each axis, not their product: 5 axes of 50 values allow 51**5
-    combinations, each a field of every bucket, and the all-time and yearly buckets never expire.
+    combinations, each a field of every bucket, and the all-time and yearly buckets never expire;
+    each kept for unique ids is a HyperLogLog of up to 12 KB.
     """
     limit = conf.get("STASTE_COMBINATIONS_WARNING")
     found: list[checks.CheckMessage] = []
     for metrica in registry:
         possible = combinations(metrica)
-        if possible is not None and possible <= limit:
-            continue
-        if possible is None:
-            unbounded = [name for name, axis in metrica.axes.items() if axis_values(axis) is None]
-            what = f"its axis {', '.join(map(repr, unbounded))} stores values without limit (max_choices=0)"
-            reach = "so its buckets can grow without bound"
-        else:
-            factors = " x ".join(str((axis_values(axis) or 0) + 1) for axis in metrica.axes.values())
-            fields = possible * len(metrica.families)
-            what = f"its axes allow {possible:,} combinations ({factors})"
-            reach = f"so one bucket can reach {fields:,} fields, about {human_bytes(fields * BYTES_PER_FIELD)}"
-        found.append(
-            checks.Warning(
-                f"Metrica {metrica.name!r}: {what}, {reach}; its all-time and yearly buckets never expire.",
-                hint="Lower max_choices of its stored axes (Axis(max_choices=...), or STASTE_MAX_CHOICES), or "
-                "split it into metricas with fewer axes; docs/performance.md (sizing) says how much a metrica "
-                f"takes. This warning starts at STASTE_COMBINATIONS_WARNING = {limit:,} combinations.",
-                obj=metrica,
-                id="staste.W005",
-            )
-        )
+        if possible is None or possible > limit:
+            found.append(_too_many_fields(metrica, possible, limit))
+        counted = hyperloglogs(metrica)
+        if counted is None or counted > conf.get("STASTE_UNIQUES_WARNING"):
+            found.append(_too_many_hyperloglogs(metrica, counted))
     return found
+
+
+def _unbounded(metrica: Metrica) -> str:
+    unbounded = [name for name, axis in metrica.axes.items() if axis_values(axis) is None]
+    return f"its axis {', '.join(map(repr, unbounded))} stores values without limit (max_choices=0)"
+
+
+def _kept(metrica: Metrica, kept: Combinations) -> str:
+    return "" if kept.everything else f" (it keeps {kept.describe()})"
+
+
+def _too_many_fields(metrica: Metrica, possible: int | None, limit: int) -> checks.CheckMessage:
+    if possible is None:
+        what = _unbounded(metrica)
+        reach = "so its buckets can grow without bound"
+    else:
+        fields = possible * len(metrica.families)
+        if metrica.combinations.everything:
+            factors = " x ".join(str((axis_values(axis) or 0) + 1) for axis in metrica.axes.values())
+            what = f"its axes allow {possible:,} combinations ({factors})"
+        else:
+            what = f"its kept combinations{_kept(metrica, metrica.combinations)} allow {possible:,}"
+        reach = f"so one bucket can reach {fields:,} fields, about {human_bytes(fields * BYTES_PER_FIELD)}"
+    return checks.Warning(
+        f"Metrica {metrica.name!r}: {what}, {reach}; its all-time and yearly buckets never expire.",
+        hint="Keep fewer combinations of its axes (Metrica(combinations=2): filters and breakdowns by one or "
+        "two axes at a time), lower max_choices of its stored axes (Axis(max_choices=...), or "
+        "STASTE_MAX_CHOICES), or split it into metricas with fewer axes; docs/performance.md (sizing) says how "
+        f"much a metrica takes. This warning starts at STASTE_COMBINATIONS_WARNING = {limit:,} combinations.",
+        obj=metrica,
+        id="staste.W005",
+    )
+
+
+def _too_many_hyperloglogs(metrica: Metrica, counted: int | None) -> checks.CheckMessage:
+    limit = conf.get("STASTE_UNIQUES_WARNING")
+    kept = _kept(metrica, metrica.uniques_axes)
+    if counted is None:
+        what = f"{_unbounded(metrica)} and it counts unique ids by it"
+        reach = "so its HyperLogLogs (12 KB each once dense) can grow without bound"
+    else:
+        buckets = uniques_buckets(metrica)
+        what = f"its unique ids are counted in {counted:,} HyperLogLogs a bucket{kept}"
+        reach = (
+            f"up to {human_bytes(counted * HYPERLOGLOG_BYTES)} a bucket once dense (12 KB each), and "
+            f"{human_bytes(counted * HYPERLOGLOG_BYTES * buckets)} over the {buckets:,} buckets that keep them at "
+            "once"
+        )
+    return checks.Warning(
+        f"Metrica {metrica.name!r}: {what}, {reach}.",
+        hint="Keep HyperLogLogs for fewer combinations (uniques_axes=1: the totals and each single axis; "
+        'or a list of the axis sets you ask distinct ids by), fewer scales (uniques_scales=["month"]) or '
+        "lower max_choices; docs/uniques.md says what they cost. This warning starts at "
+        f"STASTE_UNIQUES_WARNING = {limit:,} HyperLogLogs a bucket.",
+        obj=metrica,
+        id="staste.W005",
+    )
 
 
 @checks.register(TAG)

@@ -62,6 +62,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # manage.py check warns (staste.W005) about a metrica whose axes allow more combinations than
     # this: each combination is a field in every bucket, and all-time and yearly buckets never expire.
     "STASTE_COMBINATIONS_WARNING": 10_000_000,
+    # The same warning (staste.W005) about the HyperLogLogs one bucket of a metrica made with
+    # uniques=True can hold (uniques_axes=): a dense one is 12 KB.
+    "STASTE_UNIQUES_WARNING": 5_000,
     # Most buckets a single time series may ask for.
     "STASTE_MAX_BUCKETS": 10_000,
     # Most counters (buckets x values x families) the reads of one admin page, or one call of the
@@ -149,6 +152,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_MAX_QUERY_WORK": int,
     "STASTE_MAX_PUBLIC_QUERY_WORK": int,
     "STASTE_COMBINATIONS_WARNING": int,
+    "STASTE_UNIQUES_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
     "STASTE_BUFFER_MAX_WAIT": float,

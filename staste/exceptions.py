@@ -107,3 +107,26 @@ class MeasureMissing(StasteError, TypeError, ValueError):
         self.metrica = metrica
         self.measure = measure
         self.needs = needs
+
+
+class CombinationNotKept(StasteError, ValueError):
+    """A question needs counters (or, ``uniques``, HyperLogLogs) of a combination of axes that
+    metrica ``metrica`` does not keep (``Metrica(combinations=...)``, ``uniques_axes=``);
+    nothing was read.
+
+    ``axes`` are the axes the question fixes (its filters and its breakdown), ``setting`` the
+    metrica's setting as written (``combinations=2``) and ``widened`` one that would keep them
+    (``combinations=3``).  A ValueError, as views answer a bad request with a 400.
+    """
+
+    def __init__(self, metrica: str, axes: tuple[str, ...], setting: str, widened: str, uniques: bool) -> None:
+        self.metrica = metrica
+        self.axes = axes
+        self.setting = setting
+        self.widened = widened
+        self.uniques = uniques
+        kept = "unique counts" if uniques else "counters"
+        super().__init__(
+            f"{metrica} keeps no {kept} by {' x '.join(axes)} together ({setting}): this filter and breakdown "
+            f"need them; {widened} would keep them (for data written from then on)"
+        )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from staste import conf, keys, numbering, timescale
+from staste.combinations import Combinations
 
 if TYPE_CHECKING:
     from staste.cohorts.marks import Mark
@@ -56,11 +58,9 @@ class Kick(NamedTuple):
         return self._replace(increments=total, unique=tuple(dict.fromkeys(self.unique + other.unique)))
 
     def combinations(self) -> int:
-        """How many fields this kick bumps in each of its hashes (before any overflow)."""
-        count = 1
-        for parts, _ in self.options:
-            count *= len(parts)
-        return count
+        """How many fields this kick bumps in each of its hashes (before any overflow): those
+        of the combinations its metrica keeps (``Metrica(combinations=...)``)."""
+        return self.metrica.combinations.count([len(parts) - 1 for parts, _ in self.options])
 
 
 @dataclass(frozen=True)
@@ -191,12 +191,18 @@ def batch_keys_and_args(kicks: Sequence[Kick], now: float | None = None) -> tupl
         _, head, numbers, sets = known
         counters = "".join([f"|{number}|{amount}" for number, amount in zip(numbers, kick.increments, strict=True)])
         ids = kick.unique if plan.unique_prefixes else ()
-        # 'u' after the axis count: the kick's ids follow its axes (see kick.lua).
-        kick_args.append(head.replace("|", "u|", 1) + counters if ids else head + counters)
+        kept = kick.metrica.combinations.wire
+        # 'c' and 'u' after the axis count: the kept combinations and the kick's ids follow
+        # its axes (see kick.lua).
+        flags = ("c" if kept else "") + ("u" if ids else "")
+        kick_args.append(head.replace("|", flags + "|", 1) + counters if flags else head + counters)
         for (parts, cap), choices_set in zip(kick.options, sets, strict=True):
             kick_args.append(f"{cap}|{choices_set}|" + "|".join(parts))
+        if kept:
+            kick_args.append(kept)
         if ids:
             kick_args.append(f"{len(plan.unique_prefixes)}|{len(ids)}|" + "|".join(_ttls(plan.unique_expiry, now)))
+            kick_args.append(kick.metrica.uniques_axes.wire)
             kick_args.extend(plan.unique_prefixes)
             kick_args.extend(ids)
     return script_keys, [numbering.UNNUMBERED, f"{len(kicks)}|{len(group_args)}", *group_args, *kick_args]
@@ -397,6 +403,11 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
         yield group.piece({every_field: totals[group_key]}, every=True)
     if not unit[0].options:
         return  # no axis: the every-value field is the only one
+    kept = unit[0].metrica.combinations
+    if not kept.everything:
+        members = [member for options in by_value.values() for found in options.values() for member in found]
+        yield from _kept_counters(members, groups, kept)
+        return
     join = "|" if len(unit[0].options) > 1 else ""  # between the first part and a tail
     rest: dict[GroupKey, dict[str, int]] = {}  # per tail: what its '*' field adds up to
     for options in by_value.values():
@@ -431,6 +442,66 @@ def _unit_counters(unit: list[Kick], prefixes: _Prefixes, plans: Plans) -> Itera
         del starred[every_tail]  # sent first
         if starred:
             yield groups[group_key].piece({every_mark + join + tail: total for tail, total in starred.items()})
+
+
+def _kept_counters(
+    members: list[tuple[Kick, list[GroupKey]]], groups: dict[GroupKey, Group], kept: Combinations
+) -> Iterator[Group]:
+    """The counters (but the every-value ones) of kicks of a metrica that keeps only some
+    combinations of axes (``Metrica(combinations=k)``), counted a kept set of axes at a time.
+
+    Wide metricas are why combinations are pruned, and at 7 axes nearly every kick is distinct,
+    so what is built per kick is what counts.  Here nothing is: for each kept set, the kicks'
+    values on its axes are zipped column by column and counted by ``collections.Counter`` (in
+    C) when they add 1, and a field name is built once per distinct combination found.  A path
+    (a hierarchical axis) has a value per level: its kicks are expanded one by one.
+    """
+    width = len(members[0][0].options)
+    # Per axis, per kick: its parts after '*' (one for a value, several for a path, none when
+    # the kick gave the axis no value).
+    columns = [[kick.options[axis][0][1:] for kick, _ in members] for axis in range(width)]
+    firsts = [[parts[0] if len(parts) == 1 else None for parts in column] for column in columns]
+    single = [all(len(parts) <= 1 for parts in column) for column in columns]
+    every = [keys.ALL] * width
+    # Per group: the positions of its kicks, and what each adds.
+    by_group: dict[GroupKey, tuple[list[int], list[int]]] = {}
+    for position, (kick, group_keys) in enumerate(members):
+        for group_key, amount in zip(group_keys, kick.increments, strict=True):
+            found = by_group.get(group_key)
+            if found is None:
+                found = by_group[group_key] = ([], [])
+            found[0].append(position)
+            found[1].append(amount)
+    for group_key, (positions, amounts) in by_group.items():
+        whole = len(positions) == len(members)
+        ones = all(amount == 1 for amount in amounts)
+        fields: dict[str, int] = {}
+        for mask in kept.masks[1:]:
+            axes = [axis for axis in range(width) if mask >> axis & 1]
+            sums: dict[tuple[str, ...], int]
+            if all(single[axis] for axis in axes):
+                picked = [firsts[axis] if whole else [firsts[axis][p] for p in positions] for axis in axes]
+                if ones:
+                    sums = Counter(zip(*picked, strict=True))
+                else:
+                    sums = {}
+                    for combination, amount in zip(zip(*picked, strict=True), amounts, strict=True):
+                        sums[combination] = sums.get(combination, 0) + amount
+            else:
+                sums = {}
+                for position, amount in zip(positions, amounts, strict=True):
+                    for combination in itertools.product(*[columns[axis][position] for axis in axes]):
+                        sums[combination] = sums.get(combination, 0) + amount
+            for combination, total in sums.items():
+                if None in combination:
+                    continue  # a kick that gave one of these axes no value
+                parts = list(every)
+                for axis, part in zip(axes, combination, strict=True):
+                    parts[axis] = part
+                name = "|".join(parts)
+                fields[name] = fields.get(name, 0) + total
+        if fields:
+            yield groups[group_key].piece(fields)
 
 
 class _Tally:
@@ -568,9 +639,7 @@ def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
         plan = _plan(kick.metrica, kick.spans, kick.families)
         if not plan.unique_prefixes:
             continue
-        fields = [""]
-        for index, (parts, _) in enumerate(kick.options):
-            fields = [head + ("|" if index else "") + part for head in fields for part in parts]
+        fields = kept_fields(kick.metrica.uniques_axes, [parts for parts, _ in kick.options])
         for prefix, expiry in zip(plan.unique_prefixes, plan.unique_expiry, strict=True):
             for name in fields:
                 key = prefix + name
@@ -579,6 +648,25 @@ def merged_uniques(kicks: Sequence[Kick]) -> list[Uniques]:
                     held = found[key] = (kick.metrica.base, expiry, {})
                 held[2].update(dict.fromkeys(kick.unique))
     return [(base, key, expiry, list(ids)) for key, (base, expiry, ids) in found.items()]
+
+
+def kept_fields(kept: Combinations, options: Sequence[tuple[str, ...]]) -> list[str]:
+    """The fields of the combinations ``kept`` of each axis' parts ``options`` (the first of
+    each '*'), the every-value field first: what kick.lua's expand() builds."""
+    if kept.everything:
+        fields = [""]
+        for index, parts in enumerate(options):
+            fields = [head + ("|" if index else "") + part for head in fields for part in parts]
+        return fields
+    found = []
+    for mask in kept.masks:
+        fields = [""]
+        for index, parts in enumerate(options):
+            glue = "|" if index else ""
+            chosen = parts[1:] if mask >> index & 1 else parts[:1]
+            fields = [head + glue + part for head in fields for part in chosen]
+        found += fields
+    return found
 
 
 def ids_keys_and_args(items: Sequence[Uniques], now: float | None = None) -> tuple[list[str], list[Any]]:

@@ -28,6 +28,7 @@ from staste import async_connection, buffer, conf, connection, keys, numbering, 
 from staste.axis import Axis
 from staste.cohorts import marks, reading
 from staste.cohorts.marks import users_axes_of
+from staste.combinations import Combinations, Setting
 from staste.exceptions import RedisUnavailable
 from staste.histogram import PREFIXES as HISTOGRAM_PREFIXES
 from staste.histogram import bucket_index as histogram_bucket
@@ -65,6 +66,9 @@ MAX_UNIQUE_LENGTH = 1000
 #: all time, always): a dense one is 12 KB per bucket and combination, so not per minute.
 DEFAULT_UNIQUES_SCALES: tuple[str, ...] = ("year", "month", "day")
 REDIS_INT_LIMIT = 2**63 - 1
+#: The sets of axes whose HyperLogLogs are kept unless ``uniques_axes=`` says otherwise: the
+#: whole metrica and each single axis.
+DEFAULT_UNIQUES_AXES = 1
 
 if TYPE_CHECKING:
     from typing import Concatenate, ParamSpec, TypeVar
@@ -104,6 +108,8 @@ class Metrica:
         uniques_scales: Iterable[str] | None = None,
         users: bool = False,
         users_axes: Iterable[str] = (),
+        combinations: Setting = None,
+        uniques_axes: Setting = None,
     ) -> None:
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise ValueError(f"metrica name {name!r} must be 1-200 characters of letters, digits, '_', '.' or '-'")
@@ -164,6 +170,18 @@ class Metrica:
         #: and the axes whose values get bitmaps of their own (for funnel steps' filters).
         self.keeps_users = bool(users)
         self.users_axes: tuple[str, ...] = users_axes_of(self, users_axes)
+        #: Which sets of axes get counters (``combinations=``: see staste.combinations).
+        self.combinations = Combinations(tuple(self.axes), combinations, "combinations")
+        if uniques_axes is not None and not self.keeps_uniques:
+            raise TypeError(f"{name}: uniques_axes= needs uniques=True")
+        #: Which sets of axes get HyperLogLogs (``uniques_axes=``; by default the totals and each
+        #: single axis: a HyperLogLog is 12 KB once dense, so not 2ⁿ of them).
+        self.uniques_axes = Combinations(
+            tuple(self.axes),
+            DEFAULT_UNIQUES_AXES if uniques_axes is None else uniques_axes,
+            "uniques_axes",
+            within=self.combinations,
+        )
         self._signature_recorded: tuple[int, str] | None = None
         self._last_spans: tuple[tuple[int, ...], tuple[timescale.Span, ...]] | None = None
         # Derived from settings: forgotten by _forget_settings when one changes.
@@ -190,7 +208,14 @@ class Metrica:
     def signature(self) -> str:
         """What the axes look like, to detect axes changed after data was written."""
         axes = ";".join(f"{name}={axis.signature()}" for name, axis in self.axes.items())
-        return f"{type(self).__name__}|{self.multiplier}|{axes}"
+        kept = self.combinations.signature()
+        signature = f"{type(self).__name__}|{self.multiplier}|{axes}"
+        if kept:
+            signature += f"|combinations={kept}"
+        default = Combinations(tuple(self.axes), DEFAULT_UNIQUES_AXES, "uniques_axes")
+        if self.keeps_uniques and self.uniques_axes.kept != default.kept:
+            signature += f"|uniques_axes={self.uniques_axes.signature() or '*'}"
+        return signature
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -634,7 +659,7 @@ AVERAGED_QUERY_METHODS: tuple[str, ...] = (
     "atimeserie_counts_and_averages",
 )
 #: Public MetricaValues methods a metrica does not forward: building blocks of the others.
-NOT_FORWARDED: frozenset[str] = frozenset({"series_spans"})
+NOT_FORWARDED: frozenset[str] = frozenset({"series_spans", "require_kept"})
 
 
 def _forwarded(name: str) -> Callable[..., Any]:

@@ -40,7 +40,7 @@ from django.conf import settings
 
 from staste import apdex, conf, histogram, keys, measures, timescale
 from staste.budget import Budget, budget
-from staste.exceptions import TooManyBuckets, ValueRefused
+from staste.exceptions import CombinationNotKept, TooManyBuckets, ValueRefused
 from staste.reads import AxisSums, Fetch, HistogramScan, Rows, Sums, UniqueCounts, UniquesAxis, UniqueYears, Years
 from staste.roundtrip import Read, pipelined
 
@@ -170,8 +170,23 @@ class MetricaValues:
     def _parts(self) -> list[str]:
         return [self._part(name, self.filters.get(name)) for name in self.metrica.axes]
 
-    def _field(self) -> str:
+    def _field(self, uniques: bool = False) -> str:
+        self.require_kept(None, uniques)
         return keys.field(self._parts())
+
+    def require_kept(self, breakdown: str | None = None, uniques: bool = False) -> None:
+        """Refuse, before anything is read, a question whose combination of axes (the filters,
+        and ``breakdown``) the metrica keeps no counters (``uniques``: HyperLogLogs) for
+        (``Metrica(combinations=...)``, ``uniques_axes=``): CombinationNotKept.
+
+        Every read calls it; pages call it to refuse a chart before drawing anything.
+        """
+        kept = self.metrica.uniques_axes if uniques else self.metrica.combinations
+        if kept.everything:
+            return
+        fixed = tuple(name for name in self.metrica.axes if name in self.filters or name == breakdown)
+        if not kept.keeps(fixed):
+            raise CombinationNotKept(self.metrica.name, fixed, kept.describe(), kept.widened(fixed), uniques)
 
     def _declared_fields(self, axis_name: str, labelled: list[tuple[Any, str]], prefixes: Sequence[str]) -> list[str]:
         """The fields of each declared part of ``axis_name`` (the query's other filters kept),
@@ -242,6 +257,7 @@ class MetricaValues:
     ) -> Read[list[Row]]:
         """(value, [sum of each family]) for each value of ``axis_name``, summed over the buckets."""
         axis = self._axis(axis_name)
+        self.require_kept(axis_name)
         parts = self._parts()
         index = list(self.metrica.axes).index(axis_name)
         bucket_keys = [self._key(span, base) for span in self._buckets()]
@@ -615,7 +631,7 @@ class MetricaValues:
         """One PFCOUNT per group of buckets: the distinct ids of the union of the group's
         HyperLogLogs of this query's combination (never a sum: an id seen in two buckets is
         one id)."""
-        field = self._field()
+        field = self._field(uniques=True)
         flat: list[str] = []
         for group in groups:
             flat += [prefix + field for prefix in self._unique_prefixes(group)]
@@ -640,7 +656,7 @@ class MetricaValues:
             if not self.metrica.uniques_scales:
                 self._unique_prefixes([(1,)])
             base = self.metrica.base
-            fetch: Fetch = UniqueYears(keys.years_key(base), base + "u:", ":" + self._field())
+            fetch: Fetch = UniqueYears(keys.years_key(base), base + "u:", ":" + self._field(uniques=True))
             return Read(
                 [fetch],
                 lambda replies: sorted(
@@ -648,6 +664,7 @@ class MetricaValues:
                 ),
             )
         chosen = self._axis(axis)
+        self.require_kept(axis, uniques=True)
         parts = self._parts()
         index = list(self.metrica.axes).index(axis)
         prefixes = self._unique_prefixes(buckets)

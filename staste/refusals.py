@@ -23,7 +23,14 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from staste.exceptions import BadRange, MeasureMissing, QueryTooExpensive, TooManyBuckets, ValueRefused
+from staste.exceptions import (
+    BadRange,
+    CombinationNotKept,
+    MeasureMissing,
+    QueryTooExpensive,
+    TooManyBuckets,
+    ValueRefused,
+)
 from staste.formats import SCALE_PLURALS
 from staste.timescale import SpanMisgiven, SpanOutOfRange
 
@@ -31,7 +38,16 @@ from staste.timescale import SpanMisgiven, SpanOutOfRange
 MAX_DETAIL = 500
 #: What a value_type accepts, in words (a raw "invalid literal for int()" tells a user nothing).
 TYPE_WORDS = {"int": gettext_lazy("whole numbers, such as 18"), "float": gettext_lazy("numbers, such as 2.5")}
-KNOWN = (ValueRefused, BadRange, TooManyBuckets, QueryTooExpensive, SpanOutOfRange, SpanMisgiven, MeasureMissing)
+KNOWN = (
+    ValueRefused,
+    BadRange,
+    TooManyBuckets,
+    QueryTooExpensive,
+    SpanOutOfRange,
+    SpanMisgiven,
+    MeasureMissing,
+    CombinationNotKept,
+)
 
 
 def refusal(exc: BaseException, axis_name: str | None = None) -> str:
@@ -46,6 +62,8 @@ def refusal(exc: BaseException, axis_name: str | None = None) -> str:
         return too_many_buckets(known)
     if isinstance(known, MeasureMissing):
         return missing_measure(known)
+    if isinstance(known, CombinationNotKept):
+        return not_kept(known)
     if isinstance(known, SpanOutOfRange):
         return _("%(scale)s=%(number)s is out of range %(low)s..%(high)s") % {
             "scale": known.scale,
@@ -124,6 +142,26 @@ def missing_measure(exc: MeasureMissing) -> str:
     if exc.needs == "histogram":
         return _("measure=%(value)s needs a metrica made with histogram=True; %(metrica)s keeps no histogram") % words
     return _("measure=%(value)s: %(metrica)s has no total, its values are durations") % words
+
+
+def not_kept(exc: CombinationNotKept) -> str:
+    """Why a filter and breakdown need a combination of axes their metrica does not keep."""
+    words = {"metrica": exc.metrica, "axes": " x ".join(exc.axes), "setting": exc.setting, "widened": exc.widened}
+    if exc.uniques:
+        return (
+            _(
+                "%(metrica)s keeps no unique counts by %(axes)s together (%(setting)s), which this filter and "
+                "breakdown need; %(widened)s would keep them"
+            )
+            % words
+        )
+    return (
+        _(
+            "%(metrica)s keeps no counters by %(axes)s together (%(setting)s), which this filter and breakdown "
+            "need; %(widened)s would keep them"
+        )
+        % words
+    )
 
 
 def value_refused(exc: ValueRefused, name: str | None = None) -> str:

@@ -95,6 +95,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     assert progress == [
         "synchronous kicks",
         "buffered kicks",
+        "kept combinations",
         "exactly-once synchronous kicks",
         "Redis CPU per kick",
         "queries",
@@ -117,6 +118,11 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         # written, calls, Redis µs, longest, and previous / new
         row = rf"^\| {count} \| 20 \|( {number} \|){{9}} ([\d.,]+|inf)x \|$"
         assert re.search(row, text, re.MULTILINE), count
+    # Metrica(combinations=k): a row per axis count and k, nothing dropped, 29 fields at 7 axes, k=2.
+    for count, fields in ((5, (6, 16, 26, 32)), (7, (8, 29, 64, 128))):
+        for kept, width in zip(("1", "2", "3", "all"), fields, strict=True):
+            row = rf"^\| {count} \| {kept} \| {width} \| {number} \| [\d.,]+x \| {number} \| 0 \| [\d.,]+x \|"
+            assert re.search(row, text, re.MULTILINE), (count, kept)
     assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.,]+ \|", text, re.MULTILINE)
     # The middleware: no round trip on the request's thread, and every request recorded.
     assert re.search(

@@ -410,6 +410,8 @@ ALSO_IF_PRESENT = (
     "test_measures.py",
     "test_users.py",  # (staste.cohorts: every users key under one hash tag)
     "test_funnel.py",
+    "test_combinations.py",
+    "test_combinations_model.py",
 )
 
 

@@ -121,7 +121,10 @@ def through_faults(faulty: Faulty, settings, monkeypatch) -> Faulty:
 def metricas() -> dict[str, Metrica]:
     return {
         "visits": Metrica(
-            name="visits", axes=[("page", StoredChoiceAxis()), ("method", Axis(choices=METHODS))], uniques=True
+            name="visits",
+            axes=[("page", StoredChoiceAxis()), ("method", Axis(choices=METHODS))],
+            uniques=True,
+            uniques_axes=2,  # the pair's HyperLogLogs too (the model counts every combination)
         ),
         "sizes": AveragedMetrica(name="sizes", axes=[("page", StoredChoiceAxis())], multiplier=10),
     }

@@ -31,6 +31,7 @@ def visitors() -> Metrica:
         name="visitors",
         axes=[("gender", Axis(choices=["boy", "girl"])), ("page", StoredChoiceAxis())],
         uniques=True,
+        uniques_axes=2,  # the pair too (by default: the totals and single axes)
     )
 
 

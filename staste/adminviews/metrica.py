@@ -238,10 +238,11 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "filters": _filter_widgets(state, options),
         "time": _time_widgets(state),
         "by_choices": [
-            (name, name == state.by)
+            (name, name == state.by, _unkept_reason(metrica, {*state.filters, name}))
             for name, axis in metrica.axes.items()
             if name == state.by or name not in state.filters or axis.hierarchical
         ],
+        "kept": _kept_sets(metrica),
         "measure_choices": [(m, measure_label(m), m == state.measure) for m in shown_measures(state)]
         if metrica.averaged
         else [],
@@ -255,6 +256,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         if state.includes_now()
         else None,
     }
+    context["by_unkept"] = [(name, why) for name, _selected, why in context["by_choices"] if why]
     if data is None:
         return context
     context["summary"] = _summary_items(metrica, data.summary, data.previous)
@@ -445,6 +447,31 @@ def _summary_items(
     ]
 
 
+def _unkept_reason(metrica: Metrica, fixed: set[str]) -> str | None:
+    """Why a breakdown or filter is offered disabled: the combination of axes it needs is not
+    kept (``Metrica(combinations=...)``); None when it is."""
+    kept = metrica.combinations
+    if kept.keeps(fixed):
+        return None
+    axes = " × ".join(name for name in metrica.axes if name in fixed)  # noqa: RUF001 (a multiplication)
+    return _("%(metrica)s keeps no counters by %(axes)s together (%(setting)s)") % {
+        "metrica": metrica.name,
+        "axes": axes,
+        "setting": kept.describe(),
+    }
+
+
+def _kept_sets(metrica: Metrica) -> dict[str, Any] | None:
+    """The kept sets of axes, for admin.js to disable the breakdowns a new filter would exclude
+    before the page asks for them (None when every combination is kept)."""
+    kept = metrica.combinations
+    if kept.everything:
+        return None
+    sets = [kept.label_names(mask) for mask in kept.maximal]
+    hierarchical = [name for name, axis in metrica.axes.items() if axis.hierarchical]
+    return {"sets": sets, "hierarchical": hierarchical}
+
+
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
     metrica = state.metrica
     base = reverse("admin:staste_metrica", args=[metrica.name])
@@ -452,6 +479,8 @@ def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dic
     for name, axis in metrica.axes.items():
         current = state.filters.get(name)
         widget: dict[str, Any] = {"name": name, "hierarchical": axis.hierarchical, "options": []}
+        if current is None:
+            widget["unkept"] = _unkept_reason(metrica, {*state.filters, name})
         if axis.hierarchical:
             path = tuple(current or ())
             widget["hidden"] = list(path)

@@ -126,7 +126,10 @@ def read_page(state: PageState) -> PageData:
         if metrica.averaged:
             calls["count"] = query.count
             calls["average"] = query.average
-    if found is not None and keeps_uniques_by(metrica, found.scale):
+    uniques_kept = metrica.uniques_axes.keeps(query.filters)  # (uniques_axes=: which combinations)
+    if not uniques_kept:
+        pass
+    elif found is not None and keeps_uniques_by(metrica, found.scale):
         # The distinct ids of the whole range: the union of its buckets, not a sum.
         calls["uniques"] = lambda: query.over(since, until, scale).uniques()
     elif found is None and keeps_uniques_by(metrica, timescale.scale_of(query.span)):
@@ -238,7 +241,9 @@ def breakdown_columns(state: PageState, query: MetricaValues, window: dict[str, 
     if measures.UNIQUES in wanted:
         # By value (the counters list the values), None where the buckets keep no ids (a
         # range by hours or minutes).
-        if keeps_uniques_by(metrica, window["scale"] if window else timescale.scale_of(query.span)):
+        if keeps_uniques_by(
+            metrica, window["scale"] if window else timescale.scale_of(query.span)
+        ) and metrica.uniques_axes.keeps({*query.filters, axis}):
             distinct = dict(measures.find(measures.UNIQUES).by_value(ranged, axis))
             columns[measures.UNIQUES] = [distinct.get(value, 0) for value in values]
         else:

@@ -33,7 +33,7 @@ from django.utils.translation import pgettext
 from staste import conf, formats, measures, refusals, timescale
 from staste.axis import HierarchicalAxis
 from staste.charts.spec import Range, parse_last
-from staste.exceptions import MeasureMissing, UnknownMeasure
+from staste.exceptions import CombinationNotKept, MeasureMissing, UnknownMeasure
 from staste.formats import DEFAULT_RANGES, QUICK_RANGES, first_recorded, range_scale
 from staste.metrica import Metrica
 from staste.query import MetricaValues
@@ -187,6 +187,12 @@ class PageState:
                 ),
                 param=BY,
             )
+        kept = metrica.combinations
+        if not kept.keeps(filters):
+            last = [name for name in metrica.axes if name in filters][-1]
+            raise BadRequest(refusals.not_kept(_not_kept(metrica, tuple(filters))), param=last)
+        if by is not None and not kept.keeps({*filters, by}):
+            raise BadRequest(_bad(BY, repr(by), refusals.not_kept(_not_kept(metrica, (*filters, by)))), param=BY)
         measure = params.get(MEASURE) or measures.default_for_page(metrica)
         try:
             measure = measures.get(metrica, measure).name  # (p95.0 is p95)
@@ -342,11 +348,19 @@ class PageState:
 
 def default_by(metrica: Metrica, filters: Mapping[str, Any]) -> str | None:
     """The first axis a breakdown tells something about: one not filtered to a single value
-    (a hierarchical axis still breaks down into the children of its node)."""
+    (a hierarchical axis still breaks down into the children of its node), whose counters the
+    metrica keeps with these filters (``Metrica(combinations=...)``)."""
     for name, axis in metrica.axes.items():
-        if name not in filters or axis.hierarchical:
+        if (name not in filters or axis.hierarchical) and metrica.combinations.keeps({*filters, name}):
             return name
     return None
+
+
+def _not_kept(metrica: Metrica, fixed: tuple[str, ...]) -> CombinationNotKept:
+    """What a query of these axes would raise (the facts the refusal says)."""
+    fixed = tuple(name for name in metrica.axes if name in fixed)
+    kept = metrica.combinations
+    return CombinationNotKept(metrica.name, fixed, kept.describe(), kept.widened(fixed), uniques=False)
 
 
 def _bad(name: str, value: str, why: Any) -> str:

@@ -39,7 +39,7 @@ from django.utils.translation import gettext, pgettext
 from staste import formats, measures, refusals, timescale
 from staste.axis import OTHER
 from staste.charts import spec as specs
-from staste.exceptions import MeasureMissing, UnknownMeasure
+from staste.exceptions import CombinationNotKept, MeasureMissing, UnknownMeasure
 from staste.metrica import Metrica
 from staste.query import MetricaValues, pipelined
 from staste.registration import NotRegistered, registry
@@ -262,7 +262,17 @@ class ChartOptions:
             raise OptionError(gettext("give either last= or a timespan (year=, month=, ...), not both"))
         chart = cls(metrica=metrica, kind=kind, span=span, filters=filters, **options)
         chart._check_range()
+        chart._check_kept()
         return chart
+
+    def _check_kept(self) -> None:
+        """OptionError when the filters and ``axis=`` need a combination of axes the metrica
+        does not keep (``Metrica(combinations=...)``; ``uniques_axes=`` for distinct ids)."""
+        uniques = measures.UNIQUES in (self.kind, self.measure)
+        try:
+            self.query().require_kept(self.axis, uniques=uniques)
+        except CombinationNotKept as exc:
+            raise OptionError(refusals.not_kept(exc)) from None
 
     # -- what is read ------------------------------------------------------------------------
 

@@ -14,9 +14,11 @@
 --   buckets: its fields start with prefix, its T ttls in seconds (0: keep forever) are set
 --   when a hash is created, and its T hashes are KEYS[k]... (groups share keys: kicks of
 --   two minutes share their hour, day... buckets).
--- Then, for each kick, 1 + A arguments (1 + A + 1 + T + n with unique ids):
---   'A|y|year|g|increment|g|increment...': its A axes (written 'Au' when the kick has
---     unique ids: they follow its axes, see below); KEYS[y] its metrica's years set and
+-- Then, for each kick, 1 + A arguments (one more when its metrica keeps only some
+--   combinations, and 2 + T + n more with unique ids):
+--   'A|y|year|g|increment|g|increment...': its A axes (written 'Ac' when its metrica keeps
+--     only some combinations of axes, 'Au' when the kick has unique ids, 'Acu' both: they
+--     follow its axes, see below); KEYS[y] its metrica's years set and
 --     the year to add to it (y = 0 and year '' when no year bucket); the groups it bumps,
 --     each by its increment;
 --   for each axis, 'cap|s|option|...': KEYS[s] the axis' stored-choices set (s = 0 when it
@@ -29,10 +31,16 @@
 --             value (so '=out/se' overflowing below '=out' counts under '!out'); the
 --             deeper levels of that path are not counted at all.  Kicks are decided in
 --             their order in the batch, against the set as the earlier kicks left it.
---   with unique ids ('Au'): 'T|n|ttl...', then T key prefixes (keys.unique_prefix: the
---     buckets that keep uniques), then n ids.  Once the kick's counters are written, the ids
---     are PFADDed to the HyperLogLog prefix .. field of each of its combinations (as decided
---     above, overflow parts included) in each of those buckets; a key created gets its ttl
+--   with kept combinations ('c'): 'mask|mask...', the sets of axes whose fields are kept
+--     (staste/combinations.py), each a text of A '0'/'1' (1: the axis is fixed), the empty
+--     set first (its field, every value, is the first written: see write()); only the
+--     fields of those sets are counted.  Without 'c', every combination is.
+--   with unique ids ('u'): 'T|n|ttl...', then the sets of axes that keep HyperLogLogs
+--     ('mask|mask...' as above; '': the fields counted), then T key prefixes
+--     (keys.unique_prefix: the buckets that keep uniques), then n ids.  Once the kick's
+--     counters are written, the ids are PFADDed to the HyperLogLog prefix .. field of each
+--     of its kept combinations (as decided above, overflow parts included) in each of those
+--     buckets; a key created gets its ttl
 --     (0: none).  These keys are built here from their prefixes, not listed in KEYS: they
 --     share the metrica's hash tag, so they are in the slot of every other key of the call.
 --     A kick refused (overflow) adds no id.  PFADD is idempotent: a batch written again
@@ -67,22 +75,88 @@ for g = 1, G do
 end
 local FIRST_KICK = G + 3
 
--- A kick's axis count, and how many arguments its unique ids take (0: none) after its axes.
+-- A kick's axis count, how many arguments its kept combinations take (0: every one is
+-- kept, 1) and its unique ids (0: none), after its axes.
 local function kick_shape(parts, ai)
   local head = parts[1]
-  if sub(head, -1) ~= 'u' then
-    return tonumber(head), 0
+  local _, _, digits, flags = find(head, '^(%d+)(%a*)$')
+  local A = tonumber(digits)
+  local C = find(flags, 'c', 1, true) and 1 or 0
+  if not find(flags, 'u', 1, true) then
+    return A, C, 0
   end
-  local A = tonumber(sub(head, 1, -2))
-  local spec = split(ARGV[ai + 1 + A])
-  return A, 1 + tonumber(spec[1]) + tonumber(spec[2])
+  local spec = split(ARGV[ai + 1 + A + C])
+  return A, C, 2 + tonumber(spec[1]) + tonumber(spec[2])
 end
 
--- PFADD a kick's ids (its spec argument at ui) to each of its combinations' HyperLogLogs.
+-- The fields of the kept sets of axes `masks` ('mask|mask...', see the header; nil: every
+-- combination), given each axis' options (the first '*', every value).
+local function expand(all_options, A, masks)
+  if masks == nil then
+    local fields, count = {''}, 1
+    for a = 1, A do
+      local options = all_options[a]
+      if a == 1 then
+        fields, count = {}, #options
+        for o = 1, count do
+          fields[o] = options[o]
+        end
+      else
+        local expanded, e = {}, 0
+        for j = 1, count do
+          local head = fields[j] .. '|'
+          for _, option in ipairs(options) do
+            e = e + 1
+            expanded[e] = head .. option
+          end
+        end
+        fields, count = expanded, e
+      end
+    end
+    return fields, count
+  end
+  local fields, count = {}, 0
+  for _, mask in ipairs((split(masks))) do
+    local partial, n = {''}, 1
+    for a = 1, A do
+      local options = all_options[a]
+      local glue = (a == 1) and '' or '|'
+      local expanded, e = {}, 0
+      if sub(mask, a, a) == '1' then
+        for j = 1, n do
+          local head = partial[j] .. glue
+          for o = 2, #options do
+            e = e + 1
+            expanded[e] = head .. options[o]
+          end
+        end
+      else
+        local star = glue .. options[1]
+        for j = 1, n do
+          expanded[j] = partial[j] .. star
+        end
+        e = n
+      end
+      partial, n = expanded, e
+    end
+    for j = 1, n do
+      count = count + 1
+      fields[count] = partial[j]
+    end
+  end
+  return fields, count
+end
+
+-- PFADD a kick's ids (its spec argument at ui) to each kept combination's HyperLogLog.
 local ID_PIECE = 1000  -- unpack() of too many values overflows Lua's stack
-local function add_uniques(ui, fields, count)
+local function add_uniques(ui, all_options, A, counted, counted_count)
   local spec = split(ARGV[ui])
   local T, n = tonumber(spec[1]), tonumber(spec[2])
+  local fields, count = counted, counted_count
+  if ARGV[ui + 1] ~= '' then
+    fields, count = expand(all_options, A, ARGV[ui + 1])
+  end
+  ui = ui + 1
   local first_id, last_id = ui + T + 1, ui + T + n
   for t = 1, T do
     local prefix, ttl = ARGV[ui + t], tonumber(spec[2 + t])
@@ -138,26 +212,15 @@ local function axis_options(text, added)
   return options
 end
 
--- Every combination of a kick's axis options: its field names (before the group prefix).
-local function kick_fields(ai, A, added)
-  local fields, count = {''}, 1
+-- The kept combinations of a kick's axis options: its field names (before the group
+-- prefix), and each axis' options (for its HyperLogLogs).
+local function kick_fields(ai, A, C, added)
+  local all_options = {}
   for a = 1, A do
-    local options = axis_options(ARGV[ai + a], added)
-    if a == 1 then
-      fields, count = options, #options
-    else
-      local expanded, e = {}, 0
-      for j = 1, count do
-        local head = fields[j] .. '|'
-        for _, option in ipairs(options) do
-          e = e + 1
-          expanded[e] = head .. option
-        end
-      end
-      fields, count = expanded, e
-    end
+    all_options[a] = axis_options(ARGV[ai + a], added)
   end
-  return fields, count
+  local fields, count = expand(all_options, A, C > 0 and ARGV[ai + A + 1] or nil)
+  return fields, count, all_options
 end
 
 local function add_year(parts, added)
@@ -235,12 +298,12 @@ local function exact()
   local ai, bumped, refused = FIRST_KICK, 0, {}
   for k = 1, N do
     local parts, size = split(ARGV[ai])
-    local A, U = kick_shape(parts, ai)
+    local A, C, U = kick_shape(parts, ai)
     local F = (size - 3) / 2
     local added = {}
     add_year(parts, added)
-    local fields, count = kick_fields(ai, A, added)
-    local ui = ai + 1 + A
+    local fields, count, all_options = kick_fields(ai, A, C, added)
+    local ui = ai + 1 + A + C
     ai = ui + U
     -- HINCRBY refuses (and leaves alone) a counter it would overflow: the error ends
     -- write() at the counter in (at_f, at_t, at_j), so what it bumped can be taken back.
@@ -252,7 +315,7 @@ local function exact()
         bumped = bumped + #groups[tonumber(parts[2 + 2 * f])].keys * count
       end
       if U > 0 then
-        add_uniques(ui, fields, count)
+        add_uniques(ui, all_options, A, fields, count)
       end
     else
       for f = 1, at_f or 0 do

@@ -23,10 +23,51 @@
     }
   });
 
+  // A metrica that keeps only some combinations of axes (Metrica(combinations=...)): the kept
+  // sets, read from the page.  A filter chosen disables the breakdowns it would leave unkept, and
+  // a breakdown so excluded is replaced by the first one still kept (or none) before the page asks.
+  function keptSets() {
+    var node = document.getElementById("staste-kept-data");
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function isKept(sets, axes) {
+    return sets.some(function (set) {
+      return axes.every(function (axis) { return set.indexOf(axis) !== -1; });
+    });
+  }
+
+  function excludeBreakdowns(form) {
+    var kept = keptSets();
+    var by = document.getElementById("staste-by");
+    if (!kept || !by) { return; }
+    var filtered = [];
+    Array.prototype.forEach.call(form.querySelectorAll(".staste-filter"), function (box) {
+      var axis = box.getAttribute("data-axis");
+      var given = Array.prototype.some.call(box.querySelectorAll("select, input[type=hidden]"), function (field) {
+        return !field.disabled && field.value !== "";
+      });
+      if (given) { filtered.push(axis); }
+    });
+    var firstKept = null;
+    Array.prototype.forEach.call(by.options, function (option) {
+      var axis = option.value;
+      var plain = filtered.indexOf(axis) !== -1 && kept.hierarchical.indexOf(axis) === -1;
+      var axes = filtered.indexOf(axis) === -1 ? filtered.concat([axis]) : filtered;
+      option.disabled = plain || !isKept(kept.sets, axes);
+      if (!option.disabled && firstKept === null) { firstKept = option; }
+    });
+    var chosen = by.options[by.selectedIndex];
+    if (chosen && chosen.disabled) {
+      if (firstKept) { firstKept.selected = true; } else { by.disabled = true; }
+    }
+  }
+
   document.addEventListener("change", function (event) {
     var field = event.target;
     var applies = field.tagName === "SELECT" || (field.tagName === "INPUT" && field.type === "checkbox");
     if (!applies || !field.form || !field.form.classList.contains("staste-controls")) { return; }
+    if (field.closest && field.closest(".staste-filter")) { excludeBreakdowns(field.form); }
     if (field.form.requestSubmit) {
       field.form.requestSubmit();
     } else {
