@@ -17,7 +17,8 @@ from staste.charts.views import PieChart, TimeserieChart
 from staste.metrica import Metrica
 from staste.registration import registry
 
-pytestmark = pytest.mark.urls(__name__)
+# Chart views draw the annotations (staste.models), read from the database.
+pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
 
 SINGLES = Metrica(
     name="singles",
