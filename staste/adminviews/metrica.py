@@ -35,7 +35,7 @@ from staste.registration import NotRegistered, registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .reading import PageData, axis_options, read_page, shown_measures
+from .reading import COMPLETE, EXPIRED, FUTURE, PageData, axis_options, read_page, shown_measures
 from .state import BadRequest, PageState, default_by, format_span, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
@@ -49,6 +49,8 @@ BY_SCALE = {
     "year": pgettext_lazy("scale", "by year"),
 }
 TABLES = ("line", "breakdown")
+#: What a card says where nothing is measured (``PageData.status``).
+UNMEASURED = {EXPIRED: pgettext_lazy("numbers", "expired"), FUTURE: pgettext_lazy("numbers", "not begun")}
 #: Longest error message shown (the values in it come from the query string).
 MAX_MESSAGE = 500
 
@@ -145,8 +147,50 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     if spec is None:
         problem = _("this view has no %(table)s table") % {"table": which}
         return HttpResponse(problem, status=400, content_type="text/plain; charset=utf-8")
-    header, rows = table(spec)
+    header, rows = export_table(spec, status=which == "line")
     return csv_response([header, *rows], f"{metrica.name}-{which}.csv")
+
+
+def _in_unit(dataset: dict[str, Any]) -> bool:
+    """Whether a dataset's numbers are in the metrica's unit (a count or a share is not)."""
+    name = dataset.get("measure", dataset["label"])
+    return measures.is_measure(name) and measures.find(name).in_unit
+
+
+def aware(moment: datetime.datetime) -> datetime.datetime:
+    """A naive local datetime of staste's calendar with its offset, as exports write times."""
+    return moment.replace(tzinfo=conf.time_zone())
+
+
+#: A line row's status in an export (``partial``, ``expired``), as the page marks it.
+ROW_STATUS = {"partial": "partial", "expired": "expired"}
+
+
+def export_table(spec: Spec, status: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """The rows of a page's table as exported: numbers as the page shows them (``shown_number``),
+    each header with its unit ("average (ms)"), a line's buckets as instants with their offset,
+    and, with ``status``, a last column saying which buckets are partial or expired (an expired
+    bucket's cells are empty, never 0)."""
+    header, rows = table(spec)
+    units = spec.get("units", {})
+    header = [header[0]] + [
+        f"{cell} ({units[d['axis']]})" if d.get("axis") in units and _in_unit(d) else cell
+        for cell, d in zip(header[1:], spec.get("datasets", []), strict=True)
+    ]
+    scale = spec.get("x") if spec.get("type") == "line" else None
+    flags = {i: "partial" for i in spec.get("partial", [])} | {i: "expired" for i in spec.get("expired", [])}
+    out = []
+    for i, row in enumerate(rows):
+        first = row[0]
+        if scale in formats.LABEL_FORMATS:
+            first = formats.bucket_moment(first, scale).isoformat()
+        cells = [first, *(formats.shown_number(value) for value in row[1:])]
+        if status:
+            cells.append(flags.get(i, ""))
+        out.append(cells)
+    if status:
+        header.append("status")
+    return header, out
 
 
 def export_data(state: PageState, data: PageData) -> dict[str, Any]:
@@ -161,19 +205,21 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "filters": filters,
         "span": format_span(state.span) if state.span is not None else None,
         "last": state.last,
-        "since": data.range.since if data.range else None,
-        "until": data.range.until if data.range else None,
+        "since": aware(data.range.since) if data.range else None,
+        "until": aware(data.range.until) if data.range else None,
         "time_zone": conf.time_zone().key,
         "by": state.by,
         "measure": state.measure,
-        "summary": data.summary,
+        # null where nothing is measured: a span Redis no longer holds, or one not begun.
+        "summary": None if data.status in (EXPIRED, FUTURE) else data.summary,
+        "status": data.status,
         "expired": data.expired,
         "previous": data.previous,
         # The notes drawn on the line, in its range (staste.annotations).
         "annotations": chart_annotations.listed(data.line),
         # What the page shows, formatted as shown (its live refresh puts these in place).
         "shown": {
-            "cards": _summary_items(metrica, data.summary, data.previous),
+            "cards": _summary_items(metrica, data.summary, data.previous, data.status),
             "since": bucket_label(data.range.since, data.range.scale) if data.range else None,
             "until": bucket_label(data.range.until, data.range.scale) if data.range else None,
             **shown_rows(state, data),
@@ -184,7 +230,7 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         ("breakdown", data.breakdown, data.breakdown_table),
     ):
         if chart is not None and rows_from is not None:
-            header, rows = table(rows_from)
+            header, rows = export_table(rows_from)
             if name == "breakdown":
                 chart = {**chart, "links": [breakdown_link(state, data, text) for text in chart["labels"]]}
             out[name] = {"chart": chart, "header": header, "rows": rows}
@@ -257,7 +303,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     }
     if data is None:
         return context
-    context["summary"] = _summary_items(metrica, data.summary, data.previous)
+    context["summary"] = _summary_items(metrica, data.summary, data.previous, data.status)
     if data.previous is not None:
         context["compare"]["unavailable"] = data.previous["unavailable"]
     if data.expired:
@@ -268,6 +314,10 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         ) % {
             "scale": formats.SCALE_LABELS[timescale.scale_of(state.span) or "year"],
             "days": display((keep or 0) / 86400),
+        }
+    if data.future:
+        context["future"] = _("This %(scale)s has not begun: nothing can have been counted in it yet.") % {
+            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span or ()) or "year"],
         }
     rows = shown_rows(state, data)
     if data.line is not None:
@@ -292,9 +342,9 @@ def expired_note(spec: Spec, scale: str) -> str | None:
     keep = conf.retention().get(scale)
     return ngettext(
         "%(count)s of these %(scales)s has expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
-        "The coarser numbers still count it.",
+        "The cards and the breakdown still count it, from coarser buckets.",
         "%(count)s of these %(scales)s have expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
-        "The coarser numbers still count them.",
+        "The cards and the breakdown still count them, from coarser buckets.",
         expired,
     ) % {"count": expired, "scales": SCALE_PLURALS[scale], "days": display((keep or 0) / 86400)}
 
@@ -408,11 +458,12 @@ def _breakdown_context(
 
 
 def _summary_items(
-    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
+    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None, status: str = COMPLETE
 ) -> list[dict[str, Any]]:
     """The cards: {"key", "label", "value", "change"}, the change against the previous period
     (``change_label``) when it is compared.  Values carry the metrica's unit; a total that
-    means nothing (a sum of durations) is no card."""
+    means nothing (a sum of durations) is no card.  A span Redis no longer holds reads
+    "expired", one not begun "not begun": never a 0."""
     before = (previous or {}).get("summary")
     compared = before is not None
     before = before or {}
@@ -434,7 +485,7 @@ def _summary_items(
         {
             "key": key,
             "label": text,
-            "value": with_unit(value, shown_unit),
+            "value": UNMEASURED[status] if status in UNMEASURED else with_unit(value, shown_unit),
             # (no change where the previous period has no such number)
             "change": change_label(compare.change(value, then), like(then, value), shown_unit)
             if compared and then is not None
@@ -543,17 +594,20 @@ def _time_widgets(
                 "active": state.span == (),
             }
         )
+    found = state.range()
+    # By week a range reads whole ISO weeks ("30 days": 5 weeks, 35 days): its chip is no
+    # longer what is shown, and the dates say what is.
+    widened = found is not None and found.scale == timescale.WEEK and range_scale(state.last or "") != found.scale
     ranges = [
         {
             "label": range_label(text),
             "url": base + state.replace(last=text).querystring(**extra),
-            "active": state.last == text,
+            "active": state.last == text and not widened,
         }
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
         ranges.append({"label": range_label(state.last), "url": base + state.querystring(**extra), "active": True})
-    found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
         {
@@ -572,4 +626,17 @@ def _time_widgets(
         "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,
+        "note": weeks_note(found) if widened and found is not None else None,
+    }
+
+
+def weeks_note(found: Any) -> str:
+    """What a range drawn by week covers: whole ISO weeks, Monday to Sunday, longer than asked."""
+    first = timescale.start(timescale.week_of(found.since))
+    last = timescale.start(timescale.week_of(found.until)) + datetime.timedelta(days=6)
+    days = (last - first).days + 1
+    return _("By week: whole weeks from Monday %(first)s to Sunday %(last)s, %(days)s days.") % {
+        "first": first.strftime("%Y-%m-%d"),
+        "last": last.strftime("%Y-%m-%d"),
+        "days": days,
     }

@@ -70,10 +70,20 @@ class PageData:
     range: Range | None
     #: Every value of the breakdown, largest first, one column per measure (the table, the CSV).
     breakdown_table: Spec | None = None
-    #: Whether the page's calendar span is past its retention (Redis dropped its counters).
-    expired: bool = False
     #: The previous period's numbers (``?_compare=previous``): see :func:`_previous`.
     previous: dict[str, Any] | None = None
+    #: What the page's time is: see :func:`time_status`.
+    status: str = "complete"
+
+    @property
+    def expired(self) -> bool:
+        """Whether the page's calendar span is past its retention (Redis dropped its counters)."""
+        return self.status == EXPIRED
+
+    @property
+    def future(self) -> bool:
+        """Whether the page's calendar span has not begun (nothing can have been measured)."""
+        return self.status == FUTURE
 
 
 def axis_options(axis: Axis, stored: list[tuple[Any, Any]] | None) -> list[Option]:
@@ -114,9 +124,14 @@ def read_page(state: PageState) -> PageData:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
         line_spans = list(query.series_spans(since, until, scale)[1])  # (a week: its Monday)
-        calls["sums"] = lambda: query.timeserie(since, until, scale)
+        # The cards read the range's exact cover, as the breakdown does: where the line's
+        # buckets have expired (30 days by hour), coarser ones still count them, so the Total
+        # card and the breakdown agree (the line's note says the buckets are gone).
+        covered = query.over(since, until, scale)
+        calls["total"] = covered.total
         if metrica.averaged:
-            calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
+            calls["count"] = covered.count
+            calls["average"] = covered.average
     else:
         if len(query.span) < len(metrica.date_scales):
             calls["line"] = lambda: timeline_spec(query)
@@ -167,6 +182,13 @@ def read_page(state: PageState) -> PageData:
             add_percentiles(results["value_percentiles"], results["breakdown"], shown_measures(state))
         full, chart = _breakdown_specs(state, results["breakdown"])
     summary = _summary(metrica, results)
+    status = time_status(state.span, summary, now)
+    if status in (EXPIRED, FUTURE):
+        # Nothing was measured here, or nothing is held any more: no number, not a 0.
+        summary = unmeasured(summary)
+        full = chart = None
+        if status == FUTURE:
+            line = None
     previous = _previous(metrica, period, results, line) if period is not None else None
     if line is not None:
         line, line_spans = mark_time(line, line_spans, now, found.scale if found is not None else None)
@@ -182,10 +204,32 @@ def read_page(state: PageState) -> PageData:
         range=found,
         breakdown_table=full,
         previous=previous,
-        expired=bool(state.span)
-        and bucket_status(state.span, now) == "expired"
-        and not summary.get("count", summary.get("total")),
+        status=status,
     )
+
+
+#: What a page's time is (``PageData.status``): the exports and the cards say it, never a 0.
+PARTIAL, EXPIRED, FUTURE, COMPLETE = "partial", "expired", "future", "complete"
+
+
+def time_status(span: timescale.Span | None, summary: dict[str, Any], now: Any) -> str:
+    """Whether the page's time is "partial" (it reaches now: a range, today, all time),
+    "expired" (a span past its retention that reads nothing: Redis dropped it), "future"
+    (a span that has not begun) or "complete"."""
+    if span is None:
+        return PARTIAL
+    status = bucket_status(span, now)
+    if status == EXPIRED and summary.get("count", summary.get("total")):
+        return COMPLETE  # written late (a backfill): kept from the write, shown as it is
+    return status
+
+
+def unmeasured(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with every number None: a time Redis no longer holds or that has not begun."""
+    out: dict[str, Any] = {key: None for key in summary}
+    if "percentiles" in summary:
+        out["percentiles"] = {name: None for name in summary["percentiles"] or {}}
+    return out
 
 
 def shown_measures(state: PageState) -> tuple[str, ...]:
@@ -464,17 +508,9 @@ def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums
 
 
 def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
-    if "sums" in results:
-        # A week whose days have expired is None: the summary adds up what is still kept.
-        total = sum(value for _, value in results["sums"] if value is not None)
-        summary: dict[str, Any] = {"total": total}
-        if metrica.averaged:
-            count = sum(value for _, value in results["counts"] if value is not None)
-            summary.update(count=count, average=total / count if count else None)
-    else:
-        summary = {"total": results["total"]}
-        if metrica.averaged:
-            summary.update(count=results["count"], average=results["average"])
+    summary: dict[str, Any] = {"total": results["total"]}
+    if metrica.averaged:
+        summary.update(count=results["count"], average=results["average"])
     summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
     if metrica.averaged:
         summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)
