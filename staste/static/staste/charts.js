@@ -83,6 +83,116 @@
   // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
   // start and their end (a view's URL name), the tooltip and the table have them whole.
   var LEGEND_CHARS = 30;
+  // -- time axes ----------------------------------------------------------------------------
+
+  // A bucket as staste.formats.LABEL_FORMATS writes it, in the time zone the page shows:
+  // "2026", "2026-11", "2026-11-07", "2026-11-07 13:00" (weeks, "2026-W45", are left as they are).
+  var BUCKET = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?: (\d{2}):(\d{2}))?)?)?$/;
+  var MINUTE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 4320, 10080, 20160];
+  var MONTH_STEPS = [1, 2, 3, 6, 12, 24, 60, 120];
+
+  function bucketTimes(labels) {
+    if (!labels.length) { return null; }
+    var out = [];
+    for (var i = 0; i < labels.length; i++) {
+      var m = BUCKET.exec(String(labels[i]));
+      if (!m) { return null; }
+      var t = {
+        year: +m[1], month: m[2] ? +m[2] : 1, day: m[3] ? +m[3] : 1, hour: m[4] ? +m[4] : 0, minute: m[5] ? +m[5] : 0,
+        kind: m[4] ? "time" : m[3] ? "day" : m[2] ? "month" : "year"
+      };
+      // Minutes since 1970 of the wall-clock time (UTC arithmetic: no daylight-saving jumps).
+      t.minutes = Date.UTC(t.year, t.month - 1, t.day, t.hour, t.minute) / 60000;
+      t.months = t.year * 12 + t.month - 1;
+      out.push(t);
+    }
+    return out;
+  }
+
+  var dateFormats = {};
+  function formatDate(t, withYear) {
+    var key = withYear ? "y" : "d";
+    if (!dateFormats[key]) {
+      var options = { month: "short", day: "numeric", timeZone: "UTC" };
+      if (withYear) { options.year = "numeric"; }
+      dateFormats[key] = new Intl.DateTimeFormat(LANGUAGE, options);
+    }
+    return dateFormats[key].format(new Date(t.minutes * 60000));
+  }
+
+  function formatMonth(t, withYear) {
+    var options = { month: "short", timeZone: "UTC" };
+    if (withYear) { options.year = "numeric"; }
+    return new Intl.DateTimeFormat(LANGUAGE, options).format(new Date(t.minutes * 60000));
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  // The ticks of a time axis with room for ``room`` labels: the buckets on the coarsest round
+  // step that fits, labelled with the date where it changes.  {labels: {index: text}}.
+  var chosenCache = { times: null, room: 0, found: null };
+  function chosenTicks(times, room) {
+    if (chosenCache.times === times && chosenCache.room === room) { return chosenCache.found; }
+    var kind = times[0].kind;
+    var picked = null;
+    if (kind === "time" || kind === "day") {
+      var first = times[0].minutes;
+      var span = times[times.length - 1].minutes - first;
+      for (var s = 0; s < MINUTE_STEPS.length && !picked; s++) {
+        var step = MINUTE_STEPS[s];
+        if (kind === "day" && step < 1440) { continue; }
+        if (step % 10080 === 0) {
+          // weeks start on Monday (1970-01-05 was one)
+          picked = times.map(function (t, i) { return (t.minutes - 4 * 1440) % step === 0 ? i : -1; });
+        } else if (span / step + 1 <= room * 1.2) {
+          picked = times.map(function (t, i) { return t.minutes % step === 0 ? i : -1; });
+        }
+        if (picked && picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+      }
+      if (!picked) {
+        for (var ms = 0; ms < MONTH_STEPS.length && !picked; ms++) {
+          picked = times.map(function (t, i) {
+            return t.day === 1 && t.hour === 0 && t.minute === 0 && t.months % MONTH_STEPS[ms] === 0 ? i : -1;
+          });
+          if (picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+        }
+      }
+    } else if (kind === "month") {
+      for (var k = 0; k < MONTH_STEPS.length && !picked; k++) {
+        picked = times.map(function (t, i) { return t.months % MONTH_STEPS[k] === 0 ? i : -1; });
+        if (picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+      }
+    }
+    if (!picked) {  // years, or too many of anything: every n-th
+      var every = Math.max(1, Math.ceil(times.length / room));
+      picked = times.map(function (_, i) { return i % every === 0 ? i : -1; });
+    }
+    var labels = {};
+    var before = null;
+    picked.filter(function (i) { return i >= 0; }).forEach(function (i) {
+      var t = times[i];
+      var newYear = !before || before.year !== t.year;
+      var text;
+      if (kind === "time") {
+        var clock = pad(t.hour) + ":" + pad(t.minute);
+        var newDay = !before || before.year !== t.year || before.month !== t.month || before.day !== t.day;
+        if (!newDay) { text = clock; }
+        else if (t.hour === 0 && t.minute === 0) { text = formatDate(t, newYear && !!before); }
+        else { text = [clock, formatDate(t, false)]; }
+      } else if (kind === "day") {
+        text = t.day === 1 && t.month === 1 || (newYear && before) ? formatDate(t, true) : formatDate(t, false);
+      } else if (kind === "month") {
+        text = newYear ? formatMonth(t, true) : formatMonth(t, false);
+      } else {
+        text = String(t.year);
+      }
+      labels[i] = text;
+      before = t;
+    });
+    chosenCache = { times: times, room: room, found: { labels: labels } };
+    return chosenCache.found;
+  }
+
   function shorten(text, most) {
     text = String(text);
     most = most || LEGEND_CHARS;
@@ -207,13 +317,17 @@
           }
         }
       } else {
-        // "2026-11-29 12:00" is long for a tick: the time only, with the day where it changes.
-        labelTicks.callback = function (value, index, ticks) {
-          var text = String(this.getLabelForValue(value));
-          if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) { return text; }
-          var before = index > 0 ? String(this.getLabelForValue(ticks[index - 1].value)) : "";
-          return before.slice(0, 10) === text.slice(0, 10) ? text.slice(11) : text.slice(5);
-        };
+        var times = spec.type === "line" ? bucketTimes(spec.labels || []) : null;
+        if (times) {
+          // Time buckets: ticks on round times (every 6 hours, every midnight, every month...),
+          // the date written where it changes: 30 days by hour reads as dates, never as a
+          // run of hours that seems to go backwards.
+          labelTicks.autoSkip = false;
+          labelTicks.callback = function (value, index) {
+            var shown = chosenTicks(times, Math.max(2, Math.floor(this.chart.width / (compact ? 120 : 72))));
+            return shown.labels[index] === undefined ? null : shown.labels[index];
+          };
+        }
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
         if (spec.stacked) { scales.y.stacked = true; }
