@@ -220,3 +220,12 @@ def test_data_json_refuses_a_staff_user_without_the_permission_in_json(client) -
     as_csv = client.get(page("anything") + "data.csv")
     assert as_csv.status_code == 403 and as_csv["Content-Type"].startswith("text/plain")
     assert client.get("/admin/staste/data.json").json()["error"]
+
+
+def test_a_value_has_one_colour_slot_in_the_admin_and_in_a_public_chart(staff_client, client, truth) -> None:  # noqa: F811
+    admin = staff_client.get(page(NAME) + "data.json?_span=all").json()["breakdown"]["chart"]
+    pie = public(client, "/pie/")
+    assert dict(zip(admin["labels"], admin["colors"], strict=True)) == {"girl": 1, "boy": 0}  # the declared order
+    assert dict(zip(pie["labels"], pie["colors"], strict=True)) == {"girl": 1, "boy": 0}
+    filtered = staff_client.get(page(NAME) + "data.json?_span=all&_by=gender&gender=boy").json()["breakdown"]["chart"]
+    assert dict(zip(filtered["labels"], filtered["colors"], strict=True)) == {"boy": 0}

@@ -282,6 +282,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     options = data.options if data else {name: axis_options(axis, None) for name, axis in metrica.axes.items()}
     context: dict[str, Any] = {
         "filters": _filter_widgets(state, options),
+        "chips": filter_chips(state),
         "time": _time_widgets(state),
         "by_choices": [
             (name, name == state.by)
@@ -494,6 +495,26 @@ def _summary_items(
         }
         for key, text, value, then, shown_unit in found
     ]
+
+
+def filter_chips(state: PageState) -> list[dict[str, str]]:
+    """The active filters as removable chips: "gender: girl", with a cross, each linking to the page
+    without it (the breakdown then back on the default axis unless one was chosen)."""
+    base = reverse("admin:staste_metrica", args=[state.metrica.name])
+    chips = []
+    for name, value in state.filters.items():
+        without = state.with_filter(name, None)
+        if state.by == default_by(state.metrica, state.filters):
+            without = without.replace(by=default_by(state.metrica, without.filters))
+        chips.append(
+            {
+                "axis": name,
+                "label": label(value),
+                "url": base + without.querystring(),
+                "remove": _("Remove the filter %(axis)s: %(value)s") % {"axis": name, "value": label(value)},
+            }
+        )
+    return chips
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:

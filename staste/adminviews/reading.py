@@ -28,6 +28,7 @@ from staste.charts.spec import (
     series_spec,
     timeline_spec,
     top_values,
+    value_colors,
     with_units,
 )
 from staste.formats import bucket_label
@@ -363,7 +364,7 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         # Each percentile with the number of events it is read from (the tooltip shows it).
         count_of = {label(values[i]): columns["count"][i] for i in order}
         chart["counts"] = [count_of.get(text) for text in chart["labels"]]
-    chart = with_units(chart, metrica)
+    chart = value_colors(with_units(chart, metrica), metrica.axes[axis])
     if shown_filter is not None and chart["labels"]:
         chart["highlight"] = 0
     return full, chart

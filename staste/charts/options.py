@@ -346,7 +346,8 @@ class ChartOptions:
             spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind, **over)
             if not self.last and self.span:
                 spec = specs.unmeasured(spec, specs.bucket_status(self.span, now))
-            return limit_breakdown(spec, self.limit) if self.limit else spec
+            spec = limit_breakdown(spec, self.limit) if self.limit else spec
+            return specs.value_colors(spec, self.metrica.axes.get(self.axis) if self.axis else None)
         found = self.range(now)
         if self.axis:
             return specs.marked_line(self.lines_per_value(found, with_total=False), query, found, now)
@@ -388,7 +389,8 @@ class ChartOptions:
         datasets = [(name, data, "y") for name, (_, data) in zip(names, found_series, strict=True)]
         spec = specs.series_spec(labels, datasets, title=self._title(), x=found.scale)
         spec["axes"] = {"y": measure}  # every line shows the same measure
-        return spec
+        spec["by_value"] = True  # each line in its value's colour
+        return specs.value_colors(spec, self.metrica.axes[self.axis], [name for name, _, _ in datasets])
 
     # -- numbers -----------------------------------------------------------------------------
 

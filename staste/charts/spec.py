@@ -345,6 +345,18 @@ def _kept(dataset: dict[str, Any], keep: list[int], statuses: list[str]) -> dict
     return out
 
 
+def value_colors(spec: Spec, axis: Any, names: Sequence[str] | None = None) -> Spec:
+    """``spec`` told where each value stands in its axis' declared choices (``"colors"``), so
+    charts.js gives a value the same colour everywhere, whatever else is drawn beside it;
+    ``names``: the values drawn (default: the labels).  Values of an axis without declared
+    choices are None there: charts.js hashes their text into the palette."""
+    if axis is None or axis.choices is None:
+        return spec
+    order = {value_label(choice): i for i, choice in enumerate(axis.choices)}
+    spec["colors"] = [order.get(text) for text in (spec.get("labels", []) if names is None else names)]
+    return spec
+
+
 def unmeasured(spec: Spec, status: str) -> Spec:
     """A breakdown of a span told what its time is: one that has not begun ("future"), or that
     Redis no longer holds ("expired", nothing read), has no numbers (None, never 0) and says

@@ -56,3 +56,66 @@ def test_a_long_hourly_axis_reads_as_dates_in_order(live_server, browser_page, g
         day = datetime.datetime.strptime(tick["bucket"], "%Y-%m-%d %H:%M")
         assert day.strftime("%b") in tick["text"] and str(day.day) in tick["text"], ticks
     assert conf.time_zone().key in browser_page.inner_text(".staste-zone")
+
+
+PIE_COLORS = """canvas => {
+  const chart = Chart.getChart(canvas);
+  const out = {};
+  chart.data.labels.forEach((label, i) => { out[label] = chart.data.datasets[0].backgroundColor[i]; });
+  return out;
+}"""
+
+
+@pytest.fixture
+def people(register, clock) -> Metrica:  # noqa: F811
+    clock.set(NOW)
+    metrica = register(
+        Metrica(
+            name="test_people",
+            axes=[("gender", Axis(choices=["boy", "girl"])), ("colour", Axis(choices=["red", "green", "blue"]))],
+        )
+    )
+    for n in range(30):
+        metrica.kick(date=NOW, gender="girl" if n % 3 else "boy", colour=["red", "green", "blue"][n % 3])
+    return metrica
+
+
+def test_a_filter_becomes_a_chip_and_moves_the_breakdown_on(live_server, browser_page, people) -> None:
+    User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
+    log_in(browser_page, live_server.url)
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all")
+    wait_drawn(browser_page)
+    assert browser_page.input_value("#staste-by") == "gender"
+    with browser_page.expect_navigation():
+        browser_page.select_option(".staste-filter[data-axis=gender] select", "girl")
+    wait_drawn(browser_page)
+    # the dropdown, as a click on a slice does, moves the breakdown on to the next axis
+    assert browser_page.input_value("#staste-by") == "colour"
+    labels = browser_page.eval_on_selector("#staste-breakdown", "c => Chart.getChart(c).data.labels")
+    assert sorted(labels) == ["blue", "green", "red"]  # not one slice of 100%
+    chip = browser_page.locator(".staste-filter-chip[data-axis=gender]")
+    assert chip.inner_text().replace("\u00d7", "").split() == ["gender:", "girl"]
+    with browser_page.expect_navigation():
+        chip.locator(".staste-chip-remove").click()
+    wait_drawn(browser_page)
+    assert browser_page.locator(".staste-filter-chip").count() == 0
+    assert browser_page.input_value("#staste-by") == "gender"
+
+
+def test_a_value_keeps_its_colour_across_a_filter_and_in_a_public_chart(live_server, browser_page, people) -> None:
+    User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
+    log_in(browser_page, live_server.url)
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all&_by=colour")
+    wait_drawn(browser_page)
+    everyone = browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS)
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all&_by=colour&gender=boy")
+    wait_drawn(browser_page)
+    boys = browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS)
+    assert len(set(everyone.values())) == 3
+    assert boys == {name: everyone[name] for name in boys}  # blue stays blue, whoever else is drawn
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all")
+    wait_drawn(browser_page)
+    genders = browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS)
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all&colour=red")
+    wait_drawn(browser_page)
+    assert browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS) == genders

@@ -80,9 +80,6 @@
     try { return JSON.parse(source.textContent)[name] || fallback; } catch (error) { return fallback; }
   }
 
-  // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
-  // start and their end (a view's URL name), the tooltip and the table have them whole.
-  var LEGEND_CHARS = 30;
   // -- time axes ----------------------------------------------------------------------------
 
   // A bucket as staste.formats.LABEL_FORMATS writes it, in the time zone the page shows:
@@ -193,6 +190,10 @@
     return chosenCache.found;
   }
 
+  // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
+  // start and their end (a view's URL name), the tooltip and the table have them whole.
+  var LEGEND_CHARS = 30;
+
   function shorten(text, most) {
     text = String(text);
     most = most || LEGEND_CHARS;
@@ -210,12 +211,39 @@
     return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
+  // A value keeps its colour wherever it is drawn (admin, public charts, before and after a
+  // filter): the axis' declared order when the server gives it ("colors"), else a hash of the
+  // value's text into the palette; a value whose slot another value of the same chart took
+  // first moves on to the next free one.
+  function hashSlot(text) {
+    var h = 2166136261;
+    text = String(text);
+    for (var i = 0; i < text.length; i++) { h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0; }
+    return h % PALETTE.length;
+  }
+
+  function valueSlots(names, declared) {
+    var slots = [];
+    var taken = {};
+    names.forEach(function (name, j) {
+      var fixed = declared && declared[j] !== null && declared[j] !== undefined;
+      var slot = fixed ? declared[j] % PALETTE.length : hashSlot(name);
+      if (!fixed) {
+        for (var k = 0; k < PALETTE.length && taken[slot]; k++) { slot = (slot + 1) % PALETTE.length; }
+      }
+      taken[slot] = true;
+      slots.push(slot);
+    });
+    return slots;
+  }
+
   function sliceColor(spec, j, alpha) {
     var rest = spec.pooled && j === (spec.labels || []).length - 1;
-    var base = rest ? REST_COLOR : color(j);
+    var slot = valueSlots(spec.labels || [], spec.colors)[j];
+    var base = rest ? REST_COLOR : color(slot);
     var faded = spec.highlight !== undefined && spec.highlight !== null && j !== spec.highlight;
-    if (faded) { return rest ? "rgba(158,158,158,0.3)" : color(j, 0.3); }
-    return alpha === undefined || rest ? base : color(j, alpha);
+    if (faded) { return rest ? "rgba(158,158,158,0.3)" : color(slot, 0.3); }
+    return alpha === undefined || rest ? base : color(slot, alpha);
   }
 
   function config(spec, canvas) {
@@ -227,6 +255,7 @@
     var partial = spec.partial || [];
     var expired = spec.expired || [];
     var breakdown = !!spec.shares || !!spec.links || spec.horizontal;
+    var lineSlots = spec.by_value ? valueSlots((spec.datasets || []).map(function (d) { return d.label; }), spec.colors) : [];
     var datasets = (spec.datasets || []).map(function (dataset, i) {
       var out = { label: dataset.label, data: dataset.data };
       if (pie) {
@@ -252,8 +281,10 @@
           return rest ? (faded ? "rgba(158,158,158,0.3)" : REST_COLOR) : color(0, faded ? 0.3 : 0.8);
         });
       } else {
-        out.borderColor = color(i);
-        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
+        // One line per value of an axis ("by_value"): each in its value's colour.
+        var c = spec.by_value ? lineSlots[i] : i;
+        out.borderColor = color(c);
+        out.backgroundColor = color(c, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
         out.fill = spec.stacked ? (i === 0 ? "origin" : "-1") : spec.type === "line" && (spec.datasets || []).filter(function (d) {
           return d.previous_of === undefined;
         }).length === 1;
@@ -268,7 +299,7 @@
           return compact || dataset.data.length > 60 ? 0 : 2;
         });
         out.pointBackgroundColor = dataset.data.map(function (_, j) {
-          return partial.indexOf(j) >= 0 ? colors.background : color(i);
+          return partial.indexOf(j) >= 0 ? colors.background : color(c);
         });
         // An expired bucket is a gap, not a fall to zero; a bucket still filling up is dashed.
         out.spanGaps = expired.length === 0;
