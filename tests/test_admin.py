@@ -493,7 +493,7 @@ def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) 
     shown_rows = table_rows(shown, "staste-breakdown-table")
     assert exported_rows[0] == ["page", "total", "share"] and shown_rows[0] == ["page", "total ↓", "share"]
     assert [row[:2] for row in exported_rows[1:]] == [row[:2] for row in shown_rows[1:]]
-    assert [f"{float(row[2]):.1f} %" for row in exported_rows[1:]] == [row[2] for row in shown_rows[1:]]
+    assert [f"{float(row[2]):.1f}%" for row in exported_rows[1:]] == [row[2] for row in shown_rows[1:]]
     assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
 
 

@@ -90,9 +90,9 @@ def test_a_breakdown_of_many_values_draws_the_largest_as_bars_and_pools_the_rest
     rows = table_rows(response, "staste-breakdown-table")
     assert rows[0] == ["age", "total ↓", "share"]
     assert [row[0] for row in rows[1:]] == [str(age) for age in range(70, 7, -1)]
-    assert rows[1][2] == f"{100 * 63 / sum(range(1, 64)):.1f} %"
+    assert rows[1][2] == f"{100 * 63 / sum(range(1, 64)):.1f}%"
     rest = 100 * chart["datasets"][0]["data"][-1] / sum(range(1, 64))
-    assert f"pools the 49 smallest values ({rest:.1f} % of the total)" in text(response)
+    assert f"pools the 49 smallest values ({rest:.1f}% of the total)" in text(response)
 
 
 def test_a_breakdown_of_few_values_is_a_pie_of_distinct_slices_largest_first(staff_client, ages) -> None:  # noqa: F811

@@ -229,3 +229,35 @@ def test_a_value_has_one_colour_slot_in_the_admin_and_in_a_public_chart(staff_cl
     assert dict(zip(pie["labels"], pie["colors"], strict=True)) == {"girl": 1, "boy": 0}
     filtered = staff_client.get(page(NAME) + "data.json?_span=all&_by=gender&gender=boy").json()["breakdown"]["chart"]
     assert dict(zip(filtered["labels"], filtered["colors"], strict=True)) == {"boy": 0}
+
+
+def test_a_quick_range_steps_back_and_forth_by_its_own_length(staff_client, truth) -> None:  # noqa: F811
+    now = staff_client.get(page(NAME) + "?_last=7+days")
+    back = re.search(r'class="staste-step staste-previous" href="([^"]+)"', text(now)).group(1).replace("&amp;", "&")
+    assert back == f"/admin/staste/{NAME}/?_last=7+days&_until=2026-11-29"
+    assert 'staste-step staste-disabled" aria-hidden="true">&rsaquo;' in text(now)  # nothing after now
+    earlier = staff_client.get(back)
+    exported = staff_client.get(back.replace(f"{NAME}/?", f"{NAME}/data.json?")).json()
+    assert exported["shown"]["since"] == "2026-11-23" and exported["shown"]["until"] == "2026-11-29"
+    assert exported["summary"]["total"] == sum(back + 2 for back in range(7, 14))  # days 7 to 13 back
+    assert exported["line"]["chart"]["partial"] == []  # over: no live refresh, no partial bucket
+    assert "staste-live-config" not in text(earlier)
+    forward = re.search(r'class="staste-step staste-next" href="([^"]+)"', text(earlier)).group(1)
+    assert forward.replace("&amp;", "&") == f"/admin/staste/{NAME}/?_last=7+days"  # up to now again
+    assert staff_client.get(page(NAME) + "?_span=2026&_until=2026-11-29").status_code == 400
+
+
+def test_compare_mode_draws_the_previous_unique_ids_in_line_and_table(staff_client, register, clock) -> None:  # noqa: F811
+    clock.set(NOW)
+    ids = register(Metrica(name="test_truth_ids", axes=[("gender", Axis(choices=["boy", "girl"]))], uniques=True))
+    for back in range(14):
+        for person in range(back % 4 + 1):
+            ids.kick(date=NOW - datetime.timedelta(days=back, hours=1), gender="girl", unique=f"p{person}")
+    exported = staff_client.get("/admin/staste/test_truth_ids/data.json?_last=7+days&_compare=previous").json()
+    header = exported["line"]["header"]
+    assert "uniques (previous period)" in header
+    column = header.index("uniques (previous period)")
+    # bucket i over bucket i: the ids of day 13 back under day 6 back, ..., of day 7 back under today
+    assert [row[column] for row in exported["line"]["rows"]] == [(back % 4) + 1 for back in range(13, 6, -1)]
+    shown = staff_client.get("/admin/staste/test_truth_ids/?_last=7+days&_compare=previous")
+    assert "uniques (previous period)" in table_rows(shown, "staste-line-table")[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -292,7 +293,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "measure_choices": [(m, measure_label(m), m == state.measure) for m in shown_measures(state)]
         if metrica.averaged
         else [],
-        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
+        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale", "_until")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
@@ -391,9 +392,7 @@ def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any
                 "url": breakdown_link(state, data, row[0]),
                 "css": "",
                 "values": [
-                    f"{number_format(round(value, 1), 1)} %"
-                    if name == "share" and value is not None
-                    else display(value)
+                    f"{number_format(round(value, 1), 1)}%" if name == "share" and value is not None else display(value)
                     for name, value in zip(header[1:], row[1:], strict=True)
                 ],
             }
@@ -452,7 +451,7 @@ def _breakdown_context(
         "csv": csv_url + state.querystring(_table="breakdown"),
         "pooled": chart.get("pooled", 0),
         "rest": REST_LABEL,
-        "rest_share": f"{chart['shares'][-1]:.1f} %"
+        "rest_share": f"{number_format(round(chart['shares'][-1], 1), 1)}%"
         if chart.get("pooled") and (chart.get("shares") or [None])[-1] is not None
         else "",
     }
@@ -596,6 +595,8 @@ def _time_widgets(
                 "previous_label": span_label(before) if before else "",
                 "next_label": span_label(after) if after else "",
             }
+    if state.last:
+        steps = range_steps(state, base, extra, now)
     calendar_links = []
     for text, scale in ((_("Today"), "day"), (_("This month"), "month"), (_("This year"), "year")):
         if scale in metrica.date_scales:
@@ -623,7 +624,7 @@ def _time_widgets(
         {
             "label": range_label(text),
             "url": base + state.replace(last=text).querystring(**extra),
-            "active": state.last == text and not widened,
+            "active": state.last == text and not widened and state.until is None,
         }
         for text in quick_ranges(metrica)
     ]
@@ -649,6 +650,52 @@ def _time_widgets(
         "until": bucket_label(found.until, found.scale) if found else None,
         "note": weeks_note(found) if widened and found is not None else None,
     }
+
+
+def range_steps(state: PageState, base: str, extra: dict[str, str], now: datetime.datetime) -> dict[str, Any]:
+    """The previous and next steps of a quick range: the same number of buckets just before it, or just after it
+    (up to now, where the range is the plain quick range again)."""
+    found = state.range()
+    assert found is not None and state.last is not None
+    unit = range_scale(state.last)
+    written = "day" if unit == timescale.WEEK else unit  # (a span names no week: its Sunday)
+    before = timescale.truncate(found.since - datetime.timedelta(minutes=1), written)
+    count = int(state.last.split()[-2]) if len(state.last.split()) > 1 else 1
+    after_moment = shift(timescale.start(timescale.truncate(found.until, written)), unit, count)
+    after = timescale.truncate(after_moment, written) if after_moment is not None else None
+    latest = timescale.truncate(now, written)
+    label = range_label(state.last)
+
+    def link(until: timescale.Span | None) -> str:
+        chosen = dataclasses.replace(state, until=until)
+        return base + chosen.querystring(**extra)
+
+    return {
+        "previous": link(before),
+        "next": (link(None if after >= latest else after) if after is not None and state.until is not None else None),
+        "previous_label": ended(label, bucket_label(timescale.start(before), written)),
+        "next_label": label
+        if after is None or after >= latest
+        else ended(label, bucket_label(timescale.start(after), written)),
+    }
+
+
+def ended(label: str, when: str) -> str:
+    """A quick range that ends earlier than now: "Last 30 days, until 2026-11-05"."""
+    return _("%(range)s, until %(when)s") % {"range": label, "when": when}
+
+
+def shift(moment: datetime.datetime, unit: str, count: int) -> datetime.datetime | None:
+    """``moment`` ``count`` units later (months and years by the calendar); None past year 9999."""
+    try:
+        if unit == "year":
+            return moment.replace(year=moment.year + count)
+        if unit == "month":
+            months = moment.year * 12 + moment.month - 1 + count
+            return moment.replace(year=months // 12, month=months % 12 + 1)
+        return moment + datetime.timedelta(**{f"{unit}s": count})
+    except (OverflowError, ValueError):
+        return None
 
 
 def weeks_note(found: Any) -> str:

@@ -394,6 +394,8 @@ def _previous_calls(state: PageState, period: compare.Period, uniques: bool = Fa
             calls["previous:counts"] = lambda: query.timeserie_counts(since, until, scale)
         if metrica.histogram:
             calls["previous:percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
+        if uniques and keeps_uniques_by(metrica, scale):  # the line's uniques, bucket by bucket
+            calls["previous:uniques_series"] = lambda: query.timeserie_uniques(since, until, scale)
         return calls
     before = query.timespan(*(period.span or ()))
     if len(before.span) < len(metrica.date_scales):  # the chart's buckets, one scale finer
@@ -478,18 +480,31 @@ def _previous(metrica: Metrica, period: compare.Period, results: dict[str, Any],
             labels = [bucket_label(moment, period.range.scale) for moment, _ in rows]
         else:
             labels = [bucket_label((*(period.span or ()), number)) for number, _ in rows]
-        _add_previous_datasets(metrica, line, labels, sums, counts)
+        distinct = (
+            [value for _, value in results["previous:uniques_series"]] if "previous:uniques_series" in results else None
+        )
+        _add_previous_datasets(metrica, line, labels, sums, counts, distinct)
     return out
 
 
-def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums: list[Any], counts: list[Any]) -> None:
-    """The previous period's numbers as datasets over the current labels (bucket i over bucket i)."""
+def _add_previous_datasets(
+    metrica: Metrica,
+    line: Spec,
+    labels: list[str],
+    sums: list[Any],
+    counts: list[Any],
+    uniques: list[Any] | None = None,
+) -> None:
+    """The previous period's numbers as datasets over the current labels (bucket i over bucket i),
+    its distinct ids too where the line draws the current ones."""
     length = len(line["labels"])
     if metrica.averaged:
         averages = [total / count if count else None for total, count in zip(sums, counts, strict=True)]
         columns = {"count": counts, "average": averages}
     else:
         columns = {"total": sums}
+    if uniques is not None:
+        columns["uniques"] = uniques
     added = []
     for index, dataset in enumerate(list(line["datasets"])):
         data = columns.get(dataset["label"])

@@ -62,6 +62,9 @@
   // decimals from 0.01, three significant digits below.
   // Numbers in the page's language, as the server writes them (<html lang="ru">: 1 234,50).
   var LANGUAGE = document.documentElement.lang || "en";
+  // A previous period is dashed, the bucket still filling up dotted: never the same line.
+  var PREVIOUS_DASH = [8, 4];
+  var PARTIAL_DASH = [2, 3];
 
   function formatNumber(value, decimals) {
     if (value === null || value === undefined || isNaN(value)) { return "—"; }
@@ -265,7 +268,7 @@
       } else if (dataset.previous_of !== undefined) {
         out.borderColor = color(dataset.previous_of, 0.75);
         out.backgroundColor = color(dataset.previous_of, 0);
-        out.borderDash = [6, 4];
+        out.borderDash = PREVIOUS_DASH;
         out.borderWidth = 1.5;
         out.fill = false;
         out.tension = 0.25;
@@ -304,7 +307,7 @@
         // An expired bucket is a gap, not a fall to zero; a bucket still filling up is dashed.
         out.spanGaps = expired.length === 0;
         out.segment = {
-          borderDash: function (ctx) { return partial.indexOf(ctx.p1DataIndex) >= 0 ? [5, 4] : undefined; }
+          borderDash: function (ctx) { return partial.indexOf(ctx.p1DataIndex) >= 0 ? PARTIAL_DASH : undefined; }
         };
         out.yAxisID = dataset.axis || "y";
       }
@@ -401,14 +404,29 @@
         },
         plugins: {
           legend: {
-            display: !compact && (pie || datasets.length > 1),
+            display: !compact && (pie || datasets.length > 1 || (spec.type === "line" && partial.length > 0)),
+            onClick: function (event, item, legend) {
+              if (item.datasetIndex === -1) { return; }  // the partial bucket's key: nothing to hide
+              var base = pie ? Chart.overrides.pie.plugins.legend.onClick : Chart.defaults.plugins.legend.onClick;
+              base.call(this, event, item, legend);
+            },
             position: pie ? "bottom" : "top",
             labels: {
               color: colors.text,
               boxWidth: 12,
               generateLabels: function (chart) {
                 var base = pie ? Chart.overrides.pie.plugins.legend.labels.generateLabels : Chart.defaults.plugins.legend.labels.generateLabels;
-                return base(chart).map(function (item) { item.text = shorten(item.text); return item; });
+                var items = base(chart).map(function (item) { item.text = shorten(item.text); return item; });
+                // Two kinds of broken line, told apart: a previous period is dashed (its item
+                // above shows it), the bucket still filling up dotted, and said so here.
+                if (!pie && spec.type === "line" && partial.length) {
+                  items.push({
+                    text: word("partial", "partial: still counting"), fillStyle: "rgba(0,0,0,0)",
+                    strokeStyle: colors.quiet, lineDash: PARTIAL_DASH, lineWidth: 2, fontColor: colors.text,
+                    hidden: false, datasetIndex: -1
+                  });
+                }
+                return items;
               }
             }
           },
@@ -424,7 +442,7 @@
                 var value = pie ? ctx.parsed : (spec.horizontal ? ctx.parsed.x : ctx.parsed.y);
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
                 if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
-                  text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + " %)";
+                  text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + "%)";
                 }
                 // A percentile is only as telling as the events it is read from: say how many.
                 if (spec.counts && spec.counts[ctx.dataIndex] !== null && spec.counts[ctx.dataIndex] !== undefined) {
