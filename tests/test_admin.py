@@ -262,8 +262,8 @@ def test_metrica_page_defaults_to_the_last_30_days(staff_client: Client, visits)
     assert pie["shares"] == pytest.approx([200 / 3, 100 / 3])
     assert table_rows(response, "staste-breakdown-table") == [
         ["gender", "total ↓", "share"],
-        ["girl", "2", "66.7 %"],
-        ["boy", "1", "33.3 %"],
+        ["girl", "2", "66.7%"],
+        ["boy", "1", "33.3%"],
     ]
     assert "<dt>Total</dt><dd>3</dd>" in text(response)
     assert 'class="staste-chip staste-active">Last 30 days</a>' in text(response)

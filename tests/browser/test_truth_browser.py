@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from staste import conf
-from staste.axis import Axis
-from staste.metrica import Metrica
+from staste.axis import Axis, StoredChoiceAxis
+from staste.metrica import AveragedMetrica, Metrica
 from tests.browser.test_admin_browser import wait_drawn
 from tests.browser.test_admin_layout_browser import log_in
 from tests.test_admin import register  # noqa: F401  (fixture)
@@ -119,3 +119,26 @@ def test_a_value_keeps_its_colour_across_a_filter_and_in_a_public_chart(live_ser
     browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all&colour=red")
     wait_drawn(browser_page)
     assert browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS) == genders
+
+
+def test_a_phone_sees_the_numbers_of_the_slowest_views_beside_their_names(live_server, chromium, register) -> None:  # noqa: F811
+    axes = [("view", StoredChoiceAxis())]
+    latency = register(AveragedMetrica(name="test_speed", axes=axes, multiplier=1000, histogram=True, unit="ms"))
+    for index in range(4):
+        for ms in range(1, 30):
+            latency.kick(value=ms * (index + 1), view=f"shop.views.catalogue.product_detail_with_reviews_{index}")
+    User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        log_in(page, live_server.url)
+        page.goto(live_server.url + "/admin/staste/test_speed/?_span=all")
+        wait_drawn(page)
+        first_row = page.locator("#staste-breakdown-table tbody tr").first
+        first_row.scroll_into_view_if_needed()
+        name = first_row.locator("th").bounding_box()
+        count = first_row.locator("td").first.bounding_box()
+        assert name["width"] <= 160 and count["x"] + count["width"] <= 390  # the count is in view
+        assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    finally:
+        context.close()
