@@ -261,3 +261,10 @@ def test_compare_mode_draws_the_previous_unique_ids_in_line_and_table(staff_clie
     assert [row[column] for row in exported["line"]["rows"]] == [(back % 4) + 1 for back in range(13, 6, -1)]
     shown = staff_client.get("/admin/staste/test_truth_ids/?_last=7+days&_compare=previous")
     assert "uniques (previous period)" in table_rows(shown, "staste-line-table")[0]
+
+
+def test_two_values_of_one_axis_are_refused_not_silently_the_last(staff_client, truth) -> None:  # noqa: F811
+    response = staff_client.get(page(NAME) + "?gender=girl&gender=boy")
+    assert response.status_code == 400
+    assert "give one value for gender, not &#x27;girl&#x27;, &#x27;boy&#x27;" in text(response)
+    assert staff_client.get(page(NAME) + "data.json?gender=girl&gender=boy").status_code == 400

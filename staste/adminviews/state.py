@@ -144,7 +144,14 @@ class PageState:
                     path.pop()
                 value: Any = tuple(path) if path else None
             else:
-                value = params.get(name) or None
+                given = [text for text in params.getlist(name) if text != ""]
+                if len(given) > 1:  # not silently the last one
+                    raise BadRequest(
+                        _("give one value for %(name)s, not %(values)s")
+                        % {"name": name, "values": ", ".join(_shown(text) for text in given[:5])},
+                        param=name,
+                    )
+                value = given[0] if given else None
             if value is None:
                 continue
             try:
