@@ -7,6 +7,8 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The address the demo prints and mails link to (0.0.0.0 listens everywhere: linked as 127.0.0.1).
+DEMO_URL := http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 # Test processes (pytest-xdist): each has its own Redis server, Chromium and ports; modules
 # stay whole on one process (--dist loadscope), so module fixtures start once.  1 runs serially.
@@ -87,10 +89,12 @@ lint: $(VENV)/.installed-test
 
 demo-setup: $(VENV)/.installed-demo
 	$(PY) demo/manage.py migrate --noinput
-	$(PY) demo/manage.py demo_setup
+	DEMO_URL=$(DEMO_URL) $(PY) demo/manage.py demo_setup
 
+# One process (--noreload): SIGTERM reaches the server that runs the embedded redis-server, which
+# stops it (staste.shutdown), as Ctrl-C does; the autoreloader's parent would leave it running.
 demo: demo-setup
-	$(PY) demo/manage.py runserver $(HOST):$(PORT)
+	DEMO_URL=$(DEMO_URL) $(PY) demo/manage.py runserver --noreload $(HOST):$(PORT)
 
 # The baselines of the performance-insight benchmark (django-prometheus, django-silk) are installed
 # for it only: they are no dependency of staste.

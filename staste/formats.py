@@ -29,7 +29,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext_lazy, pgettext_lazy
 
-from staste import measures, timescale
+from staste import conf, measures, timescale
 from staste.axis import OTHER
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -55,17 +55,31 @@ def rounded(value: Any, multiplier: int | None, *, average: bool = False) -> Any
     return round(value, decimals(multiplier) + (2 if average else 0))
 
 
+def shown_number(number: Any) -> Any:
+    """``number`` to the precision a page shows it (two decimals; three significant digits
+    below 0.01), as a number: what the CSV and JSON tables export, so they hold what the page
+    prints (``794.33``, not ``794.3282347242813``).  Integers and None are kept."""
+    if not isinstance(number, float):
+        return number
+    if number.is_integer() and abs(number) < 1e15:
+        return int(number)
+    if abs(number) >= 0.01:
+        return round(number, 2)
+    return float(f"{number:.3g}")
+
+
 def display(number: Any) -> str:
     """A number as a page (or a mail) shows it, in the active language's format (``1,234.50``,
-    ``1 234,50``), as the admin shows its own; the exports keep full precision."""
+    ``1 234,50``), as the admin shows its own: :func:`shown_number`, grouped."""
     if number is None:
         return "—"
-    if isinstance(number, int) or (isinstance(number, float) and number.is_integer() and abs(number) < 1e15):
-        return number_format(int(number), force_grouping=True)
+    number = shown_number(number)
+    if isinstance(number, int):
+        return number_format(number, force_grouping=True)
     if abs(number) >= 0.01:
-        return number_format(round(number, 2), 2, force_grouping=True)
+        return number_format(number, 2, force_grouping=True)
     text = f"{number:.3g}"
-    return text if "e" in text else number_format(float(text))
+    return text if "e" in text else number_format(number)
 
 
 #: The minus sign a page writes before a fall ("\u2212" 12%), wider than a hyphen.
@@ -247,6 +261,12 @@ def bucket_start(label: str, scale: str) -> datetime.datetime:
     if scale == timescale.WEEK:  # an ISO week: its Monday
         return datetime.datetime.strptime(label + "-1", LABEL_FORMATS[scale] + "-%u")
     return datetime.datetime.strptime(label, LABEL_FORMATS[scale])
+
+
+def bucket_moment(label: str, scale: str) -> datetime.datetime:
+    """The start of the bucket ``label`` names, with the offset of staste's time zone on that
+    date: what an export writes, so a spreadsheet in another zone reads the same instant."""
+    return bucket_start(label, scale).replace(tzinfo=conf.time_zone())
 
 
 # -- CSV --------------------------------------------------------------------------------------

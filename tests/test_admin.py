@@ -262,8 +262,8 @@ def test_metrica_page_defaults_to_the_last_30_days(staff_client: Client, visits)
     assert pie["shares"] == pytest.approx([200 / 3, 100 / 3])
     assert table_rows(response, "staste-breakdown-table") == [
         ["gender", "total ↓", "share"],
-        ["girl", "2", "66.7 %"],
-        ["boy", "1", "33.3 %"],
+        ["girl", "2", "66.7%"],
+        ["boy", "1", "33.3%"],
     ]
     assert "<dt>Total</dt><dd>3</dd>" in text(response)
     assert 'class="staste-chip staste-active">Last 30 days</a>' in text(response)
@@ -475,20 +475,25 @@ def test_exports_hold_exactly_what_the_page_shows(staff_client: Client, visits) 
     assert data["breakdown"]["chart"] == pie  # its links to the filter of each value included
     assert data["filters"] == {"gender": "girl"} and data["span"] == "2024-03" and data["by"] == "page"
     assert data["summary"] == {"total": 1}
-    assert data["line"]["rows"][9] == ["2024-03-10", 1]
-    # an expired day (March 2024 is past the days' retention) is "expired" on the page, blank in CSV
-    shown_rows = [[cell if cell != "expired" else "" for cell in row] for row in table_rows(shown, "staste-line-table")]
+    march_10 = datetime.datetime(2024, 3, 10, tzinfo=conf.time_zone()).isoformat()
+    assert data["line"]["rows"][9] == [march_10, 1]  # an instant, with its offset
+    # an expired day (March 2024 is past the days' retention) is "expired" on the page, blank
+    # in CSV with the status "expired"; days as instants with their offset
+    shown_rows = [
+        [cell if cell != "expired" else "" for cell in row] + ["expired" if "expired" in row else ""]
+        for row in table_rows(shown, "staste-line-table")[1:]
+    ]
     rows = list(csv.reader(io.StringIO(staff_client.get(page("test_visits") + "data.csv" + query).content.decode())))
-    assert rows == shown_rows
-    assert rows[1] == ["2024-03-01", ""] and rows[10] == ["2024-03-10", "1"]
-    assert rows[0] == ["day", "total"]
+    assert [row[1:] for row in rows[1:]] == [row[1:] for row in shown_rows]
+    assert rows[1] == [march_10.replace("-10T", "-01T"), "", "expired"] and rows[10] == [march_10, "1", ""]
+    assert rows[0] == ["day", "total", "status"]
     breakdown = staff_client.get(page("test_visits") + "data.csv" + query + "&_table=breakdown")
     assert breakdown["Content-Disposition"] == 'attachment; filename="test_visits-breakdown.csv"'
     exported_rows = list(csv.reader(io.StringIO(breakdown.content.decode())))
     shown_rows = table_rows(shown, "staste-breakdown-table")
     assert exported_rows[0] == ["page", "total", "share"] and shown_rows[0] == ["page", "total ↓", "share"]
     assert [row[:2] for row in exported_rows[1:]] == [row[:2] for row in shown_rows[1:]]
-    assert [f"{float(row[2]):.1f} %" for row in exported_rows[1:]] == [row[2] for row in shown_rows[1:]]
+    assert [f"{float(row[2]):.1f}%" for row in exported_rows[1:]] == [row[2] for row in shown_rows[1:]]
     assert staff_client.get(page("test_visits") + "data.csv?_table=nope").status_code == 400
 
 

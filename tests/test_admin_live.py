@@ -387,7 +387,7 @@ def test_the_json_export_carries_what_the_page_shows(staff_client, hits) -> None
         "label": "red",
         "url": "/admin/staste/test_hits/?colour=red&_last=60+minutes",
         "css": "",
-        "values": ["1,234", "100.0 %"],  # the total, its share
+        "values": ["1,234", "100.0%"],  # the total, its share
     }
 
 

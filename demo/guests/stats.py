@@ -26,6 +26,7 @@ pocket_money = Metrica(
     name="pocket_money",
     axes=[("shop", StoredChoiceAxis()), ("gender", Axis(choices=GENDERS))],
     multiplier=100,
+    unit="€",
     title="Pocket money spent",
     description="The sum of what guests spent, by shop and gender.",
     category="Guests",

@@ -23,24 +23,24 @@ def urls(site: AdminSite) -> list[URLPattern]:
     """The section's URL patterns, relative to the admin root and named in its namespace."""
     wrapped: dict[str, Any] = {
         "dashboard": protected(site, dashboard),
-        "dashboard_json": protected(site, dashboard_json),
+        "dashboard_json": protected(site, dashboard_json, answer="json"),
         "page": protected(site, metrica_page, page=True),
-        "json": protected(site, metrica_json),
-        "csv": protected(site, metrica_csv),
+        "json": protected(site, metrica_json, answer="json"),
+        "csv": protected(site, metrica_csv, answer="csv"),
     }
     performance = [
         # Before `staste/<name>/`, which would take `performance` for a metrica's name.
         path(
             f"staste/performance/{where}",
-            protected(site, view, page=page),
+            protected(site, view, page=page, answer=answer),
             {"kind": kind},
             name=f"staste_performance{name}",
         )
         for kind, prefix, suffix in (("views", "", ""), ("view", "view/", "_view"), ("jobs", "jobs/", "_jobs"))
-        for where, view, page, name in (
-            (prefix, performance_page, True, suffix),
-            (f"{prefix}data.json", performance_json, False, f"{suffix}_json"),
-            (f"{prefix}data.csv", performance_csv, False, f"{suffix}_csv"),
+        for where, view, page, answer, name in (
+            (prefix, performance_page, True, "html", suffix),
+            (f"{prefix}data.json", performance_json, False, "json", f"{suffix}_json"),
+            (f"{prefix}data.csv", performance_csv, False, "csv", f"{suffix}_csv"),
         )
     ]
     return [

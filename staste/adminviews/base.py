@@ -10,13 +10,13 @@ import redis
 from django.contrib.admin import AdminSite
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 
 from staste import connection, query
 from staste.exceptions import RedisUnavailable
-from staste.http import unreadable_query
+from staste.http import json_response, unreadable_query
 
 PERMISSION = "staste.view_metrica"
 FORBIDDEN_TEMPLATE = "staste/admin/forbidden.html"
@@ -24,19 +24,27 @@ FORBIDDEN_TEMPLATE = "staste/admin/forbidden.html"
 T = TypeVar("T")
 
 
-def protected(site: AdminSite, view: Callable[..., HttpResponse], *, page: bool = False) -> Callable[..., HttpResponse]:
+def protected(
+    site: AdminSite, view: Callable[..., HttpResponse], *, page: bool = False, answer: str = "html"
+) -> Callable[..., HttpResponse]:
     """``view`` for active staff (others get the admin login) with ``staste.view_metrica`` (else 403).
 
     The 403 is a page of the admin that names the missing permission (a bare "403 Forbidden"
     leaves a staff user guessing), returned rather than raised, so no traceback is logged for
     what is a plain refusal.  A query string Django cannot even parse is a 400: for a ``page``
     the view itself shows it (``unreadable=``), around its controls.  The admin's own wrapper
-    also makes the response uncacheable and CSRF-protected.
+    also makes the response uncacheable and CSRF-protected.  ``answer`` is what the view
+    answers in ("html", "json", "csv"): a script reading ``data.json`` gets its 403 as JSON
+    (``{"error": ...}``), a CSV download as plain text.
     """
 
     @functools.wraps(view)
     def inner(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.has_perm(PERMISSION):
+            if answer == "json":
+                return json_response({"error": str(forbidden_message())}, status=403)
+            if answer == "csv":
+                return HttpResponseForbidden(forbidden_message(), content_type="text/plain; charset=utf-8")
             return forbidden(request, site)
         problem = unreadable_query(request)
         if problem and page:  # a page keeps its controls around the message (GET now reads empty)
@@ -47,6 +55,11 @@ def protected(site: AdminSite, view: Callable[..., HttpResponse], *, page: bool 
             return view(request, site, *args, **kwargs)
 
     return site.admin_view(inner)
+
+
+def forbidden_message() -> str:
+    """Why a staff user is refused, for an answer that is no page."""
+    return _("You need the permission %(permission)s to read statistics.") % {"permission": PERMISSION}
 
 
 def forbidden(request: HttpRequest, site: AdminSite) -> HttpResponse:

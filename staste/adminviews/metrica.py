@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from staste.registration import NotRegistered, registry
 
 from . import compare
 from .base import READ_FAILURES, admin_context, redis_failure
-from .reading import PageData, axis_options, read_page, shown_measures
+from .reading import COMPLETE, EXPIRED, FUTURE, PageData, axis_options, read_page, shown_measures
 from .state import BadRequest, PageState, default_by, format_span, quick_ranges
 
 TEMPLATE = "staste/admin/metrica.html"
@@ -49,6 +50,8 @@ BY_SCALE = {
     "year": pgettext_lazy("scale", "by year"),
 }
 TABLES = ("line", "breakdown")
+#: What a card says where nothing is measured (``PageData.status``).
+UNMEASURED = {EXPIRED: pgettext_lazy("numbers", "expired"), FUTURE: pgettext_lazy("numbers", "not begun")}
 #: Longest error message shown (the values in it come from the query string).
 MAX_MESSAGE = 500
 
@@ -145,8 +148,50 @@ def metrica_csv(request: HttpRequest, site: AdminSite, name: str) -> HttpRespons
     if spec is None:
         problem = _("this view has no %(table)s table") % {"table": which}
         return HttpResponse(problem, status=400, content_type="text/plain; charset=utf-8")
-    header, rows = table(spec)
+    header, rows = export_table(spec, status=which == "line")
     return csv_response([header, *rows], f"{metrica.name}-{which}.csv")
+
+
+def _in_unit(dataset: dict[str, Any]) -> bool:
+    """Whether a dataset's numbers are in the metrica's unit (a count or a share is not)."""
+    name = dataset.get("measure", dataset["label"])
+    return measures.is_measure(name) and measures.find(name).in_unit
+
+
+def aware(moment: datetime.datetime) -> datetime.datetime:
+    """A naive local datetime of staste's calendar with its offset, as exports write times."""
+    return moment.replace(tzinfo=conf.time_zone())
+
+
+#: A line row's status in an export (``partial``, ``expired``), as the page marks it.
+ROW_STATUS = {"partial": "partial", "expired": "expired"}
+
+
+def export_table(spec: Spec, status: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """The rows of a page's table as exported: numbers as the page shows them (``shown_number``),
+    each header with its unit ("average (ms)"), a line's buckets as instants with their offset,
+    and, with ``status``, a last column saying which buckets are partial or expired (an expired
+    bucket's cells are empty, never 0)."""
+    header, rows = table(spec)
+    units = spec.get("units", {})
+    header = [header[0]] + [
+        f"{cell} ({units[d['axis']]})" if d.get("axis") in units and _in_unit(d) else cell
+        for cell, d in zip(header[1:], spec.get("datasets", []), strict=True)
+    ]
+    scale = spec.get("x") if spec.get("type") == "line" else None
+    flags = {i: "partial" for i in spec.get("partial", [])} | {i: "expired" for i in spec.get("expired", [])}
+    out = []
+    for i, row in enumerate(rows):
+        first = row[0]
+        if scale in formats.LABEL_FORMATS:
+            first = formats.bucket_moment(first, scale).isoformat()
+        cells = [first, *(formats.shown_number(value) for value in row[1:])]
+        if status:
+            cells.append(flags.get(i, ""))
+        out.append(cells)
+    if status:
+        header.append("status")
+    return header, out
 
 
 def export_data(state: PageState, data: PageData) -> dict[str, Any]:
@@ -161,19 +206,21 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         "filters": filters,
         "span": format_span(state.span) if state.span is not None else None,
         "last": state.last,
-        "since": data.range.since if data.range else None,
-        "until": data.range.until if data.range else None,
+        "since": aware(data.range.since) if data.range else None,
+        "until": aware(data.range.until) if data.range else None,
         "time_zone": conf.time_zone().key,
         "by": state.by,
         "measure": state.measure,
-        "summary": data.summary,
+        # null where nothing is measured: a span Redis no longer holds, or one not begun.
+        "summary": None if data.status in (EXPIRED, FUTURE) else data.summary,
+        "status": data.status,
         "expired": data.expired,
         "previous": data.previous,
         # The notes drawn on the line, in its range (staste.annotations).
         "annotations": chart_annotations.listed(data.line),
         # What the page shows, formatted as shown (its live refresh puts these in place).
         "shown": {
-            "cards": _summary_items(metrica, data.summary, data.previous),
+            "cards": _summary_items(metrica, data.summary, data.previous, data.status),
             "since": bucket_label(data.range.since, data.range.scale) if data.range else None,
             "until": bucket_label(data.range.until, data.range.scale) if data.range else None,
             **shown_rows(state, data),
@@ -184,7 +231,7 @@ def export_data(state: PageState, data: PageData) -> dict[str, Any]:
         ("breakdown", data.breakdown, data.breakdown_table),
     ):
         if chart is not None and rows_from is not None:
-            header, rows = table(rows_from)
+            header, rows = export_table(rows_from)
             if name == "breakdown":
                 chart = {**chart, "links": [breakdown_link(state, data, text) for text in chart["labels"]]}
             out[name] = {"chart": chart, "header": header, "rows": rows}
@@ -236,6 +283,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     options = data.options if data else {name: axis_options(axis, None) for name, axis in metrica.axes.items()}
     context: dict[str, Any] = {
         "filters": _filter_widgets(state, options),
+        "chips": filter_chips(state),
         "time": _time_widgets(state),
         "by_choices": [
             (name, name == state.by, _unkept_reason(metrica, {*state.filters, name}))
@@ -246,7 +294,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         "measure_choices": [(m, measure_label(m), m == state.measure) for m in shown_measures(state)]
         if metrica.averaged
         else [],
-        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale")],
+        "hidden": [(key, value) for key, value in state.params() if key in ("_span", "_last", "_scale", "_until")],
         "self_url": base + state.querystring(),
         "json_url": reverse("admin:staste_metrica_json", args=[metrica.name]) + state.querystring(),
         "csv_url": reverse("admin:staste_metrica_csv", args=[metrica.name]),
@@ -259,7 +307,7 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
     context["by_unkept"] = [(name, why) for name, _selected, why in context["by_choices"] if why]
     if data is None:
         return context
-    context["summary"] = _summary_items(metrica, data.summary, data.previous)
+    context["summary"] = _summary_items(metrica, data.summary, data.previous, data.status)
     if data.previous is not None:
         context["compare"]["unavailable"] = data.previous["unavailable"]
     if data.expired:
@@ -270,6 +318,10 @@ def page_context(state: PageState, data: PageData | None) -> dict[str, Any]:
         ) % {
             "scale": formats.SCALE_LABELS[timescale.scale_of(state.span or ()) or "year"],
             "days": display((keep or 0) / 86400),
+        }
+    if data.future:
+        context["future"] = _("This %(scale)s has not begun: nothing can have been counted in it yet.") % {
+            "scale": formats.SCALE_LABELS[timescale.scale_of(state.span or ()) or "year"],
         }
     rows = shown_rows(state, data)
     if data.line is not None:
@@ -294,9 +346,9 @@ def expired_note(spec: Spec, scale: str) -> str | None:
     keep = conf.retention().get(scale)
     return ngettext(
         "%(count)s of these %(scales)s has expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
-        "The coarser numbers still count it.",
+        "The cards and the breakdown still count it, from coarser buckets.",
         "%(count)s of these %(scales)s have expired: Redis keeps %(scales)s %(days)s days (STASTE_RETENTION). "
-        "The coarser numbers still count them.",
+        "The cards and the breakdown still count them, from coarser buckets.",
         expired,
     ) % {"count": expired, "scales": SCALE_PLURALS[scale], "days": display((keep or 0) / 86400)}
 
@@ -342,9 +394,7 @@ def shown_rows(state: PageState, data: PageData) -> dict[str, list[dict[str, Any
                 "url": breakdown_link(state, data, row[0]),
                 "css": "",
                 "values": [
-                    f"{number_format(round(value, 1), 1)} %"
-                    if name == "share" and value is not None
-                    else display(value)
+                    f"{number_format(round(value, 1), 1)}%" if name == "share" and value is not None else display(value)
                     for name, value in zip(header[1:], row[1:], strict=True)
                 ],
             }
@@ -403,18 +453,19 @@ def _breakdown_context(
         "csv": csv_url + state.querystring(_table="breakdown"),
         "pooled": chart.get("pooled", 0),
         "rest": REST_LABEL,
-        "rest_share": f"{chart['shares'][-1]:.1f} %"
+        "rest_share": f"{number_format(round(chart['shares'][-1], 1), 1)}%"
         if chart.get("pooled") and (chart.get("shares") or [None])[-1] is not None
         else "",
     }
 
 
 def _summary_items(
-    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None
+    metrica: Metrica, summary: dict[str, Any], previous: dict[str, Any] | None = None, status: str = COMPLETE
 ) -> list[dict[str, Any]]:
     """The cards: {"key", "label", "value", "change"}, the change against the previous period
     (``change_label``) when it is compared.  Values carry the metrica's unit; a total that
-    means nothing (a sum of durations) is no card."""
+    means nothing (a sum of durations) is no card.  A span Redis no longer holds reads
+    "expired", one not begun "not begun": never a 0."""
     before = (previous or {}).get("summary")
     compared = before is not None
     before = before or {}
@@ -436,7 +487,7 @@ def _summary_items(
         {
             "key": key,
             "label": text,
-            "value": with_unit(value, shown_unit),
+            "value": UNMEASURED[status] if status in UNMEASURED else with_unit(value, shown_unit),
             # (no change where the previous period has no such number)
             "change": change_label(compare.change(value, then), like(then, value), shown_unit)
             if compared and then is not None
@@ -470,6 +521,26 @@ def _kept_sets(metrica: Metrica) -> dict[str, Any] | None:
     sets = [kept.label_names(mask) for mask in kept.maximal]
     hierarchical = [name for name, axis in metrica.axes.items() if axis.hierarchical]
     return {"sets": sets, "hierarchical": hierarchical}
+
+
+def filter_chips(state: PageState) -> list[dict[str, str]]:
+    """The active filters as removable chips: "gender: girl", with a cross, each linking to the page
+    without it (the breakdown then back on the default axis unless one was chosen)."""
+    base = reverse("admin:staste_metrica", args=[state.metrica.name])
+    chips = []
+    for name, value in state.filters.items():
+        without = state.with_filter(name, None)
+        if state.by == default_by(state.metrica, state.filters):
+            without = without.replace(by=default_by(state.metrica, without.filters))
+        chips.append(
+            {
+                "axis": name,
+                "label": label(value),
+                "url": base + without.querystring(),
+                "remove": _("Remove the filter %(axis)s: %(value)s") % {"axis": name, "value": label(value)},
+            }
+        )
+    return chips
 
 
 def _filter_widgets(state: PageState, options: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -553,6 +624,8 @@ def _time_widgets(
                 "previous_label": span_label(before) if before else "",
                 "next_label": span_label(after) if after else "",
             }
+    if state.last:
+        steps = range_steps(state, base, extra, now)
     calendar_links = []
     for text, scale in ((_("Today"), "day"), (_("This month"), "month"), (_("This year"), "year")):
         if scale in metrica.date_scales:
@@ -572,17 +645,20 @@ def _time_widgets(
                 "active": state.span == (),
             }
         )
+    found = state.range()
+    # By week a range reads whole ISO weeks ("30 days": 5 weeks, 35 days): its chip is no
+    # longer what is shown, and the dates say what is.
+    widened = found is not None and found.scale == timescale.WEEK and range_scale(state.last or "") != found.scale
     ranges = [
         {
             "label": range_label(text),
             "url": base + state.replace(last=text).querystring(**extra),
-            "active": state.last == text,
+            "active": state.last == text and not widened and state.until is None,
         }
         for text in quick_ranges(metrica)
     ]
     if state.last and state.last not in quick_ranges(metrica):
         ranges.append({"label": range_label(state.last), "url": base + state.querystring(**extra), "active": True})
-    found = state.range()
     own = range_scale(state.last) if state.last else None
     scales = [
         {
@@ -601,4 +677,63 @@ def _time_widgets(
         "scales": scales if len(scales) > 1 else [],
         "since": bucket_label(found.since, found.scale) if found else None,
         "until": bucket_label(found.until, found.scale) if found else None,
+        "note": weeks_note(found) if widened and found is not None else None,
+    }
+
+
+def range_steps(state: PageState, base: str, extra: dict[str, str], now: datetime.datetime) -> dict[str, Any]:
+    """The previous and next steps of a quick range: the same number of buckets just before it, or just after it
+    (up to now, where the range is the plain quick range again)."""
+    found = state.range()
+    assert found is not None and state.last is not None
+    unit = range_scale(state.last)
+    written = "day" if unit == timescale.WEEK else unit  # (a span names no week: its Sunday)
+    before = timescale.truncate(found.since - datetime.timedelta(minutes=1), written)
+    count = int(state.last.split()[-2]) if len(state.last.split()) > 1 else 1
+    after_moment = shift(timescale.start(timescale.truncate(found.until, written)), unit, count)
+    after = timescale.truncate(after_moment, written) if after_moment is not None else None
+    latest = timescale.truncate(now, written)
+    label = range_label(state.last)
+
+    def link(until: timescale.Span | None) -> str:
+        chosen = dataclasses.replace(state, until=until)
+        return base + chosen.querystring(**extra)
+
+    return {
+        "previous": link(before),
+        "next": (link(None if after >= latest else after) if after is not None and state.until is not None else None),
+        "previous_label": ended(label, bucket_label(timescale.start(before), written)),
+        "next_label": label
+        if after is None or after >= latest
+        else ended(label, bucket_label(timescale.start(after), written)),
+    }
+
+
+def ended(label: str, when: str) -> str:
+    """A quick range that ends earlier than now: "Last 30 days, until 2026-11-05"."""
+    return _("%(range)s, until %(when)s") % {"range": label, "when": when}
+
+
+def shift(moment: datetime.datetime, unit: str, count: int) -> datetime.datetime | None:
+    """``moment`` ``count`` units later (months and years by the calendar); None past year 9999."""
+    try:
+        if unit == "year":
+            return moment.replace(year=moment.year + count)
+        if unit == "month":
+            months = moment.year * 12 + moment.month - 1 + count
+            return moment.replace(year=months // 12, month=months % 12 + 1)
+        return moment + datetime.timedelta(**{f"{unit}s": count})
+    except (OverflowError, ValueError):
+        return None
+
+
+def weeks_note(found: Any) -> str:
+    """What a range drawn by week covers: whole ISO weeks, Monday to Sunday, longer than asked."""
+    first = timescale.start(timescale.week_of(found.since))
+    last = timescale.start(timescale.week_of(found.until)) + datetime.timedelta(days=6)
+    days = (last - first).days + 1
+    return _("By week: whole weeks from Monday %(first)s to Sunday %(last)s, %(days)s days.") % {
+        "first": first.strftime("%Y-%m-%d"),
+        "last": last.strftime("%Y-%m-%d"),
+        "days": days,
     }

@@ -200,7 +200,7 @@ def shown(value: Any, unit: str, in_table: bool = False) -> str:
     if value is None:
         return "—"
     if unit == "%":
-        return f"{number_format(round(value * 100, 1), 1, force_grouping=True)} %"
+        return f"{number_format(round(value * 100, 1), 1, force_grouping=True)}%"
     if unit == "apdex":
         return number_format(round(value, 2), 2)
     if unit == "decimal":  # an average of counts: 26.0 statements per request

@@ -18,10 +18,10 @@ from staste.metrica import Metrica
 from staste.middleware import response_time_metrica
 from staste.performance import Window
 
-from .state import COMPARE, LAST, SCALE, SPAN, BadRequest, PageState
+from .state import COMPARE, LAST, SCALE, SPAN, UNTIL, BadRequest, PageState
 
 SORT, VIEW = "_sort", "view"
-TIME_PARAMS = (LAST, SPAN, SCALE, COMPARE)
+TIME_PARAMS = (LAST, SPAN, SCALE, COMPARE, UNTIL)
 #: Where a page opens when no range or span is asked for.
 DEFAULT_RANGE = "24 hours"
 

@@ -28,6 +28,7 @@ from staste.charts.spec import (
     series_spec,
     timeline_spec,
     top_values,
+    value_colors,
     with_units,
 )
 from staste.formats import bucket_label
@@ -70,10 +71,20 @@ class PageData:
     range: Range | None
     #: Every value of the breakdown, largest first, one column per measure (the table, the CSV).
     breakdown_table: Spec | None = None
-    #: Whether the page's calendar span is past its retention (Redis dropped its counters).
-    expired: bool = False
     #: The previous period's numbers (``?_compare=previous``): see :func:`_previous`.
     previous: dict[str, Any] | None = None
+    #: What the page's time is: see :func:`time_status`.
+    status: str = "complete"
+
+    @property
+    def expired(self) -> bool:
+        """Whether the page's calendar span is past its retention (Redis dropped its counters)."""
+        return self.status == EXPIRED
+
+    @property
+    def future(self) -> bool:
+        """Whether the page's calendar span has not begun (nothing can have been measured)."""
+        return self.status == FUTURE
 
 
 def axis_options(axis: Axis, stored: list[tuple[Any, Any]] | None) -> list[Option]:
@@ -114,9 +125,14 @@ def read_page(state: PageState) -> PageData:
         since, until, scale = found
         calls["line"] = lambda: line_spec(query, since, until, scale)
         line_spans = list(query.series_spans(since, until, scale)[1])  # (a week: its Monday)
-        calls["sums"] = lambda: query.timeserie(since, until, scale)
+        # The cards read the range's exact cover, as the breakdown does: where the line's
+        # buckets have expired (30 days by hour), coarser ones still count them, so the Total
+        # card and the breakdown agree (the line's note says the buckets are gone).
+        covered = query.over(since, until, scale)
+        calls["total"] = covered.total
         if metrica.averaged:
-            calls["counts"] = lambda: query.timeserie_counts(since, until, scale)
+            calls["count"] = covered.count
+            calls["average"] = covered.average
     else:
         if len(query.span) < len(metrica.date_scales):
             calls["line"] = lambda: timeline_spec(query)
@@ -170,6 +186,13 @@ def read_page(state: PageState) -> PageData:
             add_percentiles(results["value_percentiles"], results["breakdown"], shown_measures(state))
         full, chart = _breakdown_specs(state, results["breakdown"])
     summary = _summary(metrica, results)
+    status = time_status(state.span, summary, now)
+    if status in (EXPIRED, FUTURE):
+        # Nothing was measured here, or nothing is held any more: no number, not a 0.
+        summary = unmeasured(summary)
+        full = chart = None
+        if status == FUTURE:
+            line = None
     previous = _previous(metrica, period, results, line) if period is not None else None
     if line is not None:
         line, line_spans = mark_time(line, line_spans, now, found.scale if found is not None else None)
@@ -185,12 +208,32 @@ def read_page(state: PageState) -> PageData:
         range=found,
         breakdown_table=full,
         previous=previous,
-        expired=bool(
-            state.span
-            and bucket_status(state.span, now) == "expired"
-            and not summary.get("count", summary.get("total"))
-        ),
+        status=status,
     )
+
+
+#: What a page's time is (``PageData.status``): the exports and the cards say it, never a 0.
+PARTIAL, EXPIRED, FUTURE, COMPLETE = "partial", "expired", "future", "complete"
+
+
+def time_status(span: timescale.Span | None, summary: dict[str, Any], now: Any) -> str:
+    """Whether the page's time is "partial" (it reaches now: a range, today, all time),
+    "expired" (a span past its retention that reads nothing: Redis dropped it), "future"
+    (a span that has not begun) or "complete"."""
+    if span is None:
+        return PARTIAL
+    status = bucket_status(span, now)
+    if status == EXPIRED and summary.get("count", summary.get("total")):
+        return COMPLETE  # written late (a backfill): kept from the write, shown as it is
+    return status
+
+
+def unmeasured(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with every number None: a time Redis no longer holds or that has not begun."""
+    out: dict[str, Any] = {key: None for key in summary}
+    if "percentiles" in summary:
+        out["percentiles"] = {name: None for name in summary["percentiles"] or {}}
+    return out
 
 
 def shown_measures(state: PageState) -> tuple[str, ...]:
@@ -327,7 +370,7 @@ def _breakdown_specs(state: PageState, columns: dict[str, Any]) -> tuple[Spec, S
         # Each percentile with the number of events it is read from (the tooltip shows it).
         count_of = {label(values[i]): columns["count"][i] for i in order}
         chart["counts"] = [count_of.get(text) for text in chart["labels"]]
-    chart = with_units(chart, metrica)
+    chart = value_colors(with_units(chart, metrica), metrica.axes[axis])
     if shown_filter is not None and chart["labels"]:
         chart["highlight"] = 0
     return full, chart
@@ -357,6 +400,8 @@ def _previous_calls(state: PageState, period: compare.Period, uniques: bool = Fa
             calls["previous:counts"] = lambda: query.timeserie_counts(since, until, scale)
         if metrica.histogram:
             calls["previous:percentiles"] = lambda: query.percentiles_over(since, until, scale, PERCENTILES)
+        if uniques and keeps_uniques_by(metrica, scale):  # the line's uniques, bucket by bucket
+            calls["previous:uniques_series"] = lambda: query.timeserie_uniques(since, until, scale)
         return calls
     before = query.timespan(*(period.span or ()))
     if len(before.span) < len(metrica.date_scales):  # the chart's buckets, one scale finer
@@ -441,18 +486,31 @@ def _previous(metrica: Metrica, period: compare.Period, results: dict[str, Any],
             labels = [bucket_label(moment, period.range.scale) for moment, _ in rows]
         else:
             labels = [bucket_label((*(period.span or ()), number)) for number, _ in rows]
-        _add_previous_datasets(metrica, line, labels, sums, counts)
+        distinct = (
+            [value for _, value in results["previous:uniques_series"]] if "previous:uniques_series" in results else None
+        )
+        _add_previous_datasets(metrica, line, labels, sums, counts, distinct)
     return out
 
 
-def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums: list[Any], counts: list[Any]) -> None:
-    """The previous period's numbers as datasets over the current labels (bucket i over bucket i)."""
+def _add_previous_datasets(
+    metrica: Metrica,
+    line: Spec,
+    labels: list[str],
+    sums: list[Any],
+    counts: list[Any],
+    uniques: list[Any] | None = None,
+) -> None:
+    """The previous period's numbers as datasets over the current labels (bucket i over bucket i),
+    its distinct ids too where the line draws the current ones."""
     length = len(line["labels"])
     if metrica.averaged:
         averages = [total / count if count else None for total, count in zip(sums, counts, strict=True)]
         columns = {"count": counts, "average": averages}
     else:
         columns = {"total": sums}
+    if uniques is not None:
+        columns["uniques"] = uniques
     added = []
     for index, dataset in enumerate(list(line["datasets"])):
         data = columns.get(dataset["label"])
@@ -472,17 +530,9 @@ def _add_previous_datasets(metrica: Metrica, line: Spec, labels: list[str], sums
 
 
 def _summary(metrica: Metrica, results: dict[str, Any]) -> dict[str, Any]:
-    if "sums" in results:
-        # A week whose days have expired is None: the summary adds up what is still kept.
-        total = sum(value for _, value in results["sums"] if value is not None)
-        summary: dict[str, Any] = {"total": total}
-        if metrica.averaged:
-            count = sum(value for _, value in results["counts"] if value is not None)
-            summary.update(count=count, average=total / count if count else None)
-    else:
-        summary = {"total": results["total"]}
-        if metrica.averaged:
-            summary.update(count=results["count"], average=results["average"])
+    summary: dict[str, Any] = {"total": results["total"]}
+    if metrica.averaged:
+        summary.update(count=results["count"], average=results["average"])
     summary["total"] = formats.rounded(summary["total"], metrica.multiplier)
     if metrica.averaged:
         summary["average"] = formats.rounded(summary["average"], metrica.multiplier, average=True)

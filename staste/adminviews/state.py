@@ -14,6 +14,8 @@ Every view of a metrica is a shareable URL::
 * ``_compare=previous`` adds the previous period of the same length (see ``compare``);
 * ``_scale`` draws a range by other buckets than its unit's ("30 days" by ``week``: ISO weeks
   read from the days; by ``month``); only with a range.
+* ``_until`` ends a range earlier than now (``_last=30+days&_until=2024-03-10``: the 30 days
+  whose last is March 10), as the previous and next steps of a range write it; only with a range.
 
 Anything else, and any value the metrica would not accept, is a :class:`BadRequest` whose
 message says what was wrong.
@@ -39,7 +41,8 @@ from staste.metrica import Metrica
 from staste.query import MetricaValues
 
 LAST, SPAN, BY, MEASURE, COMPARE, SCALE = "_last", "_span", "_by", "_measure", "_compare", "_scale"
-CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE)
+UNTIL = "_until"
+CONTROLS = (LAST, SPAN, BY, MEASURE, COMPARE, SCALE, UNTIL)
 #: What ``_compare`` takes.
 COMPARISONS = ("previous",)
 #: Most buckets a range may cover in the admin (a breakdown reads each bucket).
@@ -111,6 +114,8 @@ class PageState:
     compare: bool = False
     #: The buckets a range is drawn by, when not its unit's (``_scale=week``); None otherwise.
     scale: str | None = None
+    #: The bucket a range ends in, when not now's (``_until``, a step back); None otherwise.
+    until: timescale.Span | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -140,7 +145,14 @@ class PageState:
                     path.pop()
                 value: Any = tuple(path) if path else None
             else:
-                value = params.get(name) or None
+                given = [text for text in params.getlist(name) if text != ""]
+                if len(given) > 1:  # not silently the last one
+                    raise BadRequest(
+                        _("give one value for %(name)s, not %(values)s")
+                        % {"name": name, "values": ", ".join(_shown(text) for text in given[:5])},
+                        param=name,
+                    )
+                value = given[0] if given else None
             if value is None:
                 continue
             try:
@@ -228,7 +240,22 @@ class PageState:
             cls._check_range(metrica, last, scale)
             if scale == parse_last(last).scale:
                 scale = None  # the range's own unit: the default, left out of the URL
-        return cls(metrica, filters, span, last, by, measure, bool(compared), scale)
+        until_text = params.get(UNTIL) or None
+        until: timescale.Span | None = None
+        if until_text is not None:
+            if not last or span_text:
+                raise BadRequest(
+                    _("%(until)s ends a range earlier: give it with %(last)s") % {"until": UNTIL, "last": LAST},
+                    param=UNTIL,
+                )
+            until = parse_span(until_text) if until_text != "all" else ()
+            if not until:
+                raise BadRequest(
+                    _bad(UNTIL, repr(until_text), _("give a year, a month, a day, an hour or a minute")), param=UNTIL
+                )
+            if timescale.start(until) > conf.local():
+                until = None  # the range up to now: the default
+        return cls(metrica, filters, span, last, by, measure, bool(compared), scale, until)
 
     @staticmethod
     def _check_range(metrica: Metrica, text: str, scale: str | None = None) -> Range:
@@ -263,7 +290,7 @@ class PageState:
         """The quick range as datetimes, fixed at the moment this is called, at ``scale`` if given."""
         if not self.last:
             return None
-        found = parse_last(self.last)
+        found = parse_last(self.last, now=timescale.start(self.until) if self.until else None)
         return found._replace(scale=self.scale) if self.scale else found
 
     def scales(self) -> list[str]:
@@ -286,7 +313,7 @@ class PageState:
         """Whether the view reaches the present (a quick range, today, this month): the page
         then refreshes itself (see ``STASTE_LIVE_INTERVAL``)."""
         if self.last:
-            return True
+            return self.until is None
         if not self.span:
             return self.span == ()  # all time goes on too
         moment = conf.local(now)
@@ -306,6 +333,7 @@ class PageState:
             changes.setdefault("span", None)
         if "last" in changes or "span" in changes:
             changes.setdefault("scale", None)  # another range (or a span) starts at its own unit
+            changes.setdefault("until", None)  # and up to now
         if changes.get("span") == ():
             changes.setdefault("compare", False)  # all time has no previous period
         return dataclasses.replace(self, **changes)
@@ -334,6 +362,8 @@ class PageState:
             pairs.append((LAST, self.last))
             if self.scale:
                 pairs.append((SCALE, self.scale))
+            if self.until:
+                pairs.append((UNTIL, format_span(self.until)))
         if self.by is not None and self.by != default_by(self.metrica, self.filters):
             pairs.append((BY, self.by))
         if self.measure != measures.default_for_page(self.metrica):

@@ -355,16 +355,21 @@ class ChartOptions:
                 found = self.range(now)
                 over = {"since": found.since, "until": found.until, "scale": found.scale}
             spec = specs.pie_spec(query, self.axis, measure=self.measure, title=self.title, chart=self.kind, **over)
-            return limit_breakdown(spec, self.limit) if self.limit else spec
+            if not self.last and self.span:
+                spec = specs.unmeasured(spec, specs.bucket_status(self.span, now))
+            spec = limit_breakdown(spec, self.limit) if self.limit else spec
+            return specs.value_colors(spec, self.metrica.axes.get(self.axis) if self.axis else None)
         found = self.range(now)
         if self.axis:
-            return self.lines_per_value(found, with_total=False)
+            return specs.marked_line(self.lines_per_value(found, with_total=False), query, found, now)
         if self.measure:
             labels, data = self._series(query, found, self.measure)
-            return specs.series_spec(labels, [(self.measure, data, "y")], title=self._title(), x=found.scale)
+            spec = specs.series_spec(labels, [(self.measure, data, "y")], title=self._title(), x=found.scale)
+            return specs.marked_line(spec, query, found, now)
         if self.span and not self.scale:
-            return specs.timeline_spec(query, title=self._title())
-        return specs.line_spec(query, found.since, found.until, found.scale, title=self._title())
+            return specs.marked_line(specs.timeline_spec(query, title=self._title()), query, None, now)
+        spec = specs.line_spec(query, found.since, found.until, found.scale, title=self._title())
+        return specs.marked_line(spec, query, found, now)
 
     def _title(self) -> str:
         return self.metrica.title if self.title is None else self.title
@@ -396,19 +401,25 @@ class ChartOptions:
         datasets = [(name, data, "y") for name, (_, data) in zip(names, found_series, strict=True)]
         spec = specs.series_spec(labels, datasets, title=self._title(), x=found.scale)
         spec["axes"] = {"y": measure}  # every line shows the same measure
-        return spec
+        spec["by_value"] = True  # each line in its value's colour
+        return specs.value_colors(spec, self.metrica.axes[self.axis], [name for name, _, _ in datasets])
 
     # -- numbers -----------------------------------------------------------------------------
 
     def number(self, now: datetime.datetime | None = None) -> int | float | None:
-        """The total, count or average: one Redis round trip; None for an average of nothing."""
+        """The total, count or average: one Redis round trip; None for an average of nothing,
+        and for a span that has not begun or that Redis no longer holds (never a 0)."""
         if self.kind not in NUMBER_KINDS:
             raise OptionError(f"a {self.kind} chart is not a number")
         check_number_kind(self.metrica, self.kind)
         measure = measures.find(self.kind)
         query = self.query()
         if not self.last:
-            return measure.number(query)
+            status = specs.bucket_status(self.span) if self.span else "partial"
+            if status == "future":
+                return None  # a span not begun measured nothing: no number, not a 0
+            number = measure.number(query)
+            return None if status == "expired" and not number else number  # Redis dropped it
         found = self.range(now)
         # The range's exact cover (its distinct ids: one PFCOUNT of the union of its HyperLogLogs).
         number = measure.number(query.over(found.since, found.until, found.scale))

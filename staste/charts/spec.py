@@ -40,9 +40,11 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from django.utils.translation import gettext
+
 from staste import conf, measures, timescale
 from staste.exceptions import BadRange
-from staste.formats import bucket_label, value_label
+from staste.formats import bucket_label, display, value_label
 from staste.measures import keeps_uniques_by
 from staste.query import MetricaValues, pipelined
 
@@ -320,12 +322,49 @@ def mark_time(
     return out, [None if statuses[i] == "expired" else spans[i] for i in keep]
 
 
+def marked_line(spec: Spec, query: MetricaValues, found: Range | None, now: datetime.datetime | None = None) -> Spec:
+    """A line of ``query`` told the truth about time (:func:`mark_time`): over ``found``'s
+    buckets, or (None) the children of the query's span (all time: the years it draws).  The
+    bucket now falls in is listed as partial (drawn dashed, not as a cliff), those that have not
+    begun are dropped, expired ones are None.  No Redis call: the spans are computed."""
+    if found is not None:
+        spans: list[timescale.Span] = query.series_spans(found.since, found.until, found.scale)[1]
+        scale: str | None = found.scale
+    elif query.span:
+        spans, scale = timescale.children(query.span), None
+    else:
+        spans, scale = [(int(text),) for text in spec.get("labels", [])], None
+    return mark_time(spec, spans, now, scale)[0]
+
+
 def _kept(dataset: dict[str, Any], keep: list[int], statuses: list[str]) -> dict[str, Any]:
     """A dataset's points at ``keep``, None where expired (and its own labels, a previous period's)."""
     out = {**dataset, "data": [None if statuses[i] == "expired" else dataset["data"][i] for i in keep]}
     if isinstance(dataset.get("labels"), list) and len(dataset["labels"]) == len(statuses):
         out["labels"] = [dataset["labels"][i] for i in keep]
     return out
+
+
+def value_colors(spec: Spec, axis: Any, names: Sequence[str] | None = None) -> Spec:
+    """``spec`` told where each value stands in its axis' declared choices (``"colors"``), so
+    charts.js gives a value the same colour everywhere, whatever else is drawn beside it;
+    ``names``: the values drawn (default: the labels).  Values of an axis without declared
+    choices are None there: charts.js hashes their text into the palette."""
+    if axis is None or axis.choices is None:
+        return spec
+    order = {value_label(choice): i for i, choice in enumerate(axis.choices)}
+    spec["colors"] = [order.get(text) for text in (spec.get("labels", []) if names is None else names)]
+    return spec
+
+
+def unmeasured(spec: Spec, status: str) -> Spec:
+    """A breakdown of a span told what its time is: one that has not begun ("future"), or that
+    Redis no longer holds ("expired", nothing read), has no numbers (None, never 0) and says
+    so in ``"status"``."""
+    datasets = spec.get("datasets", [])
+    if status == "future" or (status == "expired" and not any(any(d["data"]) for d in datasets)):
+        return {**spec, "status": status, "datasets": [{**d, "data": [None] * len(d["data"])} for d in datasets]}
+    return spec
 
 
 def with_units(spec: Spec, metrica: Any) -> Spec:
@@ -384,6 +423,23 @@ def top_values(spec: Spec, limit: int, rest_label: str = REST_LABEL) -> Spec:
     else:
         out.pop("shares", None)
     return out
+
+
+def shown_table(spec: Spec) -> tuple[list[str], list[list[str]]]:
+    """:func:`table` as a page prints it: numbers grouped and rounded as the admin shows them
+    (``formats.display``), an expired bucket's cells "expired" (never 0 nor blank) and the bucket
+    still filling up marked "partial"."""
+    header, rows = table(spec)
+    partial, expired = set(spec.get("partial", [])), set(spec.get("expired", []))
+    shown = []
+    for i, row in enumerate(rows):
+        label = f"{row[0]} ({gettext('partial')})" if i in partial else str(row[0])
+        if i in expired:
+            values = [gettext("expired")] * (len(row) - 1)
+        else:
+            values = ["" if value is None else display(value) for value in row[1:]]
+        shown.append([label, *values])
+    return header, shown
 
 
 def table(spec: Spec) -> tuple[list[str], list[list[Any]]]:

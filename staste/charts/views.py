@@ -177,7 +177,7 @@ class Chart(TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         shown = formats.localized_spec(self.spec)  # its measures and scales in the page's language
-        header, rows = specs.table(shown)
+        header, rows = specs.shown_table(shown)
         context.update(
             metrica=self.chart_options.metrica,
             options=self.chart_options,
@@ -308,7 +308,8 @@ class TimeserieChart(Chart):
         if options.axis is None:
             return options.spec()
         hide_total = self.request.GET.get("hide_total", "") not in ("", "0", "false")
-        return options.lines_per_value(options.range(), with_total=not hide_total)
+        found = options.range()
+        return specs.marked_line(options.lines_per_value(found, with_total=not hide_total), options.query(), found)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)

@@ -231,7 +231,7 @@ class ChartNode(_MetricaNode):
         chart_id = presentation.get("id") or _next_chart_id(context)
         spec = chart_annotations.mark(spec, options.metrica.name)  # a line's notes (one query)
         spec = formats.localized_spec(spec)  # its measures and scales in the page's language
-        header, rows = specs.table(spec)
+        header, rows = specs.shown_table(spec)
         html = _render(
             context,
             "staste/tags/chart.html",

@@ -67,7 +67,17 @@
     var field = event.target;
     var applies = field.tagName === "SELECT" || (field.tagName === "INPUT" && field.type === "checkbox");
     if (!applies || !field.form || !field.form.classList.contains("staste-controls")) { return; }
-    if (field.closest && field.closest(".staste-filter")) { excludeBreakdowns(field.form); }
+    // A filter to one value leaves nothing to break down on its axis: the breakdown moves on
+    // to the next axis (as a click on a slice does), unless the axis is hierarchical; any other
+    // filter may exclude breakdowns whose counters are not kept (Metrica(combinations=...)).
+    var filter = field.closest ? field.closest(".staste-filter") : null;
+    var by = document.getElementById("staste-by");
+    if (filter && by && field.value !== "" && !filter.hasAttribute("data-hierarchical") &&
+        by.value === filter.getAttribute("data-axis")) {
+      by.disabled = true;
+    } else if (filter) {
+      excludeBreakdowns(field.form);
+    }
     if (field.form.requestSubmit) {
       field.form.requestSubmit();
     } else {

@@ -62,6 +62,9 @@
   // decimals from 0.01, three significant digits below.
   // Numbers in the page's language, as the server writes them (<html lang="ru">: 1 234,50).
   var LANGUAGE = document.documentElement.lang || "en";
+  // A previous period is dashed, the bucket still filling up dotted: never the same line.
+  var PREVIOUS_DASH = [8, 4];
+  var PARTIAL_DASH = [2, 3];
 
   function formatNumber(value, decimals) {
     if (value === null || value === undefined || isNaN(value)) { return "—"; }
@@ -80,9 +83,120 @@
     try { return JSON.parse(source.textContent)[name] || fallback; } catch (error) { return fallback; }
   }
 
+  // -- time axes ----------------------------------------------------------------------------
+
+  // A bucket as staste.formats.LABEL_FORMATS writes it, in the time zone the page shows:
+  // "2026", "2026-11", "2026-11-07", "2026-11-07 13:00" (weeks, "2026-W45", are left as they are).
+  var BUCKET = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?: (\d{2}):(\d{2}))?)?)?$/;
+  var MINUTE_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 4320, 10080, 20160];
+  var MONTH_STEPS = [1, 2, 3, 6, 12, 24, 60, 120];
+
+  function bucketTimes(labels) {
+    if (!labels.length) { return null; }
+    var out = [];
+    for (var i = 0; i < labels.length; i++) {
+      var m = BUCKET.exec(String(labels[i]));
+      if (!m) { return null; }
+      var t = {
+        year: +m[1], month: m[2] ? +m[2] : 1, day: m[3] ? +m[3] : 1, hour: m[4] ? +m[4] : 0, minute: m[5] ? +m[5] : 0,
+        kind: m[4] ? "time" : m[3] ? "day" : m[2] ? "month" : "year"
+      };
+      // Minutes since 1970 of the wall-clock time (UTC arithmetic: no daylight-saving jumps).
+      t.minutes = Date.UTC(t.year, t.month - 1, t.day, t.hour, t.minute) / 60000;
+      t.months = t.year * 12 + t.month - 1;
+      out.push(t);
+    }
+    return out;
+  }
+
+  var dateFormats = {};
+  function formatDate(t, withYear) {
+    var key = withYear ? "y" : "d";
+    if (!dateFormats[key]) {
+      var options = { month: "short", day: "numeric", timeZone: "UTC" };
+      if (withYear) { options.year = "numeric"; }
+      dateFormats[key] = new Intl.DateTimeFormat(LANGUAGE, options);
+    }
+    return dateFormats[key].format(new Date(t.minutes * 60000));
+  }
+
+  function formatMonth(t, withYear) {
+    var options = { month: "short", timeZone: "UTC" };
+    if (withYear) { options.year = "numeric"; }
+    return new Intl.DateTimeFormat(LANGUAGE, options).format(new Date(t.minutes * 60000));
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  // The ticks of a time axis with room for ``room`` labels: the buckets on the coarsest round
+  // step that fits, labelled with the date where it changes.  {labels: {index: text}}.
+  var chosenCache = { times: null, room: 0, found: null };
+  function chosenTicks(times, room) {
+    if (chosenCache.times === times && chosenCache.room === room) { return chosenCache.found; }
+    var kind = times[0].kind;
+    var picked = null;
+    if (kind === "time" || kind === "day") {
+      var first = times[0].minutes;
+      var span = times[times.length - 1].minutes - first;
+      for (var s = 0; s < MINUTE_STEPS.length && !picked; s++) {
+        var step = MINUTE_STEPS[s];
+        if (kind === "day" && step < 1440) { continue; }
+        if (step % 10080 === 0) {
+          // weeks start on Monday (1970-01-05 was one)
+          picked = times.map(function (t, i) { return (t.minutes - 4 * 1440) % step === 0 ? i : -1; });
+        } else if (span / step + 1 <= room * 1.2) {
+          picked = times.map(function (t, i) { return t.minutes % step === 0 ? i : -1; });
+        }
+        if (picked && picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+      }
+      if (!picked) {
+        for (var ms = 0; ms < MONTH_STEPS.length && !picked; ms++) {
+          picked = times.map(function (t, i) {
+            return t.day === 1 && t.hour === 0 && t.minute === 0 && t.months % MONTH_STEPS[ms] === 0 ? i : -1;
+          });
+          if (picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+        }
+      }
+    } else if (kind === "month") {
+      for (var k = 0; k < MONTH_STEPS.length && !picked; k++) {
+        picked = times.map(function (t, i) { return t.months % MONTH_STEPS[k] === 0 ? i : -1; });
+        if (picked.filter(function (i) { return i >= 0; }).length > room) { picked = null; }
+      }
+    }
+    if (!picked) {  // years, or too many of anything: every n-th
+      var every = Math.max(1, Math.ceil(times.length / room));
+      picked = times.map(function (_, i) { return i % every === 0 ? i : -1; });
+    }
+    var labels = {};
+    var before = null;
+    picked.filter(function (i) { return i >= 0; }).forEach(function (i) {
+      var t = times[i];
+      var newYear = !before || before.year !== t.year;
+      var text;
+      if (kind === "time") {
+        var clock = pad(t.hour) + ":" + pad(t.minute);
+        var newDay = !before || before.year !== t.year || before.month !== t.month || before.day !== t.day;
+        if (!newDay) { text = clock; }
+        else if (t.hour === 0 && t.minute === 0) { text = formatDate(t, newYear && !!before); }
+        else { text = [clock, formatDate(t, false)]; }
+      } else if (kind === "day") {
+        text = t.day === 1 && t.month === 1 || (newYear && before) ? formatDate(t, true) : formatDate(t, false);
+      } else if (kind === "month") {
+        text = newYear ? formatMonth(t, true) : formatMonth(t, false);
+      } else {
+        text = String(t.year);
+      }
+      labels[i] = text;
+      before = t;
+    });
+    chosenCache = { times: times, room: room, found: { labels: labels } };
+    return chosenCache.found;
+  }
+
   // Long values (view paths) would push a legend's colour boxes out of the canvas: keep their
   // start and their end (a view's URL name), the tooltip and the table have them whole.
   var LEGEND_CHARS = 30;
+
   function shorten(text, most) {
     text = String(text);
     most = most || LEGEND_CHARS;
@@ -100,12 +214,39 @@
     return "rgba(" + ((n >> 16) & 255) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
+  // A value keeps its colour wherever it is drawn (admin, public charts, before and after a
+  // filter): the axis' declared order when the server gives it ("colors"), else a hash of the
+  // value's text into the palette; a value whose slot another value of the same chart took
+  // first moves on to the next free one.
+  function hashSlot(text) {
+    var h = 2166136261;
+    text = String(text);
+    for (var i = 0; i < text.length; i++) { h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0; }
+    return h % PALETTE.length;
+  }
+
+  function valueSlots(names, declared) {
+    var slots = [];
+    var taken = {};
+    names.forEach(function (name, j) {
+      var fixed = declared && declared[j] !== null && declared[j] !== undefined;
+      var slot = fixed ? declared[j] % PALETTE.length : hashSlot(name);
+      if (!fixed) {
+        for (var k = 0; k < PALETTE.length && taken[slot]; k++) { slot = (slot + 1) % PALETTE.length; }
+      }
+      taken[slot] = true;
+      slots.push(slot);
+    });
+    return slots;
+  }
+
   function sliceColor(spec, j, alpha) {
     var rest = spec.pooled && j === (spec.labels || []).length - 1;
-    var base = rest ? REST_COLOR : color(j);
+    var slot = valueSlots(spec.labels || [], spec.colors)[j];
+    var base = rest ? REST_COLOR : color(slot);
     var faded = spec.highlight !== undefined && spec.highlight !== null && j !== spec.highlight;
-    if (faded) { return rest ? "rgba(158,158,158,0.3)" : color(j, 0.3); }
-    return alpha === undefined || rest ? base : color(j, alpha);
+    if (faded) { return rest ? "rgba(158,158,158,0.3)" : color(slot, 0.3); }
+    return alpha === undefined || rest ? base : color(slot, alpha);
   }
 
   function config(spec, canvas) {
@@ -117,6 +258,7 @@
     var partial = spec.partial || [];
     var expired = spec.expired || [];
     var breakdown = !!spec.shares || !!spec.links || spec.horizontal;
+    var lineSlots = spec.by_value ? valueSlots((spec.datasets || []).map(function (d) { return d.label; }), spec.colors) : [];
     var datasets = (spec.datasets || []).map(function (dataset, i) {
       var out = { label: dataset.label, data: dataset.data };
       if (pie) {
@@ -126,7 +268,7 @@
       } else if (dataset.previous_of !== undefined) {
         out.borderColor = color(dataset.previous_of, 0.75);
         out.backgroundColor = color(dataset.previous_of, 0);
-        out.borderDash = [6, 4];
+        out.borderDash = PREVIOUS_DASH;
         out.borderWidth = 1.5;
         out.fill = false;
         out.tension = 0.25;
@@ -142,8 +284,10 @@
           return rest ? (faded ? "rgba(158,158,158,0.3)" : REST_COLOR) : color(0, faded ? 0.3 : 0.8);
         });
       } else {
-        out.borderColor = color(i);
-        out.backgroundColor = color(i, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
+        // One line per value of an axis ("by_value"): each in its value's colour.
+        var c = spec.by_value ? lineSlots[i] : i;
+        out.borderColor = color(c);
+        out.backgroundColor = color(c, spec.type === "bar" ? 0.7 : (spec.stacked ? 0.45 : 0.15));  // bars filled; lines tinted
         out.fill = spec.stacked ? (i === 0 ? "origin" : "-1") : spec.type === "line" && (spec.datasets || []).filter(function (d) {
           return d.previous_of === undefined;
         }).length === 1;
@@ -158,12 +302,12 @@
           return compact || dataset.data.length > 60 ? 0 : 2;
         });
         out.pointBackgroundColor = dataset.data.map(function (_, j) {
-          return partial.indexOf(j) >= 0 ? colors.background : color(i);
+          return partial.indexOf(j) >= 0 ? colors.background : color(c);
         });
         // An expired bucket is a gap, not a fall to zero; a bucket still filling up is dashed.
         out.spanGaps = expired.length === 0;
         out.segment = {
-          borderDash: function (ctx) { return partial.indexOf(ctx.p1DataIndex) >= 0 ? [5, 4] : undefined; }
+          borderDash: function (ctx) { return partial.indexOf(ctx.p1DataIndex) >= 0 ? PARTIAL_DASH : undefined; }
         };
         out.yAxisID = dataset.axis || "y";
       }
@@ -207,13 +351,17 @@
           }
         }
       } else {
-        // "2026-11-29 12:00" is long for a tick: the time only, with the day where it changes.
-        labelTicks.callback = function (value, index, ticks) {
-          var text = String(this.getLabelForValue(value));
-          if (!/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) { return text; }
-          var before = index > 0 ? String(this.getLabelForValue(ticks[index - 1].value)) : "";
-          return before.slice(0, 10) === text.slice(0, 10) ? text.slice(11) : text.slice(5);
-        };
+        var times = spec.type === "line" ? bucketTimes(spec.labels || []) : null;
+        if (times) {
+          // Time buckets: ticks on round times (every 6 hours, every midnight, every month...),
+          // the date written where it changes: 30 days by hour reads as dates, never as a
+          // run of hours that seems to go backwards.
+          labelTicks.autoSkip = false;
+          labelTicks.callback = function (value, index) {
+            var shown = chosenTicks(times, Math.max(2, Math.floor(this.chart.width / (compact ? 120 : 72))));
+            return shown.labels[index] === undefined ? null : shown.labels[index];
+          };
+        }
         scales.x = { display: !compact, ticks: labelTicks, grid: { color: colors.grid } };
         scales.y = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
         if (spec.stacked) { scales.y.stacked = true; }
@@ -256,14 +404,29 @@
         },
         plugins: {
           legend: {
-            display: !compact && (pie || datasets.length > 1),
+            display: !compact && (pie || datasets.length > 1 || (spec.type === "line" && partial.length > 0)),
+            onClick: function (event, item, legend) {
+              if (item.datasetIndex === -1) { return; }  // the partial bucket's key: nothing to hide
+              var base = pie ? Chart.overrides.pie.plugins.legend.onClick : Chart.defaults.plugins.legend.onClick;
+              base.call(this, event, item, legend);
+            },
             position: pie ? "bottom" : "top",
             labels: {
               color: colors.text,
               boxWidth: 12,
               generateLabels: function (chart) {
                 var base = pie ? Chart.overrides.pie.plugins.legend.labels.generateLabels : Chart.defaults.plugins.legend.labels.generateLabels;
-                return base(chart).map(function (item) { item.text = shorten(item.text); return item; });
+                var items = base(chart).map(function (item) { item.text = shorten(item.text); return item; });
+                // Two kinds of broken line, told apart: a previous period is dashed (its item
+                // above shows it), the bucket still filling up dotted, and said so here.
+                if (!pie && spec.type === "line" && partial.length) {
+                  items.push({
+                    text: word("partial", "partial: still counting"), fillStyle: "rgba(0,0,0,0)",
+                    strokeStyle: colors.quiet, lineDash: PARTIAL_DASH, lineWidth: 2, fontColor: colors.text,
+                    hidden: false, datasetIndex: -1
+                  });
+                }
+                return items;
               }
             }
           },
@@ -279,7 +442,7 @@
                 var value = pie ? ctx.parsed : (spec.horizontal ? ctx.parsed.x : ctx.parsed.y);
                 var text = name + ": " + formatNumber(value) + (units[axis] ? " " + units[axis] : "");
                 if (spec.shares && spec.shares[ctx.dataIndex] !== null && spec.shares[ctx.dataIndex] !== undefined) {
-                  text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + " %)";
+                  text += " (" + formatNumber(spec.shares[ctx.dataIndex], 1) + "%)";
                 }
                 // A percentile is only as telling as the events it is read from: say how many.
                 if (spec.counts && spec.counts[ctx.dataIndex] !== null && spec.counts[ctx.dataIndex] !== undefined) {

@@ -16,6 +16,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -62,10 +63,11 @@ class Command(BaseCommand):
             self.ensure_data(guests, options["days"], options["no_progress"])
         self.ensure_watching()
         self.stdout.write("")
-        self.stdout.write(self.style.SUCCESS("The demo is ready: http://127.0.0.1:8000/"))
-        self.stdout.write(f"  admin: http://127.0.0.1:8000/admin/staste/  user: {username}  password: {password}")
+        url = settings.DEMO_URL
+        self.stdout.write(self.style.SUCCESS(f"The demo is ready: {url}/"))
+        self.stdout.write(f"  admin: {url}/admin/staste/  user: {username}  password: {password}")
         self.stdout.write(
-            "  alert: send the form at http://127.0.0.1:8000/visit/ four times as it is (a boy of 18), then run\n"
+            f"  alert: send the form at {url}/visit/ four times as it is (a boy of 18), then run\n"
             "         .venv/bin/python demo/manage.py staste alerts\n"
             f"         and see {ALERT['name']!r} fire: its mail is printed on the terminal."
         )
