@@ -86,6 +86,7 @@ BUFFER_COUNTERS: tuple[tuple[str, str], ...] = (
     ("written", gettext_lazy("written")),
     ("flushes", gettext_lazy("flushes")),
     ("failed_flushes", gettext_lazy("failed flushes")),
+    ("quarantined", gettext_lazy("quarantined")),
 )
 
 
@@ -158,6 +159,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         buffer=_buffer_items(stats),
         buffer_error=stats["last_error"],
         buffer_dropped=bool(stats["dropped"]),
+        buffer_quarantine=stats["last_quarantine"],
     )
     return TemplateResponse(request, TEMPLATE, context)
 

@@ -20,6 +20,9 @@ What a flush promises:
   or refuses writes, or when no call went through for ``STASTE_BUFFER_MAX_WAIT`` seconds;
 * no long call: a call takes about a millisecond of Redis, the backlog of a long outage
   included; on a Redis Cluster a call holds one metrica (a script reaches one hash slot);
+* a bad kick never stops the writer: a flush that raises what no Redis answer explains (a bug,
+  a kick no check caught) is quarantined, counted in ``stats()["quarantined"]`` and shown on the
+  dashboard, and the flushes after it are written as usual;
 * nothing counted twice, and nothing lost without a word: the calls of a buffer are numbered
   and each names the call before it under its writer key (staste/buffer/chain.py, which lists
   every case: refused calls, lost replies, scripts or writer keys Redis lost, failovers).  What
@@ -191,10 +194,12 @@ class Buffer:
         and waited for a flush to make room (backpressure); ``dropped_ids``: unique ids not
         held because the buffer held ``held.MAX_HELD_IDS`` (their kicks were counted);
         ``flushes``: successful writes; ``failed_flushes``: flushes that failed (what they held
-        was kept, or dropped when Redis refused it); ``written``: kicks written;
-        ``last_error``: why the last flush failed, None once a flush succeeds again (so: Redis
-        is unreachable right now); ``last_flush``: when the last successful flush ended (epoch
-        seconds, None before the first).
+        was kept, or dropped when Redis refused it, or quarantined); ``quarantined``: kicks set
+        aside because writing them raised what no Redis answer explains (a bug, a kick no check
+        caught), so that the kicks after them are written; ``last_quarantine``: why, the last
+        time (it stays); ``written``: kicks written; ``last_error``: why the last flush failed,
+        None once a flush succeeds again (so: Redis is unreachable right now); ``last_flush``:
+        when the last successful flush ended (epoch seconds, None before the first).
         """
         with self._lock:
             return {
@@ -234,6 +239,8 @@ def write(kicks: Iterable[Kick]) -> int:
     flushes.write(held.kicks(), lambda batch: None)
     if status.error is not None:
         raise status.error
+    if status.quarantine_error is not None:
+        raise status.quarantine_error
     return flushes.written
 
 
