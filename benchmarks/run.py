@@ -43,6 +43,8 @@ class Counts:
     series_rounds: int = 30
     heavy_kicks: int = 6000  # into the 1,000 pages of the heaviest reads
     heavy_rounds: int = 7
+    axis_sizes: tuple[int, ...] = (10_000, 30_000, 100_000)  # values of a stored axis read whole
+    axis_rounds: int = 3
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -62,6 +64,8 @@ TINY = Counts(
     series_rounds=1,
     heavy_kicks=60,
     heavy_rounds=1,
+    axis_sizes=(2_500, 5_000),
+    axis_rounds=1,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -71,7 +75,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, kicks, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, kicks, large_axis, memory, middleware, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -253,6 +257,45 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         + report.table(
             ["read", "script calls", "longest call (ms)", "read (ms)"],
             [(row.what, row.calls, row.longest_ms, row.ms) for row in heavy_rows],
+        )
+    )
+
+    progress("large stored axes")
+    axis_rows = large_axis.axis_reads(counts.axis_sizes, counts.axis_rounds)
+    out.append(
+        "### Reading a large stored axis: cost linear in its values\n\n"
+        "`iterate()` of a `StoredChoiceAxis(max_choices=0)` holding *values* values (all time, its budget lifted; "
+        "benchmarks/large_axis.py). Each call reads one part of the set, cut by the hash of its members "
+        "(SSCAN runs, lua/budget.lua), so a read costs the set once; the *previous* slicing (commit 37783c7, "
+        "benchmarks/previous_axis.lua) listed and sorted the whole set in every call of 2,000 members. *Redis ms* is "
+        "the calls' time by `INFO commandstats`, *longest* the longest call by SLOWLOG; medians of "
+        f"{counts.axis_rounds} rounds, the previous slicing measured right after each round.\n\n"
+        + report.table(
+            [
+                "values",
+                "calls",
+                "longest call (ms)",
+                "Redis ms",
+                "Redis µs per value",
+                "previous: calls",
+                "longest (ms)",
+                "Redis ms",
+                "previous / new",
+            ],
+            [
+                (
+                    f"{row.values:,}",
+                    row.calls,
+                    row.longest_ms,
+                    row.redis_ms,
+                    row.us_per_value,
+                    row.previous_calls,
+                    row.previous_longest_ms,
+                    row.previous_redis_ms,
+                    f"{row.ratio:.1f}x",
+                )
+                for row in axis_rows
+            ],
         )
     )
 

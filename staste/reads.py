@@ -31,6 +31,7 @@ kind                   answer
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -269,6 +270,57 @@ class Years(Fetch):
 _stored_sizes: dict[str, int] = {}
 
 
+class MemberSlice(NamedTuple):
+    """The members of an axis' set one call reads (budget.lua's member_slice): members
+    ``first`` to ``first + count`` (0: to the end) of part ``part`` of ``parts``, sorted;
+    ``planned``: how many it is planned to hold."""
+
+    part: int
+    parts: int
+    first: int
+    count: int
+    planned: int
+
+
+#: How many members a part of a stored axis' set holds, about, when a call takes fewer (a call
+#: scans its whole part, then takes its slice of it).
+PART_MEMBERS = 128
+
+
+def member_slices(members: int, width: int) -> list[MemberSlice]:
+    """Slices of at most ``width`` members covering a set of ``members`` (the overflow part
+    included), each read by calls that cost Redis what their part holds.
+
+    The set is cut into parts by the hash of its members (a power of two of them: see
+    budget.lua), each part into slices of its sorted members.  A part's size varies (a
+    binomial: its average give or take 6 standard deviations, out of reach), so each part is
+    given the slices of its largest likely size, and the last slice of a part takes the rest
+    of it (Redis refuses it, and the read is sliced again, past ``width``: the set grew).
+
+    >>> member_slices(3, 10)
+    [MemberSlice(part=0, parts=1, first=0, count=0, planned=3)]
+    >>> [(one.part, one.parts) for one in member_slices(10_000, 2000)]
+    [(0, 8), (1, 8), (2, 8), (3, 8), (4, 8), (5, 8), (6, 8), (7, 8)]
+    """
+    if members <= width:
+        return [MemberSlice(0, 1, 0, 0, members)]
+    average = width - 6 * math.isqrt(width) if width >= PART_MEMBERS else PART_MEMBERS
+    parts = 1
+    while members > parts * average:
+        parts *= 2
+    if parts == 1:
+        most = members  # the whole set: no spread
+    else:
+        each = -(-members // parts)
+        most = each + 6 * math.isqrt(each) + 2
+    per_part = -(-most // width)
+    return [
+        MemberSlice(part, parts, i * width, 0 if i == per_part - 1 else width, min(width, most - i * width))
+        for part in range(parts)
+        for i in range(per_part)
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class _AxisRead(Fetch):
     """What the reads of an axis' stored values share: the set ``choices`` of its values, the
@@ -308,12 +360,11 @@ class _AxisRead(Fetch):
     def spent(self, replies: list[Any]) -> int:
         return sum(reply[3] for reply in replies)
 
-    def _member_slices(self, cost: int, work: int) -> list[tuple[int, int, int]]:
-        """(first member, how many, members planned) of each slice of the stored members (in
-        sorted order; how many is 0 for the last slice: to the end, then the overflow part),
-        when a member costs a call ``cost``: a slice costs at most ``work``, or one member's
-        cost when that is more.  Planned for the size the set had when last read, with room
-        to grow (or for ``cap``, or ``STASTE_MAX_CHOICES``, before the first read)."""
+    def _member_slices(self, cost: int, work: int) -> list[MemberSlice]:
+        """The slices of the stored members (:func:`member_slices`) when a member costs a call
+        ``cost``: a slice costs at most ``work``, or one member's cost when that is more.
+        Planned for the size the set had when last read, with room to grow (or for ``cap``,
+        or ``STASTE_MAX_CHOICES``, before the first read)."""
         seen = _stored_sizes.get(self.choices)
         if seen is not None:
             members = seen + 1 + seen // 4
@@ -321,12 +372,7 @@ class _AxisRead(Fetch):
             members = (self.cap if self.cap > 0 else conf.get("STASTE_MAX_CHOICES") or 1000) + 1
         if self.cap > 0:
             members = min(members, self.cap + 1)
-        width = max(1, work // cost)
-        if members <= width:
-            return [(0, 0, members)]
-        # The overflow part is a member too: the last slice holds it, within its width.
-        starts = range(0, members, width)
-        return [(start, width, width) for start in starts[:-1]] + [(starts[-1], 0, members - starts[-1])]
+        return member_slices(members, max(1, work // cost))
 
     def combine(self, commands: list[Command], replies: list[Any]) -> dict[str, list[Any]]:
         if not commands:  # nothing to read (a range of no bucket)
@@ -367,9 +413,9 @@ class AxisSums(_AxisRead):
         cost = len(self.families)  # a member's counters in one bucket
         limit = max(SLICE_WORK, cost)  # what read.lua refuses past: the set outgrew its slice
         commands: list[Command] = []
-        for first, count, planned in self._member_slices(cost, SLICE_WORK):
+        for part, parts, first, count, planned in self._member_slices(cost, SLICE_WORK):
             per_call = max(1, SLICE_WORK // (planned * cost))
-            head = ["axis", *gate, self.before, self.after, self.parent, limit, first, count]
+            head = ["axis", *gate, self.before, self.after, self.parent, limit, part, parts, first, count]
             commands += [
                 Script("read", [self.choices, *self.buckets[i : i + per_call]], [*head, *self.families])
                 for i in range(0, len(self.buckets), per_call)
@@ -416,8 +462,8 @@ class UniquesAxis(_AxisRead):
         limit = max(UNIQUES_SLICE_WORK, cost)  # what uniques.lua refuses past: the set outgrew its slice
         head = [self.before, self.after, self.parent, limit]
         return [
-            Script("uniques", [self.choices, *self.buckets], ["axis", *gate, *head, first, count, *self.families])
-            for first, count, _ in self._member_slices(cost, UNIQUES_SLICE_WORK)
+            Script("uniques", [self.choices, *self.buckets], ["axis", *gate, *head, *where[:4], *self.families])
+            for where in self._member_slices(cost, UNIQUES_SLICE_WORK)
         ]
 
 

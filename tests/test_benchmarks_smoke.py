@@ -100,6 +100,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "queries",
         "series reads against a bare pipeline",
         "heaviest reads",
+        "large stored axes",
         "async API",
         "memory",
         "middleware",
@@ -134,6 +135,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     # The heaviest reads: the script calls of each, and the longest of them.
     for read in ("a breakdown of 10,000 minutes (averages)", "the slowest pages of a day (top by p95)"):
         assert re.search(rf"^\| {re.escape(read)} \| [\d,]+ \| [\d.,]+ \| [\d.,]+ \|$", text, re.MULTILINE), read
+    # Large stored axes: read in several calls, each given a part of the set.
+    for values in ("2,500", "5,000"):
+        assert re.search(rf"^\| {values} \| [2-9]\d* \|( {number} \|){{6}} [\d.]+x \|$", text, re.MULTILINE), values
     # The async API: every query one round trip through redis.asyncio, as its sync twin.
     for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
         assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| 1 \|$", text, re.MULTILINE), call

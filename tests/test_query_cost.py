@@ -383,7 +383,7 @@ def call_work(command: reads.Command, reply: object) -> tuple[str, int]:
     if mode == "scan":
         return "fields", reply[3]
     if mode == "axis":
-        families = len(args[after_gate + 6 :])
+        families = len(args[after_gate + 8 :])
         counted = len(reply[0]) * families * (len(command.keys) - 1)
         assert counted == reply[3]  # what read.lua says it read
         return "counters", counted
