@@ -45,6 +45,7 @@ class Counts:
     heavy_rounds: int = 7
     axis_sizes: tuple[int, ...] = (10_000, 30_000, 100_000)  # values of a stored axis read whole
     axis_rounds: int = 3
+    outage_kicks: int = 1_000_000
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -66,6 +67,7 @@ TINY = Counts(
     heavy_rounds=1,
     axis_sizes=(2_500, 5_000),
     axis_rounds=1,
+    outage_kicks=2_000,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -75,7 +77,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, kicks, large_axis, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, kicks, large_axis, memory, middleware, outage, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -295,6 +297,23 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
                     f"{row.ratio:.1f}x",
                 )
                 for row in axis_rows
+            ],
+        )
+    )
+
+    progress("outage")
+    outage_rows = outage.outage(counts.outage_kicks)
+    out.append(
+        "### The buffer through an outage\n\n"
+        f"{counts.outage_kicks:,} buffered kicks of a 3-axis metrica (1,000 x 50 x 11 values) from one thread while "
+        "Redis is a closed port (benchmarks/outage.py), with the default `STASTE_BUFFER_MAX_KEYS` and "
+        '`STASTE_BUFFER_MAX_BYTES` (64 MiB). *held* is what the buffer says it holds (`stats()["bytes"]`), *RSS* '
+        "the process' resident memory growth; kick times are each kick's, from the first to the last.\n\n"
+        + report.table(
+            ["kicks", "dropped", "held (MiB)", "RSS growth (MiB)", "longest kick (ms)", "p99.9 (ms)", "over 5 ms"],
+            [
+                (row.what, row.dropped, row.held_mib, row.rss_mib, row.longest_ms, row.p999_ms, row.over_5ms)
+                for row in outage_rows
             ],
         )
     )

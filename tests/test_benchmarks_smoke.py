@@ -101,6 +101,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "series reads against a bare pipeline",
         "heaviest reads",
         "large stored axes",
+        "outage",
         "async API",
         "memory",
         "middleware",
@@ -138,6 +139,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     # Large stored axes: read in several calls, each given a part of the set.
     for values in ("2,500", "5,000"):
         assert re.search(rf"^\| {values} \| [2-9]\d* \|( {number} \|){{6}} [\d.]+x \|$", text, re.MULTILINE), values
+    # The outage: what the buffer held, for kicks without and with ids.
+    for what in ("no ids", "a new unique= id every kick"):
+        assert re.search(rf"^\| {what} \|( {number} \|){{6}}$", text, re.MULTILINE), what
     # The async API: every query one round trip through redis.asyncio, as its sync twin.
     for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
         assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.]+x \| 1 \|$", text, re.MULTILINE), call

@@ -723,6 +723,7 @@ def test_an_embedded_redis_gets_the_buffer_before_it_shuts_down(tmp_path) -> Non
 def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
     assert buffer.stats() == {
         "pending": 0,
+        "bytes": 0,
         "dropped": 0,
         "waits": 0,
         "dropped_ids": 0,

@@ -9,7 +9,8 @@ the buffer's chain of numbered calls (staste/buffer/chain.py).  From each call's
 
 * confirmed: once every call of a flush is, its kicks are written;
 * refused before writing, or Redis unreachable: the calls stay queued, sent again first by the
-  next flush (nothing lost, nothing counted twice);
+  next flush (nothing lost, nothing counted twice); a flush whose stored values could not even
+  be decided is parked as it is, written first by the next flush;
 * NOSCRIPT, or a writer key Redis lost: sent again at once (at most ``RESENDS`` times a flush);
 * a counter that would overflow: the flush's calls already written are taken back, and its
   kicks written one by one through kick.lua, which refuses exactly those that overflow
@@ -27,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ from staste.kicks import Kick
 
 logger = logging.getLogger("staste")
 
+#: What one argument of a queued call takes, about (a str of a field and its amount, its slot).
+CALL_ARG_BYTES = 96
 #: Most times a flush sends its queue again at once (after NOSCRIPT, a lost writer key, an
 #: overflow); then it waits for the next flush.
 RESENDS = 4
@@ -82,12 +85,26 @@ class Flushes:
         self.chain = Chain(lock)
         self.queued = 0  # kicks of the flush whose calls are queued
         self.in_flight = 0  # kicks taken from the buffer, not queued yet (being decided)
+        #: Kicks taken from the buffer whose stored values Redis could not decide (it was away):
+        #: written first by the next flush, as they are (never merged back into the buffer,
+        #: which would cost the kicking threads a wait under the lock).
+        self.parked: list[Kick] = []
+        #: What the kicks taken from the buffer (in flight, queued or parked) and the calls
+        #: queued take, estimated (held.ENTRY_BYTES a kick, CALL_ARG_BYTES an argument).
+        self.bytes = 0
         self.started = time.monotonic()  # when the last flush began, by any thread
         self._written = 0  # kicks written by the send under way
 
     @property
     def pending(self) -> int:
-        return self.queued + self.in_flight
+        return self.queued + self.in_flight + len(self.parked)
+
+    def unpark(self) -> list[Kick]:
+        """The parked kicks, taken to be written (in flight again)."""
+        with self._lock:
+            batch, self.parked = self.parked, []
+            self.in_flight = len(batch)
+        return batch
 
     def resend(self) -> bool:
         """Send what earlier flushes left queued; whether it is all written now."""
@@ -98,9 +115,9 @@ class Flushes:
         """Kicks written by the last :meth:`resend` or :meth:`write`."""
         return self._written
 
-    def write(self, batch: list[Kick], hold_again: Callable[[list[Kick]], None]) -> None:
-        """Write ``batch``, kicks taken from the buffer (``in_flight``); ``hold_again`` gives
-        them back (under the buffer's lock) when their stored values could not be decided."""
+    def write(self, batch: list[Kick]) -> None:
+        """Write ``batch``, kicks taken from the buffer (``in_flight``, their bytes counted);
+        parked when their stored values could not be decided (Redis is away)."""
         flush = Flush(batch)
         try:
             for metrica in {id(kick.metrica): kick.metrica for kick in batch}.values():
@@ -111,7 +128,9 @@ class Flushes:
             with self._lock:
                 self.in_flight = 0
                 if retry:
-                    hold_again(batch)
+                    self.parked = batch
+                else:
+                    self.bytes = 0
             self._written = 0
             if not retry and not isinstance(exc, redis.RedisError):
                 self._quarantine(exc, flush)
@@ -146,6 +165,7 @@ class Flushes:
 
     def _queued(self, call: Call) -> Call:
         with self._lock:
+            self.bytes += CALL_ARG_BYTES * (len(call.keys) + len(call.args))
             call.work.flush.unconfirmed += 1
             call.work.flush.whole = call.work.flush.whole or call.work.last
         return call
@@ -188,7 +208,7 @@ class Flushes:
             found[id(flush)] = flush
         self.chain.replace([])  # (under the keys of calls dropped, the chain opens again)
         with self._lock:
-            self.queued = self.in_flight = 0
+            self.queued = self.in_flight = self.bytes = 0
         batch = [kick for each in found.values() for kick in each.kicks]
         count = sum(len(each.kicks) - each.refused for each in found.values())
         self._status.quarantine(count, exc)
@@ -232,7 +252,7 @@ class Flushes:
             flush.unconfirmed -= 1
             if flush.unconfirmed or not flush.whole:
                 return
-            self.queued = 0
+            self.queued = self.bytes = 0
         self._written += len(flush.kicks) - flush.refused
 
     def _refused(self, part: Part, reply: redis.ResponseError) -> None:
@@ -269,7 +289,7 @@ class Flushes:
         dropped = len(flush.kicks) - flush.refused
         self.chain.replace([])  # (the queue holds one flush: the next starts once it is empty)
         with self._lock:
-            self.queued = 0
+            self.queued = self.bytes = 0
         self._status.drop(dropped)
         if outcome is Outcome.LOST_IN_DOUBT:
             logger.error(

@@ -96,10 +96,11 @@ class Status:
         if not dropped and starting:
             logger.warning(
                 "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
-                "STASTE_BUFFER_MAX_KEYS=%s)",
+                "STASTE_BUFFER_MAX_KEYS=%s distinct kicks and STASTE_BUFFER_MAX_BYTES=%s bytes)",
                 exc,
                 self._pending(),
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
+                conf.get("STASTE_BUFFER_MAX_BYTES"),
             )
 
     def quarantine(self, kicks: int, exc: BaseException) -> None:
@@ -124,9 +125,10 @@ class Status:
             self.full_reported = True
         if report:
             logger.warning(
-                "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
-                "until it can be written (%s)",
+                "staste: the kick buffer is full (STASTE_BUFFER_MAX_KEYS=%s distinct kicks, STASTE_BUFFER_MAX_BYTES=%s "
+                "bytes); dropping new ones until it can be written (%s)",
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
+                conf.get("STASTE_BUFFER_MAX_BYTES"),
                 f"Redis took no call for STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
                 if timed_out
                 else self.last_error,
