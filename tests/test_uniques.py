@@ -14,6 +14,7 @@ from staste import buffer, conf, keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.buffer import calls, held
 from staste.metrica import AveragedMetrica, Metrica
+from staste.query import budget
 from tests.callwork import CallWork, call_work  # noqa: F401
 from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
@@ -410,14 +411,24 @@ def test_a_uniques_call_sent_again_is_skipped(visitors, staste_redis) -> None:
 
 
 def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> None:
+    from staste import reads
     from staste.exceptions import QueryTooExpensive
 
     visitors.kick(gender="boy", page="home", unique="x")
     now = conf.local()
-    settings.STASTE_MAX_QUERY_WORK = 20
-    with pytest.raises(QueryTooExpensive):
+    # 20 HyperLogLogs' worth: a HyperLogLog merged costs Redis what HLL_WORK counters do
+    settings.STASTE_MAX_QUERY_WORK = 20 * reads.HLL_WORK
+    with pytest.raises(QueryTooExpensive) as refused:
         visitors.timeserie_uniques(now - datetime.timedelta(days=60), now, "day")  # 61 HyperLogLogs
-    assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
+    assert refused.value.work == 61 * reads.HLL_WORK
+    with budget(10**9) as spent:
+        assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
+        assert visitors.iterate_uniques("gender") == [("boy", 1), ("girl", 0)]
+    # 11 days, then the all-time HyperLogLog of each of the 2 genders
+    assert spent.spent == (11 + 2) * reads.HLL_WORK
+    settings.STASTE_MAX_QUERY_WORK = reads.HLL_WORK  # a stored axis of 1 value and (other): 2, counted by Redis
+    with pytest.raises(QueryTooExpensive):
+        visitors.iterate_uniques("page")
 
 
 def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis) -> None:
