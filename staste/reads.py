@@ -245,7 +245,11 @@ class Rows(Fetch):
 @dataclasses.dataclass(frozen=True)
 class Years(Fetch):
     """The counters ``families`` of ``field`` in every stored year (years.lua) -> its flat reply:
-    year, a raw value per family, year... (``base`` is the year hashes' key prefix)."""
+    year, a raw value per family, year... (``base`` is the year hashes' key prefix).
+
+    The stored years are counted by Redis against the budget (a term: each year costs its
+    families), and read in parts of at most :data:`SLICE_WORK` counters (up to 9,999 years).
+    """
 
     years_key: str
     base: str
@@ -253,17 +257,41 @@ class Years(Fetch):
     families: tuple[str, ...]
 
     @property
+    def variable(self) -> bool:
+        return True
+
+    @property
     def work(self) -> int:
         return max(1, len(self.families))
+
+    def terms(self) -> list[Any]:
+        return [self.years_key, "", len(self.families)]
 
     def blank(self) -> list[Any]:
         return []
 
+    def spent(self, replies: list[Any]) -> int:
+        return sum(len(reply) for reply in replies) // (len(self.families) + 1) * len(self.families)
+
     def commands(self, cluster: bool, gate: tuple[Any, ...] = NO_BOUND) -> list[Command]:
-        return [Script("years", [self.years_key], [self.base, self.field, *self.families])]
+        seen = _stored_sizes.get(self.years_key, 64)
+        width = max(1, SLICE_WORK // max(1, len(self.families)))
+        limit = max(SLICE_WORK, len(self.families))
+        # (the overflow member member_slice adds to the last part is no year: one more of room)
+        parts = {one.parts for one in member_slices(seen + 1 + seen // 4, width)}.pop()
+        return [
+            Script(
+                "years", [self.years_key], ["years", *gate, self.base, self.field, part, parts, limit, *self.families]
+            )
+            for part in range(parts)
+        ]
 
     def combine(self, commands: list[Command], replies: list[Any]) -> list[Any]:
-        return replies[0]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                _stored_sizes[self.years_key] = int(str(reply).split()[1])
+                raise Reslice(self)
+        return [item for reply in replies for item in reply]
 
 
 # -- the stored values of an axis -------------------------------------------------------------

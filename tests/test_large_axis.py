@@ -116,3 +116,23 @@ def test_a_read_that_times_out_is_not_sent_again(own_redis: RedisServer, setting
     time.sleep(0.5)  # (a second copy would come right behind)
     assert commands_run(client, "evalsha") == 4  # the read's 4 calls, once
     client.close()
+
+
+def test_thousands_of_years_are_read_within_the_budget_and_the_bound(calls, settings) -> None:  # noqa: F811
+    """years.lua used to read every stored year in one call, outside the budget (9,999 years:
+    one call of 62 ms).  Now Redis counts the years against the budget, and reads them in calls
+    of at most SLICE_WORK counters."""
+    from staste.exceptions import QueryTooExpensive
+
+    yearly = Metrica(name="yearly", axes=[], date_scales=["year"])
+    buffer.write([yearly.prepare_kick(date=datetime.date(year, 6, 1)) for year in range(1000, 6000)])
+    settings.STASTE_MAX_QUERY_WORK = 4000  # 5,000 years: past it, nothing read
+    with pytest.raises(QueryTooExpensive):
+        yearly.values().iterate()
+    assert not [reply for _, reply in calls if isinstance(reply, list) and reply]
+    settings.STASTE_MAX_QUERY_WORK = 10**6
+    calls.clear()
+    found = yearly.values().iterate()
+    assert len(found) == 5000 and {total for _, total in found} == {1}
+    work = [call_work(command, reply)[1] for command, reply in calls]
+    assert max(work) <= reads.SLICE_WORK and sum(work) == 5000 and len(work) >= 3

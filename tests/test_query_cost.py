@@ -367,8 +367,10 @@ def call_work(command: reads.Command, reply: object) -> tuple[str, int]:
         return "hyperloglogs", len(command.keys)
     args = command.args
     mode = args[0]
-    if command.name == "years":  # [year, a value per family, year...]
-        families = len(args) - 2
+    if command.name == "years":  # [year, a value per family, year...], or sliced again
+        if isinstance(reply, Exception):
+            return "counters", 0
+        families = len(args) - (3 + 3 * args[2]) - 5  # mode, budget, base, field, part, parts, limit
         return "counters", len(reply) // (families + 1) * families
     if mode == "years":  # uniques.lua: [year, count, year, count...]
         return "hyperloglogs", len(reply) // 2
