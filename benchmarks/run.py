@@ -45,6 +45,9 @@ class Counts:
     series_rounds: int = 30
     heavy_kicks: int = 6000  # into the 1,000 pages of the heaviest reads
     heavy_rounds: int = 7
+    axis_sizes: tuple[int, ...] = (10_000, 30_000, 100_000)  # values of a stored axis read whole
+    axis_rounds: int = 3
+    outage_kicks: int = 1_000_000
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -68,6 +71,9 @@ TINY = Counts(
     series_rounds=1,
     heavy_kicks=60,
     heavy_rounds=1,
+    axis_sizes=(2_500, 5_000),
+    axis_rounds=1,
+    outage_kicks=2_000,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -79,7 +85,7 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, combinations, kicks, memory, middleware, queries
+    from benchmarks import asyncapi, buffered, combinations, kicks, large_axis, memory, middleware, outage, queries
     from staste import connection
 
     client = connection.get_redis()
@@ -265,6 +271,62 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         + report.table(
             ["read", "script calls", "longest call (ms)", "read (ms)"],
             [(row.what, row.calls, row.longest_ms, row.ms) for row in heavy_rows],
+        )
+    )
+
+    progress("large stored axes")
+    axis_rows = large_axis.axis_reads(counts.axis_sizes, counts.axis_rounds)
+    out.append(
+        "### Reading a large stored axis: cost linear in its values\n\n"
+        "`iterate()` of a `StoredChoiceAxis(max_choices=0)` holding *values* values (all time, its budget lifted; "
+        "benchmarks/large_axis.py). Each call reads one part of the set, cut by the hash of its members "
+        "(SSCAN runs, lua/budget.lua), so a read costs the set once; the *previous* slicing (commit 37783c7, "
+        "benchmarks/previous_axis.lua) listed and sorted the whole set in every call of 2,000 members. *Redis ms* is "
+        "the calls' time by `INFO commandstats`, *longest* the longest call by SLOWLOG; medians of "
+        f"{counts.axis_rounds} rounds, the previous slicing measured right after each round.\n\n"
+        + report.table(
+            [
+                "values",
+                "calls",
+                "longest call (ms)",
+                "Redis ms",
+                "Redis µs per value",
+                "previous: calls",
+                "longest (ms)",
+                "Redis ms",
+                "previous / new",
+            ],
+            [
+                (
+                    f"{row.values:,}",
+                    row.calls,
+                    row.longest_ms,
+                    row.redis_ms,
+                    row.us_per_value,
+                    row.previous_calls,
+                    row.previous_longest_ms,
+                    row.previous_redis_ms,
+                    f"{row.ratio:.1f}x",
+                )
+                for row in axis_rows
+            ],
+        )
+    )
+
+    progress("outage")
+    outage_rows = outage.outage(counts.outage_kicks)
+    out.append(
+        "### The buffer through an outage\n\n"
+        f"{counts.outage_kicks:,} buffered kicks of a 3-axis metrica (1,000 x 50 x 11 values) from one thread while "
+        "Redis is a closed port (benchmarks/outage.py), with the default `STASTE_BUFFER_MAX_KEYS` and "
+        '`STASTE_BUFFER_MAX_BYTES` (64 MiB). *held* is what the buffer says it holds (`stats()["bytes"]`), *RSS* '
+        "the process' resident memory growth; kick times are each kick's, from the first to the last.\n\n"
+        + report.table(
+            ["kicks", "dropped", "held (MiB)", "RSS growth (MiB)", "longest kick (ms)", "p99.9 (ms)", "over 5 ms"],
+            [
+                (row.what, row.dropped, row.held_mib, row.rss_mib, row.longest_ms, row.p999_ms, row.over_5ms)
+                for row in outage_rows
+            ],
         )
     )
 

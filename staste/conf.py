@@ -79,6 +79,11 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # that flushes at half full only past 25,000 distinct kicks merges a whole second of a busy
     # 5-axis metrica (~7 HINCRBYs a kick, against ~18 when it flushed every 5,000).
     "STASTE_BUFFER_MAX_KEYS": 50_000,
+    # Most bytes a process' buffer holds, everything together: the kicks held, those of a flush
+    # under way or waiting for Redis (its calls too) and the unique ids (staste/buffer/held.py
+    # estimates each).  Past it a new kick or id waits for a flush while Redis takes writes, and is
+    # dropped at once, counted, while Redis is away: an outage of any length costs at most this.
+    "STASTE_BUFFER_MAX_BYTES": 64 * 1024 * 1024,
     # A buffered kick that finds the buffer full waits for a flush while Redis takes its calls; it is
     # dropped when no call went through for this many seconds (at once while Redis is unreachable).
     "STASTE_BUFFER_MAX_WAIT": 5.0,
@@ -155,6 +160,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_UNIQUES_WARNING": int,
     "STASTE_FLUSH_INTERVAL": float,
     "STASTE_BUFFER_MAX_KEYS": int,
+    "STASTE_BUFFER_MAX_BYTES": int,
     "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
     "STASTE_MIDDLEWARE_ENABLED": bool,

@@ -274,7 +274,8 @@ def bucket_moment(label: str, scale: str) -> datetime.datetime:
 #: What a spreadsheet reads as the start of a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # A formula start just after a character that some spreadsheet may split cells or lines on.
-_FORMULA_AFTER_SEPARATOR = re.compile(r"([,;\t\r\n])(?=[=+\-@\t\r])")
+# (Spaces, NBSP included, may come between: a spreadsheet skips them and still runs the formula.)
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([,;\t\r\n])(?=[^\S\t\r\n]*[=+\-@\t\r])")
 
 
 class Writable(Protocol):
@@ -287,10 +288,13 @@ def spreadsheet_safe(text: str) -> str:
     A leading ``'`` where the text starts like a formula; and, since a spreadsheet set to
     split on ``;`` (or a tab) cuts a quoted cell at that character, a ``'`` after any
     separator or line break that a formula character follows (``x;=1+1`` is kept as
-    ``x;'=1+1``).
+    ``x;'=1+1``), spaces or NBSPs between them too (a spreadsheet skips them).
+
+    >>> spreadsheet_safe("\u00a0 =1+1"), spreadsheet_safe("x; =1+1"), spreadsheet_safe("a = b")
+    ("'\xa0 =1+1", "x;' =1+1", 'a = b')
     """
     text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", text)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.lstrip().startswith(FORMULA_STARTS) or text.startswith(FORMULA_STARTS) else text
 
 
 def csv_cell(value: Any) -> Any:

@@ -260,7 +260,9 @@ class Metrica:
     def unique_id(self, unique: Any) -> str:
         """The id ``kick(unique=...)`` adds to the HyperLogLogs, as text (``7`` and ``"7"`` are one id).
 
-        TypeError on a metrica without ``uniques=True`` or for an id neither str nor int.
+        TypeError on a metrica without ``uniques=True`` or for an id neither str nor int;
+        ValueError for an id too long, or not valid Unicode (checked here, where the id enters:
+        a buffered kick is written later, by a thread that cannot give the error back).
         """
         if not self.keeps_uniques:
             raise TypeError(f"{self.name}.kick() got unique=, but {self.name} was not made with uniques=True")
@@ -272,6 +274,10 @@ class Metrica:
             raise TypeError(f"{self.name}: unique= must be a str or an int, not {type(unique).__name__}")
         if len(text) > MAX_UNIQUE_LENGTH:
             raise ValueError(f"{self.name}: unique= is longer than {MAX_UNIQUE_LENGTH} characters")
+        try:
+            text.encode("utf-8")  # a lone surrogate (a JSON body may carry "\\ud800") cannot be sent
+        except UnicodeEncodeError:
+            raise ValueError(f"{self.name}: unique= {text[:40]!r} is not valid Unicode text") from None
         return text
 
     def prepare_kick(

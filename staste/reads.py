@@ -31,6 +31,7 @@ kind                   answer
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -44,6 +45,10 @@ SLICE_WORK = 2_000
 #: Most HyperLogLogs a uniques.lua call merges into its counts: a dense one (12 KB of
 #: registers) takes about 22 µs to merge (measured, Redis 7.0), so about 4 ms at most.
 UNIQUES_SLICE_WORK = 200
+#: What one HyperLogLog merged into a count is charged to the budget, in counters: a dense one
+#: holds 12 KB of registers, and a count of distinct ids over a range cost Redis 15 to 50 times
+#: what the same range's counts did (issue 20: ~1.1 s against 72 ms), when it was charged one.
+HLL_WORK = 32
 #: A series of more fields than this (a histogram's 102) is read sparse: only present counters.
 SPARSE_FIELDS = 8
 #: Most fields of one histogram hash ``top(by="p95")`` scans in one call (a few milliseconds);
@@ -241,7 +246,11 @@ class Rows(Fetch):
 @dataclasses.dataclass(frozen=True)
 class Years(Fetch):
     """The counters ``families`` of ``field`` in every stored year (years.lua) -> its flat reply:
-    year, a raw value per family, year... (``base`` is the year hashes' key prefix)."""
+    year, a raw value per family, year... (``base`` is the year hashes' key prefix).
+
+    The stored years are counted by Redis against the budget (a term: each year costs its
+    families), and read in parts of at most :data:`SLICE_WORK` counters (up to 9,999 years).
+    """
 
     years_key: str
     base: str
@@ -249,17 +258,41 @@ class Years(Fetch):
     families: tuple[str, ...]
 
     @property
+    def variable(self) -> bool:
+        return True
+
+    @property
     def work(self) -> int:
         return max(1, len(self.families))
+
+    def terms(self) -> list[Any]:
+        return [self.years_key, "", len(self.families)]
 
     def blank(self) -> list[Any]:
         return []
 
+    def spent(self, replies: list[Any]) -> int:
+        return sum(len(reply) for reply in replies) // (len(self.families) + 1) * len(self.families)
+
     def commands(self, cluster: bool, gate: tuple[Any, ...] = NO_BOUND) -> list[Command]:
-        return [Script("years", [self.years_key], [self.base, self.field, *self.families])]
+        seen = _stored_sizes.get(self.years_key, 64)
+        width = max(1, SLICE_WORK // max(1, len(self.families)))
+        limit = max(SLICE_WORK, len(self.families))
+        # (the overflow member member_slice adds to the last part is no year: one more of room)
+        parts = {one.parts for one in member_slices(seen + 1 + seen // 4, width)}.pop()
+        return [
+            Script(
+                "years", [self.years_key], ["years", *gate, self.base, self.field, part, parts, limit, *self.families]
+            )
+            for part in range(parts)
+        ]
 
     def combine(self, commands: list[Command], replies: list[Any]) -> list[Any]:
-        return replies[0]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                _stored_sizes[self.years_key] = int(str(reply).split()[1])
+                raise Reslice(self)
+        return [item for reply in replies for item in reply]
 
 
 # -- the stored values of an axis -------------------------------------------------------------
@@ -268,6 +301,57 @@ class Years(Fetch):
 #: read of it for its real size rather than for max_choices (a set that grew meanwhile makes
 #: read.lua refuse the call, and the read is sliced again).
 _stored_sizes: dict[str, int] = {}
+
+
+class MemberSlice(NamedTuple):
+    """The members of an axis' set one call reads (budget.lua's member_slice): members
+    ``first`` to ``first + taken`` (0: to the end) of part ``part`` of ``parts``, sorted;
+    ``planned``: how many it is planned to hold.  (``taken``, not ``count``: a tuple's method.)"""
+
+    part: int
+    parts: int
+    first: int
+    taken: int
+    planned: int
+
+
+#: How many members a part of a stored axis' set holds, about, when a call takes fewer (a call
+#: scans its whole part, then takes its slice of it).
+PART_MEMBERS = 128
+
+
+def member_slices(members: int, width: int) -> list[MemberSlice]:
+    """Slices of at most ``width`` members covering a set of ``members`` (the overflow part
+    included), each read by calls that cost Redis what their part holds.
+
+    The set is cut into parts by the hash of its members (a power of two of them: see
+    budget.lua), each part into slices of its sorted members.  A part's size varies (a
+    binomial: its average give or take 6 standard deviations, out of reach), so each part is
+    given the slices of its largest likely size, and the last slice of a part takes the rest
+    of it (Redis refuses it, and the read is sliced again, past ``width``: the set grew).
+
+    >>> member_slices(3, 10)
+    [MemberSlice(part=0, parts=1, first=0, taken=0, planned=3)]
+    >>> [(one.part, one.parts) for one in member_slices(10_000, 2000)]
+    [(0, 8), (1, 8), (2, 8), (3, 8), (4, 8), (5, 8), (6, 8), (7, 8)]
+    """
+    if members <= width:
+        return [MemberSlice(0, 1, 0, 0, members)]
+    average = width - 6 * math.isqrt(width) if width >= PART_MEMBERS else PART_MEMBERS
+    parts = 1
+    while members > parts * average:
+        parts *= 2
+    if parts == 1:
+        most = members  # the whole set: no spread
+    else:
+        each = -(-members // parts)
+        most = each + 6 * math.isqrt(each) + 2
+    per_part = -(-most // width)
+    return [
+        MemberSlice(part, parts, i * width, 0 if i == per_part - 1 else width, min(width, most - i * width))
+        for part in range(parts)
+        for i in range(per_part)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,12 +393,11 @@ class _AxisRead(Fetch):
     def spent(self, replies: list[Any]) -> int:
         return sum(reply[3] for reply in replies)
 
-    def _member_slices(self, cost: int, work: int) -> list[tuple[int, int, int]]:
-        """(first member, how many, members planned) of each slice of the stored members (in
-        sorted order; how many is 0 for the last slice: to the end, then the overflow part),
-        when a member costs a call ``cost``: a slice costs at most ``work``, or one member's
-        cost when that is more.  Planned for the size the set had when last read, with room
-        to grow (or for ``cap``, or ``STASTE_MAX_CHOICES``, before the first read)."""
+    def _member_slices(self, cost: int, work: int) -> list[MemberSlice]:
+        """The slices of the stored members (:func:`member_slices`) when a member costs a call
+        ``cost``: a slice costs at most ``work``, or one member's cost when that is more.
+        Planned for the size the set had when last read, with room to grow (or for ``cap``,
+        or ``STASTE_MAX_CHOICES``, before the first read)."""
         seen = _stored_sizes.get(self.choices)
         if seen is not None:
             members = seen + 1 + seen // 4
@@ -322,12 +405,7 @@ class _AxisRead(Fetch):
             members = (self.cap if self.cap > 0 else conf.get("STASTE_MAX_CHOICES") or 1000) + 1
         if self.cap > 0:
             members = min(members, self.cap + 1)
-        width = max(1, work // cost)
-        if members <= width:
-            return [(0, 0, members)]
-        # The overflow part is a member too: the last slice holds it, within its width.
-        starts = range(0, members, width)
-        return [(start, width, width) for start in starts[:-1]] + [(starts[-1], 0, members - starts[-1])]
+        return member_slices(members, max(1, work // cost))
 
     def combine(self, commands: list[Command], replies: list[Any]) -> dict[str, list[Any]]:
         if not commands:  # nothing to read (a range of no bucket)
@@ -368,9 +446,9 @@ class AxisSums(_AxisRead):
         cost = len(self.families)  # a member's counters in one bucket
         limit = max(SLICE_WORK, cost)  # what read.lua refuses past: the set outgrew its slice
         commands: list[Command] = []
-        for first, count, planned in self._member_slices(cost, SLICE_WORK):
+        for part, parts, first, count, planned in self._member_slices(cost, SLICE_WORK):
             per_call = max(1, SLICE_WORK // (planned * cost))
-            head = ["axis", *gate, self.before, self.after, self.parent, limit, first, count]
+            head = ["axis", *gate, self.before, self.after, self.parent, limit, part, parts, first, count]
             commands += [
                 Script("read", [self.choices, *self.buckets[i : i + per_call]], [*head, *self.families])
                 for i in range(0, len(self.buckets), per_call)
@@ -410,6 +488,17 @@ class UniquesAxis(_AxisRead):
     call merges at most :data:`UNIQUES_SLICE_WORK` HyperLogLogs, or one member's when the
     range has more buckets (a set that outgrew its slice is sliced again, as in AxisSums)."""
 
+    @property
+    def work(self) -> int:
+        return len(self.buckets) * HLL_WORK
+
+    def terms(self) -> list[Any]:
+        """Each child value of ``parent`` costs its HyperLogLogs, HLL_WORK each."""
+        return [self.choices, self.parent, len(self.buckets) * HLL_WORK]
+
+    def spent(self, replies: list[Any]) -> int:
+        return sum(reply[3] for reply in replies) * HLL_WORK
+
     def commands(self, cluster: bool, gate: tuple[Any, ...] = NO_BOUND) -> list[Command]:
         if not self.buckets:
             return []
@@ -417,8 +506,8 @@ class UniquesAxis(_AxisRead):
         limit = max(UNIQUES_SLICE_WORK, cost)  # what uniques.lua refuses past: the set outgrew its slice
         head = [self.before, self.after, self.parent, limit]
         return [
-            Script("uniques", [self.choices, *self.buckets], ["axis", *gate, *head, first, count, *self.families])
-            for first, count, _ in self._member_slices(cost, UNIQUES_SLICE_WORK)
+            Script("uniques", [self.choices, *self.buckets], ["axis", *gate, *head, *where[:4], *self.families])
+            for where in self._member_slices(cost, UNIQUES_SLICE_WORK)
         ]
 
 
@@ -434,8 +523,8 @@ class UniqueCounts(Fetch):
     groups: tuple[int, ...]
 
     @property
-    def work(self) -> int:  # each HyperLogLog merged into its group's count
-        return max(1, len(self.keys))
+    def work(self) -> int:  # each HyperLogLog merged into its group's count, at what it costs
+        return max(1, len(self.keys)) * HLL_WORK
 
     def blank(self) -> list[int]:
         return [0] * len(self.groups)
@@ -469,7 +558,7 @@ class UniqueYears(Fetch):
 
     @property
     def work(self) -> int:
-        return 1
+        return HLL_WORK  # (a year's count: one HyperLogLog a stored year, few)
 
     def blank(self) -> list[Any]:
         return []

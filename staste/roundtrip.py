@@ -6,11 +6,13 @@ Every query method is plan, execute, decode.  Planning (:mod:`staste.query`) mak
 pipeline (:func:`aexecute` through ``redis.asyncio``: the same plan and decoding, only the
 sending is awaited), and :func:`pipelined` gathers the reads of many queries into one batch.
 
-Sending owns three Redis subtleties: scripts go as EVALSHA in the pipeline and, when Redis
-lost them (a restart, SCRIPT FLUSH), are loaded and the pipeline sent again, which is safe
-since reads write nothing; a cluster pipeline takes no script, so there each script call
-goes on its own, and a batch of several stored-axis reads is first counted slot by slot; and
-a read sliced for fewer values than its axis now holds is sliced again, in one more round trip.
+Sending owns four Redis subtleties: a pipeline is never sent again because its replies were
+late (a busy Redis would be given it twice: see :func:`_once`); scripts go as EVALSHA in the
+pipeline and, when Redis lost them (a restart, SCRIPT FLUSH: none ran), are loaded and the
+pipeline sent again, which is safe since reads write nothing; a cluster pipeline takes no
+script, so there each script call goes on its own, and a batch of several stored-axis reads is
+first counted slot by slot; and a read sliced for fewer values than its axis now holds is
+sliced again, in one more round trip.
 """
 
 from __future__ import annotations
@@ -161,15 +163,15 @@ def _send(client: Any, cluster: bool, commands: list[Command]) -> list[Any]:
     """The replies to ``commands``, in one round trip where Redis allows (see the module's docstring)."""
     if not commands:
         return []
-    if len(commands) == 1:
-        command = commands[0]
-        return [_script(client, command) if isinstance(command, Script) else _plain(client, command)]
     if cluster:
+        if len(commands) == 1:
+            command = commands[0]
+            return [_script(client, command) if isinstance(command, Script) else _plain(client, command)]
         pipe = _pipeline(client, commands, scripts_too=False)
         replies = iter(pipe.execute() if len(pipe) else [])
         return [_script(client, command) if isinstance(command, Script) else next(replies) for command in commands]
     for attempt in range(2):
-        replies = _pipeline(client, commands).execute(raise_on_error=False)
+        replies = _once(client, commands)
         lost = _lost_scripts(commands, replies) if attempt == 0 else set()
         if not lost:
             return _checked(replies)
@@ -178,27 +180,85 @@ def _send(client: Any, cluster: bool, commands: list[Command]) -> list[Any]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _once(client: Any, commands: list[Command]) -> list[Any]:
+    """Send ``commands`` on one connection and read their replies (an error Redis answered is
+    a reply), never sending them twice.
+
+    Why not a redis-py pipeline: its retry sends the whole pipeline again after a socket
+    timeout, which doubles what a busy Redis is given just when it is slowest (an axis read
+    of many calls ran 2.5 times).  Here a timeout or a lost reply raises (RedisUnavailable:
+    the page says Redis failed); only a connection found broken while sending (a Redis
+    restarted since it was opened: nothing reached it) is opened again, once.
+    """
+    pool = client.connection_pool
+    connection_ = pool.get_connection()
+    try:
+        packed = connection_.pack_commands([_args(client, command) for command in commands])
+        try:
+            connection_.send_packed_command(packed)
+        except redis.ConnectionError:
+            connection_.disconnect()
+            connection_.send_packed_command(packed)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(connection_.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        connection_.disconnect()  # (replies may be due on it)
+        raise
+    finally:
+        pool.release(connection_)
+
+
 async def _asend(client: Any, cluster: bool, commands: list[Command]) -> list[Any]:
     """:func:`_send` through a ``redis.asyncio`` client."""
     if not commands:
         return []
-    if len(commands) == 1:
-        command = commands[0]
-        return [await _ascript(client, command) if isinstance(command, Script) else await _plain(client, command)]
     if cluster:
+        if len(commands) == 1:
+            command = commands[0]
+            return [await _ascript(client, command) if isinstance(command, Script) else await _plain(client, command)]
         pipe = _pipeline(client, commands, scripts_too=False)
         replies = iter(await pipe.execute() if len(pipe) else [])
         return [
             await _ascript(client, command) if isinstance(command, Script) else next(replies) for command in commands
         ]
     for attempt in range(2):
-        replies = await _pipeline(client, commands).execute(raise_on_error=False)
+        replies = await _aonce(client, commands)
         lost = _lost_scripts(commands, replies) if attempt == 0 else set()
         if not lost:
             return _checked(replies)
         for name in lost:
             await client.script_load(scripts.source(name))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _aonce(client: Any, commands: list[Command]) -> list[Any]:
+    """:func:`_once` through a ``redis.asyncio`` client."""
+    pool = client.connection_pool
+    connection_ = await pool.get_connection()
+    try:
+        packed = connection_.pack_commands([_args(client, command) for command in commands])
+        try:
+            await connection_.send_packed_command(packed)
+        except redis.ConnectionError:
+            await connection_.disconnect()
+            await connection_.send_packed_command(packed)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection_.read_response())
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        await connection_.disconnect()
+        raise
+    finally:
+        await pool.release(connection_)
 
 
 # What follows is the part of sending that does no I/O, shared by the sync and async clients
@@ -216,6 +276,16 @@ def _pipeline(client: Any, commands: list[Command], scripts_too: bool = True) ->
             sha = scripts.script(client, command.name).sha
             pipe.evalsha(sha, len(command.keys), *command.keys, *command.args)
     return pipe
+
+
+def _args(client: Any, command: Command) -> tuple[Any, ...]:
+    """The Redis command of ``command``: scripts as EVALSHA."""
+    if isinstance(command, HMGet):
+        return ("HMGET", command.key, *command.fields)
+    if isinstance(command, Script):
+        sha = scripts.script(client, command.name).sha
+        return ("EVALSHA", sha, len(command.keys), *command.keys, *command.args)
+    return ("PFCOUNT", *command.keys)
 
 
 def _lost_scripts(commands: list[Command], replies: list[Any]) -> set[str]:

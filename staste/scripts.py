@@ -17,7 +17,7 @@ from staste.exceptions import RedisUnavailable
 
 #: The shared parts put before a script's own text, in order: prelude.lua (``call``,
 #: ``split``...) before every one, budget.lua (the batch's work budget) before the reads.
-_PARTS = {"read": ("prelude", "budget"), "uniques": ("prelude", "budget")}
+_PARTS = {"read": ("prelude", "budget"), "uniques": ("prelude", "budget"), "years": ("prelude", "budget")}
 
 
 @functools.cache

@@ -101,6 +101,8 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "queries",
         "series reads against a bare pipeline",
         "heaviest reads",
+        "large stored axes",
+        "outage",
         "async API",
         "memory",
         "middleware",
@@ -149,6 +151,12 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
     # The heaviest reads: the script calls of each, and the longest of them.
     for read in ("a breakdown of 10,000 minutes (averages)", "the slowest pages of a day (top by p95)"):
         assert re.search(rf"^\| {re.escape(read)} \| [\d,]+ \| [\d.,]+ \| [\d.,]+ \|$", text, re.MULTILINE), read
+    # Large stored axes: read in several calls, each given a part of the set.
+    for values in ("2,500", "5,000"):
+        assert re.search(rf"^\| {values} \| [2-9]\d* \|( {number} \|){{6}} [\d.,]+x \|$", text, re.MULTILINE), values
+    # The outage: what the buffer held, for kicks without and with ids.
+    for what in ("no ids", "a new unique= id every kick"):
+        assert re.search(rf"^\| {what} \|( {number} \|){{6}}$", text, re.MULTILINE), what
     # The async API: every query one round trip through redis.asyncio, as its sync twin.
     for call in ("total()", "iterate('view'), 50 stored values", "timeserie, 5 weeks by week (35 days)"):
         assert re.search(rf"^\| {re.escape(call)} \| [\d.,]+ \| [\d.,]+ \| [\d.,]+x \| 1 \|$", text, re.MULTILINE), call

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 import logging
 import multiprocessing
 import os
@@ -95,6 +96,68 @@ def test_a_buffered_kick_validates_at_once(visits: AveragedMetrica) -> None:
     with pytest.raises(TypeError, match="unknown axis"):
         visits.kick(1, colour="red")
     assert buffer.stats()["pending"] == 0
+
+
+LONE_SURROGATE = json.loads('"\\ud800"')  # what a JSON request body can carry
+
+
+def test_a_unique_id_that_is_not_unicode_is_refused_at_kick(staste_redis, prefix: str) -> None:
+    """Refused where it enters, buffered or not: the flush that would meet it is later, in
+    another thread."""
+    uq = Metrica(name="uq", axes=[("k", StoredChoiceAxis())], uniques=True)
+    for buffered in (True, False):
+        with pytest.raises(ValueError, match=r"unique= .* is not valid Unicode"):
+            uq.kick(k="p", unique=LONE_SURROGATE, buffered=buffered)
+    assert buffer.stats()["pending"] == 0 and staste_redis.keys(f"{prefix}*") == []
+    other = Metrica(name="other", axes=[])
+    for _ in range(1000):
+        other.kick(buffered=True)
+    assert buffer.flush() == 1 and other.total() == 1000
+
+
+@pytest.mark.parametrize("where", ["unique", "axis"])
+def test_a_flush_that_raises_is_quarantined_and_later_kicks_are_written(
+    where: str, threaded_buffer: Buffer, settings, caplog
+) -> None:
+    """A kick that no check caught (built by hand here, past kick()'s checks) makes its flush
+    raise, in its ids call (its counters already sent) or in deciding its stored value: that
+    flush is set aside, said in stats() and the log, and every later flush is written."""
+    settings.STASTE_FLUSH_INTERVAL = 0.01
+    uq = Metrica(name="uq", axes=[("k", StoredChoiceAxis())], uniques=True)
+    other = Metrica(name="other", axes=[("page", StoredChoiceAxis())])
+    good = uq.prepare_kick(k="p", unique="ann")
+    if where == "unique":
+        bad = good._replace(unique=(LONE_SURROGATE,))
+    else:
+        bad = good._replace(options=((("*", LONE_SURROGATE), 1000),))
+    threaded_buffer.add(bad)
+    deadline = time.monotonic() + 30
+    while not threaded_buffer.stats()["quarantined"]:
+        assert time.monotonic() < deadline, threaded_buffer.stats()
+        time.sleep(0.01)
+    for round_ in range(1, 6):  # flush after flush, through the background thread
+        for n in range(200):
+            other.kick(buffered=True, page=f"p{n % 7}")
+        uq.kick(k="p", unique=f"id{round_}", buffered=True)
+        while other.total() != 200 * round_ or uq.uniques() != round_:
+            assert time.monotonic() < deadline, threaded_buffer.stats()
+            time.sleep(0.01)
+    threaded_buffer.flush()  # (waits for the thread's flush, whose last reply may be on its way)
+    stats = threaded_buffer.stats()
+    assert (stats["quarantined"], stats["dropped"], stats["pending"]) == (1, 0, 0)
+    assert stats["last_quarantine"].startswith("UnicodeEncodeError") and stats["last_error"] is None
+    assert stats["failed_flushes"] == 1 and stats["written"] >= 10
+    assert other.filter(page="p0").total() == 5 * 29
+    assert any("quarantined 1 buffered kicks of uq" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_quarantined_flush_shows_on_the_dashboard(admin_client, quiet_buffer: Buffer) -> None:
+    uq = Metrica(name="uq", axes=[("k", StoredChoiceAxis())], uniques=True)
+    quiet_buffer.add(uq.prepare_kick(k="p", unique="ann")._replace(unique=(LONE_SURROGATE,)))
+    quiet_buffer.flush()
+    page = admin_client.get("/admin/staste/").content.decode()
+    assert 'data-stat="quarantined"><strong>1</strong>' in page
+    assert "Kicks were quarantined" in page and "UnicodeEncodeError" in page
 
 
 def test_bump_adds_to_a_held_kick_only() -> None:
@@ -660,13 +723,16 @@ def test_an_embedded_redis_gets_the_buffer_before_it_shuts_down(tmp_path) -> Non
 def test_stats_tell_what_the_buffer_did(visits: AveragedMetrica) -> None:
     assert buffer.stats() == {
         "pending": 0,
+        "bytes": 0,
         "dropped": 0,
         "waits": 0,
         "dropped_ids": 0,
         "flushes": 0,
         "failed_flushes": 0,
+        "quarantined": 0,
         "written": 0,
         "last_error": None,
+        "last_quarantine": None,
         "last_flush": None,
     }
     visits.kick(1, gender="boy")

@@ -24,6 +24,10 @@ HOSTILE = [
     "x;=1+1",
     "x;-1",
     "x; =1",
+    " =1+1",
+    "\u00a0=1+1",
+    "  \u00a0@cmd",
+    "x;\u00a0-1",
     "x,=2",
     "a\n=1",
     "a\r\n@b",
@@ -94,7 +98,8 @@ def test_no_cell_starts_a_formula_whatever_a_spreadsheet_splits_on(delimiter: st
         writer.writerow([formats.csv_cell(cell) for cell in (datetime.datetime(2020, 1, 1), value, -3)])
     cells = cells_split_on(out.getvalue(), delimiter)
     assert len(cells) > len(HOSTILE)
-    unsafe = [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
+    # (a spreadsheet skips spaces and NBSPs before a formula)
+    unsafe = [cell for cell in cells if cell.lstrip(" \u00a0").startswith(FORMULA_STARTS)]
     if delimiter == ",":  # read as written: the bare -3 totals are numbers, not text
         assert unsafe == ["-3"] * len(HOSTILE)
     else:
@@ -113,6 +118,7 @@ def test_spreadsheet_safe_changes_only_what_could_run() -> None:
     assert formats.spreadsheet_safe("a=b; c, d") == "a=b; c, d"
     assert formats.spreadsheet_safe("=x") == "'=x"
     assert formats.spreadsheet_safe("a;=b,+c") == "a;'=b,'+c"
+    assert formats.spreadsheet_safe("\u00a0 =1") == "'\u00a0 =1" and formats.spreadsheet_safe("a = b") == "a = b"
 
 
 def test_inert_json_escapes_markup_and_keeps_text() -> None:

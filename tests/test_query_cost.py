@@ -367,8 +367,10 @@ def call_work(command: reads.Command, reply: object) -> tuple[str, int]:
         return "hyperloglogs", len(command.keys)
     args = command.args
     mode = args[0]
-    if command.name == "years":  # [year, a value per family, year...]
-        families = len(args) - 2
+    if command.name == "years":  # [year, a value per family, year...], or sliced again
+        if isinstance(reply, Exception):
+            return "counters", 0
+        families = len(args) - (3 + 3 * args[2]) - 5  # mode, budget, base, field, part, parts, limit
         return "counters", len(reply) // (families + 1) * families
     if mode == "years":  # uniques.lua: [year, count, year, count...]
         return "hyperloglogs", len(reply) // 2
@@ -383,7 +385,7 @@ def call_work(command: reads.Command, reply: object) -> tuple[str, int]:
     if mode == "scan":
         return "fields", reply[3]
     if mode == "axis":
-        families = len(args[after_gate + 6 :])
+        families = len(args[after_gate + 8 :])
         counted = len(reply[0]) * families * (len(command.keys) - 1)
         assert counted == reply[3]  # what read.lua says it read
         return "counters", counted

@@ -14,6 +14,7 @@ from staste import buffer, conf, keys, timescale
 from staste.axis import Axis, HierarchicalAxis, StoredChoiceAxis
 from staste.buffer import calls, held
 from staste.metrica import AveragedMetrica, Metrica
+from staste.query import budget
 from tests.callwork import CallWork, call_work  # noqa: F401
 from tests.conftest import CLUSTER_MODE
 from tests.roundtrips import count_round_trips
@@ -411,14 +412,24 @@ def test_a_uniques_call_sent_again_is_skipped(visitors, staste_redis) -> None:
 
 
 def test_uniques_reads_are_charged_to_the_query_budget(visitors, settings) -> None:
+    from staste import reads
     from staste.exceptions import QueryTooExpensive
 
     visitors.kick(gender="boy", page="home", unique="x")
     now = conf.local()
-    settings.STASTE_MAX_QUERY_WORK = 20
-    with pytest.raises(QueryTooExpensive):
+    # 20 HyperLogLogs' worth: a HyperLogLog merged costs Redis what HLL_WORK counters do
+    settings.STASTE_MAX_QUERY_WORK = 20 * reads.HLL_WORK
+    with pytest.raises(QueryTooExpensive) as refused:
         visitors.timeserie_uniques(now - datetime.timedelta(days=60), now, "day")  # 61 HyperLogLogs
-    assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
+    assert refused.value.work == 61 * reads.HLL_WORK
+    with budget(10**9) as spent:
+        assert visitors.timeserie_uniques(now - datetime.timedelta(days=10), now, "day")[-1][1] == 1
+        assert visitors.iterate_uniques("gender") == [("boy", 1), ("girl", 0)]
+    # 11 days, then the all-time HyperLogLog of each of the 2 genders
+    assert spent.spent == (11 + 2) * reads.HLL_WORK
+    settings.STASTE_MAX_QUERY_WORK = reads.HLL_WORK  # a stored axis of 1 value and (other): 2, counted by Redis
+    with pytest.raises(QueryTooExpensive):
+        visitors.iterate_uniques("page")
 
 
 def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis) -> None:
@@ -447,18 +458,36 @@ def test_many_stored_values_are_counted_in_slices_of_one_round_trip(staste_redis
     assert within(ranged.uniques(), 500)
 
 
-def test_the_ids_a_buffer_holds_are_bounded(visitors, quiet_buffer, monkeypatch) -> None:
-    monkeypatch.setattr(held, "MAX_HELD_IDS", 10)
-    for i in range(30):
-        visitors.kick(gender="boy", page="home", unique=f"id{i}", buffered=True)
-    visitors.kick(gender="girl", page="home", unique="late", buffered=True)
-    assert quiet_buffer.stats()["dropped_ids"] == 21 and quiet_buffer.stats()["pending"] == 2
+def test_the_ids_a_buffer_holds_are_bounded(visitors, quiet_buffer, own_redis, settings) -> None:
+    """Ids are held within STASTE_BUFFER_MAX_BYTES: while Redis takes writes, a kick whose ids
+    find no room waits for a flush (nothing lost); while it is away, its ids are dropped and
+    counted (its counters are held)."""
+    # room for two kicks and ten ids (the first id of a kick makes its set), in bytes
+    settings.STASTE_BUFFER_MAX_BYTES = 2 * (held.ENTRY_BYTES + held.SET_BYTES) + 11 * (held.ID_BYTES + 3) + 2
+    for away in (False, True):
+        quiet_buffer.reset()
+        visitors.kick(gender="girl", page="home", unique="ann", buffered=True)
+        if away:
+            own_redis.kill()
+            quiet_buffer.flush()  # fails: Redis is known to be away
+        for i in range(30):
+            visitors.kick(gender="boy", page="home", unique=f"{'ix' if away else 'id'}{i}", buffered=True)
+        visitors.kick(gender="girl", page="home", unique="late", buffered=True)
+        stats = quiet_buffer.stats()
+        assert stats["bytes"] <= settings.STASTE_BUFFER_MAX_BYTES
+        if not away:
+            assert stats["dropped_ids"] == 0 and stats["waits"] == 2  # two flushes made room
+            buffer.flush()
+            assert visitors.total() == 32 and visitors.uniques() == 32
+    # away: the girl's first kick parked (its bytes kept), the boy's kick and ten of its ids
+    # held, then no room: the other ids dropped, and the girl's new kick (a new combination)
+    assert stats["dropped_ids"] == 20 and stats["pending"] == 2 and stats["dropped"] == 1
+    own_redis.start()  # (empty: the first round went with the killed server)
     buffer.flush()
-    assert visitors.total() == 31 and visitors.uniques() == 10
-    assert quiet_buffer.stats()["dropped_ids"] == 21
+    assert visitors.total() == 31 and visitors.uniques() == 11
     visitors.kick(gender="boy", page="home", unique="after", buffered=True)  # room again
     buffer.flush()
-    assert visitors.uniques() == 11
+    assert visitors.uniques() == 12
 
 
 def test_a_flush_that_would_overflow_adds_the_ids_of_the_kicks_it_writes_only(staste_redis, quiet_buffer) -> None:

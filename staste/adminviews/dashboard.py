@@ -89,6 +89,7 @@ BUFFER_COUNTERS: tuple[tuple[str, str | Promise], ...] = (
     ("written", gettext_lazy("written")),
     ("flushes", gettext_lazy("flushes")),
     ("failed_flushes", gettext_lazy("failed flushes")),
+    ("quarantined", gettext_lazy("quarantined")),
 )
 
 
@@ -168,6 +169,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         buffer=_buffer_items(stats),
         buffer_error=stats["last_error"],
         buffer_dropped=bool(stats["dropped"]),
+        buffer_quarantine=stats["last_quarantine"],
     )
     return TemplateResponse(request, TEMPLATE, context)
 

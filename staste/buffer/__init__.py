@@ -20,6 +20,9 @@ What a flush promises:
   or refuses writes, or when no call went through for ``STASTE_BUFFER_MAX_WAIT`` seconds;
 * no long call: a call takes about a millisecond of Redis, the backlog of a long outage
   included; on a Redis Cluster a call holds one metrica (a script reaches one hash slot);
+* a bad kick never stops the writer: a flush that raises what no Redis answer explains (a bug,
+  a kick no check caught) is quarantined, counted in ``stats()["quarantined"]`` and shown on the
+  dashboard, and the flushes after it are written as usual;
 * nothing counted twice, and nothing lost without a word: the calls of a buffer are numbered
   and each names the call before it under its writer key (staste/buffer/chain.py, which lists
   every case: refused calls, lost replies, scripts or writer keys Redis lost, failovers).  What
@@ -79,11 +82,16 @@ class Buffer:
         """Fresh state; also what the child gets after fork() (new locks: the old may be held)."""
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._held = Held()
         self._status = Status(self._lock, self._pending)
         self._flushes = Flushes(self._lock, self._status)
+        self._held = Held()  # (its limit set by its first kick: settings may not be ready yet)
         self._schedule = Schedule(self)
         self._pid = os.getpid()
+
+    def _room(self) -> int:
+        """The bytes kicks may be held in: STASTE_BUFFER_MAX_BYTES, less what the flush under
+        way (or waiting for Redis) keeps."""
+        return conf.get("STASTE_BUFFER_MAX_BYTES") - self._flushes.bytes
 
     def _pending(self) -> int:
         return len(self._held) + self._flushes.pending
@@ -105,16 +113,19 @@ class Buffer:
         wake = self._schedule.wake
         with self._lock:
             held = self._held
-            if held.add(key, kick.increments, kick.unique):
+            if kick.unique and not self._status.failing and not held.fits(kick.unique):
+                kept = False  # no room for its ids while Redis takes writes: wait for a flush
+            elif held.add(key, kick.increments, kick.unique):
                 kept = True
-                if held.half_full_of_ids and not self._status.failing and not wake.is_set():
-                    wake.set()  # half the ids it may hold: write now
+                if kick.unique and held.half_full and not self._status.failing and not wake.is_set():
+                    wake.set()  # half the bytes it may hold: write now
             else:
                 limit = conf.get("STASTE_BUFFER_MAX_KEYS")
-                kept = len(held) < limit
+                held.limit = self._room()
+                kept = held.room(limit - len(self._flushes.parked))
                 if kept:
                     held.hold(key, kick)
-                    if len(held) * 2 >= limit and not self._status.failing and not wake.is_set():
+                    if (len(held) * 2 >= limit or held.half_full) and not self._status.failing and not wake.is_set():
                         wake.set()  # half full: write now rather than at the next tick
         if not kept:
             self._schedule.wait_for_room(kick, key)
@@ -149,34 +160,39 @@ class Buffer:
 
     def _flush(self) -> int:
         """flush(), under the flush lock: first what an earlier flush left (its first calls
-        maybe in doubt), then the kicks held now."""
+        maybe in doubt, or its kicks parked), then the kicks held now."""
         flushes = self._flushes
         flushes.started = time.monotonic()
-        if not flushes.resend():
-            return flushes.written
-        written = flushes.written
-        with self._lock:
-            held = self._held
-            if not held:
-                return written
-            self._held = Held()
-            flushes.in_flight = len(held)
-            self._status.dropped_ids += held.ids_dropped
-        flushes.write(held.kicks(), self._hold_again)
-        return written + flushes.written
-
-    def _hold_again(self, batch: list[Kick]) -> None:
-        """Hold kicks that were never sent again (under the lock), merged with newer ones."""
-        for kick in batch:
-            self._held.merge(kick)
+        try:
+            if not flushes.resend():
+                return flushes.written
+            written = flushes.written
+            if flushes.parked:
+                flushes.write(flushes.unpark())
+                written += flushes.written
+                if flushes.parked or flushes.chain.queue:
+                    return written  # Redis is still away
+            with self._lock:
+                held = self._held
+                if not held:
+                    return written
+                flushes.bytes += held.bytes
+                self._held = Held(self._room())
+                flushes.in_flight = len(held)
+                self._status.dropped_ids += held.ids_dropped
+            flushes.write(held.kicks())
+            return written + flushes.written
+        finally:
+            with self._lock:  # what the flush keeps now leaves the rest to new kicks
+                self._held.limit = self._room()
 
     def close(self) -> None:
         """Stop the background thread and write what is held (at exit)."""
         self._schedule.stop()
-        if not self._held and not self._flushes.chain.queue:
+        if not self._held and not self._flushes.chain.queue and not self._flushes.parked:
             return
         self.flush()
-        lost = len(self._held) + self._flushes.queued
+        lost = len(self._held) + self._flushes.queued + len(self._flushes.parked)
         if lost:
             logger.error("staste: %d buffered kicks are lost: the process exits and Redis cannot be reached", lost)
 
@@ -185,20 +201,24 @@ class Buffer:
     def stats(self) -> dict[str, Any]:
         """What the buffer holds and has done in this process, for the admin and monitoring.
 
-        ``pending``: distinct kicks held (a merged kick counts once); ``dropped``: kicks lost
-        because the buffer was full while Redis failed, or Redis refused them, or a call whose
+        ``pending``: distinct kicks held (a merged kick counts once); ``bytes``: what
+        everything held takes, estimated (at most ``STASTE_BUFFER_MAX_BYTES``); ``dropped``:
+        kicks lost because the buffer was full while Redis failed, or Redis refused them, or a call whose
         reply was lost found its writer key gone; ``waits``: kicks that found the buffer full
         and waited for a flush to make room (backpressure); ``dropped_ids``: unique ids not
-        held because the buffer held ``held.MAX_HELD_IDS`` (their kicks were counted);
+        held because the buffer held ``STASTE_BUFFER_MAX_BYTES`` (their kicks were counted);
         ``flushes``: successful writes; ``failed_flushes``: flushes that failed (what they held
-        was kept, or dropped when Redis refused it); ``written``: kicks written;
-        ``last_error``: why the last flush failed, None once a flush succeeds again (so: Redis
-        is unreachable right now); ``last_flush``: when the last successful flush ended (epoch
-        seconds, None before the first).
+        was kept, or dropped when Redis refused it, or quarantined); ``quarantined``: kicks set
+        aside because writing them raised what no Redis answer explains (a bug, a kick no check
+        caught), so that the kicks after them are written; ``last_quarantine``: why, the last
+        time (it stays); ``written``: kicks written; ``last_error``: why the last flush failed,
+        None once a flush succeeds again (so: Redis is unreachable right now); ``last_flush``:
+        when the last successful flush ended (epoch seconds, None before the first).
         """
         with self._lock:
             return {
                 "pending": self._pending(),
+                "bytes": self._held.bytes + self._flushes.bytes,
                 "dropped_ids": self._status.dropped_ids + self._held.ids_dropped,
                 **self._status.counters(),
             }
@@ -209,10 +229,10 @@ class Buffer:
         For tests, and for code that must start afresh; returns how many kicks were forgotten.
         """
         with self._lock:
-            count = len(self._held) + self._flushes.queued
-            self._held = Held()
+            count = len(self._held) + self._flushes.queued + len(self._flushes.parked)
             self._status = Status(self._lock, self._pending)
-        self._flushes = Flushes(self._lock, self._status)
+            self._flushes = Flushes(self._lock, self._status)
+            self._held = Held()
         return count
 
 
@@ -231,9 +251,11 @@ def write(kicks: Iterable[Kick]) -> int:
     status = Status(lock, lambda: flushes.pending)
     flushes = Flushes(lock, status)
     flushes.in_flight = len(held)
-    flushes.write(held.kicks(), lambda batch: None)
+    flushes.write(held.kicks())
     if status.error is not None:
         raise status.error
+    if status.quarantine_error is not None:
+        raise status.quarantine_error
     return flushes.written
 
 

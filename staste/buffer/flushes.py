@@ -9,14 +9,18 @@ the buffer's chain of numbered calls (staste/buffer/chain.py).  From each call's
 
 * confirmed: once every call of a flush is, its kicks are written;
 * refused before writing, or Redis unreachable: the calls stay queued, sent again first by the
-  next flush (nothing lost, nothing counted twice);
+  next flush (nothing lost, nothing counted twice); a flush whose stored values could not even
+  be decided is parked as it is, written first by the next flush;
 * NOSCRIPT, or a writer key Redis lost: sent again at once (at most ``RESENDS`` times a flush);
 * a counter that would overflow: the flush's calls already written are taken back, and its
   kicks written one by one through kick.lua, which refuses exactly those that overflow
   (counted as dropped);
 * any other error (the call may have written part of its work), or a call in doubt whose
   writer key is gone: the flush's kicks are dropped, counted and logged, rather than risk
-  counting them twice.
+  counting them twice;
+* an exception that is no answer of Redis (a call that cannot be encoded, a bug): the flush's
+  kicks are quarantined, counted in ``stats()["quarantined"]``, logged with the traceback and
+  never sent again, so that the flushes after it are written as usual.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +44,8 @@ from staste.kicks import Kick
 
 logger = logging.getLogger("staste")
 
+#: What one argument of a queued call takes, about (a str of a field and its amount, its slot).
+CALL_ARG_BYTES = 96
 #: Most times a flush sends its queue again at once (after NOSCRIPT, a lost writer key, an
 #: overflow); then it waits for the next flush.
 RESENDS = 4
@@ -80,12 +86,26 @@ class Flushes:
         self.chain = Chain(lock)
         self.queued = 0  # kicks of the flush whose calls are queued
         self.in_flight = 0  # kicks taken from the buffer, not queued yet (being decided)
+        #: Kicks taken from the buffer whose stored values Redis could not decide (it was away):
+        #: written first by the next flush, as they are (never merged back into the buffer,
+        #: which would cost the kicking threads a wait under the lock).
+        self.parked: list[Kick] = []
+        #: What the kicks taken from the buffer (in flight, queued or parked) and the calls
+        #: queued take, estimated (held.ENTRY_BYTES a kick, CALL_ARG_BYTES an argument).
+        self.bytes = 0
         self.started = time.monotonic()  # when the last flush began, by any thread
         self._written = 0  # kicks written by the send under way
 
     @property
     def pending(self) -> int:
-        return self.queued + self.in_flight
+        return self.queued + self.in_flight + len(self.parked)
+
+    def unpark(self) -> list[Kick]:
+        """The parked kicks, taken to be written (in flight again)."""
+        with self._lock:
+            batch, self.parked = self.parked, []
+            self.in_flight = len(batch)
+        return batch
 
     def resend(self) -> bool:
         """Send what earlier flushes left queued; whether it is all written now."""
@@ -96,9 +116,10 @@ class Flushes:
         """Kicks written by the last :meth:`resend` or :meth:`write`."""
         return self._written
 
-    def write(self, batch: list[Kick], hold_again: Callable[[list[Kick]], None]) -> None:
-        """Write ``batch``, kicks taken from the buffer (``in_flight``); ``hold_again`` gives
-        them back (under the buffer's lock) when their stored values could not be decided."""
+    def write(self, batch: list[Kick]) -> None:
+        """Write ``batch``, kicks taken from the buffer (``in_flight``, their bytes counted);
+        parked when their stored values could not be decided (Redis is away)."""
+        flush = Flush(batch)
         try:
             for metrica in {id(kick.metrica): kick.metrica for kick in batch}.values():
                 metrica.record_signature()  # once per process and metrica
@@ -108,22 +129,26 @@ class Flushes:
             with self._lock:
                 self.in_flight = 0
                 if retry:
-                    hold_again(batch)
+                    self.parked = batch
+                else:
+                    self.bytes = 0
+            self._written = 0
+            if not retry and not isinstance(exc, redis.RedisError):
+                self._quarantine(exc, flush)
+                return
             if not retry:
                 self._status.drop(len(batch))
                 logger.error("staste: dropped %d buffered kicks that Redis refused", len(batch), exc_info=exc)
             self._status.failed(exc, dropped=0 if retry else len(batch))
-            self._written = 0
             return
-        flush = Flush(batch)
-        decided = kicks.all_decided(batch, depths)
         with self._lock:
             self.queued, self.in_flight = len(batch), 0
-        self._send(self._calls(flush, decided))
+        self._send(self._calls(flush, depths), flush)
 
-    def _calls(self, flush: Flush, decided: list[Kick]) -> Iterator[Call]:
+    def _calls(self, flush: Flush, depths: dict[kicks.Chain, int]) -> Iterator[Call]:
         """The calls writing a flush, each made as its counters are added up (so that the
         first are sent while the next are added up); the last one marked."""
+        decided = kicks.all_decided(flush.kicks, depths)
         made: Call | None = None
         for chunks in calls.counters(kicks.merged_counters(decided), calls.CALL_BUDGET):
             if made is not None:
@@ -145,16 +170,25 @@ class Flushes:
 
     def _queued(self, call: Call) -> Call:
         with self._lock:
+            self.bytes += CALL_ARG_BYTES * (len(call.keys) + len(call.args))
             call.work.flush.unconfirmed += 1
             call.work.flush.whole = call.work.flush.whole or call.work.last
         return call
 
-    def _send(self, new: Iterable[Call]) -> bool:
-        """Send the queued calls, then ``new`` ones; whether all were written.  What could not
-        be written stays queued, or was dropped (see the module's docstring)."""
+    def _send(self, new: Iterable[Call], flush: Flush | None = None) -> bool:
+        """Send the queued calls, then ``new`` ones (of ``flush``); whether nothing is left
+        queued.  What could not be written stays queued, or was dropped, or quarantined (see
+        the module's docstring)."""
         self._written = 0
         if not new and not self.chain.queue:
             return True
+        try:
+            return self._send_all(new)
+        except Exception as exc:  # no Redis answer explains it: the calls themselves fail
+            self._quarantine(exc, flush)
+            return True
+
+    def _send_all(self, new: Iterable[Call]) -> bool:
         failure: Failure | None = None
         for _ in range(RESENDS):
             failure = self.chain.send(new, self._confirmed)
@@ -167,6 +201,30 @@ class Flushes:
         assert failure is not None
         self._status.failed(failure.error)
         return False
+
+    def _quarantine(self, exc: Exception, flush: Flush | None) -> None:
+        """Set aside the flush whose calls raised ``exc`` (and any flush queued with it), so
+        that the kicks after it are written: sent again, its calls would raise again, and
+        every later flush waits behind them.  Its kicks are counted in ``stats()["quarantined"]``
+        and logged with the traceback; some of their counters may be in Redis already (its
+        first calls may have run), which is why they are never sent again."""
+        found = {id(call.work.flush): call.work.flush for call in self.chain.queue if call.work is not None}
+        if flush is not None:
+            found[id(flush)] = flush
+        self.chain.replace([])  # (under the keys of calls dropped, the chain opens again)
+        with self._lock:
+            self.queued = self.in_flight = self.bytes = 0
+        batch = [kick for each in found.values() for kick in each.kicks]
+        count = sum(len(each.kicks) - each.refused for each in found.values())
+        self._status.quarantine(count, exc)
+        logger.error(
+            "staste: quarantined %d buffered kicks of %s: writing them raised %s (some of their counters may "
+            "have been written); later kicks are written as usual",
+            count,
+            ", ".join(sorted({kick.metrica.name for kick in batch})) or "no metrica",
+            type(exc).__name__,
+            exc_info=exc,
+        )
 
     def _again(self, failure: Failure) -> bool:
         """Act on the first call a pass could not write: whether to send the queue again now."""
@@ -199,7 +257,7 @@ class Flushes:
             flush.unconfirmed -= 1
             if flush.unconfirmed or not flush.whole:
                 return
-            self.queued = 0
+            self.queued = self.bytes = 0
         self._written += len(flush.kicks) - flush.refused
 
     def _refused(self, part: Part, reply: redis.ResponseError) -> None:
@@ -237,7 +295,7 @@ class Flushes:
         dropped = len(flush.kicks) - flush.refused
         self.chain.replace([])  # (the queue holds one flush: the next starts once it is empty)
         with self._lock:
-            self.queued = 0
+            self.queued = self.bytes = 0
         self._status.drop(dropped)
         if outcome is Outcome.LOST_IN_DOUBT:
             logger.error(

@@ -112,12 +112,15 @@ class Schedule:
         while True:
             with buffer._lock:
                 held = buffer._held
-                if held.add(key, kick.increments, kick.unique) or len(held) < conf.get("STASTE_BUFFER_MAX_KEYS"):
+                failing = status.failing
+                held.limit = buffer._room()
+                limit = conf.get("STASTE_BUFFER_MAX_KEYS") - len(buffer._flushes.parked)
+                fits = failing or not kick.unique or held.fits(kick.unique)  # (ids are dropped while Redis fails)
+                if fits and (held.add(key, kick.increments, kick.unique) or held.room(limit)):
                     if key not in held.entries:
                         held.hold(key, kick)
                     status.waits += waited
                     return
-                failing = status.failing
             deadline = max(deadline, status.progress + patience)  # a call went through: Redis takes writes
             remaining = deadline - time.monotonic()
             if failing or remaining <= 0:
@@ -128,7 +131,10 @@ class Schedule:
                 continue
             try:
                 with buffer._lock:
-                    full = len(buffer._held) >= conf.get("STASTE_BUFFER_MAX_KEYS")
+                    held = buffer._held
+                    full = not held.room(conf.get("STASTE_BUFFER_MAX_KEYS") - len(buffer._flushes.parked)) or (
+                        bool(kick.unique) and not held.fits(kick.unique)
+                    )
                 if full:  # nobody else made room meanwhile
                     buffer._flush()
             finally:

@@ -29,6 +29,8 @@ class Status:
         self.dropped_before_outage = 0
         self.waits = 0
         self.dropped_ids = 0
+        self.quarantined = 0
+        self.quarantine_error: BaseException | None = None  # why the last batch was quarantined
         self.flushes = 0
         self.failed_flushes = 0
         self.written = 0
@@ -45,14 +47,16 @@ class Status:
             "waits": self.waits,
             "flushes": self.flushes,
             "failed_flushes": self.failed_flushes,
+            "quarantined": self.quarantined,
             "written": self.written,
             "last_error": self.last_error,
+            "last_quarantine": describe(self.quarantine_error),
             "last_flush": self.last_flush,
         }
 
     @property
     def last_error(self) -> str | None:
-        return None if self.error is None else f"{type(self.error).__name__}: {self.error}"
+        return describe(self.error)
 
     def reachable(self) -> None:
         """A call went through: Redis takes writes again, so a full buffer waits, not drops."""
@@ -92,11 +96,21 @@ class Status:
         if not dropped and starting:
             logger.warning(
                 "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
-                "STASTE_BUFFER_MAX_KEYS=%s)",
+                "STASTE_BUFFER_MAX_KEYS=%s distinct kicks and STASTE_BUFFER_MAX_BYTES=%s bytes)",
                 exc,
                 self._pending(),
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
+                conf.get("STASTE_BUFFER_MAX_BYTES"),
             )
+
+    def quarantine(self, kicks: int, exc: BaseException) -> None:
+        """A flush raised what no Redis answer explains (a bug, a kick no check caught): its
+        ``kicks`` are set aside, never sent again, so that the kicks after them are written.
+        Counted apart from ``dropped`` (which Redis caused), and the flush counts as failed."""
+        with self._lock:
+            self.quarantined += kicks
+            self.quarantine_error = exc
+            self.failed_flushes += 1
 
     def drop(self, kicks: int) -> None:
         """``kicks`` will never be written (the caller logs why)."""
@@ -111,10 +125,16 @@ class Status:
             self.full_reported = True
         if report:
             logger.warning(
-                "staste: the kick buffer holds STASTE_BUFFER_MAX_KEYS (%s) distinct kicks; dropping new ones "
-                "until it can be written (%s)",
+                "staste: the kick buffer is full (STASTE_BUFFER_MAX_KEYS=%s distinct kicks, STASTE_BUFFER_MAX_BYTES=%s "
+                "bytes); dropping new ones until it can be written (%s)",
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
+                conf.get("STASTE_BUFFER_MAX_BYTES"),
                 f"Redis took no call for STASTE_BUFFER_MAX_WAIT={conf.get('STASTE_BUFFER_MAX_WAIT')}s"
                 if timed_out
                 else self.last_error,
             )
+
+
+def describe(exc: BaseException | None) -> str | None:
+    """An error as ``stats()`` shows it: its class and message."""
+    return None if exc is None else f"{type(exc).__name__}: {exc}"

@@ -29,26 +29,100 @@ local function is_child_of(parent, member)
   return find(member, '/', #head + 1, true) == nil
 end
 
--- The members of the stored-choices set `set` that one call of an axis read counts: the
--- children of `parent` among the stored members offset + 1 to offset + wanted (wanted = 0: to
--- the last, and then the overflow member after them; slices need one order for all, so the
--- members are sorted when sliced).  Also answers every member stored.
-local function member_slice(set, parent, offset, wanted)
-  local stored = call('SMEMBERS', set)
-  if offset > 0 or wanted > 0 then
-    table.sort(stored)
+-- The reverse of the `bits` low bits of x (an SSCAN cursor walks bucket indexes so).
+local function reversed_bits(x, bits)
+  local y = 0
+  for _ = 1, bits do
+    y = y * 2 + x % 2
+    x = math.floor(x / 2)
   end
-  local members = {}
-  local last = wanted > 0 and offset + wanted or #stored
-  for i = offset + 1, math.min(last, #stored) do
-    if is_child_of(parent, stored[i]) then
-      members[#members + 1] = stored[i]
+  return y
+end
+
+-- Every member of the hashtable set `set` whose bucket index ends in the bits `part` (of
+-- `parts`, a power of two): one part of a partition of the set that does not depend on the
+-- size of its table.
+--
+-- Why it works: SSCAN's cursor is a bucket index walked in reverse-binary order (the high bits
+-- fastest), so the buckets whose index ends in `part` come in one run, from cursor `part` to
+-- the first cursor of the next part; and a member's bucket index ends in the same low bits of
+-- its hash whatever the table's size (at least `parts`), resizes and rehashing between calls
+-- included.  A page of SSCAN may run past the run's end: such a page is read again in smaller
+-- pages, down to one bucket at a time (COUNT 1 stops at the first bucket holding members), and
+-- a bucket past the run is left out.  Costs the part's buckets: a whole read costs the set
+-- once, however many parts.
+local function part_members(set, part, parts)
+  local bits = 0
+  while 2 ^ bits < parts do
+    bits = bits + 1
+  end
+  local run = reversed_bits(part, bits)
+  local next_part = run + 1 < parts and reversed_bits(run + 1, bits) or 0
+  local members, seen = {}, {}
+  local cursor, count = tostring(part), 100
+  while true do
+    local page = call('SSCAN', set, cursor, 'COUNT', count)
+    local after = tonumber(page[1])
+    local inside = after ~= 0 and after % parts == part
+    if inside or after == next_part then
+      for _, member in ipairs(page[2]) do
+        if not seen[member] then  -- (a shrinking table may give a member twice)
+          seen[member] = true
+          members[#members + 1] = member
+        end
+      end
+      if not inside then
+        return members
+      end
+      cursor = page[1]
+    elseif count > 1 then
+      count = math.floor(count / 4)  -- this page ran past the part: read it again in smaller ones
+    else
+      return members  -- the bucket it found is past the part
     end
   end
-  if wanted == 0 then  -- the last slice of members
+end
+
+-- The members of the stored-choices set `set` that one call of an axis read counts, and the
+-- number of members stored.  The set is cut into `parts` parts (a power of two; 1: the whole
+-- set) and each part, sorted, into slices: this call counts members `first` + 1 to `first` +
+-- `wanted` of part `part` (wanted = 0: to the last, and then, in the last part, the overflow
+-- member), those that are children of `parent`.
+--
+-- Why parts: a call costs what its part holds, not the whole set, so reading an axis of n
+-- values costs n once (a slice of the sorted set cost n log n a call: n² over the read).  A
+-- compact set (intset or listpack, at most set-max-*-entries members) and a set too small for
+-- its parts (planned for a size it no longer has) are cut by rank instead.
+local function member_slice(set, parent, part, parts, first, wanted)
+  local size = call('SCARD', set)
+  local pool
+  if parts == 1 then
+    pool = call('SMEMBERS', set)
+  elseif size >= 5 * parts and call('OBJECT', 'ENCODING', set) == 'hashtable' then
+    -- (a table holds at least a fifth of a member a bucket, so it has at least `parts` buckets)
+    pool = part_members(set, part, parts)
+  else
+    local all = call('SMEMBERS', set)
+    table.sort(all)
+    pool = {}
+    for i = part + 1, #all, parts do
+      pool[#pool + 1] = all[i]
+    end
+  end
+  if first > 0 or wanted > 0 then
+    table.sort(pool)  -- slices of a part need one order for all
+  end
+  local members = {}
+  local last = wanted > 0 and first + wanted or #pool
+  for i = first + 1, math.min(last, #pool) do
+    if is_child_of(parent, pool[i]) then
+      members[#members + 1] = pool[i]
+    end
+  end
+  if wanted == 0 and part == parts - 1 then  -- the last slice of members
     members[#members + 1] = (parent == '' or parent == '*') and '!' or ('!' .. sub(parent, 2))
   end
-  return members, stored
+  return members, size
 end
 
 local function children_of(set, parent)

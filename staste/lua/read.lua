@@ -22,8 +22,10 @@
 -- 'axis': KEYS[1] is an axis' set of stored members, KEYS[2..] bucket hashes.
 --   ARGV[A], ARGV[A+1]: the field text before and after the member; ARGV[A+2]: the parent path
 --   part for a hierarchical axis ('' for a flat axis, '*' for the root); ARGV[A+3]: the most
---   counters this call may touch; ARGV[A+4], ARGV[A+5]: the first member (from 0, in sorted
---   order) and how many (0: to the end); ARGV[A+6..]: field prefixes (families).
+--   counters this call may touch; ARGV[A+4], ARGV[A+5]: the part of the set this call reads
+--   and the number of parts (a power of two: budget.lua's member_slice); ARGV[A+6], ARGV[A+7]:
+--   the first member of the part (from 0, in sorted order) and how many (0: to the end);
+--   ARGV[A+8..]: field prefixes (families).
 --   Sums each member's fields over the buckets; returns {members, sums, stored, work} where
 --   sums are triplets as in 'sums' (the index counting member by member, family by family),
 --   stored the size of the set and work the counters read.  The overflow member ('!' or
@@ -194,12 +196,14 @@ end
 
 -- mode 'axis'
 local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
-local prefixes = {unpack(ARGV, at + 6)}
+local call_limit = tonumber(ARGV[at + 3])
+local part, parts = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
+local first, wanted = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7])
+local prefixes = {unpack(ARGV, at + 8)}
 
-local members, stored = member_slice(KEYS[1], parent, offset, wanted)
+local members, stored = member_slice(KEYS[1], parent, part, parts, first, wanted)
 if #members * #prefixes * (#KEYS - 1) > call_limit then
-  return redis.error_reply('STASTE_RESLICE ' .. #stored)
+  return redis.error_reply('STASTE_RESLICE ' .. stored)
 end
 local fields = {}
 for _, member in ipairs(members) do
@@ -209,4 +213,4 @@ for _, member in ipairs(members) do
   end
 end
 sum_keys(2, fields)
-return {members, summed(#fields), #stored, #fields * (#KEYS - 1)}
+return {members, summed(#fields), stored, #fields * (#KEYS - 1)}

@@ -45,11 +45,13 @@ end
 
 -- mode 'axis'
 local before, after, parent = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-local call_limit, offset, wanted = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
+local call_limit = tonumber(ARGV[at + 3])
+local part, parts = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5])
+local first, wanted = tonumber(ARGV[at + 6]), tonumber(ARGV[at + 7])
 
-local members, stored = member_slice(KEYS[1], parent, offset, wanted)
+local members, stored = member_slice(KEYS[1], parent, part, parts, first, wanted)
 if #members * (#KEYS - 1) > call_limit then
-  return redis.error_reply('STASTE_RESLICE ' .. #stored)
+  return redis.error_reply('STASTE_RESLICE ' .. stored)
 end
 local counts = {}
 for i, member in ipairs(members) do
@@ -62,4 +64,4 @@ for i, member in ipairs(members) do
     counts[#counts + 1], counts[#counts + 2], counts[#counts + 3] = i - 1, count, 0
   end
 end
-return {members, counts, #stored, #members * (#KEYS - 1)}
+return {members, counts, stored, #members * (#KEYS - 1)}
