@@ -71,8 +71,8 @@ class Command(BaseCommand):
             "         .venv/bin/python demo/manage.py staste alerts\n"
             f"         and see {ALERT['name']!r} fire: its mail is printed on the terminal."
         )
-        self.stdout.write(f"  funnel: http://127.0.0.1:8000{FUNNEL}  (who signed up, came, ordered sweets)")
-        self.stdout.write("  retention: http://127.0.0.1:8000/admin/staste/retention/?first=signed_up&then=shop_visit")
+        self.stdout.write(f"  funnel: {url}{FUNNEL}  (who signed up, came, ordered sweets)")
+        self.stdout.write(f"  retention: {url}/admin/staste/retention/?first=signed_up&then=shop_visit")
 
     def ensure_watching(self) -> None:
         """The demo's alert and a note on its charts, once (running again changes nothing)."""
