@@ -142,22 +142,3 @@ def test_a_phone_sees_the_numbers_of_the_slowest_views_beside_their_names(live_s
         assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
     finally:
         context.close()
-
-
-#: The breakdown's side-axis labels, as drawn.
-Y_LABELS = """canvas => Chart.getChart(canvas).scales.y.ticks.map(t => [].concat(t.label).join(" "))"""
-
-
-def test_a_rest_that_runs_off_the_axis_says_its_number(live_server, browser_page, register, clock) -> None:  # noqa: F811
-    clock.set(NOW)
-    pages = register(Metrica(name="test_pages", axes=[("page", StoredChoiceAxis())]))
-    for i in range(60):  # 14 bars ranked, then the rest of 46 pages pooled: 460 kicks, far past the top's 30
-        for _ in range(30 if i == 0 else 10):
-            pages.kick(date=NOW, page=f"p{i:02d}")
-    User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
-    log_in(browser_page, live_server.url)
-    browser_page.goto(live_server.url + "/admin/staste/test_pages/?_by=page")
-    wait_drawn(browser_page)
-    labels = browser_page.eval_on_selector("#staste-breakdown", Y_LABELS)
-    assert len(labels) == 15 and labels[0].startswith("p00")
-    assert labels[-1].endswith("▸ 460"), labels  # its bar runs off the axis: the label says how far

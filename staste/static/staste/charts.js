@@ -336,8 +336,7 @@
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
         // The pooled rest can dwarf the values ranked above it: the axis is scaled to those,
-        // and the rest's bar runs off its end; its label carries its number (as the tooltip
-        // and the table do), since its bar cannot show it.
+        // and the rest's bar runs off its end (its number is in the tooltip and the table).
         var data = ((spec.datasets || [])[0] || {}).data || [];
         if (spec.pooled && data.length > 1) {
           var largest = Math.max.apply(null, data.slice(0, -1).map(function (v) { return v || 0; }));
@@ -347,7 +346,7 @@
             var restLabel = labelTicks.callback;
             labelTicks.callback = function (value, index) {
               var text = restLabel.call(this, value, index);
-              return index === data.length - 1 ? text + " ▸ " + formatNumber(data[index]) : text;
+              return index === data.length - 1 ? text + " ▸" : text;
             };
           }
         }
