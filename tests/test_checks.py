@@ -28,6 +28,10 @@ from staste.middleware import response_time_axes
 from staste.registration import registry
 from staste.testing import RedisServer
 
+# Django's own model checks run too (call_command("check")), and from Django 6.1 the
+# JSONField check of staste's Alert asks SQLite whether it supports JSON: a database query.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
