@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,28 @@ def chromium() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _live_server_idle(request: pytest.FixtureRequest, _live_server_helper: None) -> Iterator[None]:
+    """Let the live server finish the requests it is serving before the database is flushed.
+
+    A page that refreshes by itself (live mode) may still have a request in the server's thread
+    when the test ends and its browser context closes. pytest-django then flushes the database
+    the thread is using; SQLite refuses ("couldn't be flushed"), and the next test finds the
+    last one's users. Depending on ``_live_server_helper`` orders this teardown before the flush.
+    """
+    yield
+    if "live_server" not in request.fixturenames:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _serving_threads():
+        time.sleep(0.02)
+
+
+def _serving_threads() -> list[threading.Thread]:
+    # socketserver.ThreadingMixIn runs each connection in a thread of this target.
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name and t.is_alive()]
 
 
 @pytest.fixture
