@@ -48,6 +48,8 @@ class Counts:
     axis_sizes: tuple[int, ...] = (10_000, 30_000, 100_000)  # values of a stored axis read whole
     axis_rounds: int = 3
     outage_kicks: int = 1_000_000
+    replica_kicks: int = 20_000  # buffered, per round, with and without WAIT
+    replica_rounds: int = 7
     new_values: int = 100
     day_kicks: int = 14_400  # ten requests a minute
     requests: int = 200  # per round and per variant
@@ -74,6 +76,8 @@ TINY = Counts(
     axis_sizes=(2_500, 5_000),
     axis_rounds=1,
     outage_kicks=2_000,
+    replica_kicks=50,
+    replica_rounds=1,
     new_values=2,
     day_kicks=30,
     requests=2,
@@ -85,7 +89,18 @@ TINY = Counts(
 
 def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -> list[str]:
     """Run every benchmark against staste's configured Redis; one Markdown section each."""
-    from benchmarks import asyncapi, buffered, combinations, kicks, large_axis, memory, middleware, outage, queries
+    from benchmarks import (
+        asyncapi,
+        buffered,
+        combinations,
+        kicks,
+        large_axis,
+        memory,
+        middleware,
+        outage,
+        queries,
+        replicas,
+    )
     from staste import connection
 
     client = connection.get_redis()
@@ -327,6 +342,21 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
                 (row.what, row.dropped, row.held_mib, row.rss_mib, row.longest_ms, row.p999_ms, row.over_5ms)
                 for row in outage_rows
             ],
+        )
+    )
+
+    progress("waiting for replicas")
+    replica_rows, wait_cost = replicas.compare(counts.replica_kicks, counts.replica_rounds)
+    out.append(
+        "### Waiting for a replica (`STASTE_WAIT_REPLICAS`)\n\n"
+        f"A primary with one replica on loopback; {counts.replica_rounds} rounds of {counts.replica_kicks:,} buffered "
+        "kicks of the 5-axis workload, each ending with a flush, rounds with WAIT alternating with rounds without "
+        "(benchmarks/replicas.py). *slower* is the median of the paired rounds' time ratios. A flush confirmed by "
+        f"the replica costs one more round trip per primary: {wait_cost.wait_ms:.2f} ms (PEXPIRE and WAIT, "
+        f"pipelined) against {wait_cost.ping_ms:.2f} ms for a PING, median of 500.\n\n"
+        + report.table(
+            ["setting", "kicks/s", "flushes a round", "WAITs a round", "slower"],
+            [(row.what, row.rate, f"{row.flushes:g}", f"{row.waits:g}", f"{row.slower:.2f}x") for row in replica_rows],
         )
     )
 

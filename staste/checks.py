@@ -11,12 +11,15 @@ deployment.  ``manage.py staste check`` runs the same functions and presents the
 staste.E001     two different metricas share a name
 staste.E002     a metrica's axes changed since its data was written
 staste.E003     Redis is older than staste needs
+staste.E004     a metrica is named as one of the section's own pages
+staste.E005     ``STASTE_WAIT_REPLICAS`` is negative, or its wait not shorter than the socket timeout
 staste.W001     Redis could not be asked
 staste.W002     an ``allkeys-*`` eviction policy may evict all-time counters
 staste.W003     Redis is nearly full (90% of maxmemory)
 staste.W004     Redis persists nothing: a restart loses every counter
 staste.W005     a metrica's kept combinations exceed ``STASTE_COMBINATIONS_WARNING`` fields, or
                 its HyperLogLogs ``STASTE_UNIQUES_WARNING`` a bucket
+staste.W006     a primary has fewer replicas than ``STASTE_WAIT_REPLICAS`` asks to wait for
 staste.I001     the response-time middleware is not installed
 staste.I002     a ``volatile-*`` eviction policy may drop fine buckets early
 staste.I003     Redis' persistence cannot be read (CONFIG is disabled)
@@ -159,6 +162,7 @@ class ServerStatus:
     maxmemory: int
     used_memory: int
     persistence: str | None  # "rdb", "aof", "rdb+aof", "" (off); None: unknown (CONFIG is disabled)
+    replicas: int | None = None  # replicas connected to it (None: not read)
 
 
 def servers() -> list[ServerStatus]:
@@ -171,7 +175,11 @@ def servers() -> list[ServerStatus]:
 
 
 def _status(client: Any, node: str, options: dict[str, Any]) -> ServerStatus:
-    info = {**client.info("server", **options), **client.info("memory", **options)}
+    info = {
+        **client.info("server", **options),
+        **client.info("memory", **options),
+        **client.info("replication", **options),
+    }
     return ServerStatus(
         node=node,
         version=str(info.get("redis_version", "?")),
@@ -179,6 +187,7 @@ def _status(client: Any, node: str, options: dict[str, Any]) -> ServerStatus:
         maxmemory=int(info.get("maxmemory", 0) or 0),
         used_memory=int(info.get("used_memory", 0) or 0),
         persistence=_persistence(client, options),
+        replicas=int(info.get("connected_slaves", 0) or 0),
     )
 
 
@@ -210,7 +219,7 @@ def check_redis_servers(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def server_problems(statuses: Sequence[ServerStatus], node: str | None = None) -> list[checks.CheckMessage]:
-    """What may cost staste counters on these servers: E003, W002-W004, I002, I003.
+    """What may cost staste counters on these servers: E003, W002-W004, W006, I002, I003.
 
     Each message starts with ``node`` (default: the server's name, when there are several).
     """
@@ -258,6 +267,16 @@ def _server_problems(status: ServerStatus, node: str) -> list[checks.CheckMessag
                 f"{node}persistence unknown (CONFIG GET is not allowed).",
                 hint="Make sure the service snapshots or logs its data: a restart without either loses every counter.",
                 id="staste.I003",
+            )
+        )
+    wanted = conf.get("STASTE_WAIT_REPLICAS")
+    if isinstance(wanted, int) and status.replicas is not None and status.replicas < wanted:
+        found.append(
+            checks.Warning(
+                f"{node}STASTE_WAIT_REPLICAS={wanted}, but this primary has {status.replicas} replicas connected: "
+                "no buffered flush can be confirmed, so every one is kept and sent again until the buffer is full.",
+                hint="Connect the replicas, or lower STASTE_WAIT_REPLICAS to the replicas each primary has.",
+                id="staste.W006",
             )
         )
     return found
@@ -446,6 +465,36 @@ def _too_many_hyperloglogs(metrica: Metrica, counted: int | None) -> checks.Chec
         obj=metrica,
         id="staste.W005",
     )
+
+
+@checks.register(TAG)
+def check_wait_replicas(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """staste.E005: STASTE_WAIT_REPLICAS must be a count, and its wait end before the socket's
+    timeout (else a WAIT that waits its time would read as Redis unreachable)."""
+    wanted, wait, socket_timeout = (
+        conf.get("STASTE_WAIT_REPLICAS"),
+        conf.get("STASTE_WAIT_TIMEOUT"),
+        conf.get("STASTE_SOCKET_TIMEOUT"),
+    )
+    if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 0:
+        problem = f"STASTE_WAIT_REPLICAS={wanted!r} is not a number of replicas (0 or more)."
+    elif wanted and (not isinstance(wait, int | float) or wait <= 0):
+        problem = f"STASTE_WAIT_TIMEOUT={wait!r} is not a number of seconds above 0."
+    elif wanted and socket_timeout is not None and wait >= socket_timeout:
+        problem = (
+            f"STASTE_WAIT_TIMEOUT={wait:g} s is not shorter than STASTE_SOCKET_TIMEOUT={socket_timeout:g} s: "
+            "a WAIT that takes its time would read as Redis unreachable."
+        )
+    else:
+        return []
+    return [
+        checks.Error(
+            problem,
+            hint="STASTE_WAIT_REPLICAS is how many replicas must hold a buffered flush before it counts as "
+            "written (0: none); STASTE_WAIT_TIMEOUT (seconds) how long a flush waits for them.",
+            id="staste.E005",
+        )
+    ]
 
 
 @checks.register(TAG)

@@ -87,6 +87,13 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # A buffered kick that finds the buffer full waits for a flush while Redis takes its calls; it is
     # dropped when no call went through for this many seconds (at once while Redis is unreachable).
     "STASTE_BUFFER_MAX_WAIT": 5.0,
+    # Replicas that must hold a buffered call before it counts as written (Redis WAIT, on each
+    # primary the flush wrote to); otherwise the call stays queued and is sent again by the next
+    # flush (numbered calls make that safe).  0: a call counts once its primary ran it, and a
+    # failover to a replica that had not received it yet loses it (docs/deployment.md).
+    "STASTE_WAIT_REPLICAS": 0,
+    # Seconds a flush waits for those replicas (WAIT's timeout); shorter than STASTE_SOCKET_TIMEOUT.
+    "STASTE_WAIT_TIMEOUT": 0.5,
     # Where SIGTERM has its default disposition, write the buffers (and stop the embedded server)
     # before the process ends; applications' own SIGTERM handlers are left alone (staste.shutdown).
     "STASTE_FLUSH_ON_SIGTERM": True,
@@ -163,6 +170,8 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_BUFFER_MAX_BYTES": int,
     "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
+    "STASTE_WAIT_REPLICAS": int,
+    "STASTE_WAIT_TIMEOUT": float,
     "STASTE_MIDDLEWARE_ENABLED": bool,
     "STASTE_MAX_USER_POSITION": int,
     "STASTE_LIVE_INTERVAL": float,

@@ -19,6 +19,23 @@ class RedisUnavailable(StasteError):
         super().__init__(f"staste could not reach Redis at {where}: {cause}")
 
 
+class NotReplicated(StasteError):
+    """Fewer replicas than STASTE_WAIT_REPLICAS confirmed a buffered flush's writes in time.
+
+    The flush's calls stay queued and go again with the next flush: numbered calls make that
+    safe, and a failover to a replica that missed them cannot lose them.
+    """
+
+    def __init__(self, where: str, acknowledged: int, wanted: int, timeout: float) -> None:
+        self.where = where
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        super().__init__(
+            f"{acknowledged} of the {wanted} replicas STASTE_WAIT_REPLICAS asks for confirmed the writes "
+            f"to {where} within {timeout:g} s; they are kept and sent again"
+        )
+
+
 class QueryTooExpensive(StasteError, ValueError):
     """A query would read more counters than its budget allows; nothing was read.
 

@@ -26,8 +26,8 @@ from typing import Any
 import redis
 import redis.cluster
 
-from staste import connection, scripts
-from staste.exceptions import RedisUnavailable
+from staste import connection, numbering, scripts
+from staste.exceptions import NotReplicated, RedisUnavailable
 
 #: Replies with which a cluster refuses a call it did not run (it will run on a healthy cluster).
 _CLUSTER_REFUSALS = (redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)
@@ -129,6 +129,37 @@ class Pipe:
         if isinstance(result, redis.exceptions.NoScriptError):
             scripts.forget(self._client, name, node)
         return result
+
+    def replicated(self, writer_keys: Sequence[str], replicas: int, timeout: float) -> BaseException | None:
+        """None once ``replicas`` replicas of each primary holding one of ``writer_keys`` have
+        every write made there so far; else why not (NotReplicated, or what Redis raised).
+
+        WAIT counts the writes of the connection it is sent on, and a cluster's calls may have
+        gone on any connection of the node's pool: so it follows a write of its own on the same
+        connection, PEXPIRE of a writer key to its own TTL (replicated like any write; an answer
+        of 0 means the key is gone, and then nothing can be confirmed).
+        """
+        client = self._client
+        wait_ms = max(1, round(timeout * 1000))
+        try:
+            with scripts.translated_errors():
+                targets: dict[str, tuple[Any, str]] = {}
+                for key in writer_keys:
+                    if isinstance(client, redis.cluster.RedisCluster):
+                        node = client.get_node_from_key(key)
+                        targets.setdefault(node.name, (client.get_redis_connection(node), key))
+                    else:
+                        targets.setdefault("", (client, key))
+                for name, (node_client, key) in targets.items():
+                    pipe = node_client.pipeline(transaction=False)
+                    pipe.pexpire(key, numbering.BUFFER_TTL * 1000)
+                    pipe.wait(replicas, wait_ms)
+                    touched, acknowledged = pipe.execute()
+                    if not touched or acknowledged < replicas:
+                        return NotReplicated(name or connection.describe(), int(acknowledged), replicas, timeout)
+        except (RedisUnavailable, redis.RedisError) as exc:
+            return exc
+        return None
 
     def close(self) -> None:
         """Give the connection back to the pool: closed first when replies are still due or it

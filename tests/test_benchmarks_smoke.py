@@ -103,6 +103,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "heaviest reads",
         "large stored axes",
         "outage",
+        "waiting for replicas",
         "async API",
         "memory",
         "middleware",
@@ -126,6 +127,9 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
             row = rf"^\| {count} \| {kept} \| {width} \| {number} \| [\d.,]+x \| {number} \| 0 \| [\d.,]+x \|"
             assert re.search(row, text, re.MULTILINE), (count, kept)
     assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.,]+ \|", text, re.MULTILINE)
+    # Waiting for a replica: one WAIT a flush with it, none without.
+    assert re.search(r"^\| STASTE_WAIT_REPLICAS=0 \| [\d.,]+ \| 1 \| 0 \| 1.00x \|$", text, re.MULTILINE)
+    assert re.search(r"^\| STASTE_WAIT_REPLICAS=1 \| [\d.,]+ \| 1 \| 1 \| [\d.,]+x \|$", text, re.MULTILINE)
     # The middleware: no round trip on the request's thread, and every request recorded.
     assert re.search(
         r"^\| [\d.,]+ \| [\d.,]+ \| -?[\d.,]+ µs \(-?[\d.,]+%\) \| 0.00 \| 4 \|$", text, re.MULTILINE

@@ -40,6 +40,11 @@ under the same numbers until Redis confirms them (it ran them now, or had).  Cas
 * **A failover to a replica** that had every call (a cluster's promoted replica, a Sentinel
   failover): the key came with the counters, in the same replicated transaction, so a call
   either ran there with its number or not at all: the rules above hold as they are.
+* **Waiting for replicas** (``STASTE_WAIT_REPLICAS``): a call Redis ran is only *ran*, kept
+  queued, until WAIT says enough replicas hold it; then it is confirmed.  When they do not
+  (UNREPLICATED), it is sent again with the next flush: the same primary answers -1 (then WAIT
+  again), and a replica promoted meanwhile, whose key holds the last call it received, runs it
+  then.  So a failover to a replica that was behind loses nothing the writer counted.
 
 What the protocol cannot see: the key set back by hand to the predecessor of a call in doubt
 that had run, its counters kept.  Redis' replication never does that (the key and the counters
@@ -62,7 +67,7 @@ from typing import Any
 
 import redis
 
-from staste import keys, numbering, scripts
+from staste import conf, keys, numbering, scripts
 from staste.exceptions import RedisUnavailable
 from staste.pipe import Pipe
 
@@ -92,6 +97,8 @@ class Outcome(enum.Enum):
     REFUSED = enum.auto()
     #: counters.lua took it back: a counter would pass Redis' 64-bit limit.
     OVERFLOW = enum.auto()
+    #: It ran, but fewer replicas than STASTE_WAIT_REPLICAS confirmed it: sent again later.
+    UNREPLICATED = enum.auto()
     #: Another error: the call may have written part of its work.
     FAILED = enum.auto()
     #: No reply: it never left, or it and the calls sent after it are in doubt.
@@ -118,6 +125,9 @@ class Call:
     number: int | None = None
     prev: int | None = None  # the call it follows under its key (None: an opening call)
     doubt: bool = False  # sent, and its reply never came: it may have run (until confirmed)
+    #: The first outcome and reply that said it ran, kept while replicas are awaited (a copy
+    #: sent again answers -1, which would hide a KICKS_REFUSED reply).
+    ran: tuple[Outcome, Any] | None = None
 
 
 def opening(base: str) -> Call:
@@ -166,6 +176,8 @@ class Chain:
         flying: deque[Call] = deque()
         failure: Failure | None = None
         lost_keys: set[str] = set()  # opened again once every reply is read
+        replicas = int(conf.get("STASTE_WAIT_REPLICAS"))
+        awaiting: list[Call] = []  # ran, confirmed once replicas hold them (STASTE_WAIT_REPLICAS)
 
         def read_reply() -> None:
             nonlocal failure
@@ -180,9 +192,11 @@ class Chain:
                 return
             outcome = self._outcome(call, reply)
             if outcome.confirmed:
-                self._confirm(call)
-                if call.work is not None:
-                    confirmed(call, outcome, reply)
+                self._ran(call, outcome, reply)
+                if replicas:
+                    awaiting.append(call)
+                else:
+                    self._confirm(call, confirmed)
                 return
             if outcome is Outcome.KEY_LOST:
                 lost_keys.add(self.writer_key(call))
@@ -212,6 +226,9 @@ class Chain:
                         break
             while flying:
                 read_reply()
+            if awaiting:  # (those replicated are confirmed, whatever failed after them)
+                unreplicated = self._replicated(pipe, awaiting, replicas, confirmed)
+                failure = failure or unreplicated
         finally:
             pipe.close()
         for writer_key in lost_keys:
@@ -237,7 +254,7 @@ class Chain:
                 self.queue.insert(self.queue.index(call), opener)
             self._tails[writer_key] = opener.number = self._next()
             yield opener
-            if opener in self.queue:  # not confirmed: the call waits for it
+            if self._confirmed.get(writer_key, 0) < opener.number:  # it did not run: the call waits
                 return
         call.number, call.prev = self._next(), self._tails[writer_key]
         self._tails[writer_key] = call.number
@@ -268,13 +285,34 @@ class Chain:
             return Outcome.REFUSED
         return Outcome.FAILED
 
-    def _confirm(self, call: Call) -> None:
+    def _ran(self, call: Call, outcome: Outcome, reply: Any) -> None:
+        """Redis ran ``call`` (now, or before: -1): the calls after it may follow it."""
         assert call.number is not None
         writer_key = self.writer_key(call)
         self._confirmed[writer_key] = max(self._confirmed.get(writer_key, 0), call.number)
         call.doubt = False
+        if call.ran is None:
+            call.ran = (outcome, reply)
+
+    def _confirm(self, call: Call, confirmed: Callable[[Call, Outcome, Any], None]) -> None:
+        """``call`` is done: out of the queue, its flush told (opening calls aside)."""
         with self._lock:
             self.queue.remove(call)
+        if call.work is not None:
+            assert call.ran is not None
+            confirmed(call, *call.ran)
+
+    def _replicated(
+        self, pipe: Pipe, awaiting: list[Call], replicas: int, confirmed: Callable[[Call, Outcome, Any], None]
+    ) -> Failure | None:
+        """Confirm the calls that ran once ``replicas`` replicas hold them; else they stay queued."""
+        writer_keys = list(dict.fromkeys(self.writer_key(call) for call in awaiting))
+        problem = pipe.replicated(writer_keys, replicas, float(conf.get("STASTE_WAIT_TIMEOUT")))
+        if problem is not None:
+            return Failure(awaiting[0], Outcome.UNREPLICATED, problem)
+        for call in awaiting:
+            self._confirm(call, confirmed)
+        return None
 
     def _reopen(self, writer_key: str) -> None:
         """Start the chain under ``writer_key`` again: its queued calls, none of which ran,
@@ -283,7 +321,7 @@ class Chain:
         with self._lock:
             for queued in self.queue:
                 if queued.number is not None and self.writer_key(queued) == writer_key:
-                    queued.number = queued.prev = None
+                    queued.number = queued.prev = queued.ran = None
                     queued.doubt = False
             self.queue = [queued for queued in self.queue if queued.work is not None or queued.number is not None]
 
