@@ -48,6 +48,8 @@ class Counts:
     axis_sizes: tuple[int, ...] = (10_000, 30_000, 100_000)  # values of a stored axis read whole
     axis_rounds: int = 3
     outage_kicks: int = 1_000_000
+    listpack_kicks: int = 20_000  # buffered, per round and budget, per hash-max-listpack-entries
+    listpack_rounds: int = 3
     replica_kicks: int = 20_000  # buffered, per round, with and without WAIT
     replica_rounds: int = 7
     new_values: int = 100
@@ -76,6 +78,8 @@ TINY = Counts(
     axis_sizes=(2_500, 5_000),
     axis_rounds=1,
     outage_kicks=2_000,
+    listpack_kicks=50,
+    listpack_rounds=1,
     replica_kicks=50,
     replica_rounds=1,
     new_values=2,
@@ -95,6 +99,7 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
         combinations,
         kicks,
         large_axis,
+        listpack,
         memory,
         middleware,
         outage,
@@ -341,6 +346,46 @@ def sections(counts: Counts, progress: Callable[[str], None] = lambda _: None) -
             [
                 (row.what, row.dropped, row.held_mib, row.rss_mib, row.longest_ms, row.p999_ms, row.over_5ms)
                 for row in outage_rows
+            ],
+        )
+    )
+
+    progress("big listpacks")
+    listpack_rows = listpack.compare((128, 512, 1024), counts.listpack_kicks, counts.listpack_rounds)
+    out.append(
+        "### Buffered calls on a Redis configured for big listpack hashes\n\n"
+        "A HINCRBY into a hash still in listpack encoding scans it; staste's calls hold 250 HINCRBYs, cut in "
+        "proportion to the server's `hash-max-listpack-entries` past Redis' default 512 (`calls.counters_budget()`); "
+        "*fixed* is the 1,000 HINCRBYs a call they replaced, in the same run. A Redis of its own per setting; "
+        f"{counts.listpack_kicks:,} buffered kicks a round, flushed, into an empty metrica; medians of "
+        f"{counts.listpack_rounds} rounds (benchmarks/listpack.py). *5 axes*: the workload above (its buckets soon "
+        "outgrow any listpack); *1 axis, 1,000 values*: every bucket a 1,001-field listpack at 1,024, the worst "
+        "case. Redis' own times: mean and longest call (INFO commandstats, SLOWLOG), all the flush's calls.\n\n"
+        + report.table(
+            [
+                "listpack entries",
+                "workload",
+                "HINCRBYs a call",
+                "mean call (ms)",
+                "longest (ms)",
+                "flush (ms)",
+                "fixed: mean call (ms)",
+                "longest (ms)",
+                "flush (ms)",
+            ],
+            [
+                (
+                    f"{row.entries:,}",
+                    row.workload,
+                    row.budget,
+                    row.new.mean_call_ms,
+                    row.new.longest_ms,
+                    row.new.flush_ms,
+                    row.fixed.mean_call_ms,
+                    row.fixed.longest_ms,
+                    row.fixed.flush_ms,
+                )
+                for row in listpack_rows
             ],
         )
     )

@@ -103,6 +103,7 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
         "heaviest reads",
         "large stored axes",
         "outage",
+        "big listpacks",
         "waiting for replicas",
         "async API",
         "memory",
@@ -127,6 +128,10 @@ def test_every_benchmark_runs_and_reports(staste_redis) -> None:
             row = rf"^\| {count} \| {kept} \| {width} \| {number} \| [\d.,]+x \| {number} \| 0 \| [\d.,]+x \|"
             assert re.search(row, text, re.MULTILINE), (count, kept)
     assert re.search(r"^\| previous buffered writer \(957f8bd\), 5 axes \| merged \| [\d.,]+ \|", text, re.MULTILINE)
+    # Big listpacks: a row per setting and workload, the calls cut to 250, 250 and 125 HINCRBYs.
+    for entries, budget in (("128", "250"), ("512", "250"), ("1,024", "125")):
+        for workload in ("5 axes", "1 axis, 1,000 values"):
+            assert re.search(rf"^\| {entries} \| {workload} \| {budget} \|", text, re.MULTILINE), (entries, workload)
     # Waiting for a replica: one WAIT a flush with it, none without.
     assert re.search(r"^\| STASTE_WAIT_REPLICAS=0 \| [\d.,]+ \| 1 \| 0 \| 1.00x \|$", text, re.MULTILINE)
     assert re.search(r"^\| STASTE_WAIT_REPLICAS=1 \| [\d.,]+ \| 1 \| 1 \| [\d.,]+x \|$", text, re.MULTILINE)

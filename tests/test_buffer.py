@@ -450,6 +450,7 @@ def test_a_call_whose_reply_was_lost_is_sent_again_and_not_counted_twice(
     settings.STASTE_SOCKET_TIMEOUT = 0.3
     connection.reset()
     connection.get_redis().ping()  # connected: what times out below is the call, not the handshake
+    assert calls.counters_budget() > 0  # (nor the read of the server's listpack size, once a client)
     blocker = redis.Redis.from_url(own_redis.url)
     blocker.ping()
     busy = threading.Thread(target=blocker.eval, args=(BUSY_SCRIPT, 0, 1500))

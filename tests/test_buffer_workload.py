@@ -4,6 +4,7 @@ holds is compared with a model of what was sent (a Counter of the kicks' axis va
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import threading
@@ -12,6 +13,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import redis
+from django.test import override_settings
 
 from staste import buffer, connection
 from staste.axis import Axis, StoredChoiceAxis
@@ -189,3 +192,57 @@ def test_a_large_backlog_after_an_outage_is_written_in_short_calls(
     assert not call_work.mismatches
     assert box.stats()["dropped"] == 0
     assert_matches(metrica, sent)
+
+
+@pytest.mark.single_redis("configures a server of its own")
+@pytest.mark.parametrize(("entries", "budget"), [(128, 250), (512, 250), (1024, 125), (4096, 31)])
+def test_calls_hold_fewer_counters_where_listpack_hashes_are_bigger(
+    own_redis: RedisServer,
+    monkeypatch,
+    settings,
+    call_work: CallWork,  # noqa: F811
+    entries: int,
+    budget: int,
+) -> None:
+    """A HINCRBY into a listpack hash scans it, so a server that keeps bigger listpacks
+    (hash-max-listpack-entries, -ziplist- on 6.2) gets calls of proportionally fewer counters:
+    about the same Redis time a call, and every count still exact."""
+    admin = redis.Redis(port=own_redis.port)
+    admin.config_set("hash-max-ziplist-entries", entries)  # (7.0 takes the old name too)
+    admin.close()
+    box = Buffer(background=False)
+    monkeypatch.setattr(buffer, "default", box)
+    settings.STASTE_BUFFER_MAX_KEYS = 50_000
+    metrica = traffic()
+    sent = events(8_000, seed=5)
+    kick_all(metrica, sent)
+    assert calls.listpack_entries() == entries and calls.counters_budget() == budget
+    assert box.flush() > 0
+    assert len(call_work.counters) > 5 and max(call_work.counters) <= budget
+    assert sum(call_work.counters) > 4 * budget  # full calls, not many tiny ones
+    assert not call_work.mismatches
+    assert_matches(metrica, sent)
+
+
+@contextlib.contextmanager
+def override_url(url: str) -> Iterator[None]:
+    with override_settings(STASTE_REDIS_URL=url):
+        connection.reset()
+        try:
+            yield
+        finally:
+            connection.reset()
+
+
+@pytest.mark.single_redis("configures a server of its own")
+def test_a_redis_that_refuses_config_is_assumed_at_its_default(own_redis: RedisServer) -> None:
+    with RedisServer(extra_args=["--rename-command", "CONFIG", ""]) as locked, override_url(locked.url):
+        assert calls.listpack_entries() == calls.DEFAULT_LISTPACK_ENTRIES
+        assert calls.counters_budget() == calls.CALL_BUDGET
+    own_redis.stop()
+    assert calls.listpack_entries() == calls.DEFAULT_LISTPACK_ENTRIES  # unreachable: assumed, not kept
+    own_redis.start()
+    admin = redis.Redis(port=own_redis.port)
+    admin.config_set("hash-max-ziplist-entries", 2048)
+    admin.close()
+    assert calls.counters_budget() == 62  # read once Redis answers (2,048: a quarter)

@@ -241,7 +241,7 @@ def write(kicks: Iterable[Kick]) -> int:
     own; returns how many (distinct, merged) kicks were written.
 
     The way to put many kicks into Redis at once (data imported, a demo's or a test's history):
-    one short call per ``calls.CALL_BUDGET`` counters rather than one call per kick.  Raises
+    one short call per ``calls.counters_budget()`` counters rather than one call per kick.  Raises
     what kept Redis from taking them all (RedisUnavailable, or the error Redis answered).
     """
     held = Held()

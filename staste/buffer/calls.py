@@ -14,9 +14,14 @@ one a hash), and the HDEL of each counter a take-back brings back to 0 (up to on
 A call that fails midway takes back what it did (up to its HINCRBYs again).  So a call runs its
 budget and a few commands more, up to about twice its budget when it takes counters back and
 three times when it fails after its last counter; all of these are as cheap as a HINCRBY.
-What no count of commands sees is what one HINCRBY costs: a field of a hash still in Redis'
-compact listpack encoding (up to ``hash-max-listpack-entries`` fields) is found by a scan, so a
-call into big listpack hashes takes longer than one into small or hashtable ones.
+What a count of commands alone would miss is what one HINCRBY costs: a field of a hash still
+in Redis' compact listpack encoding (up to ``hash-max-listpack-entries`` fields, 128 by default)
+is found by a scan: a server configured for bigger listpacks scans longer (1,000 HINCRBYs into
+1,001-field listpacks took 6.4 ms at 1,024 against 3.0 ms at Redis' default 512;
+benchmarks/listpack.py, Redis 7.0).  So the HINCRBYs of a
+counters.lua call are cut to ``counters_budget()``: ``CALL_BUDGET`` where listpacks hold at
+most ``LISTPACK_ENTRIES_PER_UNIT`` fields, proportionally fewer where they may hold more (the
+server's setting is read once per client; the largest of a cluster's primaries).
 
 The budgets are the contract a test checks: the work each call was given, which is
 deterministic, not how long it took (tests/test_buffer_workload.py; the time a call takes is
@@ -25,17 +30,32 @@ measured by ``make bench``).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
+import redis
 import redis.cluster
 
 from staste import connection, kicks, scripts
+from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick
 
-#: What one counters.lua call may cost Redis, in HINCRBYs (one takes about a microsecond inside
-#: a script): about a millisecond, ten times under the 10 ms a shared Redis may pause for, so
-#: that a loaded machine (where a call's wall time stretches) keeps the bound too.
-CALL_BUDGET = 1000
+#: What one counters.lua call may cost Redis, in HINCRBYs, where hashes keep at most Redis'
+#: default of listpack fields: a fraction of a millisecond (0.38 ms on average, 1.0 ms the longest,
+#: at 5 axes by make bench, where calls of 1,000 took 1.4-1.7 ms and up to 5.6 ms, for the same
+#: Redis time a kick), so that a loaded machine, which stretches any call, keeps it short too.
+CALL_BUDGET = 250
+#: Redis' own default hash-max-listpack-entries (-ziplist- before 7; the redis.conf it ships, and
+#: Debian's, set 128): assumed when CONFIG cannot be read.
+DEFAULT_LISTPACK_ENTRIES = 512
+#: Listpack fields a HINCRBY may scan for the price of one ``CALL_BUDGET`` unit: past it, a
+#: call's HINCRBYs are cut in proportion (1,024 fields: half as many, 2,048: a quarter), so that
+#: a call into full listpacks costs about what it costs at Redis' default (make bench: 1,000
+#: HINCRBYs into 1,001-field listpacks took 6.4 ms at 1,024, 3.0 ms at 512, 1.7 ms at 128).
+LISTPACK_ENTRIES_PER_UNIT = DEFAULT_LISTPACK_ENTRIES
+#: Per Redis client: the most fields its server keeps a hash in listpack encoding for.
+_listpack_entries: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Most stored-choices decisions (members) one choices.lua call makes (each costs a few calls).
 DECISIONS_PER_CALL = 300
 #: What one ids.lua call may cost Redis, in ids PFADDed (a key costs ``KEY_COST`` more: EXISTS,
@@ -47,6 +67,37 @@ KEY_COST = 3
 
 def cluster() -> bool:
     return isinstance(connection.get_redis(), redis.cluster.RedisCluster)
+
+
+def listpack_entries() -> int:
+    """The most fields a hash keeps in listpack encoding on staste's Redis (on a cluster, the
+    largest of its primaries'): ``hash-max-listpack-entries`` (``-ziplist-`` before Redis 7).
+    Read once per client; DEFAULT_LISTPACK_ENTRIES when CONFIG is disabled (managed services),
+    and, not kept, when Redis cannot be reached."""
+    client = connection.get_redis()
+    known = _listpack_entries.get(client)
+    if known is not None:
+        return known
+    try:
+        with scripts.translated_errors():
+            if isinstance(client, redis.cluster.RedisCluster):
+                primaries = client.get_primaries()
+                replies = [client.config_get("hash-max-*-entries", target_nodes=node) for node in primaries]
+            else:
+                replies = [client.config_get("hash-max-*-entries")]
+    except RedisUnavailable:
+        return DEFAULT_LISTPACK_ENTRIES
+    except redis.ResponseError:  # CONFIG renamed or disabled
+        replies = []
+    found = [int(value) for reply in replies for value in reply.values()]
+    _listpack_entries[client] = entries = max(found, default=DEFAULT_LISTPACK_ENTRIES)
+    return entries
+
+
+def counters_budget() -> int:
+    """The HINCRBYs one counters.lua (or kick.lua) call may make on staste's Redis: CALL_BUDGET,
+    cut in proportion where listpack hashes may hold more than LISTPACK_ENTRIES_PER_UNIT fields."""
+    return max(1, CALL_BUDGET * LISTPACK_ENTRIES_PER_UNIT // max(LISTPACK_ENTRIES_PER_UNIT, listpack_entries()))
 
 
 def counters_work(chunks: Sequence[kicks.Chunk]) -> int:

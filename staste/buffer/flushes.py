@@ -150,7 +150,7 @@ class Flushes:
         first are sent while the next are added up); the last one marked."""
         decided = kicks.all_decided(flush.kicks, depths)
         made: Call | None = None
-        for chunks in calls.counters(kicks.merged_counters(decided), calls.CALL_BUDGET):
+        for chunks in calls.counters(kicks.merged_counters(decided), calls.counters_budget()):
             if made is not None:
                 yield self._queued(made)
             made = counters_call(flush, chunks)
@@ -280,7 +280,7 @@ class Flushes:
         back = [counters_call(flush, done.work.chunks, back=True) for done in flush.written if done.work.chunks]
         one_by_one = [
             Call("kick", *kicks.batch_keys_and_args(batch), base=batch[0].metrica.base, work=Part(flush, batch=batch))
-            for batch in calls.kick_by_kick(flush.kicks, calls.CALL_BUDGET)
+            for batch in calls.kick_by_kick(flush.kicks, calls.counters_budget())
         ]
         one_by_one += users_calls(flush, flush.kicks)  # (kick.lua writes no marks; setting a bit again is harmless)
         flush.written = []
