@@ -89,7 +89,7 @@ def listpack_entries() -> int:
         return DEFAULT_LISTPACK_ENTRIES
     except redis.ResponseError:  # CONFIG renamed or disabled
         replies = []
-    found = [int(value) for reply in replies for value in reply.values()]
+    found = [int(value) for reply in replies for value in reply.values() if value is not None]
     _listpack_entries[client] = entries = max(found, default=DEFAULT_LISTPACK_ENTRIES)
     return entries
 
