@@ -115,6 +115,15 @@ def test_pies_keep_to_a_few_slices_with_whole_legends_and_bars_take_the_rest(
     assert bars["labels"][0] == "70" and bars["labels"][-1] == REST_LABEL
     assert bars["data"][: BAR_LIMIT - 1] == sorted(bars["data"][: BAR_LIMIT - 1], reverse=True)
     assert page.locator("#staste-breakdown-table tbody tr").count() == 63  # the table keeps every value
+    # The rest (ages 8 to 59) dwarfs the bars above it: the axis is scaled to those, and the
+    # rest's bar, running off its end, has its number written there.
+    rest = sum(age - 7 for age in range(8, 71 - (BAR_LIMIT - 1)))
+    assert bars["data"][-1] == rest
+    end, written = page.eval_on_selector(
+        "#staste-breakdown",
+        "canvas => { const c = Chart.getChart(canvas); return [c.scales.x.max, c.options.plugins.stasteRest.text]; }",
+    )
+    assert end < rest and written == f"{rest:,}"
 
     page.goto(live_server.url + "/admin/staste/test_latency/?_measure=count")
     wait_drawn(page)

@@ -324,6 +324,7 @@
       return ticks;
     }
     var scales = {};
+    var restText = null;  // the pooled rest's number, drawn at the axis' end when its bar runs off
     if (!pie) {
       var labelTicks = { color: colors.quiet, maxRotation: 0, autoSkip: true, autoSkipPadding: 16 };
       if (spec.horizontal) {
@@ -336,13 +337,14 @@
         scales.y = { display: !compact, ticks: labelTicks, grid: { display: false } };
         scales.x = { display: !compact, beginAtZero: true, ticks: valueTicks("y"), grid: { color: colors.grid }, title: axisTitle("y") };
         // The pooled rest can dwarf the values ranked above it: the axis is scaled to those,
-        // and the rest's bar runs off its end (its number is in the tooltip and the table).
+        // and the rest's bar runs off its end, its number written there (restLayer).
         var data = ((spec.datasets || [])[0] || {}).data || [];
         if (spec.pooled && data.length > 1) {
           var largest = Math.max.apply(null, data.slice(0, -1).map(function (v) { return v || 0; }));
           if (data[data.length - 1] > largest * 1.5) {
             var step = Math.pow(10, Math.floor(Math.log10(largest * 1.2)));
             scales.x.max = Math.ceil(largest * 1.2 / (step / 2)) * (step / 2);
+            restText = formatNumber(data[data.length - 1]);
             var restLabel = labelTicks.callback;
             labelTicks.callback = function (value, index) {
               var text = restLabel.call(this, value, index);
@@ -381,7 +383,7 @@
     return {
       type: spec.type === "pie" ? "pie" : spec.type,
       data: { labels: spec.labels || [], datasets: datasets },
-      plugins: [annotationLayer],
+      plugins: [annotationLayer, restLayer],
       options: {
         // Numbers on axes and in tooltips in the page's language (<html lang="ru">: 1 234,5).
         locale: LANGUAGE,
@@ -403,6 +405,7 @@
           if (target) { target.style.cursor = elements.length && links[elements[0].index] ? "pointer" : "default"; }
         },
         plugins: {
+          stasteRest: { text: restText },
           legend: {
             display: !compact && (pie || datasets.length > 1 || (spec.type === "line" && partial.length > 0)),
             onClick: function (event, item, legend) {
@@ -491,6 +494,35 @@
   function noteColor(chart) {
     return themeColors(chart.canvas).text;
   }
+
+  // The pooled rest's bar, when it runs off an axis scaled to the values ranked above it,
+  // carries its number at the axis' end: the cut bar alone would not say how far it goes.
+  var restLayer = {
+    id: "stasteRest",
+    afterDatasetsDraw: function (chart, args, options) {
+      var text = options && options.text;
+      var area = chart.chartArea;
+      var meta = chart.getDatasetMeta(0);
+      var bar = meta && meta.data[meta.data.length - 1];
+      if (!text || !area || !bar || !chart.isDatasetVisible(0)) { return; }
+      var colors = themeColors(chart.canvas);
+      var ctx = chart.ctx;
+      ctx.save();
+      ctx.font = "600 12px system-ui, -apple-system, 'Segoe UI', sans-serif";
+      var width = ctx.measureText(text).width + 12;
+      var height = Math.max(14, Math.min(20, (bar.height || 16) - 2));
+      var x = area.right - width - 3;
+      ctx.fillStyle = colors.background;
+      ctx.globalAlpha = 0.92;
+      ctx.fillRect(x, bar.y - height / 2, width, height);
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = colors.text;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText(text, x + width / 2, bar.y);
+      ctx.restore();
+    }
+  };
 
   var annotationLayer = {
     id: "stasteAnnotations",
