@@ -261,9 +261,11 @@ class NumberNode(_MetricaNode):
         except OptionError as exc:
             _fail(self.tag, exc)
             return ""
+        unread = ""  # what prints when the number could not be read: nothing
         try:
             with budget(setting="STASTE_MAX_PUBLIC_QUERY_WORK"):
                 value = options.number()
+                unread = NO_NUMBER  # read: None is a span not held or not begun, or nothing to average
         except _REDIS_DOWN as exc:
             logger.warning("staste: %s of %s not read: %s", options.kind, options.metrica.name, exc)
             value = None
@@ -273,13 +275,18 @@ class NumberNode(_MetricaNode):
         if self.target:
             context[self.target] = value
             return ""
-        return format_number(value)
+        return unread if value is None else format_number(value)
+
+
+#: What a number tag prints for a span Redis no longer holds or that has not begun, or an
+#: average of nothing: a dash, as the admin shows it, never a 0 (nor an empty gap in a sentence).
+NO_NUMBER = "—"
 
 
 def format_number(value: int | float | None) -> str:
     """How a number tag prints: grouped thousands, and two decimals when the number has any."""
     if value is None:
-        return ""
+        return NO_NUMBER
     if isinstance(value, float) and not value.is_integer():
         return str(floatformat(value, "-2g"))
     return number_format(int(value), force_grouping=True)
