@@ -121,6 +121,31 @@ def test_a_value_keeps_its_colour_across_a_filter_and_in_a_public_chart(live_ser
     assert browser_page.eval_on_selector("#staste-breakdown", PIE_COLORS) == genders
 
 
+#: The colours a pie drawn from ``spec`` gives its slices (staste's own config()).
+SLICE_COLORS = """spec => StasteCharts.config(spec, document.createElement("canvas"))
+  .data.datasets[0].backgroundColor"""
+
+
+def test_a_hashed_value_never_takes_a_declared_values_colour(live_server, browser_page, people) -> None:
+    """A value no axis declares takes a colour from its text's hash; one declared later in the
+    same chart keeps its declared colour all the same, and the hashed one moves on."""
+    User.objects.create_superuser("admin", "admin@example.com", "staste-pw")
+    log_in(browser_page, live_server.url)
+    browser_page.goto(live_server.url + "/admin/staste/test_people/?_span=all")
+    wait_drawn(browser_page)
+
+    def colors(labels: list[str], declared: list[int | None]) -> list[str]:
+        spec = {"type": "pie", "labels": labels, "colors": declared, "datasets": [{"data": [1] * len(labels)}]}
+        return browser_page.evaluate(SLICE_COLORS, spec)
+
+    (first,) = colors(["declared"], [0])
+    clashing = next(f"v{n}" for n in range(500) if colors([f"v{n}"], [None]) == [first])  # hashes to slot 0
+    hashed, declared = colors([clashing, "declared"], [None, 0])
+    assert declared == first and hashed != first
+    together = colors([clashing, "a", "b", "declared", "c"], [None, None, None, 0, None])
+    assert len(set(together)) == 5 and together[3] == first
+
+
 def test_a_phone_sees_the_numbers_of_the_slowest_views_beside_their_names(live_server, chromium, register) -> None:  # noqa: F811
     axes = [("view", StoredChoiceAxis())]
     latency = register(AveragedMetrica(name="test_speed", axes=axes, multiplier=1000, histogram=True, unit="ms"))

@@ -228,14 +228,17 @@
   function valueSlots(names, declared) {
     var slots = [];
     var taken = {};
+    function fixed(j) { return declared && declared[j] !== null && declared[j] !== undefined; }
+    // Declared values first, wherever they stand, so that a hashed value never takes their colour.
     names.forEach(function (name, j) {
-      var fixed = declared && declared[j] !== null && declared[j] !== undefined;
-      var slot = fixed ? declared[j] % PALETTE.length : hashSlot(name);
-      if (!fixed) {
-        for (var k = 0; k < PALETTE.length && taken[slot]; k++) { slot = (slot + 1) % PALETTE.length; }
-      }
+      if (fixed(j)) { slots[j] = declared[j] % PALETTE.length; taken[slots[j]] = true; }
+    });
+    names.forEach(function (name, j) {
+      if (fixed(j)) { return; }
+      var slot = hashSlot(name);
+      for (var k = 0; k < PALETTE.length && taken[slot]; k++) { slot = (slot + 1) % PALETTE.length; }
       taken[slot] = true;
-      slots.push(slot);
+      slots[j] = slot;
     });
     return slots;
   }
