@@ -17,7 +17,7 @@ import redis
 
 from staste import buffer, connection, reads
 from staste.axis import HierarchicalAxis, StoredChoiceAxis
-from staste.exceptions import RedisUnavailable
+from staste.exceptions import QueryTooExpensive, RedisUnavailable
 from staste.metrica import Metrica
 from staste.query import budget
 from staste.testing import RedisServer
@@ -88,6 +88,25 @@ def test_a_hierarchical_axis_of_many_nodes_is_read_by_parts_too(staste_redis) ->
         found = tree.filter(path=("top",)).iterate("path")
     assert len(found) == 6000 and {total for _, total in found} == {1}
     assert commands_run(staste_redis, "sscan") > 0
+    # The budget's count of the node's children does not list the set in each call either:
+    # past 4,096 members every member is charged (the read scans them all anyway).
+    assert commands_run(staste_redis, "smembers") == 0
+
+
+def test_a_small_hierarchical_axis_is_charged_its_children_a_large_one_its_members(staste_redis) -> None:
+    small = Metrica(name="small_tree", axes=[("path", HierarchicalAxis(max_choices=0))], date_scales=["year"])
+    buffer.write([small.prepare_kick(date=DATE, path=("top", f"n{n}")) for n in range(50)])
+    buffer.write([small.prepare_kick(date=DATE, path=("other", "only"))])
+    large = Metrica(name="large_tree", axes=[("path", HierarchicalAxis(max_choices=0))], date_scales=["year"])
+    buffer.write([large.prepare_kick(date=DATE, path=("top", f"n{n}")) for n in range(5000)])
+    buffer.write([large.prepare_kick(date=DATE, path=("other", "only"))])
+    # (the large set: top, other, only and 5,000 nodes; the overflow part costs one more)
+    for metrica, charged in ((small, 2), (large, 5003 + 1)):
+        with pytest.raises(QueryTooExpensive) as refused, budget(1):
+            metrica.filter(path=("other",)).iterate("path")
+        assert refused.value.work == charged, metrica.name
+        with budget(charged):
+            assert metrica.filter(path=("other",)).iterate("path") == [(("other", "only"), 1)]
 
 
 def test_a_read_that_times_out_is_not_sent_again(own_redis: RedisServer, settings) -> None:

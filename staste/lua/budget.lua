@@ -125,9 +125,15 @@ local function member_slice(set, parent, part, parts, first, wanted)
   return members, size
 end
 
+-- The values of `set` a read of `parent`'s children costs.  Counting a node's children lists
+-- the set, and every call of a batch counts: so past CHILDREN_LISTED members the whole set is
+-- charged instead (SCARD, an upper bound read at once; the read scans that many members
+-- anyway), and no call lists a large set.
+local CHILDREN_LISTED = 4096
 local function children_of(set, parent)
-  if parent == '' then
-    return call('SCARD', set)
+  local size = call('SCARD', set)
+  if parent == '' or size > CHILDREN_LISTED then
+    return size
   end
   local n = 0
   for _, member in ipairs(call('SMEMBERS', set)) do
