@@ -87,6 +87,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # A buffered kick that finds the buffer full waits for a flush while Redis takes its calls; it is
     # dropped when no call went through for this many seconds (at once while Redis is unreachable).
     "STASTE_BUFFER_MAX_WAIT": 5.0,
+    # The server's hash-max-listpack-entries, where staste may not read it (CONFIG GET refused: a
+    # least-privilege user, a managed service) and it is not Redis' default 512: a buffered call
+    # holds fewer counters where listpack hashes may be bigger (staste/buffer/calls.py). None: read.
+    "STASTE_LISTPACK_ENTRIES": None,
     # Replicas that must hold a buffered call before it counts as written (Redis WAIT, on each
     # primary the flush wrote to); otherwise the call stays queued and is sent again by the next
     # flush (numbered calls make that safe).  0: a call counts once its primary ran it, and a
@@ -170,6 +174,7 @@ _ENV_CASTS: dict[str, Any] = {
     "STASTE_BUFFER_MAX_BYTES": int,
     "STASTE_BUFFER_MAX_WAIT": float,
     "STASTE_FLUSH_ON_SIGTERM": bool,
+    "STASTE_LISTPACK_ENTRIES": int,
     "STASTE_WAIT_REPLICAS": int,
     "STASTE_WAIT_TIMEOUT": float,
     "STASTE_MIDDLEWARE_ENABLED": bool,

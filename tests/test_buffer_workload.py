@@ -246,3 +246,8 @@ def test_a_redis_that_refuses_config_is_assumed_at_its_default(own_redis: RedisS
     admin.config_set("hash-max-ziplist-entries", 2048)
     admin.close()
     assert calls.counters_budget() == 62  # read once Redis answers (2,048: a quarter)
+
+
+def test_the_setting_stands_for_a_server_that_cannot_be_asked(settings) -> None:
+    settings.STASTE_LISTPACK_ENTRIES = 1024
+    assert calls.listpack_entries() == 1024 and calls.counters_budget() == calls.CALL_BUDGET // 2

@@ -37,7 +37,7 @@ from typing import Any
 import redis
 import redis.cluster
 
-from staste import connection, kicks, scripts
+from staste import conf, connection, kicks, scripts
 from staste.exceptions import RedisUnavailable
 from staste.kicks import Kick
 
@@ -72,8 +72,12 @@ def cluster() -> bool:
 def listpack_entries() -> int:
     """The most fields a hash keeps in listpack encoding on staste's Redis (on a cluster, the
     largest of its primaries'): ``hash-max-listpack-entries`` (``-ziplist-`` before Redis 7).
-    Read once per client; DEFAULT_LISTPACK_ENTRIES when CONFIG is disabled (managed services),
-    and, not kept, when Redis cannot be reached."""
+    Read once per client; STASTE_LISTPACK_ENTRIES when set, DEFAULT_LISTPACK_ENTRIES when CONFIG
+    is refused (a least-privilege user, a managed service), and, not kept, when Redis cannot be
+    reached."""
+    given = conf.get("STASTE_LISTPACK_ENTRIES")
+    if given is not None:
+        return max(1, int(given))
     client = connection.get_redis()
     known = _listpack_entries.get(client)
     if known is not None:
