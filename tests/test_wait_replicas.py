@@ -111,6 +111,32 @@ def test_a_flush_counts_once_a_replica_holds_it_and_is_kept_while_none_does(
         time.sleep(0.02)
 
 
+@pytest.mark.single_redis("a primary and a replica of its own")
+def test_a_bulk_write_waits_for_the_replica_then_says_what_it_could_not_confirm(replicated_server, settings) -> None:
+    primary, replica = replicated_server
+    settings.STASTE_REDIS_URL = primary.url
+    settings.STASTE_WAIT_REPLICAS = 1
+    settings.STASTE_WAIT_TIMEOUT = 0.05
+    settings.STASTE_BUFFER_MAX_WAIT = 5.0
+    connection.reset()
+    counted = Metrica(name="imported", axes=[("kind", StoredChoiceAxis())])
+    counted.kick(kind="warm-up")
+    frozen(replica)
+    threading.Timer(0.3, thawed, args=[replica]).start()  # back while write() sends the calls again
+    assert buffer.write([counted.prepare_kick(kind=f"k{n % 7}") for n in range(70)]) == 7
+    assert counted.total() == 71
+
+    settings.STASTE_BUFFER_MAX_WAIT = 0.3
+    frozen(replica)
+    try:
+        with pytest.raises(NotReplicated):
+            buffer.write([counted.prepare_kick(kind="late") for _ in range(5)])
+        assert counted.total() == 76  # on the primary, once: not confirmed by its replica
+    finally:
+        thawed(replica)
+    connection.reset()
+
+
 @pytest.mark.single_redis("a primary of its own")
 def test_without_a_replica_nothing_is_confirmed_and_the_check_says_why(settings, fresh_buffer) -> None:
     with RedisServer() as alone:

@@ -59,6 +59,7 @@ from staste.buffer.flushes import Flushes
 from staste.buffer.held import Held
 from staste.buffer.schedule import Schedule
 from staste.buffer.status import Status
+from staste.exceptions import NotReplicated
 from staste.kicks import Kick
 
 logger = logging.getLogger("staste")
@@ -242,7 +243,11 @@ def write(kicks: Iterable[Kick]) -> int:
 
     The way to put many kicks into Redis at once (data imported, a demo's or a test's history):
     one short call per ``calls.counters_budget()`` counters rather than one call per kick.  Raises
-    what kept Redis from taking them all (RedisUnavailable, or the error Redis answered).
+    what kept Redis from taking them all (RedisUnavailable, or the error Redis answered).  With
+    ``STASTE_WAIT_REPLICAS``, calls the replicas have not confirmed are sent again (Redis answers
+    "already written") for up to ``STASTE_BUFFER_MAX_WAIT`` seconds; then NotReplicated: the
+    kicks are on the primary, not yet confirmed by its replicas (write them again and they
+    would count twice).
     """
     held = Held()
     for kick in kicks:
@@ -252,11 +257,16 @@ def write(kicks: Iterable[Kick]) -> int:
     flushes = Flushes(lock, status)
     flushes.in_flight = len(held)
     flushes.write(held.kicks())
+    written = flushes.written
+    deadline = time.monotonic() + float(conf.get("STASTE_BUFFER_MAX_WAIT"))
+    while isinstance(status.error, NotReplicated) and flushes.chain.queue and time.monotonic() < deadline:
+        flushes.resend()
+        written += flushes.written
     if status.error is not None:
         raise status.error
     if status.quarantine_error is not None:
         raise status.quarantine_error
-    return flushes.written
+    return written
 
 
 def _before_fork() -> None:
