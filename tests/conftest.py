@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -200,3 +200,17 @@ def quiet_buffer(monkeypatch):  # type: ignore[no-untyped-def]
     box = buffer.Buffer(background=False)
     monkeypatch.setattr(buffer, "default", box)
     return box
+
+
+@pytest.fixture
+def report(request, capsys) -> Iterator[Callable[[str], None]]:
+    """Lines a reliability test measured (kicks made, lost, counted twice), printed to the
+    terminal even under -q and without -s, tagged with the module's REPORT_TAG ("reliability"
+    unless it says otherwise), and kept in the test's junit properties."""
+    tag = getattr(request.module, "REPORT_TAG", "reliability")
+    lines: list[str] = []
+    yield lines.append
+    for line in lines:
+        request.node.user_properties.append((tag, line))
+        with capsys.disabled():
+            print(f"\n[{tag}] {request.node.name}: {line}")

@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,13 +24,8 @@ from staste.testing import RedisServer
 TIMEOUT = 0.4  # STASTE_SOCKET_TIMEOUT of these tests: stalls are measured against it
 
 
-@pytest.fixture
-def report(request, capsys) -> Iterator[Callable[[str], None]]:
-    lines: list[str] = []
-    yield lines.append
-    for line in lines:
-        with capsys.disabled():
-            print(f"\n[exactly-once] {request.node.name}: {line}")
+#: How this module's figures are tagged in the terminal (tests/conftest.py's report).
+REPORT_TAG = "exactly-once"
 
 
 @pytest.fixture

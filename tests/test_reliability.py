@@ -35,17 +35,6 @@ D = datetime.datetime
 PROCESSES, THREADS, KICKS_PER_THREAD = 8, 4, 120
 
 
-@pytest.fixture
-def report(request, capsys) -> Iterator[Callable[[str], None]]:
-    """Print a line about this test to the terminal, even under -q and without -s."""
-    lines: list[str] = []
-    yield lines.append
-    for line in lines:
-        request.node.user_properties.append(("reliability", line))
-        with capsys.disabled():
-            print(f"\n[reliability] {request.node.name}: {line}")
-
-
 @pytest.fixture(params=["server", "cluster"])
 def target(request, redis_server, settings) -> str:
     """Run a test once against the session's server and once against a 3-primary cluster."""

@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -29,15 +29,6 @@ from staste.axis import StoredChoiceAxis
 from staste.exceptions import NotReplicated
 from staste.metrica import Metrica
 from staste.testing import QUICK_REPLICATION, RedisCluster, RedisServer, cluster_support
-
-
-@pytest.fixture
-def report(request, capsys) -> Iterator[Callable[[str], None]]:
-    lines: list[str] = []
-    yield lines.append
-    for line in lines:
-        with capsys.disabled():
-            print(f"\n[reliability] {request.node.name}: {line}")
 
 
 @pytest.fixture
