@@ -244,6 +244,10 @@ def test_dashboard_reports_the_buffered_writer_and_what_it_dropped(
     assert 'data-stat="dropped"><strong>4</strong> dropped</span>' in body
     assert 'data-stat="pending"><strong>2</strong> pending</span>' in body and 'data-stat="written">' in body
     assert "kicks were dropped" in body and 'class="staste-buffer staste-warning"' in body
+    assert 'data-stat="wait_replicas"' not in body
+    settings.STASTE_WAIT_REPLICAS = 2
+    body = text(staff_client.get("/admin/staste/"))
+    assert 'data-stat="wait_replicas">each flush confirmed by 2 replicas</span>' in body
 
 
 # -- the metrica page ----------------------------------------------------------------------------

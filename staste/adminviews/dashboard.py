@@ -170,6 +170,7 @@ def dashboard(request: HttpRequest, site: AdminSite) -> HttpResponse:
         buffer_error=stats["last_error"],
         buffer_dropped=bool(stats["dropped"]),
         buffer_quarantine=stats["last_quarantine"],
+        wait_replicas=conf.get("STASTE_WAIT_REPLICAS"),
     )
     return TemplateResponse(request, TEMPLATE, context)
 
