@@ -66,7 +66,7 @@ def thawed(server: RedisServer) -> None:
 
 @pytest.mark.single_redis("a primary and a replica of its own")
 def test_a_flush_counts_once_a_replica_holds_it_and_is_kept_while_none_does(
-    replicated_server, settings, fresh_buffer
+    replicated_server, settings, fresh_buffer, caplog
 ) -> None:
     primary, replica = replicated_server
     settings.STASTE_REDIS_URL = primary.url
@@ -95,6 +95,9 @@ def test_a_flush_counts_once_a_replica_holds_it_and_is_kept_while_none_does(
     assert buffer.flush() == 2
     assert buffer.stats()["pending"] == 0 and buffer.stats()["last_error"] is None
     assert counted.total() == 5 and sorted(counted.iterate("kind")) == [("a", 3), ("b", 1), ("c", 1)]
+    logged = [record.getMessage() for record in caplog.records if record.name == "staste"]
+    assert sum("holding 2 until replicas confirm them" in line for line in logged) == 1  # once, not per flush
+    assert sum("replicas of Redis at" in line and "confirm writes again" in line for line in logged) == 1
     held = redis.Redis(port=replica.port)
     deadline = time.monotonic() + 10
     while held.dbsize() != redis.Redis(port=primary.port).dbsize():  # (the replica caught up)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from staste import conf, connection
+from staste.exceptions import NotReplicated
 
 logger = logging.getLogger("staste")
 
@@ -64,14 +65,17 @@ class Status:
         if not self.failing:
             return
         with self._lock:
-            recovered = self.failing
+            recovered, unreplicated = self.failing, isinstance(self.error, NotReplicated)
             dropped = self.dropped - self.dropped_before_outage
             self.failing = False
             self.full_reported = False
             self.error = None
         if recovered:
             logger.warning(
-                "staste: Redis at %s is back: writing %d held kicks; %d were dropped while it was away",
+                "staste: the replicas of Redis at %s confirm writes again: writing %d held kicks; %d were dropped "
+                "meanwhile"
+                if unreplicated
+                else "staste: Redis at %s is back: writing %d held kicks; %d were dropped while it was away",
                 connection.describe(),
                 self._pending(),
                 dropped,
@@ -95,10 +99,11 @@ class Status:
             self.error = exc
         if not dropped and starting:
             logger.warning(
-                "staste: cannot write buffered kicks (%s); holding %d until Redis is back (at most "
+                "staste: cannot write buffered kicks (%s); holding %d until %s (at most "
                 "STASTE_BUFFER_MAX_KEYS=%s distinct kicks and STASTE_BUFFER_MAX_BYTES=%s bytes)",
                 exc,
                 self._pending(),
+                "replicas confirm them" if isinstance(exc, NotReplicated) else "Redis is back",
                 conf.get("STASTE_BUFFER_MAX_KEYS"),
                 conf.get("STASTE_BUFFER_MAX_BYTES"),
             )
