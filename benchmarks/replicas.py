@@ -21,7 +21,7 @@ from django.test import override_settings
 
 from benchmarks import measure, workloads
 from staste import buffer, connection
-from staste.testing import QUICK_REPLICATION, RedisServer
+from staste.testing import replicated_server
 
 AXES = 5
 
@@ -46,16 +46,8 @@ def _waits(client: redis.Redis) -> int:
 
 
 def compare(kicks: int, rounds: int, probes: int = 500) -> tuple[list[ReplicaRow], WaitCost]:
-    primary = RedisServer(extra_args=QUICK_REPLICATION)
-    with primary, RedisServer(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]):
+    with replicated_server() as (primary, _):
         admin = redis.Redis(port=primary.port)
-        deadline = time.monotonic() + 20
-        # The primary counts the replica in WAIT once its first acknowledgement came (up to a
-        # second after the sync): until then a WAIT answers 0.
-        admin.set("bench_replicas:synced", 1)
-        while admin.wait(1, 100) < 1:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the benchmark's replica did not sync")
         try:
             rows = _rounds(primary.url, admin, kicks, rounds)
             return rows, _wait_cost(primary.url, admin, probes)

@@ -11,6 +11,7 @@ Redis Cluster out of such servers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -143,6 +145,30 @@ class RedisServer:
 CLUSTER_SLOTS = 16384
 #: Replicas sync at once (Redis otherwise waits 5 s for more replicas to share a diskless sync).
 QUICK_REPLICATION = ["--repl-diskless-sync-delay", "0"]
+
+
+@contextlib.contextmanager
+def replicated_server(timeout: float = 20) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A primary and one replica on loopback, yielded once the primary counts the replica in
+    WAIT: from its first acknowledgement, up to a second after the sync (until then a WAIT
+    answers 0, and a flush waiting for replicas would be kept and sent again).
+
+    >>> with replicated_server() as (primary, replica):     # doctest: +SKIP
+    ...     redis.Redis.from_url(primary.url).wait(1, 100)
+    1
+    """
+    primary = RedisServer(extra_args=QUICK_REPLICATION)
+    with primary, RedisServer(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
+        admin = redis.Redis(port=primary.port)
+        try:
+            admin.set("staste:testing:synced", 1)
+            deadline = time.monotonic() + timeout
+            while admin.wait(1, 100) < 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the replica :{replica.port} of :{primary.port} did not sync")
+        finally:
+            admin.close()
+        yield primary, replica
 
 
 def cluster_support() -> str | None:

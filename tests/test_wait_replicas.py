@@ -24,27 +24,18 @@ import pytest
 import redis
 from django.core import checks as django_checks
 
-from staste import buffer, checks, connection
+from staste import buffer, checks, connection, testing
 from staste.axis import StoredChoiceAxis
 from staste.exceptions import NotReplicated
 from staste.metrica import Metrica
-from staste.testing import QUICK_REPLICATION, RedisCluster, RedisServer, cluster_support
+from staste.testing import RedisCluster, RedisServer, cluster_support
 
 
 @pytest.fixture
 def replicated_server() -> Iterator[tuple[RedisServer, RedisServer]]:
-    """A primary and its replica, in sync."""
-    primary = RedisServer(extra_args=QUICK_REPLICATION)
-    with primary, RedisServer(extra_args=["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
-        # The primary counts the replica in WAIT once its first acknowledgement came (up to a
-        # second after the sync): until then a WAIT answers 0.
-        admin = redis.Redis(port=primary.port)
-        admin.set("synced", 1)
-        deadline = time.monotonic() + 20
-        while admin.wait(1, 100) < 1:
-            assert time.monotonic() < deadline, "the replica did not sync"
-        admin.close()
-        yield primary, replica
+    """A primary and its replica, in sync (counted by WAIT)."""
+    with testing.replicated_server() as pair:
+        yield pair
 
 
 @pytest.fixture
